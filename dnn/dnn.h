@@ -1,0 +1,124 @@
+/* dnn — dynamic-DNN models and their execution.
+ *
+ * A model's convolution channels are split into G groups trained incrementally,
+ * so the first g groups form a complete smaller network. A loaded model is
+ * immutable and holds one execution plan per active-group count g; running at
+ * g reads a prefix/sub-block of the same mmap'ed weights, allocates nothing and
+ * copies nothing.
+ *
+ * This module knows nothing about clusters, budgets or sockets: it is given a
+ * group count and, through a thread pool, a cpuset to run on.
+ */
+#ifndef GEARBOX_DNN_H
+#define GEARBOX_DNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hwloc.h>
+
+#define DNN_MAX_GROUPS 64
+
+enum dnn_layer_type {
+	DNN_CONV2D,
+	DNN_RELU,
+	DNN_MAXPOOL,
+	DNN_AVGPOOL,
+	DNN_FLATTEN,
+	DNN_LINEAR,
+	DNN_SOFTMAX,
+};
+
+/* How a layer's output channel groups read its input channel groups. */
+enum dnn_connectivity {
+	DNN_CONN_NONE,    /* layer without weights */
+	DNN_CONN_DENSE,   /* first layer (reads the whole input) or classifier
+	                     (produces every class from the active inputs) */
+	DNN_CONN_GROUPED, /* output group k reads input group k only */
+	DNN_CONN_NESTED,  /* output group k reads input groups 1..k */
+};
+
+/* Kernel families: the plain reference, im2col+CBLAS, and the optimised path
+ * (CBLAS with fused epilogues, vectorised pooling, multi-threaded). */
+enum dnn_kernels {
+	DNN_KERNELS_REF,
+	DNN_KERNELS_BLAS,
+	DNN_KERNELS_FAST,
+};
+
+struct dnn_model;
+struct dnn_pool;
+struct dnn_exec;
+
+/* What one layer looks like when `groups` groups are active. */
+struct dnn_layer_info {
+	enum dnn_layer_type type;
+	const char *name;          /* layer name ("" for unnamed layers) */
+	enum dnn_connectivity connectivity;
+	unsigned in_c, in_h, in_w;  /* active input shape */
+	unsigned out_c, out_h, out_w; /* active output shape */
+	unsigned kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+	uint64_t params;            /* weights + biases read at this g */
+	uint64_t macs;              /* multiply-accumulates at this g */
+};
+
+/* Load and validate a model file (safetensors container, see
+ * docs/model-format.md). Returns NULL and sets *cause naming the file, the
+ * tensor or key, and the problem. */
+struct dnn_model *dnn_model_load(const char *path, char **cause);
+void dnn_model_free(struct dnn_model *model);
+
+const char *dnn_model_name(const struct dnn_model *model);
+const char *dnn_model_path(const struct dnn_model *model);
+unsigned dnn_model_groups(const struct dnn_model *model);
+/* Input shape (channels, height, width); element counts of input and output. */
+void dnn_model_input_shape(const struct dnn_model *model, unsigned *c, unsigned *h, unsigned *w);
+size_t dnn_model_input_size(const struct dnn_model *model);
+size_t dnn_model_output_size(const struct dnn_model *model);
+unsigned dnn_model_classes(const struct dnn_model *model);
+const char *dnn_model_label(const struct dnn_model *model, unsigned cls);
+/* Top-1 accuracy in [0,1] measured at export for `groups` active groups, or a
+ * negative value when the file does not say. */
+double dnn_model_accuracy(const struct dnn_model *model, unsigned groups);
+size_t dnn_model_layer_count(const struct dnn_model *model);
+/* Returns 0, or -EINVAL when index or groups are out of range. */
+int dnn_model_layer_info(const struct dnn_model *model, size_t index, unsigned groups,
+                         struct dnn_layer_info *info);
+uint64_t dnn_model_params(const struct dnn_model *model, unsigned groups);
+uint64_t dnn_model_macs(const struct dnn_model *model, unsigned groups);
+/* Bytes of weights touched at `groups` (params * sizeof(float)). */
+uint64_t dnn_model_weight_bytes(const struct dnn_model *model, unsigned groups);
+/* Bytes the file occupies (the mmap). */
+uint64_t dnn_model_file_bytes(const struct dnn_model *model);
+
+/* Turn an 8-bit image in channel-major (CHW) order into the normalised float
+ * input the model expects: (pixel / 255 - mean[c]) / std[c]. */
+void dnn_model_normalize_u8(const struct dnn_model *model, const uint8_t *pixels, float *input);
+
+/* A pool of `threads` threads (the caller's thread counts as one) that run one
+ * inference together. When cpuset is not NULL every thread, the caller's
+ * included while it runs a job, is bound to it. */
+struct dnn_pool *dnn_pool_create(unsigned threads, hwloc_const_cpuset_t cpuset, char **cause);
+void dnn_pool_free(struct dnn_pool *pool);
+unsigned dnn_pool_threads(const struct dnn_pool *pool);
+/* Run fn(arg, index, count) on every thread of the pool, index 0 on the
+ * caller's, and return when all have finished. Not re-entrant. */
+void dnn_pool_run(struct dnn_pool *pool, void (*fn)(void *arg, unsigned index, unsigned count), void *arg);
+
+/* An execution context: the activation and scratch buffers for one inference
+ * at a time, sized for the largest plan. Create one per concurrent worker.
+ * pool may be NULL (run on the caller's thread only). */
+struct dnn_exec *dnn_exec_create(const struct dnn_model *model, struct dnn_pool *pool,
+                                 enum dnn_kernels kernels, char **cause);
+void dnn_exec_free(struct dnn_exec *exec);
+/* Run one inference with `groups` active groups (1..G). input has
+ * dnn_model_input_size() floats, output dnn_model_output_size(). Returns 0 or
+ * -EINVAL for a groups value out of range. Allocates nothing. */
+int dnn_exec_run(struct dnn_exec *exec, unsigned groups, const float *input, float *output);
+
+const char *dnn_kernels_name(enum dnn_kernels kernels);
+int dnn_kernels_parse(const char *name, enum dnn_kernels *kernels);
+const char *dnn_layer_type_name(enum dnn_layer_type type);
+const char *dnn_connectivity_name(enum dnn_connectivity conn);
+
+#endif

@@ -1,0 +1,175 @@
+/* Execution contexts: buffers sized once for the largest plan, then any g runs
+ * by walking the layers with the active-channel views of dnn_layer_blocks().
+ * Nothing is allocated and no weight is copied per inference. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "common/cause.h"
+#include "dnn/kernels.h"
+
+struct dnn_exec {
+	const struct dnn_model *model;
+	struct dnn_pool *pool;
+	enum dnn_kernels family;
+	float *act[2];
+	float *col;
+	float *scratch;
+};
+
+/* The kernel each family uses for each op (flatten needs none). */
+static dnn_kernel_fn *const family_kernels[3][DNN_SOFTMAX + 1] = {
+	[DNN_KERNELS_REF] = {
+		[DNN_CONV2D] = dnn_f32_conv2d_ref, [DNN_LINEAR] = dnn_f32_conv2d_ref,
+		[DNN_MAXPOOL] = dnn_f32_maxpool_ref, [DNN_AVGPOOL] = dnn_f32_avgpool_ref,
+		[DNN_RELU] = dnn_f32_relu_ref, [DNN_SOFTMAX] = dnn_f32_softmax_ref,
+	},
+	[DNN_KERNELS_BLAS] = {
+		[DNN_CONV2D] = dnn_f32_conv2d_gemm, [DNN_LINEAR] = dnn_f32_conv2d_gemm,
+		[DNN_MAXPOOL] = dnn_f32_maxpool_ref, [DNN_AVGPOOL] = dnn_f32_avgpool_ref,
+		[DNN_RELU] = dnn_f32_relu_ref, [DNN_SOFTMAX] = dnn_f32_softmax_ref,
+	},
+	[DNN_KERNELS_FAST] = {
+		[DNN_CONV2D] = dnn_f32_conv2d_gemm_fused, [DNN_LINEAR] = dnn_f32_conv2d_gemm_fused,
+		[DNN_MAXPOOL] = dnn_f32_maxpool_vec, [DNN_AVGPOOL] = dnn_f32_avgpool_vec,
+		[DNN_RELU] = dnn_f32_relu_vec, [DNN_SOFTMAX] = dnn_f32_softmax_ref,
+	},
+};
+
+static const char *const family_names[] = { "ref", "blas", "fast" };
+
+const char *
+dnn_kernels_name(enum dnn_kernels k)
+{
+	return (unsigned)k < 3 ? family_names[k] : "?";
+}
+
+int
+dnn_kernels_parse(const char *name, enum dnn_kernels *k)
+{
+	for (unsigned i = 0; i < 3; i++) {
+		if (strcmp(name, family_names[i]) == 0) {
+			*k = (enum dnn_kernels)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Our pool provides the parallelism (bound to the placement's cpuset), so
+ * OpenBLAS must not start threads of its own. */
+static void
+blas_single_threaded(void)
+{
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+	extern void openblas_set_num_threads(int);
+	openblas_set_num_threads(1);
+#endif
+}
+
+struct dnn_exec *
+dnn_exec_create(const struct dnn_model *model, struct dnn_pool *pool, enum dnn_kernels family, char **cause)
+{
+	static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+	struct dnn_exec *e;
+	unsigned threads = dnn_pool_threads(pool);
+
+	if ((unsigned)family > DNN_KERNELS_FAST) {
+		set_cause(cause, "unknown kernel family %d", (int)family);
+		return NULL;
+	}
+	pthread_once(&blas_once, blas_single_threaded);
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		set_cause(cause, "out of memory");
+		return NULL;
+	}
+	e->model = model;
+	e->pool = pool;
+	e->family = family;
+	e->act[0] = malloc(model->max_act * sizeof(float));
+	e->act[1] = malloc(model->max_act * sizeof(float));
+	e->col = malloc((model->max_col + 1) * sizeof(float));
+	e->scratch = malloc(((size_t)threads * model->max_w + 1) * sizeof(float));
+	if (e->act[0] == NULL || e->act[1] == NULL || e->col == NULL || e->scratch == NULL) {
+		set_cause(cause, "out of memory for %zu-value activation buffers", model->max_act);
+		dnn_exec_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+void
+dnn_exec_free(struct dnn_exec *e)
+{
+	if (e == NULL)
+		return;
+	free(e->act[0]);
+	free(e->act[1]);
+	free(e->col);
+	free(e->scratch);
+	free(e);
+}
+
+struct op_job {
+	dnn_kernel_fn *fn;
+	const struct dnn_op *op;
+};
+
+static void
+run_share(void *arg, unsigned index, unsigned count)
+{
+	const struct op_job *job = arg;
+
+	job->fn(job->op, index, count);
+}
+
+int
+dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
+{
+	const struct dnn_model *m = e->model;
+	const float *src = input;
+	float *dst = NULL;
+	unsigned next = 0;
+	bool threaded = e->family == DNN_KERNELS_FAST && dnn_pool_threads(e->pool) > 1;
+
+	if (g < 1 || g > m->groups)
+		return -EINVAL;
+	if (threaded)
+		dnn_pool_enter(e->pool);
+	for (size_t i = 0; i < m->n_layers; i++) {
+		const struct dnn_layer *l = &m->layers[i];
+		struct dnn_op op = { .layer = l, .g = g, .G = m->groups, .in = src, .col = e->col, .scratch = e->scratch };
+		struct op_job job = { .fn = family_kernels[e->family][l->type], .op = &op };
+
+		if (l->type == DNN_FLATTEN)
+			continue; /* CHW order already is the flat order */
+		op.n = (size_t)dnn_active_out(l, g, m->groups) * l->out_h * l->out_w;
+		/* ReLU and softmax work in place, except on the caller's input. */
+		if ((l->type == DNN_RELU || l->type == DNN_SOFTMAX) && src != input) {
+			dst = (float *)src;
+		} else {
+			dst = e->act[next];
+			next ^= 1;
+		}
+		op.out = dst;
+		if (e->family == DNN_KERNELS_FAST && (l->type == DNN_CONV2D || l->type == DNN_LINEAR) &&
+		    i + 1 < m->n_layers && m->layers[i + 1].type == DNN_RELU) {
+			op.relu = true;
+			i++; /* the ReLU is fused into this layer's epilogue */
+		}
+		if (threaded)
+			dnn_pool_run(e->pool, run_share, &job);
+		else
+			job.fn(&op, 0, 1);
+		src = dst;
+	}
+	memcpy(output, src, m->classes * sizeof(float));
+	if (threaded)
+		dnn_pool_leave(e->pool);
+	return 0;
+}

@@ -1,0 +1,73 @@
+/* Private to dnn/: the in-memory model and the per-layer views shared by the
+ * loader, the plans and the kernels. Not installed, not for other modules. */
+#ifndef GEARBOX_DNN_INTERNAL_H
+#define GEARBOX_DNN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dnn/dnn.h"
+
+/* One layer at full width. Linear layers are kept as 1x1 convolutions over a
+ * 1x1 map so that one set of kernels serves both. */
+struct dnn_layer {
+	enum dnn_layer_type type;
+	enum dnn_connectivity conn;
+	char *name;
+	unsigned in_c, in_h, in_w;
+	unsigned out_c, out_h, out_w;
+	unsigned kh, kw, sh, sw, ph, pw;
+	bool in_grouped, out_grouped; /* are input/output channels split in G groups */
+	const float *weight;          /* row o holds weight_cols floats; NULL without weights */
+	const float *bias;            /* out_c floats, or NULL */
+	unsigned weight_cols;
+};
+
+struct dnn_model {
+	char *path;
+	char *name;
+	void *map;
+	size_t map_size;
+	unsigned groups;
+	unsigned in_c, in_h, in_w;
+	unsigned classes;
+	float *mean, *std; /* in_c each */
+	char **labels;     /* classes strings */
+	double accuracy[DNN_MAX_GROUPS];
+	size_t n_layers;
+	struct dnn_layer *layers;
+	size_t max_act;    /* largest activation (floats) of any layer at full width */
+	size_t max_col;    /* largest im2col matrix (floats) */
+	unsigned max_w;    /* widest input row of a pooling layer */
+};
+
+/* Channels of a layer's input/output that are live with g of G groups. */
+static inline unsigned
+dnn_active_in(const struct dnn_layer *l, unsigned g, unsigned G)
+{
+	return l->in_grouped ? l->in_c / G * g : l->in_c;
+}
+
+static inline unsigned
+dnn_active_out(const struct dnn_layer *l, unsigned g, unsigned G)
+{
+	return l->out_grouped ? l->out_c / G * g : l->out_c;
+}
+
+/* A rectangular piece of a weighted layer's work at one g: output rows
+ * [row0,row1) read input channels [ch0,ch1); the weight column of input
+ * channel c is (c - wch0) * kh * kw. */
+struct dnn_block {
+	unsigned row0, row1, ch0, ch1, wch0;
+};
+
+/* Fill blocks (at most DNN_MAX_GROUPS) for layer l at g; returns the count. */
+unsigned dnn_layer_blocks(const struct dnn_layer *l, unsigned g, unsigned G, struct dnn_block *blocks);
+
+
+
+/* Bind the calling thread to the pool's cpuset for the duration of one
+ * inference (saving its old binding), and put it back afterwards. */
+void dnn_pool_enter(struct dnn_pool *pool);
+void dnn_pool_leave(struct dnn_pool *pool);
+#endif

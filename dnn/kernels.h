@@ -1,0 +1,59 @@
+/* Private to dnn/ and its tests: the CPU kernels. Names encode
+ * type_op_variant; DNN_KERNEL_LIST drives their declarations, the dispatch
+ * table in exec.c and the kernel tests (each variant against the reference of
+ * its op). */
+#ifndef GEARBOX_DNN_KERNELS_H
+#define GEARBOX_DNN_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dnn/internal.h"
+
+/* One layer at one active-group count. */
+struct dnn_op {
+	const struct dnn_layer *layer;
+	unsigned g, G;
+	const float *in;
+	float *out;       /* may equal in for relu/softmax */
+	float *col;       /* conv: im2col scratch of layer in_c*kh*kw*out_h*out_w floats */
+	float *scratch;   /* pooling: parts * layer->in_w floats of row buffers */
+	bool relu;        /* conv: apply ReLU in the epilogue */
+	size_t n;         /* relu/softmax: number of elements */
+};
+
+/* Each kernel does its share `part` of `parts` (0 <= part < parts); shares are
+ * disjoint, so parts may run concurrently. (0, 1) does the whole op. */
+typedef void dnn_kernel_fn(const struct dnn_op *op, unsigned part, unsigned parts);
+
+/* X(name, op type, reference kernel of that op) */
+#define DNN_KERNEL_LIST(X)                                                 \
+	X(f32_conv2d_ref, DNN_CONV2D, f32_conv2d_ref)                     \
+	X(f32_conv2d_gemm, DNN_CONV2D, f32_conv2d_ref)                    \
+	X(f32_conv2d_gemm_fused, DNN_CONV2D, f32_conv2d_ref)              \
+	X(f32_maxpool_ref, DNN_MAXPOOL, f32_maxpool_ref)                  \
+	X(f32_maxpool_vec, DNN_MAXPOOL, f32_maxpool_ref)                  \
+	X(f32_avgpool_ref, DNN_AVGPOOL, f32_avgpool_ref)                  \
+	X(f32_avgpool_vec, DNN_AVGPOOL, f32_avgpool_ref)                  \
+	X(f32_relu_ref, DNN_RELU, f32_relu_ref)                           \
+	X(f32_relu_vec, DNN_RELU, f32_relu_ref)                           \
+	X(f32_softmax_ref, DNN_SOFTMAX, f32_softmax_ref)
+
+#define DNN_DECLARE_KERNEL(name, type, ref) dnn_kernel_fn dnn_##name;
+DNN_KERNEL_LIST(DNN_DECLARE_KERNEL)
+#undef DNN_DECLARE_KERNEL
+
+/* Linear layers run through the conv2d kernels (1x1 over a 1x1 map). */
+
+/* [first, last) of n items for share `part` of `parts`, rounded to `align`. */
+static inline void
+dnn_share(size_t n, unsigned part, unsigned parts, size_t align, size_t *first, size_t *last)
+{
+	size_t chunk = (n + parts - 1) / parts;
+
+	chunk = (chunk + align - 1) / align * align;
+	*first = chunk * part < n ? chunk * part : n;
+	*last = *first + chunk < n ? *first + chunk : n;
+}
+
+#endif

@@ -1,0 +1,470 @@
+/* gearbox model info|eval|bench */
+#include "config.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "dnn/dnn.h"
+#include "tools/gearbox/cli.h"
+#include "tools/gearbox/dataset.h"
+
+/* Options common to the model verbs. */
+struct model_opts {
+	bool json;
+	const char *groups;
+	const char *dataset;
+	const char *cpuset;
+	unsigned long threads, iterations, warmup, limit;
+	enum dnn_kernels kernels;
+};
+
+static void
+model_usage(FILE *out)
+{
+	fputs("Usage: gearbox model info FILE [--json]\n"
+	      "       gearbox model eval FILE --dataset DIR [--groups N|all] [--limit N] [--threads N]\n"
+	      "                              [--kernels ref|blas|fast] [--json]\n"
+	      "       gearbox model bench FILE [--groups N|all] [--threads N] [--iterations N] [--warmup N]\n"
+	      "                              [--kernels ref|blas|fast] [--cpuset LIST] [--json]\n"
+	      "\n"
+	      "  --dataset DIR     Fashion-MNIST/MNIST IDX test set folder (e.g. /usr/share/datasets/fashion-mnist)\n"
+	      "                    or a CIFAR-10 binary test batch (test_batch.bin, or its folder)\n"
+	      "  --groups N|all    active channel groups to run (default all: every g from 1 to G)\n"
+	      "  --limit N         evaluate only the first N images\n"
+	      "  --threads N       threads for one inference (default 1)\n"
+	      "  --iterations N    timed runs per g (default 200), after --warmup runs (default 20)\n"
+	      "  --kernels K       kernel family: fast (default), blas (im2col + GEMM), ref (plain C)\n"
+	      "  --cpuset LIST     bind the threads to these CPUs (hwloc list syntax, e.g. 0-3)\n"
+	      "  --json            machine-readable output (keys documented in gearbox(1))\n",
+	      out);
+}
+
+static int
+parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },         { "groups", required_argument, NULL, 'g' },
+		{ "dataset", required_argument, NULL, 'd' }, { "threads", required_argument, NULL, 't' },
+		{ "iterations", required_argument, NULL, 'n' }, { "warmup", required_argument, NULL, 'w' },
+		{ "limit", required_argument, NULL, 'l' },  { "kernels", required_argument, NULL, 'k' },
+		{ "cpuset", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->threads = 1;
+	o->iterations = 200;
+	o->warmup = 20;
+	o->kernels = DNN_KERNELS_FAST;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': o->json = true; break;
+		case 'g': o->groups = optarg; break;
+		case 'd': o->dataset = optarg; break;
+		case 'c': o->cpuset = optarg; break;
+		case 't':
+			if (cli_parse_uint(optarg, 1, 1024, &o->threads) != 0) {
+				cli_error("--threads must be a number from 1 to 1024, not '%s'", optarg);
+				return -1;
+			}
+			break;
+		case 'n':
+			if (cli_parse_uint(optarg, 1, 10000000, &o->iterations) != 0) {
+				cli_error("--iterations must be a positive number, not '%s'", optarg);
+				return -1;
+			}
+			break;
+		case 'w':
+			if (cli_parse_uint(optarg, 0, 10000000, &o->warmup) != 0) {
+				cli_error("--warmup must be a number, not '%s'", optarg);
+				return -1;
+			}
+			break;
+		case 'l':
+			if (cli_parse_uint(optarg, 1, 100000000, &o->limit) != 0) {
+				cli_error("--limit must be a positive number, not '%s'", optarg);
+				return -1;
+			}
+			break;
+		case 'k':
+			if (dnn_kernels_parse(optarg, &o->kernels) != 0) {
+				cli_error("--kernels must be ref, blas or fast, not '%s'", optarg);
+				return -1;
+			}
+			break;
+		case 'h': model_usage(stdout); exit(0);
+		default: model_usage(stderr); return -1;
+		}
+	}
+	if (optind + 1 != argc) {
+		cli_error(optind == argc ? "missing model FILE" : "too many arguments (one model FILE expected)");
+		return -1;
+	}
+	*file = argv[optind];
+	return 0;
+}
+
+static void
+print_json(struct json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+static struct json_object *
+json_shape(unsigned c, unsigned h, unsigned w)
+{
+	struct json_object *a = json_object_new_array();
+
+	json_object_array_add(a, json_object_new_int((int)c));
+	json_object_array_add(a, json_object_new_int((int)h));
+	json_object_array_add(a, json_object_new_int((int)w));
+	return a;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int
+model_info(const struct dnn_model *m, const struct model_opts *o)
+{
+	unsigned G = dnn_model_groups(m), c, h, w;
+	struct dnn_layer_info li;
+
+	dnn_model_input_shape(m, &c, &h, &w);
+	if (o->json) {
+		struct json_object *root = json_object_new_object(), *layers = json_object_new_array();
+		struct json_object *per = json_object_new_array(), *labels = json_object_new_array();
+		json_object_object_add(root, "name", json_object_new_string(dnn_model_name(m)));
+		json_object_object_add(root, "path", json_object_new_string(dnn_model_path(m)));
+		json_object_object_add(root, "file_bytes", json_object_new_int64((int64_t)dnn_model_file_bytes(m)));
+		json_object_object_add(root, "groups", json_object_new_int((int)G));
+		json_object_object_add(root, "input_shape", json_shape(c, h, w));
+		for (unsigned i = 0; i < dnn_model_classes(m); i++)
+			json_object_array_add(labels, json_object_new_string(dnn_model_label(m, i)));
+		json_object_object_add(root, "labels", labels);
+		for (size_t i = 0; i < dnn_model_layer_count(m); i++) {
+			struct json_object *lo = json_object_new_object();
+			dnn_model_layer_info(m, i, G, &li);
+			json_object_object_add(lo, "type", json_object_new_string(dnn_layer_type_name(li.type)));
+			json_object_object_add(lo, "name", json_object_new_string(li.name));
+			json_object_object_add(lo, "connectivity", json_object_new_string(dnn_connectivity_name(li.connectivity)));
+			json_object_object_add(lo, "output_shape", json_shape(li.out_c, li.out_h, li.out_w));
+			json_object_object_add(lo, "params", json_object_new_int64((int64_t)li.params));
+			json_object_object_add(lo, "macs", json_object_new_int64((int64_t)li.macs));
+			json_object_array_add(layers, lo);
+		}
+		json_object_object_add(root, "layers", layers);
+		for (unsigned g = 1; g <= G; g++) {
+			struct json_object *go = json_object_new_object();
+			double acc = dnn_model_accuracy(m, g);
+			json_object_object_add(go, "active", json_object_new_int((int)g));
+			json_object_object_add(go, "params", json_object_new_int64((int64_t)dnn_model_params(m, g)));
+			json_object_object_add(go, "macs", json_object_new_int64((int64_t)dnn_model_macs(m, g)));
+			json_object_object_add(go, "flops", json_object_new_int64((int64_t)(2 * dnn_model_macs(m, g))));
+			json_object_object_add(go, "weight_bytes", json_object_new_int64((int64_t)dnn_model_weight_bytes(m, g)));
+			json_object_object_add(go, "accuracy", acc >= 0 ? json_object_new_double(acc) : NULL);
+			json_object_array_add(per, go);
+		}
+		json_object_object_add(root, "per_group", per);
+		print_json(root);
+		return 0;
+	}
+
+	printf("model      %s\nfile       %s (%.2f MB)\ngroups     G=%u\ninput      %ux%ux%u (CxHxW)\nclasses    %u:",
+	       dnn_model_name(m), dnn_model_path(m), (double)dnn_model_file_bytes(m) / 1e6, G, c, h, w,
+	       dnn_model_classes(m));
+	for (unsigned i = 0; i < dnn_model_classes(m); i++)
+		printf("%s %s", i ? "," : "", dnn_model_label(m, i));
+	printf("\n\n%-3s %-10s %-12s %-9s %-16s %12s %14s\n", "#", "type", "name", "groups", "output (g=G)", "params",
+	       "MACs");
+	for (size_t i = 0; i < dnn_model_layer_count(m); i++) {
+		char shape[48];
+		dnn_model_layer_info(m, i, G, &li);
+		snprintf(shape, sizeof(shape), "%ux%ux%u", li.out_c, li.out_h, li.out_w);
+		printf("%-3zu %-10s %-12s %-9s %-16s %12llu %14llu\n", i, dnn_layer_type_name(li.type), li.name,
+		       li.connectivity == DNN_CONN_NONE ? "-" : dnn_connectivity_name(li.connectivity), shape,
+		       (unsigned long long)li.params, (unsigned long long)li.macs);
+	}
+	printf("\n%-3s %12s %12s %14s %10s\n", "g", "params", "MFLOPs", "weight bytes", "accuracy");
+	for (unsigned g = 1; g <= G; g++) {
+		double acc = dnn_model_accuracy(m, g);
+		char accs[16] = "-";
+		if (acc >= 0)
+			snprintf(accs, sizeof(accs), "%.2f%%", 100.0 * acc);
+		printf("%-3u %12llu %12.2f %14llu %10s\n", g, (unsigned long long)dnn_model_params(m, g),
+		       2.0 * (double)dnn_model_macs(m, g) / 1e6, (unsigned long long)dnn_model_weight_bytes(m, g), accs);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static struct dnn_pool *
+make_pool(const struct model_opts *o)
+{
+	hwloc_bitmap_t set = NULL;
+	struct dnn_pool *pool;
+	char *cause = NULL;
+
+	if (o->cpuset != NULL) {
+		set = hwloc_bitmap_alloc();
+		if (hwloc_bitmap_list_sscanf(set, o->cpuset) != 0 || hwloc_bitmap_iszero(set)) {
+			cli_error("--cpuset '%s' is not a CPU list such as 0-3 or 0,2", o->cpuset);
+			hwloc_bitmap_free(set);
+			return NULL;
+		}
+	}
+	pool = dnn_pool_create((unsigned)o->threads, set, &cause);
+	if (pool == NULL) {
+		cli_error("%s", cause);
+		free(cause);
+	}
+	hwloc_bitmap_free(set);
+	return pool;
+}
+
+static unsigned
+argmax(const float *v, unsigned n)
+{
+	unsigned best = 0;
+
+	for (unsigned i = 1; i < n; i++)
+		if (v[i] > v[best])
+			best = i;
+	return best;
+}
+
+static int
+model_eval(const struct dnn_model *m, const struct model_opts *o)
+{
+	struct dataset ds;
+	struct dnn_pool *pool = NULL;
+	struct dnn_exec *exec = NULL;
+	unsigned first, last, c, h, w, classes = dnn_model_classes(m);
+	size_t n, correct[DNN_MAX_GROUPS + 1] = { 0 }, plane;
+	float *input = NULL, *output = NULL;
+	char *cause = NULL;
+	bool progress = isatty(STDERR_FILENO) && !o->json;
+	double t0 = cli_now_us();
+	int ret = 1;
+
+	if (o->dataset == NULL) {
+		cli_error("model eval needs --dataset DIR (e.g. /usr/share/datasets/fashion-mnist)");
+		return EXIT_USAGE;
+	}
+	if (cli_parse_groups(o->groups, dnn_model_groups(m), &first, &last) != 0)
+		return EXIT_USAGE;
+	if (dataset_open(&ds, o->dataset, &cause) != 0) {
+		cli_error("%s", cause);
+		free(cause);
+		dataset_close(&ds);
+		return 1;
+	}
+	dnn_model_input_shape(m, &c, &h, &w);
+	if (ds.channels != c || ds.height != h || ds.width != w) {
+		cli_error("%s: images are %ux%ux%u but %s expects %ux%ux%u", o->dataset, ds.channels, ds.height, ds.width,
+		          dnn_model_name(m), c, h, w);
+		goto out;
+	}
+	for (size_t i = 0; i < ds.count; i++) {
+		if (ds.labels[i] >= classes) {
+			cli_error("%s: image %zu has label %u but the model has %u classes", o->dataset, i, ds.labels[i], classes);
+			goto out;
+		}
+	}
+	n = o->limit && o->limit < ds.count ? o->limit : ds.count;
+	plane = (size_t)c * h * w;
+	input = malloc(plane * sizeof(float));
+	output = malloc(classes * sizeof(float));
+	if (input == NULL || output == NULL || (pool = make_pool(o)) == NULL)
+		goto out;
+	if ((exec = dnn_exec_create(m, pool, o->kernels, &cause)) == NULL) {
+		cli_error("%s", cause);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		dnn_model_normalize_u8(m, ds.pixels + i * plane, input);
+		for (unsigned g = first; g <= last; g++) {
+			dnn_exec_run(exec, g, input, output);
+			correct[g] += argmax(output, classes) == ds.labels[i];
+		}
+		if (progress && (i + 1) % 500 == 0) {
+			double el = (cli_now_us() - t0) / 1e6;
+			fprintf(stderr, "\r  %zu/%zu images, %.0f s elapsed, about %.0f s left ", i + 1, n, el,
+			        el / (double)(i + 1) * (double)(n - i - 1));
+		}
+	}
+	if (progress)
+		fputs("\r\033[K", stderr);
+
+	if (o->json) {
+		struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
+		json_object_object_add(root, "model", json_object_new_string(dnn_model_name(m)));
+		json_object_object_add(root, "dataset", json_object_new_string(ds.description));
+		for (unsigned g = first; g <= last; g++) {
+			struct json_object *go = json_object_new_object();
+			json_object_object_add(go, "active", json_object_new_int((int)g));
+			json_object_object_add(go, "accuracy", json_object_new_double((double)correct[g] / (double)n));
+			json_object_object_add(go, "samples", json_object_new_int64((int64_t)n));
+			json_object_array_add(groups, go);
+		}
+		json_object_object_add(root, "groups", groups);
+		print_json(root);
+	} else {
+		printf("%s on %s, %zu images, %s kernels\n\n%-3s %10s %10s %14s\n", dnn_model_name(m), ds.description, n,
+		       dnn_kernels_name(o->kernels), "g", "top-1", "correct", "file says");
+		for (unsigned g = first; g <= last; g++) {
+			double acc = dnn_model_accuracy(m, g);
+			char accs[16] = "-";
+			if (acc >= 0)
+				snprintf(accs, sizeof(accs), "%.2f%%", 100.0 * acc);
+			printf("%-3u %9.2f%% %10zu %14s\n", g, 100.0 * (double)correct[g] / (double)n, correct[g], accs);
+		}
+	}
+	ret = 0;
+out:
+	free(cause);
+	dnn_exec_free(exec);
+	dnn_pool_free(pool);
+	free(input);
+	free(output);
+	dataset_close(&ds);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------ */
+
+struct bench_result {
+	unsigned g;
+	double min_us, median_us, p99_us, mean_us;
+};
+
+static int
+model_bench(const struct dnn_model *m, const struct model_opts *o)
+{
+	struct dnn_pool *pool = NULL;
+	struct dnn_exec *exec = NULL;
+	struct bench_result res[DNN_MAX_GROUPS];
+	unsigned first, last, nres = 0;
+	size_t in_n = dnn_model_input_size(m);
+	float *input = malloc(in_n * sizeof(float)), *output = malloc(dnn_model_output_size(m) * sizeof(float));
+	double *samples = malloc(o->iterations * sizeof(double));
+	char *cause = NULL;
+	int ret = 1;
+	uint32_t seed = 12345;
+
+	if (cli_parse_groups(o->groups, dnn_model_groups(m), &first, &last) != 0) {
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	if (input == NULL || output == NULL || samples == NULL || (pool = make_pool(o)) == NULL)
+		goto out;
+	if ((exec = dnn_exec_create(m, pool, o->kernels, &cause)) == NULL) {
+		cli_error("%s", cause);
+		goto out;
+	}
+	/* A fixed pseudo-random input: timing does not depend on the values. */
+	for (size_t i = 0; i < in_n; i++) {
+		seed = seed * 1664525u + 1013904223u;
+		input[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+	}
+	for (unsigned g = first; g <= last; g++) {
+		double sum = 0;
+		for (unsigned long i = 0; i < o->warmup; i++)
+			dnn_exec_run(exec, g, input, output);
+		for (unsigned long i = 0; i < o->iterations; i++) {
+			double t = cli_now_us();
+			dnn_exec_run(exec, g, input, output);
+			samples[i] = cli_now_us() - t;
+			sum += samples[i];
+		}
+		res[nres].g = g;
+		res[nres].mean_us = sum / (double)o->iterations;
+		res[nres].min_us = cli_quantile(samples, o->iterations, 0.0);
+		res[nres].median_us = cli_quantile(samples, o->iterations, 0.5);
+		res[nres].p99_us = cli_quantile(samples, o->iterations, 0.99);
+		nres++;
+	}
+	if (o->json) {
+		struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
+		json_object_object_add(root, "model", json_object_new_string(dnn_model_name(m)));
+		json_object_object_add(root, "kernels", json_object_new_string(dnn_kernels_name(o->kernels)));
+		json_object_object_add(root, "iterations", json_object_new_int64((int64_t)o->iterations));
+		for (unsigned i = 0; i < nres; i++) {
+			struct json_object *go = json_object_new_object();
+			json_object_object_add(go, "active", json_object_new_int((int)res[i].g));
+			json_object_object_add(go, "threads", json_object_new_int((int)o->threads));
+			json_object_object_add(go, "min_us", json_object_new_double(res[i].min_us));
+			json_object_object_add(go, "median_us", json_object_new_double(res[i].median_us));
+			json_object_object_add(go, "p99_us", json_object_new_double(res[i].p99_us));
+			json_object_object_add(go, "throughput_per_s", json_object_new_double(1e6 / res[i].mean_us));
+			json_object_object_add(go, "macs", json_object_new_int64((int64_t)dnn_model_macs(m, res[i].g)));
+			json_object_array_add(groups, go);
+		}
+		json_object_object_add(root, "groups", groups);
+		print_json(root);
+	} else {
+		printf("%s, %s kernels, %lu thread%s, %lu runs after %lu warm-up\n\n%-3s %10s %10s %10s %12s %10s\n",
+		       dnn_model_name(m), dnn_kernels_name(o->kernels), o->threads, o->threads == 1 ? "" : "s",
+		       o->iterations, o->warmup, "g", "min us", "median us", "p99 us", "inferences/s", "GFLOP/s");
+		for (unsigned i = 0; i < nres; i++)
+			printf("%-3u %10.1f %10.1f %10.1f %12.1f %10.2f\n", res[i].g, res[i].min_us, res[i].median_us,
+			       res[i].p99_us, 1e6 / res[i].mean_us,
+			       2.0 * (double)dnn_model_macs(m, res[i].g) / res[i].median_us / 1e3);
+		if (nres > 1)
+			printf("\ntime dynamic range t(g=%u)/t(g=%u) = %.2fx (median)\n", res[nres - 1].g, res[0].g,
+			       res[nres - 1].median_us / res[0].median_us);
+	}
+	ret = 0;
+out:
+	free(cause);
+	dnn_exec_free(exec);
+	dnn_pool_free(pool);
+	free(input);
+	free(output);
+	free(samples);
+	return ret;
+}
+
+int
+cmd_model(int argc, char **argv)
+{
+	struct model_opts o;
+	struct dnn_model *m;
+	const char *verb, *file;
+	char *cause = NULL;
+	int ret;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		model_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	verb = argv[1];
+	if (strcmp(verb, "info") != 0 && strcmp(verb, "eval") != 0 && strcmp(verb, "bench") != 0) {
+		cli_error("unknown model command '%s' (info, eval, bench)", verb);
+		return EXIT_USAGE;
+	}
+	if (parse_model_opts(argc - 1, argv + 1, &o, &file) != 0)
+		return EXIT_USAGE;
+	if ((m = dnn_model_load(file, &cause)) == NULL) {
+		cli_error("%s", cause ? cause : "cannot load model");
+		free(cause);
+		return 1;
+	}
+	if (strcmp(verb, "info") == 0)
+		ret = model_info(m, &o);
+	else if (strcmp(verb, "eval") == 0)
+		ret = model_eval(m, &o);
+	else
+		ret = model_bench(m, &o);
+	dnn_model_free(m);
+	return ret;
+}

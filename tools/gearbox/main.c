@@ -1,0 +1,49 @@
+/* gearbox — the offline toolkit: inspect, evaluate and benchmark models
+ * without a daemon. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/gearbox/cli.h"
+
+static void
+usage(FILE *out)
+{
+	fputs("Usage: gearbox COMMAND ...\n"
+	      "\n"
+	      "Offline toolkit of the gearbox runtime adaptation daemon.\n"
+	      "\n"
+	      "Commands:\n"
+	      "  model info FILE [--json]                 layers, parameters, FLOPs and accuracy per g\n"
+	      "  model eval FILE --dataset DIR [...]      top-1 accuracy per active-group count\n"
+	      "  model bench FILE [...]                   latency per active-group count\n"
+	      "\n"
+	      "Options:\n"
+	      "  -h, --help       show this help (also after a command: gearbox model --help)\n"
+	      "  -V, --version    show the version\n"
+	      "\n"
+	      "See gearbox(1).\n",
+	      out);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("gearbox %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "model") == 0)
+		return cmd_model(argc - 1, argv + 1);
+	cli_error("unknown command '%s' (try 'gearbox --help')", argv[1]);
+	return EXIT_USAGE;
+}
