@@ -703,12 +703,18 @@ parse_graph(struct loader *ld, struct dnn_model *m)
 	n = json_object_array_length(layers);
 	if (n == 0 || n > MAX_LAYERS)
 		return fail(ld, "graph: %zu layers (expected 1 to %u)", n, MAX_LAYERS);
+	/* Find the first weighted layer and the classifier: their connectivity
+	 * is fixed (dense), which every other layer's validation depends on. */
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *t;
-		const char *ts;
-		if (json_object_object_get_ex(json_object_array_get_idx(layers, i), "type", &t) &&
-		    (ts = json_object_get_string(t)) != NULL &&
-		    (strcmp(ts, "conv2d") == 0 || strcmp(ts, "linear") == 0)) {
+		enum dnn_layer_type type;
+		if (!json_object_object_get_ex(json_object_array_get_idx(layers, i), "type", &t) ||
+		    !json_object_is_type(t, json_type_string))
+			return fail(ld, "graph: layers[%zu] has no string key 'type'", i);
+		if (parse_layer_type(json_object_get_string(t), &type) != 0)
+			return fail(ld, "graph: layers[%zu] has unknown type '%s' (conv2d, relu, maxpool, avgpool, flatten, "
+			            "linear, softmax)", i, json_object_get_string(t));
+		if (type == DNN_CONV2D || type == DNN_LINEAR) {
 			if (first_w == SIZE_MAX)
 				first_w = i;
 			last_w = i;

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,7 +15,10 @@
 #include "common/cause.h"
 #include "dnn/internal.h"
 
-#define SPIN_ROUNDS 20000
+/* About 50 us of polling before sleeping; every 32 rounds the spinner yields so
+ * that a pool larger than the cores it runs on still makes progress. */
+#define SPIN_ROUNDS 4096
+#define YIELD_EVERY 32
 
 struct dnn_pool {
 	unsigned threads;
@@ -39,8 +43,12 @@ struct worker_start {
 };
 
 static inline void
-cpu_relax(void)
+cpu_relax(int round)
 {
+	if (round % YIELD_EVERY == YIELD_EVERY - 1) {
+		sched_yield();
+		return;
+	}
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
 #elif defined(__aarch64__) || defined(__arm__)
@@ -56,7 +64,7 @@ wait_generation(struct dnn_pool *pool, unsigned long seen)
 	for (int i = 0; i < SPIN_ROUNDS; i++) {
 		if ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) != seen)
 			return now;
-		cpu_relax();
+		cpu_relax(i);
 	}
 	pthread_mutex_lock(&pool->lock);
 	while ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen && !atomic_load(&pool->stop))
@@ -205,7 +213,7 @@ dnn_pool_run(struct dnn_pool *pool, void (*fn)(void *arg, unsigned index, unsign
 	for (int i = 0; i < SPIN_ROUNDS; i++) {
 		if (atomic_load_explicit(&pool->remaining, memory_order_acquire) == 0)
 			return;
-		cpu_relax();
+		cpu_relax(i);
 	}
 	pthread_mutex_lock(&pool->lock);
 	while (atomic_load_explicit(&pool->remaining, memory_order_acquire) != 0)

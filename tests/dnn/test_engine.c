@@ -1,1 +1,264 @@
-int main(void){return 0;}
+/* Engine tests: a G-group model run at g computes what a separately-built
+ * model holding only those g groups computes; every kernel family and thread
+ * count agrees; running allocates nothing. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnn/dnn.h"
+#include "dnn/internal.h"
+#include "tests/common/modelgen.h"
+
+static char tmpdir[] = "/tmp/gearbox-test-engine-XXXXXX";
+
+static double
+normalised_error(const float *got, const float *want, size_t n)
+{
+	double diff = 0, norm = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (isnan(got[i]) || isnan(want[i]))
+			return INFINITY;
+		diff += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+		norm += (double)want[i] * want[i];
+	}
+	return sqrt(diff) / (sqrt(norm) > 1e-20 ? sqrt(norm) : 1.0);
+}
+
+static struct dnn_model *
+write_and_load(const char *arch, unsigned keep, uint32_t seed)
+{
+	struct mg_spec spec = *mg_arch(arch);
+	char path[300], *cause = NULL;
+	struct dnn_model *m;
+
+	spec.seed = seed;
+	snprintf(path, sizeof(path), "%s/%s-%u-%u.st", tmpdir, arch, keep, seed);
+	ck_assert_int_eq(mg_write(&spec, path, keep), 0);
+	m = dnn_model_load(path, &cause);
+	ck_assert_msg(m != NULL, "cannot load %s: %s", path, cause);
+	return m;
+}
+
+static float *
+random_input(const struct dnn_model *m, uint32_t seed)
+{
+	size_t n = dnn_model_input_size(m);
+	float *in = malloc(n * sizeof(float));
+
+	for (size_t i = 0; i < n; i++)
+		in[i] = mg_uniform(&seed);
+	return in;
+}
+
+static void
+run(const struct dnn_model *m, unsigned threads, enum dnn_kernels k, unsigned g, const float *in, float *out)
+{
+	char *cause = NULL;
+	struct dnn_pool *pool = dnn_pool_create(threads, NULL, &cause);
+	struct dnn_exec *e;
+
+	ck_assert_msg(pool != NULL, "%s", cause);
+	e = dnn_exec_create(m, pool, k, &cause);
+	ck_assert_msg(e != NULL, "%s", cause);
+	ck_assert_int_eq(dnn_exec_run(e, g, in, out), 0);
+	dnn_exec_free(e);
+	dnn_pool_free(pool);
+}
+
+/* The paper's property: pruning later groups at run time changes nothing in
+ * what the earlier groups compute. */
+static void
+check_exactness(const char *arch)
+{
+	struct dnn_model *full = write_and_load(arch, 0, 3);
+	unsigned G = dnn_model_groups(full);
+	size_t out_n = dnn_model_output_size(full);
+	float *in = random_input(full, 11), *a = malloc(out_n * sizeof(float)), *b = malloc(out_n * sizeof(float));
+
+	for (unsigned g = 1; g <= G; g++) {
+		struct dnn_model *sub = write_and_load(arch, g, 3);
+		ck_assert_uint_eq(dnn_model_groups(sub), g);
+		ck_assert_uint_eq(dnn_model_macs(sub, g), dnn_model_macs(full, g));
+		ck_assert_uint_eq(dnn_model_params(sub, g), dnn_model_params(full, g));
+		for (int k = DNN_KERNELS_REF; k <= DNN_KERNELS_FAST; k++) {
+			double err;
+			run(full, 1, (enum dnn_kernels)k, g, in, a);
+			run(sub, 1, (enum dnn_kernels)k, g, in, b);
+			err = normalised_error(a, b, out_n);
+			ck_assert_msg(err < 1e-6, "%s: %s kernels, g=%u of %u differs from the %u-group model: error %g", arch,
+			              dnn_kernels_name((enum dnn_kernels)k), g, G, g, err);
+		}
+		dnn_model_free(sub);
+	}
+	free(in);
+	free(a);
+	free(b);
+	dnn_model_free(full);
+}
+
+START_TEST(test_exactness_tiny)
+{
+	check_exactness("tiny");
+}
+END_TEST
+
+START_TEST(test_exactness_alexnet)
+{
+	check_exactness("alexnet-fmnist");
+}
+END_TEST
+
+/* ref, blas and fast agree at every g, on 1, 2 and 3 threads. */
+START_TEST(test_families_and_threads_agree)
+{
+	static const char *const archs[] = { "tiny", "alexnet-fmnist" };
+
+	for (size_t ai = 0; ai < 2; ai++) {
+		struct dnn_model *m = write_and_load(archs[ai], 0, 5);
+		size_t out_n = dnn_model_output_size(m);
+		float *in = random_input(m, 17), *want = malloc(out_n * sizeof(float)), *got = malloc(out_n * sizeof(float));
+		for (unsigned g = 1; g <= dnn_model_groups(m); g++) {
+			run(m, 1, DNN_KERNELS_REF, g, in, want);
+			for (int k = DNN_KERNELS_BLAS; k <= DNN_KERNELS_FAST; k++)
+				for (unsigned t = 1; t <= 3; t++) {
+					double err;
+					run(m, t, (enum dnn_kernels)k, g, in, got);
+					err = normalised_error(got, want, out_n);
+					ck_assert_msg(err < 1e-5, "%s: %s kernels on %u threads at g=%u: error %g vs ref", archs[ai],
+					              dnn_kernels_name((enum dnn_kernels)k), t, g, err);
+				}
+		}
+		free(in);
+		free(want);
+		free(got);
+		dnn_model_free(m);
+	}
+}
+END_TEST
+
+/* Different g give different answers (the groups do something), and the
+ * same g twice gives the same answer bit for bit. */
+START_TEST(test_g_matters_and_runs_repeat)
+{
+	struct dnn_model *m = write_and_load("tiny", 0, 9);
+	size_t out_n = dnn_model_output_size(m);
+	float *in = random_input(m, 23), *a = malloc(out_n * sizeof(float)), *b = malloc(out_n * sizeof(float));
+	struct dnn_exec *e = dnn_exec_create(m, NULL, DNN_KERNELS_FAST, NULL);
+
+	ck_assert_int_eq(dnn_exec_run(e, 1, in, a), 0);
+	ck_assert_int_eq(dnn_exec_run(e, 4, in, b), 0);
+	ck_assert(normalised_error(a, b, out_n) > 1e-3);
+	ck_assert_int_eq(dnn_exec_run(e, 1, in, b), 0);
+	ck_assert_mem_eq(a, b, out_n * sizeof(float));
+	ck_assert_int_eq(dnn_exec_run(e, 0, in, b), -EINVAL);
+	ck_assert_int_eq(dnn_exec_run(e, 5, in, b), -EINVAL);
+	dnn_exec_free(e);
+	free(in);
+	free(a);
+	free(b);
+	dnn_model_free(m);
+}
+END_TEST
+
+/* Running at any g, switching g between runs, allocates nothing. */
+START_TEST(test_run_allocates_nothing)
+{
+	struct dnn_model *m = write_and_load("alexnet-fmnist", 0, 1);
+	size_t out_n = dnn_model_output_size(m);
+	float *in = random_input(m, 2), *out = malloc(out_n * sizeof(float));
+	struct dnn_pool *pool = dnn_pool_create(2, NULL, NULL);
+	struct dnn_exec *e = dnn_exec_create(m, pool, DNN_KERNELS_FAST, NULL);
+	struct mallinfo2 before, after;
+
+	/* One run at each g first: OpenBLAS sets up its buffers on first use. */
+	for (unsigned g = 1; g <= 4; g++)
+		dnn_exec_run(e, g, in, out);
+	before = mallinfo2();
+	for (unsigned i = 0; i < 40; i++)
+		dnn_exec_run(e, 1 + i % 4, in, out);
+	after = mallinfo2();
+	ck_assert_uint_eq(after.uordblks, before.uordblks);
+	ck_assert_uint_eq(after.hblkhd, before.hblkhd);
+	dnn_exec_free(e);
+	dnn_pool_free(pool);
+	free(in);
+	free(out);
+	dnn_model_free(m);
+}
+END_TEST
+
+/* Weights are used where they lie in the file's mapping: no copy per g. */
+START_TEST(test_weights_not_copied)
+{
+	struct dnn_model *m = write_and_load("alexnet-fmnist", 0, 1);
+	const char *lo = m->map, *hi = lo + m->map_size;
+
+	for (size_t i = 0; i < m->n_layers; i++) {
+		const struct dnn_layer *l = &m->layers[i];
+		if (l->weight == NULL)
+			continue;
+		ck_assert((const char *)l->weight >= lo && (const char *)l->weight < hi);
+		ck_assert(l->bias == NULL || ((const char *)l->bias >= lo && (const char *)l->bias < hi));
+	}
+	dnn_model_free(m);
+}
+END_TEST
+
+/* normalize_u8 applies (p/255 - mean)/std per channel. */
+START_TEST(test_normalize)
+{
+	struct dnn_model *m = write_and_load("tiny", 0, 1);
+	size_t n = dnn_model_input_size(m);
+	uint8_t *px = calloc(n, 1);
+	float *in = malloc(n * sizeof(float));
+
+	px[0] = 255;
+	px[1] = 0;
+	dnn_model_normalize_u8(m, px, in);
+	/* modelgen writes mean 0.25, std 0.5 */
+	ck_assert_float_eq_tol(in[0], 1.5f, 1e-6f);
+	ck_assert_float_eq_tol(in[1], -0.5f, 1e-6f);
+	free(px);
+	free(in);
+	dnn_model_free(m);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("dnn-engine");
+	TCase *tc = tcase_create("engine");
+	SRunner *sr;
+	int failed;
+	char cmd[300];
+
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return EXIT_FAILURE;
+	}
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_exactness_tiny);
+	tcase_add_test(tc, test_exactness_alexnet);
+	tcase_add_test(tc, test_families_and_threads_agree);
+	tcase_add_test(tc, test_g_matters_and_runs_repeat);
+	tcase_add_test(tc, test_run_allocates_nothing);
+	tcase_add_test(tc, test_weights_not_copied);
+	tcase_add_test(tc, test_normalize);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,1 +1,296 @@
-int main(void){return 0;}
+/* Every kernel of DNN_KERNEL_LIST against the reference kernel of its op, over
+ * shapes around tile and vector edges, every connectivity and every g, split
+ * into 1 to 3 parts; compared by normalised error. */
+#include "config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnn/kernels.h"
+#include "tests/common/modelgen.h"
+
+/* Indexing bugs give errors of order 1; float re-association stays below
+ * 1e-5 except where ReLU leaves a few small, cancelling sums. */
+#define TOLERANCE 1e-4
+
+struct kernel_entry {
+	const char *name;
+	enum dnn_layer_type type;
+	dnn_kernel_fn *fn, *ref;
+};
+
+#define DNN_KERNEL_ENTRY(name, type, ref) { #name, type, dnn_##name, dnn_##ref },
+static const struct kernel_entry kernels[] = { DNN_KERNEL_LIST(DNN_KERNEL_ENTRY) };
+#define N_KERNELS (sizeof(kernels) / sizeof(kernels[0]))
+
+static double
+normalised_error(const float *got, const float *want, size_t n)
+{
+	double diff = 0, norm = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		diff += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+		norm += (double)want[i] * want[i];
+	}
+	return sqrt(diff) / (sqrt(norm) > 1e-20 ? sqrt(norm) : 1.0);
+}
+
+static float *
+random_floats(size_t n, uint32_t *seed)
+{
+	float *v = malloc((n + 1) * sizeof(float));
+
+	for (size_t i = 0; i < n; i++)
+		v[i] = mg_uniform(seed);
+	return v;
+}
+
+/* Run `fn` on op in `parts` shares, one after the other. */
+static void
+run_parts(dnn_kernel_fn *fn, const struct dnn_op *op, unsigned parts)
+{
+	for (unsigned p = 0; p < parts; p++)
+		fn(op, p, parts);
+}
+
+/* Output of `fn` vs the reference on layer l at g; fresh buffers each time,
+ * pre-filled with NaN so an unwritten element fails the comparison. */
+static double
+compare(const struct kernel_entry *k, const struct dnn_layer *l, unsigned g, unsigned G, unsigned parts, bool relu,
+        uint32_t *seed)
+{
+	size_t in_n = (size_t)l->in_c * l->in_h * l->in_w, out_n = (size_t)dnn_active_out(l, g, G) * l->out_h * l->out_w;
+	size_t col_n = (size_t)l->in_c * l->kh * l->kw * l->out_h * l->out_w + 1;
+	float *in = random_floats(in_n, seed);
+	float *want = malloc((out_n + 1) * sizeof(float)), *got = malloc((out_n + 1) * sizeof(float));
+	float *col = malloc(col_n * sizeof(float)), *scratch = malloc(((size_t)parts * l->in_w + 1) * sizeof(float));
+	struct dnn_op op = { .layer = l, .g = g, .G = G, .in = in, .col = col, .scratch = scratch, .relu = relu,
+	                     .n = out_n };
+	double err;
+
+	for (size_t i = 0; i < out_n; i++)
+		want[i] = got[i] = NAN;
+	op.out = want;
+	k->ref(&op, 0, 1);
+	op.out = got;
+	run_parts(k->fn, &op, parts);
+	err = normalised_error(got, want, out_n);
+	for (size_t i = 0; i < out_n; i++)
+		if (isnan(got[i]))
+			err = INFINITY;
+	free(in);
+	free(want);
+	free(got);
+	free(col);
+	free(scratch);
+	return err;
+}
+
+/* A weighted layer with random weights; caller frees weight/bias. */
+static struct dnn_layer
+make_weighted(enum dnn_connectivity conn, bool in_grouped, bool out_grouped, unsigned G, unsigned ipg, unsigned opg,
+              unsigned H, unsigned W, unsigned k, unsigned s, unsigned p, bool bias, uint32_t *seed)
+{
+	struct dnn_layer l = { 0 };
+	float *w, *b = NULL;
+
+	l.type = k == 0 ? DNN_LINEAR : DNN_CONV2D;
+	l.conn = conn;
+	l.in_grouped = in_grouped;
+	l.out_grouped = out_grouped;
+	l.in_c = in_grouped ? ipg * G : ipg;
+	l.out_c = out_grouped ? opg * G : opg;
+	l.in_h = H;
+	l.in_w = W;
+	l.kh = l.kw = k == 0 ? 1 : k;
+	l.sh = l.sw = s;
+	l.ph = l.pw = p;
+	l.out_h = (H + 2 * p - l.kh) / s + 1;
+	l.out_w = (W + 2 * p - l.kw) / s + 1;
+	l.weight_cols = (conn == DNN_CONN_GROUPED ? l.in_c / G : l.in_c) * l.kh * l.kw;
+	w = random_floats((size_t)l.out_c * l.weight_cols, seed);
+	if (bias)
+		b = random_floats(l.out_c, seed);
+	l.weight = w;
+	l.bias = b;
+	l.name = (char *)"test";
+	return l;
+}
+
+static void
+free_weighted(struct dnn_layer *l)
+{
+	free((void *)l->weight);
+	free((void *)l->bias);
+}
+
+static void
+check_all_kernels_of(enum dnn_layer_type type, const struct dnn_layer *l, unsigned G, const char *what, uint32_t *seed,
+                     unsigned *checked)
+{
+	for (size_t i = 0; i < N_KERNELS; i++) {
+		if (kernels[i].type != type || kernels[i].fn == kernels[i].ref)
+			continue;
+		for (unsigned g = 1; g <= G; g++) {
+			for (unsigned parts = 1; parts <= 3; parts++) {
+				for (int relu = 0; relu <= (strstr(kernels[i].name, "fused") != NULL); relu++) {
+					double err = compare(&kernels[i], l, g, G, parts, relu, seed);
+					ck_assert_msg(err < TOLERANCE, "%s on %s at g=%u/%u, %u parts%s: normalised error %g",
+					              kernels[i].name, what, g, G, parts, relu ? ", fused relu" : "", err);
+					(*checked)++;
+				}
+			}
+		}
+	}
+}
+
+START_TEST(test_conv_kernels)
+{
+	static const unsigned ipgs[] = { 1, 2, 3, 5 }, opgs[] = { 1, 3, 4, 5, 8, 17 };
+	static const unsigned sizes[] = { 1, 3, 4, 7, 8, 9, 16, 17 };
+	static const struct { unsigned k, s, p; } geoms[] = { { 1, 1, 0 }, { 3, 1, 1 }, { 3, 2, 1 }, { 5, 1, 2 }, { 3, 1, 0 }, { 1, 2, 0 } };
+	static const struct { enum dnn_connectivity conn; bool in_g, out_g; const char *name; } conns[] = {
+		{ DNN_CONN_GROUPED, true, true, "grouped" }, { DNN_CONN_NESTED, true, true, "nested" },
+		{ DNN_CONN_DENSE, false, true, "dense-in" }, { DNN_CONN_DENSE, true, false, "classifier" },
+	};
+	uint32_t seed = 42;
+	unsigned checked = 0;
+
+	for (size_t ci = 0; ci < 4; ci++)
+		for (unsigned G = 1; G <= 4; G += 3)
+			for (size_t gi = 0; gi < 6; gi++)
+				for (size_t si = 0; si < 8; si++) {
+					unsigned H = sizes[si], W = sizes[(si + gi) % 8];
+					unsigned ipg = ipgs[(si + ci) % 4], opg = opgs[(si + gi + ci) % 6];
+					char what[160];
+					struct dnn_layer l;
+					if (H + 2 * geoms[gi].p < geoms[gi].k || W + 2 * geoms[gi].p < geoms[gi].k)
+						continue;
+					l = make_weighted(conns[ci].conn, conns[ci].in_g, conns[ci].out_g, G, ipg, opg, H, W,
+					                  geoms[gi].k, geoms[gi].s, geoms[gi].p, si % 3 != 0, &seed);
+					snprintf(what, sizeof(what), "%s conv %ux%ux%u -> %u, k%u s%u p%u", conns[ci].name,
+					         l.in_c, H, W, l.out_c, geoms[gi].k, geoms[gi].s, geoms[gi].p);
+					check_all_kernels_of(DNN_CONV2D, &l, G, what, &seed, &checked);
+					free_weighted(&l);
+				}
+	ck_assert_uint_gt(checked, 1000);
+}
+END_TEST
+
+START_TEST(test_linear_kernels)
+{
+	static const unsigned ins[] = { 1, 2, 3, 4, 5, 15, 16, 17, 33 }, outs[] = { 1, 2, 3, 4, 5, 7, 8, 9, 31 };
+	static const struct { enum dnn_connectivity conn; bool in_g, out_g; } conns[] = {
+		{ DNN_CONN_GROUPED, true, true }, { DNN_CONN_NESTED, true, true },
+		{ DNN_CONN_DENSE, false, true }, { DNN_CONN_DENSE, true, false },
+	};
+	uint32_t seed = 7;
+	unsigned checked = 0;
+
+	for (size_t ci = 0; ci < 4; ci++)
+		for (unsigned G = 1; G <= 4; G++)
+			for (size_t i = 0; i < 9; i++) {
+				struct dnn_layer l = make_weighted(conns[ci].conn, conns[ci].in_g, conns[ci].out_g, G, ins[i],
+				                                   outs[(i + ci) % 9], 1, 1, 0, 1, 0, i % 2 == 0, &seed);
+				char what[96];
+				snprintf(what, sizeof(what), "%s linear %u -> %u", dnn_connectivity_name(l.conn), l.in_c, l.out_c);
+				check_all_kernels_of(DNN_CONV2D, &l, G, what, &seed, &checked);
+				free_weighted(&l);
+			}
+	ck_assert_uint_gt(checked, 300);
+}
+END_TEST
+
+START_TEST(test_pool_kernels)
+{
+	static const unsigned sizes[] = { 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 31, 33 };
+	static const struct { unsigned k, s; } geoms[] = { { 2, 2 }, { 3, 2 }, { 2, 1 }, { 3, 3 }, { 1, 1 } };
+	uint32_t seed = 99;
+	unsigned checked = 0;
+
+	for (int avg = 0; avg <= 1; avg++)
+		for (size_t gi = 0; gi < 5; gi++)
+			for (size_t si = 0; si < 12; si++) {
+				struct dnn_layer l = { 0 };
+				char what[96];
+				l.type = avg ? DNN_AVGPOOL : DNN_MAXPOOL;
+				l.in_grouped = l.out_grouped = si % 2 == 0;
+				l.in_c = l.out_c = 4 * (1 + si % 3);
+				l.in_h = sizes[si];
+				l.in_w = sizes[(si + gi + 3) % 12];
+				l.kh = l.kw = geoms[gi].k;
+				l.sh = l.sw = geoms[gi].s;
+				if (l.kh > l.in_h || l.kw > l.in_w)
+					continue;
+				l.out_h = (l.in_h - l.kh) / l.sh + 1;
+				l.out_w = (l.in_w - l.kw) / l.sw + 1;
+				snprintf(what, sizeof(what), "%s %ux%ux%u k%u s%u", avg ? "avgpool" : "maxpool", l.in_c, l.in_h,
+				         l.in_w, l.kh, l.sh);
+				check_all_kernels_of(l.type, &l, 4, what, &seed, &checked);
+			}
+	ck_assert_uint_gt(checked, 500);
+}
+END_TEST
+
+START_TEST(test_relu_kernels)
+{
+	uint32_t seed = 5;
+	unsigned checked = 0;
+
+	for (unsigned n = 1; n < 70; n++) {
+		struct dnn_layer l = { 0 };
+		l.type = DNN_RELU;
+		l.in_c = l.out_c = n;
+		l.in_h = l.in_w = l.out_h = l.out_w = 1;
+		check_all_kernels_of(DNN_RELU, &l, 1, "relu", &seed, &checked);
+	}
+	ck_assert_uint_gt(checked, 100);
+}
+END_TEST
+
+/* The reference itself, on a case small enough to work out by hand: a 3x3
+ * grouped conv of two groups, so the second group must not see the first. */
+START_TEST(test_reference_by_hand)
+{
+	float w[2 * 1 * 1] = { 2.0f, -1.0f }, bias[2] = { 0.5f, 0.0f };
+	float in[2 * 2 * 2] = { 1, 2, 3, 4, 10, 20, 30, 40 }, out[8];
+	struct dnn_layer l = { .type = DNN_CONV2D, .conn = DNN_CONN_GROUPED, .in_c = 2, .in_h = 2, .in_w = 2,
+	                       .out_c = 2, .out_h = 2, .out_w = 2, .kh = 1, .kw = 1, .sh = 1, .sw = 1,
+	                       .in_grouped = true, .out_grouped = true, .weight = w, .bias = bias, .weight_cols = 1 };
+	struct dnn_op op = { .layer = &l, .g = 2, .G = 2, .in = in, .out = out };
+
+	dnn_f32_conv2d_ref(&op, 0, 1);
+	ck_assert_float_eq(out[0], 2.5f);
+	ck_assert_float_eq(out[3], 8.5f);
+	ck_assert_float_eq(out[4], -10.0f);
+	ck_assert_float_eq(out[7], -40.0f);
+	op.relu = true;
+	dnn_f32_conv2d_ref(&op, 0, 1);
+	ck_assert_float_eq(out[7], 0.0f);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("dnn-kernels");
+	TCase *tc = tcase_create("kernels");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_reference_by_hand);
+	tcase_add_test(tc, test_conv_kernels);
+	tcase_add_test(tc, test_linear_kernels);
+	tcase_add_test(tc, test_pool_kernels);
+	tcase_add_test(tc, test_relu_kernels);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
