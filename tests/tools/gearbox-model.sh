@@ -1,2 +1,103 @@
 #!/bin/sh
-exit 0
+# gearbox model info|eval|bench as a user runs them: JSON keys, figures that
+# must hold between them, and clear errors for bad arguments and files.
+set -eu
+B=${top_builddir:-.}
+S=${top_srcdir:-.}
+T=$(mktemp -d /tmp/gearbox-cli-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+GEARBOX="$B/gearbox"
+PY=python3
+fail() { echo "FAIL: $*" >&2; exit 1; }
+json() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+"$B/tests/tools/mkmodel" --arch tiny "$T/tiny.st"
+"$B/tests/tools/mkmodel" --arch alexnet-fmnist "$T/fm.st"
+"$B/tests/tools/mkmodel" --arch alexnet-cifar "$T/cifar.st"
+
+# --help and --version
+"$GEARBOX" --help | grep -q "model info" || fail "--help does not list model info"
+"$GEARBOX" --version | grep -q "^gearbox " || fail "--version"
+"$GEARBOX" model --help | grep -q -- "--dataset" || fail "model --help"
+
+# info: text and JSON; parameters and MACs grow with g.
+"$GEARBOX" model info "$T/tiny.st" | grep -q "G=4" || fail "info text"
+"$GEARBOX" model info "$T/tiny.st" --json >"$T/info.json"
+[ "$(json "$T/info.json" 'd["groups"]')" = 4 ] || fail "info groups"
+[ "$(json "$T/info.json" 'len(d["per_group"])')" = 4 ] || fail "info per_group"
+[ "$(json "$T/info.json" 'all(a["macs"] < b["macs"] and a["params"] < b["params"] for a, b in zip(d["per_group"], d["per_group"][1:]))')" = True ] || fail "MACs/params do not grow with g"
+[ "$(json "$T/info.json" 'd["per_group"][-1]["macs"] == sum(l["macs"] for l in d["layers"])')" = True ] || fail "per-layer MACs do not add up"
+
+# bench: JSON keys per g; --groups picks one.
+"$GEARBOX" model bench "$T/fm.st" --iterations 5 --warmup 1 --json >"$T/bench.json"
+[ "$(json "$T/bench.json" '[g["active"] for g in d["groups"]]')" = "[1, 2, 3, 4]" ] || fail "bench groups"
+[ "$(json "$T/bench.json" 'all(0 < g["median_us"] <= g["p99_us"] and g["threads"] == 1 for g in d["groups"])')" = True ] || fail "bench figures"
+"$GEARBOX" model bench "$T/fm.st" --iterations 3 --warmup 0 --groups 2 --threads 2 --kernels blas --json >"$T/b2.json"
+[ "$(json "$T/b2.json" '(len(d["groups"]), d["groups"][0]["active"], d["groups"][0]["threads"], d["kernels"])')" = "(1, 2, 2, 'blas')" ] || fail "bench --groups/--threads/--kernels"
+
+# eval on an IDX set written here (gzip), and on a CIFAR-10 binary batch.
+$PY - "$T" <<'PYEOF'
+import gzip, struct, sys, random
+t = sys.argv[1]
+random.seed(1)
+n = 40
+with gzip.open(f"{t}/t10k-images-idx3-ubyte.gz", "wb") as f:
+    f.write(struct.pack(">IIII", 0x803, n, 28, 28) + bytes(random.randrange(256) for _ in range(n * 784)))
+with gzip.open(f"{t}/t10k-labels-idx1-ubyte.gz", "wb") as f:
+    f.write(struct.pack(">II", 0x801, n) + bytes(random.randrange(10) for _ in range(n)))
+with open(f"{t}/test_batch.bin", "wb") as f:
+    for i in range(12):
+        f.write(bytes([i % 10]) + bytes(random.randrange(256) for _ in range(3072)))
+PYEOF
+"$GEARBOX" model eval "$T/fm.st" --dataset "$T" --json >"$T/eval.json"
+[ "$(json "$T/eval.json" '[(g["active"], g["samples"]) for g in d["groups"]]')" = "[(1, 40), (2, 40), (3, 40), (4, 40)]" ] || fail "eval IDX"
+[ "$(json "$T/eval.json" 'all(0 <= g["accuracy"] <= 1 for g in d["groups"])')" = True ] || fail "eval accuracy range"
+"$GEARBOX" model eval "$T/cifar.st" --dataset "$T/test_batch.bin" --groups 1 --json >"$T/evalc.json"
+[ "$(json "$T/evalc.json" '(d["groups"][0]["samples"], "CIFAR-10" in d["dataset"])')" = "(12, True)" ] || fail "eval CIFAR"
+# All kernel families agree on every image's class (same correct count).
+for k in ref blas; do
+	"$GEARBOX" model eval "$T/fm.st" --dataset "$T" --kernels $k --json >"$T/eval-$k.json"
+	[ "$(json "$T/eval-$k.json" '[g["accuracy"] for g in d["groups"]]')" = "$(json "$T/eval.json" '[g["accuracy"] for g in d["groups"]]')" ] || fail "$k kernels disagree with fast"
+done
+
+# Errors: clear message, exit 1 for bad files, 2 for bad usage.
+expect() { # expect CODE PATTERN command...
+	code=$1 pattern=$2
+	shift 2
+	set +e
+	"$@" >"$T/out" 2>"$T/err"
+	got=$?
+	set -e
+	[ "$got" = "$code" ] || fail "$* exited $got, expected $code: $(cat "$T/err")"
+	grep -q -- "$pattern" "$T/err" || fail "$*: stderr lacks '$pattern': $(cat "$T/err")"
+}
+expect 1 "cannot open" "$GEARBOX" model info "$T/nope.st"
+head -c 100 "$T/fm.st" >"$T/cut.st"
+expect 1 "cut.st: header length" "$GEARBOX" model info "$T/cut.st"
+expect 2 "groups must be 'all' or a number from 1 to 4" "$GEARBOX" model bench "$T/tiny.st" --groups 9
+expect 2 "threads must be" "$GEARBOX" model bench "$T/tiny.st" --threads 0
+expect 2 "needs --dataset" "$GEARBOX" model eval "$T/tiny.st"
+expect 1 "images are 1x28x28 but tiny expects 2x8x8" "$GEARBOX" model eval "$T/tiny.st" --dataset "$T"
+expect 2 "unknown command" "$GEARBOX" frobnicate
+expect 2 "cpuset" "$GEARBOX" model bench "$T/tiny.st" --cpuset banana
+
+# The bundled model, once trained, meets its card on the real test set.
+for m in "$S"/models/*.safetensors; do
+	[ -f "$m" ] || continue
+	[ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP bundled-model accuracy: no dataset-fashion-mnist"; continue; }
+	"$GEARBOX" model eval "$m" --dataset /usr/share/datasets/fashion-mnist --json >"$T/bundled.json"
+	"$GEARBOX" model info "$m" --json >"$T/bundled-info.json"
+	$PY - "$T/bundled.json" "$T/bundled-info.json" <<'PYEOF' || fail "bundled model accuracy"
+import json, sys
+ev = json.load(open(sys.argv[1]))["groups"]
+card = json.load(open(sys.argv[2]))["per_group"]
+acc = [g["accuracy"] for g in ev]
+assert all(g["samples"] == 10000 for g in ev), ev
+assert acc[-1] >= 0.91 and acc[0] >= 0.85, acc
+assert all(a <= b for a, b in zip(acc, acc[1:])), ("not non-decreasing in g", acc)
+# gearbox computes what PyTorch measured at export, image for image.
+# (BN is folded at export, so a borderline image or two may round the other way.)
+assert all(abs(a - c["accuracy"]) <= 2e-4 for a, c in zip(acc, card)), (acc, card)
+PYEOF
+done
+echo "gearbox model CLI: all checks passed"

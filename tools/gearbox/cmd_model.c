@@ -19,7 +19,7 @@ struct model_opts {
 	bool json;
 	const char *groups;
 	const char *dataset;
-	const char *cpuset;
+	hwloc_bitmap_t cpuset; /* NULL: threads not bound */
 	unsigned long threads, iterations, warmup, limit;
 	enum dnn_kernels kernels;
 };
@@ -69,7 +69,14 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 		case 'j': o->json = true; break;
 		case 'g': o->groups = optarg; break;
 		case 'd': o->dataset = optarg; break;
-		case 'c': o->cpuset = optarg; break;
+		case 'c':
+			if (o->cpuset == NULL)
+				o->cpuset = hwloc_bitmap_alloc();
+			if (hwloc_bitmap_list_sscanf(o->cpuset, optarg) != 0 || hwloc_bitmap_iszero(o->cpuset)) {
+				cli_error("--cpuset '%s' is not a CPU list such as 0-3 or 0,2", optarg);
+				return -1;
+			}
+			break;
 		case 't':
 			if (cli_parse_uint(optarg, 1, 1024, &o->threads) != 0) {
 				cli_error("--threads must be a number from 1 to 1024, not '%s'", optarg);
@@ -210,24 +217,13 @@ model_info(const struct dnn_model *m, const struct model_opts *o)
 static struct dnn_pool *
 make_pool(const struct model_opts *o)
 {
-	hwloc_bitmap_t set = NULL;
-	struct dnn_pool *pool;
 	char *cause = NULL;
+	struct dnn_pool *pool = dnn_pool_create((unsigned)o->threads, o->cpuset, &cause);
 
-	if (o->cpuset != NULL) {
-		set = hwloc_bitmap_alloc();
-		if (hwloc_bitmap_list_sscanf(set, o->cpuset) != 0 || hwloc_bitmap_iszero(set)) {
-			cli_error("--cpuset '%s' is not a CPU list such as 0-3 or 0,2", o->cpuset);
-			hwloc_bitmap_free(set);
-			return NULL;
-		}
-	}
-	pool = dnn_pool_create((unsigned)o->threads, set, &cause);
 	if (pool == NULL) {
 		cli_error("%s", cause);
 		free(cause);
 	}
-	hwloc_bitmap_free(set);
 	return pool;
 }
 
@@ -452,11 +448,14 @@ cmd_model(int argc, char **argv)
 		cli_error("unknown model command '%s' (info, eval, bench)", verb);
 		return EXIT_USAGE;
 	}
-	if (parse_model_opts(argc - 1, argv + 1, &o, &file) != 0)
+	if (parse_model_opts(argc - 1, argv + 1, &o, &file) != 0) {
+		hwloc_bitmap_free(o.cpuset);
 		return EXIT_USAGE;
+	}
 	if ((m = dnn_model_load(file, &cause)) == NULL) {
 		cli_error("%s", cause ? cause : "cannot load model");
 		free(cause);
+		hwloc_bitmap_free(o.cpuset);
 		return 1;
 	}
 	if (strcmp(verb, "info") == 0)
@@ -466,5 +465,6 @@ cmd_model(int argc, char **argv)
 	else
 		ret = model_bench(m, &o);
 	dnn_model_free(m);
+	hwloc_bitmap_free(o.cpuset);
 	return ret;
 }

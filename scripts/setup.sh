@@ -1,0 +1,58 @@
+#!/bin/sh
+# Shared set-up for scripts/demo.sh and scripts/test.sh: make sure the Debian
+# packages gearbox needs are present (installing them when run as root, else
+# printing the one apt-get line to run), then configure and build in build/.
+#
+#   scripts/setup.sh [configure options...]
+set -eu
+cd "$(dirname "$0")/.."
+
+# Build and test dependencies, by Debian package name.
+PACKAGES="autoconf automake libtool pkg-config make gcc
+  libhwloc-dev hwloc-nox libcpupower-dev libsystemd-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
+  libopenblas-dev libjson-c-dev libinih-dev zlib1g-dev check
+  dataset-fashion-mnist python3-torch python3-numpy
+  umockdev libumockdev-dev valgrind"
+
+missing=""
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" = 0 ]; then
+		echo "setup: installing Debian packages:$missing"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q >/dev/null
+		# shellcheck disable=SC2086
+		apt-get install -y -q --no-install-recommends $missing >/dev/null
+	else
+		echo "setup: these Debian packages are missing. Run as root:" >&2
+		echo "  apt-get install --no-install-recommends$missing" >&2
+		exit 1
+	fi
+fi
+
+mkdir -p build
+if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
+	./autogen.sh >build/autogen.out 2>&1 || {
+		cat build/autogen.out
+		exit 1
+	}
+fi
+cd build
+# Reconfigure when the options change.
+opts="$*"
+if [ ! -f Makefile ] || [ "$(cat .configure-opts 2>/dev/null)" != "$opts" ]; then
+	# shellcheck disable=SC2086
+	../configure $opts >configure.out 2>&1 || {
+		cat configure.out
+		exit 1
+	}
+	sed -n '/configuration summary/,$p' configure.out
+	echo "$opts" >.configure-opts
+fi
+make -j"$(nproc)" >make.out 2>&1 || {
+	grep -E 'error|warning' make.out || tail -40 make.out
+	exit 1
+}
+echo "setup: built in build/ ($opts)"
