@@ -180,9 +180,12 @@ class DynamicNet(torch.nn.Module):
                 x = F.max_pool2d(x, 2)
         x = x.flatten(1)
         for name, out in self.fcs:
-            x = F.relu(torch.cat(self._weighted(name, x, g), 1))
+            parts = [F.relu(y) for y in self._weighted(name, x, g)]
             if train_group is not None:
-                x = F.dropout(x, 0.3, training=True)
+                # Dropout only on the group being trained: frozen groups must
+                # behave exactly as they will at inference.
+                parts[train_group] = F.dropout(parts[train_group], 0.3, training=True)
+            x = torch.cat(parts, 1)
         fpg = x.shape[1] // g
         logits = P[f"{self.classifier}_b0"]
         for k in range(g):

@@ -20,7 +20,8 @@ struct model_opts {
 	const char *groups;
 	const char *dataset;
 	hwloc_bitmap_t cpuset; /* NULL: threads not bound */
-	unsigned long threads, iterations, warmup, limit;
+	const char *idx;
+	unsigned long threads, iterations, warmup, limit, index, count;
 	enum dnn_kernels kernels;
 };
 
@@ -30,6 +31,7 @@ model_usage(FILE *out)
 	fputs("Usage: gearbox model info FILE [--json]\n"
 	      "       gearbox model eval FILE --dataset DIR [--groups N|all] [--limit N] [--threads N]\n"
 	      "                              [--kernels ref|blas|fast] [--json]\n"
+	      "       gearbox model run FILE --idx IMAGES [--index I] [--count N] [--groups N|all] [--json]\n"
 	      "       gearbox model bench FILE [--groups N|all] [--threads N] [--iterations N] [--warmup N]\n"
 	      "                              [--kernels ref|blas|fast] [--cpuset LIST] [--json]\n"
 	      "\n"
@@ -37,6 +39,8 @@ model_usage(FILE *out)
 	      "                    or a CIFAR-10 binary test batch (test_batch.bin, or its folder)\n"
 	      "  --groups N|all    active channel groups to run (default all: every g from 1 to G)\n"
 	      "  --limit N         evaluate only the first N images\n"
+	      "  --idx IMAGES      IDX image file (gzip or not), e.g. .../t10k-images-idx3-ubyte.gz\n"
+	      "  --index I         first image to run (default 0); --count N images (default 1)\n"
 	      "  --threads N       threads for one inference (default 1)\n"
 	      "  --iterations N    timed runs per g (default 200), after --warmup runs (default 20)\n"
 	      "  --kernels K       kernel family: fast (default), blas (im2col + GEMM), ref (plain C)\n"
@@ -54,6 +58,8 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 		{ "iterations", required_argument, NULL, 'n' }, { "warmup", required_argument, NULL, 'w' },
 		{ "limit", required_argument, NULL, 'l' },  { "kernels", required_argument, NULL, 'k' },
 		{ "cpuset", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
+		{ "idx", required_argument, NULL, 'x' },    { "index", required_argument, NULL, 'i' },
+		{ "count", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -63,6 +69,7 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 	o->iterations = 200;
 	o->warmup = 20;
 	o->kernels = DNN_KERNELS_FAST;
+	o->count = 1;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -104,6 +111,19 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 		case 'k':
 			if (dnn_kernels_parse(optarg, &o->kernels) != 0) {
 				cli_error("--kernels must be ref, blas or fast, not '%s'", optarg);
+				return -1;
+			}
+			break;
+		case 'x': o->idx = optarg; break;
+		case 'i':
+			if (cli_parse_uint(optarg, 0, 100000000, &o->index) != 0) {
+				cli_error("--index must be a number, not '%s'", optarg);
+				return -1;
+			}
+			break;
+		case 'C':
+			if (cli_parse_uint(optarg, 1, 100000000, &o->count) != 0) {
+				cli_error("--count must be a positive number, not '%s'", optarg);
 				return -1;
 			}
 			break;
@@ -430,6 +450,86 @@ out:
 	return ret;
 }
 
+/* ------------------------------------------------------------------------ */
+
+/* Classify images and print the network's outputs: for users, and for the
+ * PyTorch parity test (tools/gearbox_torch.py logits). */
+static int
+model_run(const struct dnn_model *m, const struct model_opts *o)
+{
+	struct dataset ds;
+	struct dnn_exec *exec = NULL;
+	struct dnn_pool *pool = NULL;
+	unsigned first, last, c, h, w, classes = dnn_model_classes(m);
+	float *input = NULL, *output = NULL;
+	char *cause = NULL;
+	size_t plane;
+	int ret = 1;
+
+	if (o->idx == NULL) {
+		cli_error("model run needs --idx IMAGES (an IDX image file)");
+		return EXIT_USAGE;
+	}
+	if (cli_parse_groups(o->groups, dnn_model_groups(m), &first, &last) != 0)
+		return EXIT_USAGE;
+	if (dataset_read_idx_images(&ds, o->idx, &cause) != 0) {
+		cli_error("%s", cause);
+		free(cause);
+		return 1;
+	}
+	dnn_model_input_shape(m, &c, &h, &w);
+	plane = (size_t)c * h * w;
+	if (ds.channels != c || ds.height != h || ds.width != w) {
+		cli_error("%s: images are %ux%ux%u but %s expects %ux%ux%u", o->idx, ds.channels, ds.height, ds.width,
+		          dnn_model_name(m), c, h, w);
+		goto out;
+	}
+	if (o->index + o->count > ds.count) {
+		cli_error("%s has %zu images: --index %lu --count %lu is past the end", o->idx, ds.count, o->index, o->count);
+		goto out;
+	}
+	input = malloc(plane * sizeof(float));
+	output = malloc(classes * sizeof(float));
+	if (input == NULL || output == NULL || (pool = make_pool(o)) == NULL)
+		goto out;
+	if ((exec = dnn_exec_create(m, pool, o->kernels, &cause)) == NULL) {
+		cli_error("%s", cause);
+		goto out;
+	}
+	for (size_t i = o->index; i < o->index + o->count; i++) {
+		dnn_model_normalize_u8(m, ds.pixels + i * plane, input);
+		for (unsigned g = first; g <= last; g++) {
+			unsigned best;
+			dnn_exec_run(exec, g, input, output);
+			best = argmax(output, classes);
+			if (o->json) {
+				struct json_object *r = json_object_new_object(), *outs = json_object_new_array();
+				for (unsigned k = 0; k < classes; k++)
+					json_object_array_add(outs, json_object_new_double((double)output[k]));
+				json_object_object_add(r, "image", json_object_new_int64((int64_t)i));
+				json_object_object_add(r, "groups", json_object_new_int((int)g));
+				json_object_object_add(r, "class", json_object_new_int((int)best));
+				json_object_object_add(r, "label", json_object_new_string(dnn_model_label(m, best)));
+				json_object_object_add(r, "outputs", outs);
+				puts(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+				json_object_put(r);
+			} else {
+				printf("image %zu, g=%u: class %u (%s), score %.4f\n", i, g, best, dnn_model_label(m, best),
+				       (double)output[best]);
+			}
+		}
+	}
+	ret = 0;
+out:
+	free(cause);
+	dnn_exec_free(exec);
+	dnn_pool_free(pool);
+	free(input);
+	free(output);
+	dataset_close(&ds);
+	return ret;
+}
+
 int
 cmd_model(int argc, char **argv)
 {
@@ -444,8 +544,9 @@ cmd_model(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : 0;
 	}
 	verb = argv[1];
-	if (strcmp(verb, "info") != 0 && strcmp(verb, "eval") != 0 && strcmp(verb, "bench") != 0) {
-		cli_error("unknown model command '%s' (info, eval, bench)", verb);
+	if (strcmp(verb, "info") != 0 && strcmp(verb, "eval") != 0 && strcmp(verb, "bench") != 0 &&
+	    strcmp(verb, "run") != 0) {
+		cli_error("unknown model command '%s' (info, eval, run, bench)", verb);
 		return EXIT_USAGE;
 	}
 	if (parse_model_opts(argc - 1, argv + 1, &o, &file) != 0) {
@@ -462,6 +563,8 @@ cmd_model(int argc, char **argv)
 		ret = model_info(m, &o);
 	else if (strcmp(verb, "eval") == 0)
 		ret = model_eval(m, &o);
+	else if (strcmp(verb, "run") == 0)
+		ret = model_run(m, &o);
 	else
 		ret = model_bench(m, &o);
 	dnn_model_free(m);

@@ -17,6 +17,7 @@ usage(FILE *out)
 	      "Commands:\n"
 	      "  model info FILE [--json]                 layers, parameters, FLOPs and accuracy per g\n"
 	      "  model eval FILE --dataset DIR [...]      top-1 accuracy per active-group count\n"
+	      "  model run FILE --idx IMAGES [...]        classify images, print class scores\n"
 	      "  model bench FILE [...]                   latency per active-group count\n"
 	      "\n"
 	      "Options:\n"
