@@ -46,29 +46,53 @@ max4(v4sf a, v4sf b)
 /* ------------------------------------------------------------------------ */
 /* Convolution. */
 
-/* Columns [n0, n1) of the im2col matrix of the first `channels` input
- * channels: row (c, ky, kx), column (oy, ox), row stride N = OH * OW. */
+/* Output rows [oy0, oy1) of the im2col matrix of the first `channels` input
+ * channels: matrix row (c, ky, kx), column (oy, ox), row stride N = OH * OW.
+ * Each (c, ky, kx, oy) is one contiguous run: zeros where the window hangs
+ * over the padding, and a copy (memcpy for stride 1) of the input row. */
 static void
-im2col(const struct dnn_layer *l, const float *in, unsigned channels, float *col, size_t n0, size_t n1)
+im2col(const struct dnn_layer *l, const float *in, unsigned channels, float *col, unsigned oy0, unsigned oy1)
 {
 	size_t N = (size_t)l->out_h * l->out_w;
+	unsigned OW = l->out_w;
 
 	for (unsigned c = 0; c < channels; c++) {
 		const float *plane = in + (size_t)c * l->in_h * l->in_w;
 		for (unsigned ky = 0; ky < l->kh; ky++) {
 			for (unsigned kx = 0; kx < l->kw; kx++) {
 				float *row = col + (((size_t)c * l->kh + ky) * l->kw + kx) * N;
-				unsigned oy = (unsigned)(n0 / l->out_w), ox = (unsigned)(n0 % l->out_w);
-				for (size_t n = n0; n < n1; n++) {
+				/* Output columns whose input column ix = ox*sw - pw + kx is
+				 * inside [0, in_w): ox in [lo, hi). */
+				long first_ix = (long)kx - (long)l->pw;
+				unsigned lo = first_ix >= 0 ? 0 : (unsigned)((-first_ix + l->sw - 1) / l->sw);
+				long span = (long)l->in_w - first_ix; /* ix < in_w */
+				unsigned hi = span <= 0 ? 0 : (unsigned)((span + l->sw - 1) / l->sw);
+				if (hi > OW)
+					hi = OW;
+				if (lo > hi)
+					lo = hi;
+				for (unsigned oy = oy0; oy < oy1; oy++) {
+					float *dst = row + (size_t)oy * OW;
 					long iy = (long)oy * l->sh - (long)l->ph + ky;
-					long ix = (long)ox * l->sw - (long)l->pw + kx;
-					row[n] = (iy >= 0 && iy < (long)l->in_h && ix >= 0 && ix < (long)l->in_w)
-					             ? plane[(size_t)iy * l->in_w + (size_t)ix]
-					             : 0.0f;
-					if (++ox == l->out_w) {
-						ox = 0;
-						oy++;
+					if (iy < 0 || iy >= (long)l->in_h) {
+						for (unsigned ox = 0; ox < OW; ox++)
+							dst[ox] = 0.0f;
+						continue;
 					}
+					const float *src = plane + (size_t)iy * l->in_w + first_ix;
+					/* Plain loops: rows are short (7 to 28 values here),
+					 * where a libc call costs more than the copy. */
+					unsigned ox = 0;
+					for (; ox < lo; ox++)
+						dst[ox] = 0.0f;
+					if (l->sw == 1)
+						for (; ox < hi; ox++)
+							dst[ox] = src[ox];
+					else
+						for (; ox < hi; ox++)
+							dst[ox] = src[(size_t)ox * l->sw];
+					for (; ox < OW; ox++)
+						dst[ox] = 0.0f;
 				}
 			}
 		}
@@ -107,9 +131,9 @@ is_pointwise(const struct dnn_layer *l)
 	return l->kh == 1 && l->kw == 1 && l->sh == 1 && l->sw == 1 && l->ph == 0 && l->pw == 0;
 }
 
-/* Shares split the output columns (positions) when there are enough of them,
- * so each part builds and multiplies its own slice of im2col; a flat layer
- * (N == 1, the fully-connected case) splits output rows instead. */
+/* Shares split the output positions (by whole output rows), so each part
+ * builds and multiplies its own slice of im2col; a flat layer (N == 1, the
+ * fully-connected case) splits output channels instead. */
 static void
 conv_gemm(const struct dnn_op *op, unsigned part, unsigned parts, bool fused)
 {
@@ -137,12 +161,15 @@ conv_gemm(const struct dnn_op *op, unsigned part, unsigned parts, bool fused)
 		return;
 	}
 
-	size_t n0, n1;
-	dnn_share(N, part, parts, 16, &n0, &n1);
+	/* Shares are whole output rows, so im2col copies contiguous runs. */
+	size_t oy0, oy1, n0, n1;
+	dnn_share(l->out_h, part, parts, 1, &oy0, &oy1);
+	n0 = oy0 * l->out_w;
+	n1 = oy1 * l->out_w;
 	if (n0 >= n1)
 		return;
 	if (!pointwise)
-		im2col(l, op->in, blocks[nb - 1].ch1, op->col, n0, n1);
+		im2col(l, op->in, blocks[nb - 1].ch1, op->col, (unsigned)oy0, (unsigned)oy1);
 	for (unsigned b = 0; b < nb; b++) {
 		const struct dnn_block *bk = &blocks[b];
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(bk->row1 - bk->row0), (int)(n1 - n0),
