@@ -163,7 +163,7 @@ class DynamicNet(torch.nn.Module):
                 outs.append(F.linear(xin, P[f"{name}_w{k}"], P[f"{name}_b{k}"]))
         return outs
 
-    def forward(self, x, g, train_group=None):
+    def forward(self, x, g, train_group=None, own_logits=False):
         """Run with g active groups. train_group: the group whose batch-norm
         uses batch statistics (None: every group uses its running stats)."""
         P = self.params
@@ -187,9 +187,10 @@ class DynamicNet(torch.nn.Module):
                 parts[train_group] = F.dropout(parts[train_group], 0.3, training=True)
             x = torch.cat(parts, 1)
         fpg = x.shape[1] // g
-        logits = P[f"{self.classifier}_b0"]
-        for k in range(g):
-            logits = logits + F.linear(x[:, k * fpg:(k + 1) * fpg], P[f"{self.classifier}_w{k}"])
+        parts = [F.linear(x[:, k * fpg:(k + 1) * fpg], P[f"{self.classifier}_w{k}"]) for k in range(g)]
+        logits = P[f"{self.classifier}_b0"] + sum(parts)
+        if own_logits:  # what the last active group says on its own
+            return logits, parts[-1] + P[f"{self.classifier}_b0"]
         return logits
 
     # ---- export -----------------------------------------------------------
@@ -296,6 +297,13 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--epochs-first", type=int, help="epochs for stage 1 (default: --epochs)")
+    ap.add_argument("--aux-weight", type=float, default=0.0,
+                    help="weight of the new group's own classification loss in stages 2..G (default 0)")
+    ap.add_argument("--joint-weight", type=float, default=1.0,
+                    help="weight of the loss of all active groups together in stages 2..G (default 1)")
+    ap.add_argument("--smoothing", type=float, default=0.05, help="label smoothing (default 0.05)")
+    ap.add_argument("--train-limit", type=int, help="train on the first N training images only")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--quick", action="store_true", help="small subset, 1 epoch per stage (tests)")
     ap.add_argument("--out", required=True, help="output .safetensors path")
@@ -311,7 +319,10 @@ def main():
     x_train, y_train, x_test, y_test = (load_fmnist if args.dataset == "fmnist" else load_cifar)(folder)
     if args.quick:
         x_train, y_train, x_test, y_test = x_train[:3000], y_train[:3000], x_test[:1000], y_test[:1000]
-        args.epochs = 1
+        args.epochs, args.epochs_first = 1, 1
+    if args.train_limit:
+        x_train, y_train = x_train[:args.train_limit], y_train[:args.train_limit]
+    epochs_of = lambda stage: args.epochs_first if stage == 0 and args.epochs_first else args.epochs  # noqa: E731
     x_train = torch.tensor(x_train, dtype=torch.float32) / 255.0
     x_test = torch.tensor(x_test, dtype=torch.float32) / 255.0
     mean = x_train.mean(dim=(0, 2, 3)).tolist()
@@ -325,7 +336,7 @@ def main():
     accuracy = [None] * G
     started = time.time()
     steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
-    total_steps = G * args.epochs * steps_per_epoch
+    total_steps = sum(epochs_of(k) for k in range(G)) * steps_per_epoch
     done_steps = 0
     print(f"training {args.dataset} AlexNet, G={G} {args.connectivity}, {args.epochs} epoch(s) per stage, "
           f"{len(x_train)} training / {len(x_test)} test images, seed {args.seed}", flush=True)
@@ -334,14 +345,22 @@ def main():
         for n, p in net.params.items():
             p.requires_grad_(n in own)
         opt = torch.optim.AdamW([net.params[n] for n in own], lr=args.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch)
-        for epoch in range(args.epochs):
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=epochs_of(stage) * steps_per_epoch)
+        for epoch in range(epochs_of(stage)):
             perm = torch.randperm(len(x_train))
             loss_sum, seen, t0 = 0.0, 0, time.time()
             for i in range(0, len(x_train), args.batch_size):
                 idx = perm[i:i + args.batch_size]
                 xb = augment(x_train[idx])
-                loss = F.cross_entropy(net(xb, stage + 1, train_group=stage), y_train[idx], label_smoothing=0.05)
+                logits, own_logits = net(xb, stage + 1, train_group=stage, own_logits=True)
+                loss = (args.joint_weight if stage else 1.0) * F.cross_entropy(logits, y_train[idx],
+                                                                             label_smoothing=args.smoothing)
+                if stage and args.aux_weight:
+                    # The new group must also classify on its own: it then adds
+                    # an independent opinion (an ensemble) rather than fitting
+                    # the frozen groups' residual, which overfits.
+                    loss = loss + args.aux_weight * F.cross_entropy(own_logits, y_train[idx],
+                                                                    label_smoothing=args.smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -352,7 +371,7 @@ def main():
             acc = evaluate(net, x_test, y_test, stage + 1)
             elapsed = time.time() - started
             left = elapsed / done_steps * (total_steps - done_steps)
-            print(f"stage {stage + 1}/{G} epoch {epoch + 1}/{args.epochs}: loss {loss_sum / seen:.4f}, "
+            print(f"stage {stage + 1}/{G} epoch {epoch + 1}/{epochs_of(stage)}: loss {loss_sum / seen:.4f}, "
                   f"test accuracy g={stage + 1} {100 * acc:.2f}%, {time.time() - t0:.0f} s, "
                   f"about {left / 60:.1f} min left", flush=True)
         accuracy[stage] = acc
