@@ -19,6 +19,8 @@ usage(FILE *out)
 	      "  model eval FILE --dataset DIR [...]      top-1 accuracy per active-group count\n"
 	      "  model run FILE --idx IMAGES [...]        classify images, print class scores\n"
 	      "  model bench FILE [...]                   latency per active-group count\n"
+	      "  platform [--json]                        CPU clusters, DVFS, GPUs, OpenCL, energy sources\n"
+	      "  platform set-freq|set-gpu-freq|restore   control frequencies (see gearbox platform --help)\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help       show this help (also after a command: gearbox model --help)\n"
@@ -45,6 +47,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "model") == 0)
 		return cmd_model(argc - 1, argv + 1);
+	if (strcmp(argv[1], "platform") == 0)
+		return cmd_platform(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (try 'gearbox --help')", argv[1]);
 	return EXIT_USAGE;
 }

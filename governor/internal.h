@@ -1,0 +1,30 @@
+/* Private to governor/: sysfs access and the saved-state helpers. */
+#ifndef GEARBOX_GOVERNOR_INTERNAL_H
+#define GEARBOX_GOVERNOR_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "governor/governor.h"
+
+#define CPU_SYSFS "/sys/devices/system/cpu"
+
+/* Whole content with trailing white space removed. 0 or -errno. */
+int sysfs_read(const char *path, char *buf, size_t len);
+/* The first white-space separated token. Values we write are read this way:
+ * a real sysfs attribute holds exactly the token, and a umockdev testbed (whose
+ * plain files are not truncated by writes) holds it followed by leftovers. */
+int sysfs_read_token(const char *path, char *buf, size_t len);
+int sysfs_read_ulong(const char *path, unsigned long *value);
+/* Write value followed by a newline (as `echo` does). 0 or -errno. */
+int sysfs_write(const char *path, const char *value);
+int sysfs_write_ulong(const char *path, unsigned long value);
+bool sysfs_exists(const char *path);
+/* Parse a white-space separated list of numbers; returns how many. */
+unsigned parse_ulongs(const char *text, unsigned long *out, unsigned max);
+
+int gov_discover_energy(struct gov_platform *p);
+void gov_discover_models(struct gov_platform *p);
+void gov_discover_opencl(struct gov_platform *p);
+
+#endif

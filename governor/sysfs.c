@@ -1,0 +1,120 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "governor/internal.h"
+
+int
+sysfs_read(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	close(fd);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\0'))
+		buf[--n] = '\0';
+	return 0;
+}
+
+int
+sysfs_read_token(const char *path, char *buf, size_t len)
+{
+	char raw[512];
+	size_t i = 0, j = 0;
+	int ret = sysfs_read(path, raw, sizeof(raw));
+
+	if (ret != 0)
+		return ret;
+	while (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n')
+		i++;
+	while (raw[i] != '\0' && raw[i] != ' ' && raw[i] != '\t' && raw[i] != '\n' && j + 1 < len)
+		buf[j++] = raw[i++];
+	buf[j] = '\0';
+	return j > 0 ? 0 : -ENODATA;
+}
+
+int
+sysfs_read_ulong(const char *path, unsigned long *value)
+{
+	char tok[64], *end;
+	int ret = sysfs_read_token(path, tok, sizeof(tok));
+
+	if (ret != 0)
+		return ret;
+	errno = 0;
+	*value = strtoul(tok, &end, 10);
+	return errno != 0 || *end != '\0' || tok[0] == '-' ? -EINVAL : 0;
+}
+
+int
+sysfs_write(const char *path, const char *value)
+{
+	char line[256];
+	int fd, n = snprintf(line, sizeof(line), "%s\n", value);
+	ssize_t w;
+
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -EINVAL;
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	w = write(fd, line, (size_t)n);
+	if (w != n) {
+		int err = w < 0 ? -errno : -EIO;
+		close(fd);
+		return err;
+	}
+	/* sysfs reports a store's error at close for some drivers. */
+	return close(fd) == 0 ? 0 : -errno;
+}
+
+int
+sysfs_write_ulong(const char *path, unsigned long value)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%lu", value);
+	return sysfs_write(path, buf);
+}
+
+bool
+sysfs_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+unsigned
+parse_ulongs(const char *text, unsigned long *out, unsigned max)
+{
+	unsigned n = 0;
+	const char *p = text;
+	char *end;
+
+	while (*p != '\0' && n < max) {
+		unsigned long v;
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (*p == '\0')
+			break;
+		v = strtoul(p, &end, 10);
+		if (end == p)
+			break;
+		out[n++] = v;
+		p = end;
+	}
+	return n;
+}

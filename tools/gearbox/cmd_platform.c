@@ -1,0 +1,346 @@
+/* gearbox platform [--json] | set-freq | set-gpu-freq | restore */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "governor/governor.h"
+#include "tools/gearbox/cli.h"
+
+static void
+platform_usage(FILE *out)
+{
+	fputs("Usage: gearbox platform [--json]                     what this machine offers\n"
+	      "       gearbox platform set-freq CLUSTER KHZ [--hold SECONDS]\n"
+	      "       gearbox platform set-gpu-freq DEVICE HZ\n"
+	      "       gearbox platform restore                      put back what gearbox changed\n"
+	      "\n"
+	      "  CLUSTER is a name (cluster1), an index (1) or a CPU it holds (cpu4); DEVICE is a\n"
+	      "  devfreq name (57000000.gpu) or index. set-freq saves the original governor and limits\n"
+	      "  first; they stay changed until 'gearbox platform restore', or, with --hold, for SECONDS\n"
+	      "  (then restored; a crash is restored at the next start of gearbox or gearboxd).\n"
+	      "\n"
+	      "  --state-dir DIR   where the saved state lives (default " GOV_DEFAULT_STATE_DIR
+	      ", or $GEARBOX_STATE_DIR)\n"
+	      "  --json            machine-readable output\n",
+	      out);
+}
+
+static struct json_object *
+json_ulongs(const unsigned long *v, unsigned n)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_int64((int64_t)v[i]));
+	return a;
+}
+
+static struct json_object *
+json_words(const char *text)
+{
+	struct json_object *a = json_object_new_array();
+	char *copy = strdup(text), *save = NULL;
+
+	for (char *w = strtok_r(copy, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save))
+		json_object_array_add(a, json_object_new_string(w));
+	free(copy);
+	return a;
+}
+
+static void
+print_platform_json(const struct gov_platform *p)
+{
+	struct json_object *root = json_object_new_object(), *clusters = json_object_new_array();
+	struct json_object *gpus = json_object_new_array(), *ocl = json_object_new_array();
+	struct json_object *sources = json_object_new_array();
+
+	for (unsigned i = 0; i < p->nclusters; i++) {
+		const struct gov_cluster *c = &p->clusters[i];
+		const struct gov_power_model *m = &p->models[i];
+		struct json_object *o = json_object_new_object(), *model = json_object_new_object();
+		struct json_object *points = json_object_new_array();
+		char *cpus = NULL;
+		hwloc_bitmap_list_asprintf(&cpus, c->cpuset);
+		json_object_object_add(o, "id", json_object_new_int((int)c->id));
+		json_object_object_add(o, "name", json_object_new_string(c->name));
+		json_object_object_add(o, "cpus", json_object_new_string(cpus));
+		json_object_object_add(o, "ncpus", json_object_new_int((int)c->ncpus));
+		json_object_object_add(o, "capacity", json_object_new_int((int)c->capacity));
+		json_object_object_add(o, "capacity_source", json_object_new_string(gov_capacity_source_name(c->capacity_source)));
+		json_object_object_add(o, "efficiency", json_object_new_int(c->efficiency));
+		if (c->npolicies > 0) {
+			struct json_object *f = json_object_new_object(), *pols = json_object_new_array();
+			for (unsigned k = 0; k < c->npolicies; k++)
+				json_object_array_add(pols, json_object_new_int((int)c->policies[k]));
+			json_object_object_add(f, "policies", pols);
+			json_object_object_add(f, "driver", json_object_new_string(c->driver));
+			json_object_object_add(f, "governor", json_object_new_string(c->governor));
+			json_object_object_add(f, "governors", json_words(c->governors));
+			json_object_object_add(f, "userspace", json_object_new_boolean(c->has_userspace));
+			json_object_object_add(f, "frequencies_khz", json_ulongs(c->freqs_khz, c->nfreqs));
+			json_object_object_add(f, "hw_min_khz", json_object_new_int64((int64_t)c->hw_min_khz));
+			json_object_object_add(f, "hw_max_khz", json_object_new_int64((int64_t)c->hw_max_khz));
+			json_object_object_add(f, "min_khz", json_object_new_int64((int64_t)c->min_khz));
+			json_object_object_add(f, "max_khz", json_object_new_int64((int64_t)c->max_khz));
+			json_object_object_add(f, "cur_khz", json_object_new_int64((int64_t)c->cur_khz));
+			json_object_object_add(o, "cpufreq", f);
+		} else {
+			json_object_object_add(o, "cpufreq", NULL);
+		}
+		json_object_object_add(model, "kind", json_object_new_string(gov_model_kind_name(m->kind)));
+		for (unsigned k = 0; k < m->npoints; k++) {
+			struct json_object *pt = json_object_new_object();
+			json_object_object_add(pt, "khz", json_object_new_int64((int64_t)m->khz[k]));
+			json_object_object_add(pt, "watts_per_cpu", json_object_new_double(m->watts_per_cpu[k]));
+			json_object_array_add(points, pt);
+		}
+		json_object_object_add(model, "points", points);
+		json_object_object_add(o, "power_model", model);
+		json_object_array_add(clusters, o);
+		free(cpus);
+	}
+	for (unsigned i = 0; i < p->ngpus; i++) {
+		const struct gov_gpu *g = &p->gpus[i];
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(g->name));
+		json_object_object_add(o, "path", json_object_new_string(g->path));
+		json_object_object_add(o, "governor", json_object_new_string(g->governor));
+		json_object_object_add(o, "governors", json_words(g->governors));
+		json_object_object_add(o, "userspace", json_object_new_boolean(g->has_userspace));
+		json_object_object_add(o, "frequencies_hz", json_ulongs(g->freqs_hz, g->nfreqs));
+		json_object_object_add(o, "min_hz", json_object_new_int64((int64_t)g->min_hz));
+		json_object_object_add(o, "max_hz", json_object_new_int64((int64_t)g->max_hz));
+		json_object_object_add(o, "cur_hz", json_object_new_int64((int64_t)g->cur_hz));
+		json_object_object_add(o, "opencl_device", g->opencl_device >= 0 ? json_object_new_int(g->opencl_device) : NULL);
+		json_object_array_add(gpus, o);
+	}
+	for (unsigned i = 0; i < p->nopencl; i++) {
+		const struct gov_opencl_device *d = &p->opencl[i];
+		struct json_object *o = json_object_new_object();
+		char id[32];
+		snprintf(id, sizeof(id), "opencl:%u", i);
+		json_object_object_add(o, "id", json_object_new_string(id));
+		json_object_object_add(o, "platform", json_object_new_string(d->platform));
+		json_object_object_add(o, "name", json_object_new_string(d->name));
+		json_object_object_add(o, "type", json_object_new_string(d->type));
+		json_object_object_add(o, "compute_units", json_object_new_int((int)d->compute_units));
+		json_object_object_add(o, "global_mem_bytes", json_object_new_int64((int64_t)d->global_mem_bytes));
+		json_object_array_add(ocl, o);
+	}
+	for (unsigned i = 0; i < p->nsources; i++) {
+		const struct gov_energy_source *s = &p->sources[i];
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(s->name));
+		json_object_object_add(o, "kind", json_object_new_string(gov_source_kind_name(s->kind)));
+		json_object_object_add(o, "domain", json_object_new_string(gov_domain_name(s->domain)));
+		json_object_object_add(o, "unit", s->unit >= 0 ? json_object_new_int(s->unit) : NULL);
+		json_object_object_add(o, "path", json_object_new_string(s->path));
+		json_object_array_add(sources, o);
+	}
+	json_object_object_add(root, "dvfs", json_object_new_boolean(p->cpufreq));
+	json_object_object_add(root, "clusters", clusters);
+	json_object_object_add(root, "gpus", gpus);
+	json_object_object_add(root, "opencl", ocl);
+	json_object_object_add(root, "opencl_error", p->opencl_error ? json_object_new_string(p->opencl_error) : NULL);
+	json_object_object_add(root, "energy_sources", sources);
+	json_object_object_add(root, "saved_state", json_object_new_boolean(gov_has_saved_state(p)));
+	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(root);
+}
+
+static void
+print_platform_text(const struct gov_platform *p)
+{
+	printf("CPU clusters (DVFS %s)\n", p->cpufreq ? "through cpufreq" : "unavailable: no cpufreq on this machine");
+	for (unsigned i = 0; i < p->nclusters; i++) {
+		const struct gov_cluster *c = &p->clusters[i];
+		const struct gov_power_model *m = &p->models[i];
+		char *cpus = NULL;
+		hwloc_bitmap_list_asprintf(&cpus, c->cpuset);
+		printf("  %-9s CPUs %s (%u), capacity %u (%s)", c->name, cpus, c->ncpus, c->capacity,
+		       gov_capacity_source_name(c->capacity_source));
+		if (c->efficiency >= 0)
+			printf(", efficiency rank %d", c->efficiency);
+		putchar('\n');
+		free(cpus);
+		if (c->npolicies > 0) {
+			printf("            cpufreq: %u polic%s from policy%u, driver %s, governor %s%s\n", c->npolicies,
+			       c->npolicies == 1 ? "y" : "ies", c->policies[0], c->driver, c->governor,
+			       c->has_userspace ? " (userspace available)" : " (no userspace governor: min/max clamping)");
+			if (c->nfreqs > 0)
+				printf("            %lu-%lu MHz in %u steps", c->freqs_khz[0] / 1000,
+				       c->freqs_khz[c->nfreqs - 1] / 1000, c->nfreqs);
+			else
+				printf("            %lu-%lu MHz (continuous)", c->hw_min_khz / 1000, c->hw_max_khz / 1000);
+			printf("; now %lu MHz, limits %lu-%lu MHz\n", c->cur_khz / 1000, c->min_khz / 1000, c->max_khz / 1000);
+		}
+		if (m->npoints > 0)
+			printf("            power model: %s, %.3f-%.3f W per busy CPU\n", gov_model_kind_name(m->kind),
+			       m->watts_per_cpu[0], m->watts_per_cpu[m->npoints - 1]);
+	}
+	printf("\nGPUs (devfreq)\n");
+	if (p->ngpus == 0)
+		printf("  none\n");
+	for (unsigned i = 0; i < p->ngpus; i++) {
+		const struct gov_gpu *g = &p->gpus[i];
+		printf("  %-14s %lu-%lu MHz in %u steps, governor %s%s", g->name,
+		       g->nfreqs ? g->freqs_hz[0] / 1000000 : 0, g->nfreqs ? g->freqs_hz[g->nfreqs - 1] / 1000000 : 0,
+		       g->nfreqs, g->governor, g->has_userspace ? " (userspace available)" : "");
+		if (g->opencl_device >= 0)
+			printf(", OpenCL device opencl:%d", g->opencl_device);
+		putchar('\n');
+	}
+	printf("\nOpenCL devices\n");
+	if (p->nopencl == 0)
+		printf("  none: %s\n", p->opencl_error ? p->opencl_error : "no device");
+	for (unsigned i = 0; i < p->nopencl; i++) {
+		const struct gov_opencl_device *d = &p->opencl[i];
+		printf("  opencl:%u  %s: %s (%s, %u compute units, %.1f GB)\n", i, d->platform, d->name, d->type,
+		       d->compute_units, (double)d->global_mem_bytes / 1e9);
+	}
+	printf("\nEnergy sources\n");
+	if (p->nsources == 0)
+		printf("  no sensors: energy figures come from the power models above\n");
+	for (unsigned i = 0; i < p->nsources; i++) {
+		const struct gov_energy_source *s = &p->sources[i];
+		char unit[32] = "";
+		if (s->unit >= 0)
+			snprintf(unit, sizeof(unit), " %d", s->unit);
+		printf("  %-34s %-12s %s%s  %s\n", s->name, gov_source_kind_name(s->kind), gov_domain_name(s->domain), unit,
+		       s->path);
+	}
+	if (gov_has_saved_state(p))
+		printf("\nSaved state in %s: gearbox changed frequencies ('gearbox platform restore' puts them back)\n",
+		       p->state_dir);
+}
+
+static volatile sig_atomic_t stop_hold;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_hold = 1;
+}
+
+int
+cmd_platform(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },          { "hold", required_argument, NULL, 'H' },
+		{ "state-dir", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *state_dir = NULL, *verb = NULL;
+	unsigned long hold = 0, freq = 0;
+	struct gov_platform *p;
+	char *cause = NULL;
+	bool json = false, recovered = false;
+	int ch, ret = 0;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': json = true; break;
+		case 's': state_dir = optarg; break;
+		case 'H':
+			if (cli_parse_uint(optarg, 1, 86400, &hold) != 0) {
+				cli_error("--hold takes seconds (1 to 86400), not '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h': platform_usage(stdout); return 0;
+		default: platform_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		verb = argv[optind++];
+	if (verb != NULL && strcmp(verb, "set-freq") != 0 && strcmp(verb, "set-gpu-freq") != 0 &&
+	    strcmp(verb, "restore") != 0) {
+		cli_error("unknown platform command '%s' (set-freq, set-gpu-freq, restore)", verb);
+		return EXIT_USAGE;
+	}
+	if (verb != NULL && strcmp(verb, "restore") != 0) {
+		if (argc - optind != 2 || cli_parse_uint(argv[optind + 1], 1, 1000000000000ul, &freq) != 0) {
+			cli_error("%s needs a %s and a frequency in %s", verb, strcmp(verb, "set-freq") == 0 ? "CLUSTER" : "DEVICE",
+			          strcmp(verb, "set-freq") == 0 ? "kHz" : "Hz");
+			return EXIT_USAGE;
+		}
+	} else if (argc != optind) {
+		cli_error("unexpected argument '%s'", argv[optind]);
+		return EXIT_USAGE;
+	}
+
+	if ((p = gov_platform_discover(state_dir, &cause)) == NULL) {
+		cli_error("%s", cause);
+		free(cause);
+		return 1;
+	}
+	/* The next start after a crash puts back what the dead process changed. */
+	if (gov_recover_stale(p, &recovered, &cause) != 0) {
+		cli_error("restoring state left by a previous run: %s", cause);
+		free(cause);
+		cause = NULL;
+	} else if (recovered) {
+		fprintf(stderr, "gearbox: restored cpufreq/devfreq settings left changed by a process that ended "
+		                "without restoring them\n");
+		gov_platform_free(p);
+		p = gov_platform_discover(state_dir, NULL);
+	}
+
+	if (verb == NULL) {
+		if (json)
+			print_platform_json(p);
+		else
+			print_platform_text(p);
+	} else if (strcmp(verb, "restore") == 0) {
+		if (gov_restore(p, &cause) != 0) {
+			cli_error("%s", cause);
+			ret = 1;
+		}
+	} else {
+		bool cpu = strcmp(verb, "set-freq") == 0;
+		const char *what = argv[optind];
+		gov_set_state_owner(p, hold ? (int)getpid() : 0);
+		if (cpu) {
+			struct gov_cluster *c = gov_find_cluster(p, what);
+			if (c == NULL) {
+				cli_error("no cluster '%s' (see 'gearbox platform')", what);
+				ret = EXIT_USAGE;
+			} else if (gov_set_cluster_freq(p, c, freq, &cause) != 0) {
+				cli_error("%s", cause);
+				ret = 1;
+			}
+		} else {
+			struct gov_gpu *g = gov_find_gpu(p, what);
+			if (g == NULL) {
+				cli_error("no devfreq GPU '%s' (see 'gearbox platform')", what);
+				ret = EXIT_USAGE;
+			} else if (gov_set_gpu_freq(p, g, freq, &cause) != 0) {
+				cli_error("%s", cause);
+				ret = 1;
+			}
+		}
+		if (ret == 0 && hold) {
+			signal(SIGINT, on_signal);
+			signal(SIGTERM, on_signal);
+			fprintf(stderr, "gearbox: holding %s at %lu for %lu s (Ctrl-C restores now)\n", what, freq, hold);
+			for (unsigned long s = 0; s < hold * 10 && !stop_hold; s++)
+				usleep(100000);
+			if (gov_restore(p, &cause) != 0) {
+				cli_error("%s", cause);
+				ret = 1;
+			}
+		}
+	}
+	free(cause);
+	gov_platform_free(p);
+	return ret;
+}
