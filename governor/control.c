@@ -221,6 +221,19 @@ policy_dir(unsigned policy, char *buf, size_t len)
 
 static int restore_entry(struct json_object *e, char **cause);
 
+/* A change that failed and was rolled back leaves nothing to restore: drop the
+ * state file if this call created it. */
+static void
+forget_new_state(const struct gov_platform *p, bool had_state)
+{
+	char path[GOV_PATH];
+
+	if (had_state)
+		return;
+	state_path(p, path, sizeof(path));
+	unlink(path);
+}
+
 int
 gov_set_cluster_freq(struct gov_platform *p, struct gov_cluster *c, unsigned long khz, char **cause)
 {
@@ -239,6 +252,7 @@ gov_set_cluster_freq(struct gov_platform *p, struct gov_cluster *c, unsigned lon
 			return set_cause(cause, "%s: %lu kHz is outside %lu-%lu kHz", c->name, khz, c->hw_min_khz, c->hw_max_khz);
 		return set_cause(cause, "%s: %lu kHz is not in its frequency table (%s)", c->name, khz, list);
 	}
+	bool had_state = gov_has_saved_state(p);
 	for (unsigned i = 0; i < c->npolicies; i++) {
 		policy_dir(c->policies[i], dir, sizeof(dir));
 		if (ensure_saved(p, "cpufreq", dir, cause) != 0)
@@ -259,6 +273,7 @@ gov_set_cluster_freq(struct gov_platform *p, struct gov_cluster *c, unsigned lon
 				}
 			}
 			json_object_put(st);
+			forget_new_state(p, had_state);
 			prefix_cause(cause, "%s: cannot set %lu kHz", c->name, khz);
 			return -1;
 		}
@@ -280,9 +295,11 @@ gov_set_gpu_freq(struct gov_platform *p, struct gov_gpu *g, unsigned long hz, ch
 		in_table |= g->freqs_hz[i] == hz;
 	if (!in_table)
 		return set_cause(cause, "%s: %lu Hz is not in its frequency table", g->name, hz);
+	bool had_state = gov_has_saved_state(p);
 	if (ensure_saved(p, "devfreq", g->path, cause) != 0)
 		return -1;
 	if (apply_domain(g->path, false, g->has_userspace, hz, cause) != 0) {
+		forget_new_state(p, had_state);
 		prefix_cause(cause, "%s: cannot set %lu Hz", g->name, hz);
 		return -1;
 	}

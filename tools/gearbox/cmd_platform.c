@@ -54,6 +54,24 @@ json_words(const char *text)
 	return a;
 }
 
+/* A current reading, or why there is none. */
+static struct json_object *
+reading_json(const struct gov_energy_source *s)
+{
+	struct json_object *o = json_object_new_object();
+	struct gov_reading r;
+	char *cause = NULL;
+
+	if (gov_energy_read(s, &r, &cause) != 0)
+		json_object_object_add(o, "error", json_object_new_string(cause));
+	else if (r.is_energy)
+		json_object_object_add(o, "energy_uj", json_object_new_int64((int64_t)r.energy_uj));
+	else
+		json_object_object_add(o, "power_uw", json_object_new_int64((int64_t)r.power_uw));
+	free(cause);
+	return o;
+}
+
 static void
 print_platform_json(const struct gov_platform *p)
 {
@@ -142,6 +160,7 @@ print_platform_json(const struct gov_platform *p)
 		json_object_object_add(o, "domain", json_object_new_string(gov_domain_name(s->domain)));
 		json_object_object_add(o, "unit", s->unit >= 0 ? json_object_new_int(s->unit) : NULL);
 		json_object_object_add(o, "path", json_object_new_string(s->path));
+		json_object_object_add(o, "reading", reading_json(s));
 		json_object_array_add(sources, o);
 	}
 	json_object_object_add(root, "dvfs", json_object_new_boolean(p->cpufreq));
