@@ -434,3 +434,20 @@ gov_find_gpu(struct gov_platform *p, const char *what)
 		return &p->gpus[n];
 	return NULL;
 }
+
+hwloc_bitmap_t
+gov_cluster_cpuset(const struct gov_cluster *c, unsigned ncpus)
+{
+	hwloc_bitmap_t set = hwloc_bitmap_alloc();
+	unsigned taken = 0;
+	int cpu;
+
+	hwloc_bitmap_foreach_begin(cpu, c->cpuset) {
+		if (ncpus != 0 && taken == ncpus)
+			break;
+		hwloc_bitmap_set(set, (unsigned)cpu);
+		taken++;
+	}
+	hwloc_bitmap_foreach_end();
+	return set;
+}

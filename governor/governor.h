@@ -165,6 +165,14 @@ double gov_model_power(const struct gov_platform *p, unsigned cluster, unsigned 
 int gov_platform_set_power_table(struct gov_platform *p, unsigned cluster, unsigned n, const unsigned long *khz,
                                  const double *watts_per_cpu, char **cause);
 
+/* Read a platform file (INI, see governor/platform_file.c and gearbox(1)):
+ * per-cluster power tables. Errors name file:line. */
+int gov_platform_load_file(struct gov_platform *p, const char *path, char **cause);
+
+/* The first `ncpus` CPUs of a cluster (all when ncpus is 0 or too large), for
+ * binding inference threads with dnn_pool_create(). The caller frees it. */
+hwloc_bitmap_t gov_cluster_cpuset(const struct gov_cluster *c, unsigned ncpus);
+
 /* ---- control -------------------------------------------------------------
  * Each call saves the original governor and limits of what it touches (once,
  * in state_dir) before its first change. Errors name the path and errno and

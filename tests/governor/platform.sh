@@ -162,6 +162,25 @@ run "$tb" >/dev/null
 run "$tb" restore
 echo "ok: crash recovery"
 
+# --- a platform file gives power tables; bad ones are refused with file:line ----
+tb=$T/odroid-xu3
+printf '# big cores\n[cluster1]\npower = 200000:0.15 1000000:0.60 2000000:1.90\n' >"$T/good.conf"
+run "$tb" --json --platform-file "$T/good.conf" | python3 -c "
+import json, sys
+m = json.load(sys.stdin)['clusters'][1]['power_model']
+assert m['kind'] == 'table' and [p['khz'] for p in m['points']] == [200000, 1000000, 2000000], m" || fail "platform file table"
+printf '[cluster1]\npower = 200000:0.15 1000000:lots\n' >"$T/bad1.conf"
+printf '[cluster7]\npower = 200000:0.15\n' >"$T/bad2.conf"
+printf '[cluster0]\nvoltage = 1\n' >"$T/bad3.conf"
+printf '[cluster0]\npower = 900000:0.2 300000:0.1\n' >"$T/bad4.conf"
+for c in "bad1.conf:2: '1000000:lots' is not KHZ:WATTS" "bad2.conf:2: \[cluster7\] is not a cluster" \
+	"bad3.conf:2: unknown key 'voltage'" "bad4.conf:2: power table point 1: frequencies must rise"; do
+	f=${c%%:*}
+	if run "$tb" --platform-file "$T/$f" >/dev/null 2>"$T/err"; then fail "$f accepted"; fi
+	grep -q "$c" "$T/err" || fail "$f: message $(cat "$T/err")"
+done
+echo "ok: platform file"
+
 # --- the generator against the real capture, when shared/ is beside us -----------
 CAP=$S/../shared/platforms/intel-hybrid-20em64t.tar.bz2
 if [ -f "$CAP" ]; then

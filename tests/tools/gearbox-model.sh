@@ -80,6 +80,11 @@ expect 2 "needs --dataset" "$GEARBOX" model eval "$T/tiny.st"
 expect 1 "images are 1x28x28 but tiny expects 2x8x8" "$GEARBOX" model eval "$T/tiny.st" --dataset "$T"
 expect 2 "unknown command" "$GEARBOX" frobnicate
 expect 2 "cpuset" "$GEARBOX" model bench "$T/tiny.st" --cpuset banana
+expect 2 "no cluster 'huge'" "$GEARBOX" model bench "$T/tiny.st" --cluster huge
+expect 2 "not both" "$GEARBOX" model bench "$T/tiny.st" --cluster cluster0 --cpuset 0
+# --cluster binds through the governor's view of the machine.
+"$GEARBOX" model bench "$T/tiny.st" --cluster cluster0 --iterations 2 --warmup 0 --json >"$T/bc.json"
+[ "$(json "$T/bc.json" 'len(d["groups"])')" = 4 ] || fail "bench --cluster"
 
 # The bundled model, once trained, meets its card on the real test set.
 for m in "$S"/models/*.safetensors; do

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "dnn/dnn.h"
+#include "governor/governor.h"
 #include "tools/gearbox/cli.h"
 #include "tools/gearbox/dataset.h"
 
@@ -21,6 +22,7 @@ struct model_opts {
 	const char *dataset;
 	hwloc_bitmap_t cpuset; /* NULL: threads not bound */
 	const char *idx;
+	const char *cluster;
 	unsigned long threads, iterations, warmup, limit, index, count;
 	enum dnn_kernels kernels;
 };
@@ -33,7 +35,7 @@ model_usage(FILE *out)
 	      "                              [--kernels ref|blas|fast] [--json]\n"
 	      "       gearbox model run FILE --idx IMAGES [--index I] [--count N] [--groups N|all] [--json]\n"
 	      "       gearbox model bench FILE [--groups N|all] [--threads N] [--iterations N] [--warmup N]\n"
-	      "                              [--kernels ref|blas|fast] [--cpuset LIST] [--json]\n"
+	      "                              [--kernels ref|blas|fast] [--cpuset LIST | --cluster C] [--json]\n"
 	      "\n"
 	      "  --dataset DIR     Fashion-MNIST/MNIST IDX test set folder (e.g. /usr/share/datasets/fashion-mnist)\n"
 	      "                    or a CIFAR-10 binary test batch (test_batch.bin, or its folder)\n"
@@ -45,6 +47,7 @@ model_usage(FILE *out)
 	      "  --iterations N    timed runs per g (default 200), after --warmup runs (default 20)\n"
 	      "  --kernels K       kernel family: fast (default), blas (im2col + GEMM), ref (plain C)\n"
 	      "  --cpuset LIST     bind the threads to these CPUs (hwloc list syntax, e.g. 0-3)\n"
+	      "  --cluster C       bind the threads to the first --threads CPUs of a cluster (see gearbox platform)\n"
 	      "  --json            machine-readable output (keys documented in gearbox(1))\n",
 	      out);
 }
@@ -59,7 +62,7 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 		{ "limit", required_argument, NULL, 'l' },  { "kernels", required_argument, NULL, 'k' },
 		{ "cpuset", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
 		{ "idx", required_argument, NULL, 'x' },    { "index", required_argument, NULL, 'i' },
-		{ "count", required_argument, NULL, 'C' },
+		{ "count", required_argument, NULL, 'C' },  { "cluster", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -115,6 +118,7 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 			}
 			break;
 		case 'x': o->idx = optarg; break;
+		case 'K': o->cluster = optarg; break;
 		case 'i':
 			if (cli_parse_uint(optarg, 0, 100000000, &o->index) != 0) {
 				cli_error("--index must be a number, not '%s'", optarg);
@@ -130,6 +134,10 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 		case 'h': model_usage(stdout); exit(0);
 		default: model_usage(stderr); return -1;
 		}
+	}
+	if (o->cluster != NULL && o->cpuset != NULL) {
+		cli_error("give --cluster or --cpuset, not both");
+		return -1;
 	}
 	if (optind + 1 != argc) {
 		cli_error(optind == argc ? "missing model FILE" : "too many arguments (one model FILE expected)");
@@ -530,6 +538,29 @@ out:
 	return ret;
 }
 
+/* --cluster: the governor names the CPUs; dnn/ is only given a cpuset. */
+static int
+cluster_cpuset(struct model_opts *o)
+{
+	char *cause = NULL;
+	struct gov_platform *p = gov_platform_discover(NULL, &cause);
+	struct gov_cluster *c;
+
+	if (p == NULL) {
+		cli_error("%s", cause);
+		free(cause);
+		return -1;
+	}
+	if ((c = gov_find_cluster(p, o->cluster)) == NULL) {
+		cli_error("no cluster '%s' (see 'gearbox platform')", o->cluster);
+		gov_platform_free(p);
+		return -1;
+	}
+	o->cpuset = gov_cluster_cpuset(c, (unsigned)o->threads);
+	gov_platform_free(p);
+	return 0;
+}
+
 int
 cmd_model(int argc, char **argv)
 {
@@ -553,6 +584,8 @@ cmd_model(int argc, char **argv)
 		hwloc_bitmap_free(o.cpuset);
 		return EXIT_USAGE;
 	}
+	if (o.cluster != NULL && cluster_cpuset(&o) != 0)
+		return EXIT_USAGE;
 	if ((m = dnn_model_load(file, &cause)) == NULL) {
 		cli_error("%s", cause ? cause : "cannot load model");
 		free(cause);

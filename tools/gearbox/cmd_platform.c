@@ -26,6 +26,8 @@ platform_usage(FILE *out)
 	      "  first; they stay changed until 'gearbox platform restore', or, with --hold, for SECONDS\n"
 	      "  (then restored; a crash is restored at the next start of gearbox or gearboxd).\n"
 	      "\n"
+	      "  --platform-file F power tables for clusters without a kernel Energy Model (INI):\n"
+	      "                    [cluster1]  power = 200000:0.15 2000000:1.90   (kHz:watts per busy CPU)\n"
 	      "  --state-dir DIR   where the saved state lives (default " GOV_DEFAULT_STATE_DIR
 	      ", or $GEARBOX_STATE_DIR)\n"
 	      "  --json            machine-readable output\n",
@@ -255,9 +257,10 @@ cmd_platform(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },          { "hold", required_argument, NULL, 'H' },
 		{ "state-dir", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' },
+		{ "platform-file", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *state_dir = NULL, *verb = NULL;
+	const char *state_dir = NULL, *verb = NULL, *platform_file = NULL;
 	unsigned long hold = 0, freq = 0;
 	struct gov_platform *p;
 	char *cause = NULL;
@@ -269,6 +272,7 @@ cmd_platform(int argc, char **argv)
 		switch (ch) {
 		case 'j': json = true; break;
 		case 's': state_dir = optarg; break;
+		case 'P': platform_file = optarg; break;
 		case 'H':
 			if (cli_parse_uint(optarg, 1, 86400, &hold) != 0) {
 				cli_error("--hold takes seconds (1 to 86400), not '%s'", optarg);
@@ -300,6 +304,12 @@ cmd_platform(int argc, char **argv)
 	if ((p = gov_platform_discover(state_dir, &cause)) == NULL) {
 		cli_error("%s", cause);
 		free(cause);
+		return 1;
+	}
+	if (platform_file != NULL && gov_platform_load_file(p, platform_file, &cause) != 0) {
+		cli_error("%s", cause);
+		free(cause);
+		gov_platform_free(p);
 		return 1;
 	}
 	/* The next start after a crash puts back what the dead process changed. */
