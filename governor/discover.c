@@ -118,13 +118,7 @@ read_cpufreq(struct gov_cluster *c)
 			c->hw_max_khz = hi;
 	}
 #endif
-	/* Tables are listed in either order by drivers; keep them ascending. */
-	for (unsigned i = 1; i < c->nfreqs; i++)
-		for (unsigned j = i; j > 0 && c->freqs_khz[j - 1] > c->freqs_khz[j]; j--) {
-			unsigned long t = c->freqs_khz[j];
-			c->freqs_khz[j] = c->freqs_khz[j - 1];
-			c->freqs_khz[j - 1] = t;
-		}
+	sort_ulongs(c->freqs_khz, c->nfreqs);
 	read_dynamic_cpufreq(c);
 }
 
@@ -312,12 +306,7 @@ discover_devfreq(struct gov_platform *p)
 		snprintf(path, sizeof(path), "%s/available_frequencies", g->path);
 		if (sysfs_read(path, text, sizeof(text)) == 0)
 			g->nfreqs = parse_ulongs(text, g->freqs_hz, GOV_MAX_FREQS);
-		for (unsigned i = 1; i < g->nfreqs; i++)
-			for (unsigned j = i; j > 0 && g->freqs_hz[j - 1] > g->freqs_hz[j]; j--) {
-				unsigned long t = g->freqs_hz[j];
-				g->freqs_hz[j] = g->freqs_hz[j - 1];
-				g->freqs_hz[j - 1] = t;
-			}
+		sort_ulongs(g->freqs_hz, g->nfreqs);
 		snprintf(path, sizeof(path), "%s/available_governors", g->path);
 		sysfs_read(path, g->governors, sizeof(g->governors));
 		g->has_userspace = strstr(g->governors, "userspace") != NULL;

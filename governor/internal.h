@@ -22,6 +22,8 @@ int sysfs_write_ulong(const char *path, unsigned long value);
 bool sysfs_exists(const char *path);
 /* Parse a white-space separated list of numbers; returns how many. */
 unsigned parse_ulongs(const char *text, unsigned long *out, unsigned max);
+/* Ascending order (drivers list frequency tables either way). */
+void sort_ulongs(unsigned long *v, unsigned n);
 
 int gov_discover_energy(struct gov_platform *p);
 void gov_discover_models(struct gov_platform *p);

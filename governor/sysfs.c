@@ -118,3 +118,17 @@ parse_ulongs(const char *text, unsigned long *out, unsigned max)
 	}
 	return n;
 }
+
+static int
+compare_ulong(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+
+	return (x > y) - (x < y);
+}
+
+void
+sort_ulongs(unsigned long *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), compare_ulong);
+}

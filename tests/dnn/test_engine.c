@@ -2,6 +2,7 @@
  * model holding only those g groups computes; every kernel family and thread
  * count agrees; running allocates nothing. */
 #include "config.h"
+#include "tests/common/check_main.h"
 
 #include <check.h>
 #include <errno.h>
@@ -236,7 +237,6 @@ main(void)
 {
 	Suite *s = suite_create("dnn-engine");
 	TCase *tc = tcase_create("engine");
-	SRunner *sr;
 	int failed;
 	char cmd[300];
 
@@ -253,10 +253,7 @@ main(void)
 	tcase_add_test(tc, test_weights_not_copied);
 	tcase_add_test(tc, test_normalize);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = run_suite(s) != EXIT_SUCCESS;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", tmpdir);

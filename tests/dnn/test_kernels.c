@@ -2,6 +2,7 @@
  * shapes around tile and vector edges, every connectivity and every g, split
  * into 1 to 3 parts; compared by normalised error. */
 #include "config.h"
+#include "tests/common/check_main.h"
 
 #include <check.h>
 #include <math.h>
@@ -278,8 +279,6 @@ main(void)
 {
 	Suite *s = suite_create("dnn-kernels");
 	TCase *tc = tcase_create("kernels");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_reference_by_hand);
@@ -288,9 +287,5 @@ main(void)
 	tcase_add_test(tc, test_pool_kernels);
 	tcase_add_test(tc, test_relu_kernels);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(s);
 }

@@ -1,6 +1,7 @@
 /* Loader tests: a valid model loads with the right facts; every kind of
  * malformed file is refused with a message naming the problem, never a crash. */
 #include "config.h"
+#include "tests/common/check_main.h"
 
 #include <check.h>
 #include <errno.h>
@@ -383,17 +384,13 @@ model_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
 	int failed;
 
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return EXIT_FAILURE;
 	}
-	sr = srunner_create(model_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = run_suite(model_suite()) != EXIT_SUCCESS;
 	{
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

@@ -2,6 +2,7 @@
  * dispatches; threads are bound to the cpuset they were given; the caller's
  * own binding is put back after an inference. */
 #include "config.h"
+#include "tests/common/check_main.h"
 
 #include <check.h>
 #include <stdatomic.h>
@@ -111,17 +112,11 @@ main(void)
 {
 	Suite *s = suite_create("dnn-pool");
 	TCase *tc = tcase_create("pool");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_every_share_once);
 	tcase_add_test(tc, test_threads_bound_to_cpuset);
 	tcase_add_test(tc, test_bad_arguments);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(s);
 }

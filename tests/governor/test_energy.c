@@ -2,6 +2,7 @@
  * wrap-around, missing files, garbage values, disabled INA231 sensors, and the
  * power-model interpolation. Works on plain files: no testbed needed. */
 #include "config.h"
+#include "tests/common/check_main.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -150,7 +151,6 @@ main(void)
 {
 	Suite *s = suite_create("governor-energy");
 	TCase *tc = tcase_create("energy");
-	SRunner *sr;
 	int failed;
 	char cmd[300];
 
@@ -161,10 +161,7 @@ main(void)
 	tcase_add_test(tc, test_missing_and_garbage);
 	tcase_add_test(tc, test_power_model);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = run_suite(s) != EXIT_SUCCESS;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		return EXIT_FAILURE;

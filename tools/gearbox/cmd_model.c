@@ -266,15 +266,61 @@ argmax(const float *v, unsigned n)
 	return best;
 }
 
+/* What eval and run share: a pool and an execution context with input and
+ * output buffers, and the check that images fit the model. */
+struct runner {
+	struct dnn_pool *pool;
+	struct dnn_exec *exec;
+	float *input, *output;
+};
+
+static int
+runner_open(const struct dnn_model *m, const struct model_opts *o, struct runner *r)
+{
+	char *cause = NULL;
+
+	memset(r, 0, sizeof(*r));
+	r->input = malloc(dnn_model_input_size(m) * sizeof(float));
+	r->output = malloc(dnn_model_output_size(m) * sizeof(float));
+	if (r->input == NULL || r->output == NULL || (r->pool = make_pool(o)) == NULL)
+		return -1;
+	if ((r->exec = dnn_exec_create(m, r->pool, o->kernels, &cause)) == NULL) {
+		cli_error("%s", cause);
+		free(cause);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+runner_close(struct runner *r)
+{
+	dnn_exec_free(r->exec);
+	dnn_pool_free(r->pool);
+	free(r->input);
+	free(r->output);
+}
+
+static int
+check_images(const struct dnn_model *m, const struct dataset *ds, const char *where)
+{
+	unsigned c, h, w;
+
+	dnn_model_input_shape(m, &c, &h, &w);
+	if (ds->channels == c && ds->height == h && ds->width == w)
+		return 0;
+	cli_error("%s: images are %ux%ux%u but %s expects %ux%ux%u", where, ds->channels, ds->height, ds->width,
+	          dnn_model_name(m), c, h, w);
+	return -1;
+}
+
 static int
 model_eval(const struct dnn_model *m, const struct model_opts *o)
 {
 	struct dataset ds;
-	struct dnn_pool *pool = NULL;
-	struct dnn_exec *exec = NULL;
-	unsigned first, last, c, h, w, classes = dnn_model_classes(m);
-	size_t n, correct[DNN_MAX_GROUPS + 1] = { 0 }, plane;
-	float *input = NULL, *output = NULL;
+	struct runner r;
+	unsigned first, last, classes = dnn_model_classes(m);
+	size_t n, correct[DNN_MAX_GROUPS + 1] = { 0 }, plane = dnn_model_input_size(m);
 	char *cause = NULL;
 	bool progress = isatty(STDERR_FILENO) && !o->json;
 	double t0 = cli_now_us();
@@ -292,12 +338,9 @@ model_eval(const struct dnn_model *m, const struct model_opts *o)
 		dataset_close(&ds);
 		return 1;
 	}
-	dnn_model_input_shape(m, &c, &h, &w);
-	if (ds.channels != c || ds.height != h || ds.width != w) {
-		cli_error("%s: images are %ux%ux%u but %s expects %ux%ux%u", o->dataset, ds.channels, ds.height, ds.width,
-		          dnn_model_name(m), c, h, w);
+	memset(&r, 0, sizeof(r));
+	if (check_images(m, &ds, o->dataset) != 0)
 		goto out;
-	}
 	for (size_t i = 0; i < ds.count; i++) {
 		if (ds.labels[i] >= classes) {
 			cli_error("%s: image %zu has label %u but the model has %u classes", o->dataset, i, ds.labels[i], classes);
@@ -305,20 +348,13 @@ model_eval(const struct dnn_model *m, const struct model_opts *o)
 		}
 	}
 	n = o->limit && o->limit < ds.count ? o->limit : ds.count;
-	plane = (size_t)c * h * w;
-	input = malloc(plane * sizeof(float));
-	output = malloc(classes * sizeof(float));
-	if (input == NULL || output == NULL || (pool = make_pool(o)) == NULL)
+	if (runner_open(m, o, &r) != 0)
 		goto out;
-	if ((exec = dnn_exec_create(m, pool, o->kernels, &cause)) == NULL) {
-		cli_error("%s", cause);
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
-		dnn_model_normalize_u8(m, ds.pixels + i * plane, input);
+		dnn_model_normalize_u8(m, ds.pixels + i * plane, r.input);
 		for (unsigned g = first; g <= last; g++) {
-			dnn_exec_run(exec, g, input, output);
-			correct[g] += argmax(output, classes) == ds.labels[i];
+			dnn_exec_run(r.exec, g, r.input, r.output);
+			correct[g] += argmax(r.output, classes) == ds.labels[i];
 		}
 		if (progress && (i + 1) % 500 == 0) {
 			double el = (cli_now_us() - t0) / 1e6;
@@ -356,10 +392,7 @@ model_eval(const struct dnn_model *m, const struct model_opts *o)
 	ret = 0;
 out:
 	free(cause);
-	dnn_exec_free(exec);
-	dnn_pool_free(pool);
-	free(input);
-	free(output);
+	runner_close(&r);
 	dataset_close(&ds);
 	return ret;
 }
@@ -466,12 +499,10 @@ static int
 model_run(const struct dnn_model *m, const struct model_opts *o)
 {
 	struct dataset ds;
-	struct dnn_exec *exec = NULL;
-	struct dnn_pool *pool = NULL;
-	unsigned first, last, c, h, w, classes = dnn_model_classes(m);
-	float *input = NULL, *output = NULL;
+	struct runner r;
+	unsigned first, last, classes = dnn_model_classes(m);
 	char *cause = NULL;
-	size_t plane;
+	size_t plane = dnn_model_input_size(m);
 	int ret = 1;
 
 	if (o->idx == NULL) {
@@ -485,42 +516,33 @@ model_run(const struct dnn_model *m, const struct model_opts *o)
 		free(cause);
 		return 1;
 	}
-	dnn_model_input_shape(m, &c, &h, &w);
-	plane = (size_t)c * h * w;
-	if (ds.channels != c || ds.height != h || ds.width != w) {
-		cli_error("%s: images are %ux%ux%u but %s expects %ux%ux%u", o->idx, ds.channels, ds.height, ds.width,
-		          dnn_model_name(m), c, h, w);
+	memset(&r, 0, sizeof(r));
+	if (check_images(m, &ds, o->idx) != 0)
 		goto out;
-	}
 	if (o->index + o->count > ds.count) {
 		cli_error("%s has %zu images: --index %lu --count %lu is past the end", o->idx, ds.count, o->index, o->count);
 		goto out;
 	}
-	input = malloc(plane * sizeof(float));
-	output = malloc(classes * sizeof(float));
-	if (input == NULL || output == NULL || (pool = make_pool(o)) == NULL)
+	if (runner_open(m, o, &r) != 0)
 		goto out;
-	if ((exec = dnn_exec_create(m, pool, o->kernels, &cause)) == NULL) {
-		cli_error("%s", cause);
-		goto out;
-	}
 	for (size_t i = o->index; i < o->index + o->count; i++) {
-		dnn_model_normalize_u8(m, ds.pixels + i * plane, input);
+		const float *output = r.output;
+		dnn_model_normalize_u8(m, ds.pixels + i * plane, r.input);
 		for (unsigned g = first; g <= last; g++) {
 			unsigned best;
-			dnn_exec_run(exec, g, input, output);
+			dnn_exec_run(r.exec, g, r.input, r.output);
 			best = argmax(output, classes);
 			if (o->json) {
-				struct json_object *r = json_object_new_object(), *outs = json_object_new_array();
+				struct json_object *row = json_object_new_object(), *outs = json_object_new_array();
 				for (unsigned k = 0; k < classes; k++)
 					json_object_array_add(outs, json_object_new_double((double)output[k]));
-				json_object_object_add(r, "image", json_object_new_int64((int64_t)i));
-				json_object_object_add(r, "groups", json_object_new_int((int)g));
-				json_object_object_add(r, "class", json_object_new_int((int)best));
-				json_object_object_add(r, "label", json_object_new_string(dnn_model_label(m, best)));
-				json_object_object_add(r, "outputs", outs);
-				puts(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
-				json_object_put(r);
+				json_object_object_add(row, "image", json_object_new_int64((int64_t)i));
+				json_object_object_add(row, "groups", json_object_new_int((int)g));
+				json_object_object_add(row, "class", json_object_new_int((int)best));
+				json_object_object_add(row, "label", json_object_new_string(dnn_model_label(m, best)));
+				json_object_object_add(row, "outputs", outs);
+				puts(json_object_to_json_string_ext(row, JSON_C_TO_STRING_PLAIN));
+				json_object_put(row);
 			} else {
 				printf("image %zu, g=%u: class %u (%s), score %.4f\n", i, g, best, dnn_model_label(m, best),
 				       (double)output[best]);
@@ -530,10 +552,7 @@ model_run(const struct dnn_model *m, const struct model_opts *o)
 	ret = 0;
 out:
 	free(cause);
-	dnn_exec_free(exec);
-	dnn_pool_free(pool);
-	free(input);
-	free(output);
+	runner_close(&r);
 	dataset_close(&ds);
 	return ret;
 }
