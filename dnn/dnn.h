@@ -88,6 +88,8 @@ uint64_t dnn_model_params(const struct dnn_model *model, unsigned groups);
 uint64_t dnn_model_macs(const struct dnn_model *model, unsigned groups);
 /* Bytes of weights touched at `groups` (params * sizeof(float)). */
 uint64_t dnn_model_weight_bytes(const struct dnn_model *model, unsigned groups);
+/* Activation and scratch memory an inference at `groups` works in (bytes). */
+size_t dnn_model_buffer_bytes(const struct dnn_model *model, unsigned groups);
 /* Bytes the file occupies (the mmap). */
 uint64_t dnn_model_file_bytes(const struct dnn_model *model);
 

@@ -1,6 +1,6 @@
 /* Execution contexts: buffers sized once for the largest plan, then any g runs
- * by walking the layers with the active-channel views of dnn_layer_blocks().
- * Nothing is allocated and no weight is copied per inference. */
+ * by walking its plan (plan.c). Nothing is allocated and no weight is copied
+ * per inference. */
 #include "config.h"
 
 #include <errno.h>
@@ -143,12 +143,14 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 		dnn_pool_enter(e->pool);
 	for (size_t i = 0; i < m->n_layers; i++) {
 		const struct dnn_layer *l = &m->layers[i];
-		struct dnn_op op = { .layer = l, .g = g, .G = m->groups, .in = src, .col = e->col, .scratch = e->scratch };
+		const struct dnn_layer_plan *lp = &m->plans[g - 1].layers[i];
+		struct dnn_op op = { .layer = l, .plan = lp, .g = g, .G = m->groups, .in = src, .col = e->col,
+		                     .scratch = e->scratch };
 		struct op_job job = { .fn = family_kernels[e->family][l->type], .op = &op };
 
 		if (l->type == DNN_FLATTEN)
 			continue; /* CHW order already is the flat order */
-		op.n = (size_t)dnn_active_out(l, g, m->groups) * l->out_h * l->out_w;
+		op.n = lp->out_n;
 		/* ReLU and softmax work in place, except on the caller's input. */
 		if ((l->type == DNN_RELU || l->type == DNN_SOFTMAX) && src != input) {
 			dst = (float *)src;

@@ -23,6 +23,25 @@ struct dnn_layer {
 	unsigned weight_cols;
 };
 
+/* A layer's view at one g: its active shapes and, for weighted layers, the
+ * blocks of work (see struct dnn_block). */
+struct dnn_block;
+struct dnn_layer_plan {
+	unsigned in_c, out_c;        /* active channels */
+	size_t out_n;                /* active output values */
+	unsigned nblocks;
+	const struct dnn_block *blocks;
+};
+
+/* The execution plan for one active-group count, prepared at load. */
+struct dnn_plan {
+	unsigned groups;
+	struct dnn_layer_plan *layers; /* one per layer */
+	struct dnn_block *block_store;
+	size_t act_floats;             /* largest activation at this g */
+	size_t col_floats;             /* largest im2col matrix at this g */
+};
+
 struct dnn_model {
 	char *path;
 	char *name;
@@ -36,6 +55,7 @@ struct dnn_model {
 	double accuracy[DNN_MAX_GROUPS];
 	size_t n_layers;
 	struct dnn_layer *layers;
+	struct dnn_plan plans[DNN_MAX_GROUPS]; /* plans[g - 1] */
 	size_t max_act;    /* largest activation (floats) of any layer at full width */
 	size_t max_col;    /* largest im2col matrix (floats) */
 	unsigned max_w;    /* widest input row of a pooling layer */
@@ -61,8 +81,16 @@ struct dnn_block {
 	unsigned row0, row1, ch0, ch1, wch0;
 };
 
-/* Fill blocks (at most DNN_MAX_GROUPS) for layer l at g; returns the count. */
+/* Fill blocks (at most DNN_MAX_GROUPS) for layer l at g; returns the count.
+ * This is the definition the plans are built from. */
 unsigned dnn_layer_blocks(const struct dnn_layer *l, unsigned g, unsigned G, struct dnn_block *blocks);
+
+/* Build (at load) and free the plans of every g; 0 or -1 when out of memory. */
+int dnn_plans_build(struct dnn_model *m);
+void dnn_plans_free(struct dnn_model *m);
+/* Fill one layer's plan at g into `plan`, its blocks into `blocks`. */
+void dnn_layer_plan_fill(const struct dnn_layer *l, unsigned g, unsigned G, struct dnn_layer_plan *plan,
+                         struct dnn_block *blocks);
 
 
 

@@ -13,6 +13,7 @@
 /* One layer at one active-group count. */
 struct dnn_op {
 	const struct dnn_layer *layer;
+	const struct dnn_layer_plan *plan; /* the layer at this g */
 	unsigned g, G;
 	const float *in;
 	float *out;       /* may equal in for relu/softmax */

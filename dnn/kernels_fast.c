@@ -138,8 +138,8 @@ static void
 conv_gemm(const struct dnn_op *op, unsigned part, unsigned parts, bool fused)
 {
 	const struct dnn_layer *l = op->layer;
-	struct dnn_block blocks[DNN_MAX_GROUPS];
-	unsigned nb = dnn_layer_blocks(l, op->g, op->G, blocks);
+	const struct dnn_block *blocks = op->plan->blocks;
+	unsigned nb = op->plan->nblocks;
 	unsigned kk = l->kh * l->kw;
 	size_t N = (size_t)l->out_h * l->out_w;
 	bool pointwise = is_pointwise(l);
@@ -244,7 +244,7 @@ pool_vec(const struct dnn_op *op, unsigned part, unsigned parts, bool max)
 	float *acc = op->scratch + (size_t)part * l->in_w;
 	size_t first, last;
 
-	dnn_share(dnn_active_in(l, op->g, op->G), part, parts, 1, &first, &last);
+	dnn_share(op->plan->in_c, part, parts, 1, &first, &last);
 	for (size_t c = first; c < last; c++) {
 		const float *in = op->in + c * l->in_h * l->in_w;
 		float *out = op->out + c * l->out_h * l->out_w;

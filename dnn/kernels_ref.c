@@ -14,8 +14,8 @@ void
 dnn_f32_conv2d_ref(const struct dnn_op *op, unsigned part, unsigned parts)
 {
 	const struct dnn_layer *l = op->layer;
-	struct dnn_block blocks[DNN_MAX_GROUPS];
-	unsigned nb = dnn_layer_blocks(l, op->g, op->G, blocks);
+	const struct dnn_block *blocks = op->plan->blocks;
+	unsigned nb = op->plan->nblocks;
 	unsigned H = l->in_h, W = l->in_w, OH = l->out_h, OW = l->out_w;
 	size_t first, last;
 
@@ -56,7 +56,7 @@ static void
 pool_ref(const struct dnn_op *op, unsigned part, unsigned parts, bool max)
 {
 	const struct dnn_layer *l = op->layer;
-	unsigned channels = dnn_active_in(l, op->g, op->G);
+	unsigned channels = op->plan->in_c;
 	size_t first, last;
 
 	dnn_share(channels, part, parts, 1, &first, &last);

@@ -812,6 +812,10 @@ dnn_model_load(const char *path, char **cause)
 	close(fd);
 	if (parse_container(&ld, m->map, m->map_size) != 0 || parse_metadata(&ld) != 0 || parse_graph(&ld, m) != 0)
 		goto error;
+	if (dnn_plans_build(m) != 0) {
+		set_cause(cause, "%s: out of memory for execution plans", path);
+		goto error;
+	}
 	loader_finish(&ld);
 	return m;
 error:
@@ -827,6 +831,7 @@ dnn_model_free(struct dnn_model *m)
 		return;
 	if (m->map != NULL)
 		munmap(m->map, m->map_size);
+	dnn_plans_free(m);
 	for (size_t i = 0; i < m->n_layers; i++)
 		free(m->layers[i].name);
 	free(m->layers);

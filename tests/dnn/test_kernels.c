@@ -68,10 +68,13 @@ compare(const struct kernel_entry *k, const struct dnn_layer *l, unsigned g, uns
 	float *in = random_floats(in_n, seed);
 	float *want = malloc((out_n + 1) * sizeof(float)), *got = malloc((out_n + 1) * sizeof(float));
 	float *col = malloc(col_n * sizeof(float)), *scratch = malloc(((size_t)parts * l->in_w + 1) * sizeof(float));
-	struct dnn_op op = { .layer = l, .g = g, .G = G, .in = in, .col = col, .scratch = scratch, .relu = relu,
-	                     .n = out_n };
+	struct dnn_block blocks[DNN_MAX_GROUPS];
+	struct dnn_layer_plan plan;
+	struct dnn_op op = { .layer = l, .plan = &plan, .g = g, .G = G, .in = in, .col = col, .scratch = scratch,
+	                     .relu = relu, .n = out_n };
 	double err;
 
+	dnn_layer_plan_fill(l, g, G, &plan, blocks);
 	for (size_t i = 0; i < out_n; i++)
 		want[i] = got[i] = NAN;
 	op.out = want;
@@ -261,7 +264,11 @@ START_TEST(test_reference_by_hand)
 	struct dnn_layer l = { .type = DNN_CONV2D, .conn = DNN_CONN_GROUPED, .in_c = 2, .in_h = 2, .in_w = 2,
 	                       .out_c = 2, .out_h = 2, .out_w = 2, .kh = 1, .kw = 1, .sh = 1, .sw = 1,
 	                       .in_grouped = true, .out_grouped = true, .weight = w, .bias = bias, .weight_cols = 1 };
-	struct dnn_op op = { .layer = &l, .g = 2, .G = 2, .in = in, .out = out };
+	struct dnn_block blocks[DNN_MAX_GROUPS];
+	struct dnn_layer_plan plan;
+	struct dnn_op op = { .layer = &l, .plan = &plan, .g = 2, .G = 2, .in = in, .out = out };
+
+	dnn_layer_plan_fill(&l, 2, 2, &plan, blocks);
 
 	dnn_f32_conv2d_ref(&op, 0, 1);
 	ck_assert_float_eq(out[0], 2.5f);

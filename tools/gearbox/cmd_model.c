@@ -205,6 +205,7 @@ model_info(const struct dnn_model *m, const struct model_opts *o)
 			json_object_object_add(go, "macs", json_object_new_int64((int64_t)dnn_model_macs(m, g)));
 			json_object_object_add(go, "flops", json_object_new_int64((int64_t)(2 * dnn_model_macs(m, g))));
 			json_object_object_add(go, "weight_bytes", json_object_new_int64((int64_t)dnn_model_weight_bytes(m, g)));
+			json_object_object_add(go, "buffer_bytes", json_object_new_int64((int64_t)dnn_model_buffer_bytes(m, g)));
 			json_object_object_add(go, "accuracy", acc >= 0 ? json_object_new_double(acc) : NULL);
 			json_object_array_add(per, go);
 		}
@@ -228,14 +229,15 @@ model_info(const struct dnn_model *m, const struct model_opts *o)
 		       li.connectivity == DNN_CONN_NONE ? "-" : dnn_connectivity_name(li.connectivity), shape,
 		       (unsigned long long)li.params, (unsigned long long)li.macs);
 	}
-	printf("\n%-3s %12s %12s %14s %10s\n", "g", "params", "MFLOPs", "weight bytes", "accuracy");
+	printf("\n%-3s %12s %12s %14s %14s %10s\n", "g", "params", "MFLOPs", "weight bytes", "buffer bytes", "accuracy");
 	for (unsigned g = 1; g <= G; g++) {
 		double acc = dnn_model_accuracy(m, g);
 		char accs[16] = "-";
 		if (acc >= 0)
 			snprintf(accs, sizeof(accs), "%.2f%%", 100.0 * acc);
-		printf("%-3u %12llu %12.2f %14llu %10s\n", g, (unsigned long long)dnn_model_params(m, g),
-		       2.0 * (double)dnn_model_macs(m, g) / 1e6, (unsigned long long)dnn_model_weight_bytes(m, g), accs);
+		printf("%-3u %12llu %12.2f %14llu %14zu %10s\n", g, (unsigned long long)dnn_model_params(m, g),
+		       2.0 * (double)dnn_model_macs(m, g) / 1e6, (unsigned long long)dnn_model_weight_bytes(m, g),
+		       dnn_model_buffer_bytes(m, g), accs);
 	}
 	return 0;
 }
