@@ -1,0 +1,992 @@
+/* gearboxd — serves budgeted inference on dynamic DNNs over a Unix socket.
+ *
+ * run(): parse options, open the models, take the socket (systemd socket
+ * activation, else bind), then an sd-event loop: client IO, completions from
+ * the workers (eventfd), signals (TERM/INT stop, HUP reloads), a status timer
+ * and the watchdog. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "client/protocol.h"
+#include "daemon/log.h"
+#include "daemon/worker.h"
+
+#define MAX_CLIENTS 1024
+#define MAX_SESSIONS_PER_CLIENT 64
+#define MAX_OUTBUF (16u << 20)
+
+struct session {
+	uint32_t id;
+	struct model_host *host;
+	struct budget budget;
+	int priority;
+};
+
+struct client {
+	struct daemon *daemon;
+	uint64_t id;
+	int fd;
+	sd_event_source *io;
+	uid_t uid;
+	gid_t gid;
+	bool privileged;
+	bool subscribed;
+	unsigned char header[GBX_HEADER_SIZE];
+	size_t have;             /* bytes of header + payload read so far */
+	struct gbx_header h;
+	unsigned char *payload;
+	unsigned char *out;      /* unsent replies */
+	size_t out_len, out_cap;
+	struct session sessions[MAX_SESSIONS_PER_CLIENT];
+	unsigned nsessions;
+	uint32_t next_session;
+	bool closing;            /* close once `out` is flushed */
+	struct client *next;
+};
+
+struct daemon {
+	sd_event *event;
+	int listen_fd;
+	bool own_socket;
+	char *socket_path;
+	struct hosts hosts;
+	struct client *clients;
+	unsigned nclients;
+	uint64_t next_client_id;
+	uint64_t requests, served, deadline_met, deadline_total;
+	time_t started;
+	gid_t gearbox_gid;
+};
+
+static void client_close(struct daemon *d, struct client *c);
+
+/* ------------------------------------------------------------------------ */
+/* Sending. */
+
+static int
+client_flush(struct client *c)
+{
+	while (c->out_len > 0) {
+		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		memmove(c->out, c->out + n, c->out_len - (size_t)n);
+		c->out_len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void
+update_events(struct client *c)
+{
+	sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLRDHUP | (c->out_len > 0 ? EPOLLOUT : 0));
+}
+
+static int
+send_frame(struct client *c, uint16_t type, uint32_t id, const void *payload, size_t len)
+{
+	unsigned char hdr[GBX_HEADER_SIZE];
+
+	if (c->out_len + GBX_HEADER_SIZE + len > MAX_OUTBUF)
+		return -ENOBUFS; /* a client that never reads loses its connection */
+	if (c->out_len + GBX_HEADER_SIZE + len > c->out_cap) {
+		size_t cap = (c->out_len + GBX_HEADER_SIZE + len) * 2;
+		unsigned char *p = realloc(c->out, cap);
+		if (p == NULL)
+			return -ENOMEM;
+		c->out = p;
+		c->out_cap = cap;
+	}
+	gbx_encode_header(hdr, type, id, (uint32_t)len);
+	memcpy(c->out + c->out_len, hdr, GBX_HEADER_SIZE);
+	memcpy(c->out + c->out_len + GBX_HEADER_SIZE, payload, len);
+	c->out_len += GBX_HEADER_SIZE + len;
+	if (client_flush(c) != 0)
+		return -EPIPE;
+	update_events(c);
+	return 0;
+}
+
+static int
+send_json(struct client *c, uint16_t type, uint32_t id, struct json_object *o)
+{
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	int ret = send_frame(c, type, id, text, strlen(text));
+
+	json_object_put(o);
+	return ret;
+}
+
+static int
+send_error(struct client *c, uint32_t id, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int
+send_error(struct client *c, uint32_t id, const char *code, const char *fmt, ...)
+{
+	struct json_object *o = json_object_new_object();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	json_object_object_add(o, "code", json_object_new_string(code));
+	log_debug("client %llu: %s: %s", (unsigned long long)c->id, code, msg);
+	return send_json(c, GBX_MSG_ERROR, id, o);
+}
+
+static void
+broadcast_event(struct daemon *d, struct json_object *event)
+{
+	for (struct client *c = d->clients; c != NULL; c = c->next)
+		if (c->subscribed && !c->closing)
+			send_json(c, GBX_MSG_EVENT, 0, json_object_get(event));
+	json_object_put(event);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests. */
+
+static struct json_object *
+parse_payload(struct client *c, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o;
+
+	if (len == 0) {
+		json_tokener_free(tok);
+		return json_object_new_object();
+	}
+	o = json_tokener_parse_ex(tok, (const char *)c->payload, (int)len);
+	if (o == NULL || json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object)) {
+		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "payload is not one JSON object (%s)",
+		           o == NULL ? json_tokener_error_desc(json_tokener_get_error(tok)) : "trailing bytes or not an object");
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+/* An optional non-negative integer field within [0, max]; -1 on a bad one
+ * (an error reply has been sent). */
+static int
+get_u64(struct client *c, struct json_object *o, const char *key, uint64_t max, uint64_t *out)
+{
+	struct json_object *v;
+	int64_t x;
+
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_int) || (x = json_object_get_int64(v)) < 0 || (uint64_t)x > max)
+		return send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "'%s' must be an integer from 0 to %llu", key,
+		                  (unsigned long long)max), -1;
+	*out = (uint64_t)x;
+	return 0;
+}
+
+static int
+parse_budget(struct client *c, struct json_object *o, struct budget *b)
+{
+	struct json_object *v;
+
+	if (get_u64(c, o, "deadline_us", 3600ull * 1000000, &b->deadline_us) != 0 ||
+	    get_u64(c, o, "energy_uj", 1000ull * 1000000, &b->energy_uj) != 0)
+		return -1;
+	if (json_object_object_get_ex(o, "min_accuracy", &v) && !json_object_is_type(v, json_type_null)) {
+		double a = json_object_get_double(v);
+		if ((!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) || !(a >= 0 && a <= 1))
+			return send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "'min_accuracy' must be a number in [0, 1]"), -1;
+		b->min_accuracy = a;
+	}
+	return 0;
+}
+
+static struct session *
+find_session(struct client *c, struct json_object *o)
+{
+	uint64_t id = 0;
+
+	if (get_u64(c, o, "session", UINT32_MAX, &id) != 0)
+		return NULL;
+	for (unsigned i = 0; i < c->nsessions; i++)
+		if (c->sessions[i].id == id)
+			return &c->sessions[i];
+	send_error(c, c->h.id, GBX_ERR_NO_SESSION, "no session %llu on this connection (open one first)",
+	           (unsigned long long)id);
+	return NULL;
+}
+
+static struct json_object *
+model_json(const struct model_host *m)
+{
+	struct json_object *o = json_object_new_object(), *shape = json_object_new_array();
+	struct json_object *acc = json_object_new_array(), *labels = json_object_new_array();
+	unsigned c, h, w;
+
+	dnn_model_input_shape(m->model, &c, &h, &w);
+	json_object_array_add(shape, json_object_new_int((int)c));
+	json_object_array_add(shape, json_object_new_int((int)h));
+	json_object_array_add(shape, json_object_new_int((int)w));
+	for (unsigned g = 1; g <= dnn_model_groups(m->model); g++) {
+		double a = dnn_model_accuracy(m->model, g);
+		json_object_array_add(acc, a >= 0 ? json_object_new_double(a) : NULL);
+	}
+	for (unsigned i = 0; i < dnn_model_classes(m->model); i++)
+		json_object_array_add(labels, json_object_new_string(dnn_model_label(m->model, i)));
+	json_object_object_add(o, "name", json_object_new_string(dnn_model_name(m->model)));
+	json_object_object_add(o, "path", json_object_new_string(m->path));
+	json_object_object_add(o, "groups", json_object_new_int((int)dnn_model_groups(m->model)));
+	json_object_object_add(o, "input_shape", shape);
+	json_object_object_add(o, "classes", json_object_new_int((int)dnn_model_classes(m->model)));
+	json_object_object_add(o, "labels", labels);
+	json_object_object_add(o, "accuracy", acc);
+	json_object_object_add(o, "placement", json_object_new_string(m->placement));
+	return o;
+}
+
+static void
+handle_infer(struct daemon *d, struct client *c)
+{
+	size_t json_len = strnlen((const char *)c->payload, c->h.length), in_n, have;
+	struct json_object *o, *v;
+	struct session *s;
+	struct request *r;
+	bool pixels = false;
+	int ret;
+
+	if (json_len == c->h.length)
+		return (void)send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "infer payload needs JSON, a NUL byte, then the input");
+	if ((o = parse_payload(c, json_len)) == NULL)
+		return;
+	if ((s = find_session(c, o)) == NULL) {
+		json_object_put(o);
+		return;
+	}
+	if (json_object_object_get_ex(o, "pixels", &v))
+		pixels = json_object_get_boolean(v);
+	json_object_put(o);
+	in_n = dnn_model_input_size(s->host->model);
+	have = c->h.length - json_len - 1;
+	if (have != in_n * (pixels ? 1 : sizeof(float)))
+		return (void)send_error(c, c->h.id, GBX_ERR_BAD_INPUT, "input has %zu bytes; %s expects %zu %s (%zu bytes)", have,
+		                        dnn_model_name(s->host->model), in_n, pixels ? "uint8 pixels" : "float32 values",
+		                        in_n * (pixels ? 1 : sizeof(float)));
+	r = calloc(1, sizeof(*r));
+	r->input = malloc(in_n * sizeof(float));
+	r->output = malloc(dnn_model_output_size(s->host->model) * sizeof(float));
+	if (r->input == NULL || r->output == NULL) {
+		request_free(r);
+		return (void)send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory");
+	}
+	if (pixels) {
+		dnn_model_normalize_u8(s->host->model, c->payload + json_len + 1, r->input);
+	} else {
+		memcpy(r->input, c->payload + json_len + 1, in_n * sizeof(float));
+		for (size_t i = 0; i < in_n; i++)
+			if (!isfinite(r->input[i])) {
+				request_free(r);
+				return (void)send_error(c, c->h.id, GBX_ERR_BAD_INPUT, "input value %zu is not finite", i);
+			}
+	}
+	r->client_id = c->id;
+	r->msg_id = c->h.id;
+	r->session = s->id;
+	r->budget = s->budget;
+	if ((ret = host_submit(s->host, r)) != 0) {
+		request_free(r);
+		send_error(c, c->h.id, GBX_ERR_BUSY, "%s's queue is full (%d requests): try again later",
+		           dnn_model_name(s->host->model), QUEUE_MAX);
+		return;
+	}
+	d->requests++;
+}
+
+static struct json_object *
+status_json(struct daemon *d)
+{
+	struct json_object *o = json_object_new_object(), *models = json_object_new_array();
+	unsigned sessions = 0;
+
+	for (struct client *c = d->clients; c != NULL; c = c->next)
+		sessions += c->nsessions;
+	for (unsigned i = 0; i < d->hosts.nmodels; i++) {
+		struct model_host *m = &d->hosts.models[i];
+		struct json_object *mo = json_object_new_object();
+		pthread_mutex_lock(&m->lock);
+		json_object_object_add(mo, "name", json_object_new_string(dnn_model_name(m->model)));
+		json_object_object_add(mo, "placement", json_object_new_string(m->placement));
+		json_object_object_add(mo, "threads", json_object_new_int((int)m->threads));
+		json_object_object_add(mo, "queued", json_object_new_int((int)m->nqueued));
+		json_object_object_add(mo, "requests", json_object_new_int64((int64_t)m->requests));
+		json_object_object_add(mo, "busy_rejections", json_object_new_int64((int64_t)m->busy));
+		json_object_object_add(mo, "last_groups", json_object_new_int((int)m->last_groups));
+		json_object_object_add(mo, "last_latency_us", json_object_new_double(m->last_latency_us));
+		json_object_object_add(mo, "deadline_hit_rate",
+		                       m->deadline_total ? json_object_new_double((double)m->deadline_met / (double)m->deadline_total) : NULL);
+		pthread_mutex_unlock(&m->lock);
+		json_object_array_add(models, mo);
+	}
+	json_object_object_add(o, "server", json_object_new_string("gearboxd"));
+	json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
+	json_object_object_add(o, "uptime_s", json_object_new_int64((int64_t)(time(NULL) - d->started)));
+	json_object_object_add(o, "clients", json_object_new_int((int)d->nclients));
+	json_object_object_add(o, "sessions", json_object_new_int((int)sessions));
+	json_object_object_add(o, "requests", json_object_new_int64((int64_t)d->requests));
+	json_object_object_add(o, "served", json_object_new_int64((int64_t)d->served));
+	json_object_object_add(o, "deadline_hit_rate",
+	                       d->deadline_total ? json_object_new_double((double)d->deadline_met / (double)d->deadline_total) : NULL);
+	json_object_object_add(o, "dvfs", json_object_new_boolean(d->hosts.platform->cpufreq));
+	json_object_object_add(o, "energy_source", json_object_new_string(d->hosts.energy_counter ? d->hosts.energy_counter->name
+	                                                                                         : "model"));
+	json_object_object_add(o, "models", models);
+	return o;
+}
+
+static void
+handle_request(struct daemon *d, struct client *c)
+{
+	struct json_object *o, *reply;
+	uint16_t type = c->h.type;
+
+	if (type == GBX_MSG_INFER)
+		return handle_infer(d, c);
+	if (type >= GBX_MSG_TYPE_MAX || type % 2 == 0)
+		return (void)send_error(c, c->h.id, GBX_ERR_UNKNOWN_TYPE, "unknown request type %u", type);
+	if ((o = parse_payload(c, c->h.length)) == NULL)
+		return;
+	reply = json_object_new_object();
+	switch (type) {
+	case GBX_MSG_HELLO:
+		json_object_object_add(reply, "server", json_object_new_string("gearboxd"));
+		json_object_object_add(reply, "version", json_object_new_string(PACKAGE_VERSION));
+		json_object_object_add(reply, "protocol", json_object_new_int(GBX_PROTOCOL_VERSION));
+		break;
+	case GBX_MSG_MODELS: {
+		struct json_object *list = json_object_new_array();
+		for (unsigned i = 0; i < d->hosts.nmodels; i++)
+			json_object_array_add(list, model_json(&d->hosts.models[i]));
+		json_object_object_add(reply, "models", list);
+		break;
+	}
+	case GBX_MSG_OPEN: {
+		struct json_object *v;
+		struct session s = { 0 };
+		uint64_t prio = 0;
+		if (!json_object_object_get_ex(o, "model", &v) || !json_object_is_type(v, json_type_string)) {
+			if (d->hosts.nmodels != 1) {
+				send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "open needs 'model' (%u models are hosted)", d->hosts.nmodels);
+				goto out_drop;
+			}
+			s.host = &d->hosts.models[0];
+		} else if ((s.host = hosts_find(&d->hosts, json_object_get_string(v))) == NULL) {
+			send_error(c, c->h.id, GBX_ERR_NO_MODEL, "no model '%s' (see gearboxctl models)", json_object_get_string(v));
+			goto out_drop;
+		}
+		if (parse_budget(c, o, &s.budget) != 0 || get_u64(c, o, "priority", 100, &prio) != 0)
+			goto out_drop;
+		if (c->nsessions == MAX_SESSIONS_PER_CLIENT) {
+			send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "at most %d sessions per connection", MAX_SESSIONS_PER_CLIENT);
+			goto out_drop;
+		}
+		s.id = ++c->next_session;
+		s.priority = (int)prio;
+		c->sessions[c->nsessions++] = s;
+		json_object_object_add(reply, "session", json_object_new_int64(s.id));
+		json_object_object_add(reply, "model", json_object_new_string(dnn_model_name(s.host->model)));
+		break;
+	}
+	case GBX_MSG_BUDGET: {
+		struct session *s = find_session(c, o);
+		struct budget b = { 0 };
+		if (s == NULL || parse_budget(c, o, &b) != 0)
+			goto out_drop;
+		s->budget = b;
+		json_object_object_add(reply, "session", json_object_new_int64(s->id));
+		break;
+	}
+	case GBX_MSG_CLOSE: {
+		struct session *s = find_session(c, o);
+		if (s == NULL)
+			goto out_drop;
+		json_object_object_add(reply, "session", json_object_new_int64(s->id));
+		*s = c->sessions[--c->nsessions];
+		break;
+	}
+	case GBX_MSG_STATUS:
+	case GBX_MSG_STATS:
+		json_object_put(reply);
+		reply = status_json(d);
+		break;
+	case GBX_MSG_SUBSCRIBE:
+		c->subscribed = true;
+		break;
+	case GBX_MSG_RELOAD:
+		if (!c->privileged) {
+			send_error(c, c->h.id, GBX_ERR_DENIED, "reload is for root and the gearbox group (you are uid %u)",
+			           (unsigned)c->uid);
+			goto out_drop;
+		}
+		log_notice("reload requested by uid %u", (unsigned)c->uid);
+		json_object_object_add(reply, "reloaded", json_object_new_boolean(true));
+		break;
+	case GBX_MSG_PLATFORM: {
+		const struct gov_platform *p = d->hosts.platform;
+		struct json_object *cl = json_object_new_array();
+		for (unsigned i = 0; i < p->nclusters; i++) {
+			struct json_object *co = json_object_new_object();
+			char *cpus = NULL;
+			hwloc_bitmap_list_asprintf(&cpus, p->clusters[i].cpuset);
+			json_object_object_add(co, "name", json_object_new_string(p->clusters[i].name));
+			json_object_object_add(co, "cpus", json_object_new_string(cpus));
+			json_object_object_add(co, "capacity", json_object_new_int((int)p->clusters[i].capacity));
+			json_object_object_add(co, "cur_khz", json_object_new_int64((int64_t)p->clusters[i].cur_khz));
+			json_object_array_add(cl, co);
+			free(cpus);
+		}
+		json_object_object_add(reply, "dvfs", json_object_new_boolean(p->cpufreq));
+		json_object_object_add(reply, "clusters", cl);
+		json_object_object_add(reply, "opencl_devices", json_object_new_int((int)p->nopencl));
+		json_object_object_add(reply, "energy_sources", json_object_new_int((int)p->nsources));
+		break;
+	}
+	default:
+		send_error(c, c->h.id, GBX_ERR_UNKNOWN_TYPE, "unknown request type %u", type);
+		goto out_drop;
+	}
+	json_object_put(o);
+	send_json(c, (uint16_t)(type + 1), c->h.id, reply);
+	return;
+out_drop:
+	json_object_put(o);
+	json_object_put(reply);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections. */
+
+static struct client *
+find_client(struct daemon *d, uint64_t id)
+{
+	for (struct client *c = d->clients; c != NULL; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void
+client_close(struct daemon *d, struct client *c)
+{
+	struct client **pp = &d->clients;
+
+	while (*pp != NULL && *pp != c)
+		pp = &(*pp)->next;
+	if (*pp == c)
+		*pp = c->next;
+	d->nclients--;
+	/* Its queued requests go; one already running finishes and is dropped. */
+	hosts_forget_client(&d->hosts, c->id);
+	sd_event_source_disable_unref(c->io);
+	close(c->fd);
+	log_debug("client %llu closed", (unsigned long long)c->id);
+	free(c->payload);
+	free(c->out);
+	free(c);
+}
+
+/* Read what is there; handle each complete frame. Returns -1 when the
+ * connection must close. */
+static int
+client_read(struct daemon *d, struct client *c)
+{
+	for (;;) {
+		ssize_t n;
+		if (c->have < GBX_HEADER_SIZE) {
+			n = recv(c->fd, c->header + c->have, GBX_HEADER_SIZE - c->have, MSG_DONTWAIT);
+		} else {
+			n = recv(c->fd, c->payload + (c->have - GBX_HEADER_SIZE), c->h.length - (c->have - GBX_HEADER_SIZE),
+			         MSG_DONTWAIT);
+		}
+		if (n == 0)
+			return -1;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+		c->have += (size_t)n;
+		if (c->have == GBX_HEADER_SIZE) {
+			const char *bad = gbx_decode_header(c->header, &c->h);
+			if (bad != NULL) {
+				/* The framing itself is broken: say why, then close. */
+				send_error(c, 0, GBX_ERR_BAD_FRAME, "%s", bad);
+				c->closing = true;
+				return -1;
+			}
+			free(c->payload);
+			c->payload = malloc(c->h.length + 1);
+			if (c->payload == NULL)
+				return -1;
+		}
+		if (c->have >= GBX_HEADER_SIZE && c->have == GBX_HEADER_SIZE + c->h.length) {
+			c->payload[c->h.length] = '\0';
+			handle_request(d, c);
+			c->have = 0;
+			if (c->out_len > MAX_OUTBUF)
+				return -1;
+		}
+	}
+}
+
+static int
+on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct client *c = userdata;
+	struct daemon *d = c->daemon;
+
+	(void)s;
+	(void)fd;
+	if ((revents & EPOLLOUT) && client_flush(c) != 0) {
+		client_close(d, c);
+		return 0;
+	}
+	if (c->closing) {
+		if (c->out_len == 0)
+			client_close(d, c);
+		else
+			update_events(c);
+		return 0;
+	}
+	if ((revents & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) && client_read(d, c) != 0) {
+		if (c->closing && c->out_len > 0) {
+			shutdown(c->fd, SHUT_RD);
+			update_events(c);
+		} else {
+			client_close(d, c);
+		}
+		return 0;
+	}
+	update_events(c);
+	return 0;
+}
+
+static bool
+in_gearbox_group(struct daemon *d, uid_t uid, gid_t gid)
+{
+	if (uid == 0 || (d->gearbox_gid != (gid_t)-1 && gid == d->gearbox_gid))
+		return true;
+	if (d->gearbox_gid != (gid_t)-1) {
+		struct group *g = getgrgid(d->gearbox_gid);
+		struct passwd *pw = getpwuid(uid);
+		for (char **m = g ? g->gr_mem : NULL; m != NULL && *m != NULL && pw != NULL; m++)
+			if (strcmp(*m, pw->pw_name) == 0)
+				return true;
+	}
+	return false;
+}
+
+static int
+on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct daemon *d = userdata;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct client *c;
+	int cfd;
+
+	(void)s;
+	(void)revents;
+	while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (d->nclients >= MAX_CLIENTS) {
+			log_warning("refusing a connection: %d clients already", MAX_CLIENTS);
+			close(cfd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (c == NULL) {
+			close(cfd);
+			continue;
+		}
+		c->daemon = d;
+		c->fd = cfd;
+		c->id = ++d->next_client_id;
+		c->uid = (uid_t)-1;
+		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+			c->uid = cred.uid;
+			c->gid = cred.gid;
+			c->privileged = in_gearbox_group(d, cred.uid, cred.gid);
+		}
+		if (sd_event_add_io(d->event, &c->io, cfd, EPOLLIN | EPOLLRDHUP, on_client_io, c) < 0) {
+			close(cfd);
+			free(c);
+			continue;
+		}
+		c->next = d->clients;
+		d->clients = c;
+		d->nclients++;
+		log_debug("client %llu connected (uid %u)", (unsigned long long)c->id, (unsigned)c->uid);
+	}
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		log_warning("accept: %s", strerror(errno));
+	return 0;
+}
+
+static void
+send_infer_reply(struct daemon *d, struct client *c, struct request *r)
+{
+	struct json_object *o = json_object_new_object(), *scores = json_object_new_array();
+	struct model_host *m = NULL;
+	double total_us = r->queue_us + r->latency_us;
+	bool met = r->budget.deadline_us == 0 || total_us <= (double)r->budget.deadline_us;
+	bool energy_met = r->budget.energy_uj == 0 || r->energy_uj <= (double)r->budget.energy_uj;
+
+	for (unsigned i = 0; i < c->nsessions; i++)
+		if (c->sessions[i].id == r->session)
+			m = c->sessions[i].host;
+	for (unsigned i = 0; m != NULL && i < dnn_model_classes(m->model); i++)
+		json_object_array_add(scores, json_object_new_double((double)r->output[i]));
+	json_object_object_add(o, "session", json_object_new_int64(r->session));
+	json_object_object_add(o, "class", json_object_new_int((int)r->cls));
+	json_object_object_add(o, "label", m ? json_object_new_string(dnn_model_label(m->model, r->cls)) : NULL);
+	json_object_object_add(o, "scores", scores);
+	json_object_object_add(o, "groups", json_object_new_int((int)r->groups));
+	json_object_object_add(o, "placement", json_object_new_string(m ? m->placement : "?"));
+	json_object_object_add(o, "threads", json_object_new_int(m ? (int)m->threads : 0));
+	json_object_object_add(o, "freq_khz", json_object_new_int64(m ? (int64_t)d->hosts.platform->clusters[m->cluster].cur_khz : 0));
+	json_object_object_add(o, "latency_us", json_object_new_double(r->latency_us));
+	json_object_object_add(o, "queue_us", json_object_new_double(r->queue_us));
+	json_object_object_add(o, "energy_uj", json_object_new_double(r->energy_uj));
+	json_object_object_add(o, "energy_source", json_object_new_string(r->energy_source ? r->energy_source : "?"));
+	json_object_object_add(o, "deadline_met", json_object_new_boolean(met));
+	json_object_object_add(o, "energy_met", json_object_new_boolean(energy_met));
+	json_object_object_add(o, "feasible", json_object_new_boolean(r->feasible));
+	json_object_object_add(o, "reason", r->feasible ? NULL : json_object_new_string(r->reason));
+	send_json(c, GBX_MSG_INFER_REPLY, r->msg_id, o);
+	if (!met || !r->feasible) {
+		struct json_object *ev = json_object_new_object();
+		json_object_object_add(ev, "event", json_object_new_string("budget-violation"));
+		json_object_object_add(ev, "model", json_object_new_string(m ? dnn_model_name(m->model) : "?"));
+		json_object_object_add(ev, "groups", json_object_new_int((int)r->groups));
+		json_object_object_add(ev, "latency_us", json_object_new_double(total_us));
+		json_object_object_add(ev, "deadline_us", json_object_new_int64((int64_t)r->budget.deadline_us));
+		json_object_object_add(ev, "reason", json_object_new_string(r->feasible ? "deadline missed" : r->reason));
+		broadcast_event(d, ev);
+	}
+}
+
+static int
+on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct daemon *d = userdata;
+	struct request *r = hosts_take_done(&d->hosts);
+
+	(void)s;
+	(void)fd;
+	(void)revents;
+	while (r != NULL) {
+		struct request *next = r->next;
+		struct client *c = find_client(d, r->client_id);
+		d->served++;
+		if (r->budget.deadline_us) {
+			d->deadline_total++;
+			d->deadline_met += r->queue_us + r->latency_us <= (double)r->budget.deadline_us;
+		}
+		/* A client that went away loses only its own request. */
+		if (c != NULL && !c->closing)
+			send_infer_reply(d, c, r);
+		request_free(r);
+		r = next;
+	}
+	return 0;
+}
+
+static void
+notify_status(struct daemon *d)
+{
+	char line[512];
+	size_t n = 0;
+
+	n += (size_t)snprintf(line + n, sizeof(line) - n, "STATUS=%u model%s", d->hosts.nmodels, d->hosts.nmodels == 1 ? "" : "s");
+	for (unsigned i = 0; i < d->hosts.nmodels && n < sizeof(line) - 64; i++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "; %s on %s g=%u", dnn_model_name(d->hosts.models[i].model),
+		                      d->hosts.models[i].placement, d->hosts.models[i].last_groups);
+	if (n < sizeof(line) - 64)
+		snprintf(line + n, sizeof(line) - n, "; %u clients, %llu served, deadline hit rate %s%.1f%%", d->nclients,
+		         (unsigned long long)d->served, d->deadline_total ? "" : "n/a ",
+		         d->deadline_total ? 100.0 * (double)d->deadline_met / (double)d->deadline_total : 0.0);
+	sd_notify(0, line);
+}
+
+static int
+on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	notify_status(userdata);
+	sd_event_source_set_time(s, usec + 5 * 1000000ull);
+	return 0;
+}
+
+static int
+on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	(void)s;
+	(void)si;
+	/* Policies and configuration arrive with the policy issue; models stay
+	 * loaded and every request keeps being served across the reload. */
+	sd_notify(0, "RELOADING=1");
+	log_notice("reload (SIGHUP): configuration re-read, %u model%s still served", d->hosts.nmodels,
+	           d->hosts.nmodels == 1 ? "" : "s");
+	sd_notify(0, "READY=1");
+	notify_status(d);
+	return 0;
+}
+
+static int
+on_stop(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	(void)userdata;
+	log_notice("stopping on signal %u", si->ssi_signo);
+	sd_notify(0, "STOPPING=1");
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The socket: from systemd when socket-activated, else bound here with mode
+ * 0660 and group gearbox (when that group exists) so its members may connect. */
+
+static int
+open_socket(struct daemon *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int n = sd_listen_fds(1), fd;
+
+	if (n > 1) {
+		log_error("systemd passed %d sockets; gearboxd takes one", n);
+		return -1;
+	}
+	if (n == 1) {
+		d->listen_fd = SD_LISTEN_FDS_START;
+		if (sd_is_socket_unix(d->listen_fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+			log_error("the socket systemd passed is not a listening Unix stream socket");
+			return -1;
+		}
+		fcntl(d->listen_fd, F_SETFL, fcntl(d->listen_fd, F_GETFL) | O_NONBLOCK);
+		log_info("listening on the socket passed by systemd");
+		return 0;
+	}
+	if (strlen(d->socket_path) >= sizeof(sa.sun_path)) {
+		log_error("socket path too long: %s", d->socket_path);
+		return -1;
+	}
+	strcpy(sa.sun_path, d->socket_path);
+	{
+		/* Create the parent directory (/run/gearbox) if needed. */
+		char dir[sizeof(sa.sun_path)], *slash;
+		strcpy(dir, d->socket_path);
+		if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+			*slash = '\0';
+			mkdir(dir, 0755);
+		}
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	/* A stale socket from a crash: connect fails, so it can go. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		log_error("%s: another gearboxd is already listening", d->socket_path);
+		close(fd);
+		return -1;
+	}
+	unlink(d->socket_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 256) != 0) {
+		log_error("%s: %s", d->socket_path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (d->gearbox_gid != (gid_t)-1 && chown(d->socket_path, (uid_t)-1, d->gearbox_gid) != 0)
+		log_warning("%s: cannot give it to group gearbox: %s", d->socket_path, strerror(errno));
+	chmod(d->socket_path, 0660);
+	d->listen_fd = fd;
+	d->own_socket = true;
+	log_info("listening on %s", d->socket_path);
+	return 0;
+}
+
+static void
+usage(FILE *out)
+{
+	fputs("Usage: gearboxd [OPTIONS]\n"
+	      "\n"
+	      "Serves budgeted inference on dynamic DNNs over a Unix socket.\n"
+	      "\n"
+	      "  -f, --foreground      stay in the foreground (gearboxd never forks; kept for scripts)\n"
+	      "  -s, --socket PATH     listen here (default " GBX_DEFAULT_SOCKET "; ignored when socket-activated)\n"
+	      "  -m, --model FILE      host this model (repeatable; default: every *.safetensors in\n"
+	      "                        " GEARBOX_DATADIR "/models)\n"
+	      "  -c, --config FILE     configuration file (reserved for the policy settings)\n"
+	      "  -p, --policy NAME     policy (reserved: the built-in budget-fitting policy is used)\n"
+	      "  -v, --verbose         debug logging\n"
+	      "  -h, --help            this help\n"
+	      "  -V, --version         the version\n",
+	      out);
+}
+
+static int
+collect_default_models(char ***paths, unsigned *n)
+{
+	char pattern[512];
+	FILE *ls;
+	char line[1024];
+
+	snprintf(pattern, sizeof(pattern), "ls -1 %s/models/*.safetensors 2>/dev/null", GEARBOX_DATADIR);
+	if ((ls = popen(pattern, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), ls) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		*paths = realloc(*paths, (*n + 1) * sizeof(char *));
+		(*paths)[(*n)++] = strdup(line);
+	}
+	pclose(ls);
+	return 0;
+}
+
+static int
+run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "foreground", no_argument, NULL, 'f' }, { "socket", required_argument, NULL, 's' },
+		{ "model", required_argument, NULL, 'm' }, { "config", required_argument, NULL, 'c' },
+		{ "policy", required_argument, NULL, 'p' }, { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },        { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon d = { .listen_fd = -1, .socket_path = (char *)GBX_DEFAULT_SOCKET, .gearbox_gid = (gid_t)-1 };
+	char **paths = NULL, *cause = NULL;
+	unsigned npaths = 0;
+	sd_event_source *accept_src = NULL, *done_src = NULL, *timer = NULL;
+	struct group *grp;
+	sigset_t mask;
+	uint64_t now;
+	int ch, ret = 1;
+
+	/* Block the signals sd-event handles before any thread starts, so that
+	 * every thread inherits the mask and none takes a default action. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	log_init(LOG_INFO);
+	while ((ch = getopt_long(argc, argv, "fs:m:c:p:vhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f': break;
+		case 's': d.socket_path = optarg; break;
+		case 'm':
+			paths = realloc(paths, (npaths + 1) * sizeof(char *));
+			paths[npaths++] = strdup(optarg);
+			break;
+		case 'c':
+		case 'p': log_warning("--%s is accepted but not used yet", ch == 'c' ? "config" : "policy"); break;
+		case 'v': log_init(LOG_DEBUG); break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("gearboxd %s\n", PACKAGE_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		log_error("unexpected argument '%s' (see gearboxd --help)", argv[optind]);
+		return 2;
+	}
+	if (npaths == 0)
+		collect_default_models(&paths, &npaths);
+	if (npaths == 0) {
+		log_error("no model: give --model FILE or install one in %s/models", GEARBOX_DATADIR);
+		return 1;
+	}
+	if ((grp = getgrnam("gearbox")) != NULL)
+		d.gearbox_gid = grp->gr_gid;
+	d.started = time(NULL);
+
+	if (hosts_open(&d.hosts, paths, npaths, &cause) != 0) {
+		log_error("%s", cause ? cause : "cannot open the models");
+		goto out;
+	}
+	if (open_socket(&d) != 0)
+		goto out;
+
+	if (sd_event_default(&d.event) < 0 ||
+	    sd_event_add_io(d.event, &accept_src, d.listen_fd, EPOLLIN, on_accept, &d) < 0 ||
+	    sd_event_add_io(d.event, &done_src, d.hosts.completion_fd, EPOLLIN, on_completion, &d) < 0 ||
+	    sd_event_add_signal(d.event, NULL, SIGTERM, on_stop, &d) < 0 ||
+	    sd_event_add_signal(d.event, NULL, SIGINT, on_stop, &d) < 0 ||
+	    sd_event_add_signal(d.event, NULL, SIGHUP, on_reload, &d) < 0 ||
+	    sd_event_now(d.event, CLOCK_MONOTONIC, &now) < 0 ||
+	    sd_event_add_time(d.event, &timer, CLOCK_MONOTONIC, now + 5 * 1000000ull, 0, on_status_timer, &d) < 0) {
+		log_error("cannot set up the event loop");
+		goto out;
+	}
+	sd_event_source_set_enabled(timer, SD_EVENT_ON);
+	sd_event_set_watchdog(d.event, true);
+	sd_notify(0, "READY=1");
+	notify_status(&d);
+	log_notice("ready: %u model%s", d.hosts.nmodels, d.hosts.nmodels == 1 ? "" : "s");
+	ret = sd_event_loop(d.event) < 0 ? 1 : 0;
+out:
+	while (d.clients != NULL)
+		client_close(&d, d.clients);
+	sd_event_source_disable_unref(accept_src);
+	sd_event_source_disable_unref(done_src);
+	sd_event_source_disable_unref(timer);
+	sd_event_unref(d.event);
+	hosts_close(&d.hosts);
+	if (d.own_socket) {
+		close(d.listen_fd);
+		unlink(d.socket_path);
+	}
+	for (unsigned i = 0; i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	free(cause);
+	return ret;
+}
+
+int
+main(int argc, char **argv)
+{
+	/* OpenBLAS (pthread build) starts a thread pool in a library constructor,
+	 * before main, with signals unblocked: SIGTERM could land there and kill
+	 * us instead of reaching the event loop. gearbox runs BLAS on its own
+	 * pinned threads and needs none of those, so ask for none and start
+	 * again (the systemd unit sets the variable, so this is for hand runs). */
+	if (getenv("OPENBLAS_NUM_THREADS") == NULL) {
+		setenv("OPENBLAS_NUM_THREADS", "1", 1);
+		if (strchr(argv[0], '/') != NULL)
+			execv(argv[0], argv);
+		else
+			execvp(argv[0], argv);
+		fprintf(stderr, "gearboxd: cannot restart with OPENBLAS_NUM_THREADS=1 (%s); signals may be lost\n",
+		        strerror(errno));
+	}
+	return run(argc, argv);
+}
