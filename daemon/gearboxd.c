@@ -59,7 +59,6 @@ struct client {
 	size_t out_len, out_cap;
 	struct session sessions[MAX_SESSIONS_PER_CLIENT];
 	unsigned nsessions;
-	uint32_t next_session;
 	bool closing;            /* close once `out` is flushed */
 	struct client *next;
 };
@@ -73,6 +72,7 @@ struct daemon {
 	struct client *clients;
 	unsigned nclients;
 	uint64_t next_client_id;
+	uint32_t next_session;     /* session ids are daemon-wide */
 	uint64_t requests, served, deadline_met, deadline_total;
 	time_t started;
 	gid_t gearbox_gid;
@@ -238,6 +238,29 @@ find_session(struct client *c, struct json_object *o)
 	return NULL;
 }
 
+/* Budgets may be changed from another connection (gearboxctl budget): by the
+ * same user, or by root and the gearbox group. */
+static struct session *
+find_any_session(struct client *c, struct json_object *o)
+{
+	uint64_t id = 0;
+
+	if (get_u64(c, o, "session", UINT32_MAX, &id) != 0)
+		return NULL;
+	for (struct client *other = c->daemon->clients; other != NULL; other = other->next)
+		for (unsigned i = 0; i < other->nsessions; i++)
+			if (other->sessions[i].id == id) {
+				if (other != c && other->uid != c->uid && !c->privileged) {
+					send_error(c, c->h.id, GBX_ERR_DENIED, "session %llu belongs to another user",
+					           (unsigned long long)id);
+					return NULL;
+				}
+				return &other->sessions[i];
+			}
+	send_error(c, c->h.id, GBX_ERR_NO_SESSION, "no session %llu", (unsigned long long)id);
+	return NULL;
+}
+
 static struct json_object *
 model_json(const struct model_host *m)
 {
@@ -361,6 +384,22 @@ status_json(struct daemon *d)
 	json_object_object_add(o, "energy_source", json_object_new_string(d->hosts.energy_counter ? d->hosts.energy_counter->name
 	                                                                                         : "model"));
 	json_object_object_add(o, "models", models);
+	{
+		struct json_object *list = json_object_new_array();
+		for (struct client *c = d->clients; c != NULL; c = c->next)
+			for (unsigned i = 0; i < c->nsessions; i++) {
+				struct json_object *so = json_object_new_object();
+				const struct session *s = &c->sessions[i];
+				json_object_object_add(so, "session", json_object_new_int64(s->id));
+				json_object_object_add(so, "model", json_object_new_string(dnn_model_name(s->host->model)));
+				json_object_object_add(so, "uid", json_object_new_int((int)c->uid));
+				json_object_object_add(so, "deadline_us", json_object_new_int64((int64_t)s->budget.deadline_us));
+				json_object_object_add(so, "energy_uj", json_object_new_int64((int64_t)s->budget.energy_uj));
+				json_object_object_add(so, "min_accuracy", json_object_new_double(s->budget.min_accuracy));
+				json_object_array_add(list, so);
+			}
+		json_object_object_add(o, "session_list", list);
+	}
 	return o;
 }
 
@@ -410,7 +449,7 @@ handle_request(struct daemon *d, struct client *c)
 			send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "at most %d sessions per connection", MAX_SESSIONS_PER_CLIENT);
 			goto out_drop;
 		}
-		s.id = ++c->next_session;
+		s.id = ++c->daemon->next_session;
 		s.priority = (int)prio;
 		c->sessions[c->nsessions++] = s;
 		json_object_object_add(reply, "session", json_object_new_int64(s.id));
@@ -418,7 +457,7 @@ handle_request(struct daemon *d, struct client *c)
 		break;
 	}
 	case GBX_MSG_BUDGET: {
-		struct session *s = find_session(c, o);
+		struct session *s = find_any_session(c, o);
 		struct budget b = { 0 };
 		if (s == NULL || parse_budget(c, o, &b) != 0)
 			goto out_drop;

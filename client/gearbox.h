@@ -1,0 +1,85 @@
+/* libgearbox — talk to gearboxd: budgeted inference on dynamic DNNs.
+ *
+ *   struct gbx_conn *c = gbx_connect(NULL);          // default socket
+ *   struct gbx_budget b = { .deadline_us = 2000 };
+ *   uint32_t s;
+ *   gbx_open_session(c, "fmnist-alexnet-g4", &b, &s);
+ *   struct gbx_result r;
+ *   gbx_infer(c, s, input, n, &r);                   // r.cls, r.groups, r.latency_us, ...
+ *   gbx_disconnect(c);
+ *
+ * Every call returns 0, or -1 with gbx_last_error() saying why (the daemon's
+ * own message when it refused). For an event loop: gbx_fd(), then
+ * gbx_send_infer() and gbx_receive() when the fd is readable.
+ * The wire protocol is in docs/protocol.md. Link with `pkg-config gearbox`.
+ */
+#ifndef GEARBOX_H
+#define GEARBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct gbx_conn;
+
+struct gbx_budget {
+	uint64_t deadline_us;  /* 0: no deadline */
+	uint64_t energy_uj;    /* 0: no energy budget */
+	double min_accuracy;   /* 0: no accuracy floor */
+};
+
+#define GBX_MAX_CLASSES 1000
+
+struct gbx_result {
+	uint32_t request_id;
+	unsigned cls;                /* chosen class */
+	char label[64];
+	unsigned nscores;
+	float scores[GBX_MAX_CLASSES];
+	unsigned groups;             /* active groups used */
+	char placement[64];          /* e.g. "cluster1" */
+	unsigned threads;
+	unsigned long freq_khz;      /* 0 when unknown (no cpufreq) */
+	double latency_us;           /* inference time measured by the daemon */
+	double queue_us;             /* time queued before it ran */
+	double energy_uj;
+	char energy_source[64];      /* a sensor's name, or the power model used */
+	bool deadline_met, energy_met, feasible;
+	char reason[160];            /* why the budget was infeasible */
+};
+
+/* NULL: $GEARBOX_SOCKET, else /run/gearbox/gearboxd.sock. NULL on failure
+ * (errno set; gbx_connect_error() says why). */
+struct gbx_conn *gbx_connect(const char *socket_path);
+const char *gbx_connect_error(void);
+void gbx_disconnect(struct gbx_conn *c);
+const char *gbx_last_error(const struct gbx_conn *c);
+int gbx_fd(const struct gbx_conn *c);
+
+/* Send one request of `type` (client/protocol.h) with a JSON payload and wait
+ * for its reply's JSON (malloc'ed, the caller frees). */
+int gbx_call(struct gbx_conn *c, unsigned type, const char *json, char **reply);
+
+int gbx_open_session(struct gbx_conn *c, const char *model, const struct gbx_budget *b, uint32_t *session);
+int gbx_set_budget(struct gbx_conn *c, uint32_t session, const struct gbx_budget *b);
+int gbx_close_session(struct gbx_conn *c, uint32_t session);
+/* input: the model's C x H x W float32 values, normalised; or 8-bit pixels. */
+int gbx_infer(struct gbx_conn *c, uint32_t session, const float *input, size_t n, struct gbx_result *r);
+int gbx_infer_pixels(struct gbx_conn *c, uint32_t session, const uint8_t *pixels, size_t n, struct gbx_result *r);
+
+/* Asynchronous use. gbx_send_infer queues a request (id returned); call
+ * gbx_receive when gbx_fd() is readable: it returns 1 with a result (or an
+ * event, see gbx_result.request_id == 0 and gbx_last_event()), 0 when no whole
+ * reply has arrived yet, -1 on error. */
+int gbx_send_infer(struct gbx_conn *c, uint32_t session, const float *input, size_t n, uint32_t *request_id);
+int gbx_receive(struct gbx_conn *c, struct gbx_result *r);
+const char *gbx_last_event(const struct gbx_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,562 @@
+/* gearboxctl — talk to a running gearboxd. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <zlib.h>
+
+#include "client/gearbox.h"
+#include "client/protocol.h"
+
+#define EXIT_USAGE 2
+
+struct opts {
+	const char *socket;
+	bool json;
+	const char *model, *idx, *raw, *image;
+	unsigned long index, count;
+	double rate;
+	struct gbx_budget budget;
+	const char *schedule;   /* "SECONDS:DEADLINE_US,..." */
+	double interval;
+};
+
+static void
+usage(FILE *out)
+{
+	fputs("Usage: gearboxctl [--socket PATH] COMMAND [OPTIONS]\n"
+	      "\n"
+	      "Commands:\n"
+	      "  status                 what the daemon serves, sessions, hit rates\n"
+	      "  models                 hosted models: groups, input shape, accuracy per g\n"
+	      "  infer [INPUT] [BUDGET] run inference; one JSON line per request with --json\n"
+	      "  budget SESSION BUDGET  change a running session's budget\n"
+	      "  watch [--interval S]   live view: operating point, latency, hit rate, events\n"
+	      "  platform               the daemon's view of the platform\n"
+	      "  reload                 re-read configuration and policies (root, gearbox group)\n"
+	      "\n"
+	      "INPUT:  --idx FILE [--index I]   IDX images (gzip or not), e.g.\n"
+	      "                                 /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+	      "        --image FILE             a binary PGM (P5) image\n"
+	      "        --raw FILE               float32 values, already normalised\n"
+	      "        --count N [--rate HZ]    a stream of N requests (cycling through the IDX images)\n"
+	      "        --model NAME             which hosted model (needed when several are)\n"
+	      "BUDGET: --deadline-us N  --energy-uj N  --min-accuracy X\n"
+	      "        --deadline-schedule 'T:US,...'   change the deadline T seconds into a stream\n"
+	      "\n"
+	      "  --socket PATH   gearboxd's socket (default $GEARBOX_SOCKET or " GBX_DEFAULT_SOCKET ")\n"
+	      "  --json          machine-readable output\n",
+	      out);
+}
+
+static int
+error_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+error_out(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("gearboxctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Inputs. */
+
+struct images {
+	size_t count, size;  /* images, bytes per image */
+	uint8_t *pixels;     /* uint8 images, or NULL */
+	float *values;       /* float32 values (--raw), or NULL */
+};
+
+static int
+read_idx(const char *path, struct images *im)
+{
+	unsigned char head[16];
+	gzFile f = gzopen(path, "rb");
+	size_t total;
+
+	if (f == NULL)
+		return error_out("%s: %s", path, strerror(errno));
+	if (gzread(f, head, 16) != 16 || head[0] || head[1] || head[2] != 8 || head[3] != 3) {
+		gzclose(f);
+		return error_out("%s: not an IDX image file (ubyte, 3 dimensions)", path);
+	}
+	im->count = (size_t)head[4] << 24 | (size_t)head[5] << 16 | (size_t)head[6] << 8 | head[7];
+	im->size = ((size_t)head[8] << 24 | (size_t)head[9] << 16 | (size_t)head[10] << 8 | head[11]) *
+	           ((size_t)head[12] << 24 | (size_t)head[13] << 16 | (size_t)head[14] << 8 | head[15]);
+	total = im->count * im->size;
+	if (im->count == 0 || im->size == 0 || total > (1ull << 32) || (im->pixels = malloc(total)) == NULL ||
+	    gzread(f, im->pixels, (unsigned)total) != (int)total) {
+		gzclose(f);
+		return error_out("%s: truncated or absurd IDX file", path);
+	}
+	gzclose(f);
+	return 0;
+}
+
+static int
+read_pgm(const char *path, struct images *im)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned w, h, maxv;
+
+	if (f == NULL)
+		return error_out("%s: %s", path, strerror(errno));
+	if (fscanf(f, "P5 %u %u %u", &w, &h, &maxv) != 3 || maxv != 255 || w == 0 || h == 0 || w * h > 1u << 26) {
+		fclose(f);
+		return error_out("%s: not an 8-bit binary PGM (P5) image", path);
+	}
+	fgetc(f);
+	im->count = 1;
+	im->size = (size_t)w * h;
+	im->pixels = malloc(im->size);
+	if (im->pixels == NULL || fread(im->pixels, 1, im->size, f) != im->size) {
+		fclose(f);
+		return error_out("%s: truncated PGM image", path);
+	}
+	fclose(f);
+	return 0;
+}
+
+static int
+read_raw(const char *path, struct images *im)
+{
+	FILE *f = fopen(path, "rb");
+	long len;
+
+	if (f == NULL)
+		return error_out("%s: %s", path, strerror(errno));
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	if (len <= 0 || len % 4 != 0) {
+		fclose(f);
+		return error_out("%s: a raw input holds float32 values (size a multiple of 4)", path);
+	}
+	im->count = 1;
+	im->size = (size_t)len / 4;
+	im->values = malloc((size_t)len);
+	if (im->values == NULL || fread(im->values, 4, im->size, f) != im->size) {
+		fclose(f);
+		return error_out("%s: read error", path);
+	}
+	fclose(f);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void
+print_reply(const char *reply)
+{
+	struct json_object *o = json_tokener_parse(reply);
+
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+static int
+simple_call(struct gbx_conn *c, unsigned type, const struct opts *o, void (*text)(struct json_object *))
+{
+	char *reply = NULL;
+	struct json_object *r;
+
+	if (gbx_call(c, type, "{}", &reply) != 0)
+		return error_out("%s", gbx_last_error(c));
+	if (o->json || text == NULL) {
+		print_reply(reply);
+	} else {
+		r = json_tokener_parse(reply);
+		text(r);
+		json_object_put(r);
+	}
+	free(reply);
+	return 0;
+}
+
+static const char *
+str_of(struct json_object *o, const char *key)
+{
+	struct json_object *v = json_object_object_get(o, key);
+	return v != NULL ? json_object_get_string(v) : "-";
+}
+
+static void
+status_text(struct json_object *r)
+{
+	struct json_object *models = json_object_object_get(r, "models"), *sessions = json_object_object_get(r, "session_list");
+
+	printf("gearboxd %s, up %s s, %s clients, %s sessions, %s requests served, deadline hit rate %s\n",
+	       str_of(r, "version"), str_of(r, "uptime_s"), str_of(r, "clients"), str_of(r, "sessions"), str_of(r, "served"),
+	       str_of(r, "deadline_hit_rate"));
+	printf("DVFS %s, energy from %s\n", json_object_get_boolean(json_object_object_get(r, "dvfs")) ? "available" : "unavailable",
+	       str_of(r, "energy_source"));
+	for (size_t i = 0; models && i < json_object_array_length(models); i++) {
+		struct json_object *m = json_object_array_get_idx(models, i);
+		printf("  %-24s on %-10s g=%s last %s us, %s queued, %s served, %s BUSY\n", str_of(m, "name"),
+		       str_of(m, "placement"), str_of(m, "last_groups"), str_of(m, "last_latency_us"), str_of(m, "queued"),
+		       str_of(m, "requests"), str_of(m, "busy_rejections"));
+	}
+	for (size_t i = 0; sessions && i < json_object_array_length(sessions); i++) {
+		struct json_object *s = json_object_array_get_idx(sessions, i);
+		printf("  session %s: %s, uid %s, deadline %s us, energy %s uJ, min accuracy %s\n", str_of(s, "session"),
+		       str_of(s, "model"), str_of(s, "uid"), str_of(s, "deadline_us"), str_of(s, "energy_uj"),
+		       str_of(s, "min_accuracy"));
+	}
+}
+
+static void
+models_text(struct json_object *r)
+{
+	struct json_object *models = json_object_object_get(r, "models");
+
+	for (size_t i = 0; models && i < json_object_array_length(models); i++) {
+		struct json_object *m = json_object_array_get_idx(models, i), *acc = json_object_object_get(m, "accuracy");
+		printf("%s: G=%s, input %s, %s classes, on %s, accuracy per g:", str_of(m, "name"), str_of(m, "groups"),
+		       str_of(m, "input_shape"), str_of(m, "classes"), str_of(m, "placement"));
+		for (size_t g = 0; acc && g < json_object_array_length(acc); g++)
+			printf(" %s", json_object_get_string(json_object_array_get_idx(acc, g)));
+		putchar('\n');
+	}
+}
+
+/* "T:US,T:US" -> the deadline in force `t` seconds into the stream. */
+static uint64_t
+scheduled_deadline(const char *schedule, double t, uint64_t fallback)
+{
+	uint64_t current = fallback;
+	const char *p = schedule;
+
+	while (p != NULL && *p) {
+		double at = strtod(p, (char **)&p);
+		if (*p != ':')
+			break;
+		uint64_t us = strtoull(p + 1, (char **)&p, 10);
+		if (at <= t)
+			current = us;
+		if (*p == ',')
+			p++;
+	}
+	return current;
+}
+
+static int
+cmd_infer(struct gbx_conn *c, const struct opts *o)
+{
+	struct images im = { 0 };
+	struct gbx_result *r = malloc(sizeof(*r));
+	struct gbx_budget b = o->budget;
+	uint32_t session;
+	unsigned long n = o->count ? o->count : 1, met = 0, with_deadline = 0;
+	double *lat = calloc(n, sizeof(double)), start = now_us(), acc_groups = 0;
+	int ret = 0;
+
+	if ((o->idx && read_idx(o->idx, &im)) || (o->image && read_pgm(o->image, &im)) || (o->raw && read_raw(o->raw, &im)))
+		return 1;
+	if (im.count == 0)
+		return error_out("infer needs an input: --idx FILE, --image FILE or --raw FILE");
+	if (o->index >= im.count)
+		return error_out("--index %lu: the file has %zu images", o->index, im.count);
+	if (gbx_open_session(c, o->model, &b, &session) != 0)
+		return error_out("%s", gbx_last_error(c));
+	for (unsigned long i = 0; i < n; i++) {
+		size_t k = (o->index + i) % im.count;
+		double t0, t1;
+		if (o->rate > 0) {
+			double due = start + (double)i * 1e6 / o->rate, now = now_us();
+			if (due > now)
+				usleep((useconds_t)(due - now));
+		}
+		if (o->schedule != NULL) {
+			uint64_t want = scheduled_deadline(o->schedule, (now_us() - start) / 1e6, o->budget.deadline_us);
+			if (want != b.deadline_us) {
+				b.deadline_us = want;
+				if (gbx_set_budget(c, session, &b) != 0) {
+					ret = error_out("%s", gbx_last_error(c));
+					break;
+				}
+				if (!o->json)
+					printf("-- deadline now %llu us\n", (unsigned long long)want);
+			}
+		}
+		t0 = now_us();
+		if ((im.pixels ? gbx_infer_pixels(c, session, im.pixels + k * im.size, im.size, r)
+		               : gbx_infer(c, session, im.values, im.size, r)) != 0) {
+			ret = error_out("%s", gbx_last_error(c));
+			break;
+		}
+		t1 = now_us();
+		lat[i] = t1 - t0;
+		acc_groups += r->groups;
+		if (b.deadline_us) {
+			with_deadline++;
+			met += lat[i] <= (double)b.deadline_us;
+		}
+		if (o->json) {
+			printf("{\"request\":%lu,\"image\":%zu,\"latency_us\":%.1f,\"server_latency_us\":%.1f,\"queue_us\":%.1f,"
+			       "\"class\":%u,\"label\":\"%s\",\"groups\":%u,\"placement\":\"%s\",\"threads\":%u,\"freq_khz\":%lu,"
+			       "\"energy_uj\":%.1f,\"energy_source\":\"%s\",\"deadline_us\":%llu,\"deadline_met\":%s,\"energy_met\":%s,"
+			       "\"feasible\":%s}\n",
+			       i, k, lat[i], r->latency_us, r->queue_us, r->cls, r->label, r->groups, r->placement, r->threads,
+			       r->freq_khz, r->energy_uj, r->energy_source, (unsigned long long)b.deadline_us,
+			       (!b.deadline_us || lat[i] <= (double)b.deadline_us) ? "true" : "false", r->energy_met ? "true" : "false",
+			       r->feasible ? "true" : "false");
+		} else {
+			printf("image %zu: %s (class %u), g=%u on %s, %.0f us end to end (%.0f us inference), %.0f uJ (%s)%s%s\n", k,
+			       r->label, r->cls, r->groups, r->placement, lat[i], r->latency_us, r->energy_uj, r->energy_source,
+			       r->feasible ? "" : ", infeasible: ", r->feasible ? "" : r->reason);
+		}
+		fflush(stdout);
+	}
+	if (ret == 0 && n > 1) {
+		double sorted_sum = 0;
+		for (unsigned long i = 0; i < n; i++)
+			sorted_sum += lat[i];
+		/* summary: mean, median and p99 of client-measured latency */
+		for (unsigned long i = 1; i < n; i++)
+			for (unsigned long j = i; j > 0 && lat[j - 1] > lat[j]; j--) {
+				double t = lat[j];
+				lat[j] = lat[j - 1];
+				lat[j - 1] = t;
+			}
+		char rate[32] = "null";
+		if (with_deadline)
+			snprintf(rate, sizeof(rate), "%.4f", (double)met / (double)with_deadline);
+		if (o->json)
+			printf("{\"summary\":true,\"requests\":%lu,\"mean_us\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"mean_groups\":%.3f,"
+			       "\"deadline_hit_rate\":%s}\n",
+			       n, sorted_sum / (double)n, lat[n / 2], lat[(size_t)ceil(0.99 * (double)n) - 1], acc_groups / (double)n, rate);
+		else
+			printf("%lu requests: mean %.0f us, p50 %.0f us, p99 %.0f us, mean g %.2f\n", n, sorted_sum / (double)n,
+			       lat[n / 2], lat[(size_t)ceil(0.99 * (double)n) - 1], acc_groups / (double)n);
+		if (with_deadline && !o->json)
+			printf("deadlines met: %lu of %lu (%.1f%%)\n", met, with_deadline, 100.0 * (double)met / (double)with_deadline);
+	}
+	free(lat);
+	free(r);
+	free(im.pixels);
+	free(im.values);
+	return ret;
+}
+
+static int
+cmd_budget(struct gbx_conn *c, const struct opts *o, const char *session)
+{
+	char *end;
+	unsigned long id = strtoul(session, &end, 10);
+
+	if (*session == '\0' || *end != '\0')
+		return error_out("budget needs a session number (see gearboxctl status)");
+	if (gbx_set_budget(c, (uint32_t)id, &o->budget) != 0)
+		return error_out("%s", gbx_last_error(c));
+	if (o->json)
+		printf("{\"session\":%lu,\"deadline_us\":%llu,\"energy_uj\":%llu,\"min_accuracy\":%g}\n", id,
+		       (unsigned long long)o->budget.deadline_us, (unsigned long long)o->budget.energy_uj, o->budget.min_accuracy);
+	else
+		printf("session %lu: deadline %llu us, energy %llu uJ, min accuracy %g\n", id,
+		       (unsigned long long)o->budget.deadline_us, (unsigned long long)o->budget.energy_uj, o->budget.min_accuracy);
+	return 0;
+}
+
+static volatile sig_atomic_t stop_watch;
+
+static void
+on_sigint(int sig)
+{
+	(void)sig;
+	stop_watch = 1;
+}
+
+/* Status every interval, with events as they come. */
+static int
+cmd_watch(struct gbx_conn *c, const struct opts *o)
+{
+	char *reply = NULL;
+	struct gbx_conn *events = gbx_connect(o->socket);
+
+	if (events == NULL || gbx_call(events, GBX_MSG_SUBSCRIBE, "{}", &reply) != 0)
+		return error_out("%s", events ? gbx_last_error(events) : gbx_connect_error());
+	free(reply);
+	signal(SIGINT, on_sigint);
+	signal(SIGTERM, on_sigint);
+	while (!stop_watch) {
+		struct gbx_result r;
+		double until = now_us() + o->interval * 1e6;
+		if (gbx_call(c, GBX_MSG_STATUS, "{}", &reply) != 0)
+			return error_out("%s", gbx_last_error(c));
+		if (o->json) {
+			struct json_object *j = json_tokener_parse(reply);
+			puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+			json_object_put(j);
+		} else {
+			struct json_object *j = json_tokener_parse(reply);
+			time_t t = time(NULL);
+			char when[32];
+			strftime(when, sizeof(when), "%H:%M:%S", localtime(&t));
+			printf("--- %s\n", when);
+			status_text(j);
+			json_object_put(j);
+		}
+		free(reply);
+		fflush(stdout);
+		while (!stop_watch && now_us() < until) {
+			int got = gbx_receive(events, &r);
+			if (got < 0)
+				return error_out("%s", gbx_last_error(events));
+			if (got == 1 && gbx_last_event(events) != NULL)
+				printf("event: %s\n", gbx_last_event(events));
+			if (got == 0)
+				usleep(50000);
+		}
+	}
+	gbx_disconnect(events);
+	return 0;
+}
+
+static void
+platform_text(struct json_object *r)
+{
+	struct json_object *cl = json_object_object_get(r, "clusters");
+
+	printf("DVFS %s, %s OpenCL device(s), %s energy source(s)\n",
+	       json_object_get_boolean(json_object_object_get(r, "dvfs")) ? "available" : "unavailable",
+	       str_of(r, "opencl_devices"), str_of(r, "energy_sources"));
+	for (size_t i = 0; cl && i < json_object_array_length(cl); i++) {
+		struct json_object *c = json_object_array_get_idx(cl, i);
+		printf("  %s: CPUs %s, capacity %s, %s kHz\n", str_of(c, "name"), str_of(c, "cpus"), str_of(c, "capacity"),
+		       str_of(c, "cur_khz"));
+	}
+}
+
+static int
+parse_double(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	*out = strtod(s, &end);
+	return errno == 0 && *end == '\0' && end != s && *out >= lo && *out <= hi ? 0 : -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },  { "json", no_argument, NULL, 'j' },
+		{ "model", required_argument, NULL, 'm' },   { "idx", required_argument, NULL, 'x' },
+		{ "index", required_argument, NULL, 'i' },   { "raw", required_argument, NULL, 'r' },
+		{ "image", required_argument, NULL, 'I' },   { "count", required_argument, NULL, 'n' },
+		{ "rate", required_argument, NULL, 'R' },    { "deadline-us", required_argument, NULL, 'd' },
+		{ "energy-uj", required_argument, NULL, 'e' }, { "min-accuracy", required_argument, NULL, 'a' },
+		{ "deadline-schedule", required_argument, NULL, 'S' }, { "interval", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = { .interval = 1.0 };
+	const char *verb;
+	struct gbx_conn *c;
+	double v;
+	int ch, ret;
+
+	/* Options may come before and after the command. */
+	while ((ch = getopt_long(argc, argv, "+hVs:j", longopts, NULL)) != -1) {
+		if (ch == 's')
+			o.socket = optarg;
+		else if (ch == 'j')
+			o.json = true;
+		else if (ch == 'h')
+			return usage(stdout), 0;
+		else if (ch == 'V')
+			return printf("gearboxctl %s\n", PACKAGE_VERSION), 0;
+		else
+			return usage(stderr), EXIT_USAGE;
+	}
+	if (optind >= argc)
+		return usage(stderr), EXIT_USAGE;
+	verb = argv[optind];
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* glibc: 0 restarts scanning with a new argv */
+	while ((ch = getopt_long(argc, argv, "hs:j", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's': o.socket = optarg; break;
+		case 'j': o.json = true; break;
+		case 'm': o.model = optarg; break;
+		case 'x': o.idx = optarg; break;
+		case 'r': o.raw = optarg; break;
+		case 'I': o.image = optarg; break;
+		case 'S': o.schedule = optarg; break;
+		case 'i':
+		case 'n':
+			if (parse_double(optarg, ch == 'n' ? 1 : 0, 1e9, &v) != 0 || v != floor(v))
+				return error_out("--%s takes a whole number, not '%s'", ch == 'i' ? "index" : "count", optarg), EXIT_USAGE;
+			*(ch == 'i' ? &o.index : &o.count) = (unsigned long)v;
+			break;
+		case 'R':
+		case 'w':
+			if (parse_double(optarg, 0.001, 1e6, &v) != 0)
+				return error_out("--%s takes a positive number, not '%s'", ch == 'R' ? "rate" : "interval", optarg), EXIT_USAGE;
+			*(ch == 'R' ? &o.rate : &o.interval) = v;
+			break;
+		case 'd':
+		case 'e':
+			if (parse_double(optarg, 0, 3.6e9, &v) != 0 || v != floor(v))
+				return error_out("--%s takes a whole number, not '%s'", ch == 'd' ? "deadline-us" : "energy-uj", optarg), EXIT_USAGE;
+			*(ch == 'd' ? &o.budget.deadline_us : &o.budget.energy_uj) = (uint64_t)v;
+			break;
+		case 'a':
+			if (parse_double(optarg, 0, 1, &o.budget.min_accuracy) != 0)
+				return error_out("--min-accuracy takes a number in [0, 1], not '%s'", optarg), EXIT_USAGE;
+			break;
+		case 'h': return usage(stdout), 0;
+		default: return usage(stderr), EXIT_USAGE;
+		}
+	}
+	if ((strcmp(verb, "budget") == 0) != (optind + 1 == argc) || (strcmp(verb, "budget") != 0 && optind != argc))
+		return error_out(strcmp(verb, "budget") == 0 ? "budget needs one SESSION number" : "unexpected argument '%s'",
+		                 argv[optind]), EXIT_USAGE;
+	if (strcmp(verb, "status") && strcmp(verb, "models") && strcmp(verb, "infer") && strcmp(verb, "budget") &&
+	    strcmp(verb, "watch") && strcmp(verb, "platform") && strcmp(verb, "reload"))
+		return error_out("unknown command '%s' (try gearboxctl --help)", verb), EXIT_USAGE;
+	if ((c = gbx_connect(o.socket)) == NULL)
+		return error_out("%s", gbx_connect_error());
+	if (strcmp(verb, "status") == 0)
+		ret = simple_call(c, GBX_MSG_STATUS, &o, status_text);
+	else if (strcmp(verb, "models") == 0)
+		ret = simple_call(c, GBX_MSG_MODELS, &o, models_text);
+	else if (strcmp(verb, "platform") == 0)
+		ret = simple_call(c, GBX_MSG_PLATFORM, &o, platform_text);
+	else if (strcmp(verb, "reload") == 0)
+		ret = simple_call(c, GBX_MSG_RELOAD, &o, NULL);
+	else if (strcmp(verb, "infer") == 0)
+		ret = cmd_infer(c, &o);
+	else if (strcmp(verb, "budget") == 0)
+		ret = cmd_budget(c, &o, argv[optind]);
+	else
+		ret = cmd_watch(c, &o);
+	gbx_disconnect(c);
+	return ret;
+}

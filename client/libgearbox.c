@@ -1,0 +1,387 @@
+/* libgearbox: the client side of client/protocol.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "client/gearbox.h"
+#include "client/protocol.h"
+
+struct gbx_conn {
+	int fd;
+	uint32_t next_id;
+	char error[512];
+	char *event;              /* the last unsolicited event's JSON */
+	unsigned char *rbuf;      /* bytes received but not yet handled */
+	size_t rlen, rcap;
+};
+
+static __thread char connect_error[512];
+
+static int
+fail(struct gbx_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+fail(struct gbx_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof(c->error), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+const char *gbx_connect_error(void) { return connect_error; }
+const char *gbx_last_error(const struct gbx_conn *c) { return c->error; }
+const char *gbx_last_event(const struct gbx_conn *c) { return c->event; }
+int gbx_fd(const struct gbx_conn *c) { return c->fd; }
+
+struct gbx_conn *
+gbx_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct gbx_conn *c;
+	int fd;
+
+	if (path == NULL)
+		path = getenv("GEARBOX_SOCKET");
+	if (path == NULL || *path == '\0')
+		path = GBX_DEFAULT_SOCKET;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(connect_error, sizeof(connect_error), "%s: socket path too long", path);
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	strcpy(sa.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int err = errno;
+		snprintf(connect_error, sizeof(connect_error), "%s: %s%s", path, strerror(err),
+		         err == ENOENT || err == ECONNREFUSED ? " (is gearboxd running?)" : "");
+		if (fd >= 0)
+			close(fd);
+		errno = err;
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->fd = fd;
+	c->next_id = 1;
+	return c;
+}
+
+void
+gbx_disconnect(struct gbx_conn *c)
+{
+	if (c == NULL)
+		return;
+	close(c->fd);
+	free(c->rbuf);
+	free(c->event);
+	free(c);
+}
+
+static int
+send_all(struct gbx_conn *c, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return fail(c, "send: %s", strerror(errno));
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+send_frame(struct gbx_conn *c, unsigned type, uint32_t id, const void *a, size_t alen, const void *b, size_t blen)
+{
+	unsigned char hdr[GBX_HEADER_SIZE];
+
+	if (alen + blen > GBX_MAX_PAYLOAD)
+		return fail(c, "request of %zu bytes is over the %u-byte frame limit", alen + blen, GBX_MAX_PAYLOAD);
+	gbx_encode_header(hdr, (uint16_t)type, id, (uint32_t)(alen + blen));
+	if (send_all(c, hdr, sizeof(hdr)) != 0 || send_all(c, a, alen) != 0 || (blen && send_all(c, b, blen) != 0))
+		return -1;
+	return 0;
+}
+
+/* Take one whole frame out of rbuf, reading more (blocking or not) as needed.
+ * 1: got one (payload malloc'ed and NUL-terminated), 0: not yet, -1: error. */
+static int
+next_frame(struct gbx_conn *c, bool block, struct gbx_header *h, char **payload)
+{
+	for (;;) {
+		if (c->rlen >= GBX_HEADER_SIZE) {
+			const char *bad = gbx_decode_header(c->rbuf, h);
+			if (bad != NULL)
+				return fail(c, "daemon sent a broken frame: %s", bad);
+			if (c->rlen >= GBX_HEADER_SIZE + h->length) {
+				*payload = malloc(h->length + 1);
+				memcpy(*payload, c->rbuf + GBX_HEADER_SIZE, h->length);
+				(*payload)[h->length] = '\0';
+				c->rlen -= GBX_HEADER_SIZE + h->length;
+				memmove(c->rbuf, c->rbuf + GBX_HEADER_SIZE + h->length, c->rlen);
+				return 1;
+			}
+		}
+		if (c->rcap - c->rlen < 65536) {
+			unsigned char *p = realloc(c->rbuf, c->rcap + 65536 * 4);
+			if (p == NULL)
+				return fail(c, "out of memory");
+			c->rbuf = p;
+			c->rcap += 65536 * 4;
+		}
+		ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, block ? 0 : MSG_DONTWAIT);
+		if (n == 0)
+			return fail(c, "gearboxd closed the connection");
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (!block && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return 0;
+			return fail(c, "recv: %s", strerror(errno));
+		}
+		c->rlen += (size_t)n;
+	}
+}
+
+static void
+keep_event(struct gbx_conn *c, char *payload)
+{
+	free(c->event);
+	c->event = payload;
+}
+
+/* Wait for the reply to `id`, keeping events that arrive meanwhile. */
+static int
+wait_reply(struct gbx_conn *c, uint32_t id, unsigned expect, char **reply)
+{
+	for (;;) {
+		struct gbx_header h;
+		char *payload = NULL;
+		if (next_frame(c, true, &h, &payload) != 1)
+			return -1;
+		if (h.type == GBX_MSG_EVENT) {
+			keep_event(c, payload);
+			continue;
+		}
+		if (h.id != id && !(h.type == GBX_MSG_ERROR && h.id == 0)) {
+			free(payload);
+			continue; /* a reply to an earlier asynchronous request */
+		}
+		if (h.type == GBX_MSG_ERROR) {
+			struct json_object *o = json_tokener_parse(payload);
+			struct json_object *e = o ? json_object_object_get(o, "error") : NULL;
+			fail(c, "%s", e ? json_object_get_string(e) : payload);
+			json_object_put(o);
+			free(payload);
+			return -1;
+		}
+		if (h.type != expect) {
+			free(payload);
+			return fail(c, "unexpected reply type %u (wanted %u)", h.type, expect);
+		}
+		*reply = payload;
+		return 0;
+	}
+}
+
+int
+gbx_call(struct gbx_conn *c, unsigned type, const char *json, char **reply)
+{
+	uint32_t id = c->next_id++;
+
+	if (send_frame(c, type, id, json, strlen(json), NULL, 0) != 0)
+		return -1;
+	return wait_reply(c, id, type + 1, reply);
+}
+
+static struct json_object *
+call_json(struct gbx_conn *c, unsigned type, struct json_object *req)
+{
+	char *reply = NULL;
+	struct json_object *o = NULL;
+
+	if (gbx_call(c, type, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), &reply) == 0 &&
+	    (o = json_tokener_parse(reply)) == NULL)
+		fail(c, "daemon sent bad JSON");
+	json_object_put(req);
+	free(reply);
+	return o;
+}
+
+static void
+add_budget(struct json_object *o, const struct gbx_budget *b)
+{
+	if (b == NULL)
+		return;
+	json_object_object_add(o, "deadline_us", json_object_new_int64((int64_t)b->deadline_us));
+	json_object_object_add(o, "energy_uj", json_object_new_int64((int64_t)b->energy_uj));
+	json_object_object_add(o, "min_accuracy", json_object_new_double(b->min_accuracy));
+}
+
+int
+gbx_open_session(struct gbx_conn *c, const char *model, const struct gbx_budget *b, uint32_t *session)
+{
+	struct json_object *req = json_object_new_object(), *rep;
+
+	if (model != NULL)
+		json_object_object_add(req, "model", json_object_new_string(model));
+	add_budget(req, b);
+	if ((rep = call_json(c, GBX_MSG_OPEN, req)) == NULL)
+		return -1;
+	*session = (uint32_t)json_object_get_int64(json_object_object_get(rep, "session"));
+	json_object_put(rep);
+	return 0;
+}
+
+int
+gbx_set_budget(struct gbx_conn *c, uint32_t session, const struct gbx_budget *b)
+{
+	struct json_object *req = json_object_new_object(), *rep;
+
+	json_object_object_add(req, "session", json_object_new_int64(session));
+	add_budget(req, b);
+	if ((rep = call_json(c, GBX_MSG_BUDGET, req)) == NULL)
+		return -1;
+	json_object_put(rep);
+	return 0;
+}
+
+int
+gbx_close_session(struct gbx_conn *c, uint32_t session)
+{
+	struct json_object *req = json_object_new_object(), *rep;
+
+	json_object_object_add(req, "session", json_object_new_int64(session));
+	if ((rep = call_json(c, GBX_MSG_CLOSE, req)) == NULL)
+		return -1;
+	json_object_put(rep);
+	return 0;
+}
+
+static void
+copy_str(char *dst, size_t len, struct json_object *o, const char *key)
+{
+	struct json_object *v = json_object_object_get(o, key);
+
+	snprintf(dst, len, "%s", v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "");
+}
+
+static int
+parse_result(struct gbx_conn *c, const char *payload, struct gbx_result *r)
+{
+	struct json_object *o = json_tokener_parse(payload), *scores;
+
+	if (o == NULL)
+		return fail(c, "daemon sent bad JSON");
+	r->cls = (unsigned)json_object_get_int(json_object_object_get(o, "class"));
+	copy_str(r->label, sizeof(r->label), o, "label");
+	scores = json_object_object_get(o, "scores");
+	r->nscores = 0;
+	for (size_t i = 0; scores != NULL && i < json_object_array_length(scores) && i < GBX_MAX_CLASSES; i++)
+		r->scores[r->nscores++] = (float)json_object_get_double(json_object_array_get_idx(scores, i));
+	r->groups = (unsigned)json_object_get_int(json_object_object_get(o, "groups"));
+	copy_str(r->placement, sizeof(r->placement), o, "placement");
+	r->threads = (unsigned)json_object_get_int(json_object_object_get(o, "threads"));
+	r->freq_khz = (unsigned long)json_object_get_int64(json_object_object_get(o, "freq_khz"));
+	r->latency_us = json_object_get_double(json_object_object_get(o, "latency_us"));
+	r->queue_us = json_object_get_double(json_object_object_get(o, "queue_us"));
+	r->energy_uj = json_object_get_double(json_object_object_get(o, "energy_uj"));
+	copy_str(r->energy_source, sizeof(r->energy_source), o, "energy_source");
+	r->deadline_met = json_object_get_boolean(json_object_object_get(o, "deadline_met"));
+	r->energy_met = json_object_get_boolean(json_object_object_get(o, "energy_met"));
+	r->feasible = json_object_get_boolean(json_object_object_get(o, "feasible"));
+	copy_str(r->reason, sizeof(r->reason), o, "reason");
+	json_object_put(o);
+	return 0;
+}
+
+static int
+send_infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes, bool pixels, uint32_t *id)
+{
+	char head[96];
+	int n = snprintf(head, sizeof(head), "{\"session\":%u%s}", session, pixels ? ",\"pixels\":true" : "");
+
+	*id = c->next_id++;
+	return send_frame(c, GBX_MSG_INFER, *id, head, (size_t)n + 1 /* the NUL */, input, bytes);
+}
+
+static int
+infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes, bool pixels, struct gbx_result *r)
+{
+	char *reply = NULL;
+	uint32_t id;
+	int ret;
+
+	if (send_infer(c, session, input, bytes, pixels, &id) != 0 || wait_reply(c, id, GBX_MSG_INFER_REPLY, &reply) != 0)
+		return -1;
+	r->request_id = id;
+	ret = parse_result(c, reply, r);
+	free(reply);
+	return ret;
+}
+
+int
+gbx_infer(struct gbx_conn *c, uint32_t session, const float *input, size_t n, struct gbx_result *r)
+{
+	return infer(c, session, input, n * sizeof(float), false, r);
+}
+
+int
+gbx_infer_pixels(struct gbx_conn *c, uint32_t session, const uint8_t *pixels, size_t n, struct gbx_result *r)
+{
+	return infer(c, session, pixels, n, true, r);
+}
+
+int
+gbx_send_infer(struct gbx_conn *c, uint32_t session, const float *input, size_t n, uint32_t *request_id)
+{
+	return send_infer(c, session, input, n * sizeof(float), false, request_id);
+}
+
+int
+gbx_receive(struct gbx_conn *c, struct gbx_result *r)
+{
+	struct gbx_header h;
+	char *payload = NULL;
+	int got = next_frame(c, false, &h, &payload), ret;
+
+	if (got != 1)
+		return got;
+	memset(r, 0, sizeof(*r));
+	if (h.type == GBX_MSG_EVENT) {
+		keep_event(c, payload);
+		return 1;
+	}
+	r->request_id = h.id;
+	if (h.type == GBX_MSG_ERROR) {
+		struct json_object *o = json_tokener_parse(payload);
+		fail(c, "%s", o && json_object_object_get(o, "error") ? json_object_get_string(json_object_object_get(o, "error")) : payload);
+		json_object_put(o);
+		free(payload);
+		return -1;
+	}
+	ret = h.type == GBX_MSG_INFER_REPLY ? parse_result(c, payload, r) : 0;
+	free(payload);
+	return ret == 0 ? 1 : -1;
+}
