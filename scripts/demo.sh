@@ -1,25 +1,70 @@
 #!/bin/sh
-# Set everything up and run the main job. Until the daemon lands, that is the
-# bundled dynamic DNN under the offline toolkit: what each active-group count g
-# costs and what it is worth, measured on this machine:
-#   gearbox model info   — parameters, FLOPs and accuracy per g
-#   gearbox model bench  — latency per g on 1 and 2 threads
-#   gearbox model eval   — top-1 accuracy per g on the 10,000 Fashion-MNIST test images
+# Set everything up and run the main job: gearboxd serving the bundled dynamic
+# DNN on a private socket, and a client streaming Fashion-MNIST images whose
+# deadline changes every few seconds. Each line shows what the daemon chose
+# (active groups g, placement), what it cost, and whether the deadline held.
+#
+# The deadlines are set from this machine's own latencies (measured first with
+# gearbox model bench), so the demo means the same on a fast PC and on a board:
+# generous (all groups fit), between the g=1 and g=G latencies, and too tight
+# for any g (the daemon says so and runs the fastest point).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 MODEL=$(ls models/*.safetensors | head -n 1)
-GEARBOX=build/gearbox
-DATA=/usr/share/datasets/fashion-mnist
+B=build
+DATA=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+T=$(mktemp -d /tmp/gearbox-demo-XXXXXX)
+SOCK=$T/gearboxd.sock
+trap 'kill $DPID 2>/dev/null; wait $DPID 2>/dev/null; rm -rf "$T"' EXIT INT TERM
 
+echo "== the model"
+$B/gearbox model info "$MODEL" | tail -n 6
 echo
-echo "== gearbox model info $MODEL"
-$GEARBOX model info "$MODEL"
-for t in 1 2; do
-	echo
-	echo "== gearbox model bench $MODEL --threads $t"
-	$GEARBOX model bench "$MODEL" --threads "$t" --iterations 300
-done
+echo "== latency per active-group count on this machine (gearbox model bench)"
+$B/gearbox model bench "$MODEL" --iterations 100 --json >"$T/bench.json"
+SCHEDULE=$(python3 - "$T/bench.json" <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1]))["groups"]
+t1, tG = g[0]["p99_us"], g[-1]["p99_us"]
+for x in g:
+    print(f"   g={x['active']}: median {x['median_us']:.0f} us, p99 {x['p99_us']:.0f} us", file=sys.stderr)
+mid = (t1 + tG) / 2
+steps = [(0, 3 * tG), (4, mid), (8, 1.3 * t1), (12, 0.3 * t1), (16, 3 * tG)]
+print(",".join(f"{t}:{int(d)}" for t, d in steps))
+PY
+)
 echo
-echo "== gearbox model eval $MODEL --dataset $DATA"
-$GEARBOX model eval "$MODEL" --dataset "$DATA"
+echo "== gearboxd on $SOCK"
+$B/gearboxd --socket "$SOCK" --model "$MODEL" &
+DPID=$!
+for i in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+echo
+echo "== a client at 50 requests/s; deadline schedule (s:us) $SCHEDULE"
+$B/gearboxctl --socket "$SOCK" infer --idx "$DATA" --count 1000 --rate 50 --deadline-schedule "$SCHEDULE" --json |
+	python3 -c '
+import json, sys
+window, last_deadline = [], None
+def flush():
+    if window:
+        g = sum(r["groups"] for r in window) / len(window)
+        met = sum(r["deadline_met"] for r in window)
+        feas = sum(r["feasible"] for r in window)
+        lat = sorted(r["latency_us"] for r in window)[len(window) // 2]
+        print(f"  deadline {last_deadline:>6} us: mean g {g:.2f}, median {lat:6.0f} us end to end, "
+              f"{met}/{len(window)} met, {len(window) - feas} infeasible, on {window[-1][\"placement\"]}, "
+              f"{window[-1][\"energy_uj\"]:.0f} uJ ({window[-1][\"energy_source\"]})")
+for line in sys.stdin:
+    r = json.loads(line)
+    if r.get("summary"):
+        flush()
+        print(f"  all {r[\"requests\"]} requests: p50 {r[\"p50_us\"]:.0f} us, p99 {r[\"p99_us\"]:.0f} us, mean g {r[\"mean_groups\"]:.2f}")
+        continue
+    if r["deadline_us"] != last_deadline or len(window) == 100:
+        flush()
+        window, last_deadline = [], r["deadline_us"]
+    window.append(r)
+'
+echo
+echo "== gearboxctl status"
+$B/gearboxctl --socket "$SOCK" status

@@ -1,0 +1,138 @@
+/* bench/daemon — what gearboxd adds to an inference: round-trip time of a
+ * budgeted infer seen by the client minus the inference time the daemon
+ * measured (p50, p99), with 1 and 8 concurrent clients, and requests/s at
+ * saturation (clients sending back to back).
+ *
+ *   bench/daemon SOCKET [--requests N]
+ *
+ * Start gearboxd first (scripts/bench-daemon.sh does both). */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/gearbox.h"
+
+struct worker {
+	const char *socket;
+	unsigned requests;
+	double *overhead, *rtt;
+	unsigned done;
+	int error;
+};
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void *
+client_main(void *arg)
+{
+	struct worker *w = arg;
+	struct gbx_conn *c = gbx_connect(w->socket);
+	struct gbx_budget b = { .deadline_us = 1000000 };
+	struct gbx_result *r = malloc(sizeof(*r));
+	uint8_t pixels[784];
+	uint32_t s;
+
+	for (unsigned i = 0; i < sizeof(pixels); i++)
+		pixels[i] = (uint8_t)(i * 7);
+	if (c == NULL || gbx_open_session(c, NULL, &b, &s) != 0) {
+		fprintf(stderr, "bench/daemon: %s\n", c ? gbx_last_error(c) : gbx_connect_error());
+		w->error = 1;
+		free(r);
+		return NULL;
+	}
+	for (unsigned i = 0; i < w->requests; i++) {
+		double t0 = now_us();
+		if (gbx_infer_pixels(c, s, pixels, sizeof(pixels), r) != 0) {
+			fprintf(stderr, "bench/daemon: %s\n", gbx_last_error(c));
+			w->error = 1;
+			break;
+		}
+		w->rtt[i] = now_us() - t0;
+		w->overhead[i] = w->rtt[i] - r->latency_us;
+		w->done++;
+	}
+	gbx_disconnect(c);
+	free(r);
+	return NULL;
+}
+
+static int
+cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double
+q(double *v, unsigned n, double p)
+{
+	unsigned i = (unsigned)(p * n);
+	return v[i >= n ? n - 1 : i];
+}
+
+static int
+run(const char *socket, unsigned clients, unsigned requests)
+{
+	struct worker w[64];
+	pthread_t t[64];
+	double *all = malloc(sizeof(double) * clients * requests), *rtt = malloc(sizeof(double) * clients * requests);
+	unsigned n = 0;
+	double start = now_us(), secs;
+
+	for (unsigned i = 0; i < clients; i++) {
+		w[i] = (struct worker){ .socket = socket, .requests = requests };
+		w[i].overhead = malloc(sizeof(double) * requests);
+		w[i].rtt = malloc(sizeof(double) * requests);
+		pthread_create(&t[i], NULL, client_main, &w[i]);
+	}
+	for (unsigned i = 0; i < clients; i++) {
+		pthread_join(t[i], NULL);
+		memcpy(all + n, w[i].overhead, w[i].done * sizeof(double));
+		memcpy(rtt + n, w[i].rtt, w[i].done * sizeof(double));
+		n += w[i].done;
+		free(w[i].overhead);
+		free(w[i].rtt);
+		if (w[i].error)
+			return 1;
+	}
+	secs = (now_us() - start) / 1e6;
+	qsort(all, n, sizeof(double), cmp);
+	qsort(rtt, n, sizeof(double), cmp);
+	printf("%7u %9u %12.1f %12.1f %12.1f %12.1f %12.0f\n", clients, n, q(rtt, n, 0.5), q(rtt, n, 0.99), q(all, n, 0.5),
+	       q(all, n, 0.99), (double)n / secs);
+	free(all);
+	free(rtt);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	unsigned requests = 2000;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: bench/daemon SOCKET [--requests N]\n");
+		return 2;
+	}
+	if (argc == 4 && strcmp(argv[2], "--requests") == 0)
+		requests = (unsigned)atoi(argv[3]);
+	printf("gearboxd at %s, %u requests per client, batch 1, 8-bit pixels\n\n", argv[1], requests);
+	printf("%7s %9s %12s %12s %12s %12s %12s\n", "clients", "requests", "rtt p50 us", "rtt p99 us", "ovh p50 us",
+	       "ovh p99 us", "requests/s");
+	if (run(argv[1], 1, requests) || run(argv[1], 8, requests / 4 + 1))
+		return 1;
+	printf("\novh = round trip seen by the client minus the inference time gearboxd measured\n"
+	       "(framing, JSON, queueing behind other clients, wake-ups). With 8 clients the one worker\n"
+	       "is saturated, so requests/s there is the daemon's throughput for this model.\n");
+	return 0;
+}

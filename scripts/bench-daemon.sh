@@ -1,0 +1,11 @@
+#!/bin/sh
+# Start gearboxd on a private socket with the bundled model and run bench/daemon.
+set -eu
+cd "$(dirname "$0")/.."
+B=${B:-build}
+T=$(mktemp -d /tmp/gearbox-bench-XXXXXX)
+"$B/gearboxd" --socket "$T/s" --model "$(ls models/*.safetensors | head -n 1)" 2>"$T/log" &
+D=$!
+trap 'kill $D; wait $D 2>/dev/null; rm -rf "$T"' EXIT
+for i in $(seq 1 100); do [ -S "$T/s" ] && break; sleep 0.1; done
+"$B/bench/daemon" "$T/s" "$@"
