@@ -547,6 +547,15 @@ client_close(struct daemon *d, struct client *c)
 	/* Its queued requests go; one already running finishes and is dropped. */
 	hosts_forget_client(&d->hosts, c->id);
 	sd_event_source_disable_unref(c->io);
+	if (c->closing) {
+		/* Closing with unread input makes the peer's next read fail
+		 * (ECONNRESET) before it sees our error reply: send FIN, and drop
+		 * what is already queued. */
+		char sink[4096];
+		shutdown(c->fd, SHUT_WR);
+		for (int i = 0; i < 256 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+			;
+	}
 	close(c->fd);
 	log_debug("client %llu closed", (unsigned long long)c->id);
 	free(c->payload);

@@ -3,7 +3,7 @@
 # packages gearbox needs are present (installing them when run as root, else
 # printing the one apt-get line to run), then configure and build in build/.
 #
-#   scripts/setup.sh [configure options...]
+#   scripts/setup.sh [configure options...]      (BUILD_DIR=dir to build elsewhere)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -32,14 +32,15 @@ if [ -n "$missing" ]; then
 	fi
 fi
 
-mkdir -p build
+BUILD_DIR=${BUILD_DIR:-build}
+mkdir -p "$BUILD_DIR"
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
-	./autogen.sh >build/autogen.out 2>&1 || {
-		cat build/autogen.out
+	./autogen.sh >"$BUILD_DIR/autogen.out" 2>&1 || {
+		cat "$BUILD_DIR/autogen.out"
 		exit 1
 	}
 fi
-cd build
+cd "$BUILD_DIR"
 # Reconfigure when the options change.
 opts="$*"
 if [ ! -f Makefile ] || [ "$(cat .configure-opts 2>/dev/null)" != "$opts" ]; then
@@ -55,4 +56,4 @@ make -j"$(nproc)" >make.out 2>&1 || {
 	grep -E 'error|warning' make.out || tail -40 make.out
 	exit 1
 }
-echo "setup: built in build/ ($opts)"
+echo "setup: built in $BUILD_DIR/ ($opts)"

@@ -4,6 +4,7 @@
 #     warnings as errors and AddressSanitizer + UndefinedBehaviorSanitizer;
 #   - runs `make check`, prints the logs of any failing test, and ends with
 #     automake's totals as one line: "N passed, N failed, N skipped".
+#   - runs the daemon's integration test again from a plain build under valgrind;
 # Set GEARBOX_DISTCHECK=1 to also run `make distcheck`.
 set -u
 cd "$(dirname "$0")/.."
@@ -26,6 +27,21 @@ if [ -f test-suite.log ]; then
 		fi
 	done
 fi
+# valgrind cannot run sanitized binaries: the daemon's integration test runs
+# once more from a plain build, under valgrind (no errors, no leaks).
+vg_pass=0 vg_fail=0
+if command -v valgrind >/dev/null; then
+	(cd .. && BUILD_DIR=build-valgrind scripts/setup.sh --enable-werror >/dev/null) &&
+		make -C ../build-valgrind check TESTS=tests/daemon/gearboxd.sh >../build-valgrind/check.out 2>&1
+	if grep -q "^ok: valgrind: no errors, no leaks" ../build-valgrind/tests/daemon/gearboxd.sh.log 2>/dev/null; then
+		vg_pass=1
+	else
+		vg_fail=1
+		status=1
+		echo "===== FAILED: tests/daemon/gearboxd.sh under valgrind ====="
+		cat ../build-valgrind/tests/daemon/gearboxd.sh.log 2>/dev/null || tail -40 ../build-valgrind/check.out
+	fi
+fi
 if [ "$status" = 0 ] && [ "${GEARBOX_DISTCHECK:-0}" = 1 ]; then
 	make -j"$(nproc)" distcheck >distcheck.out 2>&1 || { tail -50 distcheck.out; status=1; }
 fi
@@ -35,9 +51,10 @@ pass=$(count PASS)
 failed=$(count FAIL)
 errors=$(count ERROR)
 xpass=$(count XPASS)
-fail=$((${failed:-0} + ${errors:-0} + ${xpass:-0}))
+fail=$((${failed:-0} + ${errors:-0} + ${xpass:-0} + vg_fail))
+pass=$((${pass:-0} + vg_pass))
 skip=$(count SKIP)
-if [ -z "$pass" ]; then
+if [ "$pass" = "$vg_pass" ]; then
 	echo "make check did not run the test suite:"
 	tail -40 check.out
 	echo "0 passed, 1 failed, 0 skipped"
