@@ -28,6 +28,7 @@
 #include <systemd/sd-event.h>
 
 #include "client/protocol.h"
+#include "daemon/settings.h"
 #include "daemon/log.h"
 #include "daemon/worker.h"
 
@@ -68,12 +69,16 @@ struct daemon {
 	int listen_fd;
 	bool own_socket;
 	char *socket_path;
+	const char *config_path;   /* NULL: none */
+	struct config config;
 	struct hosts hosts;
 	struct client *clients;
 	unsigned nclients;
 	uint64_t next_client_id;
 	uint32_t next_session;     /* session ids are daemon-wide */
 	uint64_t requests, served, deadline_met, deadline_total;
+	uint64_t served_at_last_status;
+	double requests_per_s;      /* over the last status period (5 s) */
 	time_t started;
 	gid_t gearbox_gid;
 };
@@ -378,6 +383,7 @@ status_json(struct daemon *d)
 	json_object_object_add(o, "sessions", json_object_new_int((int)sessions));
 	json_object_object_add(o, "requests", json_object_new_int64((int64_t)d->requests));
 	json_object_object_add(o, "served", json_object_new_int64((int64_t)d->served));
+	json_object_object_add(o, "requests_per_s", json_object_new_double(d->requests_per_s));
 	json_object_object_add(o, "deadline_hit_rate",
 	                       d->deadline_total ? json_object_new_double((double)d->deadline_met / (double)d->deadline_total) : NULL);
 	json_object_object_add(o, "dvfs", json_object_new_boolean(d->hosts.platform->cpufreq));
@@ -697,6 +703,26 @@ on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	return 0;
 }
 
+/* Tell subscribers when a model's operating point (active groups) changes. */
+static void
+note_operating_point(struct daemon *d, struct model_host *m, const struct request *r)
+{
+	struct json_object *ev;
+
+	if (m == NULL || r->groups == m->announced_groups)
+		return;
+	ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string("operating-point"));
+	json_object_object_add(ev, "model", json_object_new_string(dnn_model_name(m->model)));
+	json_object_object_add(ev, "groups", json_object_new_int((int)r->groups));
+	json_object_object_add(ev, "previous_groups", json_object_new_int((int)m->announced_groups));
+	json_object_object_add(ev, "placement", json_object_new_string(m->placement));
+	json_object_object_add(ev, "deadline_us", json_object_new_int64((int64_t)r->budget.deadline_us));
+	log_debug("%s: operating point g=%u -> g=%u", dnn_model_name(m->model), m->announced_groups, r->groups);
+	m->announced_groups = r->groups;
+	broadcast_event(d, ev);
+}
+
 static void
 send_infer_reply(struct daemon *d, struct client *c, struct request *r)
 {
@@ -728,6 +754,7 @@ send_infer_reply(struct daemon *d, struct client *c, struct request *r)
 	json_object_object_add(o, "feasible", json_object_new_boolean(r->feasible));
 	json_object_object_add(o, "reason", r->feasible ? NULL : json_object_new_string(r->reason));
 	send_json(c, GBX_MSG_INFER_REPLY, r->msg_id, o);
+	note_operating_point(d, m, r);
 	if (!met || !r->feasible) {
 		struct json_object *ev = json_object_new_object();
 		json_object_object_add(ev, "event", json_object_new_string("budget-violation"));
@@ -777,8 +804,8 @@ notify_status(struct daemon *d)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "; %s on %s g=%u", dnn_model_name(d->hosts.models[i].model),
 		                      d->hosts.models[i].placement, d->hosts.models[i].last_groups);
 	if (n < sizeof(line) - 64)
-		snprintf(line + n, sizeof(line) - n, "; %u clients, %llu served, deadline hit rate %s%.1f%%", d->nclients,
-		         (unsigned long long)d->served, d->deadline_total ? "" : "n/a ",
+		snprintf(line + n, sizeof(line) - n, "; %u clients, %.1f requests/s, %llu served, deadline hit rate %s%.1f%%",
+		         d->nclients, d->requests_per_s, (unsigned long long)d->served, d->deadline_total ? "" : "n/a ",
 		         d->deadline_total ? 100.0 * (double)d->deadline_met / (double)d->deadline_total : 0.0);
 	sd_notify(0, line);
 }
@@ -786,23 +813,58 @@ notify_status(struct daemon *d)
 static int
 on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	notify_status(userdata);
+	struct daemon *d = userdata;
+
+	d->requests_per_s = (double)(d->served - d->served_at_last_status) / 5.0;
+	d->served_at_last_status = d->served;
+	notify_status(d);
 	sd_event_source_set_time(s, usec + 5 * 1000000ull);
 	return 0;
 }
 
+static bool
+same_models(const struct config *a, const struct config *b)
+{
+	if (a->nmodels != b->nmodels)
+		return false;
+	for (unsigned i = 0; i < a->nmodels; i++)
+		if (strcmp(a->models[i], b->models[i]) != 0)
+			return false;
+	return true;
+}
+
+/* SIGHUP: re-read the configuration. A bad file is refused with its reason
+ * and the running configuration stays; serving never stops. */
 static int
 on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct daemon *d = userdata;
+	struct config next;
+	char *cause = NULL;
 
 	(void)s;
 	(void)si;
-	/* Policies and configuration arrive with the policy issue; models stay
-	 * loaded and every request keeps being served across the reload. */
 	sd_notify(0, "RELOADING=1");
-	log_notice("reload (SIGHUP): configuration re-read, %u model%s still served", d->hosts.nmodels,
-	           d->hosts.nmodels == 1 ? "" : "s");
+	if (d->config_path == NULL) {
+		log_notice("reload (SIGHUP): no configuration file to re-read; %u model%s still served", d->hosts.nmodels,
+		           d->hosts.nmodels == 1 ? "" : "s");
+	} else {
+		config_defaults(&next);
+		if (config_load(&next, d->config_path, &cause) != 0) {
+			log_error("reload refused, keeping the running configuration: %s", cause);
+			config_free(&next);
+		} else {
+			d->hosts.margin = next.margin;
+			if ((next.socket && (!d->config.socket || strcmp(next.socket, d->config.socket))) ||
+			    next.threads != d->config.threads || (next.nmodels && !same_models(&next, &d->config)))
+				log_warning("reload: socket, models or threads changed in %s; they take effect at the next start",
+				            d->config_path);
+			log_notice("reloaded %s (margin %.2f)", d->config_path, next.margin);
+			config_free(&d->config);
+			d->config = next;
+		}
+		free(cause);
+	}
 	sd_notify(0, "READY=1");
 	notify_status(d);
 	return 0;
@@ -891,31 +953,12 @@ usage(FILE *out)
 	      "  -s, --socket PATH     listen here (default " GBX_DEFAULT_SOCKET "; ignored when socket-activated)\n"
 	      "  -m, --model FILE      host this model (repeatable; default: every *.safetensors in\n"
 	      "                        " GEARBOX_DATADIR "/models)\n"
-	      "  -c, --config FILE     configuration file (reserved for the policy settings)\n"
+	      "  -c, --config FILE     configuration file (default " GEARBOXD_CONFIG " when it exists)\n"
 	      "  -p, --policy NAME     policy (reserved: the built-in budget-fitting policy is used)\n"
 	      "  -v, --verbose         debug logging\n"
 	      "  -h, --help            this help\n"
 	      "  -V, --version         the version\n",
 	      out);
-}
-
-static int
-collect_default_models(char ***paths, unsigned *n)
-{
-	char pattern[512];
-	FILE *ls;
-	char line[1024];
-
-	snprintf(pattern, sizeof(pattern), "ls -1 %s/models/*.safetensors 2>/dev/null", GEARBOX_DATADIR);
-	if ((ls = popen(pattern, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), ls) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		*paths = realloc(*paths, (*n + 1) * sizeof(char *));
-		(*paths)[(*n)++] = strdup(line);
-	}
-	pclose(ls);
-	return 0;
 }
 
 static int
@@ -928,8 +971,9 @@ run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },        { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct daemon d = { .listen_fd = -1, .socket_path = (char *)GBX_DEFAULT_SOCKET, .gearbox_gid = (gid_t)-1 };
+	struct daemon d = { .listen_fd = -1, .gearbox_gid = (gid_t)-1 };
 	char **paths = NULL, *cause = NULL;
+	const char *socket_arg = NULL;
 	unsigned npaths = 0;
 	sd_event_source *accept_src = NULL, *done_src = NULL, *timer = NULL;
 	struct group *grp;
@@ -949,13 +993,13 @@ run(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "fs:m:c:p:vhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f': break;
-		case 's': d.socket_path = optarg; break;
+		case 's': socket_arg = optarg; break;
 		case 'm':
 			paths = realloc(paths, (npaths + 1) * sizeof(char *));
 			paths[npaths++] = strdup(optarg);
 			break;
-		case 'c':
-		case 'p': log_warning("--%s is accepted but not used yet", ch == 'c' ? "config" : "policy"); break;
+		case 'c': d.config_path = optarg; break;
+		case 'p': log_warning("--policy is accepted but not used yet (policy files come with the policies)"); break;
 		case 'v': log_init(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("gearboxd %s\n", PACKAGE_VERSION); return 0;
@@ -966,17 +1010,37 @@ run(int argc, char **argv)
 		log_error("unexpected argument '%s' (see gearboxd --help)", argv[optind]);
 		return 2;
 	}
-	if (npaths == 0)
-		collect_default_models(&paths, &npaths);
-	if (npaths == 0) {
-		log_error("no model: give --model FILE or install one in %s/models", GEARBOX_DATADIR);
+	config_defaults(&d.config);
+	if (d.config_path == NULL && access(GEARBOXD_CONFIG, F_OK) == 0)
+		d.config_path = GEARBOXD_CONFIG;
+	if (d.config_path != NULL && config_load(&d.config, d.config_path, &cause) != 0) {
+		log_error("%s", cause);
+		free(cause);
+		config_free(&d.config);
 		return 1;
 	}
+	/* Command-line models and socket win over the file. */
+	if (npaths > 0) {
+		for (unsigned i = 0; i < d.config.nmodels; i++)
+			free(d.config.models[i]);
+		d.config.nmodels = 0;
+		for (unsigned i = 0; i < npaths; i++)
+			config_add_model(&d.config, paths[i]);
+	} else if (d.config.nmodels == 0) {
+		config_add_folder(&d.config, GEARBOX_DATADIR "/models", NULL);
+	}
+	if (d.config.nmodels == 0) {
+		log_error("no model: give --model FILE, 'models =' in the configuration, or install one in %s/models",
+		          GEARBOX_DATADIR);
+		config_free(&d.config);
+		return 1;
+	}
+	d.socket_path = (char *)(socket_arg ? socket_arg : d.config.socket ? d.config.socket : GBX_DEFAULT_SOCKET);
 	if ((grp = getgrnam("gearbox")) != NULL)
 		d.gearbox_gid = grp->gr_gid;
 	d.started = time(NULL);
 
-	if (hosts_open(&d.hosts, paths, npaths, &cause) != 0) {
+	if (hosts_open(&d.hosts, d.config.models, d.config.nmodels, d.config.threads, &cause) != 0) {
 		log_error("%s", cause ? cause : "cannot open the models");
 		goto out;
 	}
@@ -1012,6 +1076,7 @@ out:
 		close(d.listen_fd);
 		unlink(d.socket_path);
 	}
+	config_free(&d.config);
 	for (unsigned i = 0; i < npaths; i++)
 		free(paths[i]);
 	free(paths);

@@ -192,7 +192,7 @@ calibrate(struct model_host *m)
 }
 
 static int
-host_open(struct hosts *h, struct model_host *m, const char *path, char **cause)
+host_open(struct hosts *h, struct model_host *m, const char *path, unsigned threads, char **cause)
 {
 	const struct gov_cluster *c;
 	hwloc_bitmap_t set;
@@ -202,11 +202,11 @@ host_open(struct hosts *h, struct model_host *m, const char *path, char **cause)
 	m->path = strdup(path);
 	if ((m->model = dnn_model_load(path, cause)) == NULL)
 		return -1;
-	/* The most capable cluster, one thread: the placement policies will
-	 * move this; today it is fixed at start. */
+	/* The most capable cluster: the placement policies will move this;
+	 * today it is fixed at start. */
 	m->cluster = h->platform->nclusters - 1;
 	c = &h->platform->clusters[m->cluster];
-	m->threads = 1;
+	m->threads = threads < c->ncpus ? threads : c->ncpus;
 	set = gov_cluster_cpuset(c, 0);
 	hwloc_bitmap_list_asprintf(&cpus, set);
 	snprintf(m->placement, sizeof(m->placement), "%s", c->name);
@@ -231,7 +231,7 @@ host_open(struct hosts *h, struct model_host *m, const char *path, char **cause)
 }
 
 int
-hosts_open(struct hosts *h, char **paths, unsigned n, char **cause)
+hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, char **cause)
 {
 	bool recovered = false;
 
@@ -256,7 +256,7 @@ hosts_open(struct hosts *h, char **paths, unsigned n, char **cause)
 	h->models = calloc(n ? n : 1, sizeof(*h->models));
 	for (unsigned i = 0; i < n; i++) {
 		h->nmodels++;
-		if (host_open(h, &h->models[i], paths[i], cause) != 0)
+		if (host_open(h, &h->models[i], paths[i], threads, cause) != 0)
 			return -1;
 	}
 	return 0;

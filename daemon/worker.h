@@ -57,6 +57,7 @@ struct model_host {
 	uint64_t requests, deadline_met, deadline_total, busy;
 	double last_latency_us;
 	unsigned last_groups;
+	unsigned announced_groups; /* last operating point told to subscribers (event loop only) */
 	struct hosts *owner;
 };
 
@@ -71,7 +72,8 @@ struct hosts {
 	double margin;          /* safety margin on predicted latency */
 };
 
-int hosts_open(struct hosts *h, char **paths, unsigned n, char **cause);
+/* Open every model with `threads` threads on the most capable cluster. */
+int hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, char **cause);
 void hosts_close(struct hosts *h);
 struct model_host *hosts_find(struct hosts *h, const char *name);
 /* Queue a request; -EBUSY when the model's queue is full (admission control). */

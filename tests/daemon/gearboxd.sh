@@ -200,6 +200,38 @@ kill -0 "$DPID" || fail "daemon died on bad input"
 stop_daemon
 echo "ok: bad input"
 
+# --- 2b. configuration file, SIGHUP reload, operating-point events -------------
+printf '[daemon]\nmodel = %s\nmargin = 0.2\nthreads = 1\n' "$MODEL" >"$T/gearboxd.conf"
+printf '[daemon]\nmargin = 0.1\nflavour = strawberry\n' >"$T/bad.conf"
+if "$B/gearboxd" --config "$T/bad.conf" --socket "$T/never.sock" 2>"$T/err"; then fail "bad config accepted"; fi
+grep -q "bad.conf:3: unknown key 'flavour'" "$T/err" || fail "bad config message: $(cat "$T/err")"
+rm -f "$SOCK"
+"$B/gearboxd" --config "$T/gearboxd.conf" --socket "$SOCK" -v >"$T/daemon.log" 2>&1 &
+DPID=$!
+for i in $(seq 1 300); do [ -S "$SOCK" ] && $CTL status >/dev/null 2>&1 && break; sleep 0.1; done
+timeout 20 $CTL watch --interval 0.2 >"$T/events.out" 2>&1 &
+WATCH=$!
+sleep 0.5
+$CTL infer --idx "$IDX" --count 20 --deadline-us 100000 >/dev/null
+$CTL infer --idx "$IDX" --count 20 --deadline-us 1 >/dev/null
+cp "$T/bad.conf" "$T/gearboxd.conf"
+kill -HUP "$DPID"
+sleep 0.5
+$CTL status >/dev/null || fail "not serving after a refused reload"
+grep -q "reload refused, keeping the running configuration: .*gearboxd.conf:3: unknown key 'flavour'" "$T/daemon.log" ||
+	fail "refused reload not logged"
+printf '[daemon]\nmodel = %s\nmargin = 0.5\n' "$MODEL" >"$T/gearboxd.conf"
+kill -HUP "$DPID"
+sleep 0.5
+grep -q "reloaded .*gearboxd.conf (margin 0.50)" "$T/daemon.log" || fail "good reload not applied"
+sleep 0.5
+kill "$WATCH" 2>/dev/null || true
+wait "$WATCH" 2>/dev/null || true
+grep -q '"event":"operating-point"' "$T/events.out" || fail "no operating-point event: $(head -c 600 "$T/events.out")"
+grep -q '"event":"budget-violation"' "$T/events.out" || fail "no budget-violation event"
+stop_daemon
+echo "ok: configuration, reload, events"
+
 # --- 3. socket activation -------------------------------------------------------
 if command -v systemd-socket-activate >/dev/null; then
 	rm -f "$SOCK"

@@ -1,0 +1,32 @@
+/* gearboxd's configuration file (INI):
+ *
+ *   [daemon]
+ *   socket = /run/gearbox/gearboxd.sock
+ *   models = /usr/share/gearbox/models    # a folder: every *.safetensors in it
+ *   model = /opt/my.safetensors           # one more model (repeatable)
+ *   margin = 0.10                         # safety margin on predicted latency
+ *   threads = 1                           # threads per model
+ */
+#ifndef GEARBOX_DAEMON_SETTINGS_H
+#define GEARBOX_DAEMON_SETTINGS_H
+
+#define GEARBOXD_CONFIG "/etc/gearbox/gearboxd.conf"
+
+struct config {
+	char *socket;
+	char **models;       /* files, folders expanded */
+	unsigned nmodels;
+	double margin;
+	unsigned threads;
+};
+
+void config_defaults(struct config *c);
+/* Parse path into c (which keeps earlier values for keys the file lacks).
+ * Returns 0, or -1 with *cause = "file:line: problem". */
+int config_load(struct config *c, const char *path, char **cause);
+/* Add every *.safetensors of a folder, sorted. */
+int config_add_folder(struct config *c, const char *dir, char **cause);
+void config_add_model(struct config *c, const char *path);
+void config_free(struct config *c);
+
+#endif
