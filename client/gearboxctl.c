@@ -9,11 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 #include <zlib.h>
+#ifdef HAVE_PNG
+#include <png.h>
+#endif
 
 #include "client/gearbox.h"
 #include "client/protocol.h"
@@ -47,7 +51,7 @@ usage(FILE *out)
 	      "\n"
 	      "INPUT:  --idx FILE [--index I]   IDX images (gzip or not), e.g.\n"
 	      "                                 /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-	      "        --image FILE             a binary PGM (P5) image\n"
+	      "        --image FILE             a PNG or binary PGM (P5) image (PNG colour: R, G, B planes)\n"
 	      "        --raw FILE               float32 values, already normalised\n"
 	      "        --count N [--rate HZ]    a stream of N requests (cycling through the IDX images)\n"
 	      "        --model NAME             which hosted model (needed when several are)\n"
@@ -140,6 +144,55 @@ read_pgm(const char *path, struct images *im)
 	}
 	fclose(f);
 	return 0;
+}
+
+/* PNG through libpng's simplified API: grey images as one plane, colour as
+ * three (R, G, B planes, the CHW order models take). */
+static int
+read_png(const char *path, struct images *im)
+{
+#ifdef HAVE_PNG
+	png_image img;
+	uint8_t *rgb;
+	bool grey;
+
+	memset(&img, 0, sizeof(img));
+	img.version = PNG_IMAGE_VERSION;
+	if (!png_image_begin_read_from_file(&img, path))
+		return error_out("%s: not a readable PNG (%s)", path, img.message);
+	grey = (img.format & PNG_FORMAT_FLAG_COLOR) == 0;
+	img.format = grey ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+	rgb = malloc(PNG_IMAGE_SIZE(img));
+	if (rgb == NULL || !png_image_finish_read(&img, NULL, rgb, 0, NULL)) {
+		free(rgb);
+		png_image_free(&img);
+		return error_out("%s: cannot decode the PNG (%s)", path, img.message);
+	}
+	im->count = 1;
+	im->size = (size_t)img.width * img.height * (grey ? 1 : 3);
+	if (grey) {
+		im->pixels = rgb;
+		return 0;
+	}
+	im->pixels = malloc(im->size);
+	for (size_t i = 0; i < (size_t)img.width * img.height; i++)
+		for (unsigned ch = 0; ch < 3; ch++)
+			im->pixels[ch * img.width * img.height + i] = rgb[3 * i + ch];
+	free(rgb);
+	return 0;
+#else
+	return error_out("%s: this gearboxctl was built without libpng; use a PGM image", path);
+#endif
+}
+
+static int
+read_image(const char *path, struct images *im)
+{
+	size_t n = strlen(path);
+
+	if (n > 4 && strcasecmp(path + n - 4, ".png") == 0)
+		return read_png(path, im);
+	return read_pgm(path, im);
 }
 
 static int
@@ -275,7 +328,7 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 	double *lat = calloc(n, sizeof(double)), start = now_us(), acc_groups = 0;
 	int ret = 0;
 
-	if ((o->idx && read_idx(o->idx, &im)) || (o->image && read_pgm(o->image, &im)) || (o->raw && read_raw(o->raw, &im)))
+	if ((o->idx && read_idx(o->idx, &im)) || (o->image && read_image(o->image, &im)) || (o->raw && read_raw(o->raw, &im)))
 		return 1;
 	if (im.count == 0)
 		return error_out("infer needs an input: --idx FILE, --image FILE or --raw FILE");

@@ -76,6 +76,24 @@ for k in ("latency_us", "class", "groups", "placement", "freq_khz", "energy_uj",
     assert k in r, k
 assert 1 <= r["groups"] <= 4 and r["deadline_met"] and r["energy_uj"] > 0, r
 EOF
+# The same image as PGM and as PNG gives the same class as from the IDX file.
+python3 - "$IDX" "$T" <<'EOF'
+import gzip, struct, sys, zlib
+idx, t = sys.argv[1], sys.argv[2]
+raw = (gzip.open(idx) if idx.endswith(".gz") else open(idx, "rb")).read()[16:16 + 784]
+open(f"{t}/img.pgm", "wb").write(b"P5 28 28 255\n" + raw)
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+rows = b"".join(b"\0" + raw[r * 28:(r + 1) * 28] for r in range(28))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)) + \
+      chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+open(f"{t}/img.png", "wb").write(png)
+EOF
+want=$(json "$T/one.jsonl" 'd["class"]')
+for f in img.pgm img.png; do
+	$CTL infer --image "$T/$f" --json >"$T/img.json"
+	[ "$(json "$T/img.json" 'd["class"]')" = "$want" ] || fail "--image $f gives another class"
+done
 $CTL infer --idx "$IDX" --count 40 --rate 400 --deadline-us 100000 --json >"$T/stream.jsonl"
 [ "$(grep -c '"request"' "$T/stream.jsonl")" = 40 ] || fail "stream count"
 tail -n 1 "$T/stream.jsonl" | grep -q '"summary":true' || fail "stream summary"
