@@ -735,8 +735,12 @@ send_infer_reply(struct daemon *d, struct client *c, struct request *r)
 	for (unsigned i = 0; i < c->nsessions; i++)
 		if (c->sessions[i].id == r->session)
 			m = c->sessions[i].host;
-	for (unsigned i = 0; m != NULL && i < dnn_model_classes(m->model); i++)
-		json_object_array_add(scores, json_object_new_double((double)r->output[i]));
+	for (unsigned i = 0; m != NULL && i < dnn_model_classes(m->model); i++) {
+		/* float precision (9 digits), not json-c's 17-digit doubles */
+		char num[32];
+		snprintf(num, sizeof(num), "%.9g", (double)r->output[i]);
+		json_object_array_add(scores, json_object_new_double_s((double)r->output[i], num));
+	}
 	json_object_object_add(o, "session", json_object_new_int64(r->session));
 	json_object_object_add(o, "class", json_object_new_int((int)r->cls));
 	json_object_object_add(o, "label", m ? json_object_new_string(dnn_model_label(m->model, r->cls)) : NULL);
