@@ -41,30 +41,36 @@ DPID=$!
 for i in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 echo
 echo "== a client at 50 requests/s; deadline schedule (s:us) $SCHEDULE"
-$B/gearboxctl --socket "$SOCK" infer --idx "$DATA" --count 1000 --rate 50 --deadline-schedule "$SCHEDULE" --json |
-	python3 -c '
+# Summarise the stream: one line per deadline step (or per 100 requests).
+SUMMARY=$(cat <<'PY'
 import json, sys
 window, last_deadline = [], None
 def flush():
     if window:
         g = sum(r["groups"] for r in window) / len(window)
         met = sum(r["deadline_met"] for r in window)
-        feas = sum(r["feasible"] for r in window)
+        infeasible = sum(not r["feasible"] for r in window)
         lat = sorted(r["latency_us"] for r in window)[len(window) // 2]
+        last = window[-1]
         print(f"  deadline {last_deadline:>6} us: mean g {g:.2f}, median {lat:6.0f} us end to end, "
-              f"{met}/{len(window)} met, {len(window) - feas} infeasible, on {window[-1][\"placement\"]}, "
-              f"{window[-1][\"energy_uj\"]:.0f} uJ ({window[-1][\"energy_source\"]})")
+              f"{met}/{len(window)} met, {infeasible} infeasible, on {last['placement']}, "
+              f"{last['energy_uj']:.0f} uJ ({last['energy_source']})", flush=True)
 for line in sys.stdin:
     r = json.loads(line)
     if r.get("summary"):
         flush()
-        print(f"  all {r[\"requests\"]} requests: p50 {r[\"p50_us\"]:.0f} us, p99 {r[\"p99_us\"]:.0f} us, mean g {r[\"mean_groups\"]:.2f}")
+        window = []
+        print(f"  all {r['requests']} requests: p50 {r['p50_us']:.0f} us, p99 {r['p99_us']:.0f} us, "
+              f"mean g {r['mean_groups']:.2f}")
         continue
     if r["deadline_us"] != last_deadline or len(window) == 100:
         flush()
         window, last_deadline = [], r["deadline_us"]
     window.append(r)
-'
+PY
+)
+$B/gearboxctl --socket "$SOCK" infer --idx "$DATA" --count 1000 --rate 50 --deadline-schedule "$SCHEDULE" --json |
+	python3 -c "$SUMMARY"
 echo
 echo "== gearboxctl status"
 $B/gearboxctl --socket "$SOCK" status
