@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ini.h>
-
 #include "common/cause.h"
+#include "common/ini_file.h"
 #include "daemon/settings.h"
 
 void
@@ -54,37 +53,15 @@ config_add_folder(struct config *c, const char *dir, char **cause)
 	return 0;
 }
 
-struct parse {
-	struct config *c;
-	const char *path;
-	FILE *f;
-	int lineno; /* Debian's inih passes no line number: the reader counts */
-	char *error;
-};
-
-static char *
-read_line(char *buf, int size, void *stream)
-{
-	struct parse *p = stream;
-	char *line = fgets(buf, size, p->f);
-
-	if (line != NULL)
-		p->lineno++;
-	return line;
-}
-
 static int
-on_entry(void *user, const char *section, const char *key, const char *value)
+on_entry(struct ini_file *f, const char *section, const char *key, const char *value)
 {
-	struct parse *p = user;
-	struct config *c = p->c;
+	struct config *c = f->user;
 	char *end;
 
-	if (p->error != NULL)
-		return 0;
-	if (strcmp(section, "daemon") != 0) {
-		set_cause(&p->error, "%s:%d: unknown section [%s] (known: [daemon])", p->path, p->lineno, section);
-	} else if (strcmp(key, "socket") == 0) {
+	if (strcmp(section, "daemon") != 0)
+		return ini_file_fail(f, "unknown section [%s] (known: [daemon])", section);
+	if (strcmp(key, "socket") == 0) {
 		free(c->socket);
 		c->socket = strdup(value);
 	} else if (strcmp(key, "model") == 0) {
@@ -92,47 +69,30 @@ on_entry(void *user, const char *section, const char *key, const char *value)
 	} else if (strcmp(key, "models") == 0) {
 		char *why = NULL;
 		if (config_add_folder(c, value, &why) != 0) {
-			set_cause(&p->error, "%s:%d: models: %s", p->path, p->lineno, why);
+			ini_file_fail(f, "models: %s", why);
 			free(why);
+			return 0;
 		}
 	} else if (strcmp(key, "margin") == 0) {
 		errno = 0;
 		c->margin = strtod(value, &end);
 		if (errno || *end || end == value || !(c->margin >= 0 && c->margin <= 10))
-			set_cause(&p->error, "%s:%d: margin '%s' must be a number from 0 to 10", p->path, p->lineno, value);
+			return ini_file_fail(f, "margin '%s' must be a number from 0 to 10", value);
 	} else if (strcmp(key, "threads") == 0) {
 		unsigned long t = strtoul(value, &end, 10);
 		if (*end || end == value || t < 1 || t > 256)
-			set_cause(&p->error, "%s:%d: threads '%s' must be a whole number from 1 to 256", p->path, p->lineno,
-			          value);
+			return ini_file_fail(f, "threads '%s' must be a whole number from 1 to 256", value);
 		c->threads = (unsigned)t;
 	} else {
-		set_cause(&p->error, "%s:%d: unknown key '%s' (known: socket, models, model, margin, threads)", p->path,
-		          p->lineno, key);
+		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, margin, threads)", key);
 	}
-	return p->error == NULL;
+	return 1;
 }
 
 int
 config_load(struct config *c, const char *path, char **cause)
 {
-	struct parse p = { .c = c, .path = path, .f = fopen(path, "r") };
-	int line;
-
-	if (p.f == NULL)
-		return set_cause(cause, "%s: %s", path, strerror(errno));
-	line = ini_parse_stream(read_line, &p, on_entry, &p);
-	fclose(p.f);
-	if (p.error != NULL) {
-		if (cause != NULL)
-			*cause = p.error;
-		else
-			free(p.error);
-		return -1;
-	}
-	if (line != 0)
-		return set_cause(cause, "%s:%d: not INI syntax", path, line);
-	return 0;
+	return ini_file_load(path, on_entry, c, cause);
 }
 
 void
