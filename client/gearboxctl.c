@@ -466,13 +466,25 @@ cmd_watch(struct gbx_conn *c, const struct opts *o)
 			puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
 			json_object_put(j);
 		} else {
-			struct json_object *j = json_tokener_parse(reply);
+			struct json_object *j = json_tokener_parse(reply), *st, *list;
 			time_t t = time(NULL);
-			char when[32];
+			char when[32], *stats = NULL;
 			strftime(when, sizeof(when), "%H:%M:%S", localtime(&t));
 			printf("--- %s\n", when);
 			status_text(j);
 			json_object_put(j);
+			/* latency percentiles per session */
+			if (gbx_call(c, GBX_MSG_STATS, "{}", &stats) == 0 && (st = json_tokener_parse(stats)) != NULL) {
+				list = json_object_object_get(st, "sessions");
+				for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+					struct json_object *se = json_object_array_get_idx(list, i), *lat = json_object_object_get(se, "latency_us");
+					printf("  session %s: %s requests, mean g %s, latency p50 %s p90 %s p99 %s us, hit rate %s\n",
+					       str_of(se, "session"), str_of(se, "requests"), str_of(se, "mean_groups"), str_of(lat, "p50"),
+					       str_of(lat, "p90"), str_of(lat, "p99"), str_of(se, "deadline_hit_rate"));
+				}
+				json_object_put(st);
+			}
+			free(stats);
 		}
 		free(reply);
 		fflush(stdout);

@@ -50,7 +50,8 @@ enum gbx_msg_type {
 	GBX_MSG_STATUS = 11,       /* {} */
 	GBX_MSG_STATUS_REPLY = 12, /* {"uptime_s", "models", "sessions", "clients", "requests", "busy", ...} */
 	GBX_MSG_STATS = 13,        /* {"session": N} or {} for all */
-	GBX_MSG_STATS_REPLY = 14,  /* {"requests", "deadline_hit_rate", "latency_us": {"p50", "p90", "p99"}, ...} */
+	GBX_MSG_STATS_REPLY = 14,  /* {"sessions": [{"session", "model", "requests", "mean_groups", "deadline_hit_rate",
+	                              "latency_us": {"p50", "p90", "p99"}, "window"}], "served", "requests_per_s"} */
 	GBX_MSG_SUBSCRIBE = 15,    /* {} : from now on the daemon sends GBX_MSG_EVENT frames */
 	GBX_MSG_SUBSCRIBE_REPLY = 16,
 	GBX_MSG_RELOAD = 17,       /* {} : root or the gearbox group only */

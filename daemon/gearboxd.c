@@ -36,11 +36,17 @@
 #define MAX_SESSIONS_PER_CLIENT 64
 #define MAX_OUTBUF (16u << 20)
 
+#define SESSION_WINDOW 256
+
 struct session {
 	uint32_t id;
 	struct model_host *host;
 	struct budget budget;
 	int priority;
+	/* statistics: totals, and the last SESSION_WINDOW daemon-side latencies
+	 * (queue + inference) for percentiles */
+	uint64_t requests, deadline_met, deadline_total, groups_sum;
+	double recent_us[SESSION_WINDOW];
 };
 
 struct client {
@@ -409,6 +415,41 @@ status_json(struct daemon *d)
 	return o;
 }
 
+static int
+compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* One session's statistics: totals and latency percentiles over its last
+ * SESSION_WINDOW requests. */
+static struct json_object *
+session_stats_json(const struct session *s)
+{
+	struct json_object *o = json_object_new_object(), *lat = json_object_new_object();
+	unsigned n = s->requests < SESSION_WINDOW ? (unsigned)s->requests : SESSION_WINDOW;
+	double sorted[SESSION_WINDOW];
+
+	memcpy(sorted, s->recent_us, n * sizeof(double));
+	qsort(sorted, n, sizeof(double), compare_double);
+	json_object_object_add(o, "session", json_object_new_int64(s->id));
+	json_object_object_add(o, "model", json_object_new_string(dnn_model_name(s->host->model)));
+	json_object_object_add(o, "requests", json_object_new_int64((int64_t)s->requests));
+	json_object_object_add(o, "mean_groups", s->requests ? json_object_new_double((double)s->groups_sum / (double)s->requests)
+	                                                     : NULL);
+	json_object_object_add(o, "deadline_hit_rate",
+	                       s->deadline_total ? json_object_new_double((double)s->deadline_met / (double)s->deadline_total) : NULL);
+	if (n > 0) {
+		json_object_object_add(lat, "p50", json_object_new_double(sorted[n / 2]));
+		json_object_object_add(lat, "p90", json_object_new_double(sorted[(n * 9) / 10]));
+		json_object_object_add(lat, "p99", json_object_new_double(sorted[n - 1 - n / 100]));
+	}
+	json_object_object_add(o, "latency_us", lat);
+	json_object_object_add(o, "window", json_object_new_int((int)n));
+	return o;
+}
+
 static void
 handle_request(struct daemon *d, struct client *c)
 {
@@ -480,10 +521,28 @@ handle_request(struct daemon *d, struct client *c)
 		break;
 	}
 	case GBX_MSG_STATUS:
-	case GBX_MSG_STATS:
 		json_object_put(reply);
 		reply = status_json(d);
 		break;
+	case GBX_MSG_STATS: {
+		uint64_t only = 0;
+		struct json_object *list = json_object_new_array();
+		if (get_u64(c, o, "session", UINT32_MAX, &only) != 0)
+			goto out_drop;
+		for (struct client *cl = d->clients; cl != NULL; cl = cl->next)
+			for (unsigned i = 0; i < cl->nsessions; i++)
+				if (only == 0 || cl->sessions[i].id == only)
+					json_object_array_add(list, session_stats_json(&cl->sessions[i]));
+		if (only != 0 && json_object_array_length(list) == 0) {
+			json_object_put(list);
+			send_error(c, c->h.id, GBX_ERR_NO_SESSION, "no session %llu", (unsigned long long)only);
+			goto out_drop;
+		}
+		json_object_object_add(reply, "sessions", list);
+		json_object_object_add(reply, "served", json_object_new_int64((int64_t)d->served));
+		json_object_object_add(reply, "requests_per_s", json_object_new_double(d->requests_per_s));
+		break;
+	}
 	case GBX_MSG_SUBSCRIBE:
 		c->subscribed = true;
 		break;
@@ -732,9 +791,19 @@ send_infer_reply(struct daemon *d, struct client *c, struct request *r)
 	bool met = r->budget.deadline_us == 0 || total_us <= (double)r->budget.deadline_us;
 	bool energy_met = r->budget.energy_uj == 0 || r->energy_uj <= (double)r->budget.energy_uj;
 
-	for (unsigned i = 0; i < c->nsessions; i++)
-		if (c->sessions[i].id == r->session)
-			m = c->sessions[i].host;
+	for (unsigned i = 0; i < c->nsessions; i++) {
+		struct session *s = &c->sessions[i];
+		if (s->id != r->session)
+			continue;
+		m = s->host;
+		s->recent_us[s->requests % SESSION_WINDOW] = total_us;
+		s->requests++;
+		s->groups_sum += r->groups;
+		if (r->budget.deadline_us) {
+			s->deadline_total++;
+			s->deadline_met += met;
+		}
+	}
 	for (unsigned i = 0; m != NULL && i < dnn_model_classes(m->model); i++) {
 		/* float precision (9 digits), not json-c's 17-digit doubles */
 		char num[32];

@@ -105,6 +105,17 @@ STREAM=$!
 sleep 0.5
 SID=$($CTL --json status | python3 -c "import json,sys; print(json.load(sys.stdin)['session_list'][0]['session'])")
 $CTL budget "$SID" --deadline-us 2000 | grep -q "deadline 2000 us" || fail "budget"
+python3 - "$SOCK" "$SID" <<'EOF' || fail "stats"
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+body = json.dumps({"session": int(sys.argv[2])}).encode()
+s.sendall(b"GBX1" + struct.pack("<HHII", 1, 13, 5, len(body)) + body)
+h = s.recv(16, socket.MSG_WAITALL)
+r = json.loads(s.recv(struct.unpack("<I", h[12:])[0], socket.MSG_WAITALL))
+st = r["sessions"][0]
+assert st["session"] == int(sys.argv[2]) and st["requests"] > 0, r
+assert 0 < st["latency_us"]["p50"] <= st["latency_us"]["p99"] and 1 <= st["mean_groups"] <= 4, st
+EOF
 $CTL --json status | grep -q '"deadline_us":2000' || fail "budget not applied"
 if $CTL budget 99999 --deadline-us 5 2>"$T/err"; then fail "budget on a missing session"; fi
 grep -q "no session 99999" "$T/err" || fail "budget error: $(cat "$T/err")"
