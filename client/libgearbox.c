@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -111,16 +112,38 @@ send_all(struct gbx_conn *c, const void *buf, size_t len)
 	return 0;
 }
 
+/* One frame in one sendmsg: header, JSON and tensor together, so the daemon
+ * wakes once per request rather than once per piece. */
 static int
 send_frame(struct gbx_conn *c, unsigned type, uint32_t id, const void *a, size_t alen, const void *b, size_t blen)
 {
 	unsigned char hdr[GBX_HEADER_SIZE];
+	struct iovec iov[3] = { { hdr, sizeof(hdr) }, { (void *)a, alen }, { (void *)b, blen } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = blen ? 3 : 2 };
+	size_t total = sizeof(hdr) + alen + blen;
+	ssize_t n;
 
 	if (alen + blen > GBX_MAX_PAYLOAD)
 		return fail(c, "request of %zu bytes is over the %u-byte frame limit", alen + blen, GBX_MAX_PAYLOAD);
 	gbx_encode_header(hdr, (uint16_t)type, id, (uint32_t)(alen + blen));
-	if (send_all(c, hdr, sizeof(hdr)) != 0 || send_all(c, a, alen) != 0 || (blen && send_all(c, b, blen) != 0))
-		return -1;
+	do
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return fail(c, "send: %s", strerror(errno));
+	if ((size_t)n == total)
+		return 0;
+	/* A short write (a full socket buffer): send the rest piece by piece. */
+	for (int i = 0; i < 3; i++) {
+		size_t len = iov[i].iov_len;
+		if ((size_t)n >= len) {
+			n -= (ssize_t)len;
+			continue;
+		}
+		if (send_all(c, (const char *)iov[i].iov_base + n, len - (size_t)n) != 0)
+			return -1;
+		n = 0;
+	}
 	return 0;
 }
 
