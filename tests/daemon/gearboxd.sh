@@ -121,6 +121,7 @@ if $CTL budget 99999 --deadline-us 5 2>"$T/err"; then fail "budget on a missing 
 grep -q "no session 99999" "$T/err" || fail "budget error: $(cat "$T/err")"
 kill "$STREAM" 2>/dev/null || true
 wait "$STREAM" 2>/dev/null || true
+"$B/tests/client/async_client" "$SOCK" 24 || fail "libgearbox asynchronous API"
 $CTL platform | grep -q "cluster0" || fail "platform"
 $CTL reload --json | grep -q '"reloaded": *true' || fail "reload as root"
 if [ "$(id -u)" = 0 ]; then # not root, not in the gearbox group: refused

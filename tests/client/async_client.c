@@ -1,0 +1,84 @@
+/* libgearbox's asynchronous API against a running gearboxd: pipeline N
+ * requests with gbx_send_infer, wait on gbx_fd with poll, collect every reply
+ * with gbx_receive, and check that each request id comes back exactly once
+ * with a sane result. Also checks the synchronous calls' error reporting.
+ *
+ *   async_client SOCKET N */
+#include "config.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/gearbox.h"
+
+#define MAX_REQUESTS 64
+
+static int
+fail(const char *what, struct gbx_conn *c)
+{
+	fprintf(stderr, "async_client: %s: %s\n", what, c ? gbx_last_error(c) : gbx_connect_error());
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct gbx_conn *c;
+	struct gbx_budget b = { .deadline_us = 1000000 };
+	struct gbx_result *r = malloc(sizeof(*r));
+	uint32_t session, ids[MAX_REQUESTS];
+	unsigned n = argc > 2 ? (unsigned)atoi(argv[2]) : 16, got = 0, seen[MAX_REQUESTS] = { 0 };
+	float input[784];
+
+	if (argc < 2 || n == 0 || n > MAX_REQUESTS) {
+		fprintf(stderr, "usage: async_client SOCKET [N <= %d]\n", MAX_REQUESTS);
+		return 2;
+	}
+	if ((c = gbx_connect(argv[1])) == NULL)
+		return fail("connect", NULL);
+	/* Errors come back with the daemon's words. */
+	if (gbx_open_session(c, "no-such-model", &b, &session) == 0 || strstr(gbx_last_error(c), "no model") == NULL)
+		return fail("opening a missing model should fail with the daemon's message", c);
+	if (gbx_open_session(c, NULL, &b, &session) != 0)
+		return fail("open", c);
+	if (gbx_infer(c, session, input, 10, r) == 0 || strstr(gbx_last_error(c), "expects 784") == NULL)
+		return fail("a short input should be refused", c);
+	for (unsigned i = 0; i < 784; i++)
+		input[i] = (float)(i % 29) / 29.0f - 0.5f;
+	for (unsigned i = 0; i < n; i++)
+		if (gbx_send_infer(c, session, input, 784, &ids[i]) != 0)
+			return fail("send", c);
+	while (got < n) {
+		struct pollfd pfd = { .fd = gbx_fd(c), .events = POLLIN };
+		int ret;
+		if (poll(&pfd, 1, 10000) != 1)
+			return fail("no reply within 10 s", c);
+		while ((ret = gbx_receive(c, r)) == 1) {
+			unsigned k;
+			if (r->request_id == 0)
+				continue; /* an event */
+			for (k = 0; k < n && ids[k] != r->request_id; k++)
+				;
+			if (k == n || seen[k]++) {
+				fprintf(stderr, "async_client: unexpected or repeated reply id %u\n", r->request_id);
+				return 1;
+			}
+			if (r->groups < 1 || r->groups > 4 || r->nscores != 10 || r->cls >= 10 || r->latency_us <= 0) {
+				fprintf(stderr, "async_client: implausible result (g=%u, %u scores, class %u)\n", r->groups,
+				        r->nscores, r->cls);
+				return 1;
+			}
+			got++;
+		}
+		if (ret < 0)
+			return fail("receive", c);
+	}
+	if (gbx_close_session(c, session) != 0)
+		return fail("close", c);
+	printf("async: %u pipelined requests, %u replies, each id once\n", n, got);
+	gbx_disconnect(c);
+	free(r);
+	return 0;
+}
