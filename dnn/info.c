@@ -100,20 +100,20 @@ int
 dnn_model_layer_info(const struct dnn_model *m, size_t index, unsigned g, struct dnn_layer_info *info)
 {
 	const struct dnn_layer *l;
-	struct dnn_block blocks[DNN_MAX_GROUPS];
-	unsigned nb;
+	const struct dnn_layer_plan *lp;
 
 	if (index >= m->n_layers || g < 1 || g > m->groups)
 		return -EINVAL;
 	l = &m->layers[index];
+	lp = &m->plans[g - 1].layers[index]; /* shapes and blocks prepared at load */
 	memset(info, 0, sizeof(*info));
 	info->type = l->type;
 	info->name = l->name;
 	info->connectivity = l->conn;
-	info->in_c = dnn_active_in(l, g, m->groups);
+	info->in_c = lp->in_c;
 	info->in_h = l->in_h;
 	info->in_w = l->in_w;
-	info->out_c = dnn_active_out(l, g, m->groups);
+	info->out_c = lp->out_c;
 	info->out_h = l->out_h;
 	info->out_w = l->out_w;
 	info->kernel_h = l->kh;
@@ -122,12 +122,9 @@ dnn_model_layer_info(const struct dnn_model *m, size_t index, unsigned g, struct
 	info->stride_w = l->sw;
 	info->pad_h = l->ph;
 	info->pad_w = l->pw;
-	if (l->weight == NULL)
-		return 0;
-	nb = dnn_layer_blocks(l, g, m->groups, blocks);
-	for (unsigned b = 0; b < nb; b++) {
-		uint64_t rows = blocks[b].row1 - blocks[b].row0;
-		uint64_t k = (uint64_t)(blocks[b].ch1 - blocks[b].ch0) * l->kh * l->kw;
+	for (unsigned b = 0; b < lp->nblocks; b++) {
+		uint64_t rows = lp->blocks[b].row1 - lp->blocks[b].row0;
+		uint64_t k = (uint64_t)(lp->blocks[b].ch1 - lp->blocks[b].ch0) * l->kh * l->kw;
 		info->params += rows * k;
 		info->macs += rows * k * l->out_h * l->out_w;
 	}

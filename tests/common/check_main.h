@@ -4,6 +4,7 @@
 #define GEARBOX_TESTS_CHECK_MAIN_H
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static inline int
@@ -16,6 +17,28 @@ run_suite(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* run_suite with a fresh temporary folder: `tmpl` (a mkdtemp template the
+ * tests use as their folder) is created first and removed afterwards. */
+static inline int
+run_suite_in_tmpdir(Suite *s, char *tmpl)
+{
+	char cmd[320];
+	int ret;
+
+	if (mkdtemp(tmpl) == NULL) {
+		perror("mkdtemp");
+		srunner_free(srunner_create(s)); /* frees the suite */
+		return EXIT_FAILURE;
+	}
+	ret = run_suite(s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "could not remove %s\n", tmpl);
+		ret = EXIT_FAILURE;
+	}
+	return ret;
 }
 
 #endif

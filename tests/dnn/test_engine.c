@@ -237,13 +237,7 @@ main(void)
 {
 	Suite *s = suite_create("dnn-engine");
 	TCase *tc = tcase_create("engine");
-	int failed;
-	char cmd[300];
 
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		return EXIT_FAILURE;
-	}
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_exactness_tiny);
 	tcase_add_test(tc, test_exactness_alexnet);
@@ -253,9 +247,5 @@ main(void)
 	tcase_add_test(tc, test_weights_not_copied);
 	tcase_add_test(tc, test_normalize);
 	suite_add_tcase(s, tc);
-	failed = run_suite(s) != EXIT_SUCCESS;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite_in_tmpdir(s, tmpdir);
 }

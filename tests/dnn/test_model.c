@@ -384,18 +384,5 @@ model_suite(void)
 int
 main(void)
 {
-	int failed;
-
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		return EXIT_FAILURE;
-	}
-	failed = run_suite(model_suite()) != EXIT_SUCCESS;
-	{
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", tmpdir);
-	}
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite_in_tmpdir(model_suite(), tmpdir);
 }

@@ -151,19 +151,11 @@ main(void)
 {
 	Suite *s = suite_create("governor-energy");
 	TCase *tc = tcase_create("energy");
-	int failed;
-	char cmd[300];
 
-	if (mkdtemp(dir) == NULL)
-		return EXIT_FAILURE;
 	tcase_add_test(tc, test_units);
 	tcase_add_test(tc, test_rapl_wraps);
 	tcase_add_test(tc, test_missing_and_garbage);
 	tcase_add_test(tc, test_power_model);
 	suite_add_tcase(s, tc);
-	failed = run_suite(s) != EXIT_SUCCESS;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		return EXIT_FAILURE;
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite_in_tmpdir(s, dir);
 }
