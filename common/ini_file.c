@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef HAVE_INIH
 #include <ini.h>
+#endif
 
 #include "common/cause.h"
 #include "common/ini_file.h"
@@ -32,6 +34,7 @@ ini_file_fail(struct ini_file *f, const char *fmt, ...)
 	return 0;
 }
 
+#ifdef HAVE_INIH
 static char *
 read_line(char *buf, int size, void *stream)
 {
@@ -74,3 +77,12 @@ ini_file_load(const char *path, ini_entry_fn *entry, void *user, char **cause)
 		return set_cause(cause, "%s:%d: not INI syntax", path, line);
 	return 0;
 }
+#else
+/* Built without inih (configure --without-inih): no INI file can be read. */
+int
+ini_file_load(const char *path, ini_entry_fn *entry, void *user, char **cause)
+{
+	(void)entry, (void)user;
+	return set_cause(cause, "%s: gearbox was built without inih and cannot read INI files", path);
+}
+#endif

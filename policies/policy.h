@@ -1,0 +1,298 @@
+/* policies — meeting budgets: policy files, operating-point tables, latency
+ * and energy prediction, selection, feedback and the shared-cluster
+ * frequency rule.
+ *
+ * An operating point is (active groups g, placement, threads, frequency). The
+ * placements and their frequencies come from the governor (or from a
+ * simulated platform file), the per-g facts from the dnn model. This module
+ * measures nothing itself: calibration calls back into the caller, which runs
+ * the model (gearboxd, `gearbox pareto`) or a platform model (`gearbox
+ * simulate`). It never touches sockets.
+ *
+ * See gearbox.policy(5) for the policy file keys and docs/policies.md for the
+ * rules (prediction, feedback, hysteresis, one frequency per cluster).
+ */
+#ifndef GEARBOX_POLICIES_POLICY_H
+#define GEARBOX_POLICIES_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define POL_MAX_GROUPS 64
+#define POL_MAX_PLACES 16
+#define POL_MAX_FREQS 64
+#define POL_MAX_THREADS 64
+#define POL_NAME 64
+
+struct dnn_model;
+struct gov_platform;
+
+/* ---- policy files --------------------------------------------------------- */
+
+enum pol_objective {
+	POL_OBJECTIVE_ACCURACY, /* best accuracy that fits the budget (default) */
+	POL_OBJECTIVE_LATENCY,  /* fastest point that fits (and keeps the accuracy floor) */
+	POL_OBJECTIVE_ENERGY,   /* least energy that fits */
+};
+
+/* Which budget is kept longest when no point meets them all. */
+enum pol_constraint {
+	POL_KEEP_DEADLINE,
+	POL_KEEP_ENERGY,
+	POL_KEEP_ACCURACY,
+};
+
+/* How the groups are chosen: the predictor with feedback, a fixed g, or the
+ * moving-average step controller kept as a baseline for bench/adaptation. */
+enum pol_controller {
+	POL_CONTROLLER_ADAPTIVE,
+	POL_CONTROLLER_FIXED,
+	POL_CONTROLLER_STEP,
+};
+
+/* Everything a decision needs from a policy, with per-model overrides applied
+ * (pol_policy_resolve). Plain data: copied into each request. */
+struct pol_params {
+	char name[POL_NAME];
+	enum pol_objective objective;
+	enum pol_constraint keep_first;
+	enum pol_controller controller;
+	double margin;           /* predicted latency/energy x (1 + margin) must fit */
+	double min_accuracy;     /* floor on top of the client's, 0 = none */
+	unsigned min_groups, max_groups; /* 0 = no limit */
+	unsigned fixed_groups;   /* controller = fixed */
+	char placements[256];    /* allowed placements: "all", or words: cpu opencl gpu clusterN opencl:N */
+	unsigned max_threads;    /* 0 = all CPUs of the cluster */
+	unsigned long min_khz, max_khz; /* allowed frequencies, 0 = no limit */
+	double power_cap_w;      /* points drawing more are excluded, 0 = none */
+	bool dvfs;               /* may gearboxd set frequencies */
+	unsigned calibration_runs; /* per measured point (median) */
+	bool calibration_cache;
+	unsigned window;         /* feedback averaging window (requests) */
+	double hysteresis;       /* extra slack needed before moving to a better point */
+	double max_slowdown;     /* clamp on one measured/predicted ratio */
+};
+
+#define POL_MAX_OVERRIDE_KEYS 16
+struct pol_model_override {
+	char model[POL_NAME];
+	unsigned nkeys;          /* the [model NAME] entries, validated at load */
+	char keys[POL_MAX_OVERRIDE_KEYS][32];
+	char values[POL_MAX_OVERRIDE_KEYS][256];
+};
+
+struct pol_policy {
+	char path[512];
+	struct pol_params params;
+	unsigned noverrides;
+	struct pol_model_override *overrides;
+};
+
+/* The built-in defaults (what default.conf says). */
+void pol_params_defaults(struct pol_params *p, const char *name);
+/* Parse one policy file. Unknown sections and keys and bad values are refused
+ * with "file:line: ...". The policy is named after the file (basename without
+ * .conf). 0, or -1 with *cause. */
+int pol_policy_load(const char *path, struct pol_policy *policy, char **cause);
+void pol_policy_clear(struct pol_policy *policy);
+/* The parameters for one model: the [policy] section with that model's
+ * [model NAME] section on top. */
+void pol_policy_resolve(const struct pol_policy *policy, const char *model, struct pol_params *out);
+
+/* A set of named policies: the shipped ones (datadir) overridden file by file
+ * by the administrator's (etcdir). Loading stops at the first bad file and
+ * keeps nothing, so a reload can keep the old set. */
+struct pol_set {
+	unsigned n;
+	struct pol_policy *policies;
+};
+#define POL_DEFAULT_ETCDIR "/etc/gearbox/policies"
+int pol_set_load(struct pol_set *set, const char *datadir, const char *etcdir, char **cause);
+void pol_set_clear(struct pol_set *set);
+const struct pol_policy *pol_set_find(const struct pol_set *set, const char *name);
+/* The folder of shipped policies: $GEARBOX_POLICY_DIR or the installed one. */
+const char *pol_shipped_dir(void);
+
+const char *pol_objective_name(enum pol_objective o);
+const char *pol_controller_name(enum pol_controller c);
+const char *pol_constraint_name(enum pol_constraint c);
+
+/* ---- placements and the model ---------------------------------------------- */
+
+enum pol_place_kind {
+	POL_PLACE_CPU,    /* a CPU cluster */
+	POL_PLACE_OPENCL, /* an OpenCL device (GPU, or PoCL's CPU device) */
+};
+
+struct pol_place {
+	enum pol_place_kind kind;
+	char name[POL_NAME];     /* "cluster1", "opencl:0" */
+	unsigned index;          /* cluster id, or OpenCL device index */
+	bool is_gpu;
+	unsigned max_threads;    /* CPUs of the cluster; 1 for a device */
+	unsigned capacity;       /* relative performance per CPU, largest = 1024 */
+	/* Frequencies a point may use (kHz, ascending). nfreqs == 1 with
+	 * freqs_khz[0] == 0: not controllable, runs at whatever it runs at. */
+	unsigned nfreqs;
+	unsigned long freqs_khz[POL_MAX_FREQS];
+	bool dvfs;               /* the frequency can be set */
+	/* Power of one busy CPU (or the whole device) at each frequency, watts,
+	 * and where it came from ("kernel-em", "table", "estimate", "simulated"). */
+	double busy_w[POL_MAX_FREQS];
+	char power_source[32];
+};
+
+/* Per-g facts of a model, from the dnn module or written by a test. */
+struct pol_model {
+	char name[POL_NAME];
+	unsigned groups;
+	double accuracy[POL_MAX_GROUPS + 1];  /* [g], negative = unknown */
+	double macs[POL_MAX_GROUPS + 1];      /* [g] multiply-accumulates */
+};
+
+void pol_model_from_dnn(struct pol_model *m, const struct dnn_model *model);
+/* The CPU clusters of a discovered platform as placements (OpenCL devices
+ * are added by the caller when it can run the model there). */
+unsigned pol_places_from_platform(struct pol_place *places, unsigned max, const struct gov_platform *p);
+
+/* ---- operating points and prediction ----------------------------------------- */
+
+struct pol_point {
+	unsigned groups;
+	unsigned place;          /* index into the places */
+	unsigned threads;
+	unsigned freq;           /* index into the place's freqs_khz */
+	unsigned long khz;
+	double accuracy;         /* negative = unknown */
+	double latency_us;       /* predicted, with the current interference factor */
+	double energy_uj;        /* predicted */
+	double power_w;
+};
+
+/* A measured latency (µs) at one point, for calibration. */
+typedef int pol_measure_fn(void *ctx, const struct pol_point *point, double *latency_us, char **cause);
+
+/* Latency model of one (placement, threads) pair at the frequency it was
+ * measured at: t(g) = (fixed_us + us_per_mmac * macs(g) / 1e6), scaled by
+ * f_measured / f for another frequency. */
+struct pol_fit {
+	bool measured;           /* from a measurement of this pair */
+	double fixed_us, us_per_mmac;
+	unsigned long khz;       /* frequency it was measured at, 0 = unknown */
+};
+
+struct pol_predictor {
+	struct pol_model model;
+	unsigned nplaces;
+	struct pol_place places[POL_MAX_PLACES];
+	struct pol_fit fit[POL_MAX_PLACES][POL_MAX_THREADS + 1];
+	char key[128];           /* model and platform fingerprint for the cache */
+	unsigned measurements;   /* points measured by the last calibration */
+};
+
+void pol_predictor_init(struct pol_predictor *pr, const struct pol_model *model, const struct pol_place *places,
+                        unsigned nplaces);
+/* Measure the calibration subset (per placement: g=1 and g=G on one thread,
+ * g=G on all threads, at the highest allowed frequency), fit, and extrapolate
+ * every other (placement, threads, frequency). progress (may be NULL) is told
+ * about each measurement. */
+int pol_predictor_calibrate(struct pol_predictor *pr, unsigned runs, pol_measure_fn *measure, void *ctx,
+                            void (*progress)(void *ctx, const struct pol_point *pt, double us), char **cause);
+/* Load / save the fit (JSON) from a cache folder; load fails (returns -1, no
+ * cause) when the file is missing or was made for another model or platform. */
+int pol_predictor_load(struct pol_predictor *pr, const char *cache_dir);
+int pol_predictor_save(const struct pol_predictor *pr, const char *cache_dir, char **cause);
+/* The default cache folder: $GEARBOX_CACHE_DIR, $CACHE_DIRECTORY (systemd),
+ * $XDG_CACHE_HOME/gearbox, ~/.cache/gearbox. */
+const char *pol_cache_dir(char *buf, size_t size);
+/* Predicted latency of a point without interference. */
+double pol_predict_us(const struct pol_predictor *pr, unsigned groups, unsigned place, unsigned threads,
+                      unsigned freq);
+
+/* ---- the table, selection and the Pareto front -------------------------------- */
+
+/* Interference per placement: measured/predicted latency, averaged over the
+ * policy's window. 1 = as calibrated. */
+struct pol_feedback {
+	double factor[POL_MAX_PLACES];
+	double energy_factor[POL_MAX_PLACES];
+	unsigned samples[POL_MAX_PLACES];
+};
+void pol_feedback_init(struct pol_feedback *fb);
+/* Feed one measurement (latency µs; energy µJ from a sensor, or < 0 when it
+ * was modelled) taken at point pt, whose uncorrected prediction was pred_us. */
+void pol_feedback_update(struct pol_feedback *fb, const struct pol_params *params, const struct pol_point *pt,
+                         double pred_us, double measured_us, double measured_uj, double pred_uj);
+
+/* Frequencies other users of a cluster hold it at: a cluster runs at the
+ * highest frequency any of its current users needs, so a decision may only
+ * use frequencies at or above floor_khz[place] (0 = no floor). */
+struct pol_freq_floor {
+	unsigned long floor_khz[POL_MAX_PLACES];
+};
+
+/* The shared-cluster rule: a cluster has one frequency, and it runs at the
+ * highest frequency that any session using it voted for in its last request
+ * (votes expire after ttl_ns without requests). A session therefore chooses
+ * among frequencies at or above what the others hold (pol_votes_floor): it
+ * can raise the clock for everyone, never lower it under someone else; the
+ * energy it is charged is predicted at the frequency it will really get. */
+#define POL_MAX_VOTES 256
+struct pol_votes {
+	unsigned n;
+	struct {
+		uint64_t owner;
+		unsigned place;
+		unsigned long khz;
+		uint64_t expires_ns;
+	} v[POL_MAX_VOTES];
+};
+void pol_votes_cast(struct pol_votes *votes, uint64_t owner, unsigned place, unsigned long khz, uint64_t now_ns,
+                    uint64_t ttl_ns);
+void pol_votes_drop(struct pol_votes *votes, uint64_t owner);
+/* What everyone but `owner` holds each place at. */
+void pol_votes_floor(const struct pol_votes *votes, uint64_t owner, uint64_t now_ns, struct pol_freq_floor *floor);
+/* The frequency a place must run at now (0: nobody holds it). */
+unsigned long pol_votes_level(const struct pol_votes *votes, unsigned place, uint64_t now_ns);
+
+/* Every allowed point with its predictions. Returns the count (<= max). */
+unsigned pol_table_build(const struct pol_predictor *pr, const struct pol_params *params,
+                         const struct pol_feedback *fb, const struct pol_freq_floor *floor, struct pol_point *points,
+                         unsigned max);
+
+struct pol_budget {
+	double deadline_us;      /* time left, 0 = none */
+	double energy_uj;        /* 0 = none */
+	double min_accuracy;     /* 0 = none */
+};
+
+/* What the previous request of the same session ran, for hysteresis and the
+ * step controller. */
+struct pol_session {
+	bool have_last;
+	struct pol_point last;
+	unsigned step_groups;    /* step controller: current g */
+	double window_us[64];
+	unsigned nwindow;
+};
+
+struct pol_choice {
+	struct pol_point point;
+	bool feasible;
+	char reason[200];        /* why infeasible */
+};
+
+/* Choose the point that maximises the policy's objective within the budget
+ * (with the margin and hysteresis). If nothing fits, the closest point by the
+ * policy's keep order, with the reason. */
+int pol_select(const struct pol_point *points, unsigned n, const struct pol_params *params,
+               const struct pol_budget *budget, const struct pol_session *session, struct pol_choice *choice);
+/* Tell the session state what ran and how long it took (step controller). */
+void pol_session_record(struct pol_session *s, const struct pol_params *params, const struct pol_point *pt,
+                        double latency_us, double deadline_us);
+
+/* Points not dominated in (accuracy up, latency down, energy down), sorted by
+ * latency. Returns the count written to front (<= n). */
+unsigned pol_pareto(const struct pol_point *points, unsigned n, struct pol_point *front);
+
+#endif

@@ -1,0 +1,343 @@
+/* Latency and energy prediction for every operating point from a few
+ * measurements.
+ *
+ * Per placement we measure three points at the highest allowed frequency:
+ * g=1 and g=G on one thread give a line in multiply-accumulates (a fixed cost
+ * plus a cost per MAC: the per-g work of a dynamic DNN is what changes with
+ * g), and g=G on all threads gives the placement's serial fraction (Amdahl),
+ * from which every other thread count follows. Another frequency scales the
+ * whole time by f_measured / f. Energy is the placement's power model (or a
+ * sensor, through the feedback's energy factor) times the latency.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include "common/cause.h"
+#include "dnn/dnn.h"
+#include "governor/governor.h"
+#include "policies/policy.h"
+
+void
+pol_model_from_dnn(struct pol_model *m, const struct dnn_model *model)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", dnn_model_name(model));
+	m->groups = dnn_model_groups(model);
+	if (m->groups > POL_MAX_GROUPS)
+		m->groups = POL_MAX_GROUPS;
+	for (unsigned g = 1; g <= m->groups; g++) {
+		m->accuracy[g] = dnn_model_accuracy(model, g);
+		m->macs[g] = (double)dnn_model_macs(model, g);
+	}
+}
+
+unsigned
+pol_places_from_platform(struct pol_place *places, unsigned max, const struct gov_platform *p)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < p->nclusters && n < max; i++) {
+		const struct gov_cluster *c = &p->clusters[i];
+		struct pol_place *pl = &places[n++];
+		memset(pl, 0, sizeof(*pl));
+		pl->kind = POL_PLACE_CPU;
+		snprintf(pl->name, sizeof(pl->name), "%s", c->name);
+		pl->index = c->id;
+		pl->max_threads = c->ncpus < POL_MAX_THREADS ? c->ncpus : POL_MAX_THREADS;
+		pl->capacity = c->capacity;
+		pl->dvfs = c->npolicies > 0 && c->nfreqs > 0;
+		if (pl->dvfs) {
+			pl->nfreqs = c->nfreqs < POL_MAX_FREQS ? c->nfreqs : POL_MAX_FREQS;
+			memcpy(pl->freqs_khz, c->freqs_khz, pl->nfreqs * sizeof(pl->freqs_khz[0]));
+		} else {
+			/* No table (no cpufreq, or a continuous range): one point at
+			 * whatever the hardware runs. */
+			pl->nfreqs = 1;
+			pl->freqs_khz[0] = c->npolicies > 0 ? c->hw_max_khz : 0;
+		}
+		for (unsigned f = 0; f < pl->nfreqs; f++) {
+			unsigned long khz = pl->freqs_khz[f] ? pl->freqs_khz[f] : c->hw_max_khz;
+			pl->busy_w[f] = gov_model_power(p, c->id, khz, 1);
+		}
+		snprintf(pl->power_source, sizeof(pl->power_source), "%s", gov_model_kind_name(p->models[i].kind));
+	}
+	return n;
+}
+
+/* ---- the fit ------------------------------------------------------------------ */
+
+static uint64_t
+fnv1a(uint64_t h, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* What the cached fit depends on: the model's per-g work and the
+ * placements' CPUs, capacities and frequency tables. */
+static void
+make_key(struct pol_predictor *pr)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	h = fnv1a(h, pr->model.name, strlen(pr->model.name));
+	h = fnv1a(h, &pr->model.groups, sizeof(pr->model.groups));
+	h = fnv1a(h, pr->model.macs, sizeof(pr->model.macs));
+	for (unsigned i = 0; i < pr->nplaces; i++) {
+		const struct pol_place *pl = &pr->places[i];
+		h = fnv1a(h, pl->name, strlen(pl->name));
+		h = fnv1a(h, &pl->kind, sizeof(pl->kind));
+		h = fnv1a(h, &pl->max_threads, sizeof(pl->max_threads));
+		h = fnv1a(h, &pl->capacity, sizeof(pl->capacity));
+		h = fnv1a(h, pl->freqs_khz, pl->nfreqs * sizeof(pl->freqs_khz[0]));
+	}
+	snprintf(pr->key, sizeof(pr->key), "%s-%016llx", pr->model.name, (unsigned long long)h);
+}
+
+/* Before any measurement: a guess from capacity and MACs, so that a
+ * predictor is usable (and obviously uncalibrated) at once. One 1024-capacity
+ * CPU at 1 GHz is taken to do 1 GMAC/s. */
+static void
+guess_fits(struct pol_predictor *pr)
+{
+	for (unsigned p = 0; p < pr->nplaces; p++) {
+		const struct pol_place *pl = &pr->places[p];
+		double ghz = pl->freqs_khz[pl->nfreqs - 1] ? (double)pl->freqs_khz[pl->nfreqs - 1] / 1e6 : 2.0;
+		double per_mmac = 1e3 / (ghz * (pl->capacity ? pl->capacity : 1024) / 1024.0);
+		for (unsigned t = 1; t <= pl->max_threads; t++) {
+			struct pol_fit *f = &pr->fit[p][t];
+			f->measured = false;
+			f->fixed_us = 20;
+			f->us_per_mmac = per_mmac * (0.1 + 0.9 / t); /* Amdahl with 10 % serial */
+			f->khz = pl->freqs_khz[pl->nfreqs - 1];
+		}
+	}
+}
+
+void
+pol_predictor_init(struct pol_predictor *pr, const struct pol_model *model, const struct pol_place *places,
+                   unsigned nplaces)
+{
+	memset(pr, 0, sizeof(*pr));
+	pr->model = *model;
+	pr->nplaces = nplaces < POL_MAX_PLACES ? nplaces : POL_MAX_PLACES;
+	memcpy(pr->places, places, pr->nplaces * sizeof(*places));
+	guess_fits(pr);
+	make_key(pr);
+}
+
+static int
+compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+measure_median(struct pol_predictor *pr, unsigned place, unsigned groups, unsigned threads, unsigned runs,
+               pol_measure_fn *measure, void *ctx, void (*progress)(void *, const struct pol_point *, double),
+               double *out, char **cause)
+{
+	const struct pol_place *pl = &pr->places[place];
+	struct pol_point pt = { .groups = groups, .place = place, .threads = threads, .freq = pl->nfreqs - 1 };
+	double samples[1000];
+
+	pt.khz = pl->freqs_khz[pt.freq];
+	pt.accuracy = pr->model.accuracy[groups];
+	if (runs > 1000)
+		runs = 1000;
+	for (unsigned i = 0; i < runs; i++)
+		if (measure(ctx, &pt, &samples[i], cause) != 0)
+			return -1;
+	qsort(samples, runs, sizeof(double), compare_double);
+	*out = samples[runs / 2];
+	pr->measurements++;
+	if (progress)
+		progress(ctx, &pt, *out);
+	return 0;
+}
+
+int
+pol_predictor_calibrate(struct pol_predictor *pr, unsigned runs, pol_measure_fn *measure, void *ctx,
+                        void (*progress)(void *ctx, const struct pol_point *pt, double us), char **cause)
+{
+	unsigned G = pr->model.groups;
+	double mmac1 = pr->model.macs[1] / 1e6, mmacG = pr->model.macs[G] / 1e6;
+
+	pr->measurements = 0;
+	for (unsigned p = 0; p < pr->nplaces; p++) {
+		const struct pol_place *pl = &pr->places[p];
+		unsigned T = pl->max_threads;
+		double t1 = 0, tG, tGT, fixed, slope, serial = 1;
+
+		if (measure_median(pr, p, G, 1, runs, measure, ctx, progress, &tG, cause) != 0)
+			return -1;
+		if (G > 1 && measure_median(pr, p, 1, 1, runs, measure, ctx, progress, &t1, cause) != 0)
+			return -1;
+		if (G > 1 && mmacG > mmac1 && tG > t1) {
+			slope = (tG - t1) / (mmacG - mmac1);
+			fixed = t1 - slope * mmac1;
+		} else {
+			fixed = -1;
+			slope = 0;
+		}
+		if (fixed < 0) { /* noise made the line cross zero: proportional */
+			fixed = 0;
+			slope = tG / (mmacG > 0 ? mmacG : 1);
+		}
+		if (T > 1) {
+			if (measure_median(pr, p, G, T, runs, measure, ctx, progress, &tGT, cause) != 0)
+				return -1;
+			/* tGT / tG = s + (1 - s) / T */
+			serial = (tGT / tG - 1.0 / T) / (1.0 - 1.0 / T);
+			serial = fmin(fmax(serial, 0.0), 1.0);
+		}
+		for (unsigned t = 1; t <= T; t++) {
+			double scale = t == 1 ? 1.0 : serial + (1 - serial) / t;
+			struct pol_fit *f = &pr->fit[p][t];
+			f->measured = t == 1 || t == T;
+			f->fixed_us = fixed * scale;
+			f->us_per_mmac = slope * scale;
+			f->khz = pl->freqs_khz[pl->nfreqs - 1];
+		}
+	}
+	return 0;
+}
+
+double
+pol_predict_us(const struct pol_predictor *pr, unsigned groups, unsigned place, unsigned threads, unsigned freq)
+{
+	const struct pol_place *pl = &pr->places[place];
+	const struct pol_fit *f = &pr->fit[place][threads];
+	double t = f->fixed_us + f->us_per_mmac * pr->model.macs[groups] / 1e6;
+	unsigned long khz = pl->freqs_khz[freq];
+
+	if (f->khz && khz)
+		t *= (double)f->khz / (double)khz;
+	return t;
+}
+
+/* ---- the on-disk cache ---------------------------------------------------------- */
+
+const char *
+pol_cache_dir(char *buf, size_t size)
+{
+	const char *v;
+
+	if ((v = getenv("GEARBOX_CACHE_DIR")) && *v)
+		snprintf(buf, size, "%s", v);
+	else if ((v = getenv("CACHE_DIRECTORY")) && *v) /* systemd CacheDirectory= */
+		snprintf(buf, size, "%.*s", (int)strcspn(v, ":"), v);
+	else if ((v = getenv("XDG_CACHE_HOME")) && *v)
+		snprintf(buf, size, "%s/gearbox", v);
+	else if ((v = getenv("HOME")) && *v)
+		snprintf(buf, size, "%s/.cache/gearbox", v);
+	else
+		snprintf(buf, size, "/var/cache/gearbox");
+	return buf;
+}
+
+static void
+cache_path(const struct pol_predictor *pr, const char *dir, char *path, size_t size)
+{
+	snprintf(path, size, "%s/calibration-%s.json", dir, pr->model.name);
+}
+
+int
+pol_predictor_save(const struct pol_predictor *pr, const char *cache_dir, char **cause)
+{
+	char path[4096], tmp[4200];
+	json_object *root = json_object_new_object(), *places = json_object_new_array();
+	int rc = 0;
+
+	json_object_object_add(root, "key", json_object_new_string(pr->key));
+	json_object_object_add(root, "model", json_object_new_string(pr->model.name));
+	for (unsigned p = 0; p < pr->nplaces; p++) {
+		json_object *pl = json_object_new_object(), *fits = json_object_new_array();
+		json_object_object_add(pl, "name", json_object_new_string(pr->places[p].name));
+		for (unsigned t = 1; t <= pr->places[p].max_threads; t++) {
+			const struct pol_fit *f = &pr->fit[p][t];
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "threads", json_object_new_int((int)t));
+			json_object_object_add(o, "measured", json_object_new_boolean(f->measured));
+			json_object_object_add(o, "fixed_us", json_object_new_double(f->fixed_us));
+			json_object_object_add(o, "us_per_mmac", json_object_new_double(f->us_per_mmac));
+			json_object_object_add(o, "khz", json_object_new_int64((int64_t)f->khz));
+			json_object_array_add(fits, o);
+		}
+		json_object_object_add(pl, "fits", fits);
+		json_object_array_add(places, pl);
+	}
+	json_object_object_add(root, "places", places);
+	/* mkdir -p of the last two components is enough for ~/.cache/gearbox */
+	{
+		char parent[4096];
+		snprintf(parent, sizeof(parent), "%s", cache_dir);
+		char *slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = '\0';
+			(void)mkdir(parent, 0755);
+		}
+		(void)mkdir(cache_dir, 0755);
+	}
+	cache_path(pr, cache_dir, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY) != 0 || rename(tmp, path) != 0) {
+		rc = set_cause(cause, "cannot write %s: %s", path, strerror(errno));
+		(void)remove(tmp);
+	}
+	json_object_put(root);
+	return rc;
+}
+
+int
+pol_predictor_load(struct pol_predictor *pr, const char *cache_dir)
+{
+	char path[4096];
+	json_object *root, *v, *places;
+	int rc = -1;
+
+	cache_path(pr, cache_dir, path, sizeof(path));
+	if ((root = json_object_from_file(path)) == NULL)
+		return -1;
+	if (!json_object_object_get_ex(root, "key", &v) || strcmp(json_object_get_string(v), pr->key) != 0 ||
+	    !json_object_object_get_ex(root, "places", &places) ||
+	    json_object_array_length(places) != pr->nplaces)
+		goto out;
+	for (unsigned p = 0; p < pr->nplaces; p++) {
+		json_object *pl = json_object_array_get_idx(places, p), *fits;
+		if (!json_object_object_get_ex(pl, "fits", &fits) ||
+		    json_object_array_length(fits) != pr->places[p].max_threads)
+			goto out;
+		for (unsigned t = 1; t <= pr->places[p].max_threads; t++) {
+			json_object *o = json_object_array_get_idx(fits, t - 1);
+			struct pol_fit *f = &pr->fit[p][t];
+			if (json_object_object_get_ex(o, "measured", &v))
+				f->measured = json_object_get_boolean(v);
+			if (json_object_object_get_ex(o, "fixed_us", &v))
+				f->fixed_us = json_object_get_double(v);
+			if (json_object_object_get_ex(o, "us_per_mmac", &v))
+				f->us_per_mmac = json_object_get_double(v);
+			if (json_object_object_get_ex(o, "khz", &v))
+				f->khz = (unsigned long)json_object_get_int64(v);
+		}
+	}
+	rc = 0;
+out:
+	json_object_put(root);
+	return rc;
+}

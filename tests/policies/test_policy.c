@@ -1,0 +1,543 @@
+/* policies: policy files (shipped ones, every kind of bad file, overrides),
+ * the selector on synthetic operating-point tables (budgets, infeasible
+ * budgets, ties, hysteresis, power caps, the one-frequency-per-cluster rule)
+ * and the feedback loop on synthetic latency traces (load steps, noise). */
+#include "config.h"
+#include "tests/common/check_main.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "policies/policy.h"
+
+static char dir[] = "/tmp/gearbox-test-policy-XXXXXX";
+
+static const char *
+write_file(const char *name, const char *content)
+{
+	static char path[4][512];
+	static int next;
+	char *p = path[next++ % 4];
+	FILE *f;
+
+	snprintf(p, 512, "%s/%s", dir, name);
+	f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(content, f);
+	fclose(f);
+	return p;
+}
+
+/* ---- policy files ------------------------------------------------------------- */
+
+START_TEST(shipped_policies_load)
+{
+	struct pol_set set;
+	char *cause = NULL;
+	const struct pol_policy *p;
+
+	ck_assert_msg(pol_set_load(&set, pol_shipped_dir(), NULL, &cause) == 0, "%s", cause);
+	ck_assert_ptr_nonnull(p = pol_set_find(&set, "default"));
+	ck_assert_int_eq(p->params.objective, POL_OBJECTIVE_ACCURACY);
+	ck_assert_double_eq_tol(p->params.margin, 0.10, 1e-12);
+	ck_assert_ptr_nonnull(p = pol_set_find(&set, "realtime"));
+	ck_assert_int_eq(p->params.keep_first, POL_KEEP_DEADLINE);
+	ck_assert(p->params.margin > 0.2);
+	ck_assert_ptr_nonnull(p = pol_set_find(&set, "powersave"));
+	ck_assert_int_eq(p->params.objective, POL_OBJECTIVE_ENERGY);
+	ck_assert_double_eq_tol(p->params.min_accuracy, 0.85, 1e-12);
+	pol_set_clear(&set);
+}
+END_TEST
+
+static void
+expect_refused(const char *content, const char *needle)
+{
+	struct pol_policy pol;
+	char *cause = NULL;
+	const char *path = write_file("bad.conf", content);
+
+	ck_assert_int_eq(pol_policy_load(path, &pol, &cause), -1);
+	ck_assert_ptr_nonnull(cause);
+	ck_assert_msg(strstr(cause, needle) != NULL, "'%s' does not mention '%s'", cause, needle);
+	ck_assert_msg(strstr(cause, "bad.conf") != NULL, "'%s' does not name the file", cause);
+	free(cause);
+}
+
+START_TEST(bad_policy_files_refused)
+{
+	expect_refused("[policy]\nobjective = accuracy\nspeed = 11\n", "bad.conf:3: unknown key 'speed'");
+	expect_refused("[policy]\nobjective = fastest\n", "bad.conf:2: objective: 'fastest' is not one of");
+	expect_refused("[polcy]\nmargin = 0.1\n", "unknown section [polcy]");
+	expect_refused("[policy]\nmargin = -1\n", "margin: '-1' must be a number from 0 to 10");
+	expect_refused("[policy]\nmargin = 0.1x\n", "margin");
+	expect_refused("[policy]\ndvfs = maybe\n", "yes or no");
+	expect_refused("[policy]\nplacements = cpu tpu\n", "'tpu' is not a placement");
+	expect_refused("[policy]\nfrequencies = 2000-1000\n", "MIN-MAX");
+	expect_refused("[policy]\ncontroller = fixed\n", "needs groups");
+	expect_refused("[policy]\nmin_groups = 3\nmax_groups = 2\n", "min_groups 3 is above max_groups 2");
+	expect_refused("[feedback]\nwindow = 0\n", "window: '0' must be a whole number from 1 to 64");
+	expect_refused("[calibration]\nrepeats = 3\n", "unknown key 'repeats' in [calibration]");
+	expect_refused("[model m]\ndvfs = no\n", "unknown key 'dvfs' in [model NAME]");
+	expect_refused("[policy]\nthis is not ini\n", "bad.conf:2");
+}
+END_TEST
+
+START_TEST(overrides_and_model_sections)
+{
+	char shipped[600], etc[600], *cause = NULL;
+	struct pol_set set;
+	struct pol_params r;
+	const struct pol_policy *p;
+
+	snprintf(shipped, sizeof(shipped), "%s/shipped", dir);
+	snprintf(etc, sizeof(etc), "%s/etc", dir);
+	mkdir(shipped, 0755);
+	mkdir(etc, 0755);
+	write_file("shipped/default.conf", "[policy]\nmargin = 0.1\n");
+	write_file("shipped/fast.conf", "[policy]\nobjective = latency\n");
+	write_file("etc/default.conf",
+	           "[policy]\nmargin = 0.2\nmin_accuracy = 0.5\n[model small]\nmargin = 0.4\nmax_groups = 2\n");
+	ck_assert_msg(pol_set_load(&set, shipped, etc, &cause) == 0, "%s", cause);
+	ck_assert_uint_eq(set.n, 2);
+	p = pol_set_find(&set, "default");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_double_eq_tol(p->params.margin, 0.2, 1e-12); /* /etc wins */
+	pol_policy_resolve(p, "small", &r);
+	ck_assert_double_eq_tol(r.margin, 0.4, 1e-12);
+	ck_assert_uint_eq(r.max_groups, 2);
+	ck_assert_double_eq_tol(r.min_accuracy, 0.5, 1e-12); /* from [policy] */
+	pol_policy_resolve(p, "other", &r);
+	ck_assert_double_eq_tol(r.margin, 0.2, 1e-12);
+	ck_assert_ptr_nonnull(pol_set_find(&set, "fast"));
+	pol_set_clear(&set);
+
+	/* one bad file: the whole set is refused (a reload keeps the old one) */
+	write_file("etc/broken.conf", "[policy]\nmargin = lots\n");
+	ck_assert_int_eq(pol_set_load(&set, shipped, etc, &cause), -1);
+	ck_assert(strstr(cause, "broken.conf:2") != NULL);
+	ck_assert_uint_eq(set.n, 0);
+	free(cause);
+}
+END_TEST
+
+/* ---- a synthetic platform and model ----------------------------------------------- */
+
+static struct pol_predictor pr;
+
+/* LITTLE: slow, frugal, two frequencies; big: fast, hungry; a GPU. One
+ * MMAC costs 100 us on one LITTLE CPU at 1 GHz, 25 us on big at 2 GHz. */
+static void
+setup_platform(void)
+{
+	struct pol_model m = { .name = "synthetic", .groups = 4 };
+	struct pol_place places[3];
+
+	for (unsigned g = 1; g <= 4; g++) {
+		m.macs[g] = g * 1e6;
+		m.accuracy[g] = 0.85 + 0.02 * (g - 1);
+	}
+	memset(places, 0, sizeof(places));
+	places[0] = (struct pol_place){ .kind = POL_PLACE_CPU, .name = "cluster0", .index = 0, .max_threads = 2,
+		                        .capacity = 400, .nfreqs = 2, .freqs_khz = { 500000, 1000000 },
+		                        .dvfs = true, .busy_w = { 0.05, 0.15 } };
+	places[1] = (struct pol_place){ .kind = POL_PLACE_CPU, .name = "cluster1", .index = 1, .max_threads = 2,
+		                        .capacity = 1024, .nfreqs = 2, .freqs_khz = { 1000000, 2000000 },
+		                        .dvfs = true, .busy_w = { 0.4, 1.5 } };
+	places[2] = (struct pol_place){ .kind = POL_PLACE_OPENCL, .name = "opencl:0", .index = 0, .is_gpu = true,
+		                        .max_threads = 1, .capacity = 1024, .nfreqs = 1, .freqs_khz = { 600000 },
+		                        .dvfs = false, .busy_w = { 2.0 } };
+	pol_predictor_init(&pr, &m, places, 3);
+	for (unsigned t = 1; t <= 2; t++) {
+		double scale = t == 1 ? 1 : 0.6;
+		pr.fit[0][t] = (struct pol_fit){ true, 10 * scale, 100 * scale, 1000000 };
+		pr.fit[1][t] = (struct pol_fit){ true, 5 * scale, 25 * scale, 2000000 };
+	}
+	pr.fit[2][1] = (struct pol_fit){ true, 40, 10, 600000 };
+}
+
+static unsigned
+table(const struct pol_params *params, const struct pol_feedback *fb, struct pol_point *pts)
+{
+	return pol_table_build(&pr, params, fb, NULL, pts, 512);
+}
+
+static struct pol_params
+params_named(const char *name)
+{
+	struct pol_params p;
+
+	pol_params_defaults(&p, name);
+	return p;
+}
+
+START_TEST(table_and_predictions)
+{
+	struct pol_params p = params_named("t");
+	struct pol_point pts[512];
+	unsigned n = table(&p, NULL, pts);
+
+	/* 4 g x (2 freqs x 2 threads x 2 clusters + 1 GPU) */
+	ck_assert_uint_eq(n, 4 * (2 * 2 * 2 + 1));
+	/* LITTLE at 500 MHz is twice as slow as at 1 GHz */
+	ck_assert_double_eq_tol(pol_predict_us(&pr, 2, 0, 1, 0), 2 * (10 + 200), 1e-9);
+	ck_assert_double_eq_tol(pol_predict_us(&pr, 2, 0, 1, 1), 10 + 200, 1e-9);
+	for (unsigned i = 0; i < n; i++)
+		ck_assert_double_eq_tol(pts[i].energy_uj, pts[i].power_w * pts[i].latency_us, 1e-9);
+	p.placements[0] = '\0';
+	strcpy(p.placements, "cluster1");
+	ck_assert_uint_eq(table(&p, NULL, pts), 4 * 2 * 2);
+	strcpy(p.placements, "gpu");
+	ck_assert_uint_eq(table(&p, NULL, pts), 4);
+	strcpy(p.placements, "all");
+	p.power_cap_w = 1.0; /* big at 2 GHz (1.5 W/CPU) and the GPU are out */
+	n = table(&p, NULL, pts);
+	for (unsigned i = 0; i < n; i++)
+		ck_assert(pts[i].power_w <= 1.0);
+	ck_assert_uint_eq(n, 4 * (2 * 2 + 2)); /* LITTLE 2 freqs x 2 threads, big 1 GHz x {1,2} threads */
+}
+END_TEST
+
+static struct pol_choice
+choose(const struct pol_params *p, double deadline, double energy, double min_acc, const struct pol_session *s)
+{
+	struct pol_point pts[512];
+	struct pol_budget b = { deadline, energy, min_acc };
+	struct pol_choice c;
+	unsigned n = table(p, NULL, pts);
+
+	ck_assert_int_eq(pol_select(pts, n, p, &b, s, &c), 0);
+	return c;
+}
+
+START_TEST(selects_best_accuracy_within_budget)
+{
+	struct pol_params p = params_named("t");
+	struct pol_choice c;
+
+	/* no budget: all groups, least energy among them */
+	c = choose(&p, 0, 0, 0, NULL);
+	ck_assert(c.feasible);
+	ck_assert_uint_eq(c.point.groups, 4);
+	/* g=4 on big, 2 threads, 2 GHz: 0.6*(5+100) = 63 us; g=3: 48 us; 60 us
+	 * with a 10 % margin leaves g=3 at the fastest (GPU 70 us, big 48) */
+	c = choose(&p, 60, 0, 0, NULL);
+	ck_assert(c.feasible);
+	ck_assert_uint_eq(c.point.groups, 3);
+	ck_assert(c.point.latency_us * 1.1 <= 60);
+	/* every chosen point meets the deadline with the margin */
+	for (double d = 20; d < 2000; d *= 1.3) {
+		c = choose(&p, d, 0, 0, NULL);
+		if (c.feasible)
+			ck_assert(c.point.latency_us * 1.1 <= d);
+	}
+	/* an energy budget moves the work to the frugal cluster */
+	c = choose(&p, 0, 30, 0, NULL);
+	ck_assert(c.feasible);
+	ck_assert_uint_eq(c.point.place, 0);
+	ck_assert(c.point.energy_uj * 1.1 <= 30);
+	/* objective energy: the least energy of all points */
+	p.objective = POL_OBJECTIVE_ENERGY;
+	c = choose(&p, 0, 0, 0, NULL);
+	struct pol_point pts[512];
+	unsigned n = table(&p, NULL, pts);
+	for (unsigned i = 0; i < n; i++)
+		ck_assert(c.point.energy_uj <= pts[i].energy_uj + 1e-9);
+	/* objective latency with an accuracy floor */
+	p.objective = POL_OBJECTIVE_LATENCY;
+	c = choose(&p, 0, 0, 0.88, NULL);
+	ck_assert_uint_eq(c.point.groups, 3); /* 0.85 + 0.02*2 = 0.89 is the first >= 0.88 */
+}
+END_TEST
+
+START_TEST(infeasible_budgets_run_the_closest_point)
+{
+	struct pol_params p = params_named("t");
+	struct pol_choice c;
+
+	/* 10 us is below everything: the fastest point, marked, with the reason */
+	c = choose(&p, 10, 0, 0, NULL);
+	ck_assert(!c.feasible);
+	ck_assert_uint_eq(c.point.groups, 1);
+	ck_assert_uint_eq(c.point.place, 1);
+	ck_assert_uint_eq(c.point.threads, 2);
+	ck_assert_msg(strstr(c.reason, "deadline: 10 us left") != NULL, "%s", c.reason);
+	/* an accuracy nothing reaches */
+	c = choose(&p, 0, 0, 0.99, NULL);
+	ck_assert(!c.feasible);
+	ck_assert_uint_eq(c.point.groups, 4);
+	ck_assert_msg(strstr(c.reason, "accuracy") != NULL, "%s", c.reason);
+	/* deadline and energy both impossible: the keep order decides */
+	c = choose(&p, 10, 1, 0, NULL);
+	ck_assert(!c.feasible);
+	ck_assert_uint_eq(c.point.place, 1); /* deadline kept first: fastest */
+	p.keep_first = POL_KEEP_ENERGY;
+	c = choose(&p, 10, 1, 0, NULL);
+	ck_assert(!c.feasible);
+	ck_assert_uint_eq(c.point.place, 0); /* energy kept first: frugal */
+	ck_assert_msg(strstr(c.reason, "deadline") != NULL, "%s", c.reason);
+	/* no point at all */
+	struct pol_choice none;
+	struct pol_budget b = { 0, 0, 0 };
+	ck_assert_int_eq(pol_select(NULL, 0, &p, &b, NULL, &none), -1);
+	ck_assert(strstr(none.reason, "allows no operating point") != NULL);
+}
+END_TEST
+
+START_TEST(ties_prefer_fewer_threads)
+{
+	struct pol_params p = params_named("t");
+	struct pol_point pts[2];
+	struct pol_budget b = { 0, 0, 0 };
+	struct pol_choice c;
+
+	memset(pts, 0, sizeof(pts));
+	pts[0] = (struct pol_point){ .groups = 2, .threads = 2, .accuracy = 0.9, .latency_us = 100, .energy_uj = 50 };
+	pts[1] = pts[0];
+	pts[1].threads = 1;
+	ck_assert_int_eq(pol_select(pts, 2, &p, &b, NULL, &c), 0);
+	ck_assert_uint_eq(c.point.threads, 1);
+	/* same accuracy: less energy wins, then less time */
+	pts[0].energy_uj = 40;
+	ck_assert_int_eq(pol_select(pts, 2, &p, &b, NULL, &c), 0);
+	ck_assert_uint_eq(c.point.threads, 2);
+}
+END_TEST
+
+START_TEST(hysteresis_needs_slack_to_move_up)
+{
+	struct pol_params p = params_named("t");
+	struct pol_session s = { 0 };
+	struct pol_choice c;
+
+	strcpy(p.placements, "cluster1");
+	p.max_threads = 1;
+	p.min_khz = 2000000;
+	/* one point per g: 30, 55, 80, 105 us */
+	c = choose(&p, 80 * 1.1 + 1, 0, 0, &s);
+	ck_assert_uint_eq(c.point.groups, 3);
+	s.have_last = true;
+	s.last = c.point;
+	/* g=4 fits with the margin (105*1.1 = 115.5 < 116) but not with the
+	 * hysteresis on top (105*1.2 = 126): stay */
+	c = choose(&p, 116, 0, 0, &s);
+	ck_assert_uint_eq(c.point.groups, 3);
+	/* plenty of room: move up */
+	c = choose(&p, 127, 0, 0, &s);
+	ck_assert_uint_eq(c.point.groups, 4);
+	/* g=3 no longer fits: move down at once, no hysteresis */
+	s.last.groups = 3;
+	c = choose(&p, 80, 0, 0, &s);
+	ck_assert_uint_eq(c.point.groups, 2);
+}
+END_TEST
+
+START_TEST(one_frequency_per_cluster)
+{
+	struct pol_votes votes = { 0 };
+	struct pol_freq_floor floor;
+	struct pol_params p = params_named("t");
+	struct pol_point pts[512];
+	uint64_t ms = 1000000;
+
+	pol_votes_cast(&votes, 1, 1, 2000000, 0, 100 * ms); /* session 1 needs big at 2 GHz */
+	pol_votes_cast(&votes, 2, 1, 1000000, 0, 100 * ms); /* session 2 would like 1 GHz */
+	ck_assert_uint_eq(pol_votes_level(&votes, 1, 10 * ms), 2000000);
+	pol_votes_floor(&votes, 2, 10 * ms, &floor);
+	ck_assert_uint_eq(floor.floor_khz[1], 2000000);
+	ck_assert_uint_eq(floor.floor_khz[0], 0);
+	/* session 2's table has no big point below 2 GHz, and its energy is
+	 * charged at the frequency it will really run at */
+	unsigned n = pol_table_build(&pr, &p, NULL, &floor, pts, 512);
+	for (unsigned i = 0; i < n; i++)
+		if (pts[i].place == 1)
+			ck_assert_uint_eq(pts[i].khz, 2000000);
+	/* session 1 goes away: its vote expires, or is dropped */
+	ck_assert_uint_eq(pol_votes_level(&votes, 1, 200 * ms), 0);
+	pol_votes_drop(&votes, 1);
+	ck_assert_uint_eq(pol_votes_level(&votes, 1, 10 * ms), 1000000);
+	/* a session re-voting replaces its own vote */
+	pol_votes_cast(&votes, 2, 1, 2000000, 10 * ms, 100 * ms);
+	pol_votes_cast(&votes, 2, 1, 1000000, 20 * ms, 100 * ms);
+	ck_assert_uint_eq(votes.n, 1);
+	ck_assert_uint_eq(pol_votes_level(&votes, 1, 30 * ms), 1000000);
+}
+END_TEST
+
+START_TEST(pareto_front)
+{
+	struct pol_params p = params_named("t");
+	struct pol_point pts[512], front[512];
+	unsigned n = table(&p, NULL, pts), k = pol_pareto(pts, n, front);
+
+	ck_assert(k > 0 && k < n);
+	for (unsigned i = 0; i < k; i++) {
+		if (i > 0)
+			ck_assert(front[i].latency_us >= front[i - 1].latency_us);
+		/* nothing in the table dominates a front point */
+		for (unsigned j = 0; j < n; j++)
+			ck_assert(!(pts[j].accuracy >= front[i].accuracy && pts[j].latency_us <= front[i].latency_us &&
+			            pts[j].energy_uj <= front[i].energy_uj &&
+			            (pts[j].accuracy > front[i].accuracy || pts[j].latency_us < front[i].latency_us ||
+			             pts[j].energy_uj < front[i].energy_uj)));
+	}
+	/* the fastest and the most accurate-cheapest are on it */
+	double fastest = INFINITY;
+	for (unsigned j = 0; j < n; j++)
+		fastest = fmin(fastest, pts[j].latency_us);
+	ck_assert_double_eq_tol(front[0].latency_us, fastest, 1e-9);
+}
+END_TEST
+
+/* ---- the feedback loop on synthetic traces ---------------------------------------- */
+
+static uint64_t rng = 88172645463325252ull;
+static double
+noise(double amplitude)
+{
+	rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+	return 1.0 + amplitude * ((double)(rng % 20001) / 10000.0 - 1.0);
+}
+
+struct trace_result {
+	unsigned changes[3];      /* choice changes in each phase */
+	unsigned misses[3];       /* deadlines missed in each phase */
+	unsigned settle_down;     /* requests after the load arrives until the first met deadline run of 5 */
+	unsigned settle_up;       /* requests after it leaves until g is back to 4 */
+	unsigned groups_end[3];
+};
+
+/* 600 requests on big, 1 thread, 2 GHz: load x1, then x`load` for 200
+ * requests, then x1 again; the true latency is prediction x load x noise. */
+static struct trace_result
+run_trace(const struct pol_params *p, double load, double amplitude, double deadline)
+{
+	struct pol_feedback fb;
+	struct pol_session s = { 0 };
+	struct trace_result r = { { 0 }, { 0 }, 0, 0, { 0 } };
+	unsigned run = 0, prev_g = 0;
+	bool settled = false, back = false;
+
+	pol_feedback_init(&fb);
+	for (unsigned i = 0; i < 600; i++) {
+		unsigned phase = i / 200;
+		double l = phase == 1 ? load : 1.0;
+		struct pol_point pts[64];
+		struct pol_budget b = { deadline, 0, 0 };
+		struct pol_choice c;
+		unsigned n = pol_table_build(&pr, p, &fb, NULL, pts, 64);
+		ck_assert_int_eq(pol_select(pts, n, p, &b, &s, &c), 0);
+		double pred = pol_predict_us(&pr, c.point.groups, c.point.place, c.point.threads, c.point.freq);
+		double measured = pred * l * noise(amplitude);
+		pol_feedback_update(&fb, p, &c.point, pred, measured, -1, 0);
+		pol_session_record(&s, p, &c.point, measured, deadline);
+		if (prev_g && c.point.groups != prev_g && i % 200 != 0)
+			r.changes[phase]++;
+		prev_g = c.point.groups;
+		r.misses[phase] += measured > deadline;
+		if (phase == 1 && !settled) {
+			run = measured <= deadline ? run + 1 : 0;
+			if (run == 5) {
+				settled = true;
+				r.settle_down = i - 200 - 4;
+			}
+		}
+		if (phase == 2 && !back && c.point.groups == 4) {
+			back = true;
+			r.settle_up = i - 400;
+		}
+		r.groups_end[phase] = c.point.groups;
+	}
+	return r;
+}
+
+static struct pol_params
+trace_params(void)
+{
+	struct pol_params p = params_named("t");
+
+	strcpy(p.placements, "cluster1");
+	p.max_threads = 1;
+	p.min_khz = 2000000;
+	return p;
+}
+
+START_TEST(feedback_reacts_to_load_steps_within_a_few_requests)
+{
+	struct pol_params p = trace_params();
+	/* g latencies 30/55/80/105 us; deadline 130: g=4 fits at load 1, only
+	 * g=2 (110) at load 2 */
+	struct trace_result r = run_trace(&p, 2.0, 0.05, 130);
+
+	ck_assert_uint_eq(r.groups_end[0], 4);
+	ck_assert_uint_eq(r.groups_end[1], 2);
+	ck_assert_uint_eq(r.groups_end[2], 4);
+	ck_assert_msg(r.misses[1] <= 3, "%u misses after the load step", r.misses[1]);
+	ck_assert_msg(r.settle_down <= 4, "took %u requests to settle under load", r.settle_down);
+	ck_assert_msg(r.settle_up <= 12, "took %u requests to come back up", r.settle_up);
+	ck_assert_uint_eq(r.misses[0], 0);
+	ck_assert_uint_eq(r.misses[2], 0);
+}
+END_TEST
+
+START_TEST(feedback_is_steady_under_noise)
+{
+	struct pol_params p = trace_params();
+	/* deadline 126: g=4 needs 105 x 1.1 = 115.5, and noise of +-10 % moves the
+	 * factor around that; hysteresis must keep the choice from flapping */
+	struct trace_result r = run_trace(&p, 1.0, 0.10, 126);
+
+	for (int ph = 0; ph < 3; ph++)
+		ck_assert_msg(r.changes[ph] <= 2, "phase %d: the choice changed %u times", ph, r.changes[ph]);
+	/* without hysteresis it does flap: the test above can fail */
+	p.hysteresis = 0;
+	p.window = 1;
+	r = run_trace(&p, 1.0, 0.10, 126);
+	ck_assert_msg(r.changes[0] + r.changes[1] + r.changes[2] > 6, "expected flapping without hysteresis, got %u",
+	              r.changes[0] + r.changes[1] + r.changes[2]);
+}
+END_TEST
+
+START_TEST(step_controller_baseline)
+{
+	struct pol_params p = trace_params();
+	struct trace_result r;
+
+	p.controller = POL_CONTROLLER_STEP;
+	r = run_trace(&p, 2.0, 0.02, 130);
+	/* it gets there, but only a window at a time, missing deadlines meanwhile */
+	ck_assert_uint_le(r.groups_end[1], 2);
+	ck_assert_uint_ge(r.misses[1], 4);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("policies");
+	TCase *files = tcase_create("files"), *sel = tcase_create("select"), *fb = tcase_create("feedback");
+
+	tcase_add_test(files, shipped_policies_load);
+	tcase_add_test(files, bad_policy_files_refused);
+	tcase_add_test(files, overrides_and_model_sections);
+	tcase_add_unchecked_fixture(sel, setup_platform, NULL);
+	tcase_add_test(sel, table_and_predictions);
+	tcase_add_test(sel, selects_best_accuracy_within_budget);
+	tcase_add_test(sel, infeasible_budgets_run_the_closest_point);
+	tcase_add_test(sel, ties_prefer_fewer_threads);
+	tcase_add_test(sel, hysteresis_needs_slack_to_move_up);
+	tcase_add_test(sel, one_frequency_per_cluster);
+	tcase_add_test(sel, pareto_front);
+	tcase_add_unchecked_fixture(fb, setup_platform, NULL);
+	tcase_add_test(fb, feedback_reacts_to_load_steps_within_a_few_requests);
+	tcase_add_test(fb, feedback_is_steady_under_noise);
+	tcase_add_test(fb, step_controller_baseline);
+	suite_add_tcase(s, files);
+	suite_add_tcase(s, sel);
+	suite_add_tcase(s, fb);
+	return run_suite_in_tmpdir(s, dir);
+}
