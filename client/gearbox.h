@@ -49,7 +49,9 @@ struct gbx_result {
 	double energy_uj;
 	char energy_source[64];      /* a sensor's name, or the power model used */
 	bool deadline_met, energy_met, feasible;
-	char reason[160];            /* why the budget was infeasible */
+	char reason[200];            /* why the budget was infeasible */
+	char policy[64];             /* the policy that chose the operating point */
+	double predicted_us;         /* the latency it was predicted to take */
 };
 
 /* NULL: $GEARBOX_SOCKET, else /run/gearbox/gearboxd.sock. NULL on failure
@@ -65,6 +67,9 @@ int gbx_fd(const struct gbx_conn *c);
 int gbx_call(struct gbx_conn *c, unsigned type, const char *json, char **reply);
 
 int gbx_open_session(struct gbx_conn *c, const char *model, const struct gbx_budget *b, uint32_t *session);
+/* The same under a named policy (see gearbox.policy(5)); NULL: the daemon's default. */
+int gbx_open_session_policy(struct gbx_conn *c, const char *model, const struct gbx_budget *b, const char *policy,
+                            uint32_t *session);
 int gbx_set_budget(struct gbx_conn *c, uint32_t session, const struct gbx_budget *b);
 int gbx_close_session(struct gbx_conn *c, uint32_t session);
 /* input: the model's C x H x W float32 values, normalised; or 8-bit pixels. */

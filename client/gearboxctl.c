@@ -20,6 +20,7 @@
 #endif
 
 #include "client/gearbox.h"
+#include "common/plot.h"
 #include "client/protocol.h"
 
 #define EXIT_USAGE 2
@@ -32,6 +33,7 @@ struct opts {
 	double rate;
 	struct gbx_budget budget;
 	const char *schedule;   /* "SECONDS:DEADLINE_US,..." */
+	const char *policy, *plot;
 	double interval;
 };
 
@@ -48,6 +50,10 @@ usage(FILE *out)
 	      "  watch [--interval S]   live view: operating point, latency, hit rate, events\n"
 	      "  platform               the daemon's view of the platform\n"
 	      "  reload                 re-read configuration and policies (root, gearbox group)\n"
+	      "  pareto [--policy P] [--plot FILE.png]\n"
+	      "                         the Pareto front of a model's operating points, as the daemon\n"
+	      "                         predicts them now (accuracy, latency, energy)\n"
+	      "  calibrate              re-measure a model's latency predictor (root, gearbox group)\n"
 	      "\n"
 	      "INPUT:  --idx FILE [--index I]   IDX images (gzip or not), e.g.\n"
 	      "                                 /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
@@ -55,6 +61,7 @@ usage(FILE *out)
 	      "        --raw FILE               float32 values, already normalised\n"
 	      "        --count N [--rate HZ]    a stream of N requests (cycling through the IDX images)\n"
 	      "        --model NAME             which hosted model (needed when several are)\n"
+	      "        --policy NAME            the session's policy (default: the daemon's)\n"
 	      "BUDGET: --deadline-us N  --energy-uj N  --min-accuracy X\n"
 	      "        --deadline-schedule 'T:US,...'   change the deadline T seconds into a stream\n"
 	      "\n"
@@ -329,13 +336,15 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 	int ret = 0;
 
 	if ((o->idx && read_idx(o->idx, &im)) || (o->image && read_image(o->image, &im)) || (o->raw && read_raw(o->raw, &im)))
-		return 1;
-	if (im.count == 0)
-		return error_out("infer needs an input: --idx FILE, --image FILE or --raw FILE");
-	if (o->index >= im.count)
-		return error_out("--index %lu: the file has %zu images", o->index, im.count);
-	if (gbx_open_session(c, o->model, &b, &session) != 0)
-		return error_out("%s", gbx_last_error(c));
+		ret = 1;
+	else if (im.count == 0)
+		ret = error_out("infer needs an input: --idx FILE, --image FILE or --raw FILE");
+	else if (o->index >= im.count)
+		ret = error_out("--index %lu: the file has %zu images", o->index, im.count);
+	else if (gbx_open_session_policy(c, o->model, &b, o->policy, &session) != 0)
+		ret = error_out("%s", gbx_last_error(c));
+	if (ret != 0)
+		n = 0; /* nothing to send: fall through to the clean-up */
 	for (unsigned long i = 0; i < n; i++) {
 		size_t k = (o->index + i) % im.count;
 		double t0, t1;
@@ -373,11 +382,11 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 			printf("{\"request\":%lu,\"image\":%zu,\"latency_us\":%.1f,\"server_latency_us\":%.1f,\"queue_us\":%.1f,"
 			       "\"class\":%u,\"label\":\"%s\",\"groups\":%u,\"placement\":\"%s\",\"threads\":%u,\"freq_khz\":%lu,"
 			       "\"energy_uj\":%.1f,\"energy_source\":\"%s\",\"deadline_us\":%llu,\"deadline_met\":%s,\"energy_met\":%s,"
-			       "\"feasible\":%s}\n",
+			       "\"feasible\":%s,\"policy\":\"%s\",\"predicted_us\":%.1f}\n",
 			       i, k, lat[i], r->latency_us, r->queue_us, r->cls, r->label, r->groups, r->placement, r->threads,
 			       r->freq_khz, r->energy_uj, r->energy_source, (unsigned long long)b.deadline_us,
 			       (!b.deadline_us || lat[i] <= (double)b.deadline_us) ? "true" : "false", r->energy_met ? "true" : "false",
-			       r->feasible ? "true" : "false");
+			       r->feasible ? "true" : "false", r->policy, r->predicted_us);
 		} else {
 			printf("image %zu: %s (class %u), g=%u on %s, %.0f us end to end (%.0f us inference), %.0f uJ (%s)%s%s\n", k,
 			       r->label, r->cls, r->groups, r->placement, lat[i], r->latency_us, r->energy_uj, r->energy_source,
@@ -414,6 +423,104 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 	free(im.pixels);
 	free(im.values);
 	return ret;
+}
+
+/* Request JSON with the optional model and policy. */
+static char *
+model_policy_json(const struct opts *o)
+{
+	struct json_object *req = json_object_new_object();
+	char *text;
+
+	if (o->model)
+		json_object_object_add(req, "model", json_object_new_string(o->model));
+	if (o->policy)
+		json_object_object_add(req, "policy", json_object_new_string(o->policy));
+	text = strdup(json_object_to_json_string(req));
+	json_object_put(req);
+	return text;
+}
+
+static int
+cmd_pareto(struct gbx_conn *c, const struct opts *o)
+{
+	char *req = model_policy_json(o), *reply = NULL, *cause = NULL;
+	struct json_object *r, *front;
+	struct plot_point *pts;
+	size_t n;
+	int ret = 0;
+
+	if (gbx_call(c, GBX_MSG_PARETO, req, &reply) != 0) {
+		free(req);
+		return error_out("%s", gbx_last_error(c));
+	}
+	free(req);
+	r = json_tokener_parse(reply);
+	front = json_object_object_get(r, "front");
+	n = front ? json_object_array_length(front) : 0;
+	if (o->json) {
+		print_reply(reply);
+	} else {
+		printf("%s under policy %s: %zu of %s operating points on the front (measured on this machine)\n",
+		       str_of(r, "model"), str_of(r, "policy"), n, str_of(r, "points"));
+		printf("%3s  %-10s %7s %9s %9s %11s %11s\n", "g", "placement", "threads", "freq_MHz", "accuracy", "latency_us",
+		       "energy_uj");
+	}
+	pts = calloc(n ? n : 1, sizeof(*pts));
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(front, i);
+		double acc = json_object_get_double(json_object_object_get(p, "accuracy"));
+		pts[i].latency_us = json_object_get_double(json_object_object_get(p, "latency_us"));
+		pts[i].energy_uj = json_object_get_double(json_object_object_get(p, "energy_uj"));
+		pts[i].accuracy = acc;
+		pts[i].groups = (unsigned)json_object_get_int(json_object_object_get(p, "groups"));
+		snprintf(pts[i].label, sizeof(pts[i].label), "%s x%s", str_of(p, "placement"), str_of(p, "threads"));
+		if (!o->json) {
+			double mhz = json_object_get_double(json_object_object_get(p, "freq_khz")) / 1e3;
+			char freq[16] = "-";
+			if (mhz > 0)
+				snprintf(freq, sizeof(freq), "%.0f", mhz);
+			printf("%3u  %-10s %7s %9s %8.2f%% %11.0f %11.1f\n", pts[i].groups, str_of(p, "placement"),
+			       str_of(p, "threads"), freq, acc * 100, pts[i].latency_us, pts[i].energy_uj);
+		}
+	}
+	if (o->plot != NULL) {
+		char title[160];
+		snprintf(title, sizeof(title), "%s, policy %s (gearboxd's predictions)", str_of(r, "model"),
+		         str_of(r, "policy"));
+		if (plot_pareto(o->plot, title, pts, n, &cause) != 0) {
+			ret = error_out("%s", cause);
+			free(cause);
+		} else if (!o->json) {
+			printf("plot: %s\n", o->plot);
+		}
+	}
+	free(pts);
+	json_object_put(r);
+	free(reply);
+	return ret;
+}
+
+static int
+cmd_calibrate(struct gbx_conn *c, const struct opts *o)
+{
+	char *req = model_policy_json(o), *reply = NULL;
+	struct json_object *r;
+
+	if (gbx_call(c, GBX_MSG_CALIBRATE, req, &reply) != 0) {
+		free(req);
+		return error_out("%s", gbx_last_error(c));
+	}
+	free(req);
+	if (o->json) {
+		print_reply(reply);
+	} else {
+		r = json_tokener_parse(reply);
+		printf("%s: calibrated, %s points measured\n", str_of(r, "model"), str_of(r, "measured"));
+		json_object_put(r);
+	}
+	free(reply);
+	return 0;
 }
 
 static int
@@ -537,6 +644,7 @@ main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'R' },    { "deadline-us", required_argument, NULL, 'd' },
 		{ "energy-uj", required_argument, NULL, 'e' }, { "min-accuracy", required_argument, NULL, 'a' },
 		{ "deadline-schedule", required_argument, NULL, 'S' }, { "interval", required_argument, NULL, 'w' },
+		{ "policy", required_argument, NULL, 'P' },  { "plot", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -574,6 +682,8 @@ main(int argc, char **argv)
 		case 'r': o.raw = optarg; break;
 		case 'I': o.image = optarg; break;
 		case 'S': o.schedule = optarg; break;
+		case 'P': o.policy = optarg; break;
+		case 'O': o.plot = optarg; break;
 		case 'i':
 		case 'n':
 			if (parse_double(optarg, ch == 'n' ? 1 : 0, 1e9, &v) != 0 || v != floor(v))
@@ -604,7 +714,8 @@ main(int argc, char **argv)
 		return error_out(strcmp(verb, "budget") == 0 ? "budget needs one SESSION number" : "unexpected argument '%s'",
 		                 argv[optind]), EXIT_USAGE;
 	if (strcmp(verb, "status") && strcmp(verb, "models") && strcmp(verb, "infer") && strcmp(verb, "budget") &&
-	    strcmp(verb, "watch") && strcmp(verb, "platform") && strcmp(verb, "reload"))
+	    strcmp(verb, "watch") && strcmp(verb, "platform") && strcmp(verb, "reload") && strcmp(verb, "pareto") &&
+	    strcmp(verb, "calibrate"))
 		return error_out("unknown command '%s' (try gearboxctl --help)", verb), EXIT_USAGE;
 	if ((c = gbx_connect(o.socket)) == NULL)
 		return error_out("%s", gbx_connect_error());
@@ -620,6 +731,10 @@ main(int argc, char **argv)
 		ret = cmd_infer(c, &o);
 	else if (strcmp(verb, "budget") == 0)
 		ret = cmd_budget(c, &o, argv[optind]);
+	else if (strcmp(verb, "pareto") == 0)
+		ret = cmd_pareto(c, &o);
+	else if (strcmp(verb, "calibrate") == 0)
+		ret = cmd_calibrate(c, &o);
 	else
 		ret = cmd_watch(c, &o);
 	gbx_disconnect(c);

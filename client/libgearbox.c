@@ -265,10 +265,19 @@ add_budget(struct json_object *o, const struct gbx_budget *b)
 int
 gbx_open_session(struct gbx_conn *c, const char *model, const struct gbx_budget *b, uint32_t *session)
 {
+	return gbx_open_session_policy(c, model, b, NULL, session);
+}
+
+int
+gbx_open_session_policy(struct gbx_conn *c, const char *model, const struct gbx_budget *b, const char *policy,
+                        uint32_t *session)
+{
 	struct json_object *req = json_object_new_object(), *rep;
 
 	if (model != NULL)
 		json_object_object_add(req, "model", json_object_new_string(model));
+	if (policy != NULL)
+		json_object_object_add(req, "policy", json_object_new_string(policy));
 	add_budget(req, b);
 	if ((rep = call_json(c, GBX_MSG_OPEN, req)) == NULL)
 		return -1;
@@ -335,6 +344,8 @@ parse_result(struct gbx_conn *c, const char *payload, struct gbx_result *r)
 	r->energy_met = json_object_get_boolean(json_object_object_get(o, "energy_met"));
 	r->feasible = json_object_get_boolean(json_object_object_get(o, "feasible"));
 	copy_str(r->reason, sizeof(r->reason), o, "reason");
+	copy_str(r->policy, sizeof(r->policy), o, "policy");
+	r->predicted_us = json_object_get_double(json_object_object_get(o, "predicted_us"));
 	json_object_put(o);
 	return 0;
 }

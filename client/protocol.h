@@ -60,6 +60,11 @@ enum gbx_msg_type {
 	GBX_MSG_CLOSE_REPLY = 20,
 	GBX_MSG_PLATFORM = 21,     /* {} */
 	GBX_MSG_PLATFORM_REPLY = 22, /* what `gearbox platform --json` prints */
+	GBX_MSG_PARETO = 23,       /* {"model", "policy"} (both optional) */
+	GBX_MSG_PARETO_REPLY = 24, /* {"model", "policy", "points": N, "front": [{"groups", "placement", "threads",
+	                              "freq_khz", "accuracy", "latency_us", "energy_uj", "power_w"}]} */
+	GBX_MSG_CALIBRATE = 25,    /* {"model"} (optional): root or the gearbox group only */
+	GBX_MSG_CALIBRATE_REPLY = 26, /* {"model", "measured": N, "seconds"} */
 	GBX_MSG_EVENT = 30,        /* unsolicited: {"event": "operating-point"|"budget-violation"|..., ...} */
 	GBX_MSG_TYPE_MAX = 31,
 };

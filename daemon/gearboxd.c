@@ -31,6 +31,7 @@
 #include "daemon/settings.h"
 #include "daemon/log.h"
 #include "daemon/worker.h"
+#include "policies/policy.h"
 
 #define MAX_CLIENTS 1024
 #define MAX_SESSIONS_PER_CLIENT 64
@@ -43,6 +44,7 @@ struct session {
 	struct model_host *host;
 	struct budget budget;
 	int priority;
+	char policy[POL_NAME];
 	/* statistics: totals, and the last SESSION_WINDOW daemon-side latencies
 	 * (queue + inference) for percentiles */
 	uint64_t requests, deadline_met, deadline_total, groups_sum;
@@ -78,6 +80,8 @@ struct daemon {
 	const char *config_path;   /* NULL: none */
 	struct config config;
 	struct hosts hosts;
+	struct pol_set policies;   /* replaced whole on reload */
+	char default_policy[POL_NAME];
 	struct client *clients;
 	unsigned nclients;
 	uint64_t next_client_id;
@@ -90,6 +94,7 @@ struct daemon {
 };
 
 static void client_close(struct daemon *d, struct client *c);
+static int reload(struct daemon *d, char **policy_error);
 
 /* ------------------------------------------------------------------------ */
 /* Sending. */
@@ -300,6 +305,31 @@ model_json(const struct model_host *m)
 	return o;
 }
 
+/* The session's policy for its model. A policy removed by a reload falls
+ * back to the default one. */
+static void
+resolve_policy(struct daemon *d, const struct session *s, struct pol_params *out)
+{
+	const struct pol_policy *pol = pol_set_find(&d->policies, s->policy);
+
+	if (pol == NULL && (pol = pol_set_find(&d->policies, d->default_policy)) == NULL)
+		pol = pol_set_find(&d->policies, "default");
+	pol_policy_resolve(pol, dnn_model_name(s->host->model), out);
+	if (d->config.margin >= 0)
+		out->margin = d->config.margin;
+}
+
+/* "default, powersave, realtime" */
+static void
+policy_names(const struct daemon *d, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < d->policies.n && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", d->policies.policies[i].params.name);
+}
+
 static void
 handle_infer(struct daemon *d, struct client *c)
 {
@@ -348,6 +378,7 @@ handle_infer(struct daemon *d, struct client *c)
 	r->msg_id = c->h.id;
 	r->session = s->id;
 	r->budget = s->budget;
+	resolve_policy(d, s, &r->params);
 	if ((ret = host_submit(s->host, r)) != 0) {
 		request_free(r);
 		send_error(c, c->h.id, GBX_ERR_BUSY, "%s's queue is full (%d requests): try again later",
@@ -371,7 +402,9 @@ status_json(struct daemon *d)
 		pthread_mutex_lock(&m->lock);
 		json_object_object_add(mo, "name", json_object_new_string(dnn_model_name(m->model)));
 		json_object_object_add(mo, "placement", json_object_new_string(m->placement));
-		json_object_object_add(mo, "threads", json_object_new_int((int)m->threads));
+		json_object_object_add(mo, "threads", json_object_new_int((int)m->last_threads));
+		json_object_object_add(mo, "freq_khz", json_object_new_int64((int64_t)m->last_khz));
+		json_object_object_add(mo, "calibrated_points", json_object_new_int((int)m->predictor.measurements));
 		json_object_object_add(mo, "queued", json_object_new_int((int)m->nqueued));
 		json_object_object_add(mo, "requests", json_object_new_int64((int64_t)m->requests));
 		json_object_object_add(mo, "busy_rejections", json_object_new_int64((int64_t)m->busy));
@@ -397,6 +430,13 @@ status_json(struct daemon *d)
 	                                                                                         : "model"));
 	json_object_object_add(o, "models", models);
 	{
+		struct json_object *pl = json_object_new_array();
+		for (unsigned i = 0; i < d->policies.n; i++)
+			json_object_array_add(pl, json_object_new_string(d->policies.policies[i].params.name));
+		json_object_object_add(o, "policies", pl);
+		json_object_object_add(o, "default_policy", json_object_new_string(d->default_policy));
+	}
+	{
 		struct json_object *list = json_object_new_array();
 		for (struct client *c = d->clients; c != NULL; c = c->next)
 			for (unsigned i = 0; i < c->nsessions; i++) {
@@ -408,6 +448,7 @@ status_json(struct daemon *d)
 				json_object_object_add(so, "deadline_us", json_object_new_int64((int64_t)s->budget.deadline_us));
 				json_object_object_add(so, "energy_uj", json_object_new_int64((int64_t)s->budget.energy_uj));
 				json_object_object_add(so, "min_accuracy", json_object_new_double(s->budget.min_accuracy));
+				json_object_object_add(so, "policy", json_object_new_string(s->policy));
 				json_object_array_add(list, so);
 			}
 		json_object_object_add(o, "session_list", list);
@@ -448,6 +489,114 @@ session_stats_json(const struct session *s)
 	json_object_object_add(o, "latency_us", lat);
 	json_object_object_add(o, "window", json_object_new_int((int)n));
 	return o;
+}
+
+/* The model a request names, or the only one. NULL after an error reply. */
+static struct model_host *
+requested_model(struct daemon *d, struct client *c, struct json_object *o)
+{
+	struct json_object *v;
+	struct model_host *m;
+
+	if (!json_object_object_get_ex(o, "model", &v) || json_object_is_type(v, json_type_null)) {
+		if (d->hosts.nmodels == 1)
+			return &d->hosts.models[0];
+		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "name a 'model' (%u models are hosted)", d->hosts.nmodels);
+		return NULL;
+	}
+	if (!json_object_is_type(v, json_type_string) || (m = hosts_find(&d->hosts, json_object_get_string(v))) == NULL)
+		send_error(c, c->h.id, GBX_ERR_NO_MODEL, "no model '%s' (see gearboxctl models)", json_object_get_string(v));
+	else
+		return m;
+	return NULL;
+}
+
+static struct json_object *
+point_json(const struct model_host *m, const struct pol_point *pt)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "groups", json_object_new_int((int)pt->groups));
+	json_object_object_add(o, "placement", json_object_new_string(m->predictor.places[pt->place].name));
+	json_object_object_add(o, "threads", json_object_new_int((int)pt->threads));
+	json_object_object_add(o, "freq_khz", json_object_new_int64((int64_t)pt->khz));
+	json_object_object_add(o, "accuracy", pt->accuracy >= 0 ? json_object_new_double(pt->accuracy) : NULL);
+	json_object_object_add(o, "latency_us", json_object_new_double(pt->latency_us));
+	json_object_object_add(o, "energy_uj", json_object_new_double(pt->energy_uj));
+	json_object_object_add(o, "power_w", json_object_new_double(pt->power_w));
+	return o;
+}
+
+/* PARETO: the front of a model's operating points under a policy, with the
+ * interference the daemon measures now. */
+static int
+pareto_json(struct daemon *d, struct client *c, struct json_object *o, struct json_object *reply)
+{
+	static struct pol_point points[8192], front[8192];
+	struct model_host *m = requested_model(d, c, o);
+	struct session fake = { 0 };
+	struct pol_params params;
+	struct json_object *v, *list;
+	unsigned n, k;
+
+	if (m == NULL)
+		return -1;
+	fake.host = m;
+	snprintf(fake.policy, sizeof(fake.policy), "%s", d->default_policy);
+	if (json_object_object_get_ex(o, "policy", &v) && json_object_is_type(v, json_type_string)) {
+		if (pol_set_find(&d->policies, json_object_get_string(v)) == NULL) {
+			char names[512];
+			policy_names(d, names, sizeof(names));
+			send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "no policy '%s' (have: %s)", json_object_get_string(v),
+			           names);
+			return -1;
+		}
+		snprintf(fake.policy, sizeof(fake.policy), "%s", json_object_get_string(v));
+	}
+	resolve_policy(d, &fake, &params);
+	if (d->config.threads && (params.max_threads == 0 || params.max_threads > d->config.threads))
+		params.max_threads = d->config.threads;
+	n = host_table(m, &params, points, 8192);
+	k = pol_pareto(points, n, front);
+	list = json_object_new_array();
+	for (unsigned i = 0; i < k; i++)
+		json_object_array_add(list, point_json(m, &front[i]));
+	json_object_object_add(reply, "model", json_object_new_string(dnn_model_name(m->model)));
+	json_object_object_add(reply, "policy", json_object_new_string(params.name));
+	json_object_object_add(reply, "points", json_object_new_int((int)n));
+	json_object_object_add(reply, "simulated", json_object_new_boolean(false));
+	json_object_object_add(reply, "front", list);
+	return 0;
+}
+
+/* CALIBRATE: queue a re-measurement on the model's worker; the reply comes
+ * from on_completion. */
+static void
+submit_calibration(struct daemon *d, struct client *c, struct json_object *o)
+{
+	struct model_host *m;
+	struct request *r;
+	struct session fake = { 0 };
+
+	if (!c->privileged)
+		return (void)send_error(c, c->h.id, GBX_ERR_DENIED,
+		                        "calibrate is for root and the gearbox group (you are uid %u)", (unsigned)c->uid);
+	if ((m = requested_model(d, c, o)) == NULL)
+		return;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return (void)send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory");
+	fake.host = m;
+	snprintf(fake.policy, sizeof(fake.policy), "%s", d->default_policy);
+	resolve_policy(d, &fake, &r->params);
+	r->kind = REQUEST_CALIBRATE;
+	r->client_id = c->id;
+	r->msg_id = c->h.id;
+	r->session = 0;
+	snprintf(r->placement, sizeof(r->placement), "%s", dnn_model_name(m->model));
+	if (host_submit(m, r) != 0) {
+		request_free(r);
+		send_error(c, c->h.id, GBX_ERR_BUSY, "%s's queue is full: try again later", dnn_model_name(m->model));
+	}
 }
 
 static void
@@ -492,6 +641,18 @@ handle_request(struct daemon *d, struct client *c)
 		}
 		if (parse_budget(c, o, &s.budget) != 0 || get_u64(c, o, "priority", 100, &prio) != 0)
 			goto out_drop;
+		snprintf(s.policy, sizeof(s.policy), "%s", d->default_policy);
+		if (json_object_object_get_ex(o, "policy", &v) && !json_object_is_type(v, json_type_null)) {
+			char names[512];
+			if (!json_object_is_type(v, json_type_string) ||
+			    pol_set_find(&d->policies, json_object_get_string(v)) == NULL) {
+				policy_names(d, names, sizeof(names));
+				send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "no policy '%s' (have: %s)",
+				           json_object_get_string(v), names);
+				goto out_drop;
+			}
+			snprintf(s.policy, sizeof(s.policy), "%s", json_object_get_string(v));
+		}
 		if (c->nsessions == MAX_SESSIONS_PER_CLIENT) {
 			send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "at most %d sessions per connection", MAX_SESSIONS_PER_CLIENT);
 			goto out_drop;
@@ -501,6 +662,7 @@ handle_request(struct daemon *d, struct client *c)
 		c->sessions[c->nsessions++] = s;
 		json_object_object_add(reply, "session", json_object_new_int64(s.id));
 		json_object_object_add(reply, "model", json_object_new_string(dnn_model_name(s.host->model)));
+		json_object_object_add(reply, "policy", json_object_new_string(s.policy));
 		break;
 	}
 	case GBX_MSG_BUDGET: {
@@ -553,7 +715,13 @@ handle_request(struct daemon *d, struct client *c)
 			goto out_drop;
 		}
 		log_notice("reload requested by uid %u", (unsigned)c->uid);
-		json_object_object_add(reply, "reloaded", json_object_new_boolean(true));
+		{
+			char *why = NULL;
+			bool ok = reload(d, &why) == 0;
+			json_object_object_add(reply, "reloaded", json_object_new_boolean(ok));
+			json_object_object_add(reply, "error", ok ? NULL : json_object_new_string(why ? why : "?"));
+			free(why);
+		}
 		break;
 	case GBX_MSG_PLATFORM: {
 		const struct gov_platform *p = d->hosts.platform;
@@ -575,6 +743,16 @@ handle_request(struct daemon *d, struct client *c)
 		json_object_object_add(reply, "energy_sources", json_object_new_int((int)p->nsources));
 		break;
 	}
+	case GBX_MSG_PARETO:
+		if (pareto_json(d, c, o, reply) != 0)
+			goto out_drop;
+		break;
+	case GBX_MSG_CALIBRATE:
+		/* answered when the model's worker has measured */
+		submit_calibration(d, c, o);
+		json_object_put(o);
+		json_object_put(reply);
+		return;
 	default:
 		send_error(c, c->h.id, GBX_ERR_UNKNOWN_TYPE, "unknown request type %u", type);
 		goto out_drop;
@@ -775,7 +953,9 @@ note_operating_point(struct daemon *d, struct model_host *m, const struct reques
 	json_object_object_add(ev, "model", json_object_new_string(dnn_model_name(m->model)));
 	json_object_object_add(ev, "groups", json_object_new_int((int)r->groups));
 	json_object_object_add(ev, "previous_groups", json_object_new_int((int)m->announced_groups));
-	json_object_object_add(ev, "placement", json_object_new_string(m->placement));
+	json_object_object_add(ev, "placement", json_object_new_string(r->placement));
+	json_object_object_add(ev, "threads", json_object_new_int((int)r->threads));
+	json_object_object_add(ev, "freq_khz", json_object_new_int64((int64_t)r->khz));
 	json_object_object_add(ev, "deadline_us", json_object_new_int64((int64_t)r->budget.deadline_us));
 	log_debug("%s: operating point g=%u -> g=%u", dnn_model_name(m->model), m->announced_groups, r->groups);
 	m->announced_groups = r->groups;
@@ -815,9 +995,11 @@ send_infer_reply(struct daemon *d, struct client *c, struct request *r)
 	json_object_object_add(o, "label", m ? json_object_new_string(dnn_model_label(m->model, r->cls)) : NULL);
 	json_object_object_add(o, "scores", scores);
 	json_object_object_add(o, "groups", json_object_new_int((int)r->groups));
-	json_object_object_add(o, "placement", json_object_new_string(m ? m->placement : "?"));
-	json_object_object_add(o, "threads", json_object_new_int(m ? (int)m->threads : 0));
-	json_object_object_add(o, "freq_khz", json_object_new_int64(m ? (int64_t)d->hosts.platform->clusters[m->cluster].cur_khz : 0));
+	json_object_object_add(o, "placement", json_object_new_string(r->placement));
+	json_object_object_add(o, "threads", json_object_new_int((int)r->threads));
+	json_object_object_add(o, "freq_khz", json_object_new_int64((int64_t)r->khz));
+	json_object_object_add(o, "policy", json_object_new_string(r->params.name));
+	json_object_object_add(o, "predicted_us", json_object_new_double(r->predicted_us));
 	json_object_object_add(o, "latency_us", json_object_new_double(r->latency_us));
 	json_object_object_add(o, "queue_us", json_object_new_double(r->queue_us));
 	json_object_object_add(o, "energy_uj", json_object_new_double(r->energy_uj));
@@ -840,6 +1022,22 @@ send_infer_reply(struct daemon *d, struct client *c, struct request *r)
 	}
 }
 
+static void
+send_calibration_reply(struct client *c, struct request *r)
+{
+	struct json_object *o;
+
+	if (r->calibrated == 0) {
+		send_error(c, r->msg_id, GBX_ERR_INTERNAL, "calibration of %s failed: %s", r->placement, r->reason);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "model", json_object_new_string(r->placement));
+	json_object_object_add(o, "measured", json_object_new_int((int)r->calibrated));
+	json_object_object_add(o, "seconds", json_object_new_double(r->latency_us / 1e6));
+	send_json(c, GBX_MSG_CALIBRATE_REPLY, r->msg_id, o);
+}
+
 static int
 on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
@@ -852,6 +1050,13 @@ on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	while (r != NULL) {
 		struct request *next = r->next;
 		struct client *c = find_client(d, r->client_id);
+		if (r->kind == REQUEST_CALIBRATE) {
+			if (c != NULL && !c->closing)
+				send_calibration_reply(c, r);
+			request_free(r);
+			r = next;
+			continue;
+		}
 		d->served++;
 		if (r->budget.deadline_us) {
 			d->deadline_total++;
@@ -906,18 +1111,40 @@ same_models(const struct config *a, const struct config *b)
 	return true;
 }
 
+static const char *
+policy_etc_dir(const struct daemon *d)
+{
+	return d->config.policy_dir ? d->config.policy_dir : POL_DEFAULT_ETCDIR;
+}
+
+/* Re-read the policy files; a bad one keeps the old set (and names the
+ * file and line). Queued requests carry their own copy of their policy. */
+static int
+reload_policies(struct daemon *d, char **cause)
+{
+	struct pol_set next;
+
+	if (pol_set_load(&next, pol_shipped_dir(), policy_etc_dir(d), cause) != 0) {
+		log_error("policies not reloaded, keeping the running ones: %s", *cause);
+		return -1;
+	}
+	pol_set_clear(&d->policies);
+	d->policies = next;
+	log_notice("policies reloaded: %u", d->policies.n);
+	return 0;
+}
+
 /* SIGHUP: re-read the configuration. A bad file is refused with its reason
  * and the running configuration stays; serving never stops. */
 static int
-on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+reload(struct daemon *d, char **policy_error)
 {
-	struct daemon *d = userdata;
 	struct config next;
 	char *cause = NULL;
+	int rc;
 
-	(void)s;
-	(void)si;
 	sd_notify(0, "RELOADING=1");
+	rc = reload_policies(d, policy_error);
 	if (d->config_path == NULL) {
 		log_notice("reload (SIGHUP): no configuration file to re-read; %u model%s still served", d->hosts.nmodels,
 		           d->hosts.nmodels == 1 ? "" : "s");
@@ -927,12 +1154,16 @@ on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 			log_error("reload refused, keeping the running configuration: %s", cause);
 			config_free(&next);
 		} else {
-			d->hosts.margin = next.margin;
 			if ((next.socket && (!d->config.socket || strcmp(next.socket, d->config.socket))) ||
 			    next.threads != d->config.threads || (next.nmodels && !same_models(&next, &d->config)))
 				log_warning("reload: socket, models or threads changed in %s; they take effect at the next start",
 				            d->config_path);
-			log_notice("reloaded %s (margin %.2f)", d->config_path, next.margin);
+			if (next.policy && pol_set_find(&d->policies, next.policy) == NULL) {
+				log_error("reload: policy '%s' does not exist; keeping '%s'", next.policy, d->default_policy);
+			} else if (next.policy) {
+				snprintf(d->default_policy, sizeof(d->default_policy), "%s", next.policy);
+			}
+			log_notice("reloaded %s (margin %.2f)", d->config_path, next.margin >= 0 ? next.margin : 0.0);
 			config_free(&d->config);
 			d->config = next;
 		}
@@ -940,6 +1171,18 @@ on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 	}
 	sd_notify(0, "READY=1");
 	notify_status(d);
+	return rc;
+}
+
+static int
+on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	char *cause = NULL;
+
+	(void)s;
+	(void)si;
+	(void)reload(userdata, &cause);
+	free(cause);
 	return 0;
 }
 
@@ -1027,7 +1270,8 @@ usage(FILE *out)
 	      "  -m, --model FILE      host this model (repeatable; default: every *.safetensors in\n"
 	      "                        " GEARBOX_DATADIR "/models)\n"
 	      "  -c, --config FILE     configuration file (default " GEARBOXD_CONFIG " when it exists)\n"
-	      "  -p, --policy NAME     policy (reserved: the built-in budget-fitting policy is used)\n"
+	      "  -p, --policy NAME     the policy of sessions that name none (default: default; see\n"
+	      "                        gearbox.policy(5))\n"
 	      "  -v, --verbose         debug logging\n"
 	      "  -h, --help            this help\n"
 	      "  -V, --version         the version\n",
@@ -1046,7 +1290,7 @@ run(int argc, char **argv)
 	};
 	struct daemon d = { .listen_fd = -1, .gearbox_gid = (gid_t)-1 };
 	char **paths = NULL, *cause = NULL;
-	const char *socket_arg = NULL;
+	const char *socket_arg = NULL, *policy_arg = NULL;
 	unsigned npaths = 0;
 	sd_event_source *accept_src = NULL, *done_src = NULL, *timer = NULL;
 	struct group *grp;
@@ -1072,7 +1316,7 @@ run(int argc, char **argv)
 			paths[npaths++] = strdup(optarg);
 			break;
 		case 'c': d.config_path = optarg; break;
-		case 'p': log_warning("--policy is accepted but not used yet (policy files come with the policies)"); break;
+		case 'p': policy_arg = optarg; break;
 		case 'v': log_init(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("gearboxd %s\n", PACKAGE_VERSION); return 0;
@@ -1113,9 +1357,26 @@ run(int argc, char **argv)
 		d.gearbox_gid = grp->gr_gid;
 	d.started = time(NULL);
 
-	if (hosts_open(&d.hosts, d.config.models, d.config.nmodels, d.config.threads, &cause) != 0) {
-		log_error("%s", cause ? cause : "cannot open the models");
+	if (pol_set_load(&d.policies, pol_shipped_dir(), policy_etc_dir(&d), &cause) != 0) {
+		log_error("%s", cause);
 		goto out;
+	}
+	snprintf(d.default_policy, sizeof(d.default_policy), "%s",
+	         policy_arg ? policy_arg : d.config.policy ? d.config.policy : "default");
+	if (pol_set_find(&d.policies, d.default_policy) == NULL) {
+		char names[512];
+		policy_names(&d, names, sizeof(names));
+		log_error("no policy '%s' (have: %s; shipped in %s, yours in %s)", d.default_policy, names,
+		          pol_shipped_dir(), policy_etc_dir(&d));
+		goto out;
+	}
+	{
+		struct pol_params calibration;
+		pol_policy_resolve(pol_set_find(&d.policies, d.default_policy), NULL, &calibration);
+		if (hosts_open(&d.hosts, d.config.models, d.config.nmodels, d.config.threads, &calibration, &cause) != 0) {
+			log_error("%s", cause ? cause : "cannot open the models");
+			goto out;
+		}
 	}
 	if (open_socket(&d) != 0)
 		goto out;
@@ -1145,6 +1406,7 @@ out:
 	sd_event_source_disable_unref(timer);
 	sd_event_unref(d.event);
 	hosts_close(&d.hosts);
+	pol_set_clear(&d.policies);
 	if (d.own_socket) {
 		close(d.listen_fd);
 		unlink(d.socket_path);

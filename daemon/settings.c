@@ -14,8 +14,8 @@ void
 config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->margin = 0.1;
-	c->threads = 1;
+	c->margin = -1;
+	c->threads = 0;
 }
 
 void
@@ -80,11 +80,18 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 			return ini_file_fail(f, "margin '%s' must be a number from 0 to 10", value);
 	} else if (strcmp(key, "threads") == 0) {
 		unsigned long t = strtoul(value, &end, 10);
-		if (*end || end == value || t < 1 || t > 256)
-			return ini_file_fail(f, "threads '%s' must be a whole number from 1 to 256", value);
+		if (*end || end == value || value[0] == '-' || t > 256)
+			return ini_file_fail(f, "threads '%s' must be a whole number from 0 (all) to 256", value);
 		c->threads = (unsigned)t;
+	} else if (strcmp(key, "policy") == 0) {
+		free(c->policy);
+		c->policy = strdup(value);
+	} else if (strcmp(key, "policies") == 0) {
+		free(c->policy_dir);
+		c->policy_dir = strdup(value);
 	} else {
-		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, margin, threads)", key);
+		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads)",
+		                     key);
 	}
 	return 1;
 }
@@ -102,5 +109,7 @@ config_free(struct config *c)
 		free(c->models[i]);
 	free(c->models);
 	free(c->socket);
+	free(c->policy);
+	free(c->policy_dir);
 	memset(c, 0, sizeof(*c));
 }

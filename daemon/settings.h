@@ -4,8 +4,10 @@
  *   socket = /run/gearbox/gearboxd.sock
  *   models = /usr/share/gearbox/models    # a folder: every *.safetensors in it
  *   model = /opt/my.safetensors           # one more model (repeatable)
- *   margin = 0.10                         # safety margin on predicted latency
- *   threads = 1                           # threads per model
+ *   policy = default                      # the policy of sessions that name none
+ *   policies = /etc/gearbox/policies      # administrator's policy files (override the shipped ones)
+ *   margin = 0.10                         # overrides every policy's margin (optional)
+ *   threads = 2                           # at most this many threads per request (0: all CPUs)
  */
 #ifndef GEARBOX_DAEMON_SETTINGS_H
 #define GEARBOX_DAEMON_SETTINGS_H
@@ -16,8 +18,10 @@ struct config {
 	char *socket;
 	char **models;       /* files, folders expanded */
 	unsigned nmodels;
-	double margin;
-	unsigned threads;
+	double margin;       /* < 0: each policy's own */
+	unsigned threads;    /* 0: no limit beyond the policy's */
+	char *policy;        /* default policy name */
+	char *policy_dir;    /* /etc override folder */
 };
 
 void config_defaults(struct config *c);

@@ -13,8 +13,6 @@
 #include "daemon/log.h"
 #include "daemon/worker.h"
 
-#define EWMA_WEIGHT 0.2
-#define CALIBRATION_RUNS 5
 
 static uint64_t
 now_ns(void)
@@ -35,52 +33,106 @@ request_free(struct request *r)
 	free(r);
 }
 
-/* Watts the placement draws while running, from its power model. */
-static double
-placement_watts(const struct model_host *m)
+static struct pol_session *
+session_state(struct model_host *m, uint32_t session)
 {
-	const struct gov_platform *p = m->owner->platform;
-	const struct gov_cluster *c = &p->clusters[m->cluster];
+	unsigned slot = session % SESSION_SLOTS;
 
-	return gov_model_power(p, m->cluster, c->cur_khz ? c->cur_khz : c->hw_max_khz, m->threads);
+	if (m->sessions[slot].session != session) {
+		/* a new session (or one that collided): start afresh */
+		memset(&m->sessions[slot], 0, sizeof(m->sessions[slot]));
+		m->sessions[slot].session = session;
+	}
+	return &m->sessions[slot].state;
 }
 
-/* The largest g that fits the budget with the safety margin, by the measured
- * latency of each g. When none fits, the fastest g allowed by the accuracy
- * floor, marked infeasible with the reason. */
-static unsigned
-choose_groups(struct model_host *m, struct request *r, uint64_t now)
+/* The pool and context of one (placement, threads), made on first use. CPU
+ * pools are bound to the whole cluster. */
+static struct runner *
+get_runner(struct model_host *m, unsigned place, unsigned threads, char **cause)
 {
-	unsigned G = dnn_model_groups(m->model), floor_g = 1;
-	double left_us = r->budget.deadline_us ? ((double)r->deadline_ns - (double)now) / 1e3 : INFINITY;
-	double watts = placement_watts(m);
+	struct runner *r = &m->runners[place][threads];
+	const struct pol_place *pl = &m->predictor.places[place];
+	hwloc_bitmap_t set;
 
-	for (unsigned g = 1; g <= G; g++) {
-		double acc = dnn_model_accuracy(m->model, g);
-		if (r->budget.min_accuracy > 0 && acc >= 0 && acc < r->budget.min_accuracy)
-			floor_g = g + 1;
+	if (r->exec != NULL)
+		return r;
+	if (pl->kind != POL_PLACE_CPU) {
+		set_cause(cause, "%s: no OpenCL execution in this build", pl->name);
+		return NULL;
 	}
-	for (unsigned g = G; g >= floor_g && g >= 1; g--) {
-		double t = m->est_us[g] * (1.0 + m->owner->margin);
-		double e = watts * m->est_us[g];
-		if (t <= left_us && (r->budget.energy_uj == 0 || e <= (double)r->budget.energy_uj)) {
-			r->feasible = true;
-			return g;
+	set = gov_cluster_cpuset(&m->owner->platform->clusters[pl->index], 0);
+	r->pool = dnn_pool_create(threads, set, cause);
+	hwloc_bitmap_free(set);
+	if (r->pool == NULL || (r->exec = dnn_exec_create(m->model, r->pool, DNN_KERNELS_FAST, cause)) == NULL) {
+		dnn_pool_free(r->pool);
+		r->pool = NULL;
+		return NULL;
+	}
+	return r;
+}
+
+/* Set the cluster to the highest frequency its sessions voted for. A failed
+ * write turns DVFS off for that cluster (with one warning) and requests go
+ * on at whatever frequency it runs. Returns the frequency it runs at. */
+static unsigned long
+apply_frequency(struct model_host *m, struct request *r, const struct pol_point *pt, uint64_t now)
+{
+	struct hosts *h = m->owner;
+	const struct pol_place *pl = &m->predictor.places[pt->place];
+	unsigned long level;
+	char *cause = NULL;
+
+	if (!pl->dvfs || !r->params.dvfs || pt->khz == 0 || h->dvfs_off[pt->place])
+		return pt->khz ? pt->khz : h->platform->clusters[pl->index].cur_khz;
+	pthread_mutex_lock(&h->dvfs_lock);
+	pol_votes_cast(&h->votes, r->session, pt->place, pt->khz, now, 1000000000ull);
+	level = pol_votes_level(&h->votes, pt->place, now);
+	if (level != h->applied_khz[pt->place]) {
+		struct gov_cluster *c = &h->platform->clusters[pl->index];
+		if (gov_set_cluster_freq(h->platform, c, level, &cause) == 0) {
+			h->applied_khz[pt->place] = level;
+			h->changed_freq = true;
+			log_debug("%s: %lu kHz", c->name, level);
+		} else {
+			log_warning("%s: cannot set %lu kHz, running without DVFS there: %s", c->name, level, cause);
+			h->dvfs_off[pt->place] = true;
+			free(cause);
+			level = c->cur_khz;
 		}
 	}
-	r->feasible = false;
-	if (floor_g > G) {
-		snprintf(r->reason, sizeof(r->reason), "no active-group count reaches accuracy %.3f; ran g=%u",
-		         r->budget.min_accuracy, G);
-		return G;
+	pthread_mutex_unlock(&h->dvfs_lock);
+	return level;
+}
+
+/* Choose the operating point by the session's policy; see policies/. */
+static struct pol_choice
+choose_point(struct model_host *m, struct request *r, struct pol_session *state, uint64_t now)
+{
+	struct pol_point points[4096];
+	struct pol_freq_floor floor;
+	struct pol_budget budget = { 0, (double)r->budget.energy_uj, r->budget.min_accuracy };
+	struct pol_choice choice;
+	unsigned n;
+
+	if (r->budget.deadline_us)
+		budget.deadline_us = fmax(((double)r->deadline_ns - (double)now) / 1e3, 1e-3);
+	if (m->threads && (r->params.max_threads == 0 || r->params.max_threads > m->threads))
+		r->params.max_threads = m->threads;
+	pthread_mutex_lock(&m->owner->dvfs_lock);
+	pol_votes_floor(&m->owner->votes, r->session, now, &floor);
+	pthread_mutex_unlock(&m->owner->dvfs_lock);
+	n = pol_table_build(&m->predictor, &r->params, &m->feedback, &floor, points, 4096);
+	if (pol_select(points, n, &r->params, &budget, state, &choice) != 0) {
+		/* the policy allows nothing here: all groups, first placement, one
+		 * thread, and say so */
+		choice.point = (struct pol_point){ .groups = dnn_model_groups(m->model), .threads = 1 };
+		choice.point.khz = m->predictor.places[0].freqs_khz[m->predictor.places[0].nfreqs - 1];
+		choice.point.latency_us = pol_predict_us(&m->predictor, choice.point.groups, 0, 1,
+		                                         m->predictor.places[0].nfreqs - 1);
+		choice.feasible = false;
 	}
-	if (left_us < m->est_us[floor_g] * (1.0 + m->owner->margin))
-		snprintf(r->reason, sizeof(r->reason), "%.0f us left of the deadline, g=%u needs about %.0f us", left_us,
-		         floor_g, m->est_us[floor_g]);
-	else
-		snprintf(r->reason, sizeof(r->reason), "g=%u needs about %.0f uJ, the budget is %llu uJ", floor_g,
-		         watts * m->est_us[floor_g], (unsigned long long)r->budget.energy_uj);
-	return floor_g;
+	return choice;
 }
 
 static void
@@ -90,26 +142,54 @@ run_request(struct model_host *m, struct request *r)
 	struct gov_reading before = { 0 }, after = { 0 };
 	uint64_t start = now_ns(), end;
 	bool measured = false;
+	struct pol_session *state = session_state(m, r->session);
+	struct pol_choice choice = choose_point(m, r, state, start);
+	struct pol_point *pt = &choice.point;
+	struct runner *runner;
+	double pred_us, pred_uj, sensor_uj = -1;
+	char *cause = NULL;
 
+	if ((runner = get_runner(m, pt->place, pt->threads, &cause)) == NULL) {
+		log_warning("%s: %s; running on %s, 1 thread", dnn_model_name(m->model), cause,
+		            m->predictor.places[0].name);
+		free(cause);
+		pt->place = 0;
+		pt->threads = 1;
+		runner = get_runner(m, 0, 1, NULL);
+	}
 	r->queue_us = (double)(start - r->received_ns) / 1e3;
-	r->groups = choose_groups(m, r, start);
+	r->groups = pt->groups;
+	r->threads = pt->threads;
+	r->feasible = choice.feasible;
+	snprintf(r->reason, sizeof(r->reason), "%s", choice.reason);
+	snprintf(r->placement, sizeof(r->placement), "%s", m->predictor.places[pt->place].name);
+	r->predicted_us = pt->latency_us;
+	r->khz = apply_frequency(m, r, pt, start);
+	start = now_ns();
 	if (counter != NULL)
 		measured = gov_energy_read(counter, &before, NULL) == 0;
-	dnn_exec_run(m->exec, r->groups, r->input, r->output);
+	dnn_exec_run(runner->exec, r->groups, r->input, r->output);
 	end = now_ns();
+	r->latency_us = (double)(end - start) / 1e3;
 	if (measured && gov_energy_read(counter, &after, NULL) == 0 && after.is_energy) {
-		r->energy_uj = (double)gov_energy_delta_uj(counter, before.energy_uj, after.energy_uj);
+		sensor_uj = (double)gov_energy_delta_uj(counter, before.energy_uj, after.energy_uj);
+		r->energy_uj = sensor_uj;
 		r->energy_source = counter->name;
 	} else {
-		r->energy_uj = placement_watts(m) * (double)(end - start) / 1e3;
-		r->energy_source = gov_model_kind_name(m->owner->platform->models[m->cluster].kind);
+		r->energy_uj = pt->power_w * r->latency_us;
+		r->energy_source = m->predictor.places[pt->place].power_source;
 	}
-	r->latency_us = (double)(end - start) / 1e3;
 	r->cls = 0;
 	for (unsigned i = 1; i < dnn_model_classes(m->model); i++)
 		if (r->output[i] > r->output[r->cls])
 			r->cls = i;
-	m->est_us[r->groups] = (1 - EWMA_WEIGHT) * m->est_us[r->groups] + EWMA_WEIGHT * r->latency_us;
+	/* Close the loop: measured against the uncorrected prediction. */
+	pred_us = pol_predict_us(&m->predictor, pt->groups, pt->place, pt->threads, pt->freq);
+	pred_uj = pred_us * pt->power_w;
+	pthread_mutex_lock(&m->lock);
+	pol_feedback_update(&m->feedback, &r->params, pt, pred_us, r->latency_us, sensor_uj, pred_uj);
+	pthread_mutex_unlock(&m->lock);
+	pol_session_record(state, &r->params, pt, r->queue_us + r->latency_us, (double)r->budget.deadline_us);
 }
 
 /* Earliest deadline first. */
@@ -140,6 +220,8 @@ complete(struct hosts *h, struct request *r)
 		log_warning("cannot signal a finished request: %s", strerror(errno));
 }
 
+static void recalibrate(struct model_host *m, struct request *r);
+
 static void *
 worker_main(void *arg)
 {
@@ -156,11 +238,19 @@ worker_main(void *arg)
 		}
 		r = pop_earliest(m);
 		pthread_mutex_unlock(&m->lock);
+		if (r->kind == REQUEST_CALIBRATE) {
+			recalibrate(m, r);
+			complete(m->owner, r);
+			continue;
+		}
 		run_request(m, r);
 		pthread_mutex_lock(&m->lock);
 		m->requests++;
 		m->last_latency_us = r->latency_us;
 		m->last_groups = r->groups;
+		m->last_threads = r->threads;
+		m->last_khz = r->khz;
+		snprintf(m->placement, sizeof(m->placement), "%s", r->placement);
 		if (r->budget.deadline_us) {
 			m->deadline_total++;
 			m->deadline_met += r->queue_us + r->latency_us <= (double)r->budget.deadline_us;
@@ -170,80 +260,139 @@ worker_main(void *arg)
 	}
 }
 
-/* Measure every g a few times so the first requests choose well. */
-static void
-calibrate(struct model_host *m)
+/* One timed inference at a point, for the predictor's calibration. */
+static int
+measure_point(void *ctx, const struct pol_point *pt, double *us, char **cause)
 {
-	size_t in_n = dnn_model_input_size(m->model);
-	float *in = calloc(in_n, sizeof(float)), *out = calloc(dnn_model_output_size(m->model), sizeof(float));
+	struct model_host *m = ctx;
+	struct runner *runner = get_runner(m, pt->place, pt->threads, cause);
+	float *in = calloc(dnn_model_input_size(m->model), sizeof(float));
+	float *out = calloc(dnn_model_output_size(m->model), sizeof(float));
+	uint64_t t;
+	int rc = 0;
 
-	for (unsigned g = 1; g <= dnn_model_groups(m->model); g++) {
-		double best = INFINITY;
-		for (int i = 0; i < CALIBRATION_RUNS; i++) {
-			uint64_t t = now_ns();
-			dnn_exec_run(m->exec, g, in, out);
-			best = fmin(best, (double)(now_ns() - t) / 1e3);
-		}
-		m->est_us[g] = best;
-		log_debug("%s: g=%u calibrated at %.0f us", dnn_model_name(m->model), g, best);
+	if (runner == NULL || in == NULL || out == NULL) {
+		rc = runner == NULL ? -1 : set_cause(cause, "out of memory");
+	} else {
+		t = now_ns();
+		dnn_exec_run(runner->exec, pt->groups, in, out);
+		*us = (double)(now_ns() - t) / 1e3;
 	}
 	free(in);
 	free(out);
+	return rc;
+}
+
+static void
+calibration_progress(void *ctx, const struct pol_point *pt, double us)
+{
+	struct model_host *m = ctx;
+
+	log_debug("%s: calibration g=%u on %s x%u: %.0f us", dnn_model_name(m->model), pt->groups,
+	          m->predictor.places[pt->place].name, pt->threads, us);
+}
+
+/* Measure the calibration subset (a warm-up run first) and cache the fit. */
+static int
+calibrate(struct model_host *m, unsigned runs, bool cache, char **cause)
+{
+	struct pol_predictor next = m->predictor;
+	char *why = NULL;
+	double us;
+
+	for (unsigned p = 0; p < next.nplaces; p++) {
+		struct pol_point warm = { .groups = next.model.groups, .place = p, .threads = 1 };
+		if (measure_point(m, &warm, &us, cause) != 0)
+			return -1;
+	}
+	if (pol_predictor_calibrate(&next, runs, measure_point, m, calibration_progress, cause) != 0)
+		return -1;
+	pthread_mutex_lock(&m->lock);
+	m->predictor = next;
+	pol_feedback_init(&m->feedback);
+	pthread_mutex_unlock(&m->lock);
+	if (cache && pol_predictor_save(&next, m->owner->cache_dir, &why) != 0) {
+		log_info("calibration not cached: %s", why);
+		free(why);
+	}
+	return 0;
+}
+
+static void
+recalibrate(struct model_host *m, struct request *r)
+{
+	char *cause = NULL;
+
+	log_notice("%s: calibrating (requested)", dnn_model_name(m->model));
+	if (calibrate(m, r->params.calibration_runs, r->params.calibration_cache, &cause) != 0) {
+		snprintf(r->reason, sizeof(r->reason), "%s", cause ? cause : "calibration failed");
+		free(cause);
+		r->calibrated = 0;
+		return;
+	}
+	r->calibrated = m->predictor.measurements;
 }
 
 static int
-host_open(struct hosts *h, struct model_host *m, const char *path, unsigned threads, char **cause)
+host_open(struct hosts *h, struct model_host *m, const char *path, unsigned threads,
+          const struct pol_params *calibration, char **cause)
 {
-	const struct gov_cluster *c;
-	hwloc_bitmap_t set;
-	char *cpus = NULL;
+	struct pol_place places[POL_MAX_PLACES];
+	struct pol_model facts;
+	unsigned nplaces;
 
 	m->owner = h;
 	m->path = strdup(path);
-	if ((m->model = dnn_model_load(path, cause)) == NULL)
-		return -1;
-	/* The most capable cluster: the placement policies will move this;
-	 * today it is fixed at start. */
-	m->cluster = h->platform->nclusters - 1;
-	c = &h->platform->clusters[m->cluster];
-	m->threads = threads < c->ncpus ? threads : c->ncpus;
-	set = gov_cluster_cpuset(c, 0);
-	hwloc_bitmap_list_asprintf(&cpus, set);
-	snprintf(m->placement, sizeof(m->placement), "%s", c->name);
-	m->pool = dnn_pool_create(m->threads, set, cause);
-	hwloc_bitmap_free(set);
-	if (m->pool == NULL || (m->exec = dnn_exec_create(m->model, m->pool, DNN_KERNELS_FAST, cause)) == NULL) {
-		free(cpus);
-		return -1;
-	}
-	calibrate(m);
+	m->threads = threads;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->wake, NULL);
-	if ((errno = pthread_create(&m->thread, NULL, worker_main, m)) != 0) {
-		free(cpus);
-		return set_cause(cause, "cannot start a worker: %s", strerror(errno));
+	if ((m->model = dnn_model_load(path, cause)) == NULL)
+		return -1;
+	pol_model_from_dnn(&facts, m->model);
+	nplaces = pol_places_from_platform(places, POL_MAX_PLACES, h->platform);
+	pol_predictor_init(&m->predictor, &facts, places, nplaces);
+	pol_feedback_init(&m->feedback);
+	snprintf(m->placement, sizeof(m->placement), "%s", places[nplaces - 1].name);
+	if (calibration->calibration_cache && pol_predictor_load(&m->predictor, h->cache_dir) == 0) {
+		log_info("%s: calibration from %s/calibration-%s.json", dnn_model_name(m->model), h->cache_dir,
+		         dnn_model_name(m->model));
+	} else {
+		uint64_t t = now_ns();
+		if (calibrate(m, calibration->calibration_runs, calibration->calibration_cache, cause) != 0)
+			return -1;
+		log_info("%s: calibrated %u points in %.1f s", dnn_model_name(m->model), m->predictor.measurements,
+		         (double)(now_ns() - t) / 1e9);
 	}
+	if ((errno = pthread_create(&m->thread, NULL, worker_main, m)) != 0)
+		return set_cause(cause, "cannot start a worker: %s", strerror(errno));
 	m->started = true;
-	log_info("hosting %s (%s, G=%u) on %s, CPUs %s", dnn_model_name(m->model), path, dnn_model_groups(m->model),
-	         c->name, cpus);
-	free(cpus);
+	log_info("hosting %s (%s, G=%u) on %u placement%s", dnn_model_name(m->model), path, dnn_model_groups(m->model),
+	         nplaces, nplaces == 1 ? "" : "s");
 	return 0;
 }
 
 int
-hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, char **cause)
+hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, const struct pol_params *calibration,
+           char **cause)
 {
 	bool recovered = false;
 
 	memset(h, 0, sizeof(*h));
-	h->margin = 0.1;
 	pthread_mutex_init(&h->done_lock, NULL);
+	pthread_mutex_init(&h->dvfs_lock, NULL);
+	pol_cache_dir(h->cache_dir, sizeof(h->cache_dir));
 	if ((h->completion_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		return set_cause(cause, "eventfd: %s", strerror(errno));
 	if ((h->platform = gov_platform_discover(NULL, cause)) == NULL)
 		return -1;
 	if (gov_recover_stale(h->platform, &recovered, NULL) == 0 && recovered)
 		log_notice("restored cpufreq/devfreq settings left by a previous run that ended without restoring them");
+	if (gov_has_saved_state(h->platform)) {
+		/* an operator's `gearbox platform set-freq` hold: not ours to move */
+		log_notice("frequencies are held by 'gearbox platform set-freq'; gearboxd will not change them");
+		for (unsigned i = 0; i < POL_MAX_PLACES; i++)
+			h->dvfs_off[i] = true;
+	}
 	for (unsigned i = 0; i < h->platform->nsources && h->energy_counter == NULL; i++) {
 		const struct gov_energy_source *s = &h->platform->sources[i];
 		if ((s->kind == GOV_SOURCE_RAPL || s->kind == GOV_SOURCE_HWMON_ENERGY) &&
@@ -256,7 +405,7 @@ hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, char **c
 	h->models = calloc(n ? n : 1, sizeof(*h->models));
 	for (unsigned i = 0; i < n; i++) {
 		h->nmodels++;
-		if (host_open(h, &h->models[i], paths[i], threads, cause) != 0)
+		if (host_open(h, &h->models[i], paths[i], threads, calibration, cause) != 0)
 			return -1;
 	}
 	return 0;
@@ -277,11 +426,16 @@ hosts_close(struct hosts *h)
 			pthread_join(m->thread, NULL);
 			while (m->nqueued > 0)
 				request_free(m->queue[--m->nqueued]);
+		}
+		if (m->owner != NULL) {
 			pthread_mutex_destroy(&m->lock);
 			pthread_cond_destroy(&m->wake);
 		}
-		dnn_exec_free(m->exec);
-		dnn_pool_free(m->pool);
+		for (unsigned p = 0; p < POL_MAX_PLACES; p++)
+			for (unsigned t = 0; t <= POL_MAX_THREADS; t++) {
+				dnn_exec_free(m->runners[p][t].exec);
+				dnn_pool_free(m->runners[p][t].pool);
+			}
 		dnn_model_free(m->model);
 		free(m->path);
 	}
@@ -293,10 +447,19 @@ hosts_close(struct hosts *h)
 			r = next;
 		}
 	}
-	/* gearboxd changes no frequency yet (the policies will, and restore what
-	 * they changed); an operator's `gearbox platform set-freq` hold is not
-	 * ours to undo. */
+	/* Put back the frequencies we changed (an operator's hold we never
+	 * touched, see hosts_open). */
+	if (h->changed_freq) {
+		char *cause = NULL;
+		if (gov_restore(h->platform, &cause) != 0) {
+			log_error("cannot restore the CPU frequencies: %s (the next start retries)", cause);
+			free(cause);
+		} else {
+			log_info("restored the CPU frequencies");
+		}
+	}
 	gov_platform_free(h->platform);
+	pthread_mutex_destroy(&h->dvfs_lock);
 	if (h->completion_fd >= 0)
 		close(h->completion_fd);
 	pthread_mutex_destroy(&h->done_lock);
@@ -344,6 +507,17 @@ hosts_forget_client(struct hosts *h, uint64_t client_id)
 		}
 		pthread_mutex_unlock(&m->lock);
 	}
+}
+
+unsigned
+host_table(struct model_host *m, const struct pol_params *params, struct pol_point *points, unsigned max)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&m->lock);
+	n = pol_table_build(&m->predictor, params, &m->feedback, NULL, points, max);
+	pthread_mutex_unlock(&m->lock);
+	return n;
 }
 
 struct request *

@@ -11,6 +11,7 @@
 
 #include "dnn/dnn.h"
 #include "governor/governor.h"
+#include "policies/policy.h"
 
 #define QUEUE_MAX 64
 
@@ -20,12 +21,19 @@ struct budget {
 	double min_accuracy;    /* 0: none */
 };
 
-/* One inference, from admission to reply. */
+enum request_kind {
+	REQUEST_INFER,
+	REQUEST_CALIBRATE,      /* re-measure the model's predictor (gearboxctl calibrate) */
+};
+
+/* One inference (or calibration), from admission to reply. */
 struct request {
+	enum request_kind kind;
 	uint64_t client_id;     /* the connection, looked up again on completion */
 	uint32_t msg_id;
 	uint32_t session;
 	struct budget budget;
+	struct pol_params params; /* the session's policy, resolved for this model */
 	uint64_t received_ns, deadline_ns; /* EDF key: received + deadline (or far) */
 	float *input;
 	/* filled by the worker */
@@ -33,30 +41,50 @@ struct request {
 	unsigned groups, cls;
 	double latency_us, queue_us, energy_uj;
 	const char *energy_source;
+	char placement[POL_NAME];
+	unsigned threads;
+	unsigned long khz;      /* frequency it ran at, 0 = not known */
+	double predicted_us;    /* the prediction it was chosen by */
 	bool feasible;
-	char reason[160];
+	char reason[200];
+	unsigned calibrated;    /* REQUEST_CALIBRATE: points measured, 0 = failed (reason) */
 	struct request *next;   /* completion list */
 };
+
+/* A pool and execution context for one (placement, threads), made on first
+ * use. */
+struct runner {
+	struct dnn_pool *pool;
+	struct dnn_exec *exec;
+};
+
+#define SESSION_SLOTS 256
 
 struct model_host {
 	char *path;
 	struct dnn_model *model;
-	struct dnn_pool *pool;
-	struct dnn_exec *exec;
-	char placement[64];     /* "cluster1 (cpus 4-7)" */
-	unsigned cluster, threads;
+	struct runner runners[POL_MAX_PLACES][POL_MAX_THREADS + 1];
+	/* prediction and feedback: written by the worker under lock */
+	struct pol_predictor predictor;
+	struct pol_feedback feedback;
+	/* per-session hysteresis and step state, by session id modulo */
+	struct {
+		uint32_t session;
+		struct pol_session state;
+	} sessions[SESSION_SLOTS];
+	char placement[64];     /* where the last request ran */
+	unsigned threads;       /* the most threads a request may use (gearboxd.conf) */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct request *queue[QUEUE_MAX];
 	unsigned nqueued;
 	bool stop, started;
-	/* measured latency per g (exponentially weighted), microseconds */
-	double est_us[DNN_MAX_GROUPS + 1];
 	/* statistics */
 	uint64_t requests, deadline_met, deadline_total, busy;
 	double last_latency_us;
-	unsigned last_groups;
+	unsigned last_groups, last_threads;
+	unsigned long last_khz;
 	unsigned announced_groups; /* last operating point told to subscribers (event loop only) */
 	struct hosts *owner;
 };
@@ -69,11 +97,21 @@ struct hosts {
 	pthread_mutex_t done_lock;
 	struct request *done;   /* finished, for the event loop */
 	const struct gov_energy_source *energy_counter; /* RAPL-like, or NULL */
-	double margin;          /* safety margin on predicted latency */
+	/* One frequency per cluster: the votes of the sessions using each, and
+	 * what we last set. */
+	pthread_mutex_t dvfs_lock;
+	struct pol_votes votes;
+	unsigned long applied_khz[POL_MAX_PLACES];
+	bool dvfs_off[POL_MAX_PLACES]; /* a write failed, or an operator holds the clocks */
+	bool changed_freq;
+	char cache_dir[512];
 };
 
-/* Open every model with `threads` threads on the most capable cluster. */
-int hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, char **cause);
+/* Open every model: discover the platform, load (or measure and cache) each
+ * model's predictor with the calibration settings of `calibration`, and
+ * start one worker per model. At most `threads` threads per request. */
+int hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, const struct pol_params *calibration,
+               char **cause);
 void hosts_close(struct hosts *h);
 struct model_host *hosts_find(struct hosts *h, const char *name);
 /* Queue a request; -EBUSY when the model's queue is full (admission control). */
@@ -83,5 +121,8 @@ void hosts_forget_client(struct hosts *h, uint64_t client_id);
 /* Take the finished requests (the event loop calls this on its eventfd). */
 struct request *hosts_take_done(struct hosts *h);
 void request_free(struct request *r);
+/* The operating-point table of a model under a policy, with the current
+ * interference factors (for PARETO). Returns the count. */
+unsigned host_table(struct model_host *m, const struct pol_params *params, struct pol_point *points, unsigned max);
 
 #endif

@@ -21,7 +21,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-export OPENBLAS_NUM_THREADS=1 GEARBOX_STATE_DIR="$T/state"
+export OPENBLAS_NUM_THREADS=1 GEARBOX_STATE_DIR="$T/state" GEARBOX_CACHE_DIR="$T/cache"
 fail() {
 	echo "FAIL: $*" >&2
 	[ -f "$T/daemon.log" ] && { echo "--- daemon log"; tail -30 "$T/daemon.log"; } >&2
@@ -177,7 +177,7 @@ expect_error(os.urandom(64), "bad-frame", True)                               # 
 expect_error(frame(11, b"{}", length=(1 << 30)), "bad-frame", True)            # oversized length
 expect_error(frame(11, b"{}", version=9), "bad-frame", True)                  # wrong version
 expect_error(frame(11, b"{}", magic=b"HTTP"), "bad-frame", True)              # not our protocol
-expect_error(frame(25, b"{}"), "unknown-type", False)                          # unknown type
+expect_error(frame(29, b"{}"), "unknown-type", False)                          # unknown type
 expect_error(frame(12, b"{}"), "unknown-type", False)                          # a reply type sent as request
 expect_error(frame(5, b"{not json"), "bad-request", False)                     # bad JSON
 expect_error(frame(5, b'{"model":"nope"}'), "no-such-model", False)

@@ -1,0 +1,19 @@
+/* Plots through gnuplot (Debian gnuplot-nox), fed on a pipe: the Pareto
+ * front of `gearbox pareto` / `gearboxctl pareto` and the time series of
+ * bench/adaptation and `gearbox simulate`. */
+#ifndef GEARBOX_COMMON_PLOT_H
+#define GEARBOX_COMMON_PLOT_H
+
+#include <stddef.h>
+
+struct plot_point {
+	double latency_us, energy_uj, accuracy;
+	unsigned groups;
+	char label[64];       /* e.g. "cluster1 x2 1400MHz" */
+};
+
+/* Draw accuracy against latency and against energy (two panels) into a PNG.
+ * 0, or -1 with *cause (gnuplot missing, cannot write the file). */
+int plot_pareto(const char *png, const char *title, const struct plot_point *points, size_t n, char **cause);
+
+#endif
