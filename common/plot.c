@@ -19,16 +19,65 @@ quote(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+static FILE *
+open_gnuplot(char **cause)
+{
+	FILE *gp;
+
+	if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+		set_cause(cause, "--plot needs gnuplot (apt-get install gnuplot-nox)");
+		return NULL;
+	}
+	if ((gp = popen("gnuplot", "w")) == NULL)
+		set_cause(cause, "cannot run gnuplot: %s", strerror(errno));
+	return gp;
+}
+
+static int
+close_gnuplot(FILE *gp, const char *png, char **cause)
+{
+	int status = pclose(gp);
+
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return set_cause(cause, "gnuplot failed to draw %s", png);
+	return 0;
+}
+
+int
+plot_timeseries(const char *png, const char *title, const struct plot_sample *samples, size_t n, char **cause)
+{
+	FILE *gp = open_gnuplot(cause);
+
+	if (gp == NULL)
+		return -1;
+	fputs("$run << EOD\n", gp);
+	for (size_t i = 0; i < n; i++)
+		fprintf(gp, "%.4f %.4f %.4f %u %.3f\n", samples[i].t_s, samples[i].latency_us / 1e3,
+		        samples[i].deadline_us / 1e3, samples[i].groups, samples[i].load);
+	fputs("EOD\nset terminal pngcairo size 1200,900 noenhanced font ',10'\nset output ", gp);
+	quote(gp, png);
+	fputs("\nset multiplot layout 3,1 title ", gp);
+	quote(gp, title);
+	fputs("\nset grid\nset key top left\nset lmargin 10\n"
+	      "set ylabel 'latency (ms)'\n"
+	      "plot $run using 1:2 with points pt 7 ps 0.3 lc rgb '#1f77b4' title 'latency', "
+	      "'' using 1:3 with lines lw 2 lc rgb '#d62728' title 'deadline'\n"
+	      "set ylabel 'active groups g'\nset yrange [0:*]\n"
+	      "plot $run using 1:4 with steps lw 2 lc rgb '#2ca02c' title 'chosen g'\n"
+	      "set ylabel 'co-runner load'\nset xlabel 'time (s)'\nset yrange [0:1.05]\n"
+	      "plot $run using 1:5 with filledcurves y1=0 lc rgb '#ff7f0e' title 'load'\n"
+	      "unset multiplot\n",
+	      gp);
+	return close_gnuplot(gp, png, cause);
+}
+
 int
 plot_pareto(const char *png, const char *title, const struct plot_point *points, size_t n, char **cause)
 {
-	FILE *gp;
-	int status;
+	FILE *gp = open_gnuplot(cause);
 
-	if (system("command -v gnuplot >/dev/null 2>&1") != 0)
-		return set_cause(cause, "--plot needs gnuplot (apt-get install gnuplot-nox)");
-	if ((gp = popen("gnuplot", "w")) == NULL)
-		return set_cause(cause, "cannot run gnuplot: %s", strerror(errno));
+	if (gp == NULL)
+		return -1;
 	fputs("$front << EOD\n", gp);
 	for (size_t i = 0; i < n; i++) {
 		fprintf(gp, "%.3f %.3f %.5f %u ", points[i].latency_us / 1e3, points[i].energy_uj / 1e3,
@@ -51,8 +100,5 @@ plot_pareto(const char *png, const char *title, const struct plot_point *points,
 	      "'' using 2:3:(sprintf('g=%d', $4)) with labels offset 0,0.8 font ',7'\n"
 	      "unset multiplot\n",
 	      gp);
-	status = pclose(gp);
-	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return set_cause(cause, "gnuplot failed to draw %s", png);
-	return 0;
+	return close_gnuplot(gp, png, cause);
 }

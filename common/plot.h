@@ -16,4 +16,13 @@ struct plot_point {
  * 0, or -1 with *cause (gnuplot missing, cannot write the file). */
 int plot_pareto(const char *png, const char *title, const struct plot_point *points, size_t n, char **cause);
 
+struct plot_sample {
+	double t_s, latency_us, deadline_us, load;
+	unsigned groups;
+};
+
+/* Latency against the deadline, the chosen g and the co-runner load over
+ * time (three stacked panels) into a PNG. */
+int plot_timeseries(const char *png, const char *title, const struct plot_sample *samples, size_t n, char **cause);
+
 #endif

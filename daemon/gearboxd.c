@@ -1144,9 +1144,8 @@ reload(struct daemon *d, char **policy_error)
 	int rc;
 
 	sd_notify(0, "RELOADING=1");
-	rc = reload_policies(d, policy_error);
 	if (d->config_path == NULL) {
-		log_notice("reload (SIGHUP): no configuration file to re-read; %u model%s still served", d->hosts.nmodels,
+		log_notice("reload: no configuration file to re-read; %u model%s still served", d->hosts.nmodels,
 		           d->hosts.nmodels == 1 ? "" : "s");
 	} else {
 		config_defaults(&next);
@@ -1158,16 +1157,19 @@ reload(struct daemon *d, char **policy_error)
 			    next.threads != d->config.threads || (next.nmodels && !same_models(&next, &d->config)))
 				log_warning("reload: socket, models or threads changed in %s; they take effect at the next start",
 				            d->config_path);
-			if (next.policy && pol_set_find(&d->policies, next.policy) == NULL) {
-				log_error("reload: policy '%s' does not exist; keeping '%s'", next.policy, d->default_policy);
-			} else if (next.policy) {
-				snprintf(d->default_policy, sizeof(d->default_policy), "%s", next.policy);
-			}
 			log_notice("reloaded %s (margin %.2f)", d->config_path, next.margin >= 0 ? next.margin : 0.0);
 			config_free(&d->config);
 			d->config = next;
 		}
 		free(cause);
+	}
+	/* the policies, from the (new) override folder; then the default name */
+	rc = reload_policies(d, policy_error);
+	if (d->config.policy && strcmp(d->config.policy, d->default_policy) != 0) {
+		if (pol_set_find(&d->policies, d->config.policy) == NULL)
+			log_error("reload: policy '%s' does not exist; keeping '%s'", d->config.policy, d->default_policy);
+		else
+			snprintf(d->default_policy, sizeof(d->default_policy), "%s", d->config.policy);
 	}
 	sd_notify(0, "READY=1");
 	notify_status(d);

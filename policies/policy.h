@@ -291,6 +291,46 @@ int pol_select(const struct pol_point *points, unsigned n, const struct pol_para
 void pol_session_record(struct pol_session *s, const struct pol_params *params, const struct pol_point *pt,
                         double latency_us, double deadline_us);
 
+/* ---- simulated platforms (`gearbox simulate`) ------------------------------------
+ * A platform model: per placement, how many MACs a unit retires per cycle, a
+ * fixed cost, the parallel fraction and a power table. The ground truth the
+ * simulator runs the real policy code against; every figure it gives is
+ * labelled simulated. Files: policies/platforms/NAME.conf. */
+struct pol_sim_place {
+	double macs_per_cycle;   /* per CPU (or per device), achieved */
+	double fixed_us;         /* per inference at the highest frequency */
+	double parallel;         /* Amdahl parallel fraction for threads */
+	double transfer_us;      /* per inference, not scaled by frequency (devices) */
+};
+
+struct pol_sim {
+	char name[128];
+	unsigned nplaces;
+	struct pol_place places[POL_MAX_PLACES];
+	struct pol_sim_place sim[POL_MAX_PLACES];
+};
+
+/* "xu3", "nano", a shipped platform name or a file path. */
+int pol_sim_load(const char *what, struct pol_sim *sim, char **cause);
+/* The true latency of a point with `load` (0..1: share of the placement busy
+ * with other work). */
+double pol_sim_latency(const struct pol_sim *sim, const struct pol_model *model, const struct pol_point *pt,
+                       double load);
+
+/* A co-runner load trace: CSV lines "time_s,placement,load" (placement a name
+ * or "all"; load 0..1), a step function in time. */
+struct pol_trace {
+	unsigned n;
+	struct {
+		double t;
+		char place[POL_NAME];
+		double load;
+	} *rows;
+};
+int pol_trace_load(const char *path, struct pol_trace *trace, char **cause);
+void pol_trace_free(struct pol_trace *trace);
+double pol_trace_load_at(const struct pol_trace *trace, double t, const char *place);
+
 /* Points not dominated in (accuracy up, latency down, energy down), sorted by
  * latency. Returns the count written to front (<= n). */
 unsigned pol_pareto(const struct pol_point *points, unsigned n, struct pol_point *front);

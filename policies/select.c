@@ -38,6 +38,14 @@ pol_feedback_update(struct pol_feedback *fb, const struct pol_params *params, co
 	if (fb->samples[p] < params->window)
 		alpha = fmax(alpha, 1.0 / (fb->samples[p] + 1.0));
 	fb->factor[p] = (1 - alpha) * fb->factor[p] + alpha * ratio;
+	/* What we learnt about placements we no longer use goes stale: their
+	 * factors relax towards the calibration (ten times slower), so that
+	 * when the load that drove us away leaves, we come back. */
+	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
+		if (q != p) {
+			fb->factor[q] += (1.0 - fb->factor[q]) * alpha / 10;
+			fb->energy_factor[q] += (1.0 - fb->energy_factor[q]) * alpha / 10;
+		}
 	if (measured_uj >= 0 && pred_uj > 0) {
 		ratio = fmin(fmax(measured_uj / pred_uj, lo), hi);
 		fb->energy_factor[p] = (1 - alpha) * fb->energy_factor[p] + alpha * ratio;

@@ -132,6 +132,21 @@ if [ "$(id -u)" = 0 ]; then # not root, not in the gearbox group: refused
 fi
 timeout 3 $CTL watch --interval 0.5 >"$T/watch.out" 2>&1 || true
 grep -q -- "---" "$T/watch.out" || fail "watch printed nothing"
+# policies: a session names one; unknown names are refused with the list
+$CTL infer --idx "$IDX" --policy powersave --deadline-us 100000 --json >"$T/ps.json" || fail "infer --policy"
+grep -q '"policy":"powersave"' "$T/ps.json" || fail "policy not used: $(cat "$T/ps.json")"
+if $CTL infer --idx "$IDX" --policy turbo 2>"$T/err"; then fail "unknown policy accepted"; fi
+grep -q "no policy 'turbo' (have: default, powersave, realtime)" "$T/err" || fail "policy error: $(cat "$T/err")"
+# the Pareto front as the daemon predicts it, and a requested calibration
+$CTL pareto --json >"$T/pareto.json" || fail "pareto"
+[ "$(json "$T/pareto.json" 'len(d["front"]) >= 1 and d["points"] >= len(d["front"])')" = True ] || fail "pareto front"
+$CTL calibrate --json >"$T/cal.json" || fail "calibrate"
+[ "$(json "$T/cal.json" 'd["measured"] >= 2')" = True ] || fail "calibrate measured nothing"
+[ -f "$T/cache/calibration-$(json "$T/cal.json" 'd["model"]').json" ] || fail "calibration not cached"
+if [ "$(id -u)" = 0 ]; then
+	if setpriv --reuid=65534 --regid=65534 --clear-groups $CTL calibrate 2>"$T/err"; then fail "calibrate allowed to nobody"; fi
+	grep -q "calibrate is for root and the gearbox group" "$T/err" || fail "calibrate denial"
+fi
 echo "ok: every gearboxctl verb"
 
 # --- 2. bad input: each answered or dropped, the daemon keeps serving ----------
@@ -254,6 +269,19 @@ printf '[daemon]\nmodel = %s\nmargin = 0.5\n' "$MODEL" >"$T/gearboxd.conf"
 kill -HUP "$DPID"
 sleep 0.5
 grep -q "reloaded .*gearboxd.conf (margin 0.50)" "$T/daemon.log" || fail "good reload not applied"
+# policy files: an administrator's override folder, a bad file refused on
+# reload (file:line, old policies kept), a good one picked up
+mkdir -p "$T/policies"
+printf '[daemon]\nmodel = %s\npolicies = %s/policies\npolicy = fast\n' "$MODEL" "$T" >"$T/gearboxd.conf"
+printf '[policy]\nobjective = latency\n' >"$T/policies/fast.conf"
+kill -HUP "$DPID"
+sleep 0.5
+$CTL infer --idx "$IDX" --json | grep -q '"policy":"fast"' || fail "default policy from the config not used"
+printf '[policy]\nobjective = latency\nturbo = yes\n' >"$T/policies/fast.conf"
+$CTL reload --json >"$T/reload.json" || fail "reload with a bad policy"
+grep -q "fast.conf:3: unknown key 'turbo'" "$T/reload.json" || fail "bad policy not named: $(cat "$T/reload.json")"
+grep -q "policies not reloaded, keeping the running ones" "$T/daemon.log" || fail "bad policy reload not logged"
+$CTL infer --idx "$IDX" --json | grep -q '"policy":"fast"' || fail "old policies lost after a refused reload"
 sleep 0.5
 kill "$WATCH" 2>/dev/null || true
 wait "$WATCH" 2>/dev/null || true

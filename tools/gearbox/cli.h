@@ -25,5 +25,7 @@ double cli_quantile(double *samples, size_t n, double q);
 /* Subcommands. */
 int cmd_model(int argc, char **argv);
 int cmd_platform(int argc, char **argv);
+int cmd_pareto(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
 
 #endif

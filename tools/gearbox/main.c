@@ -21,6 +21,8 @@ usage(FILE *out)
 	      "  model bench FILE [...]                   latency per active-group count\n"
 	      "  platform [--json]                        CPU clusters, DVFS, GPUs, OpenCL, energy sources\n"
 	      "  platform set-freq|set-gpu-freq|restore   control frequencies (see gearbox platform --help)\n"
+	      "  pareto FILE [--validate] [--plot PNG]    operating points and their Pareto front here\n"
+	      "  simulate --platform xu3|nano --trace CSV run the policies against a platform model\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help       show this help (also after a command: gearbox model --help)\n"
@@ -49,6 +51,10 @@ main(int argc, char **argv)
 		return cmd_model(argc - 1, argv + 1);
 	if (strcmp(argv[1], "platform") == 0)
 		return cmd_platform(argc - 1, argv + 1);
+	if (strcmp(argv[1], "pareto") == 0)
+		return cmd_pareto(argc - 1, argv + 1);
+	if (strcmp(argv[1], "simulate") == 0)
+		return cmd_simulate(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (try 'gearbox --help')", argv[1]);
 	return EXIT_USAGE;
 }

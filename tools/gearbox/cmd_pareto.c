@@ -1,0 +1,262 @@
+/* gearbox pareto MODEL: the operating points of a model on this machine,
+ * predicted from a short calibration (or the cached one), and their Pareto
+ * front over accuracy, latency and energy. --validate measures every point
+ * and reports the prediction error. */
+#include "config.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/plot.h"
+#include "dnn/dnn.h"
+#include "governor/governor.h"
+#include "policies/policy.h"
+#include "tools/gearbox/cli.h"
+
+#define MAX_POINTS 8192
+
+struct bench {
+	struct dnn_model *model;
+	struct gov_platform *platform;
+	const struct pol_predictor *pr;
+	struct dnn_pool *pools[POL_MAX_PLACES][POL_MAX_THREADS + 1];
+	struct dnn_exec *execs[POL_MAX_PLACES][POL_MAX_THREADS + 1];
+	float *in, *out;
+	bool quiet;
+};
+
+/* One timed run at a point (pools made on first use, bound to the cluster). */
+static int
+measure(void *ctx, const struct pol_point *pt, double *us, char **cause)
+{
+	struct bench *b = ctx;
+	struct dnn_exec **exec = &b->execs[pt->place][pt->threads];
+	double t;
+
+	if (*exec == NULL) {
+		const struct pol_place *pl = &b->pr->places[pt->place];
+		hwloc_bitmap_t set = gov_cluster_cpuset(&b->platform->clusters[pl->index], 0);
+		struct dnn_pool **pool = &b->pools[pt->place][pt->threads];
+		*pool = dnn_pool_create(pt->threads, set, cause);
+		hwloc_bitmap_free(set);
+		if (*pool == NULL || (*exec = dnn_exec_create(b->model, *pool, DNN_KERNELS_FAST, cause)) == NULL)
+			return -1;
+		dnn_exec_run(*exec, pt->groups, b->in, b->out); /* warm-up */
+	}
+	t = cli_now_us();
+	dnn_exec_run(*exec, pt->groups, b->in, b->out);
+	*us = cli_now_us() - t;
+	return 0;
+}
+
+static void
+progress(void *ctx, const struct pol_point *pt, double us)
+{
+	struct bench *b = ctx;
+
+	if (!b->quiet)
+		fprintf(stderr, "calibrating: g=%u on %s x%u: %.0f us\n", pt->groups, b->pr->places[pt->place].name,
+		        pt->threads, us);
+}
+
+static double
+median_of(struct bench *b, const struct pol_point *pt, unsigned runs)
+{
+	double s[64], us;
+
+	runs = runs > 64 ? 64 : runs;
+	for (unsigned i = 0; i < runs; i++)
+		s[i] = measure(b, pt, &us, NULL) == 0 ? us : NAN;
+	return cli_quantile(s, runs, 0.5);
+}
+
+static void
+usage(FILE *out)
+{
+	fputs("Usage: gearbox pareto MODEL [OPTIONS]\n"
+	      "\n"
+	      "Operating points (groups x placement x threads x frequency) of MODEL on this\n"
+	      "machine, predicted from a calibration (cached per model and platform), and\n"
+	      "their Pareto front over accuracy, latency and energy.\n"
+	      "\n"
+	      "  --policy NAME    limit the points as this policy does (default: default)\n"
+	      "  --runs N         runs per calibrated point (default: the policy's)\n"
+	      "  --recalibrate    measure again even when a cached calibration fits\n"
+	      "  --validate       also measure every point and report the prediction error\n"
+	      "  --all            print every point, not only the front\n"
+	      "  --plot FILE.png  draw the front (needs gnuplot)\n"
+	      "  --json           machine-readable output\n",
+	      out);
+}
+
+static void
+print_point(const struct pol_predictor *pr, const struct pol_point *pt, bool json, double measured, bool last)
+{
+	const char *place = pr->places[pt->place].name;
+
+	if (json) {
+		printf("    {\"groups\": %u, \"placement\": \"%s\", \"threads\": %u, \"freq_khz\": %lu, \"accuracy\": %.4f, "
+		       "\"latency_us\": %.1f, \"energy_uj\": %.1f, \"power_w\": %.3f",
+		       pt->groups, place, pt->threads, pt->khz, pt->accuracy, pt->latency_us, pt->energy_uj, pt->power_w);
+		if (!isnan(measured))
+			printf(", \"measured_us\": %.1f", measured);
+		printf("}%s\n", last ? "" : ",");
+		return;
+	}
+	char freq[16] = "-";
+	if (pt->khz)
+		snprintf(freq, sizeof(freq), "%lu", pt->khz / 1000);
+	printf("%3u  %-10s %7u %8s %8.2f%% %11.0f %11.1f", pt->groups, place, pt->threads, freq, pt->accuracy * 100,
+	       pt->latency_us, pt->energy_uj);
+	if (!isnan(measured))
+		printf(" %11.0f %+7.1f%%", measured, 100 * (pt->latency_us - measured) / measured);
+	putchar('\n');
+}
+
+int
+cmd_pareto(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "policy", required_argument, NULL, 'p' }, { "runs", required_argument, NULL, 'r' },
+		{ "recalibrate", no_argument, NULL, 'R' },  { "validate", no_argument, NULL, 'v' },
+		{ "all", no_argument, NULL, 'a' },          { "plot", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },         { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *policy_name = "default", *plot = NULL;
+	bool recalibrate = false, validate = false, all = false, json = false;
+	unsigned long runs = 0;
+	static struct pol_point points[MAX_POINTS], front[MAX_POINTS];
+	static struct pol_predictor pr;
+	struct bench b = { 0 };
+	struct pol_set set = { 0 };
+	struct pol_params params;
+	struct pol_place places[POL_MAX_PLACES];
+	struct pol_model facts;
+	char *cause = NULL, cache[512];
+	double err_sum = 0, err_max = 0;
+	unsigned n, k, nvalid = 0;
+	int ch, ret = 1;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'p': policy_name = optarg; break;
+		case 'r':
+			if (cli_parse_uint(optarg, 1, 64, &runs) != 0)
+				return cli_error("--runs takes 1 to 64, not '%s'", optarg), EXIT_USAGE;
+			break;
+		case 'R': recalibrate = true; break;
+		case 'v': validate = true; break;
+		case 'a': all = true; break;
+		case 'o': plot = optarg; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc)
+		return usage(stderr), EXIT_USAGE;
+	if (pol_set_load(&set, pol_shipped_dir(), POL_DEFAULT_ETCDIR, &cause) != 0)
+		goto fail;
+	if (pol_set_find(&set, policy_name) == NULL) {
+		cause = strdup("no such policy (see the *.conf files in the policies folders)");
+		goto fail;
+	}
+	pol_policy_resolve(pol_set_find(&set, policy_name), NULL, &params);
+	if ((b.model = dnn_model_load(argv[optind], &cause)) == NULL ||
+	    (b.platform = gov_platform_discover(NULL, &cause)) == NULL)
+		goto fail;
+	pol_policy_resolve(pol_set_find(&set, policy_name), dnn_model_name(b.model), &params);
+	b.in = calloc(dnn_model_input_size(b.model), sizeof(float));
+	b.out = calloc(dnn_model_output_size(b.model), sizeof(float));
+	b.quiet = json;
+	pol_model_from_dnn(&facts, b.model);
+	pol_predictor_init(&pr, &facts, places, pol_places_from_platform(places, POL_MAX_PLACES, b.platform));
+	b.pr = &pr;
+	pol_cache_dir(cache, sizeof(cache));
+	if (recalibrate || !params.calibration_cache || pol_predictor_load(&pr, cache) != 0) {
+		if (pol_predictor_calibrate(&pr, runs ? (unsigned)runs : params.calibration_runs, measure, &b, progress,
+		                            &cause) != 0)
+			goto fail;
+		if (params.calibration_cache && pol_predictor_save(&pr, cache, &cause) != 0) {
+			cli_error("%s (going on without the cache)", cause);
+			free(cause);
+			cause = NULL;
+		}
+	} else if (!json) {
+		fprintf(stderr, "calibration from %s/calibration-%s.json (--recalibrate to measure again)\n", cache,
+		        facts.name);
+	}
+	n = pol_table_build(&pr, &params, NULL, NULL, points, MAX_POINTS);
+	k = pol_pareto(points, n, front);
+	if (json)
+		printf("{\n  \"model\": \"%s\",\n  \"policy\": \"%s\",\n  \"simulated\": false,\n  \"points\": %u,\n"
+		       "  \"%s\": [\n",
+		       facts.name, params.name, n, all ? "all" : "front");
+	else
+		printf("%s under policy %s: %u of %u operating points on the Pareto front (predicted; energy from the %s "
+		       "power model)\n%3s  %-10s %7s %8s %9s %11s %11s%s\n",
+		       facts.name, params.name, k, n, pr.places[0].power_source, "g", "placement", "threads", "MHz",
+		       "accuracy", "latency_us", "energy_uj", validate ? "  measured_us   error" : "");
+	for (unsigned i = 0; i < (all ? n : k); i++) {
+		const struct pol_point *pt = all ? &points[i] : &front[i];
+		double measured = NAN;
+		if (validate) {
+			measured = median_of(&b, pt, runs ? (unsigned)runs : 9);
+			double e = fabs(pt->latency_us - measured) / measured;
+			err_sum += e;
+			err_max = fmax(err_max, e);
+			nvalid++;
+		}
+		print_point(&pr, pt, json, measured, i + 1 == (all ? n : k));
+	}
+	if (json) {
+		printf("  ]");
+		if (validate)
+			printf(",\n  \"prediction_error\": {\"mean\": %.4f, \"max\": %.4f, \"points\": %u}", err_sum / nvalid,
+			       err_max, nvalid);
+		printf("\n}\n");
+	} else if (validate) {
+		printf("prediction error over %u points: mean %.1f%%, max %.1f%% (%u of them measured for calibration)\n",
+		       nvalid, 100 * err_sum / nvalid, 100 * err_max, pr.measurements);
+	}
+	if (plot != NULL) {
+		struct plot_point *pp = calloc(k ? k : 1, sizeof(*pp));
+		char title[200];
+		for (unsigned i = 0; i < k; i++) {
+			pp[i] = (struct plot_point){ front[i].latency_us, front[i].energy_uj, front[i].accuracy, front[i].groups,
+				                     "" };
+			snprintf(pp[i].label, sizeof(pp[i].label), "%s x%u", pr.places[front[i].place].name, front[i].threads);
+		}
+		snprintf(title, sizeof(title), "%s on this machine, policy %s (predicted)", facts.name, params.name);
+		if (plot_pareto(plot, title, pp, k, &cause) != 0) {
+			free(pp);
+			goto fail;
+		}
+		free(pp);
+		if (!json)
+			printf("plot: %s\n", plot);
+	}
+	ret = 0;
+fail:
+	if (cause != NULL) {
+		cli_error("%s", cause);
+		free(cause);
+	}
+	for (unsigned p = 0; p < POL_MAX_PLACES; p++)
+		for (unsigned t = 0; t <= POL_MAX_THREADS; t++) {
+			dnn_exec_free(b.execs[p][t]);
+			dnn_pool_free(b.pools[p][t]);
+		}
+	free(b.in);
+	free(b.out);
+	if (b.platform)
+		gov_platform_free(b.platform);
+	dnn_model_free(b.model);
+	pol_set_clear(&set);
+	return ret;
+}
