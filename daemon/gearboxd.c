@@ -305,18 +305,21 @@ model_json(const struct model_host *m)
 	return o;
 }
 
-/* The session's policy for its model. A policy removed by a reload falls
- * back to the default one. */
+/* Policy `name` for model m, with gearboxd.conf's margin and the host's
+ * thread limit on top. A policy removed by a reload falls back to the
+ * default one. */
 static void
-resolve_policy(struct daemon *d, const struct session *s, struct pol_params *out)
+resolve_policy(struct daemon *d, const struct model_host *m, const char *name, struct pol_params *out)
 {
-	const struct pol_policy *pol = pol_set_find(&d->policies, s->policy);
+	const struct pol_policy *pol = pol_set_find(&d->policies, name);
 
 	if (pol == NULL && (pol = pol_set_find(&d->policies, d->default_policy)) == NULL)
 		pol = pol_set_find(&d->policies, "default");
-	pol_policy_resolve(pol, dnn_model_name(s->host->model), out);
+	pol_policy_resolve(pol, dnn_model_name(m->model), out);
 	if (d->config.margin >= 0)
 		out->margin = d->config.margin;
+	if (m->threads && (out->max_threads == 0 || out->max_threads > m->threads))
+		out->max_threads = m->threads;
 }
 
 /* "default, powersave, realtime" */
@@ -328,6 +331,26 @@ policy_names(const struct daemon *d, char *buf, size_t size)
 	buf[0] = '\0';
 	for (unsigned i = 0; i < d->policies.n && n < size; i++)
 		n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", d->policies.policies[i].params.name);
+}
+
+/* The "policy" a request names (the daemon's default when none) into name;
+ * -1 after an error reply naming the policies there are. */
+static int
+requested_policy(struct daemon *d, struct client *c, struct json_object *o, char name[POL_NAME])
+{
+	struct json_object *v;
+	char names[512];
+
+	snprintf(name, POL_NAME, "%s", d->default_policy);
+	if (!json_object_object_get_ex(o, "policy", &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string) || pol_set_find(&d->policies, json_object_get_string(v)) == NULL) {
+		policy_names(d, names, sizeof(names));
+		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "no policy '%s' (have: %s)", json_object_get_string(v), names);
+		return -1;
+	}
+	snprintf(name, POL_NAME, "%s", json_object_get_string(v));
+	return 0;
 }
 
 static void
@@ -378,7 +401,7 @@ handle_infer(struct daemon *d, struct client *c)
 	r->msg_id = c->h.id;
 	r->session = s->id;
 	r->budget = s->budget;
-	resolve_policy(d, s, &r->params);
+	resolve_policy(d, s->host, s->policy, &r->params);
 	if ((ret = host_submit(s->host, r)) != 0) {
 		request_free(r);
 		send_error(c, c->h.id, GBX_ERR_BUSY, "%s's queue is full (%d requests): try again later",
@@ -534,28 +557,14 @@ pareto_json(struct daemon *d, struct client *c, struct json_object *o, struct js
 {
 	static struct pol_point points[8192], front[8192];
 	struct model_host *m = requested_model(d, c, o);
-	struct session fake = { 0 };
 	struct pol_params params;
-	struct json_object *v, *list;
+	struct json_object *list;
+	char policy[POL_NAME];
 	unsigned n, k;
 
-	if (m == NULL)
+	if (m == NULL || requested_policy(d, c, o, policy) != 0)
 		return -1;
-	fake.host = m;
-	snprintf(fake.policy, sizeof(fake.policy), "%s", d->default_policy);
-	if (json_object_object_get_ex(o, "policy", &v) && json_object_is_type(v, json_type_string)) {
-		if (pol_set_find(&d->policies, json_object_get_string(v)) == NULL) {
-			char names[512];
-			policy_names(d, names, sizeof(names));
-			send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "no policy '%s' (have: %s)", json_object_get_string(v),
-			           names);
-			return -1;
-		}
-		snprintf(fake.policy, sizeof(fake.policy), "%s", json_object_get_string(v));
-	}
-	resolve_policy(d, &fake, &params);
-	if (d->config.threads && (params.max_threads == 0 || params.max_threads > d->config.threads))
-		params.max_threads = d->config.threads;
+	resolve_policy(d, m, policy, &params);
 	n = host_table(m, &params, points, 8192);
 	k = pol_pareto(points, n, front);
 	list = json_object_new_array();
@@ -576,7 +585,6 @@ submit_calibration(struct daemon *d, struct client *c, struct json_object *o)
 {
 	struct model_host *m;
 	struct request *r;
-	struct session fake = { 0 };
 
 	if (!c->privileged)
 		return (void)send_error(c, c->h.id, GBX_ERR_DENIED,
@@ -585,9 +593,7 @@ submit_calibration(struct daemon *d, struct client *c, struct json_object *o)
 		return;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return (void)send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory");
-	fake.host = m;
-	snprintf(fake.policy, sizeof(fake.policy), "%s", d->default_policy);
-	resolve_policy(d, &fake, &r->params);
+	resolve_policy(d, m, d->default_policy, &r->params);
 	r->kind = REQUEST_CALIBRATE;
 	r->client_id = c->id;
 	r->msg_id = c->h.id;
@@ -641,18 +647,8 @@ handle_request(struct daemon *d, struct client *c)
 		}
 		if (parse_budget(c, o, &s.budget) != 0 || get_u64(c, o, "priority", 100, &prio) != 0)
 			goto out_drop;
-		snprintf(s.policy, sizeof(s.policy), "%s", d->default_policy);
-		if (json_object_object_get_ex(o, "policy", &v) && !json_object_is_type(v, json_type_null)) {
-			char names[512];
-			if (!json_object_is_type(v, json_type_string) ||
-			    pol_set_find(&d->policies, json_object_get_string(v)) == NULL) {
-				policy_names(d, names, sizeof(names));
-				send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "no policy '%s' (have: %s)",
-				           json_object_get_string(v), names);
-				goto out_drop;
-			}
-			snprintf(s.policy, sizeof(s.policy), "%s", json_object_get_string(v));
-		}
+		if (requested_policy(d, c, o, s.policy) != 0)
+			goto out_drop;
 		if (c->nsessions == MAX_SESSIONS_PER_CLIENT) {
 			send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "at most %d sessions per connection", MAX_SESSIONS_PER_CLIENT);
 			goto out_drop;

@@ -117,8 +117,6 @@ choose_point(struct model_host *m, struct request *r, struct pol_session *state,
 
 	if (r->budget.deadline_us)
 		budget.deadline_us = fmax(((double)r->deadline_ns - (double)now) / 1e3, 1e-3);
-	if (m->threads && (r->params.max_threads == 0 || r->params.max_threads > m->threads))
-		r->params.max_threads = m->threads;
 	pthread_mutex_lock(&m->owner->dvfs_lock);
 	pol_votes_floor(&m->owner->votes, r->session, now, &floor);
 	pthread_mutex_unlock(&m->owner->dvfs_lock);
@@ -292,19 +290,13 @@ calibration_progress(void *ctx, const struct pol_point *pt, double us)
 	          m->predictor.places[pt->place].name, pt->threads, us);
 }
 
-/* Measure the calibration subset (a warm-up run first) and cache the fit. */
+/* Measure the calibration subset and cache the fit. */
 static int
 calibrate(struct model_host *m, unsigned runs, bool cache, char **cause)
 {
 	struct pol_predictor next = m->predictor;
 	char *why = NULL;
-	double us;
 
-	for (unsigned p = 0; p < next.nplaces; p++) {
-		struct pol_point warm = { .groups = next.model.groups, .place = p, .threads = 1 };
-		if (measure_point(m, &warm, &us, cause) != 0)
-			return -1;
-	}
 	if (pol_predictor_calibrate(&next, runs, measure_point, m, calibration_progress, cause) != 0)
 		return -1;
 	pthread_mutex_lock(&m->lock);

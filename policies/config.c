@@ -174,24 +174,26 @@ apply_key(struct pol_params *p, enum section sec, const char *key, const char *v
 	int rc = -1;
 
 	if (sec == SEC_CALIBRATION) {
-		if (!strcmp(key, "runs") && (rc = parse_unsigned(v, 1, 1000, &u, why, n)) == 0)
-			p->calibration_runs = (unsigned)u;
-		else if (!strcmp(key, "cache"))
+		if (!strcmp(key, "runs")) {
+			if ((rc = parse_unsigned(v, 1, 1000, &u, why, n)) == 0)
+				p->calibration_runs = (unsigned)u;
+		} else if (!strcmp(key, "cache")) {
 			rc = parse_bool(v, &p->calibration_cache, why, n);
-		else if (strcmp(key, "runs") != 0) {
+		} else {
 			snprintf(why, n, "unknown key '%s' in [calibration] (known: runs, cache)", key);
 			rc = UNKNOWN_KEY;
 		}
 		return rc;
 	}
 	if (sec == SEC_FEEDBACK) {
-		if (!strcmp(key, "window") && (rc = parse_unsigned(v, 1, 64, &u, why, n)) == 0)
-			p->window = (unsigned)u;
-		else if (!strcmp(key, "hysteresis"))
+		if (!strcmp(key, "window")) {
+			if ((rc = parse_unsigned(v, 1, 64, &u, why, n)) == 0)
+				p->window = (unsigned)u;
+		} else if (!strcmp(key, "hysteresis")) {
 			rc = parse_double(v, 0, 1, &p->hysteresis, why, n);
-		else if (!strcmp(key, "max_slowdown"))
+		} else if (!strcmp(key, "max_slowdown")) {
 			rc = parse_double(v, 1, 1000, &p->max_slowdown, why, n);
-		else if (strcmp(key, "window") != 0) {
+		} else {
 			snprintf(why, n, "unknown key '%s' in [feedback] (known: window, hysteresis, max_slowdown)", key);
 			rc = UNKNOWN_KEY;
 		}

@@ -193,7 +193,8 @@ struct pol_predictor {
 void pol_predictor_init(struct pol_predictor *pr, const struct pol_model *model, const struct pol_place *places,
                         unsigned nplaces);
 /* Measure the calibration subset (per placement: g=1 and g=G on one thread,
- * g=G on all threads, at the highest allowed frequency), fit, and extrapolate
+ * g=G on all threads, at the highest allowed frequency; each point the median
+ * of `runs` after one warm-up run), fit, and extrapolate
  * every other (placement, threads, frequency). progress (may be NULL) is told
  * about each measurement. */
 int pol_predictor_calibrate(struct pol_predictor *pr, unsigned runs, pol_measure_fn *measure, void *ctx,

@@ -160,6 +160,10 @@ measure_median(struct pol_predictor *pr, unsigned place, unsigned groups, unsign
 	pt.accuracy = pr->model.accuracy[groups];
 	if (runs > 1000)
 		runs = 1000;
+	/* one unrecorded run first: the first on a new pool pays for thread
+	 * start-up and cold caches */
+	if (measure(ctx, &pt, &samples[0], cause) != 0)
+		return -1;
 	for (unsigned i = 0; i < runs; i++)
 		if (measure(ctx, &pt, &samples[i], cause) != 0)
 			return -1;

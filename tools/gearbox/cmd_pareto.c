@@ -44,7 +44,6 @@ measure(void *ctx, const struct pol_point *pt, double *us, char **cause)
 		hwloc_bitmap_free(set);
 		if (*pool == NULL || (*exec = dnn_exec_create(b->model, *pool, DNN_KERNELS_FAST, cause)) == NULL)
 			return -1;
-		dnn_exec_run(*exec, pt->groups, b->in, b->out); /* warm-up */
 	}
 	t = cli_now_us();
 	dnn_exec_run(*exec, pt->groups, b->in, b->out);
@@ -68,6 +67,7 @@ median_of(struct bench *b, const struct pol_point *pt, unsigned runs)
 	double s[64], us;
 
 	runs = runs > 64 ? 64 : runs;
+	(void)measure(b, pt, &us, NULL); /* warm-up, as calibration does */
 	for (unsigned i = 0; i < runs; i++)
 		s[i] = measure(b, pt, &us, NULL) == 0 ? us : NAN;
 	return cli_quantile(s, runs, 0.5);

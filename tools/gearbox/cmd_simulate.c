@@ -133,10 +133,10 @@ cmd_simulate(int argc, char **argv)
 	struct dnn_model *model = NULL;
 	struct plot_sample *samples = NULL;
 	char *cause = NULL, *end;
-	int ch, ret = 1;
+	int ch, longindex = 0, ret = 1;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "h", longopts, &longindex)) != -1) {
 		double *target = NULL;
 		switch (ch) {
 		case 'P': platform = optarg; break;
@@ -160,14 +160,7 @@ cmd_simulate(int argc, char **argv)
 		if (target != NULL) {
 			*target = strtod(optarg, &end);
 			if (*end || end == optarg || !(*target >= 0) || (ch == 'a' && *target > 1) || (ch == 'r' && *target <= 0))
-				return cli_error("--%s: '%s' is not a valid number", longopts[ch == 'd'   ? 3
-				                                                              : ch == 'e' ? 4
-				                                                              : ch == 'a' ? 5
-				                                                              : ch == 'r' ? 7
-				                                                                          : 8]
-				                                                         .name,
-				                 optarg),
-				       EXIT_USAGE;
+				return cli_error("--%s: '%s' is not a valid number", longopts[longindex].name, optarg), EXIT_USAGE;
 		}
 	}
 	if (platform == NULL || optind != argc)
