@@ -12,6 +12,7 @@
 #ifndef GEARBOX_DNN_H
 #define GEARBOX_DNN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -117,6 +118,47 @@ void dnn_exec_free(struct dnn_exec *exec);
  * dnn_model_input_size() floats, output dnn_model_output_size(). Returns 0 or
  * -EINVAL for a groups value out of range. Allocates nothing. */
 int dnn_exec_run(struct dnn_exec *exec, unsigned groups, const float *input, float *output);
+
+/* ---- OpenCL execution ----------------------------------------------------
+ * Device N is the N-th device over every OpenCL platform, in the order
+ * `gearbox platform` lists them ("opencl:N"). A device is opened once per
+ * process (context and kernels, built from the cached program binary in
+ * cache_dir when one matches this device, driver and source, else from
+ * source and then cached); a model's weights are uploaded once per execution
+ * context and every g reads its blocks of them. Execution contexts of one
+ * device may run concurrently from different threads, one thread each. */
+struct dnn_cl;
+struct dnn_cl_exec;
+
+struct dnn_cl_info {
+	unsigned index;
+	char device_name[128], platform_name[128];
+	bool is_gpu;
+	bool from_cache;        /* the program came from a cached binary */
+	bool cache_written;     /* this open wrote the cache */
+	double build_ms;        /* opening, including the build or the cache load */
+};
+
+/* Time of one run, from the device's profiling events (µs). */
+struct dnn_cl_timing {
+	double upload_us;       /* input, host to device */
+	double kernel_us;       /* sum of the kernels' execution times */
+	double download_us;     /* class scores, device to host */
+};
+
+/* cache_dir may be NULL (no binary cache). Returns NULL and sets *cause
+ * naming the device and the OpenCL error (or the build log's first line). */
+struct dnn_cl *dnn_cl_open(unsigned index, const char *cache_dir, char **cause);
+void dnn_cl_close(struct dnn_cl *cl);
+const struct dnn_cl_info *dnn_cl_get_info(const struct dnn_cl *cl);
+struct dnn_cl_exec *dnn_cl_exec_create(struct dnn_cl *cl, const struct dnn_model *model, char **cause);
+void dnn_cl_exec_free(struct dnn_cl_exec *exec);
+/* Like dnn_exec_run on the device; timing may be NULL. Returns 0, -EINVAL
+ * for groups out of range, or -EIO/-ENOMEM for a device error (lost device,
+ * out of resources) with *cause naming it. */
+int dnn_cl_exec_run(struct dnn_cl_exec *exec, unsigned groups, const float *input, float *output,
+                    struct dnn_cl_timing *timing, char **cause);
+const char *dnn_cl_error_name(int err);
 
 const char *dnn_kernels_name(enum dnn_kernels kernels);
 int dnn_kernels_parse(const char *name, enum dnn_kernels *kernels);

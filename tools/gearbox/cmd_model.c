@@ -12,6 +12,7 @@
 
 #include "dnn/dnn.h"
 #include "governor/governor.h"
+#include "policies/policy.h"
 #include "tools/gearbox/cli.h"
 #include "tools/gearbox/dataset.h"
 
@@ -25,6 +26,7 @@ struct model_opts {
 	const char *cluster;
 	unsigned long threads, iterations, warmup, limit, index, count;
 	enum dnn_kernels kernels;
+	int device;            /* -1: the CPU engine; N: OpenCL device opencl:N */
 };
 
 static void
@@ -32,10 +34,11 @@ model_usage(FILE *out)
 {
 	fputs("Usage: gearbox model info FILE [--json]\n"
 	      "       gearbox model eval FILE --dataset DIR [--groups N|all] [--limit N] [--threads N]\n"
-	      "                              [--kernels ref|blas|fast] [--json]\n"
+	      "                              [--kernels ref|blas|fast] [--device cpu|opencl:N] [--json]\n"
 	      "       gearbox model run FILE --idx IMAGES [--index I] [--count N] [--groups N|all] [--json]\n"
 	      "       gearbox model bench FILE [--groups N|all] [--threads N] [--iterations N] [--warmup N]\n"
-	      "                              [--kernels ref|blas|fast] [--cpuset LIST | --cluster C] [--json]\n"
+	      "                              [--kernels ref|blas|fast] [--cpuset LIST | --cluster C]\n"
+	      "                              [--device cpu|opencl:N] [--json]\n"
 	      "\n"
 	      "  --dataset DIR     Fashion-MNIST/MNIST IDX test set folder (e.g. /usr/share/datasets/fashion-mnist)\n"
 	      "                    or a CIFAR-10 binary test batch (test_batch.bin, or its folder)\n"
@@ -48,6 +51,7 @@ model_usage(FILE *out)
 	      "  --kernels K       kernel family: fast (default), blas (im2col + GEMM), ref (plain C)\n"
 	      "  --cpuset LIST     bind the threads to these CPUs (hwloc list syntax, e.g. 0-3)\n"
 	      "  --cluster C       bind the threads to the first --threads CPUs of a cluster (see gearbox platform)\n"
+	      "  --device D        cpu (the CPU engine, default) or opencl:N (an OpenCL device, see gearbox platform)\n"
 	      "  --json            machine-readable output (keys documented in gearbox(1))\n",
 	      out);
 }
@@ -63,7 +67,7 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 		{ "cpuset", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
 		{ "idx", required_argument, NULL, 'x' },    { "index", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'C' },  { "cluster", required_argument, NULL, 'K' },
-		{ NULL, 0, NULL, 0 },
+		{ "device", required_argument, NULL, 'D' }, { NULL, 0, NULL, 0 },
 	};
 	int ch;
 
@@ -73,6 +77,7 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 	o->warmup = 20;
 	o->kernels = DNN_KERNELS_FAST;
 	o->count = 1;
+	o->device = -1;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -117,6 +122,18 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 				return -1;
 			}
 			break;
+		case 'D': {
+			unsigned long n;
+			if (strcmp(optarg, "cpu") == 0) {
+				o->device = -1;
+			} else if (strncmp(optarg, "opencl:", 7) == 0 && cli_parse_uint(optarg + 7, 0, 255, &n) == 0) {
+				o->device = (int)n;
+			} else {
+				cli_error("--device must be cpu or opencl:N (see gearbox platform), not '%s'", optarg);
+				return -1;
+			}
+			break;
+		}
 		case 'x': o->idx = optarg; break;
 		case 'K': o->cluster = optarg; break;
 		case 'i':
@@ -268,25 +285,54 @@ argmax(const float *v, unsigned n)
 	return best;
 }
 
-/* What eval and run share: a pool and an execution context with input and
- * output buffers, and the check that images fit the model. */
+/* What eval, run and bench share: the CPU engine (a pool and an execution
+ * context) or an OpenCL device, with input and output buffers. */
 struct runner {
 	struct dnn_pool *pool;
 	struct dnn_exec *exec;
+	struct dnn_cl *cl;
+	struct dnn_cl_exec *cl_exec;
 	float *input, *output;
 };
 
 static int
 runner_open(const struct dnn_model *m, const struct model_opts *o, struct runner *r)
 {
-	char *cause = NULL;
+	char *cause = NULL, cache[512];
 
 	memset(r, 0, sizeof(*r));
 	r->input = malloc(dnn_model_input_size(m) * sizeof(float));
 	r->output = malloc(dnn_model_output_size(m) * sizeof(float));
-	if (r->input == NULL || r->output == NULL || (r->pool = make_pool(o)) == NULL)
+	if (r->input == NULL || r->output == NULL) {
+		cli_error("out of memory");
 		return -1;
-	if ((r->exec = dnn_exec_create(m, r->pool, o->kernels, &cause)) == NULL) {
+	}
+	if (o->device >= 0) {
+		if ((r->cl = dnn_cl_open((unsigned)o->device, pol_cache_dir(cache, sizeof(cache)), &cause)) == NULL ||
+		    (r->cl_exec = dnn_cl_exec_create(r->cl, m, &cause)) == NULL)
+			goto fail;
+		return 0;
+	}
+	if ((r->pool = make_pool(o)) == NULL)
+		return -1;
+	if ((r->exec = dnn_exec_create(m, r->pool, o->kernels, &cause)) == NULL)
+		goto fail;
+	return 0;
+fail:
+	cli_error("%s", cause);
+	free(cause);
+	return -1;
+}
+
+/* One inference at g on r->input; timing (OpenCL only) may be NULL. */
+static int
+runner_run(struct runner *r, unsigned g, struct dnn_cl_timing *timing)
+{
+	char *cause = NULL;
+
+	if (r->cl_exec == NULL)
+		return dnn_exec_run(r->exec, g, r->input, r->output);
+	if (dnn_cl_exec_run(r->cl_exec, g, r->input, r->output, timing, &cause) != 0) {
 		cli_error("%s", cause);
 		free(cause);
 		return -1;
@@ -294,9 +340,23 @@ runner_open(const struct dnn_model *m, const struct model_opts *o, struct runner
 	return 0;
 }
 
+static const char *
+runner_engine(const struct runner *r, const struct model_opts *o, char *buf, size_t size)
+{
+	if (r->cl != NULL) {
+		const struct dnn_cl_info *info = dnn_cl_get_info(r->cl);
+		snprintf(buf, size, "opencl:%u (%s, %s)", info->index, info->device_name, info->platform_name);
+	} else {
+		snprintf(buf, size, "%s kernels", dnn_kernels_name(o->kernels));
+	}
+	return buf;
+}
+
 static void
 runner_close(struct runner *r)
 {
+	dnn_cl_exec_free(r->cl_exec);
+	dnn_cl_close(r->cl);
 	dnn_exec_free(r->exec);
 	dnn_pool_free(r->pool);
 	free(r->input);
@@ -323,7 +383,7 @@ model_eval(const struct dnn_model *m, const struct model_opts *o)
 	struct runner r;
 	unsigned first, last, classes = dnn_model_classes(m);
 	size_t n, correct[DNN_MAX_GROUPS + 1] = { 0 }, plane = dnn_model_input_size(m);
-	char *cause = NULL;
+	char *cause = NULL, engine[300];
 	bool progress = isatty(STDERR_FILENO) && !o->json;
 	double t0 = cli_now_us();
 	int ret = 1;
@@ -355,7 +415,8 @@ model_eval(const struct dnn_model *m, const struct model_opts *o)
 	for (size_t i = 0; i < n; i++) {
 		dnn_model_normalize_u8(m, ds.pixels + i * plane, r.input);
 		for (unsigned g = first; g <= last; g++) {
-			dnn_exec_run(r.exec, g, r.input, r.output);
+			if (runner_run(&r, g, NULL) != 0)
+				goto out;
 			correct[g] += argmax(r.output, classes) == ds.labels[i];
 		}
 		if (progress && (i + 1) % 500 == 0) {
@@ -371,6 +432,7 @@ model_eval(const struct dnn_model *m, const struct model_opts *o)
 		struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
 		json_object_object_add(root, "model", json_object_new_string(dnn_model_name(m)));
 		json_object_object_add(root, "dataset", json_object_new_string(ds.description));
+		json_object_object_add(root, "engine", json_object_new_string(runner_engine(&r, o, engine, sizeof(engine))));
 		for (unsigned g = first; g <= last; g++) {
 			struct json_object *go = json_object_new_object();
 			json_object_object_add(go, "active", json_object_new_int((int)g));
@@ -381,8 +443,8 @@ model_eval(const struct dnn_model *m, const struct model_opts *o)
 		json_object_object_add(root, "groups", groups);
 		print_json(root);
 	} else {
-		printf("%s on %s, %zu images, %s kernels\n\n%-3s %10s %10s %14s\n", dnn_model_name(m), ds.description, n,
-		       dnn_kernels_name(o->kernels), "g", "top-1", "correct", "file says");
+		printf("%s on %s, %zu images, %s\n\n%-3s %10s %10s %14s\n", dnn_model_name(m), ds.description, n,
+		       runner_engine(&r, o, engine, sizeof(engine)), "g", "top-1", "correct", "file says");
 		for (unsigned g = first; g <= last; g++) {
 			double acc = dnn_model_accuracy(m, g);
 			char accs[16] = "-";
@@ -404,91 +466,144 @@ out:
 struct bench_result {
 	unsigned g;
 	double min_us, median_us, p99_us, mean_us;
+	/* OpenCL: medians of the device's profiling times */
+	double upload_us, kernel_us, download_us;
 };
+
+/* Time `iterations` runs at g after `warmup`; on OpenCL also the medians of
+ * transfer and kernel time. */
+static int
+bench_one(struct runner *r, const struct model_opts *o, unsigned g, double *samples, double *parts[3],
+          struct bench_result *res)
+{
+	struct dnn_cl_timing t;
+	double sum = 0;
+
+	for (unsigned long i = 0; i < o->warmup; i++)
+		if (runner_run(r, g, NULL) != 0)
+			return -1;
+	for (unsigned long i = 0; i < o->iterations; i++) {
+		double t0 = cli_now_us();
+		if (runner_run(r, g, r->cl_exec != NULL ? &t : NULL) != 0)
+			return -1;
+		samples[i] = cli_now_us() - t0;
+		sum += samples[i];
+		if (r->cl_exec != NULL) {
+			parts[0][i] = t.upload_us;
+			parts[1][i] = t.kernel_us;
+			parts[2][i] = t.download_us;
+		}
+	}
+	memset(res, 0, sizeof(*res));
+	res->g = g;
+	res->mean_us = sum / (double)o->iterations;
+	res->min_us = cli_quantile(samples, o->iterations, 0.0);
+	res->median_us = cli_quantile(samples, o->iterations, 0.5);
+	res->p99_us = cli_quantile(samples, o->iterations, 0.99);
+	if (r->cl_exec != NULL) {
+		res->upload_us = cli_quantile(parts[0], o->iterations, 0.5);
+		res->kernel_us = cli_quantile(parts[1], o->iterations, 0.5);
+		res->download_us = cli_quantile(parts[2], o->iterations, 0.5);
+	}
+	return 0;
+}
+
+static void
+bench_print_json(const struct dnn_model *m, const struct model_opts *o, const struct runner *r,
+                 const struct bench_result *res, unsigned nres)
+{
+	struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
+	char engine[300];
+
+	json_object_object_add(root, "model", json_object_new_string(dnn_model_name(m)));
+	json_object_object_add(root, "kernels", json_object_new_string(r->cl ? "opencl" : dnn_kernels_name(o->kernels)));
+	json_object_object_add(root, "engine", json_object_new_string(runner_engine(r, o, engine, sizeof(engine))));
+	json_object_object_add(root, "iterations", json_object_new_int64((int64_t)o->iterations));
+	for (unsigned i = 0; i < nres; i++) {
+		struct json_object *go = json_object_new_object();
+		json_object_object_add(go, "active", json_object_new_int((int)res[i].g));
+		json_object_object_add(go, "threads", json_object_new_int(r->cl ? 0 : (int)o->threads));
+		json_object_object_add(go, "min_us", json_object_new_double(res[i].min_us));
+		json_object_object_add(go, "median_us", json_object_new_double(res[i].median_us));
+		json_object_object_add(go, "p99_us", json_object_new_double(res[i].p99_us));
+		json_object_object_add(go, "throughput_per_s", json_object_new_double(1e6 / res[i].mean_us));
+		json_object_object_add(go, "macs", json_object_new_int64((int64_t)dnn_model_macs(m, res[i].g)));
+		if (r->cl != NULL) {
+			json_object_object_add(go, "upload_us", json_object_new_double(res[i].upload_us));
+			json_object_object_add(go, "kernel_us", json_object_new_double(res[i].kernel_us));
+			json_object_object_add(go, "download_us", json_object_new_double(res[i].download_us));
+		}
+		json_object_array_add(groups, go);
+	}
+	json_object_object_add(root, "groups", groups);
+	print_json(root);
+}
+
+static void
+bench_print_table(const struct dnn_model *m, const struct model_opts *o, const struct runner *r,
+                  const struct bench_result *res, unsigned nres)
+{
+	char engine[300];
+
+	if (r->cl != NULL)
+		printf("%s on %s, %lu runs after %lu warm-up\n(upload, kernels and download are medians of the device's "
+		       "profiling times; the rest of the median is launch and wait overhead)\n\n"
+		       "%-3s %10s %10s %10s %10s %10s %10s\n",
+		       dnn_model_name(m), runner_engine(r, o, engine, sizeof(engine)), o->iterations, o->warmup, "g",
+		       "median us", "p99 us", "upload us", "kernels us", "download us", "GFLOP/s");
+	else
+		printf("%s, %s, %lu thread%s, %lu runs after %lu warm-up\n\n%-3s %10s %10s %10s %12s %10s\n",
+		       dnn_model_name(m), runner_engine(r, o, engine, sizeof(engine)), o->threads,
+		       o->threads == 1 ? "" : "s", o->iterations, o->warmup, "g", "min us", "median us", "p99 us",
+		       "inferences/s", "GFLOP/s");
+	for (unsigned i = 0; i < nres; i++) {
+		double gflops = 2.0 * (double)dnn_model_macs(m, res[i].g) / res[i].median_us / 1e3;
+		if (r->cl != NULL)
+			printf("%-3u %10.1f %10.1f %10.1f %10.1f %11.1f %10.2f\n", res[i].g, res[i].median_us, res[i].p99_us,
+			       res[i].upload_us, res[i].kernel_us, res[i].download_us, gflops);
+		else
+			printf("%-3u %10.1f %10.1f %10.1f %12.1f %10.2f\n", res[i].g, res[i].min_us, res[i].median_us,
+			       res[i].p99_us, 1e6 / res[i].mean_us, gflops);
+	}
+	if (nres > 1)
+		printf("\ntime dynamic range t(g=%u)/t(g=%u) = %.2fx (median)\n", res[nres - 1].g, res[0].g,
+		       res[nres - 1].median_us / res[0].median_us);
+}
 
 static int
 model_bench(const struct dnn_model *m, const struct model_opts *o)
 {
-	struct dnn_pool *pool = NULL;
-	struct dnn_exec *exec = NULL;
+	struct runner r;
 	struct bench_result res[DNN_MAX_GROUPS];
 	unsigned first, last, nres = 0;
 	size_t in_n = dnn_model_input_size(m);
-	float *input = malloc(in_n * sizeof(float)), *output = malloc(dnn_model_output_size(m) * sizeof(float));
-	double *samples = malloc(o->iterations * sizeof(double));
-	char *cause = NULL;
+	double *samples = malloc(4 * o->iterations * sizeof(double));
+	double *parts[3] = { samples + o->iterations, samples + 2 * o->iterations, samples + 3 * o->iterations };
 	int ret = 1;
 	uint32_t seed = 12345;
 
+	memset(&r, 0, sizeof(r));
 	if (cli_parse_groups(o->groups, dnn_model_groups(m), &first, &last) != 0) {
 		ret = EXIT_USAGE;
 		goto out;
 	}
-	if (input == NULL || output == NULL || samples == NULL || (pool = make_pool(o)) == NULL)
+	if (samples == NULL || runner_open(m, o, &r) != 0)
 		goto out;
-	if ((exec = dnn_exec_create(m, pool, o->kernels, &cause)) == NULL) {
-		cli_error("%s", cause);
-		goto out;
-	}
 	/* A fixed pseudo-random input: timing does not depend on the values. */
 	for (size_t i = 0; i < in_n; i++) {
 		seed = seed * 1664525u + 1013904223u;
-		input[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+		r.input[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
 	}
-	for (unsigned g = first; g <= last; g++) {
-		double sum = 0;
-		for (unsigned long i = 0; i < o->warmup; i++)
-			dnn_exec_run(exec, g, input, output);
-		for (unsigned long i = 0; i < o->iterations; i++) {
-			double t = cli_now_us();
-			dnn_exec_run(exec, g, input, output);
-			samples[i] = cli_now_us() - t;
-			sum += samples[i];
-		}
-		res[nres].g = g;
-		res[nres].mean_us = sum / (double)o->iterations;
-		res[nres].min_us = cli_quantile(samples, o->iterations, 0.0);
-		res[nres].median_us = cli_quantile(samples, o->iterations, 0.5);
-		res[nres].p99_us = cli_quantile(samples, o->iterations, 0.99);
-		nres++;
-	}
-	if (o->json) {
-		struct json_object *root = json_object_new_object(), *groups = json_object_new_array();
-		json_object_object_add(root, "model", json_object_new_string(dnn_model_name(m)));
-		json_object_object_add(root, "kernels", json_object_new_string(dnn_kernels_name(o->kernels)));
-		json_object_object_add(root, "iterations", json_object_new_int64((int64_t)o->iterations));
-		for (unsigned i = 0; i < nres; i++) {
-			struct json_object *go = json_object_new_object();
-			json_object_object_add(go, "active", json_object_new_int((int)res[i].g));
-			json_object_object_add(go, "threads", json_object_new_int((int)o->threads));
-			json_object_object_add(go, "min_us", json_object_new_double(res[i].min_us));
-			json_object_object_add(go, "median_us", json_object_new_double(res[i].median_us));
-			json_object_object_add(go, "p99_us", json_object_new_double(res[i].p99_us));
-			json_object_object_add(go, "throughput_per_s", json_object_new_double(1e6 / res[i].mean_us));
-			json_object_object_add(go, "macs", json_object_new_int64((int64_t)dnn_model_macs(m, res[i].g)));
-			json_object_array_add(groups, go);
-		}
-		json_object_object_add(root, "groups", groups);
-		print_json(root);
-	} else {
-		printf("%s, %s kernels, %lu thread%s, %lu runs after %lu warm-up\n\n%-3s %10s %10s %10s %12s %10s\n",
-		       dnn_model_name(m), dnn_kernels_name(o->kernels), o->threads, o->threads == 1 ? "" : "s",
-		       o->iterations, o->warmup, "g", "min us", "median us", "p99 us", "inferences/s", "GFLOP/s");
-		for (unsigned i = 0; i < nres; i++)
-			printf("%-3u %10.1f %10.1f %10.1f %12.1f %10.2f\n", res[i].g, res[i].min_us, res[i].median_us,
-			       res[i].p99_us, 1e6 / res[i].mean_us,
-			       2.0 * (double)dnn_model_macs(m, res[i].g) / res[i].median_us / 1e3);
-		if (nres > 1)
-			printf("\ntime dynamic range t(g=%u)/t(g=%u) = %.2fx (median)\n", res[nres - 1].g, res[0].g,
-			       res[nres - 1].median_us / res[0].median_us);
-	}
+	for (unsigned g = first; g <= last; g++)
+		if (bench_one(&r, o, g, samples, parts, &res[nres++]) != 0)
+			goto out;
+	if (o->json)
+		bench_print_json(m, o, &r, res, nres);
+	else
+		bench_print_table(m, o, &r, res, nres);
 	ret = 0;
 out:
-	free(cause);
-	dnn_exec_free(exec);
-	dnn_pool_free(pool);
-	free(input);
-	free(output);
+	runner_close(&r);
 	free(samples);
 	return ret;
 }
@@ -532,7 +647,8 @@ model_run(const struct dnn_model *m, const struct model_opts *o)
 		dnn_model_normalize_u8(m, ds.pixels + i * plane, r.input);
 		for (unsigned g = first; g <= last; g++) {
 			unsigned best;
-			dnn_exec_run(r.exec, g, r.input, r.output);
+			if (runner_run(&r, g, NULL) != 0)
+				goto out;
 			best = argmax(output, classes);
 			if (o->json) {
 				struct json_object *row = json_object_new_object(), *outs = json_object_new_array();
