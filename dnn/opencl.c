@@ -475,7 +475,7 @@ run_weighted(struct dnn_cl_exec *e, size_t i, const struct dnn_layer_plan *lp, c
 			arg(&a, LINEAR_LOCAL * sizeof(float), NULL);
 			err = a.err != CL_SUCCESS ? a.err : launch(e, a.kernel, global, local, nevents);
 		} else {
-			size_t global[2] = { (size_t)l->out_h * l->out_w, rows };
+			size_t global[2] = { (size_t)l->out_h * l->out_w, (rows + 3) / 4 };
 			ARG(&a, l->in_h);
 			ARG(&a, l->in_w);
 			ARG(&a, l->out_h);
@@ -488,6 +488,7 @@ run_weighted(struct dnn_cl_exec *e, size_t i, const struct dnn_layer_plan *lp, c
 			ARG(&a, l->pw);
 			ARG(&a, l->weight_cols);
 			ARG(&a, bk->row0);
+			ARG(&a, bk->row1);
 			ARG(&a, bk->ch0);
 			ARG(&a, bk->ch1);
 			ARG(&a, bk->wch0);

@@ -105,4 +105,38 @@ assert acc[-1] > acc[0], ("more groups must be worth more", acc)
 assert all(abs(a - c["accuracy"]) <= 2e-4 for a, c in zip(acc, card)), (acc, card)
 PYEOF
 done
+# OpenCL: the same class as the CPU engine for every image and g, bench
+# splits transfer and kernel time, and a bad device is named.
+expect 2 "must be cpu or opencl:N" "$GEARBOX" model bench "$T/tiny.st" --device gpu
+expect 1 "opencl:99" "$GEARBOX" model bench "$T/tiny.st" --device opencl:99
+if "$GEARBOX" platform --json | $PY -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["opencl"] else 1)'; then
+	export XDG_CACHE_HOME="$T/cache"
+	"$GEARBOX" model run "$T/fm.st" --idx "$T/t10k-images-idx3-ubyte.gz" --count 40 --json >"$T/run-cpu.json"
+	"$GEARBOX" model run "$T/fm.st" --idx "$T/t10k-images-idx3-ubyte.gz" --count 40 --device opencl:0 --json >"$T/run-cl.json"
+	$PY - "$T/run-cpu.json" "$T/run-cl.json" <<'PYEOF' || fail "OpenCL and CPU disagree"
+import json, sys
+cpu = [json.loads(l) for l in open(sys.argv[1])]
+cl = [json.loads(l) for l in open(sys.argv[2])]
+assert len(cpu) == len(cl) == 160, (len(cpu), len(cl))
+for a, b in zip(cpu, cl):
+    assert (a["image"], a["groups"], a["class"]) == (b["image"], b["groups"], b["class"]), (a, b)
+    err = sum((x - y) ** 2 for x, y in zip(a["outputs"], b["outputs"])) ** 0.5
+    norm = sum(x * x for x in a["outputs"]) ** 0.5
+    assert err <= 1e-4 * max(norm, 1e-20), (a["image"], a["groups"], err, norm)
+PYEOF
+	"$GEARBOX" model bench "$T/fm.st" --device opencl:0 --iterations 3 --warmup 1 --json >"$T/bcl.json"
+	[ "$(json "$T/bcl.json" 'all(g["kernel_us"] > 0 and g["upload_us"] >= 0 and g["download_us"] >= 0 and g["kernel_us"] <= g["median_us"] for g in d["groups"]) and d["kernels"] == "opencl"')" = True ] || fail "bench --device opencl:0 figures"
+	ls "$T"/cache/gearbox/opencl-*.bin >/dev/null 2>&1 || fail "no OpenCL program binary cached"
+	for m in "$S"/models/*.safetensors; do
+		[ -f "$m" ] && [ -d /usr/share/datasets/fashion-mnist ] || continue
+		"$GEARBOX" model run "$m" --idx /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --count 100 --json | \
+			$PY -c 'import json,sys; print([json.loads(l)["class"] for l in sys.stdin])' >"$T/bundled-cpu.txt"
+		"$GEARBOX" model run "$m" --idx /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --count 100 --device opencl:0 --json | \
+			$PY -c 'import json,sys; print([json.loads(l)["class"] for l in sys.stdin])' >"$T/bundled-cl.txt"
+		cmp -s "$T/bundled-cpu.txt" "$T/bundled-cl.txt" || fail "bundled model: OpenCL top-1 differs from the CPU"
+	done
+	unset XDG_CACHE_HOME
+else
+	echo "SKIP OpenCL checks: gearbox platform lists no OpenCL device"
+fi
 echo "gearbox model CLI: all checks passed"
