@@ -52,6 +52,7 @@ struct gbx_result {
 	char reason[200];            /* why the budget was infeasible */
 	char policy[64];             /* the policy that chose the operating point */
 	double predicted_us;         /* the latency it was predicted to take */
+	char fallback[300];          /* "" or why it left the OpenCL device it was chosen for */
 };
 
 /* NULL: $GEARBOX_SOCKET, else /run/gearbox/gearboxd.sock. NULL on failure

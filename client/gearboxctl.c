@@ -379,18 +379,21 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 			met += lat[i] <= (double)b.deadline_us;
 		}
 		if (o->json) {
+			struct json_object *fallback = r->fallback[0] ? json_object_new_string(r->fallback) : NULL;
 			printf("{\"request\":%lu,\"image\":%zu,\"latency_us\":%.1f,\"server_latency_us\":%.1f,\"queue_us\":%.1f,"
 			       "\"class\":%u,\"label\":\"%s\",\"groups\":%u,\"placement\":\"%s\",\"threads\":%u,\"freq_khz\":%lu,"
 			       "\"energy_uj\":%.1f,\"energy_source\":\"%s\",\"deadline_us\":%llu,\"deadline_met\":%s,\"energy_met\":%s,"
-			       "\"feasible\":%s,\"policy\":\"%s\",\"predicted_us\":%.1f}\n",
+			       "\"feasible\":%s,\"policy\":\"%s\",\"predicted_us\":%.1f,\"fallback\":%s}\n",
 			       i, k, lat[i], r->latency_us, r->queue_us, r->cls, r->label, r->groups, r->placement, r->threads,
 			       r->freq_khz, r->energy_uj, r->energy_source, (unsigned long long)b.deadline_us,
 			       (!b.deadline_us || lat[i] <= (double)b.deadline_us) ? "true" : "false", r->energy_met ? "true" : "false",
-			       r->feasible ? "true" : "false", r->policy, r->predicted_us);
+			       r->feasible ? "true" : "false", r->policy, r->predicted_us, json_object_to_json_string(fallback));
+			json_object_put(fallback);
 		} else {
-			printf("image %zu: %s (class %u), g=%u on %s, %.0f us end to end (%.0f us inference), %.0f uJ (%s)%s%s\n", k,
-			       r->label, r->cls, r->groups, r->placement, lat[i], r->latency_us, r->energy_uj, r->energy_source,
-			       r->feasible ? "" : ", infeasible: ", r->feasible ? "" : r->reason);
+			printf("image %zu: %s (class %u), g=%u on %s, %.0f us end to end (%.0f us inference), %.0f uJ (%s)%s%s%s%s\n",
+			       k, r->label, r->cls, r->groups, r->placement, lat[i], r->latency_us, r->energy_uj, r->energy_source,
+			       r->feasible ? "" : ", infeasible: ", r->feasible ? "" : r->reason,
+			       r->fallback[0] ? ", moved off the device: " : "", r->fallback);
 		}
 		fflush(stdout);
 	}

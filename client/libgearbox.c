@@ -346,6 +346,7 @@ parse_result(struct gbx_conn *c, const char *payload, struct gbx_result *r)
 	copy_str(r->reason, sizeof(r->reason), o, "reason");
 	copy_str(r->policy, sizeof(r->policy), o, "policy");
 	r->predicted_us = json_object_get_double(json_object_object_get(o, "predicted_us"));
+	copy_str(r->fallback, sizeof(r->fallback), o, "fallback");
 	json_object_put(o);
 	return 0;
 }

@@ -1004,8 +1004,18 @@ send_infer_reply(struct daemon *d, struct client *c, struct request *r)
 	json_object_object_add(o, "energy_met", json_object_new_boolean(energy_met));
 	json_object_object_add(o, "feasible", json_object_new_boolean(r->feasible));
 	json_object_object_add(o, "reason", r->feasible ? NULL : json_object_new_string(r->reason));
+	json_object_object_add(o, "fallback", r->fallback[0] ? json_object_new_string(r->fallback) : NULL);
 	send_json(c, GBX_MSG_INFER_REPLY, r->msg_id, o);
 	note_operating_point(d, m, r);
+	if (r->fallback[0] != '\0') {
+		struct json_object *ev = json_object_new_object();
+		json_object_object_add(ev, "event", json_object_new_string("placement-failed"));
+		json_object_object_add(ev, "model", json_object_new_string(m ? dnn_model_name(m->model) : "?"));
+		json_object_object_add(ev, "placement", json_object_new_string(r->failed_place));
+		json_object_object_add(ev, "now", json_object_new_string(r->placement));
+		json_object_object_add(ev, "reason", json_object_new_string(r->fallback));
+		broadcast_event(d, ev);
+	}
 	if (!met || !r->feasible) {
 		struct json_object *ev = json_object_new_object();
 		json_object_object_add(ev, "event", json_object_new_string("budget-violation"));
@@ -1371,7 +1381,8 @@ run(int argc, char **argv)
 	{
 		struct pol_params calibration;
 		pol_policy_resolve(pol_set_find(&d.policies, d.default_policy), NULL, &calibration);
-		if (hosts_open(&d.hosts, d.config.models, d.config.nmodels, d.config.threads, &calibration, &cause) != 0) {
+		if (hosts_open(&d.hosts, d.config.models, d.config.nmodels, d.config.threads, d.config.opencl, &calibration,
+		               &cause) != 0) {
 			log_error("%s", cause ? cause : "cannot open the models");
 			goto out;
 		}

@@ -16,6 +16,7 @@ config_defaults(struct config *c)
 	memset(c, 0, sizeof(*c));
 	c->margin = -1;
 	c->threads = 0;
+	c->opencl = true;
 }
 
 void
@@ -83,6 +84,13 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		if (*end || end == value || value[0] == '-' || t > 256)
 			return ini_file_fail(f, "threads '%s' must be a whole number from 0 (all) to 256", value);
 		c->threads = (unsigned)t;
+	} else if (strcmp(key, "opencl") == 0) {
+		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+			c->opencl = true;
+		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+			c->opencl = false;
+		else
+			return ini_file_fail(f, "opencl '%s' must be yes or no", value);
 	} else if (strcmp(key, "policy") == 0) {
 		free(c->policy);
 		c->policy = strdup(value);
@@ -90,7 +98,7 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		free(c->policy_dir);
 		c->policy_dir = strdup(value);
 	} else {
-		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads)",
+		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, opencl)",
 		                     key);
 	}
 	return 1;

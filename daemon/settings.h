@@ -8,9 +8,12 @@
  *   policies = /etc/gearbox/policies      # administrator's policy files (override the shipped ones)
  *   margin = 0.10                         # overrides every policy's margin (optional)
  *   threads = 2                           # at most this many threads per request (0: all CPUs)
+ *   opencl = yes                          # offer OpenCL devices as placements
  */
 #ifndef GEARBOX_DAEMON_SETTINGS_H
 #define GEARBOX_DAEMON_SETTINGS_H
+
+#include <stdbool.h>
 
 #define GEARBOXD_CONFIG "/etc/gearbox/gearboxd.conf"
 
@@ -22,6 +25,7 @@ struct config {
 	unsigned threads;    /* 0: no limit beyond the policy's */
 	char *policy;        /* default policy name */
 	char *policy_dir;    /* /etc override folder */
+	bool opencl;         /* offer OpenCL devices as placements */
 };
 
 void config_defaults(struct config *c);

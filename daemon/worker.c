@@ -46,8 +46,25 @@ session_state(struct model_host *m, uint32_t session)
 	return &m->sessions[slot].state;
 }
 
-/* The pool and context of one (placement, threads), made on first use. CPU
- * pools are bound to the whole cluster. */
+/* The device of an OpenCL place, opened by the first model that needs it. */
+static struct dnn_cl *
+get_device(struct hosts *h, unsigned place, const struct pol_place *pl, char **cause)
+{
+	struct dnn_cl *cl;
+
+	pthread_mutex_lock(&h->cl_lock);
+	if ((cl = h->cl_devices[place]) == NULL && (cl = dnn_cl_open(pl->index, h->cache_dir, cause)) != NULL) {
+		const struct dnn_cl_info *info = dnn_cl_get_info(cl);
+		log_info("%s: %s (%s), kernels %s in %.0f ms", pl->name, info->device_name, info->platform_name,
+		         info->from_cache ? "loaded from the binary cache" : "built", info->build_ms);
+		h->cl_devices[place] = cl;
+	}
+	pthread_mutex_unlock(&h->cl_lock);
+	return cl;
+}
+
+/* The runner of one (placement, threads), made on first use. CPU pools are
+ * bound to the whole cluster. */
 static struct runner *
 get_runner(struct model_host *m, unsigned place, unsigned threads, char **cause)
 {
@@ -55,11 +72,13 @@ get_runner(struct model_host *m, unsigned place, unsigned threads, char **cause)
 	const struct pol_place *pl = &m->predictor.places[place];
 	hwloc_bitmap_t set;
 
-	if (r->exec != NULL)
+	if (r->exec != NULL || r->cl_exec != NULL)
 		return r;
-	if (pl->kind != POL_PLACE_CPU) {
-		set_cause(cause, "%s: no OpenCL execution in this build", pl->name);
-		return NULL;
+	if (pl->kind == POL_PLACE_OPENCL) {
+		struct dnn_cl *cl = get_device(m->owner, place, pl, cause);
+		if (cl == NULL || (r->cl_exec = dnn_cl_exec_create(cl, m->model, cause)) == NULL)
+			return NULL;
+		return r;
 	}
 	set = gov_cluster_cpuset(&m->owner->platform->clusters[pl->index], 0);
 	r->pool = dnn_pool_create(threads, set, cause);
@@ -70,6 +89,26 @@ get_runner(struct model_host *m, unsigned place, unsigned threads, char **cause)
 		return NULL;
 	}
 	return r;
+}
+
+static int
+runner_run(struct runner *r, unsigned groups, const float *in, float *out, char **cause)
+{
+	if (r->cl_exec != NULL)
+		return dnn_cl_exec_run(r->cl_exec, groups, in, out, NULL, cause);
+	return dnn_exec_run(r->exec, groups, in, out);
+}
+
+/* A placement that failed (device lost, out of memory, kernels that do not
+ * build) leaves this model's tables until the daemon restarts. */
+static void
+disable_place(struct model_host *m, unsigned place, const char *why)
+{
+	pthread_mutex_lock(&m->lock);
+	m->predictor.places[place].disabled = true;
+	pthread_mutex_unlock(&m->lock);
+	log_warning("%s: %s failed, moving its work to the CPU: %s", dnn_model_name(m->model),
+	            m->predictor.places[place].name, why);
 }
 
 /* Set the cluster to the highest frequency its sessions voted for. A failed
@@ -125,12 +164,47 @@ choose_point(struct model_host *m, struct request *r, struct pol_session *state,
 		/* the policy allows nothing here: all groups, first placement, one
 		 * thread, and say so */
 		choice.point = (struct pol_point){ .groups = dnn_model_groups(m->model), .threads = 1 };
-		choice.point.khz = m->predictor.places[0].freqs_khz[m->predictor.places[0].nfreqs - 1];
-		choice.point.latency_us = pol_predict_us(&m->predictor, choice.point.groups, 0, 1,
-		                                         m->predictor.places[0].nfreqs - 1);
+		const struct pol_place *first = &m->predictor.places[0];
+		choice.point.freq = first->nfreqs - 1;
+		choice.point.khz = first->freqs_khz[choice.point.freq];
+		choice.point.power_w = first->busy_w[choice.point.freq];
+		choice.point.accuracy = m->predictor.model.accuracy[choice.point.groups];
+		choice.point.latency_us = pol_predict_us(&m->predictor, choice.point.groups, 0, 1, choice.point.freq);
 		choice.feasible = false;
 	}
 	return choice;
+}
+
+/* Run r at its chosen point; when an OpenCL placement fails, disable it,
+ * choose again among what is left and run there, so the request still gets
+ * its answer (r->fallback says what happened). Returns the runner used. */
+static struct runner *
+run_on_point(struct model_host *m, struct request *r, struct pol_session *state, struct pol_choice *choice)
+{
+	for (;;) {
+		struct pol_point *pt = &choice->point;
+		char *cause = NULL;
+		struct runner *runner = get_runner(m, pt->place, pt->threads, &cause);
+		if (runner != NULL && runner_run(runner, pt->groups, r->input, r->output, &cause) == 0)
+			return runner;
+		if (m->predictor.places[pt->place].kind != POL_PLACE_OPENCL) {
+			/* a CPU pool that cannot start (out of memory): one thread of
+			 * the first cluster always can */
+			log_warning("%s: %s; running on %s, 1 thread", dnn_model_name(m->model), cause,
+			            m->predictor.places[0].name);
+			free(cause);
+			pt->place = 0;
+			pt->threads = 1;
+			runner = get_runner(m, 0, 1, NULL);
+			dnn_exec_run(runner->exec, pt->groups, r->input, r->output);
+			return runner;
+		}
+		disable_place(m, pt->place, cause);
+		snprintf(r->failed_place, sizeof(r->failed_place), "%s", m->predictor.places[pt->place].name);
+		snprintf(r->fallback, sizeof(r->fallback), "%s", cause ? cause : "device error");
+		free(cause);
+		*choice = choose_point(m, r, state, now_ns());
+	}
 }
 
 static void
@@ -143,31 +217,23 @@ run_request(struct model_host *m, struct request *r)
 	struct pol_session *state = session_state(m, r->session);
 	struct pol_choice choice = choose_point(m, r, state, start);
 	struct pol_point *pt = &choice.point;
-	struct runner *runner;
 	double pred_us, pred_uj, sensor_uj = -1;
-	char *cause = NULL;
 
-	if ((runner = get_runner(m, pt->place, pt->threads, &cause)) == NULL) {
-		log_warning("%s: %s; running on %s, 1 thread", dnn_model_name(m->model), cause,
-		            m->predictor.places[0].name);
-		free(cause);
-		pt->place = 0;
-		pt->threads = 1;
-		runner = get_runner(m, 0, 1, NULL);
-	}
 	r->queue_us = (double)(start - r->received_ns) / 1e3;
+	r->khz = apply_frequency(m, r, pt, start);
+	start = now_ns();
+	if (counter != NULL)
+		measured = gov_energy_read(counter, &before, NULL) == 0;
+	run_on_point(m, r, state, &choice);
+	end = now_ns();
+	if (r->fallback[0] != '\0')
+		r->khz = apply_frequency(m, r, pt, end);
 	r->groups = pt->groups;
 	r->threads = pt->threads;
 	r->feasible = choice.feasible;
 	snprintf(r->reason, sizeof(r->reason), "%s", choice.reason);
 	snprintf(r->placement, sizeof(r->placement), "%s", m->predictor.places[pt->place].name);
 	r->predicted_us = pt->latency_us;
-	r->khz = apply_frequency(m, r, pt, start);
-	start = now_ns();
-	if (counter != NULL)
-		measured = gov_energy_read(counter, &before, NULL) == 0;
-	dnn_exec_run(runner->exec, r->groups, r->input, r->output);
-	end = now_ns();
 	r->latency_us = (double)(end - start) / 1e3;
 	if (measured && gov_energy_read(counter, &after, NULL) == 0 && after.is_energy) {
 		sensor_uj = (double)gov_energy_delta_uj(counter, before.energy_uj, after.energy_uj);
@@ -181,6 +247,8 @@ run_request(struct model_host *m, struct request *r)
 	for (unsigned i = 1; i < dnn_model_classes(m->model); i++)
 		if (r->output[i] > r->output[r->cls])
 			r->cls = i;
+	if (r->fallback[0] != '\0')
+		return; /* the time includes the failed attempt: not a fair sample */
 	/* Close the loop: measured against the uncorrected prediction. */
 	pred_us = pol_predict_us(&m->predictor, pt->groups, pt->place, pt->threads, pt->freq);
 	pred_uj = pred_us * pt->power_w;
@@ -263,7 +331,10 @@ static int
 measure_point(void *ctx, const struct pol_point *pt, double *us, char **cause)
 {
 	struct model_host *m = ctx;
-	struct runner *runner = get_runner(m, pt->place, pt->threads, cause);
+	struct runner *runner;
+
+	m->calibrating_place = pt->place;
+	runner = get_runner(m, pt->place, pt->threads, cause);
 	float *in = calloc(dnn_model_input_size(m->model), sizeof(float));
 	float *out = calloc(dnn_model_output_size(m->model), sizeof(float));
 	uint64_t t;
@@ -273,7 +344,7 @@ measure_point(void *ctx, const struct pol_point *pt, double *us, char **cause)
 		rc = runner == NULL ? -1 : set_cause(cause, "out of memory");
 	} else {
 		t = now_ns();
-		dnn_exec_run(runner->exec, pt->groups, in, out);
+		rc = runner_run(runner, pt->groups, in, out, cause);
 		*us = (double)(now_ns() - t) / 1e3;
 	}
 	free(in);
@@ -297,8 +368,16 @@ calibrate(struct model_host *m, unsigned runs, bool cache, char **cause)
 	struct pol_predictor next = m->predictor;
 	char *why = NULL;
 
-	if (pol_predictor_calibrate(&next, runs, measure_point, m, calibration_progress, cause) != 0)
-		return -1;
+	while (pol_predictor_calibrate(&next, runs, measure_point, m, calibration_progress, cause) != 0) {
+		/* A device that fails while measured leaves; the CPU cannot. */
+		unsigned p = m->calibrating_place;
+		if (next.places[p].kind != POL_PLACE_OPENCL || next.places[p].disabled)
+			return -1;
+		disable_place(m, p, *cause);
+		next.places[p].disabled = true;
+		free(*cause);
+		*cause = NULL;
+	}
 	pthread_mutex_lock(&m->lock);
 	m->predictor = next;
 	pol_feedback_init(&m->feedback);
@@ -331,7 +410,7 @@ host_open(struct hosts *h, struct model_host *m, const char *path, unsigned thre
 {
 	struct pol_place places[POL_MAX_PLACES];
 	struct pol_model facts;
-	unsigned nplaces;
+	unsigned nplaces, ncpu;
 
 	m->owner = h;
 	m->path = strdup(path);
@@ -341,8 +420,20 @@ host_open(struct hosts *h, struct model_host *m, const char *path, unsigned thre
 	if ((m->model = dnn_model_load(path, cause)) == NULL)
 		return -1;
 	pol_model_from_dnn(&facts, m->model);
-	nplaces = pol_places_from_platform(places, POL_MAX_PLACES, h->platform);
+	nplaces = ncpu = pol_places_from_platform(places, POL_MAX_PLACES, h->platform);
+	if (h->opencl)
+		nplaces = pol_places_add_opencl(places, nplaces, POL_MAX_PLACES, h->platform);
 	pol_predictor_init(&m->predictor, &facts, places, nplaces);
+	/* Open each device now (kernels built or loaded, weights uploaded), so
+	 * that a device that cannot run the model is left out from the start. */
+	for (unsigned p = ncpu; p < nplaces; p++) {
+		char *why = NULL;
+		if (get_runner(m, p, 1, &why) == NULL) {
+			m->predictor.places[p].disabled = true;
+			log_warning("%s: not offering %s: %s", dnn_model_name(m->model), places[p].name, why);
+			free(why);
+		}
+	}
 	pol_feedback_init(&m->feedback);
 	snprintf(m->placement, sizeof(m->placement), "%s", places[nplaces - 1].name);
 	if (calibration->calibration_cache && pol_predictor_load(&m->predictor, h->cache_dir) == 0) {
@@ -364,14 +455,16 @@ host_open(struct hosts *h, struct model_host *m, const char *path, unsigned thre
 }
 
 int
-hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, const struct pol_params *calibration,
-           char **cause)
+hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, bool opencl,
+           const struct pol_params *calibration, char **cause)
 {
 	bool recovered = false;
 
 	memset(h, 0, sizeof(*h));
 	pthread_mutex_init(&h->done_lock, NULL);
 	pthread_mutex_init(&h->dvfs_lock, NULL);
+	pthread_mutex_init(&h->cl_lock, NULL);
+	h->opencl = opencl;
 	pol_cache_dir(h->cache_dir, sizeof(h->cache_dir));
 	if ((h->completion_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		return set_cause(cause, "eventfd: %s", strerror(errno));
@@ -427,6 +520,7 @@ hosts_close(struct hosts *h)
 			for (unsigned t = 0; t <= POL_MAX_THREADS; t++) {
 				dnn_exec_free(m->runners[p][t].exec);
 				dnn_pool_free(m->runners[p][t].pool);
+				dnn_cl_exec_free(m->runners[p][t].cl_exec);
 			}
 		dnn_model_free(m->model);
 		free(m->path);
@@ -450,6 +544,9 @@ hosts_close(struct hosts *h)
 			log_info("restored the CPU frequencies");
 		}
 	}
+	for (unsigned p = 0; p < POL_MAX_PLACES; p++)
+		dnn_cl_close(h->cl_devices[p]);
+	pthread_mutex_destroy(&h->cl_lock);
 	gov_platform_free(h->platform);
 	pthread_mutex_destroy(&h->dvfs_lock);
 	if (h->completion_fd >= 0)

@@ -48,14 +48,17 @@ struct request {
 	bool feasible;
 	char reason[200];
 	unsigned calibrated;    /* REQUEST_CALIBRATE: points measured, 0 = failed (reason) */
+	char fallback[300];     /* why it left the placement it was chosen for ("" = it did not) */
+	char failed_place[POL_NAME];
 	struct request *next;   /* completion list */
 };
 
-/* A pool and execution context for one (placement, threads), made on first
- * use. */
+/* What runs a model at one (placement, threads), made on first use: a
+ * bound pool and CPU context, or a context on an OpenCL device. */
 struct runner {
 	struct dnn_pool *pool;
 	struct dnn_exec *exec;
+	struct dnn_cl_exec *cl_exec;
 };
 
 #define SESSION_SLOTS 256
@@ -74,6 +77,7 @@ struct model_host {
 	} sessions[SESSION_SLOTS];
 	char placement[64];     /* where the last request ran */
 	unsigned threads;       /* the most threads a request may use (gearboxd.conf) */
+	unsigned calibrating_place; /* the place being measured (worker or start-up only) */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -105,13 +109,18 @@ struct hosts {
 	bool dvfs_off[POL_MAX_PLACES]; /* a write failed, or an operator holds the clocks */
 	bool changed_freq;
 	char cache_dir[512];
+	/* OpenCL devices, opened on first use by any model (kernels built or
+	 * loaded from the binary cache once per device), by place index. */
+	bool opencl;            /* offer OpenCL devices as placements */
+	pthread_mutex_t cl_lock;
+	struct dnn_cl *cl_devices[POL_MAX_PLACES];
 };
 
 /* Open every model: discover the platform, load (or measure and cache) each
  * model's predictor with the calibration settings of `calibration`, and
  * start one worker per model. At most `threads` threads per request. */
-int hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, const struct pol_params *calibration,
-               char **cause);
+int hosts_open(struct hosts *h, char **paths, unsigned n, unsigned threads, bool opencl,
+               const struct pol_params *calibration, char **cause);
 void hosts_close(struct hosts *h);
 struct model_host *hosts_find(struct hosts *h, const char *name);
 /* Queue a request; -EBUSY when the model's queue is full (admission control). */

@@ -140,6 +140,9 @@ struct pol_place {
 	 * and where it came from ("kernel-em", "table", "estimate", "simulated"). */
 	double busy_w[POL_MAX_FREQS];
 	char power_source[32];
+	/* Left out of every table: the device failed (lost, out of memory, its
+	 * kernels did not build). Set by the caller at run time. */
+	bool disabled;
 };
 
 /* Per-g facts of a model, from the dnn module or written by a test. */
@@ -154,6 +157,12 @@ void pol_model_from_dnn(struct pol_model *m, const struct dnn_model *model);
 /* The CPU clusters of a discovered platform as placements (OpenCL devices
  * are added by the caller when it can run the model there). */
 unsigned pol_places_from_platform(struct pol_place *places, unsigned max, const struct gov_platform *p);
+/* Append the platform's OpenCL devices after the n places already there
+ * ("opencl:N", one "thread": the device runs the whole inference). A device of
+ * CPU type is taken to draw what all the CPUs draw busy; a GPU, for want of a
+ * GPU power model, what the largest cluster draws with all its CPUs busy
+ * (power_source "estimate"). Returns the new count. */
+unsigned pol_places_add_opencl(struct pol_place *places, unsigned n, unsigned max, const struct gov_platform *p);
 
 /* ---- operating points and prediction ----------------------------------------- */
 

@@ -72,6 +72,39 @@ pol_places_from_platform(struct pol_place *places, unsigned max, const struct go
 	return n;
 }
 
+unsigned
+pol_places_add_opencl(struct pol_place *places, unsigned n, unsigned max, const struct gov_platform *p)
+{
+	double all_cpus_w = 0, biggest_w = 0;
+	const char *source = "estimate";
+
+	for (unsigned i = 0; i < p->nclusters; i++) {
+		const struct gov_cluster *c = &p->clusters[i];
+		double w = gov_model_power(p, c->id, c->hw_max_khz, c->ncpus);
+		all_cpus_w += w;
+		if (w > biggest_w)
+			biggest_w = w;
+		source = gov_model_kind_name(p->models[i].kind);
+	}
+	for (unsigned i = 0; i < p->nopencl && n < max; i++) {
+		const struct gov_opencl_device *d = &p->opencl[i];
+		struct pol_place *pl = &places[n++];
+		bool gpu = strcmp(d->type, "gpu") == 0;
+		memset(pl, 0, sizeof(*pl));
+		pl->kind = POL_PLACE_OPENCL;
+		snprintf(pl->name, sizeof(pl->name), "opencl:%u", i);
+		pl->index = i;
+		pl->is_gpu = gpu;
+		pl->max_threads = 1;
+		pl->capacity = 1024;
+		pl->nfreqs = 1;
+		pl->freqs_khz[0] = 0; /* devfreq GPUs: not driven by gearboxd yet */
+		pl->busy_w[0] = gpu ? biggest_w : all_cpus_w;
+		snprintf(pl->power_source, sizeof(pl->power_source), "%s", gpu ? "estimate" : source);
+	}
+	return n;
+}
+
 /* ---- the fit ------------------------------------------------------------------ */
 
 static uint64_t
@@ -188,6 +221,8 @@ pol_predictor_calibrate(struct pol_predictor *pr, unsigned runs, pol_measure_fn 
 		unsigned T = pl->max_threads;
 		double t1 = 0, tG, tGT, fixed, slope, serial = 1;
 
+		if (pl->disabled)
+			continue;
 		if (measure_median(pr, p, G, 1, runs, measure, ctx, progress, &tG, cause) != 0)
 			return -1;
 		if (G > 1 && measure_median(pr, p, 1, 1, runs, measure, ctx, progress, &t1, cause) != 0)
@@ -339,6 +374,10 @@ pol_predictor_load(struct pol_predictor *pr, const char *cache_dir)
 			if (json_object_object_get_ex(o, "khz", &v))
 				f->khz = (unsigned long)json_object_get_int64(v);
 		}
+		/* a place left out when this was measured (its device had failed)
+		 * has no fit: measure again now that it is offered */
+		if (!pr->places[p].disabled && !pr->fit[p][1].measured)
+			goto out;
 	}
 	rc = 0;
 out:

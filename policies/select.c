@@ -92,7 +92,7 @@ pol_table_build(const struct pol_predictor *pr, const struct pol_params *params,
 	for (unsigned p = 0; p < pr->nplaces; p++) {
 		const struct pol_place *pl = &pr->places[p];
 		unsigned tmax = pl->max_threads;
-		if (!place_allowed(pl, params->placements))
+		if (pl->disabled || !place_allowed(pl, params->placements))
 			continue;
 		if (params->max_threads && params->max_threads < tmax)
 			tmax = params->max_threads;

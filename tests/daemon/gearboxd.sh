@@ -44,7 +44,7 @@ CTL="$B/gearboxctl --socket $SOCK"
 
 start_daemon() { # start_daemon [wrapper...]
 	rm -f "$SOCK"
-	"$@" "$B/gearboxd" --socket "$SOCK" --model "$MODEL" -v >"$T/daemon.log" 2>&1 &
+	"$@" "$B/gearboxd" --socket "$SOCK" --model "$MODEL" -v ${DAEMON_CONFIG:+--config "$DAEMON_CONFIG"} >"$T/daemon.log" 2>&1 &
 	DPID=$!
 	for i in $(seq 1 300); do
 		[ -S "$SOCK" ] && $CTL status >/dev/null 2>&1 && return 0
@@ -290,6 +290,52 @@ grep -q '"event":"budget-violation"' "$T/events.out" || fail "no budget-violatio
 stop_daemon
 echo "ok: configuration, reload, events"
 
+# --- 2c. OpenCL placement, and its failure moving the work to the CPU -------------
+if "$B/gearbox" platform --json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["opencl"] else 1)'; then
+	mkdir -p "$T/clpolicies"
+	printf '[policy]\nplacements = opencl\n' >"$T/clpolicies/device.conf"
+	printf '[daemon]\nmodel = %s\npolicies = %s/clpolicies\n' "$MODEL" "$T" >"$T/cl.conf"
+	rm -f "$SOCK"
+	# the device fails after 40 runs (calibration takes 12 of them)
+	GEARBOX_OPENCL_FAULT_AFTER=40 "$B/gearboxd" --config "$T/cl.conf" --socket "$SOCK" -v >"$T/daemon.log" 2>&1 &
+	DPID=$!
+	for i in $(seq 1 300); do [ -S "$SOCK" ] && $CTL status >/dev/null 2>&1 && break; sleep 0.1; done
+	grep -q "opencl:0: .*kernels" "$T/daemon.log" || fail "OpenCL device not opened"
+	$CTL pareto --policy device --json >"$T/clpareto.json"
+	grep -q '"placement":"opencl:0"' "$T/clpareto.json" || fail "no OpenCL operating points: $(head -c 400 "$T/clpareto.json")"
+	timeout 30 $CTL watch --interval 0.2 >"$T/clevents.out" 2>&1 &
+	WATCH=$!
+	sleep 0.5
+	$CTL infer --idx "$IDX" --count 10 --json >"$T/cpu.json"
+	$CTL infer --idx "$IDX" --count 60 --policy device --json >"$T/device.json"
+	sleep 0.5
+	kill "$WATCH" 2>/dev/null || true
+	wait "$WATCH" 2>/dev/null || true
+	python3 - "$T/cpu.json" "$T/device.json" <<'PYEOF' || fail "OpenCL placement and fallback"
+import json, sys
+cpu = [json.loads(l) for l in open(sys.argv[1]) if '"request"' in l]
+dev = [json.loads(l) for l in open(sys.argv[2]) if '"request"' in l]
+assert len(dev) == 60, len(dev)
+on_device = [r for r in dev if r["placement"] == "opencl:0"]
+moved = [r for r in dev if r["fallback"]]
+after = dev[dev.index(moved[0]):] if moved else []
+assert on_device, "nothing ran on opencl:0"
+assert len(moved) == 1 and "injected device fault" in moved[0]["fallback"], [r["fallback"] for r in dev]
+assert all(r["placement"] == "cluster0" and r["class"] == r["class"] for r in after), [r["placement"] for r in after]
+assert all(r["label"] for r in dev), "a request lost its answer"
+# the device gives the CPU's class wherever both ran the same g
+same = [(c["class"], d["class"]) for c, d in zip(cpu, dev) if c["groups"] == d["groups"] and d["placement"] == "opencl:0"]
+assert same and all(a == b for a, b in same), same
+PYEOF
+	grep -q "opencl:0 failed, moving its work to the CPU: .*injected device fault" "$T/daemon.log" || fail "device failure not logged"
+	grep -q '"event":"placement-failed"' "$T/clevents.out" || fail "no placement-failed event: $(head -c 600 "$T/clevents.out")"
+	$CTL status >/dev/null || fail "not serving after a device failure"
+	stop_daemon
+	echo "ok: OpenCL placement, device failure moves the work to the CPU"
+else
+	echo "skip: OpenCL placement (no OpenCL device)"
+fi
+
 # --- 3. socket activation -------------------------------------------------------
 if command -v systemd-socket-activate >/dev/null; then
 	rm -f "$SOCK"
@@ -349,6 +395,10 @@ fi
 
 # --- 6. valgrind --------------------------------------------------------------------
 if command -v valgrind >/dev/null && ! grep -q "__asan_init" "$B/gearboxd"; then
+	# Without OpenCL: the OpenCL driver's compiler (PoCL's LLVM) takes minutes
+	# under valgrind; the OpenCL path is checked under ASan/UBSan in 2c.
+	printf '[daemon]\nopencl = no\n' >"$T/novcl.conf"
+	DAEMON_CONFIG=$T/novcl.conf
 	start_daemon valgrind --quiet --suppressions="$S/tests/daemon/valgrind.supp" --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=99 --log-file="$T/valgrind.log"
 	$CTL infer --idx "$IDX" --count 10 --deadline-us 1000000 >/dev/null || fail "infer under valgrind"
