@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,10 @@ struct gbx_conn {
 	char *event;              /* the last unsolicited event's JSON */
 	unsigned char *rbuf;      /* bytes received but not yet handled */
 	size_t rlen, rcap;
+	/* The last reply's return path (the daemon's "done_ns" to our receiving
+	 * it), told to the daemon with the next request so that it can plan
+	 * deadlines end to end. Negative: not measured yet. */
+	double return_us;
 };
 
 static __thread char connect_error[512];
@@ -79,6 +84,7 @@ gbx_connect(const char *path)
 		return NULL;
 	}
 	c->fd = fd;
+	c->return_us = -1;
 	c->next_id = 1;
 	return c;
 }
@@ -319,13 +325,28 @@ copy_str(char *dst, size_t len, struct json_object *o, const char *key)
 	snprintf(dst, len, "%s", v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "");
 }
 
+static uint64_t
+monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static int
 parse_result(struct gbx_conn *c, const char *payload, struct gbx_result *r)
 {
+	uint64_t received = monotonic_ns(), done;
 	struct json_object *o = json_tokener_parse(payload), *scores;
 
 	if (o == NULL)
 		return fail(c, "daemon sent bad JSON");
+	/* Same host, same CLOCK_MONOTONIC (a daemon in another time namespace
+	 * gives implausible values, which are ignored). */
+	done = (uint64_t)json_object_get_int64(json_object_object_get(o, "done_ns"));
+	if (done != 0 && done <= received && received - done < 1000000000ull)
+		c->return_us = (double)(received - done) / 1e3;
 	r->cls = (unsigned)json_object_get_int(json_object_object_get(o, "class"));
 	copy_str(r->label, sizeof(r->label), o, "label");
 	scores = json_object_object_get(o, "scores");
@@ -354,8 +375,15 @@ parse_result(struct gbx_conn *c, const char *payload, struct gbx_result *r)
 static int
 send_infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes, bool pixels, uint32_t *id)
 {
-	char head[96];
-	int n = snprintf(head, sizeof(head), "{\"session\":%u%s}", session, pixels ? ",\"pixels\":true" : "");
+	char head[160], ret[48] = "";
+	int n;
+
+	if (c->return_us >= 0)
+		snprintf(ret, sizeof(ret), ",\"return_us\":%.1f", c->return_us);
+	/* sent_ns: when the request left, so that the daemon counts the time
+	 * before it arrived against the deadline */
+	n = snprintf(head, sizeof(head), "{\"session\":%u%s,\"sent_ns\":%llu%s}", session, pixels ? ",\"pixels\":true" : "",
+	             (unsigned long long)monotonic_ns(), ret);
 
 	*id = c->next_id++;
 	return send_frame(c, GBX_MSG_INFER, *id, head, (size_t)n + 1 /* the NUL */, input, bytes);

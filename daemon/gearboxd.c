@@ -51,6 +51,8 @@ struct session {
 	double recent_us[SESSION_WINDOW];
 };
 
+#define RETURN_SAMPLES 16
+
 struct client {
 	struct daemon *daemon;
 	uint64_t id;
@@ -69,6 +71,10 @@ struct client {
 	struct session sessions[MAX_SESSIONS_PER_CLIENT];
 	unsigned nsessions;
 	bool closing;            /* close once `out` is flushed */
+	/* Return paths the client measured (reply's done_ns to its receiving
+	 * it), the last RETURN_SAMPLES of them. */
+	double return_us[RETURN_SAMPLES];
+	unsigned nreturn;
 	struct client *next;
 };
 
@@ -353,11 +359,60 @@ requested_policy(struct daemon *d, struct client *c, struct json_object *o, char
 	return 0;
 }
 
+static int
+compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+struct timing {
+	uint64_t origin_ns;      /* 0: not given */
+	double return_us;
+};
+
+/* An INFER's "sent_ns" (the client's CLOCK_MONOTONIC when it sent it) and
+ * "return_us" (how long its previous reply took to reach it): deadlines are
+ * planned end to end with the time before arrival and the 90th percentile of
+ * the client's recent return paths taken off. Values that cannot be true
+ * (another clock, e.g. a client in another time namespace) are ignored. */
+static struct timing
+request_timing(struct client *c, struct json_object *o)
+{
+	struct timing t = { 0, 0 };
+	struct json_object *v;
+	double sorted[RETURN_SAMPLES];
+	unsigned n = c->nreturn < RETURN_SAMPLES ? c->nreturn : RETURN_SAMPLES;
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (json_object_object_get_ex(o, "sent_ns", &v)) {
+		uint64_t sent = (uint64_t)json_object_get_int64(v);
+		if (sent > 0 && sent <= now && now - sent < 10000000000ull)
+			t.origin_ns = sent;
+	}
+	if (json_object_object_get_ex(o, "return_us", &v)) {
+		double us = json_object_get_double(v);
+		if (us >= 0 && us < 1e6)
+			c->return_us[c->nreturn++ % RETURN_SAMPLES] = us;
+		n = c->nreturn < RETURN_SAMPLES ? c->nreturn : RETURN_SAMPLES;
+	}
+	if (n > 0) {
+		memcpy(sorted, c->return_us, n * sizeof(double));
+		qsort(sorted, n, sizeof(double), compare_double);
+		t.return_us = sorted[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1];
+	}
+	return t;
+}
+
 static void
 handle_infer(struct daemon *d, struct client *c)
 {
 	size_t json_len = strnlen((const char *)c->payload, c->h.length), in_n, have;
 	struct json_object *o, *v;
+	struct timing timing;
 	struct session *s;
 	struct request *r;
 	bool pixels = false;
@@ -373,6 +428,7 @@ handle_infer(struct daemon *d, struct client *c)
 	}
 	if (json_object_object_get_ex(o, "pixels", &v))
 		pixels = json_object_get_boolean(v);
+	timing = request_timing(c, o);
 	json_object_put(o);
 	in_n = dnn_model_input_size(s->host->model);
 	have = c->h.length - json_len - 1;
@@ -400,6 +456,8 @@ handle_infer(struct daemon *d, struct client *c)
 	r->client_id = c->id;
 	r->msg_id = c->h.id;
 	r->session = s->id;
+	r->origin_ns = timing.origin_ns;
+	r->return_us = timing.return_us;
 	r->budget = s->budget;
 	resolve_policy(d, s->host, s->policy, &r->params);
 	if ((ret = host_submit(s->host, r)) != 0) {
@@ -477,13 +535,6 @@ status_json(struct daemon *d)
 		json_object_object_add(o, "session_list", list);
 	}
 	return o;
-}
-
-static int
-compare_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
 }
 
 /* One session's statistics: totals and latency percentiles over its last
@@ -963,7 +1014,7 @@ send_infer_reply(struct daemon *d, struct client *c, struct request *r)
 {
 	struct json_object *o = json_object_new_object(), *scores = json_object_new_array();
 	struct model_host *m = NULL;
-	double total_us = r->queue_us + r->latency_us;
+	double total_us = request_e2e_us(r);
 	bool met = r->budget.deadline_us == 0 || total_us <= (double)r->budget.deadline_us;
 	bool energy_met = r->budget.energy_uj == 0 || r->energy_uj <= (double)r->budget.energy_uj;
 
@@ -1005,6 +1056,8 @@ send_infer_reply(struct daemon *d, struct client *c, struct request *r)
 	json_object_object_add(o, "feasible", json_object_new_boolean(r->feasible));
 	json_object_object_add(o, "reason", r->feasible ? NULL : json_object_new_string(r->reason));
 	json_object_object_add(o, "fallback", r->fallback[0] ? json_object_new_string(r->fallback) : NULL);
+	json_object_object_add(o, "e2e_us", json_object_new_double(total_us));
+	json_object_object_add(o, "done_ns", json_object_new_int64((int64_t)r->done_ns));
 	send_json(c, GBX_MSG_INFER_REPLY, r->msg_id, o);
 	note_operating_point(d, m, r);
 	if (r->fallback[0] != '\0') {
@@ -1066,7 +1119,7 @@ on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		d->served++;
 		if (r->budget.deadline_us) {
 			d->deadline_total++;
-			d->deadline_met += r->queue_us + r->latency_us <= (double)r->budget.deadline_us;
+			d->deadline_met += request_e2e_us(r) <= (double)r->budget.deadline_us;
 		}
 		/* A client that went away loses only its own request. */
 		if (c != NULL && !c->closing)

@@ -226,6 +226,7 @@ run_request(struct model_host *m, struct request *r)
 		measured = gov_energy_read(counter, &before, NULL) == 0;
 	run_on_point(m, r, state, &choice);
 	end = now_ns();
+	r->done_ns = end;
 	if (r->fallback[0] != '\0')
 		r->khz = apply_frequency(m, r, pt, end);
 	r->groups = pt->groups;
@@ -255,7 +256,7 @@ run_request(struct model_host *m, struct request *r)
 	pthread_mutex_lock(&m->lock);
 	pol_feedback_update(&m->feedback, &r->params, pt, pred_us, r->latency_us, sensor_uj, pred_uj);
 	pthread_mutex_unlock(&m->lock);
-	pol_session_record(state, &r->params, pt, r->queue_us + r->latency_us, (double)r->budget.deadline_us);
+	pol_session_record(state, &r->params, pt, request_e2e_us(r), (double)r->budget.deadline_us);
 }
 
 /* Earliest deadline first. */
@@ -319,7 +320,7 @@ worker_main(void *arg)
 		snprintf(m->placement, sizeof(m->placement), "%s", r->placement);
 		if (r->budget.deadline_us) {
 			m->deadline_total++;
-			m->deadline_met += r->queue_us + r->latency_us <= (double)r->budget.deadline_us;
+			m->deadline_met += request_e2e_us(r) <= (double)r->budget.deadline_us;
 		}
 		pthread_mutex_unlock(&m->lock);
 		complete(m->owner, r);
@@ -573,7 +574,17 @@ host_submit(struct model_host *m, struct request *r)
 		return -EBUSY;
 	}
 	r->received_ns = now_ns();
-	r->deadline_ns = r->budget.deadline_us ? r->received_ns + r->budget.deadline_us * 1000 : UINT64_MAX;
+	if (r->origin_ns == 0 || r->origin_ns > r->received_ns)
+		r->origin_ns = r->received_ns;
+	if (r->budget.deadline_us) {
+		/* end to end: the time before arrival and the expected return path
+		 * are spent already */
+		uint64_t spend = (uint64_t)(r->return_us * 1e3);
+		r->deadline_ns = r->origin_ns + r->budget.deadline_us * 1000;
+		r->deadline_ns = r->deadline_ns > r->received_ns + spend ? r->deadline_ns - spend : r->received_ns;
+	} else {
+		r->deadline_ns = UINT64_MAX;
+	}
 	m->queue[m->nqueued++] = r;
 	pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->lock);

@@ -34,7 +34,10 @@ struct request {
 	uint32_t session;
 	struct budget budget;
 	struct pol_params params; /* the session's policy, resolved for this model */
-	uint64_t received_ns, deadline_ns; /* EDF key: received + deadline (or far) */
+	uint64_t received_ns, deadline_ns; /* EDF key: origin + deadline - return (or far) */
+	uint64_t origin_ns;     /* when the client sent it (its "sent_ns"), else received_ns */
+	double return_us;       /* expected time from done_ns to the client having the reply */
+	uint64_t done_ns;       /* inference finished */
 	float *input;
 	/* filled by the worker */
 	float *output;
@@ -115,6 +118,14 @@ struct hosts {
 	pthread_mutex_t cl_lock;
 	struct dnn_cl *cl_devices[POL_MAX_PLACES];
 };
+
+/* The request's time as its client will see it: from sending to having the
+ * reply, the return path estimated (see client_return_estimate). */
+static inline double
+request_e2e_us(const struct request *r)
+{
+	return (double)(r->done_ns - r->origin_ns) / 1e3 + r->return_us;
+}
 
 /* Open every model: discover the platform, load (or measure and cache) each
  * model's predictor with the calibration settings of `calibration`, and
