@@ -53,6 +53,7 @@ struct gbx_result {
 	char policy[64];             /* the policy that chose the operating point */
 	double predicted_us;         /* the latency it was predicted to take */
 	char fallback[300];          /* "" or why it left the OpenCL device it was chosen for */
+	double e2e_us;               /* the daemon's estimate of the time from sending to having the reply */
 };
 
 /* NULL: $GEARBOX_SOCKET, else /run/gearbox/gearboxd.sock. NULL on failure

@@ -383,11 +383,12 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 			printf("{\"request\":%lu,\"image\":%zu,\"latency_us\":%.1f,\"server_latency_us\":%.1f,\"queue_us\":%.1f,"
 			       "\"class\":%u,\"label\":\"%s\",\"groups\":%u,\"placement\":\"%s\",\"threads\":%u,\"freq_khz\":%lu,"
 			       "\"energy_uj\":%.1f,\"energy_source\":\"%s\",\"deadline_us\":%llu,\"deadline_met\":%s,\"energy_met\":%s,"
-			       "\"feasible\":%s,\"policy\":\"%s\",\"predicted_us\":%.1f,\"fallback\":%s}\n",
+			       "\"feasible\":%s,\"policy\":\"%s\",\"predicted_us\":%.1f,\"daemon_e2e_us\":%.1f,\"fallback\":%s}\n",
 			       i, k, lat[i], r->latency_us, r->queue_us, r->cls, r->label, r->groups, r->placement, r->threads,
 			       r->freq_khz, r->energy_uj, r->energy_source, (unsigned long long)b.deadline_us,
 			       (!b.deadline_us || lat[i] <= (double)b.deadline_us) ? "true" : "false", r->energy_met ? "true" : "false",
-			       r->feasible ? "true" : "false", r->policy, r->predicted_us, json_object_to_json_string(fallback));
+			       r->feasible ? "true" : "false", r->policy, r->predicted_us, r->e2e_us,
+			       json_object_to_json_string(fallback));
 			json_object_put(fallback);
 		} else {
 			printf("image %zu: %s (class %u), g=%u on %s, %.0f us end to end (%.0f us inference), %.0f uJ (%s)%s%s%s%s\n",

@@ -368,6 +368,7 @@ parse_result(struct gbx_conn *c, const char *payload, struct gbx_result *r)
 	copy_str(r->policy, sizeof(r->policy), o, "policy");
 	r->predicted_us = json_object_get_double(json_object_object_get(o, "predicted_us"));
 	copy_str(r->fallback, sizeof(r->fallback), o, "fallback");
+	r->e2e_us = json_object_get_double(json_object_object_get(o, "e2e_us"));
 	json_object_put(o);
 	return 0;
 }
