@@ -223,8 +223,15 @@ double pol_predict_us(const struct pol_predictor *pr, unsigned groups, unsigned 
 
 /* Interference per placement: measured/predicted latency, averaged over the
  * policy's window. 1 = as calibrated. */
+/* What measurements taught us beyond the calibration: factor[p][t], the
+ * ratio of measured to calibrated latency for t threads on placement p. It
+ * follows each thread count's own measurements (so a systematic error, such
+ * as a second thread competing with the daemon's loop, is learnt where it
+ * is), other thread counts of the same placement take half of each change
+ * (interference from other work slows them all), and the factors of unused
+ * placements relax back to 1. */
 struct pol_feedback {
-	double factor[POL_MAX_PLACES];
+	double factor[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 	double energy_factor[POL_MAX_PLACES];
 	unsigned samples[POL_MAX_PLACES];
 };

@@ -16,8 +16,11 @@ void
 pol_feedback_init(struct pol_feedback *fb)
 {
 	memset(fb, 0, sizeof(*fb));
-	for (unsigned i = 0; i < POL_MAX_PLACES; i++)
-		fb->factor[i] = fb->energy_factor[i] = 1.0;
+	for (unsigned i = 0; i < POL_MAX_PLACES; i++) {
+		fb->energy_factor[i] = 1.0;
+		for (unsigned t = 0; t <= POL_MAX_THREADS; t++)
+			fb->factor[i][t] = 1.0;
+	}
 }
 
 /* An exponentially weighted average whose weight matches a moving average
@@ -28,8 +31,8 @@ pol_feedback_update(struct pol_feedback *fb, const struct pol_params *params, co
                     double pred_us, double measured_us, double measured_uj, double pred_uj)
 {
 	double alpha = 2.0 / ((params->window ? params->window : 1) + 1.0);
-	double lo = 1.0 / params->max_slowdown, hi = params->max_slowdown, ratio;
-	unsigned p = pt->place;
+	double lo = 1.0 / params->max_slowdown, hi = params->max_slowdown, ratio, old;
+	unsigned p = pt->place, t = pt->threads;
 
 	if (p >= POL_MAX_PLACES || !(pred_us > 0) || !(measured_us >= 0))
 		return;
@@ -37,13 +40,20 @@ pol_feedback_update(struct pol_feedback *fb, const struct pol_params *params, co
 	/* The first samples after start replace the calibrated 1.0 faster. */
 	if (fb->samples[p] < params->window)
 		alpha = fmax(alpha, 1.0 / (fb->samples[p] + 1.0));
-	fb->factor[p] = (1 - alpha) * fb->factor[p] + alpha * ratio;
+	if (t > POL_MAX_THREADS)
+		return;
+	old = fb->factor[p][t];
+	fb->factor[p][t] = (1 - alpha) * old + alpha * ratio;
+	for (unsigned u = 1; u <= POL_MAX_THREADS; u++)
+		if (u != t)
+			fb->factor[p][u] = fmin(fmax(fb->factor[p][u] * sqrt(fb->factor[p][t] / old), lo), hi);
 	/* What we learnt about placements we no longer use goes stale: their
 	 * factors relax towards the calibration (ten times slower), so that
 	 * when the load that drove us away leaves, we come back. */
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
 		if (q != p) {
-			fb->factor[q] += (1.0 - fb->factor[q]) * alpha / 10;
+			for (unsigned u = 1; u <= POL_MAX_THREADS; u++)
+				fb->factor[q][u] += (1.0 - fb->factor[q][u]) * alpha / 10;
 			fb->energy_factor[q] += (1.0 - fb->energy_factor[q]) * alpha / 10;
 		}
 	if (measured_uj >= 0 && pred_uj > 0) {
@@ -117,7 +127,7 @@ pol_table_build(const struct pol_predictor *pr, const struct pol_params *params,
 					pt->khz = khz;
 					pt->accuracy = pr->model.accuracy[g];
 					pt->power_w = watts;
-					pt->latency_us = t_us * (fb ? fb->factor[p] : 1.0);
+					pt->latency_us = t_us * (fb ? fb->factor[p][t] : 1.0);
 					pt->energy_uj = watts * pt->latency_us * (fb ? fb->energy_factor[p] : 1.0);
 				}
 			}

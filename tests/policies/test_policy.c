@@ -502,6 +502,42 @@ START_TEST(feedback_is_steady_under_noise)
 }
 END_TEST
 
+/* Two threads on big are systematically 1.4x slower than calibrated (say a
+ * second thread competes with the daemon's loop), one thread is exact. The
+ * two-thread factor learns it without charging all of it to one thread, and
+ * deadlines are met once it has. */
+START_TEST(feedback_learns_a_thread_count_bias)
+{
+	struct pol_params p = trace_params();
+	struct pol_feedback fb;
+	struct pol_session s = { 0 };
+	unsigned misses_late = 0, two_late = 0;
+
+	p.max_threads = 2;
+	pol_feedback_init(&fb);
+	for (unsigned i = 0; i < 300; i++) {
+		struct pol_point pts[64];
+		struct pol_budget b = { 100, 0, 0 };
+		struct pol_choice c;
+		unsigned n = pol_table_build(&pr, &p, &fb, NULL, pts, 64);
+		double pred, measured;
+		ck_assert_int_eq(pol_select(pts, n, &p, &b, &s, &c), 0);
+		pred = pol_predict_us(&pr, c.point.groups, c.point.place, c.point.threads, c.point.freq);
+		measured = pred * (c.point.threads == 2 ? 1.4 : 1.0) * noise(0.02);
+		pol_feedback_update(&fb, &p, &c.point, pred, measured, -1, 0);
+		pol_session_record(&s, &p, &c.point, measured, 100);
+		if (i >= 100) {
+			misses_late += measured > 100;
+			two_late += c.point.threads == 2;
+		}
+	}
+	ck_assert_msg(fabs(fb.factor[1][2] - 1.4) < 0.1, "two-thread factor %.2f, not 1.4", fb.factor[1][2]);
+	ck_assert_msg(fb.factor[1][1] < fb.factor[1][2] - 0.15, "one-thread factor %.2f took all of the two-thread error",
+	              fb.factor[1][1]);
+	ck_assert_msg(misses_late <= 2, "%u misses once learnt (%u on two threads)", misses_late, two_late);
+}
+END_TEST
+
 START_TEST(step_controller_baseline)
 {
 	struct pol_params p = trace_params();
@@ -535,6 +571,7 @@ main(void)
 	tcase_add_unchecked_fixture(fb, setup_platform, NULL);
 	tcase_add_test(fb, feedback_reacts_to_load_steps_within_a_few_requests);
 	tcase_add_test(fb, feedback_is_steady_under_noise);
+	tcase_add_test(fb, feedback_learns_a_thread_count_bias);
 	tcase_add_test(fb, step_controller_baseline);
 	suite_add_tcase(s, files);
 	suite_add_tcase(s, sel);
