@@ -1122,7 +1122,9 @@ on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 			d->deadline_met += request_e2e_us(r) <= (double)r->budget.deadline_us;
 		}
 		/* A client that went away loses only its own request. */
-		if (c != NULL && !c->closing)
+		if (c != NULL && !c->closing && r->failed[0] != '\0')
+			send_error(c, r->msg_id, GBX_ERR_INTERNAL, "%s", r->failed);
+		else if (c != NULL && !c->closing)
 			send_infer_reply(d, c, r);
 		request_free(r);
 		r = next;

@@ -63,40 +63,25 @@ get_device(struct hosts *h, unsigned place, const struct pol_place *pl, char **c
 	return cl;
 }
 
-/* The runner of one (placement, threads), made on first use. CPU pools are
+/* The engine of one (placement, threads), made on first use. CPU pools are
  * bound to the whole cluster. */
-static struct runner *
-get_runner(struct model_host *m, unsigned place, unsigned threads, char **cause)
+static struct dnn_engine *
+get_engine(struct model_host *m, unsigned place, unsigned threads, char **cause)
 {
-	struct runner *r = &m->runners[place][threads];
+	struct dnn_engine **e = &m->engines[place][threads];
 	const struct pol_place *pl = &m->predictor.places[place];
 	hwloc_bitmap_t set;
 
-	if (r->exec != NULL || r->cl_exec != NULL)
-		return r;
+	if (*e != NULL)
+		return *e;
 	if (pl->kind == POL_PLACE_OPENCL) {
 		struct dnn_cl *cl = get_device(m->owner, place, pl, cause);
-		if (cl == NULL || (r->cl_exec = dnn_cl_exec_create(cl, m->model, cause)) == NULL)
-			return NULL;
-		return r;
+		return cl != NULL ? (*e = dnn_engine_opencl(m->model, cl, cause)) : NULL;
 	}
 	set = gov_cluster_cpuset(&m->owner->platform->clusters[pl->index], 0);
-	r->pool = dnn_pool_create(threads, set, cause);
+	*e = dnn_engine_cpu(m->model, threads, set, DNN_KERNELS_FAST, cause);
 	hwloc_bitmap_free(set);
-	if (r->pool == NULL || (r->exec = dnn_exec_create(m->model, r->pool, DNN_KERNELS_FAST, cause)) == NULL) {
-		dnn_pool_free(r->pool);
-		r->pool = NULL;
-		return NULL;
-	}
-	return r;
-}
-
-static int
-runner_run(struct runner *r, unsigned groups, const float *in, float *out, char **cause)
-{
-	if (r->cl_exec != NULL)
-		return dnn_cl_exec_run(r->cl_exec, groups, in, out, NULL, cause);
-	return dnn_exec_run(r->exec, groups, in, out);
+	return *e;
 }
 
 /* A placement that failed (device lost, out of memory, kernels that do not
@@ -177,27 +162,33 @@ choose_point(struct model_host *m, struct request *r, struct pol_session *state,
 
 /* Run r at its chosen point; when an OpenCL placement fails, disable it,
  * choose again among what is left and run there, so the request still gets
- * its answer (r->fallback says what happened). Returns the runner used. */
-static struct runner *
+ * its answer (r->fallback says what happened). */
+static void
 run_on_point(struct model_host *m, struct request *r, struct pol_session *state, struct pol_choice *choice)
 {
 	for (;;) {
 		struct pol_point *pt = &choice->point;
 		char *cause = NULL;
-		struct runner *runner = get_runner(m, pt->place, pt->threads, &cause);
-		if (runner != NULL && runner_run(runner, pt->groups, r->input, r->output, &cause) == 0)
-			return runner;
+		struct dnn_engine *engine = get_engine(m, pt->place, pt->threads, &cause);
+		if (engine != NULL && dnn_engine_run(engine, pt->groups, r->input, r->output, NULL, &cause) == 0)
+			return;
 		if (m->predictor.places[pt->place].kind != POL_PLACE_OPENCL) {
 			/* a CPU pool that cannot start (out of memory): one thread of
 			 * the first cluster always can */
 			log_warning("%s: %s; running on %s, 1 thread", dnn_model_name(m->model), cause,
 			            m->predictor.places[0].name);
 			free(cause);
+			cause = NULL;
 			pt->place = 0;
 			pt->threads = 1;
-			runner = get_runner(m, 0, 1, NULL);
-			dnn_exec_run(runner->exec, pt->groups, r->input, r->output);
-			return runner;
+			if ((engine = get_engine(m, 0, 1, &cause)) == NULL ||
+			    dnn_engine_run(engine, pt->groups, r->input, r->output, NULL, &cause) != 0) {
+				log_error("%s: cannot run at all: %s", dnn_model_name(m->model), cause);
+				snprintf(r->failed, sizeof(r->failed), "%s", cause ? cause : "cannot run");
+				free(cause);
+				memset(r->output, 0, dnn_model_output_size(m->model) * sizeof(float));
+			}
+			return;
 		}
 		disable_place(m, pt->place, cause);
 		snprintf(r->failed_place, sizeof(r->failed_place), "%s", m->predictor.places[pt->place].name);
@@ -332,20 +323,20 @@ static int
 measure_point(void *ctx, const struct pol_point *pt, double *us, char **cause)
 {
 	struct model_host *m = ctx;
-	struct runner *runner;
+	struct dnn_engine *engine;
 
 	m->calibrating_place = pt->place;
-	runner = get_runner(m, pt->place, pt->threads, cause);
+	engine = get_engine(m, pt->place, pt->threads, cause);
 	float *in = calloc(dnn_model_input_size(m->model), sizeof(float));
 	float *out = calloc(dnn_model_output_size(m->model), sizeof(float));
 	uint64_t t;
 	int rc = 0;
 
-	if (runner == NULL || in == NULL || out == NULL) {
-		rc = runner == NULL ? -1 : set_cause(cause, "out of memory");
+	if (engine == NULL || in == NULL || out == NULL) {
+		rc = engine == NULL ? -1 : set_cause(cause, "out of memory");
 	} else {
 		t = now_ns();
-		rc = runner_run(runner, pt->groups, in, out, cause);
+		rc = dnn_engine_run(engine, pt->groups, in, out, NULL, cause);
 		*us = (double)(now_ns() - t) / 1e3;
 	}
 	free(in);
@@ -429,7 +420,7 @@ host_open(struct hosts *h, struct model_host *m, const char *path, unsigned thre
 	 * that a device that cannot run the model is left out from the start. */
 	for (unsigned p = ncpu; p < nplaces; p++) {
 		char *why = NULL;
-		if (get_runner(m, p, 1, &why) == NULL) {
+		if (get_engine(m, p, 1, &why) == NULL) {
 			m->predictor.places[p].disabled = true;
 			log_warning("%s: not offering %s: %s", dnn_model_name(m->model), places[p].name, why);
 			free(why);
@@ -518,11 +509,8 @@ hosts_close(struct hosts *h)
 			pthread_cond_destroy(&m->wake);
 		}
 		for (unsigned p = 0; p < POL_MAX_PLACES; p++)
-			for (unsigned t = 0; t <= POL_MAX_THREADS; t++) {
-				dnn_exec_free(m->runners[p][t].exec);
-				dnn_pool_free(m->runners[p][t].pool);
-				dnn_cl_exec_free(m->runners[p][t].cl_exec);
-			}
+			for (unsigned t = 0; t <= POL_MAX_THREADS; t++)
+				dnn_engine_free(m->engines[p][t]);
 		dnn_model_free(m->model);
 		free(m->path);
 	}

@@ -52,16 +52,9 @@ struct request {
 	char reason[200];
 	unsigned calibrated;    /* REQUEST_CALIBRATE: points measured, 0 = failed (reason) */
 	char fallback[300];     /* why it left the placement it was chosen for ("" = it did not) */
+	char failed[300];       /* why it could not run at all (out of memory): an error reply */
 	char failed_place[POL_NAME];
 	struct request *next;   /* completion list */
-};
-
-/* What runs a model at one (placement, threads), made on first use: a
- * bound pool and CPU context, or a context on an OpenCL device. */
-struct runner {
-	struct dnn_pool *pool;
-	struct dnn_exec *exec;
-	struct dnn_cl_exec *cl_exec;
 };
 
 #define SESSION_SLOTS 256
@@ -69,7 +62,9 @@ struct runner {
 struct model_host {
 	char *path;
 	struct dnn_model *model;
-	struct runner runners[POL_MAX_PLACES][POL_MAX_THREADS + 1];
+	/* what runs the model at each (placement, threads), made on first use:
+	 * a pool bound to the cluster, or a context on an OpenCL device */
+	struct dnn_engine *engines[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 	/* prediction and feedback: written by the worker under lock */
 	struct pol_predictor predictor;
 	struct pol_feedback feedback;

@@ -160,6 +160,19 @@ int dnn_cl_exec_run(struct dnn_cl_exec *exec, unsigned groups, const float *inpu
                     struct dnn_cl_timing *timing, char **cause);
 const char *dnn_cl_error_name(int err);
 
+/* ---- engines --------------------------------------------------------------
+ * One model on one kind of hardware behind one call: the CPU kernels on a
+ * pool of `threads` bound to cpuset (NULL: unbound), or a context on an
+ * OpenCL device. timing (OpenCL only, may be NULL) gets the device's times. */
+struct dnn_engine;
+struct dnn_engine *dnn_engine_cpu(const struct dnn_model *model, unsigned threads, hwloc_const_cpuset_t cpuset,
+                                  enum dnn_kernels kernels, char **cause);
+struct dnn_engine *dnn_engine_opencl(const struct dnn_model *model, struct dnn_cl *cl, char **cause);
+int dnn_engine_run(struct dnn_engine *engine, unsigned groups, const float *input, float *output,
+                   struct dnn_cl_timing *timing, char **cause);
+bool dnn_engine_is_opencl(const struct dnn_engine *engine);
+void dnn_engine_free(struct dnn_engine *engine);
+
 const char *dnn_kernels_name(enum dnn_kernels kernels);
 int dnn_kernels_parse(const char *name, enum dnn_kernels *kernels);
 const char *dnn_layer_type_name(enum dnn_layer_type type);

@@ -261,19 +261,6 @@ model_info(const struct dnn_model *m, const struct model_opts *o)
 
 /* ------------------------------------------------------------------------ */
 
-static struct dnn_pool *
-make_pool(const struct model_opts *o)
-{
-	char *cause = NULL;
-	struct dnn_pool *pool = dnn_pool_create((unsigned)o->threads, o->cpuset, &cause);
-
-	if (pool == NULL) {
-		cli_error("%s", cause);
-		free(cause);
-	}
-	return pool;
-}
-
 static unsigned
 argmax(const float *v, unsigned n)
 {
@@ -285,13 +272,11 @@ argmax(const float *v, unsigned n)
 	return best;
 }
 
-/* What eval, run and bench share: the CPU engine (a pool and an execution
- * context) or an OpenCL device, with input and output buffers. */
+/* What eval, run and bench share: an engine (the CPU kernels on a pool, or
+ * an OpenCL device) with input and output buffers. */
 struct runner {
-	struct dnn_pool *pool;
-	struct dnn_exec *exec;
 	struct dnn_cl *cl;
-	struct dnn_cl_exec *cl_exec;
+	struct dnn_engine *engine;
 	float *input, *output;
 };
 
@@ -308,20 +293,17 @@ runner_open(const struct dnn_model *m, const struct model_opts *o, struct runner
 		return -1;
 	}
 	if (o->device >= 0) {
-		if ((r->cl = dnn_cl_open((unsigned)o->device, pol_cache_dir(cache, sizeof(cache)), &cause)) == NULL ||
-		    (r->cl_exec = dnn_cl_exec_create(r->cl, m, &cause)) == NULL)
-			goto fail;
-		return 0;
+		if ((r->cl = dnn_cl_open((unsigned)o->device, pol_cache_dir(cache, sizeof(cache)), &cause)) != NULL)
+			r->engine = dnn_engine_opencl(m, r->cl, &cause);
+	} else {
+		r->engine = dnn_engine_cpu(m, (unsigned)o->threads, o->cpuset, o->kernels, &cause);
 	}
-	if ((r->pool = make_pool(o)) == NULL)
+	if (r->engine == NULL) {
+		cli_error("%s", cause);
+		free(cause);
 		return -1;
-	if ((r->exec = dnn_exec_create(m, r->pool, o->kernels, &cause)) == NULL)
-		goto fail;
+	}
 	return 0;
-fail:
-	cli_error("%s", cause);
-	free(cause);
-	return -1;
 }
 
 /* One inference at g on r->input; timing (OpenCL only) may be NULL. */
@@ -330,9 +312,7 @@ runner_run(struct runner *r, unsigned g, struct dnn_cl_timing *timing)
 {
 	char *cause = NULL;
 
-	if (r->cl_exec == NULL)
-		return dnn_exec_run(r->exec, g, r->input, r->output);
-	if (dnn_cl_exec_run(r->cl_exec, g, r->input, r->output, timing, &cause) != 0) {
+	if (dnn_engine_run(r->engine, g, r->input, r->output, timing, &cause) != 0) {
 		cli_error("%s", cause);
 		free(cause);
 		return -1;
@@ -355,10 +335,8 @@ runner_engine(const struct runner *r, const struct model_opts *o, char *buf, siz
 static void
 runner_close(struct runner *r)
 {
-	dnn_cl_exec_free(r->cl_exec);
+	dnn_engine_free(r->engine);
 	dnn_cl_close(r->cl);
-	dnn_exec_free(r->exec);
-	dnn_pool_free(r->pool);
 	free(r->input);
 	free(r->output);
 }
@@ -484,11 +462,11 @@ bench_one(struct runner *r, const struct model_opts *o, unsigned g, double *samp
 			return -1;
 	for (unsigned long i = 0; i < o->iterations; i++) {
 		double t0 = cli_now_us();
-		if (runner_run(r, g, r->cl_exec != NULL ? &t : NULL) != 0)
+		if (runner_run(r, g, r->cl != NULL ? &t : NULL) != 0)
 			return -1;
 		samples[i] = cli_now_us() - t0;
 		sum += samples[i];
-		if (r->cl_exec != NULL) {
+		if (r->cl != NULL) {
 			parts[0][i] = t.upload_us;
 			parts[1][i] = t.kernel_us;
 			parts[2][i] = t.download_us;
@@ -500,7 +478,7 @@ bench_one(struct runner *r, const struct model_opts *o, unsigned g, double *samp
 	res->min_us = cli_quantile(samples, o->iterations, 0.0);
 	res->median_us = cli_quantile(samples, o->iterations, 0.5);
 	res->p99_us = cli_quantile(samples, o->iterations, 0.99);
-	if (r->cl_exec != NULL) {
+	if (r->cl != NULL) {
 		res->upload_us = cli_quantile(parts[0], o->iterations, 0.5);
 		res->kernel_us = cli_quantile(parts[1], o->iterations, 0.5);
 		res->download_us = cli_quantile(parts[2], o->iterations, 0.5);

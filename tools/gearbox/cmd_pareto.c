@@ -22,33 +22,50 @@ struct bench {
 	struct dnn_model *model;
 	struct gov_platform *platform;
 	const struct pol_predictor *pr;
-	struct dnn_pool *pools[POL_MAX_PLACES][POL_MAX_THREADS + 1];
-	struct dnn_exec *execs[POL_MAX_PLACES][POL_MAX_THREADS + 1];
+	struct dnn_cl *devices[POL_MAX_PLACES];
+	struct dnn_engine *engines[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 	float *in, *out;
 	bool quiet;
 };
 
-/* One timed run at a point (pools made on first use, bound to the cluster). */
+/* The engine of a (placement, threads), made on first use: a pool bound to
+ * the cluster, or the OpenCL device (kernels from the binary cache). */
+static struct dnn_engine *
+engine_of(struct bench *b, unsigned place, unsigned threads, char **cause)
+{
+	const struct pol_place *pl = &b->pr->places[place];
+	struct dnn_engine **e = &b->engines[place][threads];
+	char cache[512];
+
+	if (*e != NULL)
+		return *e;
+	if (pl->kind == POL_PLACE_OPENCL) {
+		if (b->devices[place] == NULL &&
+		    (b->devices[place] = dnn_cl_open(pl->index, pol_cache_dir(cache, sizeof(cache)), cause)) == NULL)
+			return NULL;
+		return *e = dnn_engine_opencl(b->model, b->devices[place], cause);
+	}
+	hwloc_bitmap_t set = gov_cluster_cpuset(&b->platform->clusters[pl->index], 0);
+	*e = dnn_engine_cpu(b->model, threads, set, DNN_KERNELS_FAST, cause);
+	hwloc_bitmap_free(set);
+	return *e;
+}
+
+/* One timed run at a point. */
 static int
 measure(void *ctx, const struct pol_point *pt, double *us, char **cause)
 {
 	struct bench *b = ctx;
-	struct dnn_exec **exec = &b->execs[pt->place][pt->threads];
+	struct dnn_engine *e = engine_of(b, pt->place, pt->threads, cause);
 	double t;
+	int ret;
 
-	if (*exec == NULL) {
-		const struct pol_place *pl = &b->pr->places[pt->place];
-		hwloc_bitmap_t set = gov_cluster_cpuset(&b->platform->clusters[pl->index], 0);
-		struct dnn_pool **pool = &b->pools[pt->place][pt->threads];
-		*pool = dnn_pool_create(pt->threads, set, cause);
-		hwloc_bitmap_free(set);
-		if (*pool == NULL || (*exec = dnn_exec_create(b->model, *pool, DNN_KERNELS_FAST, cause)) == NULL)
-			return -1;
-	}
+	if (e == NULL)
+		return -1;
 	t = cli_now_us();
-	dnn_exec_run(*exec, pt->groups, b->in, b->out);
+	ret = dnn_engine_run(e, pt->groups, b->in, b->out, NULL, cause);
 	*us = cli_now_us() - t;
-	return 0;
+	return ret;
 }
 
 static void
@@ -138,7 +155,7 @@ cmd_pareto(int argc, char **argv)
 	struct pol_model facts;
 	char *cause = NULL, cache[512];
 	double err_sum = 0, err_max = 0;
-	unsigned n, k, nvalid = 0;
+	unsigned n, k, nvalid = 0, nplaces;
 	int ch, ret = 1;
 
 	optind = 1;
@@ -175,8 +192,20 @@ cmd_pareto(int argc, char **argv)
 	b.out = calloc(dnn_model_output_size(b.model), sizeof(float));
 	b.quiet = json;
 	pol_model_from_dnn(&facts, b.model);
-	pol_predictor_init(&pr, &facts, places, pol_places_from_platform(places, POL_MAX_PLACES, b.platform));
+	nplaces = pol_places_from_platform(places, POL_MAX_PLACES, b.platform);
+	nplaces = pol_places_add_opencl(places, nplaces, POL_MAX_PLACES, b.platform);
+	pol_predictor_init(&pr, &facts, places, nplaces);
 	b.pr = &pr;
+	/* an OpenCL device that cannot run the model is left out, as gearboxd does */
+	for (unsigned p = 0; p < nplaces; p++) {
+		char *why = NULL;
+		if (places[p].kind == POL_PLACE_OPENCL && engine_of(&b, p, 1, &why) == NULL) {
+			pr.places[p].disabled = true;
+			if (!json)
+				fprintf(stderr, "leaving out %s: %s\n", places[p].name, why);
+			free(why);
+		}
+	}
 	pol_cache_dir(cache, sizeof(cache));
 	if (recalibrate || !params.calibration_cache || pol_predictor_load(&pr, cache) != 0) {
 		if (pol_predictor_calibrate(&pr, runs ? (unsigned)runs : params.calibration_runs, measure, &b, progress,
@@ -247,11 +276,11 @@ fail:
 		cli_error("%s", cause);
 		free(cause);
 	}
-	for (unsigned p = 0; p < POL_MAX_PLACES; p++)
-		for (unsigned t = 0; t <= POL_MAX_THREADS; t++) {
-			dnn_exec_free(b.execs[p][t]);
-			dnn_pool_free(b.pools[p][t]);
-		}
+	for (unsigned p = 0; p < POL_MAX_PLACES; p++) {
+		for (unsigned t = 0; t <= POL_MAX_THREADS; t++)
+			dnn_engine_free(b.engines[p][t]);
+		dnn_cl_close(b.devices[p]);
+	}
 	free(b.in);
 	free(b.out);
 	if (b.platform)
