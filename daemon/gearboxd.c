@@ -68,6 +68,7 @@ struct client {
 	unsigned char *payload;
 	unsigned char *out;      /* unsent replies */
 	size_t out_len, out_cap;
+	struct reply_channel *channel; /* shared with the workers: see worker.h */
 	struct session sessions[MAX_SESSIONS_PER_CLIENT];
 	unsigned nsessions;
 	bool closing;            /* close once `out` is flushed */
@@ -105,9 +106,41 @@ static int reload(struct daemon *d, char **policy_error);
 /* ------------------------------------------------------------------------ */
 /* Sending. */
 
+/* Make room for `more` bytes in c->out. */
 static int
-client_flush(struct client *c)
+out_reserve(struct client *c, size_t more)
 {
+	if (c->out_len + more > MAX_OUTBUF)
+		return -ENOBUFS; /* a client that never reads loses its connection */
+	if (c->out_len + more > c->out_cap) {
+		size_t cap = (c->out_len + more) * 2;
+		unsigned char *p = realloc(c->out, cap);
+		if (p == NULL)
+			return -ENOMEM;
+		c->out = p;
+		c->out_cap = cap;
+	}
+	return 0;
+}
+
+/* Send what is queued, the rest of a reply a worker began first. Called
+ * with the channel locked: no worker sends in between. */
+static int
+flush_locked(struct client *c)
+{
+	struct reply_channel *ch = c->channel;
+
+	if (ch->pending_len > 0) {
+		/* the worker only sends when c->out is empty */
+		if (out_reserve(c, ch->pending_len) != 0)
+			return -ENOBUFS;
+		memmove(c->out + ch->pending_len, c->out, c->out_len);
+		memcpy(c->out, ch->pending, ch->pending_len);
+		c->out_len += ch->pending_len;
+		free(ch->pending);
+		ch->pending = NULL;
+		ch->pending_len = 0;
+	}
 	while (c->out_len > 0) {
 		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0)
@@ -116,6 +149,18 @@ client_flush(struct client *c)
 		c->out_len -= (size_t)n;
 	}
 	return 0;
+}
+
+static int
+client_flush(struct client *c)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->channel->lock);
+	ret = flush_locked(c);
+	c->channel->busy = c->out_len > 0;
+	pthread_mutex_unlock(&c->channel->lock);
+	return ret;
 }
 
 static void
@@ -128,25 +173,22 @@ static int
 send_frame(struct client *c, uint16_t type, uint32_t id, const void *payload, size_t len)
 {
 	unsigned char hdr[GBX_HEADER_SIZE];
+	int ret;
 
-	if (c->out_len + GBX_HEADER_SIZE + len > MAX_OUTBUF)
-		return -ENOBUFS; /* a client that never reads loses its connection */
-	if (c->out_len + GBX_HEADER_SIZE + len > c->out_cap) {
-		size_t cap = (c->out_len + GBX_HEADER_SIZE + len) * 2;
-		unsigned char *p = realloc(c->out, cap);
-		if (p == NULL)
-			return -ENOMEM;
-		c->out = p;
-		c->out_cap = cap;
-	}
 	gbx_encode_header(hdr, type, id, (uint32_t)len);
-	memcpy(c->out + c->out_len, hdr, GBX_HEADER_SIZE);
-	memcpy(c->out + c->out_len + GBX_HEADER_SIZE, payload, len);
-	c->out_len += GBX_HEADER_SIZE + len;
-	if (client_flush(c) != 0)
-		return -EPIPE;
-	update_events(c);
-	return 0;
+	pthread_mutex_lock(&c->channel->lock);
+	/* a worker's unsent rest goes first, then this frame */
+	if ((ret = flush_locked(c)) == 0 && (ret = out_reserve(c, GBX_HEADER_SIZE + len)) == 0) {
+		memcpy(c->out + c->out_len, hdr, GBX_HEADER_SIZE);
+		memcpy(c->out + c->out_len + GBX_HEADER_SIZE, payload, len);
+		c->out_len += GBX_HEADER_SIZE + len;
+		ret = flush_locked(c) != 0 ? -EPIPE : 0;
+	}
+	c->channel->busy = c->out_len > 0;
+	pthread_mutex_unlock(&c->channel->lock);
+	if (ret == 0)
+		update_events(c);
+	return ret;
 }
 
 static int
@@ -458,6 +500,10 @@ handle_infer(struct daemon *d, struct client *c)
 	r->session = s->id;
 	r->origin_ns = timing.origin_ns;
 	r->return_us = timing.return_us;
+	pthread_mutex_lock(&c->channel->lock);
+	c->channel->refs++;
+	pthread_mutex_unlock(&c->channel->lock);
+	r->channel = c->channel;
 	r->budget = s->budget;
 	resolve_policy(d, s->host, s->policy, &r->params);
 	if ((ret = host_submit(s->host, r)) != 0) {
@@ -837,6 +883,11 @@ client_close(struct daemon *d, struct client *c)
 	/* Its queued requests go; one already running finishes and is dropped. */
 	hosts_forget_client(&d->hosts, c->id);
 	sd_event_source_disable_unref(c->io);
+	/* a worker finishing one of its requests now finds it gone */
+	pthread_mutex_lock(&c->channel->lock);
+	c->channel->fd = -1;
+	pthread_mutex_unlock(&c->channel->lock);
+	reply_channel_unref(c->channel);
 	if (c->closing) {
 		/* Closing with unread input makes the peer's next read fail
 		 * (ECONNRESET) before it sees our error reply: send FIN, and drop
@@ -959,7 +1010,8 @@ on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
-		if (c == NULL) {
+		if (c == NULL || (c->channel = reply_channel_new(cfd)) == NULL) {
+			free(c);
 			close(cfd);
 			continue;
 		}
@@ -974,6 +1026,7 @@ on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		}
 		if (sd_event_add_io(d->event, &c->io, cfd, EPOLLIN | EPOLLRDHUP, on_client_io, c) < 0) {
 			close(cfd);
+			reply_channel_unref(c->channel);
 			free(c);
 			continue;
 		}
@@ -1009,14 +1062,14 @@ note_operating_point(struct daemon *d, struct model_host *m, const struct reques
 	broadcast_event(d, ev);
 }
 
+/* The loop's part of a finished INFER: the session's statistics, the reply
+ * when the worker could not send it, and the events. */
 static void
-send_infer_reply(struct daemon *d, struct client *c, struct request *r)
+finish_infer(struct daemon *d, struct client *c, struct request *r)
 {
-	struct json_object *o = json_object_new_object(), *scores = json_object_new_array();
 	struct model_host *m = NULL;
 	double total_us = request_e2e_us(r);
 	bool met = r->budget.deadline_us == 0 || total_us <= (double)r->budget.deadline_us;
-	bool energy_met = r->budget.energy_uj == 0 || r->energy_uj <= (double)r->budget.energy_uj;
 
 	for (unsigned i = 0; i < c->nsessions; i++) {
 		struct session *s = &c->sessions[i];
@@ -1031,34 +1084,10 @@ send_infer_reply(struct daemon *d, struct client *c, struct request *r)
 			s->deadline_met += met;
 		}
 	}
-	for (unsigned i = 0; m != NULL && i < dnn_model_classes(m->model); i++) {
-		/* float precision (9 digits), not json-c's 17-digit doubles */
-		char num[32];
-		snprintf(num, sizeof(num), "%.9g", (double)r->output[i]);
-		json_object_array_add(scores, json_object_new_double_s((double)r->output[i], num));
-	}
-	json_object_object_add(o, "session", json_object_new_int64(r->session));
-	json_object_object_add(o, "class", json_object_new_int((int)r->cls));
-	json_object_object_add(o, "label", m ? json_object_new_string(dnn_model_label(m->model, r->cls)) : NULL);
-	json_object_object_add(o, "scores", scores);
-	json_object_object_add(o, "groups", json_object_new_int((int)r->groups));
-	json_object_object_add(o, "placement", json_object_new_string(r->placement));
-	json_object_object_add(o, "threads", json_object_new_int((int)r->threads));
-	json_object_object_add(o, "freq_khz", json_object_new_int64((int64_t)r->khz));
-	json_object_object_add(o, "policy", json_object_new_string(r->params.name));
-	json_object_object_add(o, "predicted_us", json_object_new_double(r->predicted_us));
-	json_object_object_add(o, "latency_us", json_object_new_double(r->latency_us));
-	json_object_object_add(o, "queue_us", json_object_new_double(r->queue_us));
-	json_object_object_add(o, "energy_uj", json_object_new_double(r->energy_uj));
-	json_object_object_add(o, "energy_source", json_object_new_string(r->energy_source ? r->energy_source : "?"));
-	json_object_object_add(o, "deadline_met", json_object_new_boolean(met));
-	json_object_object_add(o, "energy_met", json_object_new_boolean(energy_met));
-	json_object_object_add(o, "feasible", json_object_new_boolean(r->feasible));
-	json_object_object_add(o, "reason", r->feasible ? NULL : json_object_new_string(r->reason));
-	json_object_object_add(o, "fallback", r->fallback[0] ? json_object_new_string(r->fallback) : NULL);
-	json_object_object_add(o, "e2e_us", json_object_new_double(total_us));
-	json_object_object_add(o, "done_ns", json_object_new_int64((int64_t)r->done_ns));
-	send_json(c, GBX_MSG_INFER_REPLY, r->msg_id, o);
+	if (!r->replied && r->frame != NULL)
+		send_frame(c, GBX_MSG_INFER_REPLY, r->msg_id, r->frame + GBX_HEADER_SIZE, r->frame_len - GBX_HEADER_SIZE);
+	else if (client_flush(c) == 0) /* the rest of a reply the worker began */
+		update_events(c);
 	note_operating_point(d, m, r);
 	if (r->fallback[0] != '\0') {
 		struct json_object *ev = json_object_new_object();
@@ -1125,7 +1154,7 @@ on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		if (c != NULL && !c->closing && r->failed[0] != '\0')
 			send_error(c, r->msg_id, GBX_ERR_INTERNAL, "%s", r->failed);
 		else if (c != NULL && !c->closing)
-			send_infer_reply(d, c, r);
+			finish_infer(d, c, r);
 		request_free(r);
 		r = next;
 	}

@@ -9,6 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
+#include <json-c/json.h>
+
+#include "client/protocol.h"
 #include "common/cause.h"
 #include "daemon/log.h"
 #include "daemon/worker.h"
@@ -28,9 +33,122 @@ request_free(struct request *r)
 {
 	if (r == NULL)
 		return;
+	reply_channel_unref(r->channel);
 	free(r->input);
 	free(r->output);
+	free(r->frame);
 	free(r);
+}
+
+struct reply_channel *
+reply_channel_new(int fd)
+{
+	struct reply_channel *ch = calloc(1, sizeof(*ch));
+
+	if (ch == NULL)
+		return NULL;
+	pthread_mutex_init(&ch->lock, NULL);
+	ch->fd = fd;
+	ch->refs = 1;
+	return ch;
+}
+
+void
+reply_channel_unref(struct reply_channel *ch)
+{
+	bool last;
+
+	if (ch == NULL)
+		return;
+	pthread_mutex_lock(&ch->lock);
+	last = --ch->refs == 0;
+	pthread_mutex_unlock(&ch->lock);
+	if (!last)
+		return;
+	pthread_mutex_destroy(&ch->lock);
+	free(ch->pending);
+	free(ch);
+}
+
+/* The INFER reply of a finished request (see docs/protocol.md, RESULT). */
+static char *
+infer_reply_json(const struct model_host *m, const struct request *r)
+{
+	struct json_object *o = json_object_new_object(), *scores = json_object_new_array();
+	double total_us = request_e2e_us(r);
+	bool met = r->budget.deadline_us == 0 || total_us <= (double)r->budget.deadline_us;
+	bool energy_met = r->budget.energy_uj == 0 || r->energy_uj <= (double)r->budget.energy_uj;
+	char *text;
+
+	for (unsigned i = 0; i < dnn_model_classes(m->model); i++) {
+		/* float precision (9 digits), not json-c's 17-digit doubles */
+		char num[32];
+		snprintf(num, sizeof(num), "%.9g", (double)r->output[i]);
+		json_object_array_add(scores, json_object_new_double_s((double)r->output[i], num));
+	}
+	json_object_object_add(o, "session", json_object_new_int64(r->session));
+	json_object_object_add(o, "class", json_object_new_int((int)r->cls));
+	json_object_object_add(o, "label", json_object_new_string(dnn_model_label(m->model, r->cls)));
+	json_object_object_add(o, "scores", scores);
+	json_object_object_add(o, "groups", json_object_new_int((int)r->groups));
+	json_object_object_add(o, "placement", json_object_new_string(r->placement));
+	json_object_object_add(o, "threads", json_object_new_int((int)r->threads));
+	json_object_object_add(o, "freq_khz", json_object_new_int64((int64_t)r->khz));
+	json_object_object_add(o, "policy", json_object_new_string(r->params.name));
+	json_object_object_add(o, "predicted_us", json_object_new_double(r->predicted_us));
+	json_object_object_add(o, "latency_us", json_object_new_double(r->latency_us));
+	json_object_object_add(o, "queue_us", json_object_new_double(r->queue_us));
+	json_object_object_add(o, "energy_uj", json_object_new_double(r->energy_uj));
+	json_object_object_add(o, "energy_source", json_object_new_string(r->energy_source ? r->energy_source : "?"));
+	json_object_object_add(o, "deadline_met", json_object_new_boolean(met));
+	json_object_object_add(o, "energy_met", json_object_new_boolean(energy_met));
+	json_object_object_add(o, "feasible", json_object_new_boolean(r->feasible));
+	json_object_object_add(o, "reason", r->feasible ? NULL : json_object_new_string(r->reason));
+	json_object_object_add(o, "fallback", r->fallback[0] ? json_object_new_string(r->fallback) : NULL);
+	json_object_object_add(o, "e2e_us", json_object_new_double(total_us));
+	json_object_object_add(o, "done_ns", json_object_new_int64((int64_t)r->done_ns));
+	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return text;
+}
+
+/* Build r's reply frame and send it straight to the client when the loop
+ * has nothing queued for it; a partial send leaves the rest to the loop
+ * (channel->pending). Otherwise the loop sends r->frame. */
+static void
+deliver_reply(struct model_host *m, struct request *r)
+{
+	struct reply_channel *ch = r->channel;
+	char *json = r->failed[0] == '\0' ? infer_reply_json(m, r) : NULL;
+	size_t len = json != NULL ? strlen(json) : 0;
+	ssize_t sent = 0;
+
+	if (json == NULL || (r->frame = malloc(GBX_HEADER_SIZE + len)) == NULL) {
+		free(json);
+		return; /* the loop sends the error reply */
+	}
+	gbx_encode_header(r->frame, GBX_MSG_INFER_REPLY, r->msg_id, (uint32_t)len);
+	memcpy(r->frame + GBX_HEADER_SIZE, json, len);
+	r->frame_len = GBX_HEADER_SIZE + len;
+	free(json);
+	if (ch == NULL)
+		return;
+	pthread_mutex_lock(&ch->lock);
+	if (ch->fd < 0) {
+		r->replied = true; /* gone: its request is dropped */
+	} else if (!ch->busy && ch->pending_len == 0) {
+		sent = send(ch->fd, r->frame, r->frame_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (sent < 0)
+			sent = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		if (sent >= 0 && (size_t)sent < r->frame_len &&
+		    (ch->pending = malloc(r->frame_len - (size_t)sent)) != NULL) {
+			memcpy(ch->pending, r->frame + sent, r->frame_len - (size_t)sent);
+			ch->pending_len = r->frame_len - (size_t)sent;
+		}
+		/* a broken connection: the loop finds out when it reads */
+		r->replied = sent < 0 || (size_t)sent == r->frame_len || ch->pending_len > 0;
+	}
+	pthread_mutex_unlock(&ch->lock);
 }
 
 static struct pol_session *
@@ -302,6 +420,7 @@ worker_main(void *arg)
 			continue;
 		}
 		run_request(m, r);
+		deliver_reply(m, r);
 		pthread_mutex_lock(&m->lock);
 		m->requests++;
 		m->last_latency_us = r->latency_us;

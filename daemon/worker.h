@@ -26,6 +26,24 @@ enum request_kind {
 	REQUEST_CALIBRATE,      /* re-measure the model's predictor (gearboxctl calibrate) */
 };
 
+/* The way back to one client, shared by the event loop and the workers. A
+ * worker sends a finished request's reply itself when nothing else waits to
+ * go to that client: the client has its answer one thread hand-off sooner
+ * than through the loop. Every send on fd happens under lock, so frames
+ * never interleave; what a worker could not send goes to `pending`, which
+ * the loop sends before anything else. fd is -1 once the client is gone. */
+struct reply_channel {
+	pthread_mutex_t lock;
+	int fd;
+	bool busy;              /* the loop has output queued for this client */
+	unsigned char *pending; /* bytes of a reply a worker could not send */
+	size_t pending_len;
+	unsigned refs;          /* the client and its requests in flight */
+};
+
+struct reply_channel *reply_channel_new(int fd);
+void reply_channel_unref(struct reply_channel *ch);
+
 /* One inference (or calibration), from admission to reply. */
 struct request {
 	enum request_kind kind;
@@ -54,6 +72,10 @@ struct request {
 	char fallback[300];     /* why it left the placement it was chosen for ("" = it did not) */
 	char failed[300];       /* why it could not run at all (out of memory): an error reply */
 	char failed_place[POL_NAME];
+	struct reply_channel *channel; /* INFER: where the reply goes (a reference) */
+	bool replied;           /* the worker sent the reply (or left its rest in channel->pending) */
+	unsigned char *frame;   /* INFER: the reply frame, for the loop when the worker could not send it */
+	size_t frame_len;
 	struct request *next;   /* completion list */
 };
 
