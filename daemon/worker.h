@@ -1,7 +1,9 @@
 /* Hosted models and the workers that run their requests. The event loop
  * never runs inference: it queues requests here (earliest deadline first,
- * bounded), and a worker thread pinned to the model's placement runs them and
- * hands finished requests back through an eventfd. */
+ * bounded), and a worker thread pinned to the model's placement runs them,
+ * sends the reply itself when nothing else is queued for that client (see
+ * struct reply_channel), and hands every finished request back through an
+ * eventfd for the loop's statistics and events. */
 #ifndef GEARBOX_DAEMON_WORKER_H
 #define GEARBOX_DAEMON_WORKER_H
 
