@@ -139,8 +139,10 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 
 	if (g < 1 || g > m->groups)
 		return -EINVAL;
-	if (threaded)
-		dnn_pool_enter(e->pool);
+	/* Every inference runs on the pool's CPUs, the caller's share included,
+	 * also with one thread (a request placed on a LITTLE cluster must not
+	 * run wherever the calling thread happens to be). */
+	dnn_pool_enter(e->pool);
 	for (size_t i = 0; i < m->n_layers; i++) {
 		const struct dnn_layer *l = &m->layers[i];
 		const struct dnn_layer_plan *lp = &m->plans[g - 1].layers[i];
@@ -171,7 +173,6 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 		src = dst;
 	}
 	memcpy(output, src, m->classes * sizeof(float));
-	if (threaded)
-		dnn_pool_leave(e->pool);
+	dnn_pool_leave(e->pool);
 	return 0;
 }
