@@ -6,6 +6,10 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -212,6 +216,66 @@ START_TEST(test_weights_not_copied)
 }
 END_TEST
 
+/* Every inference runs on its pool's CPUs, a one-thread pool's too: while a
+ * thread runs inferences on a pool bound to one CPU, its affinity (sampled
+ * from outside) is that CPU. */
+struct bound_run {
+	struct dnn_exec *exec;
+	const float *in;
+	float *out;
+	pid_t tid;
+	volatile int done;
+};
+
+static void *
+run_many(void *arg)
+{
+	struct bound_run *b = arg;
+
+	b->tid = (pid_t)syscall(SYS_gettid);
+	for (int i = 0; i < 30; i++)
+		dnn_exec_run(b->exec, 4, b->in, b->out);
+	b->done = 1;
+	return NULL;
+}
+
+START_TEST(test_one_thread_runs_on_its_cpus)
+{
+	struct dnn_model *m = write_and_load("alexnet-fmnist", 0, 1);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	hwloc_bitmap_t set = hwloc_bitmap_alloc();
+	struct bound_run b = { 0 };
+	struct dnn_pool *pool;
+	pthread_t t;
+	unsigned bound = 0, samples = 0;
+	int cpu = (int)(ncpu > 1 ? ncpu - 1 : 0);
+
+	hwloc_bitmap_only(set, (unsigned)cpu);
+	pool = dnn_pool_create(1, set, NULL);
+	b.exec = dnn_exec_create(m, pool, DNN_KERNELS_REF, NULL);
+	b.in = random_input(m, 3);
+	b.out = malloc(dnn_model_output_size(m) * sizeof(float));
+	ck_assert(pool != NULL && b.exec != NULL);
+	pthread_create(&t, NULL, run_many, &b);
+	while (!b.done) {
+		cpu_set_t mask;
+		if (b.tid != 0 && sched_getaffinity(b.tid, sizeof(mask), &mask) == 0) {
+			samples++;
+			bound += CPU_COUNT(&mask) == 1 && CPU_ISSET(cpu, &mask);
+		}
+		usleep(200);
+	}
+	pthread_join(t, NULL);
+	ck_assert_msg(samples > 0 && bound * 2 >= samples, "bound to CPU %d in %u of %u samples", cpu, bound, samples);
+	dnn_exec_free(b.exec);
+	dnn_pool_free(pool);
+	hwloc_bitmap_free(set);
+	free((float *)b.in);
+	free(b.out);
+	dnn_model_free(m);
+}
+END_TEST
+
 /* normalize_u8 applies (p/255 - mean)/std per channel. */
 START_TEST(test_normalize)
 {
@@ -246,6 +310,7 @@ main(void)
 	tcase_add_test(tc, test_run_allocates_nothing);
 	tcase_add_test(tc, test_weights_not_copied);
 	tcase_add_test(tc, test_normalize);
+	tcase_add_test(tc, test_one_thread_runs_on_its_cpus);
 	suite_add_tcase(s, tc);
 	return run_suite_in_tmpdir(s, tmpdir);
 }
