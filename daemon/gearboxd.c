@@ -1086,6 +1086,8 @@ finish_infer(struct daemon *d, struct client *c, struct request *r)
 	}
 	if (!r->replied && r->frame != NULL)
 		send_frame(c, GBX_MSG_INFER_REPLY, r->msg_id, r->frame + GBX_HEADER_SIZE, r->frame_len - GBX_HEADER_SIZE);
+	else if (!r->replied)
+		send_error(c, r->msg_id, GBX_ERR_INTERNAL, "out of memory for the reply");
 	else if (client_flush(c) == 0) /* the rest of a reply the worker began */
 		update_events(c);
 	note_operating_point(d, m, r);
