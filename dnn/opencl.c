@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/cause.h"
+#include "common/hash.h"
 #include "dnn/internal.h"
 
 #ifdef HAVE_OPENCL
@@ -124,16 +125,6 @@ find_device(unsigned index, cl_platform_id *platform, cl_device_id *device, char
 	                 (unsigned)seen, seen == 1 ? "" : "s");
 }
 
-static uint64_t
-fnv1a(uint64_t h, const void *data, size_t n)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
-
 static double
 now_ms(void)
 {
@@ -149,7 +140,7 @@ static void
 cache_path(struct dnn_cl *cl, const char *cache_dir, const char *options, char *path, size_t size)
 {
 	char driver[256] = "", version[256] = "", pname[256] = "";
-	uint64_t h = 14695981039346656037ull;
+	uint64_t h = FNV1A_INIT;
 
 	clGetDeviceInfo(cl->device, CL_DRIVER_VERSION, sizeof(driver), driver, NULL);
 	clGetDeviceInfo(cl->device, CL_DEVICE_VERSION, sizeof(version), version, NULL);

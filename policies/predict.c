@@ -21,6 +21,7 @@
 #include <json-c/json.h>
 
 #include "common/cause.h"
+#include "common/hash.h"
 #include "dnn/dnn.h"
 #include "governor/governor.h"
 #include "policies/policy.h"
@@ -107,24 +108,12 @@ pol_places_add_opencl(struct pol_place *places, unsigned n, unsigned max, const 
 
 /* ---- the fit ------------------------------------------------------------------ */
 
-static uint64_t
-fnv1a(uint64_t h, const void *data, size_t n)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 /* What the cached fit depends on: the model's per-g work and the
  * placements' CPUs, capacities and frequency tables. */
 static void
 make_key(struct pol_predictor *pr)
 {
-	uint64_t h = 14695981039346656037ull;
+	uint64_t h = FNV1A_INIT;
 
 	h = fnv1a(h, pr->model.name, strlen(pr->model.name));
 	h = fnv1a(h, &pr->model.groups, sizeof(pr->model.groups));
