@@ -425,12 +425,32 @@ arg(struct args *a, size_t size, const void *value)
 }
 #define ARG(a, v) arg((a), sizeof(v), &(v))
 
-/* One launch of `kernel`; its event goes to the timing list when wanted. */
+/* The window geometry the convolution and pooling kernels both take, in
+ * their order: input and output size, kernel size, stride. */
+static void
+window_args(struct args *a, const struct dnn_layer *l)
+{
+	ARG(a, l->in_h);
+	ARG(a, l->in_w);
+	ARG(a, l->out_h);
+	ARG(a, l->out_w);
+	ARG(a, l->kh);
+	ARG(a, l->kw);
+	ARG(a, l->sh);
+	ARG(a, l->sw);
+}
+
+/* One launch of a's kernel, unless setting an argument failed; its event
+ * goes to the timing list when wanted. */
 static cl_int
-launch(struct dnn_cl_exec *e, cl_kernel kernel, const size_t global[2], const size_t *local, size_t *nevents)
+launch(struct dnn_cl_exec *e, const struct args *a, const size_t global[2], const size_t *local, size_t *nevents)
 {
 	cl_event *ev = *nevents < e->max_events ? &e->events[*nevents] : NULL;
-	cl_int err = clEnqueueNDRangeKernel(e->queue, kernel, 2, NULL, global, local, 0, NULL, ev);
+	cl_int err;
+
+	if (a->err != CL_SUCCESS)
+		return a->err;
+	err = clEnqueueNDRangeKernel(e->queue, a->kernel, 2, NULL, global, local, 0, NULL, ev);
 
 	if (err == CL_SUCCESS && ev != NULL)
 		(*nevents)++;
@@ -464,17 +484,10 @@ run_weighted(struct dnn_cl_exec *e, size_t i, const struct dnn_layer_plan *lp, c
 			ARG(&a, bk->wch0);
 			ARG(&a, relu);
 			arg(&a, LINEAR_LOCAL * sizeof(float), NULL);
-			err = a.err != CL_SUCCESS ? a.err : launch(e, a.kernel, global, local, nevents);
+			err = launch(e, &a, global, local, nevents);
 		} else {
 			size_t global[2] = { (size_t)l->out_h * l->out_w, (rows + 3) / 4 };
-			ARG(&a, l->in_h);
-			ARG(&a, l->in_w);
-			ARG(&a, l->out_h);
-			ARG(&a, l->out_w);
-			ARG(&a, l->kh);
-			ARG(&a, l->kw);
-			ARG(&a, l->sh);
-			ARG(&a, l->sw);
+			window_args(&a, l);
 			ARG(&a, l->ph);
 			ARG(&a, l->pw);
 			ARG(&a, l->weight_cols);
@@ -484,7 +497,7 @@ run_weighted(struct dnn_cl_exec *e, size_t i, const struct dnn_layer_plan *lp, c
 			ARG(&a, bk->ch1);
 			ARG(&a, bk->wch0);
 			ARG(&a, relu);
-			err = a.err != CL_SUCCESS ? a.err : launch(e, a.kernel, global, NULL, nevents);
+			err = launch(e, &a, global, NULL, nevents);
 		}
 	}
 	return err;
@@ -509,16 +522,9 @@ run_layer(struct dnn_cl_exec *e, size_t i, const struct dnn_layer_plan *lp, cl_m
 		a.kernel = e->pool;
 		ARG(&a, src);
 		ARG(&a, dst);
-		ARG(&a, l->in_h);
-		ARG(&a, l->in_w);
-		ARG(&a, l->out_h);
-		ARG(&a, l->out_w);
-		ARG(&a, l->kh);
-		ARG(&a, l->kw);
-		ARG(&a, l->sh);
-		ARG(&a, l->sw);
+		window_args(&a, l);
 		ARG(&a, is_max);
-		return a.err != CL_SUCCESS ? a.err : launch(e, a.kernel, global, NULL, nevents);
+		return launch(e, &a, global, NULL, nevents);
 	}
 	case DNN_RELU:
 	case DNN_SOFTMAX: {
@@ -527,7 +533,7 @@ run_layer(struct dnn_cl_exec *e, size_t i, const struct dnn_layer_plan *lp, cl_m
 		ARG(&a, src);
 		ARG(&a, dst);
 		ARG(&a, n);
-		return a.err != CL_SUCCESS ? a.err : launch(e, a.kernel, global, NULL, nevents);
+		return launch(e, &a, global, NULL, nevents);
 	}
 	case DNN_FLATTEN:
 		break;
