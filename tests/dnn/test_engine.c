@@ -18,23 +18,10 @@
 
 #include "dnn/dnn.h"
 #include "dnn/internal.h"
+#include "tests/common/compare.h"
 #include "tests/common/modelgen.h"
 
 static char tmpdir[] = "/tmp/gearbox-test-engine-XXXXXX";
-
-static double
-normalised_error(const float *got, const float *want, size_t n)
-{
-	double diff = 0, norm = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (isnan(got[i]) || isnan(want[i]))
-			return INFINITY;
-		diff += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
-		norm += (double)want[i] * want[i];
-	}
-	return sqrt(diff) / (sqrt(norm) > 1e-20 ? sqrt(norm) : 1.0);
-}
 
 static struct dnn_model *
 write_and_load(const char *arch, unsigned keep, uint32_t seed)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "dnn/kernels.h"
+#include "tests/common/compare.h"
 #include "tests/common/modelgen.h"
 
 /* Indexing bugs give errors of order 1; float re-association stays below
@@ -26,18 +27,6 @@ struct kernel_entry {
 #define DNN_KERNEL_ENTRY(name, type, ref) { #name, type, dnn_##name, dnn_##ref },
 static const struct kernel_entry kernels[] = { DNN_KERNEL_LIST(DNN_KERNEL_ENTRY) };
 #define N_KERNELS (sizeof(kernels) / sizeof(kernels[0]))
-
-static double
-normalised_error(const float *got, const float *want, size_t n)
-{
-	double diff = 0, norm = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		diff += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
-		norm += (double)want[i] * want[i];
-	}
-	return sqrt(diff) / (sqrt(norm) > 1e-20 ? sqrt(norm) : 1.0);
-}
 
 static float *
 random_floats(size_t n, uint32_t *seed)
