@@ -424,7 +424,7 @@ request_timing(struct client *c, struct json_object *o)
 	struct timing t = { 0, 0 };
 	struct json_object *v;
 	double sorted[RETURN_SAMPLES];
-	unsigned n = c->nreturn < RETURN_SAMPLES ? c->nreturn : RETURN_SAMPLES;
+	unsigned n;
 	struct timespec ts;
 	uint64_t now;
 
@@ -439,12 +439,12 @@ request_timing(struct client *c, struct json_object *o)
 		double us = json_object_get_double(v);
 		if (us >= 0 && us < 1e6)
 			c->return_us[c->nreturn++ % RETURN_SAMPLES] = us;
-		n = c->nreturn < RETURN_SAMPLES ? c->nreturn : RETURN_SAMPLES;
 	}
+	n = c->nreturn < RETURN_SAMPLES ? c->nreturn : RETURN_SAMPLES;
 	if (n > 0) {
 		memcpy(sorted, c->return_us, n * sizeof(double));
 		qsort(sorted, n, sizeof(double), compare_double);
-		t.return_us = sorted[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1];
+		t.return_us = sorted[n * 9 / 10];
 	}
 	return t;
 }
@@ -500,10 +500,7 @@ handle_infer(struct daemon *d, struct client *c)
 	r->session = s->id;
 	r->origin_ns = timing.origin_ns;
 	r->return_us = timing.return_us;
-	pthread_mutex_lock(&c->channel->lock);
-	c->channel->refs++;
-	pthread_mutex_unlock(&c->channel->lock);
-	r->channel = c->channel;
+	r->channel = reply_channel_ref(c->channel);
 	r->budget = s->budget;
 	resolve_policy(d, s->host, s->policy, &r->params);
 	if ((ret = host_submit(s->host, r)) != 0) {

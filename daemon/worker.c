@@ -52,6 +52,15 @@ reply_channel_new(int fd)
 	return ch;
 }
 
+struct reply_channel *
+reply_channel_ref(struct reply_channel *ch)
+{
+	pthread_mutex_lock(&ch->lock);
+	ch->refs++;
+	pthread_mutex_unlock(&ch->lock);
+	return ch;
+}
+
 void
 reply_channel_unref(struct reply_channel *ch)
 {
@@ -114,16 +123,18 @@ put_string(struct out *o, const char *key, const char *v)
 	put(o, "\"");
 }
 
-/* The INFER reply of a finished request (see docs/protocol.md, RESULT).
- * NULL when out of memory. */
-static char *
-infer_reply_json(const struct model_host *m, const struct request *r)
+/* The INFER reply frame of a finished request (see docs/protocol.md,
+ * RESULT): the header, then the JSON written straight after it. NULL when
+ * out of memory. */
+static unsigned char *
+infer_reply_frame(const struct model_host *m, const struct request *r, size_t *frame_len)
 {
 	double total_us = request_e2e_us(r);
 	bool met = r->budget.deadline_us == 0 || total_us <= (double)r->budget.deadline_us;
 	bool energy_met = r->budget.energy_uj == 0 || r->energy_uj <= (double)r->budget.energy_uj;
 	unsigned classes = dnn_model_classes(m->model);
-	struct out o = { NULL, 0, 2048 + (size_t)classes * 20 + 4 * sizeof(r->reason), false };
+	struct out o = { NULL, GBX_HEADER_SIZE, GBX_HEADER_SIZE + 2048 + (size_t)classes * 20 + 4 * sizeof(r->reason),
+		         false };
 
 	if ((o.buf = malloc(o.cap)) == NULL)
 		return NULL;
@@ -148,7 +159,9 @@ infer_reply_json(const struct model_host *m, const struct request *r)
 		free(o.buf);
 		return NULL;
 	}
-	return o.buf;
+	gbx_encode_header((unsigned char *)o.buf, GBX_MSG_INFER_REPLY, r->msg_id, (uint32_t)(o.len - GBX_HEADER_SIZE));
+	*frame_len = o.len;
+	return (unsigned char *)o.buf;
 }
 
 /* Build r's reply frame and send it straight to the client when the loop
@@ -158,18 +171,10 @@ static void
 deliver_reply(struct model_host *m, struct request *r)
 {
 	struct reply_channel *ch = r->channel;
-	char *json = r->failed[0] == '\0' ? infer_reply_json(m, r) : NULL;
-	size_t len = json != NULL ? strlen(json) : 0;
 	ssize_t sent = 0;
 
-	if (json == NULL || (r->frame = malloc(GBX_HEADER_SIZE + len)) == NULL) {
-		free(json);
+	if (r->failed[0] != '\0' || (r->frame = infer_reply_frame(m, r, &r->frame_len)) == NULL)
 		return; /* the loop sends the error reply */
-	}
-	gbx_encode_header(r->frame, GBX_MSG_INFER_REPLY, r->msg_id, (uint32_t)len);
-	memcpy(r->frame + GBX_HEADER_SIZE, json, len);
-	r->frame_len = GBX_HEADER_SIZE + len;
-	free(json);
 	if (ch == NULL)
 		return;
 	pthread_mutex_lock(&ch->lock);
@@ -343,6 +348,7 @@ run_on_point(struct model_host *m, struct request *r, struct pol_session *state,
 				log_error("%s: cannot run at all: %s", dnn_model_name(m->model), cause);
 				snprintf(r->failed, sizeof(r->failed), "%s", cause ? cause : "cannot run");
 				free(cause);
+				/* defined scores for the bookkeeping; the client gets an error */
 				memset(r->output, 0, dnn_model_output_size(m->model) * sizeof(float));
 			}
 			return;

@@ -44,6 +44,7 @@ struct reply_channel {
 };
 
 struct reply_channel *reply_channel_new(int fd);
+struct reply_channel *reply_channel_ref(struct reply_channel *ch);
 void reply_channel_unref(struct reply_channel *ch);
 
 /* One inference (or calibration), from admission to reply. */
