@@ -232,18 +232,13 @@ get_engine(struct model_host *m, unsigned place, unsigned threads, char **cause)
 {
 	struct dnn_engine **e = &m->engines[place][threads];
 	const struct pol_place *pl = &m->predictor.places[place];
-	hwloc_bitmap_t set;
+	struct dnn_cl *cl = NULL;
 
 	if (*e != NULL)
 		return *e;
-	if (pl->kind == POL_PLACE_OPENCL) {
-		struct dnn_cl *cl = get_device(m->owner, place, pl, cause);
-		return cl != NULL ? (*e = dnn_engine_opencl(m->model, cl, cause)) : NULL;
-	}
-	set = gov_cluster_cpuset(&m->owner->platform->clusters[pl->index], 0);
-	*e = dnn_engine_cpu(m->model, threads, set, DNN_KERNELS_FAST, cause);
-	hwloc_bitmap_free(set);
-	return *e;
+	if (pl->kind == POL_PLACE_OPENCL && (cl = get_device(m->owner, place, pl, cause)) == NULL)
+		return NULL;
+	return *e = pol_place_engine(pl, m->owner->platform, m->model, threads, cl, cause);
 }
 
 /* A placement that failed (device lost, out of memory, kernels that do not

@@ -163,6 +163,14 @@ unsigned pol_places_from_platform(struct pol_place *places, unsigned max, const 
  * GPU power model, what the largest cluster draws with all its CPUs busy
  * (power_source "estimate"). Returns the new count. */
 unsigned pol_places_add_opencl(struct pol_place *places, unsigned n, unsigned max, const struct gov_platform *p);
+/* What runs `model` at a placement with `threads` threads: the fast CPU
+ * kernels on a pool bound to the whole cluster, or a context on `device`
+ * (the placement's OpenCL device, opened by the caller, which keeps it). */
+struct dnn_engine;
+struct dnn_cl;
+struct dnn_engine *pol_place_engine(const struct pol_place *place, const struct gov_platform *p,
+                                    const struct dnn_model *model, unsigned threads, struct dnn_cl *device,
+                                    char **cause);
 
 /* ---- operating points and prediction ----------------------------------------- */
 

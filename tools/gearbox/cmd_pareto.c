@@ -39,16 +39,10 @@ engine_of(struct bench *b, unsigned place, unsigned threads, char **cause)
 
 	if (*e != NULL)
 		return *e;
-	if (pl->kind == POL_PLACE_OPENCL) {
-		if (b->devices[place] == NULL &&
-		    (b->devices[place] = dnn_cl_open(pl->index, pol_cache_dir(cache, sizeof(cache)), cause)) == NULL)
-			return NULL;
-		return *e = dnn_engine_opencl(b->model, b->devices[place], cause);
-	}
-	hwloc_bitmap_t set = gov_cluster_cpuset(&b->platform->clusters[pl->index], 0);
-	*e = dnn_engine_cpu(b->model, threads, set, DNN_KERNELS_FAST, cause);
-	hwloc_bitmap_free(set);
-	return *e;
+	if (pl->kind == POL_PLACE_OPENCL && b->devices[place] == NULL &&
+	    (b->devices[place] = dnn_cl_open(pl->index, pol_cache_dir(cache, sizeof(cache)), cause)) == NULL)
+		return NULL;
+	return *e = pol_place_engine(pl, b->platform, b->model, threads, b->devices[place], cause);
 }
 
 /* One timed run at a point. */
