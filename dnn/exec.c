@@ -35,7 +35,7 @@ static dnn_kernel_fn *const family_kernels[3][DNN_SOFTMAX + 1] = {
 		[DNN_RELU] = dnn_f32_relu_ref, [DNN_SOFTMAX] = dnn_f32_softmax_ref,
 	},
 	[DNN_KERNELS_FAST] = {
-		[DNN_CONV2D] = dnn_f32_conv2d_gemm_fused, [DNN_LINEAR] = dnn_f32_conv2d_gemm_fused,
+		[DNN_CONV2D] = dnn_f32_conv2d_direct, [DNN_LINEAR] = dnn_f32_conv2d_gemm_fused,
 		[DNN_MAXPOOL] = dnn_f32_maxpool_vec, [DNN_AVGPOOL] = dnn_f32_avgpool_vec,
 		[DNN_RELU] = dnn_f32_relu_vec, [DNN_SOFTMAX] = dnn_f32_softmax_ref,
 	},
@@ -93,7 +93,9 @@ dnn_exec_create(const struct dnn_model *model, struct dnn_pool *pool, enum dnn_k
 	e->family = family;
 	e->act[0] = malloc(model->max_act * sizeof(float));
 	e->act[1] = malloc(model->max_act * sizeof(float));
-	e->col = malloc((model->max_col + 1) * sizeof(float));
+	/* im2col, or one padded input per share for the direct convolution */
+	size_t col = model->max_col > threads * model->max_pad ? model->max_col : threads * model->max_pad;
+	e->col = malloc((col + 1) * sizeof(float));
 	e->scratch = malloc(((size_t)threads * model->max_w + 1) * sizeof(float));
 	if (e->act[0] == NULL || e->act[1] == NULL || e->col == NULL || e->scratch == NULL) {
 		set_cause(cause, "out of memory for %zu-value activation buffers", model->max_act);

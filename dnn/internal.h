@@ -21,6 +21,7 @@ struct dnn_layer {
 	const float *weight;          /* row o holds weight_cols floats; NULL without weights */
 	const float *bias;            /* out_c floats, or NULL */
 	unsigned weight_cols;
+	struct dnn_packed *packed;    /* direct-convolution panels (kernels_direct.c), or NULL */
 };
 
 /* A layer's view at one g: its active shapes and, for weighted layers, the
@@ -58,6 +59,7 @@ struct dnn_model {
 	struct dnn_plan plans[DNN_MAX_GROUPS]; /* plans[g - 1] */
 	size_t max_act;    /* largest activation (floats) of any layer at full width */
 	size_t max_col;    /* largest im2col matrix (floats) */
+	size_t max_pad;    /* largest zero-padded input of a direct convolution (floats) */
 	unsigned max_w;    /* widest input row of a pooling layer */
 };
 
@@ -93,6 +95,18 @@ void dnn_layer_plan_fill(const struct dnn_layer *l, unsigned g, unsigned G, stru
                          struct dnn_block *blocks);
 
 
+
+/* Direct convolution (kernels_direct.c): which layers it covers, their
+ * weights packed once (at load; G fixes the group segments), the padded
+ * input it needs per share, and the instruction set it picked. */
+bool dnn_direct_eligible(const struct dnn_layer *l);
+int dnn_layer_pack(struct dnn_layer *l, unsigned G);
+void dnn_layer_unpack(struct dnn_layer *l);
+size_t dnn_direct_pad_floats(const struct dnn_layer *l);
+const char *dnn_direct_isa(void);
+/* Use instruction set `name` ("avx512", "avx2", "neon", "generic") from now
+ * on, for tests; -1 when this build or CPU lacks it. */
+int dnn_direct_use_isa(const char *name);
 
 /* Bind the calling thread to the pool's cpuset for the duration of one
  * inference (saving its old binding), and put it back afterwards. */

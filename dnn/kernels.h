@@ -17,7 +17,8 @@ struct dnn_op {
 	unsigned g, G;
 	const float *in;
 	float *out;       /* may equal in for relu/softmax */
-	float *col;       /* conv: im2col scratch of layer in_c*kh*kw*out_h*out_w floats */
+	float *col;       /* conv: im2col scratch of layer in_c*kh*kw*out_h*out_w floats,
+	                   * and at least parts * dnn_direct_pad_floats(layer) */
 	float *scratch;   /* pooling: parts * layer->in_w floats of row buffers */
 	bool relu;        /* conv: apply ReLU in the epilogue */
 	size_t n;         /* relu/softmax: number of elements */
@@ -32,6 +33,7 @@ typedef void dnn_kernel_fn(const struct dnn_op *op, unsigned part, unsigned part
 	X(f32_conv2d_ref, DNN_CONV2D, f32_conv2d_ref)                     \
 	X(f32_conv2d_gemm, DNN_CONV2D, f32_conv2d_ref)                    \
 	X(f32_conv2d_gemm_fused, DNN_CONV2D, f32_conv2d_ref)              \
+	X(f32_conv2d_direct, DNN_CONV2D, f32_conv2d_ref)                  \
 	X(f32_maxpool_ref, DNN_MAXPOOL, f32_maxpool_ref)                  \
 	X(f32_maxpool_vec, DNN_MAXPOOL, f32_maxpool_ref)                  \
 	X(f32_avgpool_ref, DNN_AVGPOOL, f32_avgpool_ref)                  \

@@ -22,6 +22,13 @@ dnn_layer_plan_fill(const struct dnn_layer *l, unsigned g, unsigned G, struct dn
 int
 dnn_plans_build(struct dnn_model *m)
 {
+	/* Panels for the direct convolution: once per layer, shared by every g. */
+	for (size_t i = 0; i < m->n_layers; i++) {
+		if (dnn_layer_pack(&m->layers[i], m->groups) != 0)
+			return -1;
+		if (dnn_direct_pad_floats(&m->layers[i]) > m->max_pad)
+			m->max_pad = dnn_direct_pad_floats(&m->layers[i]);
+	}
 	for (unsigned g = 1; g <= m->groups; g++) {
 		struct dnn_plan *plan = &m->plans[g - 1];
 		size_t nblocks = 0, used = 0;
@@ -55,6 +62,8 @@ dnn_plans_build(struct dnn_model *m)
 void
 dnn_plans_free(struct dnn_model *m)
 {
+	for (size_t i = 0; i < m->n_layers; i++)
+		dnn_layer_unpack(&m->layers[i]);
 	for (unsigned g = 0; g < DNN_MAX_GROUPS; g++) {
 		free(m->plans[g].layers);
 		free(m->plans[g].block_store);
@@ -69,6 +78,8 @@ dnn_model_buffer_bytes(const struct dnn_model *m, unsigned groups)
 	if (groups < 1 || groups > m->groups)
 		return 0;
 	plan = &m->plans[groups - 1];
-	/* two ping-pong activation buffers and the im2col scratch */
-	return (2 * plan->act_floats + plan->col_floats) * sizeof(float);
+	/* two ping-pong activation buffers and the im2col scratch (which also
+	 * holds one thread's padded input for the direct convolution) */
+	return (2 * plan->act_floats + (plan->col_floats > m->max_pad ? plan->col_floats : m->max_pad)) *
+	       sizeof(float);
 }

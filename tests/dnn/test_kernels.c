@@ -54,6 +54,8 @@ compare(const struct kernel_entry *k, const struct dnn_layer *l, unsigned g, uns
 {
 	size_t in_n = (size_t)l->in_c * l->in_h * l->in_w, out_n = (size_t)dnn_active_out(l, g, G) * l->out_h * l->out_w;
 	size_t col_n = (size_t)l->in_c * l->kh * l->kw * l->out_h * l->out_w + 1;
+	if (col_n < parts * dnn_direct_pad_floats(l) + 1)
+		col_n = parts * dnn_direct_pad_floats(l) + 1;
 	float *in = random_floats(in_n, seed);
 	float *want = malloc((out_n + 1) * sizeof(float)), *got = malloc((out_n + 1) * sizeof(float));
 	float *col = malloc(col_n * sizeof(float)), *scratch = malloc(((size_t)parts * l->in_w + 1) * sizeof(float));
@@ -110,12 +112,14 @@ make_weighted(enum dnn_connectivity conn, bool in_grouped, bool out_grouped, uns
 	l.weight = w;
 	l.bias = b;
 	l.name = (char *)"test";
+	ck_assert_int_eq(dnn_layer_pack(&l, G), 0);
 	return l;
 }
 
 static void
 free_weighted(struct dnn_layer *l)
 {
+	dnn_layer_unpack(l);
 	free((void *)l->weight);
 	free((void *)l->bias);
 }
@@ -244,6 +248,51 @@ START_TEST(test_relu_kernels)
 }
 END_TEST
 
+/* The direct convolution at the shapes of real models, where tiles of 2 and 4
+ * panels and rows split in chunks occur, on every instruction set this CPU
+ * runs. */
+START_TEST(test_direct_model_shapes)
+{
+	static const struct {
+		enum dnn_connectivity conn;
+		bool in_g, out_g;
+		unsigned ipg, opg, H, W;
+	} shapes[] = {
+		{ DNN_CONN_DENSE, false, true, 1, 16, 28, 28 },   /* conv1 of the bundled model */
+		{ DNN_CONN_GROUPED, true, true, 16, 32, 14, 14 }, /* conv2 */
+		{ DNN_CONN_GROUPED, true, true, 64, 64, 7, 7 },   /* conv4 */
+		{ DNN_CONN_NESTED, true, true, 8, 48, 9, 20 },    /* three panels, a short row chunk */
+		{ DNN_CONN_DENSE, true, false, 8, 40, 5, 30 },    /* a short panel at the end */
+	};
+	static const char *const names[] = { "avx512", "avx2", "neon", "generic" };
+	const struct kernel_entry direct = { "f32_conv2d_direct", DNN_CONV2D, dnn_f32_conv2d_direct,
+		                             dnn_f32_conv2d_ref };
+	uint32_t seed = 11;
+	unsigned isas = 0;
+
+	for (size_t n = 0; n < 4; n++) {
+		if (dnn_direct_use_isa(names[n]) != 0)
+			continue;
+		isas++;
+		for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+			struct dnn_layer l = make_weighted(shapes[i].conn, shapes[i].in_g, shapes[i].out_g, 4, shapes[i].ipg,
+			                                   shapes[i].opg, shapes[i].H, shapes[i].W, 3, 1, 1, true, &seed);
+			ck_assert_ptr_nonnull(l.packed);
+			for (unsigned g = 1; g <= 4; g++)
+				for (unsigned parts = 1; parts <= 3; parts += 2) {
+					double err = compare(&direct, &l, g, 4, parts, parts == 1, &seed);
+					ck_assert_msg(err < TOLERANCE, "%s: shape %zu at g=%u, %u parts: normalised error %g",
+					              names[n], i, g, parts, err);
+				}
+			free_weighted(&l);
+		}
+	}
+	ck_assert_uint_ge(isas, 1);
+	for (size_t n = 0; n < 4 && dnn_direct_use_isa(names[n]) != 0; n++)
+		; /* back to the best this CPU runs */
+}
+END_TEST
+
 /* The reference itself, on a case small enough to work out by hand: a 3x3
  * grouped conv of two groups, so the second group must not see the first. */
 START_TEST(test_reference_by_hand)
@@ -279,6 +328,7 @@ main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_reference_by_hand);
 	tcase_add_test(tc, test_conv_kernels);
+	tcase_add_test(tc, test_direct_model_shapes);
 	tcase_add_test(tc, test_linear_kernels);
 	tcase_add_test(tc, test_pool_kernels);
 	tcase_add_test(tc, test_relu_kernels);

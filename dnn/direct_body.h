@@ -1,0 +1,94 @@
+/* The body of the direct convolution for one instruction set; included by
+ * kernels_direct.c once per target with DIRECT_ISA (the name suffix) and
+ * DIRECT_BUDGET (how many 16-float accumulators fit in registers) defined,
+ * under a `#pragma GCC target` where the target is not the baseline.
+ *
+ * A tile is MR blocks of 16 output channels by NR output positions along one
+ * output row. For every weight column k, MR weight vectors (packed, 16
+ * channels each) meet NR input values broadcast from the zero-padded input at
+ * koff[k]: MR * NR fused multiply-adds per k, all in registers. */
+
+#define DIRECT_CAT2(a, b) a##_##b
+#define DIRECT_CAT(a, b) DIRECT_CAT2(a, b)
+#define DIRECT_NAME(name) DIRECT_CAT(name, DIRECT_ISA)
+
+static inline __attribute__((always_inline)) void
+DIRECT_NAME(tile)(const struct direct_tile_args *a, const unsigned MR, const unsigned NR)
+{
+	v16sf acc[4][14];
+	const v16sf zero = { 0 };
+
+	for (unsigned m = 0; m < MR; m++) {
+		v16sf b;
+		memcpy(&b, a->bias + (size_t)m * 16, sizeof(b));
+#pragma GCC unroll 14
+		for (unsigned j = 0; j < NR; j++)
+			acc[m][j] = b;
+	}
+	for (unsigned k = a->k0; k < a->k1; k++) {
+		const float *x = a->x + a->koff[k];
+		v16sf w[4];
+#pragma GCC unroll 4
+		for (unsigned m = 0; m < MR; m++)
+			w[m] = *(const v16sf *)(a->w + (size_t)m * a->wstride + (size_t)k * 16);
+#pragma GCC unroll 14
+		for (unsigned j = 0; j < NR; j++) {
+			float xj = x[j];
+#pragma GCC unroll 4
+			for (unsigned m = 0; m < MR; m++)
+				acc[m][j] += w[m] * xj;
+		}
+	}
+	for (unsigned m = 0; m < MR; m++) {
+		float t[14][16];
+		unsigned rows = a->rows > m * 16 ? a->rows - m * 16 : 0;
+		if (rows > 16)
+			rows = 16;
+#pragma GCC unroll 14
+		for (unsigned j = 0; j < NR; j++) {
+			v16sf v = acc[m][j];
+			if (a->relu)
+				v = (v16sf)((v16si)v & (v16si)(v > zero));
+			memcpy(t[j], &v, sizeof(v));
+		}
+		/* Channel-major output: each of the 16 channels gets NR neighbours. */
+		for (unsigned r = 0; r < rows; r++) {
+			float *o = a->out + (size_t)(m * 16 + r) * a->out_stride;
+			for (unsigned j = 0; j < NR; j++)
+				o[j] = t[j][r];
+		}
+	}
+}
+
+/* Dispatch to the instance with constant MR and NR (so the accumulators stay
+ * in registers). NR <= 14, MR in {1, 2, 4}, MR * NR <= DIRECT_BUDGET. */
+static void
+DIRECT_NAME(tile_any)(const struct direct_tile_args *a, unsigned MR, unsigned NR)
+{
+#define DIRECT_CASE(mr, nr)                                               \
+	case (mr) * 16 + (nr):                                            \
+		if ((mr) * (nr) <= DIRECT_BUDGET) {                       \
+			DIRECT_NAME(tile)(a, (mr), (nr));                 \
+			return;                                           \
+		}                                                         \
+		break;
+#define DIRECT_CASES(mr)                                                                                   \
+	DIRECT_CASE(mr, 1) DIRECT_CASE(mr, 2) DIRECT_CASE(mr, 3) DIRECT_CASE(mr, 4) DIRECT_CASE(mr, 5)      \
+	DIRECT_CASE(mr, 6) DIRECT_CASE(mr, 7) DIRECT_CASE(mr, 8) DIRECT_CASE(mr, 9) DIRECT_CASE(mr, 10)     \
+	DIRECT_CASE(mr, 11) DIRECT_CASE(mr, 12) DIRECT_CASE(mr, 13) DIRECT_CASE(mr, 14)
+	switch (MR * 16 + NR) {
+		DIRECT_CASES(1)
+		DIRECT_CASES(2)
+		DIRECT_CASES(4)
+	default:
+		break;
+	}
+#undef DIRECT_CASES
+#undef DIRECT_CASE
+	/* Never reached: direct_shape() only asks for shapes within budget. */
+	abort();
+}
+
+#undef DIRECT_NAME
+#undef DIRECT_CAT
+#undef DIRECT_CAT2

@@ -1,0 +1,380 @@
+/* Direct convolution on weights packed once at load.
+ *
+ * Why: at batch 1 the 3x3 layers of small maps (7x7, 14x14) are GEMMs of
+ * 32-64 rows by 49-196 columns. im2col + sgemm spends as much time building
+ * the column matrix and packing both operands per call as multiplying. Here
+ * the weights are packed at load into 16-channel panels (every weight column
+ * k holds 16 consecutive output channels), and the input is only copied into
+ * a zero-padded buffer; each tile then runs from registers (direct_body.h).
+ *
+ * Nothing is packed per g: a tile covers 16 channels of one group segment,
+ * and a block at g uses whole tiles and a prefix of weight columns (dense
+ * layers over grouped input) or all of them (grouped, nested). Layers this
+ * kernel does not cover (strided, pointwise, linear) take the im2col + BLAS
+ * path. */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnn/kernels.h"
+
+typedef float v16sf __attribute__((vector_size(64)));
+typedef int32_t v16si __attribute__((vector_size(64)));
+
+/* Weights of one layer in 16-channel panels. */
+struct dnn_packed {
+	unsigned ntiles;
+	unsigned *tile_row0; /* first output channel of each tile */
+	unsigned *tile_rows; /* channels it holds (16, or fewer at a segment's end) */
+	float *w;            /* ntiles * weight_cols * 16, tile-major, zero-padded */
+	float *bias;         /* ntiles * 16 */
+	int32_t *koff;       /* weight column -> offset in the padded input */
+	unsigned pad_h, pad_w;
+};
+
+struct direct_tile_args {
+	const float *w;     /* panel of the first tile, at column 0 */
+	size_t wstride;     /* floats from one tile's panel to the next */
+	const float *bias;  /* 16 * MR */
+	const int32_t *koff;
+	const float *x;     /* padded input at the tile's first position */
+	unsigned k0, k1;    /* weight columns to sum over */
+	float *out;         /* output of the first channel, first position */
+	size_t out_stride;  /* floats between channels */
+	unsigned rows;      /* valid channels of the MR * 16 */
+	bool relu;
+};
+
+#define DIRECT_ISA generic
+#if defined(__aarch64__)
+#define DIRECT_BUDGET 6 /* 32 NEON registers: 24 accumulators */
+#else
+#define DIRECT_BUDGET 3
+#endif
+#include "dnn/direct_body.h"
+#undef DIRECT_ISA
+#undef DIRECT_BUDGET
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DIRECT_HAVE_X86 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define DIRECT_ISA avx2
+#define DIRECT_BUDGET 6 /* 16 ymm: 12 accumulators */
+#include "dnn/direct_body.h"
+#undef DIRECT_ISA
+#undef DIRECT_BUDGET
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,fma")
+#define DIRECT_ISA avx512
+#define DIRECT_BUDGET 28 /* 32 zmm: 28 accumulators */
+#include "dnn/direct_body.h"
+#undef DIRECT_ISA
+#undef DIRECT_BUDGET
+#pragma GCC pop_options
+#endif
+
+typedef void tile_fn(const struct direct_tile_args *a, unsigned MR, unsigned NR);
+
+struct direct_isa {
+	tile_fn *tile;
+	unsigned budget; /* 16-float accumulators that fit in registers */
+	const char *name;
+};
+
+/* The instruction sets this build has, best first, and whether the CPU runs
+ * them. */
+static const struct direct_isa isas[] = {
+#ifdef DIRECT_HAVE_X86
+	{ tile_any_avx512, 28, "avx512" },
+	{ tile_any_avx2, 6, "avx2" },
+#endif
+#if defined(__aarch64__)
+	{ tile_any_generic, 6, "neon" },
+#else
+	{ tile_any_generic, 3, "generic" },
+#endif
+};
+
+static bool
+cpu_runs(const struct direct_isa *is)
+{
+#ifdef DIRECT_HAVE_X86
+	__builtin_cpu_init();
+	if (is->tile == tile_any_avx512)
+		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+		       __builtin_cpu_supports("avx512vl");
+	if (is->tile == tile_any_avx2)
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+	(void)is;
+	return true;
+}
+
+static const struct direct_isa *chosen_isa;
+
+static const struct direct_isa *
+isa(void)
+{
+	const struct direct_isa *is = __atomic_load_n(&chosen_isa, __ATOMIC_ACQUIRE);
+
+	if (is == NULL) {
+		/* Every thread that races here computes the same answer. */
+		size_t i = 0;
+		while (i + 1 < sizeof(isas) / sizeof(isas[0]) && !cpu_runs(&isas[i]))
+			i++;
+		is = &isas[i];
+		__atomic_store_n(&chosen_isa, is, __ATOMIC_RELEASE);
+	}
+	return is;
+}
+
+const char *
+dnn_direct_isa(void)
+{
+	return isa()->name;
+}
+
+int
+dnn_direct_use_isa(const char *name)
+{
+	for (size_t i = 0; i < sizeof(isas) / sizeof(isas[0]); i++)
+		if (strcmp(isas[i].name, name) == 0 && cpu_runs(&isas[i])) {
+			__atomic_store_n(&chosen_isa, &isas[i], __ATOMIC_RELEASE);
+			return 0;
+		}
+	return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Packing, once per layer at load. */
+
+bool
+dnn_direct_eligible(const struct dnn_layer *l)
+{
+	return l->type == DNN_CONV2D && l->weight != NULL && l->sh == 1 && l->sw == 1 && l->kh * l->kw > 1 &&
+	       l->out_h * l->out_w > 1;
+}
+
+size_t
+dnn_direct_pad_floats(const struct dnn_layer *l)
+{
+	if (!dnn_direct_eligible(l))
+		return 0;
+	return (size_t)l->in_c * (l->in_h + 2 * l->ph) * (l->in_w + 2 * l->pw);
+}
+
+void
+dnn_layer_unpack(struct dnn_layer *l)
+{
+	struct dnn_packed *p = l->packed;
+
+	if (p == NULL)
+		return;
+	free(p->tile_row0);
+	free(p->tile_rows);
+	free(p->w);
+	free(p->bias);
+	free(p->koff);
+	free(p);
+	l->packed = NULL;
+}
+
+/* Tiles of 16 channels that never straddle a group: a block at any g then
+ * covers whole tiles. */
+static int
+plan_tiles(const struct dnn_layer *l, unsigned G, struct dnn_packed *p)
+{
+	unsigned segments = l->out_grouped ? G : 1, seg_rows = l->out_c / segments;
+
+	p->ntiles = segments * ((seg_rows + 15) / 16);
+	p->tile_row0 = calloc(p->ntiles, sizeof(unsigned));
+	p->tile_rows = calloc(p->ntiles, sizeof(unsigned));
+	if (p->tile_row0 == NULL || p->tile_rows == NULL)
+		return -1;
+	for (unsigned s = 0, t = 0; s < segments; s++)
+		for (unsigned r = 0; r < seg_rows; r += 16, t++) {
+			p->tile_row0[t] = s * seg_rows + r;
+			p->tile_rows[t] = seg_rows - r < 16 ? seg_rows - r : 16;
+		}
+	return 0;
+}
+
+int
+dnn_layer_pack(struct dnn_layer *l, unsigned G)
+{
+	struct dnn_packed *p;
+	unsigned K = l->weight_cols, kk = l->kh * l->kw;
+	void *mem = NULL;
+
+	if (!dnn_direct_eligible(l) || l->packed != NULL)
+		return 0;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return -1;
+	l->packed = p;
+	if (plan_tiles(l, G, p) != 0)
+		goto oom;
+	if (posix_memalign(&mem, 64, (size_t)p->ntiles * K * 16 * sizeof(float)) != 0)
+		goto oom;
+	p->w = mem;
+	p->bias = calloc((size_t)p->ntiles * 16, sizeof(float));
+	p->koff = calloc(K, sizeof(int32_t));
+	if (p->bias == NULL || p->koff == NULL)
+		goto oom;
+	for (unsigned t = 0; t < p->ntiles; t++) {
+		float *panel = p->w + (size_t)t * K * 16;
+		for (unsigned k = 0; k < K; k++)
+			for (unsigned r = 0; r < 16; r++)
+				panel[(size_t)k * 16 + r] = r < p->tile_rows[t]
+				                                    ? l->weight[(size_t)(p->tile_row0[t] + r) * K + k]
+				                                    : 0.0f;
+		for (unsigned r = 0; r < p->tile_rows[t] && l->bias != NULL; r++)
+			p->bias[t * 16 + r] = l->bias[p->tile_row0[t] + r];
+	}
+	p->pad_h = l->in_h + 2 * l->ph;
+	p->pad_w = l->in_w + 2 * l->pw;
+	for (unsigned k = 0; k < K; k++) {
+		unsigned c = k / kk, ky = k % kk / l->kw, kx = k % l->kw;
+		p->koff[k] = (int32_t)(((size_t)c * p->pad_h + ky) * p->pad_w + kx);
+	}
+	return 0;
+oom:
+	dnn_layer_unpack(l);
+	return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Running. */
+
+/* Copy input channels [0, channels) into zero-padded planes. */
+static void
+pad_input(const struct dnn_layer *l, const struct dnn_packed *p, const float *in, unsigned channels, float *pad)
+{
+	size_t plane = (size_t)p->pad_h * p->pad_w;
+
+	for (unsigned c = 0; c < channels; c++) {
+		float *dst = pad + c * plane;
+		const float *src = in + (size_t)c * l->in_h * l->in_w;
+		memset(dst, 0, (size_t)l->ph * p->pad_w * sizeof(float));
+		for (unsigned y = 0; y < l->in_h; y++) {
+			float *row = dst + (size_t)(y + l->ph) * p->pad_w;
+			memset(row, 0, l->pw * sizeof(float));
+			memcpy(row + l->pw, src + (size_t)y * l->in_w, l->in_w * sizeof(float));
+			memset(row + l->pw + l->in_w, 0, l->pw * sizeof(float));
+		}
+		memset(dst + (size_t)(l->ph + l->in_h) * p->pad_w, 0, (size_t)l->ph * p->pad_w * sizeof(float));
+	}
+}
+
+/* Tile shape for this ISA: MR 16-channel panels by NR positions of a row. */
+static void
+direct_shape(const struct direct_isa *is, unsigned out_w, unsigned *mr, unsigned *nr)
+{
+	unsigned budget = is->budget;
+
+	*nr = out_w < 14 ? out_w : 14;
+	if (*nr > budget)
+		*nr = budget;
+	*mr = budget / *nr >= 4 ? 4 : budget / *nr >= 2 ? 2 : 1;
+}
+
+/* The work of one block, in items of (tile chunk, output row, row chunk). */
+struct block_work {
+	unsigned t0, t1;     /* tiles of the block */
+	unsigned mr;         /* tiles per chunk */
+	unsigned chunks;     /* tile chunks of at most mr tiles */
+	unsigned row_chunks; /* chunks of at most NR positions per row */
+	size_t items;
+};
+
+static struct block_work
+block_work(const struct dnn_layer *l, const struct dnn_packed *p, const struct dnn_block *b, unsigned mr,
+           unsigned nr)
+{
+	struct block_work w = { .mr = mr };
+
+	while (w.t0 < p->ntiles && p->tile_row0[w.t0] < b->row0)
+		w.t0++;
+	w.t1 = w.t0;
+	while (w.t1 < p->ntiles && p->tile_row0[w.t1] < b->row1)
+		w.t1++;
+	/* Panels of a chunk must be 16 channels apart: a short tile (the end of
+	 * a segment that is not a multiple of 16) makes the block go one by one. */
+	for (unsigned t = w.t0; t < w.t1; t++)
+		if (p->tile_rows[t] != 16)
+			w.mr = 1;
+	w.chunks = (w.t1 - w.t0 + w.mr - 1) / w.mr;
+	w.row_chunks = (l->out_w + nr - 1) / nr;
+	w.items = (size_t)w.chunks * l->out_h * w.row_chunks;
+	return w;
+}
+
+static void
+run_item(const struct dnn_op *op, const struct dnn_block *b, const struct block_work *w, size_t item,
+         const float *pad, unsigned nr)
+{
+	const struct dnn_layer *l = op->layer;
+	const struct dnn_packed *p = l->packed;
+	unsigned K = l->weight_cols, kk = l->kh * l->kw;
+	unsigned rc = (unsigned)(item % w->row_chunks), oy = (unsigned)(item / w->row_chunks % l->out_h);
+	unsigned chunk = (unsigned)(item / w->row_chunks / l->out_h);
+	unsigned t = w->t0 + chunk * w->mr, tiles = w->t1 - t < w->mr ? w->t1 - t : w->mr;
+	unsigned ox = rc * nr, n = l->out_w - ox < nr ? l->out_w - ox : nr;
+	unsigned row0 = p->tile_row0[t], rows = p->tile_row0[t + tiles - 1] + p->tile_rows[t + tiles - 1] - row0;
+	size_t N = (size_t)l->out_h * l->out_w;
+	struct direct_tile_args a = {
+		.w = p->w + (size_t)t * K * 16,
+		.wstride = (size_t)K * 16,
+		.bias = p->bias + (size_t)t * 16,
+		.koff = p->koff,
+		/* koff counts channels from the block's first weight column */
+		.x = pad + (size_t)b->wch0 * p->pad_h * p->pad_w + (size_t)oy * p->pad_w + ox,
+		.k0 = (b->ch0 - b->wch0) * kk,
+		.k1 = (b->ch1 - b->wch0) * kk,
+		.out = op->out + (size_t)row0 * N + (size_t)oy * l->out_w + ox,
+		.out_stride = N,
+		.rows = rows,
+		.relu = op->relu,
+	};
+
+	isa()->tile(&a, tiles, n);
+}
+
+/* Shares split the (tile chunk, row, row chunk) items of all blocks; each
+ * share pads the input channels it reads into its own part of op->col. */
+void
+dnn_f32_conv2d_direct(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	const struct dnn_layer *l = op->layer;
+	const struct dnn_packed *p = l->packed;
+	const struct dnn_block *blocks = op->plan->blocks;
+	unsigned nb = op->plan->nblocks, mr, nr;
+	struct block_work work[DNN_MAX_GROUPS];
+	size_t total = 0, first, last, base = 0;
+	float *pad;
+
+	if (p == NULL) {
+		dnn_f32_conv2d_gemm_fused(op, part, parts);
+		return;
+	}
+	direct_shape(isa(), l->out_w, &mr, &nr);
+	for (unsigned b = 0; b < nb; b++) {
+		work[b] = block_work(l, p, &blocks[b], mr, nr);
+		total += work[b].items;
+	}
+	dnn_share(total, part, parts, 1, &first, &last);
+	if (first >= last)
+		return;
+	pad = op->col + (size_t)part * dnn_direct_pad_floats(l);
+	pad_input(l, p, op->in, blocks[nb - 1].ch1, pad);
+	for (unsigned b = 0; b < nb; b++) {
+		size_t lo = first > base ? first - base : 0, hi = last - base < work[b].items ? last - base : work[b].items;
+		for (size_t i = lo; i < hi && last > base; i++)
+			run_item(op, &blocks[b], &work[b], i, pad, nr);
+		base += work[b].items;
+	}
+}
