@@ -19,6 +19,7 @@ struct dnn_exec {
 	enum dnn_kernels family;
 	float *act[2];
 	float *col;
+	float *pad;
 	float *scratch;
 };
 
@@ -93,11 +94,10 @@ dnn_exec_create(const struct dnn_model *model, struct dnn_pool *pool, enum dnn_k
 	e->family = family;
 	e->act[0] = malloc(model->max_act * sizeof(float));
 	e->act[1] = malloc(model->max_act * sizeof(float));
-	/* im2col, or one padded input per share for the direct convolution */
-	size_t col = model->max_col > threads * model->max_pad ? model->max_col : threads * model->max_pad;
-	e->col = malloc((col + 1) * sizeof(float));
+	e->col = malloc((model->max_col + 1) * sizeof(float));
+	e->pad = calloc((size_t)threads * model->pad_floats + 1, sizeof(float)); /* borders stay zero */
 	e->scratch = malloc(((size_t)threads * model->max_w + 1) * sizeof(float));
-	if (e->act[0] == NULL || e->act[1] == NULL || e->col == NULL || e->scratch == NULL) {
+	if (e->act[0] == NULL || e->act[1] == NULL || e->col == NULL || e->pad == NULL || e->scratch == NULL) {
 		set_cause(cause, "out of memory for %zu-value activation buffers", model->max_act);
 		dnn_exec_free(e);
 		return NULL;
@@ -113,6 +113,7 @@ dnn_exec_free(struct dnn_exec *e)
 	free(e->act[0]);
 	free(e->act[1]);
 	free(e->col);
+	free(e->pad);
 	free(e->scratch);
 	free(e);
 }
@@ -149,6 +150,7 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 		const struct dnn_layer *l = &m->layers[i];
 		const struct dnn_layer_plan *lp = &m->plans[g - 1].layers[i];
 		struct dnn_op op = { .layer = l, .plan = lp, .g = g, .G = m->groups, .in = src, .col = e->col,
+		                     .pad = e->pad + l->pad_offset * dnn_pool_threads(e->pool),
 		                     .scratch = e->scratch };
 		struct op_job job = { .fn = family_kernels[e->family][l->type], .op = &op };
 

@@ -22,6 +22,7 @@ struct dnn_layer {
 	const float *bias;            /* out_c floats, or NULL */
 	unsigned weight_cols;
 	struct dnn_packed *packed;    /* direct-convolution panels (kernels_direct.c), or NULL */
+	size_t pad_offset;            /* its padded inputs in an execution context, per thread (floats) */
 };
 
 /* A layer's view at one g: its active shapes and, for weighted layers, the
@@ -59,7 +60,7 @@ struct dnn_model {
 	struct dnn_plan plans[DNN_MAX_GROUPS]; /* plans[g - 1] */
 	size_t max_act;    /* largest activation (floats) of any layer at full width */
 	size_t max_col;    /* largest im2col matrix (floats) */
-	size_t max_pad;    /* largest zero-padded input of a direct convolution (floats) */
+	size_t pad_floats; /* zero-padded inputs of all direct convolutions, one thread (floats) */
 	unsigned max_w;    /* widest input row of a pooling layer */
 };
 

@@ -17,8 +17,9 @@ struct dnn_op {
 	unsigned g, G;
 	const float *in;
 	float *out;       /* may equal in for relu/softmax */
-	float *col;       /* conv: im2col scratch of layer in_c*kh*kw*out_h*out_w floats,
-	                   * and at least parts * dnn_direct_pad_floats(layer) */
+	float *col;       /* conv: im2col scratch of layer in_c*kh*kw*out_h*out_w floats */
+	float *pad;       /* direct conv: parts * dnn_direct_pad_floats(layer) floats for the
+	                   * padded input of each share, borders zero (the kernel keeps them so) */
 	float *scratch;   /* pooling: parts * layer->in_w floats of row buffers */
 	bool relu;        /* conv: apply ReLU in the epilogue */
 	size_t n;         /* relu/softmax: number of elements */

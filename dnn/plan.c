@@ -26,8 +26,10 @@ dnn_plans_build(struct dnn_model *m)
 	for (size_t i = 0; i < m->n_layers; i++) {
 		if (dnn_layer_pack(&m->layers[i], m->groups) != 0)
 			return -1;
-		if (dnn_direct_pad_floats(&m->layers[i]) > m->max_pad)
-			m->max_pad = dnn_direct_pad_floats(&m->layers[i]);
+		/* Each direct convolution keeps its own padded input, so the zero
+		 * borders are written once per context, not per inference. */
+		m->layers[i].pad_offset = m->pad_floats;
+		m->pad_floats += (dnn_direct_pad_floats(&m->layers[i]) + 15) / 16 * 16;
 	}
 	for (unsigned g = 1; g <= m->groups; g++) {
 		struct dnn_plan *plan = &m->plans[g - 1];
@@ -78,8 +80,7 @@ dnn_model_buffer_bytes(const struct dnn_model *m, unsigned groups)
 	if (groups < 1 || groups > m->groups)
 		return 0;
 	plan = &m->plans[groups - 1];
-	/* two ping-pong activation buffers and the im2col scratch (which also
-	 * holds one thread's padded input for the direct convolution) */
-	return (2 * plan->act_floats + (plan->col_floats > m->max_pad ? plan->col_floats : m->max_pad)) *
-	       sizeof(float);
+	/* two ping-pong activation buffers, the im2col scratch and one thread's
+	 * padded inputs of the direct convolutions */
+	return (2 * plan->act_floats + plan->col_floats + m->pad_floats) * sizeof(float);
 }

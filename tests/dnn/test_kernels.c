@@ -54,14 +54,13 @@ compare(const struct kernel_entry *k, const struct dnn_layer *l, unsigned g, uns
 {
 	size_t in_n = (size_t)l->in_c * l->in_h * l->in_w, out_n = (size_t)dnn_active_out(l, g, G) * l->out_h * l->out_w;
 	size_t col_n = (size_t)l->in_c * l->kh * l->kw * l->out_h * l->out_w + 1;
-	if (col_n < parts * dnn_direct_pad_floats(l) + 1)
-		col_n = parts * dnn_direct_pad_floats(l) + 1;
+	float *pad = calloc(parts * dnn_direct_pad_floats(l) + 1, sizeof(float));
 	float *in = random_floats(in_n, seed);
 	float *want = malloc((out_n + 1) * sizeof(float)), *got = malloc((out_n + 1) * sizeof(float));
 	float *col = malloc(col_n * sizeof(float)), *scratch = malloc(((size_t)parts * l->in_w + 1) * sizeof(float));
 	struct dnn_block blocks[DNN_MAX_GROUPS];
 	struct dnn_layer_plan plan;
-	struct dnn_op op = { .layer = l, .plan = &plan, .g = g, .G = G, .in = in, .col = col, .scratch = scratch,
+	struct dnn_op op = { .layer = l, .plan = &plan, .g = g, .G = G, .in = in, .col = col, .pad = pad, .scratch = scratch,
 	                     .relu = relu, .n = out_n };
 	double err;
 
@@ -80,6 +79,7 @@ compare(const struct kernel_entry *k, const struct dnn_layer *l, unsigned g, uns
 	free(want);
 	free(got);
 	free(col);
+	free(pad);
 	free(scratch);
 	return err;
 }
