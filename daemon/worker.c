@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -438,6 +439,46 @@ complete(struct hosts *h, struct request *r)
 
 static void recalibrate(struct model_host *m, struct request *r);
 
+static inline void
+cpu_relax(unsigned round)
+{
+	if (round % 32 == 31) {
+		sched_yield(); /* let the event loop or a client on this CPU run */
+		return;
+	}
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* Called with m->lock held and the queue empty; returns with it held. A
+ * client sending back to back has its next request in the queue tens of
+ * microseconds after its reply left. Polling that long (WORKER_SPIN_NS) lets
+ * the event loop hand the request over without waking a sleeping thread,
+ * which costs as much again on some machines; after that the worker sleeps,
+ * so an idle daemon burns nothing. */
+static void
+wait_for_work(struct model_host *m)
+{
+	uint64_t until = now_ns() + WORKER_SPIN_NS;
+	unsigned seen = __atomic_load_n(&m->submissions, __ATOMIC_ACQUIRE);
+
+	pthread_mutex_unlock(&m->lock);
+	for (unsigned round = 0; now_ns() < until; round++) {
+		if (__atomic_load_n(&m->submissions, __ATOMIC_ACQUIRE) != seen)
+			break;
+		cpu_relax(round);
+	}
+	pthread_mutex_lock(&m->lock);
+	while (m->nqueued == 0 && !m->stop) {
+		m->worker_asleep = true;
+		pthread_cond_wait(&m->wake, &m->lock);
+		m->worker_asleep = false;
+	}
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -446,8 +487,8 @@ worker_main(void *arg)
 	for (;;) {
 		struct request *r;
 		pthread_mutex_lock(&m->lock);
-		while (m->nqueued == 0 && !m->stop)
-			pthread_cond_wait(&m->wake, &m->lock);
+		if (m->nqueued == 0 && !m->stop)
+			wait_for_work(m);
 		if (m->stop) {
 			pthread_mutex_unlock(&m->lock);
 			return NULL;
@@ -733,7 +774,9 @@ host_submit(struct model_host *m, struct request *r)
 		r->deadline_ns = UINT64_MAX;
 	}
 	m->queue[m->nqueued++] = r;
-	pthread_cond_signal(&m->wake);
+	__atomic_add_fetch(&m->submissions, 1, __ATOMIC_RELEASE);
+	if (m->worker_asleep) /* else it is polling, or running and will look again */
+		pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->lock);
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include "policies/policy.h"
 
 #define QUEUE_MAX 64
+#define WORKER_SPIN_NS 60000 /* how long an idle worker polls before sleeping */
 
 struct budget {
 	uint64_t deadline_us;   /* 0: none */
@@ -106,6 +107,8 @@ struct model_host {
 	pthread_cond_t wake;
 	struct request *queue[QUEUE_MAX];
 	unsigned nqueued;
+	unsigned submissions;   /* requests ever queued; atomic, for the polling worker */
+	bool worker_asleep;     /* in pthread_cond_wait: a new request must signal */
 	bool stop, started;
 	/* statistics */
 	uint64_t requests, deadline_met, deadline_total, busy;
