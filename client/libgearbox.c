@@ -18,6 +18,7 @@
 
 #include "client/gearbox.h"
 #include "client/protocol.h"
+#include "common/spin.h"
 
 struct gbx_conn {
 	int fd;
@@ -415,16 +416,6 @@ send_infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes
 	return send_frame(c, GBX_MSG_INFER, *id, head, (size_t)n + 1 /* the NUL */, input, bytes);
 }
 
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* Be awake when the reply to a request sent at `sent` is due: sleep until
  * spin_ns (plus the kernel's timer slack) before the last round trip would
  * end, then poll until spin_ns after it. Returns early when data arrives;
@@ -447,10 +438,10 @@ await_reply_awake(struct gbx_conn *c, uint64_t sent)
 		if (ppoll(&p, 1, &ts, NULL) != 0)
 			return; /* readable (or an error, which the blocking read reports) */
 	}
-	while (monotonic_ns() < due + c->spin_ns) {
+	for (unsigned round = 0; monotonic_ns() < due + c->spin_ns; round++) {
 		if (poll(&p, 1, 0) != 0)
 			return;
-		cpu_relax();
+		spin_relax(round);
 	}
 }
 

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "client/protocol.h"
 #include "common/cause.h"
+#include "common/spin.h"
 #include "daemon/log.h"
 #include "daemon/worker.h"
 
@@ -439,20 +439,6 @@ complete(struct hosts *h, struct request *r)
 
 static void recalibrate(struct model_host *m, struct request *r);
 
-static inline void
-cpu_relax(unsigned round)
-{
-	if (round % 32 == 31) {
-		sched_yield(); /* let the event loop or a client on this CPU run */
-		return;
-	}
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* Called with m->lock held and the queue empty; returns with it held. A
  * client sending back to back has its next request in the queue tens of
  * microseconds after its reply left. Polling that long (WORKER_SPIN_NS) lets
@@ -469,7 +455,7 @@ wait_for_work(struct model_host *m)
 	for (unsigned round = 0; now_ns() < until; round++) {
 		if (__atomic_load_n(&m->submissions, __ATOMIC_ACQUIRE) != seen)
 			break;
-		cpu_relax(round);
+		spin_relax(round);
 	}
 	pthread_mutex_lock(&m->lock);
 	while (m->nqueued == 0 && !m->stop) {

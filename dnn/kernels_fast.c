@@ -237,15 +237,43 @@ reduce_cols(const struct dnn_layer *l, const float *acc, float *out, bool max)
 	}
 }
 
+/* 2x2 max pooling with stride 2, the common case: both input rows of a
+ * window are read straight into registers, no row buffer. */
+static void
+maxpool_2x2s2_row(const float *r0, const float *r1, float *out, unsigned out_w)
+{
+	unsigned ox = 0;
+
+	for (; ox + 4 <= out_w; ox += 4) {
+		v4sf a = max4(load4(r0 + 2 * ox), load4(r1 + 2 * ox));
+		v4sf b = max4(load4(r0 + 2 * ox + 4), load4(r1 + 2 * ox + 4));
+		store4(out + ox, max4(EVENS(a, b), ODDS(a, b)));
+	}
+	for (; ox < out_w; ox++) {
+		float a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+		float b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+		out[ox] = a > b ? a : b;
+	}
+}
+
 static void
 pool_vec(const struct dnn_op *op, unsigned part, unsigned parts, bool max)
 {
 	const struct dnn_layer *l = op->layer;
 	float *acc = op->scratch + (size_t)part * l->in_w;
+	bool max_2x2s2 = max && l->kh == 2 && l->kw == 2 && l->sh == 2 && l->sw == 2;
 	size_t first, last;
 
 	dnn_share(op->plan->in_c, part, parts, 1, &first, &last);
-	for (size_t c = first; c < last; c++) {
+	for (size_t c = first; c < last && max_2x2s2; c++) {
+		const float *in = op->in + c * l->in_h * l->in_w;
+		float *out = op->out + c * l->out_h * l->out_w;
+		for (unsigned oy = 0; oy < l->out_h; oy++) {
+			const float *r0 = in + (size_t)oy * 2 * l->in_w;
+			maxpool_2x2s2_row(r0, r0 + l->in_w, out + (size_t)oy * l->out_w, l->out_w);
+		}
+	}
+	for (size_t c = first; c < last && !max_2x2s2; c++) {
 		const float *in = op->in + c * l->in_h * l->in_w;
 		float *out = op->out + c * l->out_h * l->out_w;
 		for (unsigned oy = 0; oy < l->out_h; oy++) {

@@ -13,12 +13,12 @@
 #include <string.h>
 
 #include "common/cause.h"
+#include "common/spin.h"
 #include "dnn/internal.h"
 
-/* About 50 us of polling before sleeping; every 32 rounds the spinner yields so
- * that a pool larger than the cores it runs on still makes progress. */
+/* About 50 us of polling before sleeping (spin_relax yields every 32 rounds,
+ * so a pool larger than the cores it runs on still makes progress). */
 #define SPIN_ROUNDS 4096
-#define YIELD_EVERY 32
 
 struct dnn_pool {
 	unsigned threads;
@@ -42,20 +42,6 @@ struct worker_start {
 	unsigned index;
 };
 
-static inline void
-cpu_relax(int round)
-{
-	if (round % YIELD_EVERY == YIELD_EVERY - 1) {
-		sched_yield();
-		return;
-	}
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 static unsigned long
 wait_generation(struct dnn_pool *pool, unsigned long seen)
 {
@@ -64,7 +50,7 @@ wait_generation(struct dnn_pool *pool, unsigned long seen)
 	for (int i = 0; i < SPIN_ROUNDS; i++) {
 		if ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) != seen)
 			return now;
-		cpu_relax(i);
+		spin_relax((unsigned)i);
 	}
 	pthread_mutex_lock(&pool->lock);
 	while ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen && !atomic_load(&pool->stop))
@@ -213,7 +199,7 @@ dnn_pool_run(struct dnn_pool *pool, void (*fn)(void *arg, unsigned index, unsign
 	for (int i = 0; i < SPIN_ROUNDS; i++) {
 		if (atomic_load_explicit(&pool->remaining, memory_order_acquire) == 0)
 			return;
-		cpu_relax(i);
+		spin_relax((unsigned)i);
 	}
 	pthread_mutex_lock(&pool->lock);
 	while (atomic_load_explicit(&pool->remaining, memory_order_acquire) != 0)
