@@ -100,6 +100,7 @@ acc = [g["accuracy"] for g in ev]
 assert all(g["samples"] == 10000 for g in ev), ev
 assert acc[-1] >= 0.91 and acc[0] >= 0.85, acc
 assert acc[-1] > acc[0], ("more groups must be worth more", acc)
+assert all(b >= a for a, b in zip(acc, acc[1:])), ("accuracy must not fall as g grows", acc)
 # gearbox computes what PyTorch measured at export, image for image.
 # (BN is folded at export, so a borderline image or two may round the other way.)
 assert all(abs(a - c["accuracy"]) <= 2e-4 for a, c in zip(acc, card)), (acc, card)
