@@ -75,10 +75,6 @@ int gbx_open_session_policy(struct gbx_conn *c, const char *model, const struct 
 int gbx_set_budget(struct gbx_conn *c, uint32_t session, const struct gbx_budget *b);
 int gbx_close_session(struct gbx_conn *c, uint32_t session);
 /* input: the model's C x H x W float32 values, normalised; or 8-bit pixels. */
-/* Synchronous inference. The caller sleeps until shortly before the reply is
- * due (the connection's last round trip), then polls up to $GEARBOX_SPIN_US
- * (default 40, 0 = never) either side of it, so that a reply is not delayed
- * by waking a sleeping thread. */
 int gbx_infer(struct gbx_conn *c, uint32_t session, const float *input, size_t n, struct gbx_result *r);
 int gbx_infer_pixels(struct gbx_conn *c, uint32_t session, const uint8_t *pixels, size_t n, struct gbx_result *r);
 

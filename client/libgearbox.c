@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -18,7 +17,6 @@
 
 #include "client/gearbox.h"
 #include "client/protocol.h"
-#include "common/spin.h"
 
 struct gbx_conn {
 	int fd;
@@ -31,14 +29,6 @@ struct gbx_conn {
 	 * it), told to the daemon with the next request so that it can plan
 	 * deadlines end to end. Negative: not measured yet. */
 	double return_us;
-	/* Waiting for an inference: sleep until shortly before the reply is
-	 * due (the last round trip), then poll for it for up to spin_ns either
-	 * side. A thread asleep in the kernel takes tens of microseconds to wake
-	 * on some machines (an idle virtual CPU most of all), which would be
-	 * added to every round trip; the timer wakes us instead, off the
-	 * critical path. 0: always block ($GEARBOX_SPIN_US=0). */
-	uint64_t spin_ns;
-	uint64_t last_rtt_ns; /* 0: no inference yet */
 };
 
 static __thread char connect_error[512];
@@ -61,21 +51,6 @@ const char *gbx_connect_error(void) { return connect_error; }
 const char *gbx_last_error(const struct gbx_conn *c) { return c->error; }
 const char *gbx_last_event(const struct gbx_conn *c) { return c->event; }
 int gbx_fd(const struct gbx_conn *c) { return c->fd; }
-
-/* $GEARBOX_SPIN_US: how long to poll either side of an inference's expected
- * reply (default 40 us, at most 10 ms). */
-static uint64_t
-spin_from_env(void)
-{
-	const char *v = getenv("GEARBOX_SPIN_US");
-	char *end;
-	unsigned long us;
-
-	if (v == NULL || *v == '\0')
-		return 40;
-	us = strtoul(v, &end, 10);
-	return *end == '\0' && us <= 10000 ? us : 40;
-}
 
 struct gbx_conn *
 gbx_connect(const char *path)
@@ -111,7 +86,6 @@ gbx_connect(const char *path)
 	c->fd = fd;
 	c->return_us = -1;
 	c->next_id = 1;
-	c->spin_ns = spin_from_env() * 1000;
 	return c;
 }
 
@@ -416,49 +390,15 @@ send_infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes
 	return send_frame(c, GBX_MSG_INFER, *id, head, (size_t)n + 1 /* the NUL */, input, bytes);
 }
 
-/* Be awake when the reply to a request sent at `sent` is due: sleep until
- * spin_ns (plus the kernel's timer slack) before the last round trip would
- * end, then poll until spin_ns after it. Returns early when data arrives;
- * a late reply is then waited for by blocking as usual. */
-static void
-await_reply_awake(struct gbx_conn *c, uint64_t sent)
-{
-	struct pollfd p = { .fd = c->fd, .events = POLLIN };
-	uint64_t due = sent + c->last_rtt_ns, slack = 50000, now;
-	int slack_now;
-
-	if (c->spin_ns == 0 || c->last_rtt_ns == 0 || c->rlen > 0)
-		return;
-	if ((slack_now = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)) >= 0)
-		slack = (uint64_t)slack_now;
-	now = monotonic_ns();
-	if (now + c->spin_ns + slack < due) {
-		uint64_t ns = due - c->spin_ns - slack - now;
-		struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) };
-		if (ppoll(&p, 1, &ts, NULL) != 0)
-			return; /* readable (or an error, which the blocking read reports) */
-	}
-	for (unsigned round = 0; monotonic_ns() < due + c->spin_ns; round++) {
-		if (poll(&p, 1, 0) != 0)
-			return;
-		spin_relax(round);
-	}
-}
-
 static int
 infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes, bool pixels, struct gbx_result *r)
 {
 	char *reply = NULL;
 	uint32_t id;
-	uint64_t sent = monotonic_ns();
 	int ret;
 
-	if (send_infer(c, session, input, bytes, pixels, &id) != 0)
+	if (send_infer(c, session, input, bytes, pixels, &id) != 0 || wait_reply(c, id, GBX_MSG_INFER_REPLY, &reply) != 0)
 		return -1;
-	await_reply_awake(c, sent);
-	if (wait_reply(c, id, GBX_MSG_INFER_REPLY, &reply) != 0)
-		return -1;
-	c->last_rtt_ns = monotonic_ns() - sent;
 	r->request_id = id;
 	ret = parse_result(c, reply, r);
 	free(reply);

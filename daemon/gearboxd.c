@@ -101,6 +101,7 @@ struct daemon {
 };
 
 static void client_close(struct daemon *d, struct client *c);
+static void drain_completions(struct daemon *d);
 static int reload(struct daemon *d, char **policy_error);
 
 /* ------------------------------------------------------------------------ */
@@ -706,7 +707,8 @@ handle_request(struct daemon *d, struct client *c)
 	uint16_t type = c->h.type;
 
 	if (type == GBX_MSG_INFER)
-		return handle_infer(d, c);
+		return handle_infer(d, c); /* first: a request waits for nothing */
+	drain_completions(d); /* STATUS and STATS count every reply already sent */
 	if (type >= GBX_MSG_TYPE_MAX || type % 2 == 0)
 		return (void)send_error(c, c->h.id, GBX_ERR_UNKNOWN_TYPE, "unknown request type %u", type);
 	if ((o = parse_payload(c, c->h.length)) == NULL)
@@ -1125,15 +1127,15 @@ send_calibration_reply(struct client *c, struct request *r)
 	send_json(c, GBX_MSG_CALIBRATE_REPLY, r->msg_id, o);
 }
 
-static int
-on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+/* Statistics, events and anything left to send for finished requests. Run
+ * when a worker wakes the loop for it, after every loop iteration (a worker
+ * that sent its reply itself does not wake the loop), and before any message
+ * but INFER is handled, so that STATUS and STATS count every reply sent. */
+static void
+drain_completions(struct daemon *d)
 {
-	struct daemon *d = userdata;
 	struct request *r = hosts_take_done(&d->hosts);
 
-	(void)s;
-	(void)fd;
-	(void)revents;
 	while (r != NULL) {
 		struct request *next = r->next;
 		struct client *c = find_client(d, r->client_id);
@@ -1157,6 +1159,24 @@ on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		request_free(r);
 		r = next;
 	}
+}
+
+static int
+on_completion(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	(void)s;
+	(void)fd;
+	(void)revents;
+	hosts_clear_signal(&((struct daemon *)userdata)->hosts);
+	drain_completions(userdata);
+	return 0;
+}
+
+static int
+after_dispatch(sd_event_source *s, void *userdata)
+{
+	(void)s;
+	drain_completions(userdata);
 	return 0;
 }
 
@@ -1383,7 +1403,7 @@ run(int argc, char **argv)
 	char **paths = NULL, *cause = NULL;
 	const char *socket_arg = NULL, *policy_arg = NULL;
 	unsigned npaths = 0;
-	sd_event_source *accept_src = NULL, *done_src = NULL, *timer = NULL;
+	sd_event_source *accept_src = NULL, *done_src = NULL, *post_src = NULL, *timer = NULL;
 	struct group *grp;
 	sigset_t mask;
 	uint64_t now;
@@ -1476,6 +1496,8 @@ run(int argc, char **argv)
 	if (sd_event_default(&d.event) < 0 ||
 	    sd_event_add_io(d.event, &accept_src, d.listen_fd, EPOLLIN, on_accept, &d) < 0 ||
 	    sd_event_add_io(d.event, &done_src, d.hosts.completion_fd, EPOLLIN, on_completion, &d) < 0 ||
+	    sd_event_add_post(d.event, &post_src, after_dispatch, &d) < 0 ||
+	    sd_event_source_set_enabled(post_src, SD_EVENT_ON) < 0 ||
 	    sd_event_add_signal(d.event, NULL, SIGTERM, on_stop, &d) < 0 ||
 	    sd_event_add_signal(d.event, NULL, SIGINT, on_stop, &d) < 0 ||
 	    sd_event_add_signal(d.event, NULL, SIGHUP, on_reload, &d) < 0 ||
@@ -1495,6 +1517,7 @@ out:
 		client_close(&d, d.clients);
 	sd_event_source_disable_unref(accept_src);
 	sd_event_source_disable_unref(done_src);
+	sd_event_source_disable_unref(post_src);
 	sd_event_source_disable_unref(timer);
 	sd_event_unref(d.event);
 	hosts_close(&d.hosts);

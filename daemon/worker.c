@@ -425,16 +425,50 @@ pop_earliest(struct model_host *m)
 }
 
 static void
-complete(struct hosts *h, struct request *r)
+wake_loop(struct hosts *h)
 {
 	uint64_t one = 1;
+
+	if (write(h->completion_fd, &one, sizeof(one)) != sizeof(one))
+		log_warning("cannot signal a finished request: %s", strerror(errno));
+}
+
+/* Hand a finished request to the event loop. The loop is woken only when it
+ * has something to send (a reply the worker could not, an error, a calibration
+ * result, a placement-failed event): for a reply already sent, the statistics
+ * can wait until the loop next wakes anyway (the client's next request), or
+ * until this worker goes idle (wait_for_work). Waking it for each request
+ * would add a thread wake-up next to every reply. */
+static void
+complete(struct hosts *h, struct request *r)
+{
+	bool urgent = r->kind != REQUEST_INFER || !r->replied || r->failed[0] != '\0' || r->fallback[0] != '\0';
+
+	if (!urgent && r->channel != NULL) { /* the rest of a reply the client would not take yet */
+		pthread_mutex_lock(&r->channel->lock);
+		urgent = r->channel->pending_len > 0;
+		pthread_mutex_unlock(&r->channel->lock);
+	}
 
 	pthread_mutex_lock(&h->done_lock);
 	r->next = h->done;
 	h->done = r;
 	pthread_mutex_unlock(&h->done_lock);
-	if (write(h->completion_fd, &one, sizeof(one)) != sizeof(one))
-		log_warning("cannot signal a finished request: %s", strerror(errno));
+	if (urgent)
+		wake_loop(h);
+}
+
+/* Before a worker sleeps: the loop must not sit on finished requests. */
+static void
+flush_done(struct hosts *h)
+{
+	bool waiting;
+
+	pthread_mutex_lock(&h->done_lock);
+	waiting = h->done != NULL;
+	pthread_mutex_unlock(&h->done_lock);
+	if (waiting)
+		wake_loop(h);
 }
 
 static void recalibrate(struct model_host *m, struct request *r);
@@ -458,6 +492,11 @@ wait_for_work(struct model_host *m)
 		spin_relax(round);
 	}
 	pthread_mutex_lock(&m->lock);
+	if (m->nqueued == 0 && !m->stop) {
+		pthread_mutex_unlock(&m->lock);
+		flush_done(m->owner);
+		pthread_mutex_lock(&m->lock);
+	}
 	while (m->nqueued == 0 && !m->stop) {
 		m->worker_asleep = true;
 		pthread_cond_wait(&m->wake, &m->lock);
@@ -796,14 +835,20 @@ host_table(struct model_host *m, const struct pol_params *params, struct pol_poi
 	return n;
 }
 
-struct request *
-hosts_take_done(struct hosts *h)
+void
+hosts_clear_signal(struct hosts *h)
 {
-	struct request *list;
 	uint64_t count;
 
 	if (read(h->completion_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		log_warning("reading the completion eventfd: %s", strerror(errno));
+}
+
+struct request *
+hosts_take_done(struct hosts *h)
+{
+	struct request *list;
+
 	pthread_mutex_lock(&h->done_lock);
 	list = h->done;
 	h->done = NULL;

@@ -163,6 +163,8 @@ int host_submit(struct model_host *m, struct request *r);
 void hosts_forget_client(struct hosts *h, uint64_t client_id);
 /* Take the finished requests (the event loop calls this on its eventfd). */
 struct request *hosts_take_done(struct hosts *h);
+/* Reset the completion eventfd after it woke the loop. */
+void hosts_clear_signal(struct hosts *h);
 void request_free(struct request *r);
 /* The operating-point table of a model under a policy, with the current
  * interference factors (for PARETO). Returns the count. */
