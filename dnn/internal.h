@@ -97,10 +97,9 @@ void dnn_layer_plan_fill(const struct dnn_layer *l, unsigned g, unsigned G, stru
 
 
 
-/* Direct convolution (kernels_direct.c): which layers it covers, their
- * weights packed once (at load; G fixes the group segments), the padded
+/* Direct convolution (kernels_direct.c): the weights of the layers it covers
+ * (stride 1, not 1x1) packed once (at load; G fixes the group segments), the padded
  * input it needs per share, and the instruction set it picked. */
-bool dnn_direct_eligible(const struct dnn_layer *l);
 int dnn_layer_pack(struct dnn_layer *l, unsigned G);
 void dnn_layer_unpack(struct dnn_layer *l);
 size_t dnn_direct_pad_floats(const struct dnn_layer *l);

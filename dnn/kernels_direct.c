@@ -153,8 +153,8 @@ dnn_direct_use_isa(const char *name)
 /* ------------------------------------------------------------------------ */
 /* Packing, once per layer at load. */
 
-bool
-dnn_direct_eligible(const struct dnn_layer *l)
+static bool
+direct_eligible(const struct dnn_layer *l)
 {
 	return l->type == DNN_CONV2D && l->weight != NULL && l->sh == 1 && l->sw == 1 && l->kh * l->kw > 1 &&
 	       l->out_h * l->out_w > 1;
@@ -163,7 +163,7 @@ dnn_direct_eligible(const struct dnn_layer *l)
 size_t
 dnn_direct_pad_floats(const struct dnn_layer *l)
 {
-	if (!dnn_direct_eligible(l))
+	if (!direct_eligible(l))
 		return 0;
 	return (size_t)l->in_c * (l->in_h + 2 * l->ph) * (l->in_w + 2 * l->pw);
 }
@@ -211,7 +211,7 @@ dnn_layer_pack(struct dnn_layer *l, unsigned G)
 	unsigned K = l->weight_cols, kk = l->kh * l->kw;
 	void *mem = NULL;
 
-	if (!dnn_direct_eligible(l) || l->packed != NULL)
+	if (!direct_eligible(l) || l->packed != NULL)
 		return 0;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return -1;

@@ -265,20 +265,17 @@ pool_vec(const struct dnn_op *op, unsigned part, unsigned parts, bool max)
 	size_t first, last;
 
 	dnn_share(op->plan->in_c, part, parts, 1, &first, &last);
-	for (size_t c = first; c < last && max_2x2s2; c++) {
+	for (size_t c = first; c < last; c++) {
 		const float *in = op->in + c * l->in_h * l->in_w;
 		float *out = op->out + c * l->out_h * l->out_w;
 		for (unsigned oy = 0; oy < l->out_h; oy++) {
-			const float *r0 = in + (size_t)oy * 2 * l->in_w;
-			maxpool_2x2s2_row(r0, r0 + l->in_w, out + (size_t)oy * l->out_w, l->out_w);
-		}
-	}
-	for (size_t c = first; c < last && !max_2x2s2; c++) {
-		const float *in = op->in + c * l->in_h * l->in_w;
-		float *out = op->out + c * l->out_h * l->out_w;
-		for (unsigned oy = 0; oy < l->out_h; oy++) {
-			reduce_rows(in + (size_t)oy * l->sh * l->in_w, l->in_w, l->kh, acc, max);
-			reduce_cols(l, acc, out + (size_t)oy * l->out_w, max);
+			const float *rows = in + (size_t)oy * l->sh * l->in_w;
+			if (max_2x2s2) {
+				maxpool_2x2s2_row(rows, rows + l->in_w, out + (size_t)oy * l->out_w, l->out_w);
+			} else {
+				reduce_rows(rows, l->in_w, l->kh, acc, max);
+				reduce_cols(l, acc, out + (size_t)oy * l->out_w, max);
+			}
 		}
 	}
 }

@@ -11,23 +11,9 @@
 #include <unistd.h>
 
 #include "governor/governor.h"
+#include "tests/common/scratch.h"
 
 static char dir[] = "/tmp/gearbox-test-energy-XXXXXX";
-
-static const char *
-file_with(const char *name, const char *content)
-{
-	static char path[4][256];
-	static int next;
-	char *p = path[next++ % 4];
-	FILE *f;
-
-	snprintf(p, 256, "%s/%s", dir, name);
-	f = fopen(p, "w");
-	fputs(content, f);
-	fclose(f);
-	return p;
-}
 
 static struct gov_energy_source
 source(enum gov_source_kind kind, const char *path, const char *path2)
@@ -47,25 +33,25 @@ START_TEST(test_units)
 	struct gov_reading r;
 	struct gov_energy_source s;
 
-	s = source(GOV_SOURCE_RAPL, file_with("energy_uj", "123456789\n"), NULL);
+	s = source(GOV_SOURCE_RAPL, scratch_file(dir, "energy_uj", "123456789\n"), NULL);
 	ck_assert_int_eq(gov_energy_read(&s, &r, NULL), 0);
 	ck_assert(r.is_energy);
 	ck_assert_uint_eq(r.energy_uj, 123456789);
 
-	s = source(GOV_SOURCE_INA231, file_with("sensor_W", "1.842000\n"), file_with("enable", "1\n"));
+	s = source(GOV_SOURCE_INA231, scratch_file(dir, "sensor_W", "1.842000\n"), scratch_file(dir, "enable", "1\n"));
 	ck_assert_int_eq(gov_energy_read(&s, &r, NULL), 0);
 	ck_assert(!r.is_energy);
 	ck_assert_uint_eq(r.power_uw, 1842000);
 
-	s = source(GOV_SOURCE_INA3221, file_with("in_power1_input", "412\n"), NULL);
+	s = source(GOV_SOURCE_INA3221, scratch_file(dir, "in_power1_input", "412\n"), NULL);
 	ck_assert_int_eq(gov_energy_read(&s, &r, NULL), 0);
 	ck_assert_uint_eq(r.power_uw, 412000);
 
-	s = source(GOV_SOURCE_HWMON_VI, file_with("in1_input", "820\n"), file_with("curr1_input", "310\n"));
+	s = source(GOV_SOURCE_HWMON_VI, scratch_file(dir, "in1_input", "820\n"), scratch_file(dir, "curr1_input", "310\n"));
 	ck_assert_int_eq(gov_energy_read(&s, &r, NULL), 0);
 	ck_assert_uint_eq(r.power_uw, 254200);
 
-	s = source(GOV_SOURCE_HWMON_POWER, file_with("power1_input", "5000000\n"), NULL);
+	s = source(GOV_SOURCE_HWMON_POWER, scratch_file(dir, "power1_input", "5000000\n"), NULL);
 	ck_assert_int_eq(gov_energy_read(&s, &r, NULL), 0);
 	ck_assert_uint_eq(r.power_uw, 5000000);
 }
@@ -96,24 +82,24 @@ START_TEST(test_missing_and_garbage)
 	ck_assert_msg(strstr(cause, missing) && strstr(cause, "No such file"), "%s", cause);
 	free(cause);
 
-	s = source(GOV_SOURCE_RAPL, file_with("garbage", "12abc\n"), NULL);
+	s = source(GOV_SOURCE_RAPL, scratch_file(dir, "garbage", "12abc\n"), NULL);
 	cause = NULL;
 	ck_assert_int_eq(gov_energy_read(&s, &r, &cause), -1);
 	ck_assert_msg(strstr(cause, "not a non-negative number: '12abc'"), "%s", cause);
 	free(cause);
 
-	s = source(GOV_SOURCE_INA3221, file_with("negative", "-5\n"), NULL);
+	s = source(GOV_SOURCE_INA3221, scratch_file(dir, "negative", "-5\n"), NULL);
 	cause = NULL;
 	ck_assert_int_eq(gov_energy_read(&s, &r, &cause), -1);
 	free(cause);
 
-	s = source(GOV_SOURCE_HWMON_POWER, file_with("empty", "\n"), NULL);
+	s = source(GOV_SOURCE_HWMON_POWER, scratch_file(dir, "empty", "\n"), NULL);
 	cause = NULL;
 	ck_assert_int_eq(gov_energy_read(&s, &r, &cause), -1);
 	ck_assert_ptr_nonnull(cause);
 	free(cause);
 
-	s = source(GOV_SOURCE_INA231, file_with("sensor_W2", "0.5\n"), file_with("enable0", "0\n"));
+	s = source(GOV_SOURCE_INA231, scratch_file(dir, "sensor_W2", "0.5\n"), scratch_file(dir, "enable0", "0\n"));
 	cause = NULL;
 	ck_assert_int_eq(gov_energy_read(&s, &r, &cause), -1);
 	ck_assert_msg(strstr(cause, "sensor disabled"), "%s", cause);

@@ -13,24 +13,9 @@
 #include <sys/stat.h>
 
 #include "policies/policy.h"
+#include "tests/common/scratch.h"
 
 static char dir[] = "/tmp/gearbox-test-policy-XXXXXX";
-
-static const char *
-write_file(const char *name, const char *content)
-{
-	static char path[4][512];
-	static int next;
-	char *p = path[next++ % 4];
-	FILE *f;
-
-	snprintf(p, 512, "%s/%s", dir, name);
-	f = fopen(p, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(content, f);
-	fclose(f);
-	return p;
-}
 
 /* ---- policy files ------------------------------------------------------------- */
 
@@ -59,7 +44,7 @@ expect_refused(const char *content, const char *needle)
 {
 	struct pol_policy pol;
 	char *cause = NULL;
-	const char *path = write_file("bad.conf", content);
+	const char *path = scratch_file(dir, "bad.conf", content);
 
 	ck_assert_int_eq(pol_policy_load(path, &pol, &cause), -1);
 	ck_assert_ptr_nonnull(cause);
@@ -98,9 +83,9 @@ START_TEST(overrides_and_model_sections)
 	snprintf(etc, sizeof(etc), "%s/etc", dir);
 	mkdir(shipped, 0755);
 	mkdir(etc, 0755);
-	write_file("shipped/default.conf", "[policy]\nmargin = 0.1\n");
-	write_file("shipped/fast.conf", "[policy]\nobjective = latency\n");
-	write_file("etc/default.conf",
+	scratch_file(dir, "shipped/default.conf", "[policy]\nmargin = 0.1\n");
+	scratch_file(dir, "shipped/fast.conf", "[policy]\nobjective = latency\n");
+	scratch_file(dir, "etc/default.conf",
 	           "[policy]\nmargin = 0.2\nmin_accuracy = 0.5\n[model small]\nmargin = 0.4\nmax_groups = 2\n");
 	ck_assert_msg(pol_set_load(&set, shipped, etc, &cause) == 0, "%s", cause);
 	ck_assert_uint_eq(set.n, 2);
@@ -117,7 +102,7 @@ START_TEST(overrides_and_model_sections)
 	pol_set_clear(&set);
 
 	/* one bad file: the whole set is refused (a reload keeps the old one) */
-	write_file("etc/broken.conf", "[policy]\nmargin = lots\n");
+	scratch_file(dir, "etc/broken.conf", "[policy]\nmargin = lots\n");
 	ck_assert_int_eq(pol_set_load(&set, shipped, etc, &cause), -1);
 	ck_assert(strstr(cause, "broken.conf:2") != NULL);
 	ck_assert_uint_eq(set.n, 0);
