@@ -1,9 +1,12 @@
 /* bench/daemon — what gearboxd adds to an inference: round-trip time of a
  * budgeted infer seen by the client minus the inference time the daemon
  * measured (p50, p99), with 1 and 8 concurrent clients, and requests/s at
- * saturation (clients sending back to back).
+ * saturation (clients sending back to back). Each is measured twice: with
+ * clients that sleep until their reply comes (libgearbox's default) and with
+ * clients that busy-poll for it (gbx_set_busy_poll), which saves the
+ * receiver's wake-up at the cost of a CPU kept busy.
  *
- *   bench/daemon SOCKET [--requests N]
+ *   bench/daemon SOCKET [--requests N] [--busy-poll US]
  *
  * Start gearboxd first (scripts/bench-daemon.sh does both). */
 #include "config.h"
@@ -19,6 +22,7 @@
 struct worker {
 	const char *socket;
 	unsigned requests;
+	unsigned busy_poll_us;
 	double *overhead, *rtt, *unqueued;
 	unsigned done;
 	int error;
@@ -44,7 +48,7 @@ client_main(void *arg)
 
 	for (unsigned i = 0; i < sizeof(pixels); i++)
 		pixels[i] = (uint8_t)(i * 7);
-	if (c == NULL || gbx_open_session(c, NULL, &b, &s) != 0) {
+	if (c == NULL || gbx_set_busy_poll(c, w->busy_poll_us) != 0 || gbx_open_session(c, NULL, &b, &s) != 0) {
 		fprintf(stderr, "bench/daemon: %s\n", c ? gbx_last_error(c) : gbx_connect_error());
 		w->error = 1;
 		free(r);
@@ -82,7 +86,7 @@ q(double *v, unsigned n, double p)
 }
 
 static int
-run(const char *socket, unsigned clients, unsigned requests)
+run(const char *socket, unsigned clients, unsigned requests, unsigned busy_poll_us)
 {
 	struct worker w[64];
 	pthread_t t[64];
@@ -92,7 +96,7 @@ run(const char *socket, unsigned clients, unsigned requests)
 	double start = now_us(), secs;
 
 	for (unsigned i = 0; i < clients; i++) {
-		w[i] = (struct worker){ .socket = socket, .requests = requests };
+		w[i] = (struct worker){ .socket = socket, .requests = requests, .busy_poll_us = busy_poll_us };
 		w[i].overhead = malloc(sizeof(double) * requests);
 		w[i].rtt = malloc(sizeof(double) * requests);
 		w[i].unqueued = malloc(sizeof(double) * requests);
@@ -114,7 +118,7 @@ run(const char *socket, unsigned clients, unsigned requests)
 	qsort(all, n, sizeof(double), cmp);
 	qsort(rtt, n, sizeof(double), cmp);
 	qsort(unq, n, sizeof(double), cmp);
-	printf("%7u %9u %12.1f %12.1f %12.1f %12.1f %14.1f %12.0f\n", clients, n, q(rtt, n, 0.5), q(rtt, n, 0.99),
+	printf("%7u %-6s %9u %12.1f %12.1f %12.1f %12.1f %14.1f %12.0f\n", clients, busy_poll_us ? "poll" : "sleep", n, q(rtt, n, 0.5), q(rtt, n, 0.99),
 	       q(all, n, 0.5), q(all, n, 0.99), q(unq, n, 0.5), (double)n / secs);
 	free(all);
 	free(unq);
@@ -125,22 +129,39 @@ run(const char *socket, unsigned clients, unsigned requests)
 int
 main(int argc, char **argv)
 {
-	unsigned requests = 2000;
+	unsigned requests = 2000, busy_poll_us = 2000;
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: bench/daemon SOCKET [--requests N]\n");
+	if (argc < 2 || argv[1][0] == '-') {
+		fprintf(stderr, "usage: bench/daemon SOCKET [--requests N] [--busy-poll US]\n");
 		return 2;
 	}
-	if (argc == 4 && strcmp(argv[2], "--requests") == 0)
-		requests = (unsigned)atoi(argv[3]);
+	for (int i = 2; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--requests") == 0) {
+			requests = (unsigned)atoi(argv[i + 1]);
+		} else if (strcmp(argv[i], "--busy-poll") == 0) {
+			busy_poll_us = (unsigned)atoi(argv[i + 1]);
+		} else {
+			fprintf(stderr, "bench/daemon: unknown option %s\n", argv[i]);
+			return 2;
+		}
+	}
+	if (requests == 0) {
+		fprintf(stderr, "bench/daemon: --requests must be at least 1\n");
+		return 2;
+	}
 	printf("gearboxd at %s, %u requests per client, batch 1, 8-bit pixels\n\n", argv[1], requests);
-	printf("%7s %9s %12s %12s %12s %12s %14s %12s\n", "clients", "requests", "rtt p50 us", "rtt p99 us", "ovh p50 us",
-	       "ovh p99 us", "ovh-queue p50", "requests/s");
-	if (run(argv[1], 1, requests) || run(argv[1], 8, requests / 4 + 1))
+	printf("%7s %-6s %9s %12s %12s %12s %12s %14s %12s\n", "clients", "wait", "requests", "rtt p50 us", "rtt p99 us",
+	       "ovh p50 us", "ovh p99 us", "ovh-queue p50", "requests/s");
+	if (run(argv[1], 1, requests, 0) || run(argv[1], 1, requests, busy_poll_us) || run(argv[1], 8, requests / 4 + 1, 0) ||
+	    run(argv[1], 8, requests / 4 + 1, busy_poll_us))
 		return 1;
 	printf("\novh = round trip seen by the client minus the inference time gearboxd measured\n"
 	       "(framing, JSON, queueing behind other clients, wake-ups); ovh-queue leaves out the time\n"
 	       "a request waited for the worker. With 8 clients the one worker per model is saturated,\n"
-	       "so requests/s there is the daemon's throughput for this model.\n");
+	       "so requests/s there is the daemon's throughput for this model.\n"
+	       "wait: sleep = the client sleeps in recv until its reply comes (libgearbox's default);\n"
+	       "poll = it busy-polls for up to %u us first (gbx_set_busy_poll), which saves its\n"
+	       "wake-up but keeps a CPU busy, so it only pays with a core to spare per client.\n",
+	       busy_poll_us);
 	return 0;
 }

@@ -64,6 +64,15 @@ void gbx_disconnect(struct gbx_conn *c);
 const char *gbx_last_error(const struct gbx_conn *c);
 int gbx_fd(const struct gbx_conn *c);
 
+/* Busy polling: after sending a request, a synchronous call looks at the
+ * socket for up to max_us microseconds before it sleeps. The reply then
+ * arrives without a wake-up (tens of microseconds on an idle virtual CPU),
+ * at the price of a CPU kept busy while waiting: use it with a core to spare,
+ * not with many clients on a few cores. 0 (the default, or
+ * $GEARBOX_BUSY_POLL_US at connect) sleeps at once. -1 over the limit. */
+#define GBX_BUSY_POLL_MAX_US 1000000u
+int gbx_set_busy_poll(struct gbx_conn *c, unsigned max_us);
+
 /* Send one request of `type` (client/protocol.h) with a JSON payload and wait
  * for its reply's JSON (malloc'ed, the caller frees). */
 int gbx_call(struct gbx_conn *c, unsigned type, const char *json, char **reply);

@@ -66,7 +66,10 @@ usage(FILE *out)
 	      "        --deadline-schedule 'T:US,...'   change the deadline T seconds into a stream\n"
 	      "\n"
 	      "  --socket PATH   gearboxd's socket (default $GEARBOX_SOCKET or " GBX_DEFAULT_SOCKET ")\n"
-	      "  --json          machine-readable output\n",
+	      "  --json          machine-readable output\n"
+	      "\n"
+	      "Environment: GEARBOX_BUSY_POLL_US=N polls up to N us for each reply before sleeping\n"
+	      "(no wake-up when it comes in time; costs a busy CPU, see libgearbox(3)).\n",
 	      out);
 }
 

@@ -17,6 +17,7 @@
 
 #include "client/gearbox.h"
 #include "client/protocol.h"
+#include "common/spin.h"
 
 struct gbx_conn {
 	int fd;
@@ -29,6 +30,9 @@ struct gbx_conn {
 	 * it), told to the daemon with the next request so that it can plan
 	 * deadlines end to end. Negative: not measured yet. */
 	double return_us;
+	/* After a request, poll the socket this long before sleeping in recv
+	 * (gbx_set_busy_poll); 0: sleep at once. */
+	unsigned busy_poll_us;
 };
 
 static __thread char connect_error[512];
@@ -51,6 +55,40 @@ const char *gbx_connect_error(void) { return connect_error; }
 const char *gbx_last_error(const struct gbx_conn *c) { return c->error; }
 const char *gbx_last_event(const struct gbx_conn *c) { return c->event; }
 int gbx_fd(const struct gbx_conn *c) { return c->fd; }
+
+static uint64_t
+monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* $GEARBOX_BUSY_POLL_US, so that programs (gearboxctl) get it unchanged. */
+static void
+busy_poll_from_env(struct gbx_conn *c)
+{
+	const char *v = getenv("GEARBOX_BUSY_POLL_US");
+	char *end;
+	unsigned long us;
+
+	if (v == NULL || *v == '\0')
+		return;
+	errno = 0;
+	us = strtoul(v, &end, 10);
+	if (errno == 0 && *end == '\0' && us <= GBX_BUSY_POLL_MAX_US)
+		c->busy_poll_us = (unsigned)us;
+}
+
+int
+gbx_set_busy_poll(struct gbx_conn *c, unsigned max_us)
+{
+	if (max_us > GBX_BUSY_POLL_MAX_US)
+		return fail(c, "busy poll of %u us is over the %u us limit", max_us, GBX_BUSY_POLL_MAX_US);
+	c->busy_poll_us = max_us;
+	return 0;
+}
 
 struct gbx_conn *
 gbx_connect(const char *path)
@@ -85,6 +123,7 @@ gbx_connect(const char *path)
 	}
 	c->fd = fd;
 	c->return_us = -1;
+	busy_poll_from_env(c);
 	c->next_id = 1;
 	return c;
 }
@@ -153,6 +192,27 @@ send_frame(struct gbx_conn *c, unsigned type, uint32_t id, const void *a, size_t
 	return 0;
 }
 
+/* recv for a blocking caller that asked for busy polling: look at the
+ * socket without sleeping for up to busy_poll_us, then sleep in recv. A
+ * sleeping receiver costs a wake-up when the reply comes, which on a
+ * virtual machine whose CPU went idle is tens of microseconds. */
+static ssize_t
+recv_polling(struct gbx_conn *c)
+{
+	uint64_t until = monotonic_ns() + (uint64_t)c->busy_poll_us * 1000;
+	ssize_t n;
+
+	for (unsigned round = 0;; round++) {
+		n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || monotonic_ns() >= until)
+			break;
+		spin_relax(round);
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+	return n;
+}
+
 /* Take one whole frame out of rbuf, reading more (blocking or not) as needed.
  * 1: got one (payload malloc'ed and NUL-terminated), 0: not yet, -1: error. */
 static int
@@ -179,7 +239,7 @@ next_frame(struct gbx_conn *c, bool block, struct gbx_header *h, char **payload)
 			c->rbuf = p;
 			c->rcap += 65536 * 4;
 		}
-		ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, block ? 0 : MSG_DONTWAIT);
+		ssize_t n = block && c->busy_poll_us > 0 ? recv_polling(c) : recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, block ? 0 : MSG_DONTWAIT);
 		if (n == 0)
 			return fail(c, "gearboxd closed the connection");
 		if (n < 0) {
@@ -323,15 +383,6 @@ copy_str(char *dst, size_t len, struct json_object *o, const char *key)
 	struct json_object *v = json_object_object_get(o, key);
 
 	snprintf(dst, len, "%s", v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "");
-}
-
-static uint64_t
-monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static int

@@ -103,7 +103,8 @@ put(struct out *o, const char *fmt, ...)
 		o->len += (size_t)n;
 }
 
-/* A JSON string (or null), escaped. */
+/* A JSON string (or null), escaped. Runs of plain characters are copied
+ * whole: this is on the way of every reply. */
 static void
 put_string(struct out *o, const char *key, const char *v)
 {
@@ -113,13 +114,18 @@ put_string(struct out *o, const char *key, const char *v)
 		return;
 	}
 	put(o, "\"");
-	for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			put(o, "\\%c", *p);
-		else if (*p < 0x20)
-			put(o, "\\u%04x", *p);
-		else
-			put(o, "%c", *p);
+	for (const unsigned char *p = (const unsigned char *)v; *p != '\0';) {
+		size_t plain = 0;
+		while (p[plain] != '\0' && p[plain] != '"' && p[plain] != '\\' && p[plain] >= 0x20)
+			plain++;
+		if (plain > 0) {
+			put(o, "%.*s", (int)plain, (const char *)p);
+			p += plain;
+		} else if (*p == '"' || *p == '\\') {
+			put(o, "\\%c", *p++);
+		} else {
+			put(o, "\\u%04x", *p++);
+		}
 	}
 	put(o, "\"");
 }
@@ -357,8 +363,18 @@ run_on_point(struct model_host *m, struct request *r, struct pol_session *state,
 	}
 }
 
+/* What run_request leaves for learn_from: the point a request ran at and
+ * what the sensor said, so that the predictor's feedback and the session's
+ * state are updated after the reply has left rather than in its way. */
+struct ran_at {
+	bool sample;            /* a fair sample (no fallback): learn from it */
+	struct pol_point point;
+	struct pol_session *state;
+	double sensor_uj;       /* -1: no energy sensor reading */
+};
+
 static void
-run_request(struct model_host *m, struct request *r)
+run_request(struct model_host *m, struct request *r, struct ran_at *ran)
 {
 	const struct gov_energy_source *counter = m->owner->energy_counter;
 	struct gov_reading before = { 0 }, after = { 0 };
@@ -367,7 +383,7 @@ run_request(struct model_host *m, struct request *r)
 	struct pol_session *state = session_state(m, r->session);
 	struct pol_choice choice = choose_point(m, r, state, start);
 	struct pol_point *pt = &choice.point;
-	double pred_us, pred_uj, sensor_uj = -1;
+	double sensor_uj = -1;
 
 	r->queue_us = (double)(start - r->received_ns) / 1e3;
 	r->khz = apply_frequency(m, r, pt, start);
@@ -398,15 +414,25 @@ run_request(struct model_host *m, struct request *r)
 	for (unsigned i = 1; i < dnn_model_classes(m->model); i++)
 		if (r->output[i] > r->output[r->cls])
 			r->cls = i;
-	if (r->fallback[0] != '\0')
-		return; /* the time includes the failed attempt: not a fair sample */
-	/* Close the loop: measured against the uncorrected prediction. */
+	/* the time of a fallback includes the failed attempt: not a fair sample */
+	*ran = (struct ran_at){ .sample = r->fallback[0] == '\0', .point = *pt, .state = state, .sensor_uj = sensor_uj };
+}
+
+/* Close the loop: the measured time against the uncorrected prediction. */
+static void
+learn_from(struct model_host *m, const struct request *r, const struct ran_at *ran)
+{
+	const struct pol_point *pt = &ran->point;
+	double pred_us, pred_uj;
+
+	if (!ran->sample)
+		return;
 	pred_us = pol_predict_us(&m->predictor, pt->groups, pt->place, pt->threads, pt->freq);
 	pred_uj = pred_us * pt->power_w;
 	pthread_mutex_lock(&m->lock);
-	pol_feedback_update(&m->feedback, &r->params, pt, pred_us, r->latency_us, sensor_uj, pred_uj);
+	pol_feedback_update(&m->feedback, &r->params, pt, pred_us, r->latency_us, ran->sensor_uj, pred_uj);
 	pthread_mutex_unlock(&m->lock);
-	pol_session_record(state, &r->params, pt, request_e2e_us(r), (double)r->budget.deadline_us);
+	pol_session_record(ran->state, &r->params, pt, request_e2e_us(r), (double)r->budget.deadline_us);
 }
 
 /* Earliest deadline first. */
@@ -525,8 +551,10 @@ worker_main(void *arg)
 			complete(m->owner, r);
 			continue;
 		}
-		run_request(m, r);
+		struct ran_at ran;
+		run_request(m, r, &ran);
 		deliver_reply(m, r);
+		learn_from(m, r, &ran);
 		pthread_mutex_lock(&m->lock);
 		m->requests++;
 		m->last_latency_us = r->latency_us;

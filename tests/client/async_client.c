@@ -1,7 +1,9 @@
 /* libgearbox's asynchronous API against a running gearboxd: pipeline N
  * requests with gbx_send_infer, wait on gbx_fd with poll, collect every reply
  * with gbx_receive, and check that each request id comes back exactly once
- * with a sane result. Also checks the synchronous calls' error reporting.
+ * with a sane result. Also checks the synchronous calls' error reporting,
+ * and synchronous calls that busy-poll for their reply: for longer than the
+ * reply takes, and for 1 us (so that the poll runs out and recv sleeps).
  *
  *   async_client SOCKET N */
 #include "config.h"
@@ -75,9 +77,23 @@ main(int argc, char **argv)
 		if (ret < 0)
 			return fail("receive", c);
 	}
+	printf("async: %u pipelined requests, %u replies, each id once\n", n, got);
+	if (gbx_set_busy_poll(c, GBX_BUSY_POLL_MAX_US + 1) == 0 || strstr(gbx_last_error(c), "limit") == NULL)
+		return fail("a busy poll over the limit should be refused", c);
+	const unsigned polls_us[] = { 1, 100000 };
+	for (unsigned k = 0; k < 2; k++) {
+		if (gbx_set_busy_poll(c, polls_us[k]) != 0)
+			return fail("set busy poll", c);
+		for (unsigned i = 0; i < 8; i++) {
+			if (gbx_infer(c, session, input, 784, r) != 0)
+				return fail("busy-polled infer", c);
+			if (r->nscores != 10 || r->cls >= 10 || r->latency_us <= 0)
+				return fail("implausible busy-polled result", c);
+		}
+	}
+	printf("busy poll: 16 synchronous requests, polling 1 us and 100 ms\n");
 	if (gbx_close_session(c, session) != 0)
 		return fail("close", c);
-	printf("async: %u pipelined requests, %u replies, each id once\n", n, got);
 	gbx_disconnect(c);
 	free(r);
 	return 0;
