@@ -499,18 +499,35 @@ flush_done(struct hosts *h)
 
 static void recalibrate(struct model_host *m, struct request *r);
 
+/* The polling window adapts as the kernel's haltpoll governor does: a
+ * request that came soon after the worker went to sleep (within the largest
+ * window) means polling a little longer would have saved a wake-up, so the
+ * window doubles; a long sleep means the client's pace is slower than any
+ * window worth burning a CPU for, so it halves. */
+static void
+adapt_spin(struct model_host *m, uint64_t slept_ns)
+{
+	if (slept_ns < WORKER_SPIN_MAX_NS)
+		m->spin_ns = m->spin_ns * 2 > WORKER_SPIN_MAX_NS ? WORKER_SPIN_MAX_NS : m->spin_ns * 2;
+	else
+		m->spin_ns = m->spin_ns / 2 < WORKER_SPIN_MIN_NS ? WORKER_SPIN_MIN_NS : m->spin_ns / 2;
+}
+
 /* Called with m->lock held and the queue empty; returns with it held. A
  * client sending back to back has its next request in the queue tens of
- * microseconds after its reply left. Polling that long (WORKER_SPIN_NS) lets
+ * microseconds after its reply left. Polling that long (m->spin_ns) lets
  * the event loop hand the request over without waking a sleeping thread,
  * which costs as much again on some machines; after that the worker sleeps,
  * so an idle daemon burns nothing. */
 static void
 wait_for_work(struct model_host *m)
 {
-	uint64_t until = now_ns() + WORKER_SPIN_NS;
+	uint64_t until, slept_from;
 	unsigned seen = __atomic_load_n(&m->submissions, __ATOMIC_ACQUIRE);
 
+	if (m->spin_ns == 0)
+		m->spin_ns = WORKER_SPIN_START_NS;
+	until = now_ns() + m->spin_ns;
 	pthread_mutex_unlock(&m->lock);
 	for (unsigned round = 0; now_ns() < until; round++) {
 		if (__atomic_load_n(&m->submissions, __ATOMIC_ACQUIRE) != seen)
@@ -523,11 +540,15 @@ wait_for_work(struct model_host *m)
 		flush_done(m->owner);
 		pthread_mutex_lock(&m->lock);
 	}
+	if (m->nqueued > 0 || m->stop)
+		return;
+	slept_from = now_ns();
 	while (m->nqueued == 0 && !m->stop) {
 		m->worker_asleep = true;
 		pthread_cond_wait(&m->wake, &m->lock);
 		m->worker_asleep = false;
 	}
+	adapt_spin(m, now_ns() - slept_from);
 }
 
 static void *

@@ -16,7 +16,11 @@
 #include "policies/policy.h"
 
 #define QUEUE_MAX 64
-#define WORKER_SPIN_NS 60000 /* how long an idle worker polls before sleeping */
+/* How long an idle worker polls for the next request before sleeping: it
+ * adapts between these bounds (see wait_for_work in worker.c). */
+#define WORKER_SPIN_MIN_NS 20000
+#define WORKER_SPIN_START_NS 60000
+#define WORKER_SPIN_MAX_NS 400000
 
 struct budget {
 	uint64_t deadline_us;   /* 0: none */
@@ -109,6 +113,7 @@ struct model_host {
 	unsigned nqueued;
 	unsigned submissions;   /* requests ever queued; atomic, for the polling worker */
 	bool worker_asleep;     /* in pthread_cond_wait: a new request must signal */
+	uint64_t spin_ns;       /* the worker's current polling window; its own */
 	bool stop, started;
 	/* statistics */
 	uint64_t requests, deadline_met, deadline_total, busy;
