@@ -25,6 +25,7 @@ struct worker {
 	unsigned busy_poll_us;
 	double *overhead, *rtt, *unqueued;
 	unsigned done;
+	unsigned threads_seen[65]; /* requests per thread count the daemon chose */
 	int error;
 };
 
@@ -64,6 +65,7 @@ client_main(void *arg)
 		w->rtt[i] = now_us() - t0;
 		w->overhead[i] = w->rtt[i] - r->latency_us;
 		w->unqueued[i] = w->overhead[i] - r->queue_us;
+		w->threads_seen[r->threads < 64 ? r->threads : 64]++;
 		w->done++;
 	}
 	gbx_disconnect(c);
@@ -92,7 +94,9 @@ run(const char *socket, unsigned clients, unsigned requests, unsigned busy_poll_
 	pthread_t t[64];
 	double *all = malloc(sizeof(double) * clients * requests), *rtt = malloc(sizeof(double) * clients * requests);
 	double *unq = malloc(sizeof(double) * clients * requests);
-	unsigned n = 0;
+	double *inference = malloc(sizeof(double) * clients * requests);
+	unsigned n = 0, threads = 0, threads_count = 0;
+	int failed = 0;
 	double start = now_us(), secs;
 
 	for (unsigned i = 0; i < clients; i++) {
@@ -111,15 +115,33 @@ run(const char *socket, unsigned clients, unsigned requests, unsigned busy_poll_
 		free(w[i].overhead);
 		free(w[i].rtt);
 		free(w[i].unqueued);
-		if (w[i].error)
-			return 1;
+		failed |= w[i].error;
+	}
+	if (failed) { /* every client was joined; what it said is on stderr */
+		free(all);
+		free(rtt);
+		free(unq);
+		free(inference);
+		return 1;
 	}
 	secs = (now_us() - start) / 1e6;
+	for (unsigned i = 0; i < n; i++)
+		inference[i] = rtt[i] - all[i];
+	for (unsigned k = 0; k <= 64; k++) {
+		unsigned count = 0;
+		for (unsigned i = 0; i < clients; i++)
+			count += w[i].threads_seen[k];
+		if (count > threads_count)
+			threads_count = count, threads = k;
+	}
 	qsort(all, n, sizeof(double), cmp);
 	qsort(rtt, n, sizeof(double), cmp);
 	qsort(unq, n, sizeof(double), cmp);
-	printf("%7u %-6s %9u %12.1f %12.1f %12.1f %12.1f %14.1f %12.0f\n", clients, busy_poll_us ? "poll" : "sleep", n, q(rtt, n, 0.5), q(rtt, n, 0.99),
-	       q(all, n, 0.5), q(all, n, 0.99), q(unq, n, 0.5), (double)n / secs);
+	qsort(inference, n, sizeof(double), cmp);
+	printf("%7u %-6s %9u %12.1f %12.1f %12.1f %12.1f %14.1f %12.0f %10.1f %8u\n", clients,
+	       busy_poll_us ? "poll" : "sleep", n, q(rtt, n, 0.5), q(rtt, n, 0.99), q(all, n, 0.5), q(all, n, 0.99),
+	       q(unq, n, 0.5), (double)n / secs, q(inference, n, 0.5), threads);
+	free(inference);
 	free(all);
 	free(unq);
 	free(rtt);
@@ -150,8 +172,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	printf("gearboxd at %s, %u requests per client, batch 1, 8-bit pixels\n\n", argv[1], requests);
-	printf("%7s %-6s %9s %12s %12s %12s %12s %14s %12s\n", "clients", "wait", "requests", "rtt p50 us", "rtt p99 us",
-	       "ovh p50 us", "ovh p99 us", "ovh-queue p50", "requests/s");
+	printf("%7s %-6s %9s %12s %12s %12s %12s %14s %12s %10s %8s\n", "clients", "wait", "requests", "rtt p50 us",
+	       "rtt p99 us", "ovh p50 us", "ovh p99 us", "ovh-queue p50", "requests/s", "infer p50", "threads");
 	if (run(argv[1], 1, requests, 0) || run(argv[1], 1, requests, busy_poll_us) || run(argv[1], 8, requests / 4 + 1, 0) ||
 	    run(argv[1], 8, requests / 4 + 1, busy_poll_us))
 		return 1;
@@ -159,6 +181,7 @@ main(int argc, char **argv)
 	       "(framing, JSON, queueing behind other clients, wake-ups); ovh-queue leaves out the time\n"
 	       "a request waited for the worker. With 8 clients the one worker per model is saturated,\n"
 	       "so requests/s there is the daemon's throughput for this model.\n"
+	       "infer p50: the daemon's inference time; threads: how many it ran on (most requests).\n"
 	       "wait: sleep = the client sleeps in recv until its reply comes (libgearbox's default);\n"
 	       "poll = it busy-polls for up to %u us first (gbx_set_busy_poll), which saves its\n"
 	       "wake-up but keeps a CPU busy, so it only pays with a core to spare per client.\n",
