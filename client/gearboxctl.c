@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <zlib.h>
 #ifdef HAVE_PNG
 #include <png.h>
 #endif
@@ -22,6 +21,7 @@
 #include "client/gearbox.h"
 #include "common/plot.h"
 #include "client/protocol.h"
+#include "common/dataset.h"
 
 #define EXIT_USAGE 2
 
@@ -109,26 +109,24 @@ struct images {
 static int
 read_idx(const char *path, struct images *im)
 {
-	unsigned char head[16];
-	gzFile f = gzopen(path, "rb");
-	size_t total;
+	struct dataset ds;
+	char *cause = NULL;
 
-	if (f == NULL)
-		return error_out("%s: %s", path, strerror(errno));
-	if (gzread(f, head, 16) != 16 || head[0] || head[1] || head[2] != 8 || head[3] != 3) {
-		gzclose(f);
-		return error_out("%s: not an IDX image file (ubyte, 3 dimensions)", path);
+	if (dataset_read_idx_images(&ds, path, &cause) != 0) {
+		error_out("%s", cause);
+		free(cause);
+		return 1;
 	}
-	im->count = (size_t)head[4] << 24 | (size_t)head[5] << 16 | (size_t)head[6] << 8 | head[7];
-	im->size = ((size_t)head[8] << 24 | (size_t)head[9] << 16 | (size_t)head[10] << 8 | head[11]) *
-	           ((size_t)head[12] << 24 | (size_t)head[13] << 16 | (size_t)head[14] << 8 | head[15]);
-	total = im->count * im->size;
-	if (im->count == 0 || im->size == 0 || total > (1ull << 32) || (im->pixels = malloc(total)) == NULL ||
-	    gzread(f, im->pixels, (unsigned)total) != (int)total) {
-		gzclose(f);
-		return error_out("%s: truncated or absurd IDX file", path);
+	im->count = ds.count;
+	im->size = (size_t)ds.height * ds.width;
+	im->pixels = ds.pixels; /* ours now: freed with the other inputs */
+	ds.pixels = NULL;
+	dataset_close(&ds);
+	if (im->count * im->size > (1ull << 32)) {
+		free(im->pixels);
+		im->pixels = NULL;
+		return error_out("%s: absurd IDX file (over 4 GiB of images)", path);
 	}
-	gzclose(f);
 	return 0;
 }
 

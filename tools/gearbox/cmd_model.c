@@ -14,7 +14,7 @@
 #include "governor/governor.h"
 #include "policies/policy.h"
 #include "tools/gearbox/cli.h"
-#include "tools/gearbox/dataset.h"
+#include "common/dataset.h"
 
 /* Options common to the model verbs. */
 struct model_opts {

@@ -1,7 +1,7 @@
-/* Labelled image test sets for `gearbox model eval`: Fashion-MNIST/MNIST IDX
+/* Labelled image test sets for `gearbox model eval` and gearboxctl's --idx: Fashion-MNIST/MNIST IDX
  * files (gzip or plain) and the CIFAR-10 binary test batch. */
-#ifndef GEARBOX_TOOLS_DATASET_H
-#define GEARBOX_TOOLS_DATASET_H
+#ifndef GEARBOX_COMMON_DATASET_H
+#define GEARBOX_COMMON_DATASET_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -10,7 +10,7 @@
 #include <zlib.h>
 
 #include "common/cause.h"
-#include "tools/gearbox/dataset.h"
+#include "common/dataset.h"
 
 #define MAX_IMAGES 10000000u
 #define CIFAR_SIDE 32u
