@@ -1,12 +1,13 @@
 /* bench/daemon — what gearboxd adds to an inference: round-trip time of a
  * budgeted infer seen by the client minus the inference time the daemon
  * measured (p50, p99), with 1 and 8 concurrent clients, and requests/s at
- * saturation (clients sending back to back). Each is measured twice: with
- * clients that sleep until their reply comes (libgearbox's default) and with
- * clients that busy-poll for it (gbx_set_busy_poll), which saves the
- * receiver's wake-up at the cost of a CPU kept busy.
+ * saturation (clients sending back to back). Each is measured three ways,
+ * by how the client waits for its reply: woken by a timer just before it is
+ * due (libgearbox's default, gbx_set_wake_ahead), asleep until the reply
+ * wakes it (wake-ahead 0), and busy-polling for it (gbx_set_busy_poll). The
+ * client's CPU time per request shows what each way costs.
  *
- *   bench/daemon SOCKET [--requests N] [--busy-poll US]
+ *   bench/daemon SOCKET [--requests N] [--busy-poll US] [--wake-ahead US]
  *
  * Start gearboxd first (scripts/bench-daemon.sh does both). */
 #include "config.h"
@@ -19,10 +20,17 @@
 
 #include "client/gearbox.h"
 
+/* How a client waits for its reply. */
+struct wait_mode {
+	const char *name;
+	unsigned wake_ahead_us, busy_poll_us;
+};
+
 struct worker {
 	const char *socket;
 	unsigned requests;
-	unsigned busy_poll_us;
+	struct wait_mode wait;
+	double cpu_us;             /* the client thread's CPU time, all requests */
 	double *overhead, *rtt, *unqueued;
 	unsigned done;
 	unsigned threads_seen[65]; /* requests per thread count the daemon chose */
@@ -34,6 +42,14 @@ now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static double
+thread_cpu_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
@@ -49,12 +65,14 @@ client_main(void *arg)
 
 	for (unsigned i = 0; i < sizeof(pixels); i++)
 		pixels[i] = (uint8_t)(i * 7);
-	if (c == NULL || gbx_set_busy_poll(c, w->busy_poll_us) != 0 || gbx_open_session(c, NULL, &b, &s) != 0) {
+	if (c == NULL || gbx_set_busy_poll(c, w->wait.busy_poll_us) != 0 || gbx_set_wake_ahead(c, w->wait.wake_ahead_us) != 0 ||
+	    gbx_open_session(c, NULL, &b, &s) != 0) {
 		fprintf(stderr, "bench/daemon: %s\n", c ? gbx_last_error(c) : gbx_connect_error());
 		w->error = 1;
 		free(r);
 		return NULL;
 	}
+	w->cpu_us = -thread_cpu_us();
 	for (unsigned i = 0; i < w->requests; i++) {
 		double t0 = now_us();
 		if (gbx_infer_pixels(c, s, pixels, sizeof(pixels), r) != 0) {
@@ -68,6 +86,7 @@ client_main(void *arg)
 		w->threads_seen[r->threads < 64 ? r->threads : 64]++;
 		w->done++;
 	}
+	w->cpu_us += thread_cpu_us();
 	gbx_disconnect(c);
 	free(r);
 	return NULL;
@@ -88,7 +107,7 @@ q(double *v, unsigned n, double p)
 }
 
 static int
-run(const char *socket, unsigned clients, unsigned requests, unsigned busy_poll_us)
+run(const char *socket, unsigned clients, unsigned requests, struct wait_mode wait)
 {
 	struct worker w[64];
 	pthread_t t[64];
@@ -97,10 +116,10 @@ run(const char *socket, unsigned clients, unsigned requests, unsigned busy_poll_
 	double *inference = malloc(sizeof(double) * clients * requests);
 	unsigned n = 0, threads = 0, threads_count = 0;
 	int failed = 0;
-	double start = now_us(), secs;
+	double start = now_us(), secs, cpu_us = 0;
 
 	for (unsigned i = 0; i < clients; i++) {
-		w[i] = (struct worker){ .socket = socket, .requests = requests, .busy_poll_us = busy_poll_us };
+		w[i] = (struct worker){ .socket = socket, .requests = requests, .wait = wait };
 		w[i].overhead = malloc(sizeof(double) * requests);
 		w[i].rtt = malloc(sizeof(double) * requests);
 		w[i].unqueued = malloc(sizeof(double) * requests);
@@ -112,6 +131,7 @@ run(const char *socket, unsigned clients, unsigned requests, unsigned busy_poll_
 		memcpy(rtt + n, w[i].rtt, w[i].done * sizeof(double));
 		memcpy(unq + n, w[i].unqueued, w[i].done * sizeof(double));
 		n += w[i].done;
+		cpu_us += w[i].cpu_us;
 		free(w[i].overhead);
 		free(w[i].rtt);
 		free(w[i].unqueued);
@@ -138,9 +158,9 @@ run(const char *socket, unsigned clients, unsigned requests, unsigned busy_poll_
 	qsort(rtt, n, sizeof(double), cmp);
 	qsort(unq, n, sizeof(double), cmp);
 	qsort(inference, n, sizeof(double), cmp);
-	printf("%7u %-6s %9u %12.1f %12.1f %12.1f %12.1f %14.1f %12.0f %10.1f %8u\n", clients,
-	       busy_poll_us ? "poll" : "sleep", n, q(rtt, n, 0.5), q(rtt, n, 0.99), q(all, n, 0.5), q(all, n, 0.99),
-	       q(unq, n, 0.5), (double)n / secs, q(inference, n, 0.5), threads);
+	printf("%7u %-6s %9u %12.1f %12.1f %12.1f %12.1f %14.1f %12.0f %10.1f %8u %10.1f\n", clients, wait.name, n,
+	       q(rtt, n, 0.5), q(rtt, n, 0.99), q(all, n, 0.5), q(all, n, 0.99), q(unq, n, 0.5), (double)n / secs,
+	       q(inference, n, 0.5), threads, cpu_us / n);
 	free(inference);
 	free(all);
 	free(unq);
@@ -151,40 +171,55 @@ run(const char *socket, unsigned clients, unsigned requests, unsigned busy_poll_
 int
 main(int argc, char **argv)
 {
-	unsigned requests = 2000, busy_poll_us = 2000;
+	unsigned requests = 2000, busy_poll_us = 2000, wake_ahead_us = 20;
+	const char *usage = "usage: bench/daemon SOCKET [--requests N] [--busy-poll US] [--wake-ahead US]\n";
 
 	if (argc < 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: bench/daemon SOCKET [--requests N] [--busy-poll US]\n");
+		fputs(usage, stderr);
 		return 2;
 	}
-	for (int i = 2; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--requests") == 0) {
+	for (int i = 2; i < argc; i += 2) {
+		if (i + 1 == argc) {
+			fprintf(stderr, "bench/daemon: %s needs a value\n%s", argv[i], usage);
+			return 2;
+		} else if (strcmp(argv[i], "--requests") == 0) {
 			requests = (unsigned)atoi(argv[i + 1]);
 		} else if (strcmp(argv[i], "--busy-poll") == 0) {
 			busy_poll_us = (unsigned)atoi(argv[i + 1]);
+		} else if (strcmp(argv[i], "--wake-ahead") == 0) {
+			wake_ahead_us = (unsigned)atoi(argv[i + 1]);
 		} else {
-			fprintf(stderr, "bench/daemon: unknown option %s\n", argv[i]);
+			fprintf(stderr, "bench/daemon: unknown option %s\n%s", argv[i], usage);
 			return 2;
 		}
 	}
-	if (requests == 0) {
-		fprintf(stderr, "bench/daemon: --requests must be at least 1\n");
+	if (requests == 0 || busy_poll_us == 0 || wake_ahead_us == 0) {
+		fprintf(stderr, "bench/daemon: --requests, --busy-poll and --wake-ahead must be at least 1\n");
 		return 2;
 	}
+	const struct wait_mode modes[] = {
+		{ "ahead", wake_ahead_us, 0 },
+		{ "sleep", 0, 0 },
+		{ "poll", 0, busy_poll_us },
+	};
 	printf("gearboxd at %s, %u requests per client, batch 1, 8-bit pixels\n\n", argv[1], requests);
-	printf("%7s %-6s %9s %12s %12s %12s %12s %14s %12s %10s %8s\n", "clients", "wait", "requests", "rtt p50 us",
-	       "rtt p99 us", "ovh p50 us", "ovh p99 us", "ovh-queue p50", "requests/s", "infer p50", "threads");
-	if (run(argv[1], 1, requests, 0) || run(argv[1], 1, requests, busy_poll_us) || run(argv[1], 8, requests / 4 + 1, 0) ||
-	    run(argv[1], 8, requests / 4 + 1, busy_poll_us))
-		return 1;
+	printf("%7s %-6s %9s %12s %12s %12s %12s %14s %12s %10s %8s %10s\n", "clients", "wait", "requests", "rtt p50 us",
+	       "rtt p99 us", "ovh p50 us", "ovh p99 us", "ovh-queue p50", "requests/s", "infer p50", "threads",
+	       "cpu us/req");
+	for (unsigned clients = 1; clients <= 8; clients *= 8)
+		for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+			if (run(argv[1], clients, clients == 1 ? requests : requests / 4 + 1, modes[m]) != 0)
+				return 1;
 	printf("\novh = round trip seen by the client minus the inference time gearboxd measured\n"
 	       "(framing, JSON, queueing behind other clients, wake-ups); ovh-queue leaves out the time\n"
 	       "a request waited for the worker. With 8 clients the one worker per model is saturated,\n"
 	       "so requests/s there is the daemon's throughput for this model.\n"
 	       "infer p50: the daemon's inference time; threads: how many it ran on (most requests).\n"
-	       "wait: sleep = the client sleeps in recv until its reply comes (libgearbox's default);\n"
-	       "poll = it busy-polls for up to %u us first (gbx_set_busy_poll), which saves its\n"
-	       "wake-up but keeps a CPU busy, so it only pays with a core to spare per client.\n",
-	       busy_poll_us);
+	       "cpu us/req: the clients' own CPU time per request (sending, waiting, parsing).\n"
+	       "wait: ahead = the client sleeps on a timer until %u us before its reply is due, then\n"
+	       "polls (libgearbox's default, gbx_set_wake_ahead); sleep = it sleeps in recv until the\n"
+	       "reply wakes it (wake-ahead 0); poll = it busy-polls for up to %u us (gbx_set_busy_poll),\n"
+	       "which keeps a CPU busy for the whole request.\n",
+	       wake_ahead_us, busy_poll_us);
 	return 0;
 }

@@ -73,6 +73,20 @@ int gbx_fd(const struct gbx_conn *c);
 #define GBX_BUSY_POLL_MAX_US 1000000u
 int gbx_set_busy_poll(struct gbx_conn *c, unsigned max_us);
 
+/* Waking ahead (the default when not busy polling): a synchronous inference
+ * sleeps on a timer until margin_us before its reply is due (judged from the
+ * connection's last eight round trips, less how late the timer has been
+ * waking the thread), then polls the socket until the reply comes or
+ * margin_us past the latest it was expected, and only then sleeps in recv.
+ * The wake-up is paid while the daemon computes, not after the reply. It
+ * only wakes ahead while round trips are steady; the price is a CPU busy for
+ * about the margin plus the round trips' spread per inference. Default
+ * GBX_WAKE_AHEAD_DEFAULT_US (or $GEARBOX_WAKE_AHEAD_US at connect); 0 sleeps
+ * in recv until the reply wakes the thread. -1 over the limit. */
+#define GBX_WAKE_AHEAD_DEFAULT_US 20u
+#define GBX_WAKE_AHEAD_MAX_US 100000u
+int gbx_set_wake_ahead(struct gbx_conn *c, unsigned margin_us);
+
 /* Send one request of `type` (client/protocol.h) with a JSON payload and wait
  * for its reply's JSON (malloc'ed, the caller frees). */
 int gbx_call(struct gbx_conn *c, unsigned type, const char *json, char **reply);

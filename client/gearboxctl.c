@@ -69,7 +69,9 @@ usage(FILE *out)
 	      "  --json          machine-readable output\n"
 	      "\n"
 	      "Environment: GEARBOX_BUSY_POLL_US=N polls up to N us for each reply before sleeping\n"
-	      "(no wake-up when it comes in time; costs a busy CPU, see libgearbox(3)).\n",
+	      "(no wake-up when it comes in time; costs a busy CPU, see libgearbox(3)).\n"
+	      "GEARBOX_WAKE_AHEAD_US=N: otherwise, wake N us before a reply is due and poll for it\n"
+	      "(default 20; 0 sleeps until the reply wakes it).\n",
 	      out);
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 
 #include "client/gearbox.h"
 #include "client/protocol.h"
+#include "client/wake_ahead.h"
 #include "common/spin.h"
 
 struct gbx_conn {
@@ -33,6 +35,10 @@ struct gbx_conn {
 	/* After a request, poll the socket this long before sleeping in recv
 	 * (gbx_set_busy_poll); 0: sleep at once. */
 	unsigned busy_poll_us;
+	/* Otherwise (the default) a synchronous inference sleeps on a timer
+	 * until shortly before its reply is due, then polls (wake_ahead.h). */
+	struct wake_ahead wake;
+	int wake_timer_fd; /* a timerfd, which has no timer slack; -1: none yet */
 };
 
 static __thread char connect_error[512];
@@ -65,20 +71,22 @@ monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* $GEARBOX_BUSY_POLL_US, so that programs (gearboxctl) get it unchanged. */
+/* A number of microseconds up to `max` from the environment variable
+ * `name` (GEARBOX_BUSY_POLL_US, GEARBOX_WAKE_AHEAD_US), so that programs such
+ * as gearboxctl get them unchanged; anything else leaves *us as it is. */
 static void
-busy_poll_from_env(struct gbx_conn *c)
+microseconds_from_env(const char *name, unsigned max, unsigned *us)
 {
-	const char *v = getenv("GEARBOX_BUSY_POLL_US");
+	const char *v = getenv(name);
 	char *end;
-	unsigned long us;
+	unsigned long n;
 
 	if (v == NULL || *v == '\0')
 		return;
 	errno = 0;
-	us = strtoul(v, &end, 10);
-	if (errno == 0 && *end == '\0' && us <= GBX_BUSY_POLL_MAX_US)
-		c->busy_poll_us = (unsigned)us;
+	n = strtoul(v, &end, 10);
+	if (errno == 0 && *end == '\0' && n <= max)
+		*us = (unsigned)n;
 }
 
 int
@@ -87,6 +95,15 @@ gbx_set_busy_poll(struct gbx_conn *c, unsigned max_us)
 	if (max_us > GBX_BUSY_POLL_MAX_US)
 		return fail(c, "busy poll of %u us is over the %u us limit", max_us, GBX_BUSY_POLL_MAX_US);
 	c->busy_poll_us = max_us;
+	return 0;
+}
+
+int
+gbx_set_wake_ahead(struct gbx_conn *c, unsigned margin_us)
+{
+	if (margin_us > GBX_WAKE_AHEAD_MAX_US)
+		return fail(c, "wake-ahead margin of %u us is over the %u us limit", margin_us, GBX_WAKE_AHEAD_MAX_US);
+	c->wake.margin_us = margin_us;
 	return 0;
 }
 
@@ -123,7 +140,10 @@ gbx_connect(const char *path)
 	}
 	c->fd = fd;
 	c->return_us = -1;
-	busy_poll_from_env(c);
+	c->wake_timer_fd = -1;
+	wake_ahead_init(&c->wake, GBX_WAKE_AHEAD_DEFAULT_US);
+	microseconds_from_env("GEARBOX_BUSY_POLL_US", GBX_BUSY_POLL_MAX_US, &c->busy_poll_us);
+	microseconds_from_env("GEARBOX_WAKE_AHEAD_US", GBX_WAKE_AHEAD_MAX_US, &c->wake.margin_us);
 	c->next_id = 1;
 	return c;
 }
@@ -134,6 +154,8 @@ gbx_disconnect(struct gbx_conn *c)
 	if (c == NULL)
 		return;
 	close(c->fd);
+	if (c->wake_timer_fd >= 0)
+		close(c->wake_timer_fd);
 	free(c->rbuf);
 	free(c->event);
 	free(c);
@@ -441,15 +463,70 @@ send_infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes
 	return send_frame(c, GBX_MSG_INFER, *id, head, (size_t)n + 1 /* the NUL */, input, bytes);
 }
 
+
+/* Sleep until the timer fires at `at` (CLOCK_MONOTONIC) or the socket is
+ * readable. true: the timer fired (and the socket may not be readable yet). */
+static bool
+sleep_until(struct gbx_conn *c, uint64_t at)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(at / 1000000000u), .tv_nsec = (long)(at % 1000000000u) } };
+	struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = -1, .events = POLLIN } };
+
+	if (c->wake_timer_fd < 0 && (c->wake_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) < 0)
+		return false;
+	/* Arming it also clears an expiry left from a reply that came first. */
+	if (timerfd_settime(c->wake_timer_fd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
+		return false;
+	p[1].fd = c->wake_timer_fd;
+	while (poll(p, 2, -1) < 0)
+		if (errno != EINTR)
+			return false;
+	return (p[0].revents & POLLIN) == 0;
+}
+
+/* Be awake when the reply to a request sent at `sent` comes (wake_ahead.h).
+ * Returns when the socket is readable, or when the poll ran out: the
+ * caller's recv then sleeps for a reply later still. */
+static void
+await_reply_awake(struct gbx_conn *c, uint64_t sent)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	uint64_t wake, poll_until, now;
+
+	if (c->rlen > 0 || !wake_ahead_plan(&c->wake, &wake, &poll_until))
+		return;
+	wake += sent;
+	poll_until += sent;
+	if (wake > (now = monotonic_ns())) {
+		if (!sleep_until(c, wake))
+			return;
+		now = monotonic_ns();
+		wake_ahead_learn_lateness(&c->wake, now - wake);
+	}
+	for (unsigned round = 0; now < poll_until; round++) {
+		if (poll(&p, 1, 0) != 0)
+			return;
+		spin_relax(round);
+		now = monotonic_ns();
+	}
+}
+
 static int
 infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes, bool pixels, struct gbx_result *r)
 {
 	char *reply = NULL;
 	uint32_t id;
+	uint64_t sent;
 	int ret;
 
-	if (send_infer(c, session, input, bytes, pixels, &id) != 0 || wait_reply(c, id, GBX_MSG_INFER_REPLY, &reply) != 0)
+	if (send_infer(c, session, input, bytes, pixels, &id) != 0)
 		return -1;
+	sent = monotonic_ns();
+	if (c->busy_poll_us == 0)
+		await_reply_awake(c, sent);
+	if (wait_reply(c, id, GBX_MSG_INFER_REPLY, &reply) != 0)
+		return -1;
+	wake_ahead_learn_rtt(&c->wake, monotonic_ns() - sent);
 	r->request_id = id;
 	ret = parse_result(c, reply, r);
 	free(reply);

@@ -2,8 +2,10 @@
  * requests with gbx_send_infer, wait on gbx_fd with poll, collect every reply
  * with gbx_receive, and check that each request id comes back exactly once
  * with a sane result. Also checks the synchronous calls' error reporting,
- * and synchronous calls that busy-poll for their reply: for longer than the
- * reply takes, and for 1 us (so that the poll runs out and recv sleeps).
+ * synchronous calls that busy-poll for their reply (for longer than the
+ * reply takes, and for 1 us, so that the poll runs out and recv sleeps), and
+ * synchronous calls that wake ahead of replies that come later or sooner
+ * than expected.
  *
  *   async_client SOCKET N */
 #include "config.h"
@@ -22,6 +24,82 @@ fail(const char *what, struct gbx_conn *c)
 {
 	fprintf(stderr, "async_client: %s: %s\n", what, c ? gbx_last_error(c) : gbx_connect_error());
 	return 1;
+}
+
+/* The next result on `c` from the asynchronous API (events skipped). */
+static int
+receive_one(struct gbx_conn *c, struct gbx_result *r)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = gbx_fd(c), .events = POLLIN };
+		int ret = gbx_receive(c, r);
+		if (ret < 0)
+			return -1;
+		if (ret == 1 && r->request_id != 0)
+			return 0;
+		if (ret == 0 && poll(&pfd, 1, 10000) != 1)
+			return -1;
+	}
+}
+
+/* Queue `n` requests on `other`, then a synchronous one on `c`, which
+ * waits behind them; then take other's replies. */
+static int
+infer_behind(struct gbx_conn *c, uint32_t session, struct gbx_conn *other, uint32_t other_session, unsigned n,
+             const float *input, struct gbx_result *r, uint32_t expected_class)
+{
+	struct gbx_result *theirs = malloc(sizeof(*theirs));
+	uint32_t id;
+	int ret = 0;
+
+	for (unsigned i = 0; i < n && ret == 0; i++)
+		if (gbx_send_infer(other, other_session, input, 784, &id) != 0)
+			ret = fail("queue requests ahead", other);
+	if (ret == 0 && gbx_infer(c, session, input, 784, r) != 0)
+		ret = fail("infer behind a queue", c);
+	if (ret == 0 && (r->cls != expected_class || (n > 0 && r->queue_us <= 0)))
+		ret = fail("a reply behind a queue came back wrong or was not queued", c);
+	for (unsigned i = 0; i < n && ret == 0; i++)
+		if (receive_one(other, theirs) != 0)
+			ret = fail("take the second connection's replies", other);
+	free(theirs);
+	return ret;
+}
+
+/* Synchronous calls that wake ahead of their reply (the default) when the
+ * reply comes much later than the connection's history says (behind 16
+ * queued requests: the poll runs out and recv sleeps), and much sooner
+ * (after a history of replies behind 2 queued requests: the reply comes
+ * while the timer is still armed). Each must return its own result. */
+static int
+wake_ahead_late_and_early(const char *socket, struct gbx_conn *c, uint32_t session, const float *input,
+                          struct gbx_result *r)
+{
+	struct gbx_conn *other = gbx_connect(socket);
+	struct gbx_budget b = { .deadline_us = 1000000 };
+	uint32_t other_session, expected_class;
+
+	if (other == NULL || gbx_open_session(other, NULL, &b, &other_session) != 0)
+		return fail("second connection", other);
+	if (gbx_set_wake_ahead(c, GBX_WAKE_AHEAD_MAX_US + 1) == 0 || strstr(gbx_last_error(c), "limit") == NULL)
+		return fail("a wake-ahead margin over the limit should be refused", c);
+	if (gbx_set_busy_poll(c, 0) != 0 || gbx_set_wake_ahead(c, GBX_WAKE_AHEAD_DEFAULT_US) != 0)
+		return fail("set wake-ahead", c);
+	for (unsigned i = 0; i < 16; i++)
+		if (gbx_infer(c, session, input, 784, r) != 0)
+			return fail("infer with wake-ahead", c);
+	expected_class = r->cls;
+	if (infer_behind(c, session, other, other_session, 16, input, r, expected_class) != 0)
+		return 1;
+	for (unsigned i = 0; i < 16; i++)
+		if (infer_behind(c, session, other, other_session, 2, input, r, expected_class) != 0)
+			return 1;
+	for (unsigned i = 0; i < 16; i++)
+		if (infer_behind(c, session, other, other_session, 0, input, r, expected_class) != 0)
+			return 1;
+	gbx_disconnect(other);
+	printf("wake-ahead: replies later and sooner than the connection's history\n");
+	return 0;
 }
 
 int
@@ -92,6 +170,8 @@ main(int argc, char **argv)
 		}
 	}
 	printf("busy poll: 16 synchronous requests, polling 1 us and 100 ms\n");
+	if (wake_ahead_late_and_early(argv[1], c, session, input, r) != 0)
+		return 1;
 	if (gbx_close_session(c, session) != 0)
 		return fail("close", c);
 	gbx_disconnect(c);
