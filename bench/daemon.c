@@ -7,7 +7,9 @@
  * wakes it (wake-ahead 0), and busy-polling for it (gbx_set_busy_poll). The
  * client's CPU time per request shows what each way costs.
  *
- *   bench/daemon SOCKET [--requests N] [--busy-poll US] [--wake-ahead US]
+ * Each client first makes --warmup requests that are not counted.
+ *
+ *   bench/daemon SOCKET [--requests N] [--warmup N] [--busy-poll US] [--wake-ahead US]
  *
  * Start gearboxd first (scripts/bench-daemon.sh does both). */
 #include "config.h"
@@ -28,7 +30,8 @@ struct wait_mode {
 
 struct worker {
 	const char *socket;
-	unsigned requests;
+	unsigned requests, warmup;
+	pthread_barrier_t *warm;   /* every client and run() meet here after the warm-up */
 	struct wait_mode wait;
 	double cpu_us;             /* the client thread's CPU time, all requests */
 	double *overhead, *rtt, *unqueued;
@@ -66,9 +69,16 @@ client_main(void *arg)
 	for (unsigned i = 0; i < sizeof(pixels); i++)
 		pixels[i] = (uint8_t)(i * 7);
 	if (c == NULL || gbx_set_busy_poll(c, w->wait.busy_poll_us) != 0 || gbx_set_wake_ahead(c, w->wait.wake_ahead_us) != 0 ||
-	    gbx_open_session(c, NULL, &b, &s) != 0) {
-		fprintf(stderr, "bench/daemon: %s\n", c ? gbx_last_error(c) : gbx_connect_error());
+	    gbx_open_session(c, NULL, &b, &s) != 0)
 		w->error = 1;
+	/* Not counted: the daemon's predictor and libgearbox's wake-ahead
+	 * learn from the first requests of a session. */
+	for (unsigned i = 0; i < w->warmup && !w->error; i++)
+		w->error = gbx_infer_pixels(c, s, pixels, sizeof(pixels), r) != 0;
+	pthread_barrier_wait(w->warm);
+	if (w->error) {
+		fprintf(stderr, "bench/daemon: %s\n", c ? gbx_last_error(c) : gbx_connect_error());
+		gbx_disconnect(c);
 		free(r);
 		return NULL;
 	}
@@ -107,7 +117,7 @@ q(double *v, unsigned n, double p)
 }
 
 static int
-run(const char *socket, unsigned clients, unsigned requests, struct wait_mode wait)
+run(const char *socket, unsigned clients, unsigned requests, unsigned warmup, struct wait_mode wait)
 {
 	struct worker w[64];
 	pthread_t t[64];
@@ -116,15 +126,19 @@ run(const char *socket, unsigned clients, unsigned requests, struct wait_mode wa
 	double *inference = malloc(sizeof(double) * clients * requests);
 	unsigned n = 0, threads = 0, threads_count = 0;
 	int failed = 0;
-	double start = now_us(), secs, cpu_us = 0;
+	double start, secs, cpu_us = 0;
+	pthread_barrier_t warm;
 
+	pthread_barrier_init(&warm, NULL, clients + 1);
 	for (unsigned i = 0; i < clients; i++) {
-		w[i] = (struct worker){ .socket = socket, .requests = requests, .wait = wait };
+		w[i] = (struct worker){ .socket = socket, .requests = requests, .warmup = warmup, .wait = wait, .warm = &warm };
 		w[i].overhead = malloc(sizeof(double) * requests);
 		w[i].rtt = malloc(sizeof(double) * requests);
 		w[i].unqueued = malloc(sizeof(double) * requests);
 		pthread_create(&t[i], NULL, client_main, &w[i]);
 	}
+	pthread_barrier_wait(&warm);
+	start = now_us();
 	for (unsigned i = 0; i < clients; i++) {
 		pthread_join(t[i], NULL);
 		memcpy(all + n, w[i].overhead, w[i].done * sizeof(double));
@@ -137,6 +151,7 @@ run(const char *socket, unsigned clients, unsigned requests, struct wait_mode wa
 		free(w[i].unqueued);
 		failed |= w[i].error;
 	}
+	pthread_barrier_destroy(&warm);
 	if (failed) { /* every client was joined; what it said is on stderr */
 		free(all);
 		free(rtt);
@@ -171,8 +186,8 @@ run(const char *socket, unsigned clients, unsigned requests, struct wait_mode wa
 int
 main(int argc, char **argv)
 {
-	unsigned requests = 2000, busy_poll_us = 2000, wake_ahead_us = 20;
-	const char *usage = "usage: bench/daemon SOCKET [--requests N] [--busy-poll US] [--wake-ahead US]\n";
+	unsigned requests = 2000, warmup = 200, busy_poll_us = 2000, wake_ahead_us = 20;
+	const char *usage = "usage: bench/daemon SOCKET [--requests N] [--warmup N] [--busy-poll US] [--wake-ahead US]\n";
 
 	if (argc < 2 || argv[1][0] == '-') {
 		fputs(usage, stderr);
@@ -184,6 +199,8 @@ main(int argc, char **argv)
 			return 2;
 		} else if (strcmp(argv[i], "--requests") == 0) {
 			requests = (unsigned)atoi(argv[i + 1]);
+		} else if (strcmp(argv[i], "--warmup") == 0) {
+			warmup = (unsigned)atoi(argv[i + 1]);
 		} else if (strcmp(argv[i], "--busy-poll") == 0) {
 			busy_poll_us = (unsigned)atoi(argv[i + 1]);
 		} else if (strcmp(argv[i], "--wake-ahead") == 0) {
@@ -202,13 +219,14 @@ main(int argc, char **argv)
 		{ "sleep", 0, 0 },
 		{ "poll", 0, busy_poll_us },
 	};
-	printf("gearboxd at %s, %u requests per client, batch 1, 8-bit pixels\n\n", argv[1], requests);
+	printf("gearboxd at %s, %u requests per client after %u not counted, batch 1, 8-bit pixels\n\n", argv[1],
+	       requests, warmup);
 	printf("%7s %-6s %9s %12s %12s %12s %12s %14s %12s %10s %8s %10s\n", "clients", "wait", "requests", "rtt p50 us",
 	       "rtt p99 us", "ovh p50 us", "ovh p99 us", "ovh-queue p50", "requests/s", "infer p50", "threads",
 	       "cpu us/req");
 	for (unsigned clients = 1; clients <= 8; clients *= 8)
 		for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
-			if (run(argv[1], clients, clients == 1 ? requests : requests / 4 + 1, modes[m]) != 0)
+			if (run(argv[1], clients, clients == 1 ? requests : requests / 4 + 1, warmup, modes[m]) != 0)
 				return 1;
 	printf("\novh = round trip seen by the client minus the inference time gearboxd measured\n"
 	       "(framing, JSON, queueing behind other clients, wake-ups); ovh-queue leaves out the time\n"
