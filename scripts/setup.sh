@@ -41,9 +41,15 @@ if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Mak
 	}
 fi
 cd "$BUILD_DIR"
-# Reconfigure when the options change.
+# Reconfigure when the options change. make does not rebuild objects when only
+# the compiler flags changed, so objects built the other way (for example
+# with the sanitizers of scripts/test.sh, before scripts/demo.sh) go first.
 opts="$*"
 if [ ! -f Makefile ] || [ "$(cat .configure-opts 2>/dev/null)" != "$opts" ]; then
+	if [ -f Makefile ]; then
+		echo "setup: $BUILD_DIR/ was configured with other options; rebuilding it from clean"
+		make clean >/dev/null 2>&1 || true
+	fi
 	# shellcheck disable=SC2086
 	../configure $opts >configure.out 2>&1 || {
 		cat configure.out
