@@ -261,11 +261,24 @@ simple_call(struct gbx_conn *c, unsigned type, const struct opts *o, void (*text
 	return 0;
 }
 
+/* A field for text output. json-c writes a double with 17 significant digits
+ * (0.39100000000000001); six are plenty to read. The strings live in a ring,
+ * so that one printf can show many fields. */
 static const char *
 str_of(struct json_object *o, const char *key)
 {
+	static char ring[32][32];
+	static unsigned next;
 	struct json_object *v = json_object_object_get(o, key);
-	return v != NULL ? json_object_get_string(v) : "-";
+	char *text;
+
+	if (v == NULL)
+		return "-";
+	if (!json_object_is_type(v, json_type_double))
+		return json_object_get_string(v);
+	text = ring[next++ % 32];
+	snprintf(text, sizeof(ring[0]), "%.6g", json_object_get_double(v));
+	return text;
 }
 
 static void

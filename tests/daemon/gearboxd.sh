@@ -117,6 +117,10 @@ assert st["session"] == int(sys.argv[2]) and st["requests"] > 0, r
 assert 0 < st["latency_us"]["p50"] <= st["latency_us"]["p99"] and 1 <= st["mean_groups"] <= 4, st
 EOF
 $CTL --json status | grep -q '"deadline_us":2000' || fail "budget not applied"
+# Text output shows numbers to read, not json-c's 17 digits (0.39100000000000001).
+$CTL status >"$T/status.txt"
+grep -q "hit rate [0-9]" "$T/status.txt" || fail "status text has no hit rate: $(cat "$T/status.txt")"
+if grep -Eq "[0-9]\.[0-9]{7,}" "$T/status.txt"; then fail "status text: $(cat "$T/status.txt")"; fi
 if $CTL budget 99999 --deadline-us 5 2>"$T/err"; then fail "budget on a missing session"; fi
 grep -q "no session 99999" "$T/err" || fail "budget error: $(cat "$T/err")"
 kill "$STREAM" 2>/dev/null || true
