@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "client/gearbox.h"
+#include "common/clock.h"
 
 /* How a client waits for its reply. */
 struct wait_mode {
@@ -39,14 +40,6 @@ struct worker {
 	unsigned threads_seen[65]; /* requests per thread count the daemon chose */
 	int error;
 };
-
-static double
-now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
 
 static double
 thread_cpu_us(void)
@@ -84,13 +77,13 @@ client_main(void *arg)
 	}
 	w->cpu_us = -thread_cpu_us();
 	for (unsigned i = 0; i < w->requests; i++) {
-		double t0 = now_us();
+		double t0 = monotonic_us();
 		if (gbx_infer_pixels(c, s, pixels, sizeof(pixels), r) != 0) {
 			fprintf(stderr, "bench/daemon: %s\n", gbx_last_error(c));
 			w->error = 1;
 			break;
 		}
-		w->rtt[i] = now_us() - t0;
+		w->rtt[i] = monotonic_us() - t0;
 		w->overhead[i] = w->rtt[i] - r->latency_us;
 		w->unqueued[i] = w->overhead[i] - r->queue_us;
 		w->threads_seen[r->threads < 64 ? r->threads : 64]++;
@@ -138,7 +131,7 @@ run(const char *socket, unsigned clients, unsigned requests, unsigned warmup, st
 		pthread_create(&t[i], NULL, client_main, &w[i]);
 	}
 	pthread_barrier_wait(&warm);
-	start = now_us();
+	start = monotonic_us();
 	for (unsigned i = 0; i < clients; i++) {
 		pthread_join(t[i], NULL);
 		memcpy(all + n, w[i].overhead, w[i].done * sizeof(double));
@@ -159,7 +152,7 @@ run(const char *socket, unsigned clients, unsigned requests, unsigned warmup, st
 		free(inference);
 		return 1;
 	}
-	secs = (now_us() - start) / 1e6;
+	secs = (monotonic_us() - start) / 1e6;
 	for (unsigned i = 0; i < n; i++)
 		inference[i] = rtt[i] - all[i];
 	for (unsigned k = 0; k <= 64; k++) {

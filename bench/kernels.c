@@ -17,15 +17,8 @@
 #include <unistd.h>
 
 #include "dnn/dnn.h"
+#include "common/clock.h"
 #include "tests/common/modelgen.h"
-
-static double
-now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
 
 static int
 cmp(const void *a, const void *b)
@@ -53,9 +46,9 @@ time_runs(struct dnn_exec *e, unsigned g, unsigned before, const float *in, floa
 		double t0;
 		if (before)
 			dnn_exec_run(e, before, in, out);
-		t0 = now_us();
+		t0 = monotonic_us();
 		dnn_exec_run(e, g, in, out);
-		t[i] = now_us() - t0;
+		t[i] = monotonic_us() - t0;
 	}
 	m = median(t, iters);
 	free(t);

@@ -19,6 +19,7 @@
 #endif
 
 #include "client/gearbox.h"
+#include "common/clock.h"
 #include "common/plot.h"
 #include "client/protocol.h"
 #include "common/dataset.h"
@@ -89,14 +90,6 @@ error_out(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return 1;
-}
-
-static double
-now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -348,7 +341,7 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 	struct gbx_budget b = o->budget;
 	uint32_t session;
 	unsigned long n = o->count ? o->count : 1, met = 0, with_deadline = 0;
-	double *lat = calloc(n, sizeof(double)), start = now_us(), acc_groups = 0;
+	double *lat = calloc(n, sizeof(double)), start = monotonic_us(), acc_groups = 0;
 	int ret = 0;
 
 	if ((o->idx && read_idx(o->idx, &im)) || (o->image && read_image(o->image, &im)) || (o->raw && read_raw(o->raw, &im)))
@@ -365,12 +358,12 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 		size_t k = (o->index + i) % im.count;
 		double t0, t1;
 		if (o->rate > 0) {
-			double due = start + (double)i * 1e6 / o->rate, now = now_us();
+			double due = start + (double)i * 1e6 / o->rate, now = monotonic_us();
 			if (due > now)
 				usleep((useconds_t)(due - now));
 		}
 		if (o->schedule != NULL) {
-			uint64_t want = scheduled_deadline(o->schedule, (now_us() - start) / 1e6, o->budget.deadline_us);
+			uint64_t want = scheduled_deadline(o->schedule, (monotonic_us() - start) / 1e6, o->budget.deadline_us);
 			if (want != b.deadline_us) {
 				b.deadline_us = want;
 				if (gbx_set_budget(c, session, &b) != 0) {
@@ -381,13 +374,13 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 					printf("-- deadline now %llu us\n", (unsigned long long)want);
 			}
 		}
-		t0 = now_us();
+		t0 = monotonic_us();
 		if ((im.pixels ? gbx_infer_pixels(c, session, im.pixels + k * im.size, im.size, r)
 		               : gbx_infer(c, session, im.values, im.size, r)) != 0) {
 			ret = error_out("%s", gbx_last_error(c));
 			break;
 		}
-		t1 = now_us();
+		t1 = monotonic_us();
 		lat[i] = t1 - t0;
 		acc_groups += r->groups;
 		if (b.deadline_us) {
@@ -585,7 +578,7 @@ cmd_watch(struct gbx_conn *c, const struct opts *o)
 	signal(SIGTERM, on_sigint);
 	while (!stop_watch) {
 		struct gbx_result r;
-		double until = now_us() + o->interval * 1e6;
+		double until = monotonic_us() + o->interval * 1e6;
 		if (gbx_call(c, GBX_MSG_STATUS, "{}", &reply) != 0)
 			return error_out("%s", gbx_last_error(c));
 		if (o->json) {
@@ -615,7 +608,7 @@ cmd_watch(struct gbx_conn *c, const struct opts *o)
 		}
 		free(reply);
 		fflush(stdout);
-		while (!stop_watch && now_us() < until) {
+		while (!stop_watch && monotonic_us() < until) {
 			int got = gbx_receive(events, &r);
 			if (got < 0)
 				return error_out("%s", gbx_last_error(events));

@@ -19,6 +19,7 @@
 #include "client/gearbox.h"
 #include "client/protocol.h"
 #include "client/wake_ahead.h"
+#include "common/clock.h"
 #include "common/spin.h"
 
 struct gbx_conn {
@@ -61,15 +62,6 @@ const char *gbx_connect_error(void) { return connect_error; }
 const char *gbx_last_error(const struct gbx_conn *c) { return c->error; }
 const char *gbx_last_event(const struct gbx_conn *c) { return c->event; }
 int gbx_fd(const struct gbx_conn *c) { return c->fd; }
-
-static uint64_t
-monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* A number of microseconds up to `max` from the environment variable
  * `name` (GEARBOX_BUSY_POLL_US, GEARBOX_WAKE_AHEAD_US), so that programs such

@@ -28,6 +28,7 @@
 #include <systemd/sd-event.h>
 
 #include "client/protocol.h"
+#include "common/clock.h"
 #include "daemon/settings.h"
 #include "daemon/log.h"
 #include "daemon/worker.h"
@@ -426,11 +427,8 @@ request_timing(struct client *c, struct json_object *o)
 	struct json_object *v;
 	double sorted[RETURN_SAMPLES];
 	unsigned n;
-	struct timespec ts;
-	uint64_t now;
+	uint64_t now = monotonic_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	if (json_object_object_get_ex(o, "sent_ns", &v)) {
 		uint64_t sent = (uint64_t)json_object_get_int64(v);
 		if (sent > 0 && sent <= now && now - sent < 10000000000ull)

@@ -14,19 +14,12 @@
 
 #include "client/protocol.h"
 #include "common/cause.h"
+#include "common/clock.h"
 #include "common/spin.h"
 #include "daemon/log.h"
 #include "daemon/worker.h"
 
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void
 request_free(struct request *r)
@@ -359,7 +352,7 @@ run_on_point(struct model_host *m, struct request *r, struct pol_session *state,
 		snprintf(r->failed_place, sizeof(r->failed_place), "%s", m->predictor.places[pt->place].name);
 		snprintf(r->fallback, sizeof(r->fallback), "%s", cause ? cause : "device error");
 		free(cause);
-		*choice = choose_point(m, r, state, now_ns());
+		*choice = choose_point(m, r, state, monotonic_ns());
 	}
 }
 
@@ -378,7 +371,7 @@ run_request(struct model_host *m, struct request *r, struct ran_at *ran)
 {
 	const struct gov_energy_source *counter = m->owner->energy_counter;
 	struct gov_reading before = { 0 }, after = { 0 };
-	uint64_t start = now_ns(), end;
+	uint64_t start = monotonic_ns(), end;
 	bool measured = false;
 	struct pol_session *state = session_state(m, r->session);
 	struct pol_choice choice = choose_point(m, r, state, start);
@@ -387,11 +380,11 @@ run_request(struct model_host *m, struct request *r, struct ran_at *ran)
 
 	r->queue_us = (double)(start - r->received_ns) / 1e3;
 	r->khz = apply_frequency(m, r, pt, start);
-	start = now_ns();
+	start = monotonic_ns();
 	if (counter != NULL)
 		measured = gov_energy_read(counter, &before, NULL) == 0;
 	run_on_point(m, r, state, &choice);
-	end = now_ns();
+	end = monotonic_ns();
 	r->done_ns = end;
 	if (r->fallback[0] != '\0')
 		r->khz = apply_frequency(m, r, pt, end);
@@ -527,9 +520,9 @@ wait_for_work(struct model_host *m)
 
 	if (m->spin_ns == 0)
 		m->spin_ns = WORKER_SPIN_START_NS;
-	until = now_ns() + m->spin_ns;
+	until = monotonic_ns() + m->spin_ns;
 	pthread_mutex_unlock(&m->lock);
-	for (unsigned round = 0; now_ns() < until; round++) {
+	for (unsigned round = 0; monotonic_ns() < until; round++) {
 		if (__atomic_load_n(&m->submissions, __ATOMIC_ACQUIRE) != seen)
 			break;
 		spin_relax(round);
@@ -542,13 +535,13 @@ wait_for_work(struct model_host *m)
 	}
 	if (m->nqueued > 0 || m->stop)
 		return;
-	slept_from = now_ns();
+	slept_from = monotonic_ns();
 	while (m->nqueued == 0 && !m->stop) {
 		m->worker_asleep = true;
 		pthread_cond_wait(&m->wake, &m->lock);
 		m->worker_asleep = false;
 	}
-	adapt_spin(m, now_ns() - slept_from);
+	adapt_spin(m, monotonic_ns() - slept_from);
 }
 
 static void *
@@ -609,9 +602,9 @@ measure_point(void *ctx, const struct pol_point *pt, double *us, char **cause)
 	if (engine == NULL || in == NULL || out == NULL) {
 		rc = engine == NULL ? -1 : set_cause(cause, "out of memory");
 	} else {
-		t = now_ns();
+		t = monotonic_ns();
 		rc = dnn_engine_run(engine, pt->groups, in, out, NULL, cause);
-		*us = (double)(now_ns() - t) / 1e3;
+		*us = (double)(monotonic_ns() - t) / 1e3;
 	}
 	free(in);
 	free(out);
@@ -706,11 +699,11 @@ host_open(struct hosts *h, struct model_host *m, const char *path, unsigned thre
 		log_info("%s: calibration from %s/calibration-%s.json", dnn_model_name(m->model), h->cache_dir,
 		         dnn_model_name(m->model));
 	} else {
-		uint64_t t = now_ns();
+		uint64_t t = monotonic_ns();
 		if (calibrate(m, calibration->calibration_runs, calibration->calibration_cache, cause) != 0)
 			return -1;
 		log_info("%s: calibrated %u points in %.1f s", dnn_model_name(m->model), m->predictor.measurements,
-		         (double)(now_ns() - t) / 1e9);
+		         (double)(monotonic_ns() - t) / 1e9);
 	}
 	if ((errno = pthread_create(&m->thread, NULL, worker_main, m)) != 0)
 		return set_cause(cause, "cannot start a worker: %s", strerror(errno));
@@ -835,7 +828,7 @@ host_submit(struct model_host *m, struct request *r)
 		pthread_mutex_unlock(&m->lock);
 		return -EBUSY;
 	}
-	r->received_ns = now_ns();
+	r->received_ns = monotonic_ns();
 	if (r->origin_ns == 0 || r->origin_ns > r->received_ns)
 		r->origin_ns = r->received_ns;
 	if (r->budget.deadline_us) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/cause.h"
+#include "common/clock.h"
 #include "common/hash.h"
 #include "dnn/internal.h"
 
@@ -123,15 +124,6 @@ find_device(unsigned index, cl_platform_id *platform, cl_device_id *device, char
 	}
 	return set_cause(cause, "opencl:%u: no such device (%u OpenCL device%s; see gearbox platform)", index,
 	                 (unsigned)seen, seen == 1 ? "" : "s");
-}
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* The cache file of this source built with these options for this device
@@ -262,7 +254,7 @@ dnn_cl_open(unsigned index, const char *cache_dir, char **cause)
 	const char *fault = getenv("GEARBOX_OPENCL_FAULT_AFTER");
 	cl_device_type type = 0;
 	cl_int err;
-	double t0 = now_ms();
+	double t0 = monotonic_us();
 
 	if (cl == NULL) {
 		set_cause(cause, "out of memory");
@@ -282,7 +274,7 @@ dnn_cl_open(unsigned index, const char *cache_dir, char **cause)
 	}
 	if (load_program(cl, cache_dir, cause) != 0)
 		goto fail;
-	cl->info.build_ms = now_ms() - t0;
+	cl->info.build_ms = (monotonic_us() - t0) / 1e3;
 	if (fault != NULL)
 		cl->fault_after = strtoul(fault, NULL, 10);
 	return cl;

@@ -57,15 +57,6 @@ cli_parse_groups(const char *s, unsigned G, unsigned *first, unsigned *last)
 	return 0;
 }
 
-double
-cli_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
 static int
 compare_double(const void *a, const void *b)
 {

@@ -17,7 +17,6 @@ int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned
 /* "--groups N|all" against a model with G groups: fills [first, last]. */
 int cli_parse_groups(const char *s, unsigned G, unsigned *first, unsigned *last);
 
-double cli_now_us(void);
 
 /* Sort `n` samples and return the q-quantile (0..1), nearest rank. */
 double cli_quantile(double *samples, size_t n, double q);

@@ -14,6 +14,7 @@
 #include "governor/governor.h"
 #include "policies/policy.h"
 #include "tools/gearbox/cli.h"
+#include "common/clock.h"
 #include "common/dataset.h"
 
 /* Options common to the model verbs. */
@@ -364,7 +365,7 @@ model_eval(const struct dnn_model *m, const struct model_opts *o)
 	size_t n, correct[DNN_MAX_GROUPS + 1] = { 0 }, plane = dnn_model_input_size(m);
 	char *cause = NULL, engine[300];
 	bool progress = isatty(STDERR_FILENO) && !o->json;
-	double t0 = cli_now_us();
+	double t0 = monotonic_us();
 	int ret = 1;
 
 	if (o->dataset == NULL) {
@@ -399,7 +400,7 @@ model_eval(const struct dnn_model *m, const struct model_opts *o)
 			correct[g] += argmax(r.output, classes) == ds.labels[i];
 		}
 		if (progress && (i + 1) % 500 == 0) {
-			double el = (cli_now_us() - t0) / 1e6;
+			double el = (monotonic_us() - t0) / 1e6;
 			fprintf(stderr, "\r  %zu/%zu images, %.0f s elapsed, about %.0f s left ", i + 1, n, el,
 			        el / (double)(i + 1) * (double)(n - i - 1));
 		}
@@ -462,10 +463,10 @@ bench_one(struct runner *r, const struct model_opts *o, unsigned g, double *samp
 		if (runner_run(r, g, NULL) != 0)
 			return -1;
 	for (unsigned long i = 0; i < o->iterations; i++) {
-		double t0 = cli_now_us();
+		double t0 = monotonic_us();
 		if (runner_run(r, g, r->cl != NULL ? &t : NULL) != 0)
 			return -1;
-		samples[i] = cli_now_us() - t0;
+		samples[i] = monotonic_us() - t0;
 		sum += samples[i];
 		if (r->cl != NULL) {
 			parts[0][i] = t.upload_us;

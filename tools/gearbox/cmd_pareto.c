@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/plot.h"
 #include "dnn/dnn.h"
 #include "governor/governor.h"
@@ -56,9 +57,9 @@ measure(void *ctx, const struct pol_point *pt, double *us, char **cause)
 
 	if (e == NULL)
 		return -1;
-	t = cli_now_us();
+	t = monotonic_us();
 	ret = dnn_engine_run(e, pt->groups, b->in, b->out, NULL, cause);
-	*us = cli_now_us() - t;
+	*us = monotonic_us() - t;
 	return ret;
 }
 
