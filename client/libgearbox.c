@@ -455,7 +455,6 @@ send_infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes
 	return send_frame(c, GBX_MSG_INFER, *id, head, (size_t)n + 1 /* the NUL */, input, bytes);
 }
 
-
 /* Sleep until the timer fires at `at` (CLOCK_MONOTONIC) or the socket is
  * readable. true: the timer fired (and the socket may not be readable yet). */
 static bool
