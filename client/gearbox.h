@@ -87,7 +87,7 @@ int gbx_set_busy_poll(struct gbx_conn *c, unsigned max_us);
 #define GBX_WAKE_AHEAD_MAX_US 100000u
 int gbx_set_wake_ahead(struct gbx_conn *c, unsigned margin_us);
 
-/* Send one request of `type` (client/protocol.h) with a JSON payload and wait
+/* Send one request of `type` (proto/protocol.h) with a JSON payload and wait
  * for its reply's JSON (malloc'ed, the caller frees). */
 int gbx_call(struct gbx_conn *c, unsigned type, const char *json, char **reply);
 

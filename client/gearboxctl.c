@@ -21,7 +21,7 @@
 #include "client/gearbox.h"
 #include "common/clock.h"
 #include "common/plot.h"
-#include "client/protocol.h"
+#include "proto/protocol.h"
 #include "common/dataset.h"
 
 #define EXIT_USAGE 2

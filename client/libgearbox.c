@@ -1,4 +1,4 @@
-/* libgearbox: the client side of client/protocol.h. */
+/* libgearbox: the client side of proto/protocol.h. */
 #include "config.h"
 
 #include <errno.h>
@@ -17,7 +17,7 @@
 #include <json-c/json.h>
 
 #include "client/gearbox.h"
-#include "client/protocol.h"
+#include "proto/protocol.h"
 #include "client/wake_ahead.h"
 #include "common/clock.h"
 #include "common/spin.h"

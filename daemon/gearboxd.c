@@ -27,7 +27,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
-#include "client/protocol.h"
+#include "proto/protocol.h"
 #include "common/clock.h"
 #include "daemon/settings.h"
 #include "daemon/log.h"

@@ -12,7 +12,7 @@
 
 #include <sys/socket.h>
 
-#include "client/protocol.h"
+#include "proto/protocol.h"
 #include "common/cause.h"
 #include "common/clock.h"
 #include "common/spin.h"
