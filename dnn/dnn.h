@@ -107,6 +107,9 @@ unsigned dnn_pool_threads(const struct dnn_pool *pool);
 /* Run fn(arg, index, count) on every thread of the pool, index 0 on the
  * caller's, and return when all have finished. Not re-entrant. */
 void dnn_pool_run(struct dnn_pool *pool, void (*fn)(void *arg, unsigned index, unsigned count), void *arg);
+/* See dnn_engine_warm and dnn_engine_set_realtime. */
+void dnn_pool_warm(struct dnn_pool *pool, uint64_t until_ns);
+int dnn_pool_set_realtime(struct dnn_pool *pool, int priority);
 
 /* An execution context: the activation and scratch buffers for one inference
  * at a time, sized for the largest plan. Create one per concurrent worker.
@@ -171,6 +174,13 @@ struct dnn_engine *dnn_engine_opencl(const struct dnn_model *model, struct dnn_c
 int dnn_engine_run(struct dnn_engine *engine, unsigned groups, const float *input, float *output,
                    struct dnn_cl_timing *timing, char **cause);
 bool dnn_engine_is_opencl(const struct dnn_engine *engine);
+/* Have the engine's pool threads poll for work until until_ns (monotonic)
+ * instead of sleeping: a caller that knows when its next run comes wakes
+ * them ahead of it, so the run does not wait for sleeping threads. */
+void dnn_engine_warm(struct dnn_engine *engine, uint64_t until_ns);
+/* Run the pool's threads in SCHED_FIFO at priority (0: back to SCHED_OTHER).
+ * The caller's own thread is the caller's business. */
+int dnn_engine_set_realtime(struct dnn_engine *engine, int priority, char **cause);
 void dnn_engine_free(struct dnn_engine *engine);
 
 const char *dnn_kernels_name(enum dnn_kernels kernels);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/cause.h"
 #include "dnn/dnn.h"
@@ -58,6 +59,24 @@ dnn_engine_run(struct dnn_engine *e, unsigned groups, const float *input, float 
 		return dnn_cl_exec_run(e->cl_exec, groups, input, output, timing, cause);
 	if ((ret = dnn_exec_run(e->exec, groups, input, output)) != 0)
 		set_cause(cause, "%u active groups is out of range", groups);
+	return ret;
+}
+
+void
+dnn_engine_warm(struct dnn_engine *e, uint64_t until_ns)
+{
+	if (e->pool != NULL)
+		dnn_pool_warm(e->pool, until_ns);
+}
+
+int
+dnn_engine_set_realtime(struct dnn_engine *e, int priority, char **cause)
+{
+	int ret = e->pool != NULL ? dnn_pool_set_realtime(e->pool, priority) : 0;
+
+	if (ret != 0)
+		set_cause(cause, "cannot move the pool's threads to %s: %s", priority > 0 ? "SCHED_FIFO" : "SCHED_OTHER",
+		          strerror(-ret));
 	return ret;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/cause.h"
+#include "common/clock.h"
 #include "common/spin.h"
 #include "dnn/internal.h"
 
@@ -33,6 +34,7 @@ struct dnn_pool {
 	atomic_ulong generation;
 	atomic_uint remaining;
 	atomic_bool stop;
+	atomic_ullong warm_until;   /* monotonic ns: poll instead of sleeping until then */
 	void (*fn)(void *arg, unsigned index, unsigned count);
 	void *arg;
 };
@@ -42,21 +44,53 @@ struct worker_start {
 	unsigned index;
 };
 
+/* Poll for the next job for SPIN_ROUNDS, or longer while the pool is
+ * warmed (dnn_pool_warm), then sleep. A warm-up wakes the sleepers, which
+ * poll again until it ends. */
 static unsigned long
 wait_generation(struct dnn_pool *pool, unsigned long seen)
 {
 	unsigned long now;
 
-	for (int i = 0; i < SPIN_ROUNDS; i++) {
-		if ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) != seen)
-			return now;
-		spin_relax((unsigned)i);
+	for (;;) {
+		for (unsigned i = 0;; i++) {
+			if ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) != seen)
+				return now;
+			if (i >= SPIN_ROUNDS && i % 64 == 0 && monotonic_ns() >= atomic_load(&pool->warm_until))
+				break;
+			spin_relax(i);
+		}
+		pthread_mutex_lock(&pool->lock);
+		if ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen && !atomic_load(&pool->stop) &&
+		    monotonic_ns() >= atomic_load(&pool->warm_until))
+			pthread_cond_wait(&pool->wake, &pool->lock);
+		pthread_mutex_unlock(&pool->lock);
+		if (now != seen || atomic_load(&pool->stop))
+			return atomic_load_explicit(&pool->generation, memory_order_acquire);
 	}
+}
+
+void
+dnn_pool_warm(struct dnn_pool *pool, uint64_t until_ns)
+{
+	if (pool == NULL || pool->threads == 1)
+		return;
+	atomic_store(&pool->warm_until, until_ns);
 	pthread_mutex_lock(&pool->lock);
-	while ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen && !atomic_load(&pool->stop))
-		pthread_cond_wait(&pool->wake, &pool->lock);
+	pthread_cond_broadcast(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
-	return now;
+}
+
+int
+dnn_pool_set_realtime(struct dnn_pool *pool, int priority)
+{
+	struct sched_param sp = { .sched_priority = priority };
+	int policy = priority > 0 ? SCHED_FIFO : SCHED_OTHER;
+
+	for (unsigned i = 0; pool != NULL && i + 1 < pool->threads; i++)
+		if ((errno = pthread_setschedparam(pool->tids[i], policy, &sp)) != 0)
+			return -errno;
+	return 0;
 }
 
 static void *

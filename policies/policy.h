@@ -143,7 +143,22 @@ struct pol_place {
 	/* Left out of every table: the device failed (lost, out of memory, its
 	 * kernels did not build). Set by the caller at run time. */
 	bool disabled;
+	/* A cluster split into one placement per CPU (gearboxd.conf `split`):
+	 * this placement is CPU `cpu` of cluster `index` alone, named
+	 * "clusterN:cpuM"; policies naming the cluster allow it. */
+	bool single_cpu;
+	unsigned cpu;
+	char cluster[POL_NAME];
 };
+
+/* The placement whose clock p shares: the first placement of the same
+ * cluster (clusters split per CPU keep one frequency), else p itself. */
+unsigned pol_place_domain(const struct pol_place *places, unsigned p);
+/* Replace the CPU placements of the clusters named in `which` ("all", or
+ * names separated by spaces or commas) with one placement per CPU. Returns
+ * the new count (at most max), or 0 with *cause when a name is no cluster. */
+unsigned pol_places_split(struct pol_place *places, unsigned n, unsigned max, const char *which,
+                          const struct gov_platform *p, char **cause);
 
 /* Per-g facts of a model, from the dnn module or written by a test. */
 struct pol_model {
@@ -151,6 +166,7 @@ struct pol_model {
 	unsigned groups;
 	double accuracy[POL_MAX_GROUPS + 1];  /* [g], negative = unknown */
 	double macs[POL_MAX_GROUPS + 1];      /* [g] multiply-accumulates */
+	uint64_t file_hash;      /* FNV-1a of the model file's bytes, 0 = not known */
 };
 
 void pol_model_from_dnn(struct pol_model *m, const struct dnn_model *model);
@@ -198,17 +214,36 @@ struct pol_fit {
 	unsigned long khz;       /* frequency it was measured at, 0 = unknown */
 };
 
+/* What a calibration was measured with besides the model and the
+ * placements: the build and the machine. Part of the cache key, and kept
+ * readable in the cache file so that a refusal can say what differed. */
+struct pol_identity {
+	char version[32];        /* gearbox's version */
+	char flavour[64];        /* the build: "plain", "asan+ubsan" */
+	char kernels[64];        /* CPU kernel family and the ISA it runs: "fast/avx2" */
+	char cpu[128];           /* CPU model ("model name" in /proc/cpuinfo) */
+};
+
+/* This process's identity. */
+void pol_identity_get(struct pol_identity *id);
+
 struct pol_predictor {
 	struct pol_model model;
 	unsigned nplaces;
 	struct pol_place places[POL_MAX_PLACES];
 	struct pol_fit fit[POL_MAX_PLACES][POL_MAX_THREADS + 1];
-	char key[128];           /* model and platform fingerprint for the cache */
+	struct pol_identity identity;
+	char key[128];           /* fingerprint of all the above but the fits, for the cache */
 	unsigned measurements;   /* points measured by the last calibration */
 };
 
+/* The key covers the model (name, per-g MACs, file hash), the placements,
+ * and this process's identity (pol_identity_get). */
 void pol_predictor_init(struct pol_predictor *pr, const struct pol_model *model, const struct pol_place *places,
                         unsigned nplaces);
+/* Take another identity (tests: a calibration from another build or CPU)
+ * and rebuild the key. */
+void pol_predictor_set_identity(struct pol_predictor *pr, const struct pol_identity *id);
 /* Measure the calibration subset (per placement: g=1 and g=G on one thread,
  * g=G on all threads, at the highest allowed frequency; each point the median
  * of `runs` after one warm-up run), fit, and extrapolate
@@ -217,8 +252,14 @@ void pol_predictor_init(struct pol_predictor *pr, const struct pol_model *model,
 int pol_predictor_calibrate(struct pol_predictor *pr, unsigned runs, pol_measure_fn *measure, void *ctx,
                             void (*progress)(void *ctx, const struct pol_point *pt, double us), char **cause);
 /* Load / save the fit (JSON) from a cache folder; load fails (returns -1, no
- * cause) when the file is missing or was made for another model or platform. */
+ * cause) when the file is missing or was made for another model, model file,
+ * platform, CPU, gearbox version, build or kernel ISA. */
 int pol_predictor_load(struct pol_predictor *pr, const char *cache_dir);
+/* pol_predictor_load that says why a file it found was not used: *why (why
+ * may be NULL) is set to a sentence naming the file and what differed ("...
+ * was made by gearbox 0.1.0 asan+ubsan; this is gearbox 0.1.0 plain"), to be
+ * freed; it stays NULL when there was no file (or on success). */
+int pol_predictor_load_why(struct pol_predictor *pr, const char *cache_dir, char **why);
 int pol_predictor_save(const struct pol_predictor *pr, const char *cache_dir, char **cause);
 /* The default cache folder: $GEARBOX_CACHE_DIR, $CACHE_DIRECTORY (systemd),
  * $XDG_CACHE_HOME/gearbox, ~/.cache/gearbox. */
@@ -280,6 +321,9 @@ void pol_votes_floor(const struct pol_votes *votes, uint64_t owner, uint64_t now
 /* The frequency a place must run at now (0: nobody holds it). */
 unsigned long pol_votes_level(const struct pol_votes *votes, unsigned place, uint64_t now_ns);
 
+/* How many points pol_table_build can write at most for this predictor:
+ * every placement, thread count, frequency and g. */
+unsigned pol_table_capacity(const struct pol_predictor *pr);
 /* Every allowed point with its predictions. Returns the count (<= max). */
 unsigned pol_table_build(const struct pol_predictor *pr, const struct pol_params *params,
                          const struct pol_feedback *fb, const struct pol_freq_floor *floor, struct pol_point *points,

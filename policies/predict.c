@@ -106,21 +106,6 @@ pol_places_add_opencl(struct pol_place *places, unsigned n, unsigned max, const 
 	return n;
 }
 
-struct dnn_engine *
-pol_place_engine(const struct pol_place *pl, const struct gov_platform *p, const struct dnn_model *model,
-                 unsigned threads, struct dnn_cl *device, char **cause)
-{
-	hwloc_bitmap_t set;
-	struct dnn_engine *e;
-
-	if (pl->kind == POL_PLACE_OPENCL)
-		return dnn_engine_opencl(model, device, cause);
-	set = gov_cluster_cpuset(&p->clusters[pl->index], 0);
-	e = dnn_engine_cpu(model, threads, set, DNN_KERNELS_FAST, cause);
-	hwloc_bitmap_free(set);
-	return e;
-}
-
 /* ---- the fit ------------------------------------------------------------------ */
 
 /* What the cached fit depends on: the model's per-g work and the

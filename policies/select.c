@@ -82,11 +82,21 @@ word_in(const char *list, const char *word)
 static bool
 place_allowed(const struct pol_place *pl, const char *allowed)
 {
-	if (word_in(allowed, "all") || word_in(allowed, pl->name))
+	if (word_in(allowed, "all") || word_in(allowed, pl->name) || (pl->single_cpu && word_in(allowed, pl->cluster)))
 		return true;
 	if (pl->kind == POL_PLACE_CPU)
 		return word_in(allowed, "cpu");
 	return word_in(allowed, "opencl") || (pl->is_gpu && word_in(allowed, "gpu"));
+}
+
+unsigned
+pol_table_capacity(const struct pol_predictor *pr)
+{
+	unsigned n = 0;
+
+	for (unsigned p = 0; p < pr->nplaces; p++)
+		n += pr->places[p].max_threads * pr->places[p].nfreqs * pr->model.groups;
+	return n;
 }
 
 unsigned

@@ -15,35 +15,23 @@
 #include "dnn/dnn.h"
 #include "governor/governor.h"
 #include "policies/policy.h"
+#include "policies/runtime.h"
 #include "tools/gearbox/cli.h"
-
-#define MAX_POINTS 8192
 
 struct bench {
 	struct dnn_model *model;
 	struct gov_platform *platform;
 	const struct pol_predictor *pr;
-	struct dnn_cl *devices[POL_MAX_PLACES];
-	struct dnn_engine *engines[POL_MAX_PLACES][POL_MAX_THREADS + 1];
+	struct pol_devices *devices;
+	struct pol_runtime *runtime; /* engines per (placement, threads), as gearboxd's */
 	float *in, *out;
 	bool quiet;
 };
 
-/* The engine of a (placement, threads), made on first use: a pool bound to
- * the cluster, or the OpenCL device (kernels from the binary cache). */
 static struct dnn_engine *
 engine_of(struct bench *b, unsigned place, unsigned threads, char **cause)
 {
-	const struct pol_place *pl = &b->pr->places[place];
-	struct dnn_engine **e = &b->engines[place][threads];
-	char cache[512];
-
-	if (*e != NULL)
-		return *e;
-	if (pl->kind == POL_PLACE_OPENCL && b->devices[place] == NULL &&
-	    (b->devices[place] = dnn_cl_open(pl->index, pol_cache_dir(cache, sizeof(cache)), cause)) == NULL)
-		return NULL;
-	return *e = pol_place_engine(pl, b->platform, b->model, threads, b->devices[place], cause);
+	return pol_runtime_engine(b->runtime, b->pr->places, place, threads, cause);
 }
 
 /* One timed run at a point. */
@@ -141,7 +129,7 @@ cmd_pareto(int argc, char **argv)
 	const char *policy_name = "default", *plot = NULL;
 	bool recalibrate = false, validate = false, all = false, json = false;
 	unsigned long runs = 0;
-	static struct pol_point points[MAX_POINTS], front[MAX_POINTS];
+	struct pol_point *points = NULL, *front = NULL;
 	static struct pol_predictor pr;
 	struct bench b = { 0 };
 	struct pol_set set = { 0 };
@@ -186,6 +174,9 @@ cmd_pareto(int argc, char **argv)
 	b.in = calloc(dnn_model_input_size(b.model), sizeof(float));
 	b.out = calloc(dnn_model_output_size(b.model), sizeof(float));
 	b.quiet = json;
+	b.devices = pol_devices_new(pol_cache_dir(cache, sizeof(cache)));
+	if ((b.runtime = pol_runtime_new(b.model, b.platform, b.devices, &cause)) == NULL)
+		goto fail;
 	pol_model_from_dnn(&facts, b.model);
 	nplaces = pol_places_from_platform(places, POL_MAX_PLACES, b.platform);
 	nplaces = pol_places_add_opencl(places, nplaces, POL_MAX_PLACES, b.platform);
@@ -215,7 +206,15 @@ cmd_pareto(int argc, char **argv)
 		fprintf(stderr, "calibration from %s/calibration-%s.json (--recalibrate to measure again)\n", cache,
 		        facts.name);
 	}
-	n = pol_table_build(&pr, &params, NULL, NULL, points, MAX_POINTS);
+	{
+		unsigned cap = pol_table_capacity(&pr);
+		if ((points = calloc(cap ? cap : 1, sizeof(*points))) == NULL ||
+		    (front = calloc(cap ? cap : 1, sizeof(*front))) == NULL) {
+			cause = strdup("out of memory");
+			goto fail;
+		}
+		n = pol_table_build(&pr, &params, NULL, NULL, points, cap);
+	}
 	k = pol_pareto(points, n, front);
 	if (json)
 		printf("{\n  \"model\": \"%s\",\n  \"policy\": \"%s\",\n  \"simulated\": false,\n  \"points\": %u,\n"
@@ -271,11 +270,10 @@ fail:
 		cli_error("%s", cause);
 		free(cause);
 	}
-	for (unsigned p = 0; p < POL_MAX_PLACES; p++) {
-		for (unsigned t = 0; t <= POL_MAX_THREADS; t++)
-			dnn_engine_free(b.engines[p][t]);
-		dnn_cl_close(b.devices[p]);
-	}
+	free(points);
+	free(front);
+	pol_runtime_free(b.runtime);
+	pol_devices_free(b.devices);
 	free(b.in);
 	free(b.out);
 	if (b.platform)

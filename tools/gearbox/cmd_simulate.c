@@ -14,10 +14,9 @@
 
 #include "common/plot.h"
 #include "dnn/dnn.h"
+#include "policies/control.h"
 #include "policies/policy.h"
 #include "tools/gearbox/cli.h"
-
-#define MAX_POINTS 8192
 
 struct sim_ctx {
 	const struct pol_sim *sim;
@@ -122,13 +121,12 @@ cmd_simulate(int argc, char **argv)
 	unsigned long seed = 1;
 	bool json = false;
 	static struct pol_sim sim;
-	static struct pol_predictor pr;
-	static struct pol_point pts[MAX_POINTS];
+	static struct pol_control ctl;
+	struct pol_point *pts = NULL;
 	struct pol_trace trace = { 0 };
 	struct pol_set set = { 0 };
 	struct pol_params params, all_params;
 	struct pol_model facts;
-	struct pol_feedback fb;
 	struct pol_session session = { 0 };
 	struct dnn_model *model = NULL;
 	struct plot_sample *samples = NULL;
@@ -175,14 +173,19 @@ cmd_simulate(int argc, char **argv)
 	}
 	pol_policy_resolve(pol_set_find(&set, policy_name), dnn_model_name(model), &params);
 	pol_model_from_dnn(&facts, model);
-	pol_predictor_init(&pr, &facts, sim.places, sim.nplaces);
+	if (pol_control_init(&ctl, &facts, sim.places, sim.nplaces, &cause) != 0)
+		goto out;
 	struct sim_ctx ctx = { &sim, &facts };
-	if (pol_predictor_calibrate(&pr, 1, sim_measure, &ctx, NULL, &cause) != 0)
+	if (pol_predictor_calibrate(&ctl.predictor, 1, sim_measure, &ctx, NULL, &cause) != 0)
 		goto out;
 
 	/* the whole space, unrestricted, for the dynamic range and the default deadline */
 	pol_params_defaults(&all_params, "all");
-	unsigned nall = pol_table_build(&pr, &all_params, NULL, NULL, pts, MAX_POINTS);
+	if ((pts = calloc(ctl.table_cap ? ctl.table_cap : 1, sizeof(*pts))) == NULL) {
+		cause = strdup("out of memory");
+		goto out;
+	}
+	unsigned nall = pol_table_build(&ctl.predictor, &all_params, NULL, NULL, pts, ctl.table_cap);
 	if (deadline == 0 && energy == 0) {
 		double best = INFINITY;
 		for (unsigned i = 0; i < nall; i++)
@@ -202,23 +205,17 @@ cmd_simulate(int argc, char **argv)
 	struct pol_point last = { 0 };
 	samples = calloc(nreq ? nreq : 1, sizeof(*samples));
 	rng_state = 0x9E3779B97F4A7C15ull ^ seed;
-	pol_feedback_init(&fb);
 	for (unsigned i = 0; i < nreq; i++) {
 		double t = i / rate;
 		struct pol_budget b = { deadline, energy, min_acc };
-		struct pol_choice c;
-		unsigned n = pol_table_build(&pr, &params, &fb, NULL, pts, MAX_POINTS);
-		if (pol_select(pts, n, &params, &b, &session, &c) != 0) {
-			cause = strdup(c.reason);
-			goto out;
-		}
+		/* the same loop as gearboxd's: choose, run (the platform model), learn */
+		struct pol_choice c = pol_control_choose(&ctl, &params, &b, &session, NULL);
 		const struct pol_point *pt = &c.point;
 		double load = pol_trace_load_at(&trace, t, sim.places[pt->place].name);
 		double us = pol_sim_latency(&sim, &facts, pt, load) * noise();
 		double uj = pt->power_w * us;
-		double pred = pol_predict_us(&pr, pt->groups, pt->place, pt->threads, pt->freq);
-		pol_feedback_update(&fb, &params, pt, pred, us, uj, pred * pt->power_w);
-		pol_session_record(&session, &params, pt, us, deadline);
+		struct pol_outcome ran = { .latency_us = us, .sensor_uj = uj, .end_to_end_us = us, .deadline_us = deadline };
+		pol_control_learn(&ctl, &params, pt, &ran, &session);
 		bool ok = deadline == 0 || us <= deadline, eok = energy == 0 || uj <= energy;
 		met += ok, energy_met += eok, infeasible += !c.feasible;
 		acc_sum += pt->accuracy;
@@ -263,6 +260,8 @@ out:
 		free(cause);
 	}
 	free(samples);
+	free(pts);
+	pol_control_free(&ctl);
 	pol_trace_free(&trace);
 	pol_set_clear(&set);
 	dnn_model_free(model);

@@ -1,0 +1,145 @@
+/* The control loop of one model: choose, learn. See control.h. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cause.h"
+#include "policies/control.h"
+
+int
+pol_control_init(struct pol_control *c, const struct pol_model *model, const struct pol_place *places,
+                 unsigned nplaces, char **cause)
+{
+	memset(c, 0, sizeof(*c));
+	pol_predictor_init(&c->predictor, model, places, nplaces);
+	pol_feedback_init(&c->feedback);
+	c->table_cap = pol_table_capacity(&c->predictor);
+	if ((c->table = calloc(c->table_cap ? c->table_cap : 1, sizeof(*c->table))) == NULL)
+		return set_cause(cause, "out of memory for %u operating points", c->table_cap);
+	return 0;
+}
+
+void
+pol_control_free(struct pol_control *c)
+{
+	free(c->table);
+	c->table = NULL;
+}
+
+void
+pol_control_recalibrated(struct pol_control *c, const struct pol_predictor *calibrated)
+{
+	c->predictor = *calibrated;
+	pol_feedback_init(&c->feedback);
+	memset(c->cold_samples, 0, sizeof(c->cold_samples));
+}
+
+/* The factor a point's calibrated latency is scaled by: the warm feedback,
+ * or for a cold start what cold starts measured (the warm factor until
+ * one has been seen). */
+static double
+factor_of(const struct pol_control *c, unsigned place, unsigned threads, bool cold)
+{
+	if (cold && c->cold_samples[place][threads] > 0)
+		return c->cold_factor[place][threads];
+	return c->feedback.factor[place][threads];
+}
+
+double
+pol_control_predict_us(const struct pol_control *c, const struct pol_point *pt, bool cold)
+{
+	return pol_predict_us(&c->predictor, pt->groups, pt->place, pt->threads, pt->freq) *
+	       factor_of(c, pt->place, pt->threads, cold);
+}
+
+/* Cold starts and waiting on top of what pol_table_build predicted. */
+static void
+apply_context(struct pol_control *c, unsigned n, const struct pol_context *ctx)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct pol_point *pt = &c->table[i];
+		double warm = pt->latency_us;
+		if (ctx->cold[pt->place]) {
+			pt->latency_us = pol_control_predict_us(c, pt, true);
+			if (warm > 0)
+				pt->energy_uj *= pt->latency_us / warm;
+		}
+		pt->latency_us += ctx->wait_us[pt->place];
+	}
+}
+
+/* The policy allows nothing here: all groups, first placement, one thread,
+ * its highest frequency, and say so. */
+static struct pol_choice
+fallback_choice(const struct pol_control *c, struct pol_choice choice)
+{
+	const struct pol_predictor *pr = &c->predictor;
+	const struct pol_place *first = &pr->places[0];
+	struct pol_point *pt = &choice.point;
+
+	*pt = (struct pol_point){ .groups = pr->model.groups, .threads = 1, .freq = first->nfreqs - 1 };
+	pt->khz = first->freqs_khz[pt->freq];
+	pt->power_w = first->busy_w[pt->freq];
+	pt->accuracy = pr->model.accuracy[pt->groups];
+	pt->latency_us = pol_control_predict_us(c, pt, false);
+	pt->energy_uj = pt->power_w * pt->latency_us;
+	choice.feasible = false;
+	return choice;
+}
+
+struct pol_choice
+pol_control_choose(struct pol_control *c, const struct pol_params *params, const struct pol_budget *budget,
+                   const struct pol_session *session, const struct pol_context *ctx)
+{
+	struct pol_choice choice;
+	unsigned n = pol_table_build(&c->predictor, params, &c->feedback, ctx ? ctx->floor : NULL, c->table,
+	                             c->table_cap);
+
+	if (ctx != NULL)
+		apply_context(c, n, ctx);
+	if (pol_select(c->table, n, params, budget, session, &choice) != 0)
+		return fallback_choice(c, choice);
+	/* The reply reports the inference's own prediction, without the wait. */
+	if (ctx != NULL)
+		choice.point.latency_us -= ctx->wait_us[choice.point.place];
+	return choice;
+}
+
+/* Cold starts keep their own average; the first few replace the warm
+ * factor they started from faster. */
+static void
+learn_cold(struct pol_control *c, const struct pol_params *params, const struct pol_point *pt, double ratio)
+{
+	unsigned p = pt->place, t = pt->threads, *seen = &c->cold_samples[p][t];
+	double alpha = 2.0 / ((params->window ? params->window : 1) + 1.0);
+
+	if (*seen < params->window)
+		alpha = fmax(alpha, 1.0 / (*seen + 1.0));
+	if (*seen == 0)
+		c->cold_factor[p][t] = ratio;
+	else
+		c->cold_factor[p][t] += alpha * (ratio - c->cold_factor[p][t]);
+	(*seen)++;
+}
+
+void
+pol_control_learn(struct pol_control *c, const struct pol_params *params, const struct pol_point *pt,
+                  const struct pol_outcome *outcome, struct pol_session *session)
+{
+	double pred_us = pol_predict_us(&c->predictor, pt->groups, pt->place, pt->threads, pt->freq);
+
+	if (pt->place < POL_MAX_PLACES && pt->threads <= POL_MAX_THREADS && pred_us > 0 && outcome->latency_us >= 0) {
+		if (outcome->cold) {
+			double lo = 1.0 / params->max_slowdown, hi = params->max_slowdown;
+			learn_cold(c, params, pt, fmin(fmax(outcome->latency_us / pred_us, lo), hi));
+		} else {
+			pol_feedback_update(&c->feedback, params, pt, pred_us, outcome->latency_us, outcome->sensor_uj,
+			                    pred_us * pt->power_w);
+		}
+	}
+	if (session != NULL)
+		pol_session_record(session, params, pt, outcome->end_to_end_us, outcome->deadline_us);
+}
