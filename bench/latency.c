@@ -302,26 +302,44 @@ inputs_load(struct bench *b)
 	return 0;
 }
 
+/* The CPUs of a placement as the daemon binds them (pol_place_engine): a
+ * cluster ("cluster0") means all of its CPUs, one CPU of it
+ * ("cluster0:cpu1") that CPU alone. NULL when it is not a CPU placement. */
+static hwloc_bitmap_t
+placement_cpuset(struct gov_platform *p, const char *placement)
+{
+	char cluster[64];
+	const char *one = strstr(placement, ":cpu");
+	struct gov_cluster *c;
+	hwloc_bitmap_t set;
+
+	snprintf(cluster, sizeof(cluster), "%.*s", one ? (int)(one - placement) : (int)strlen(placement), placement);
+	if ((c = gov_find_cluster(p, cluster)) == NULL)
+		return NULL;
+	if (one == NULL)
+		return gov_cluster_cpuset(c, 0);
+	set = hwloc_bitmap_alloc();
+	hwloc_bitmap_only(set, (unsigned)atoi(one + 4));
+	return set;
+}
+
 /* The engine the daemon runs: DNN_KERNELS_FAST on `threads` threads bound to
- * every CPU of the cluster it placed the request on (as the daemon's
- * pol_place_engine does). The governor names the cluster; dnn/ only gets
- * its cpuset. */
+ * the CPUs it placed the request on. The governor names the CPUs; dnn/
+ * only gets a cpuset. */
 static int
 engine_open(struct bench *b)
 {
 	char *cause = NULL;
 	struct gov_platform *p = gov_platform_discover(NULL, &cause);
-	struct gov_cluster *c = p ? gov_find_cluster(p, b->placement) : NULL;
-	hwloc_bitmap_t cpus;
+	hwloc_bitmap_t cpus = p ? placement_cpuset(p, b->placement) : NULL;
 
-	if (c == NULL) {
+	if (cpus == NULL) {
 		fprintf(stderr, "bench/latency: %s\n",
 		        p ? "the daemon did not run on a CPU cluster (pin placements = cpu in the policy)" : cause);
 		free(cause);
 		gov_platform_free(p);
 		return -1;
 	}
-	cpus = gov_cluster_cpuset(c, 0);
 	b->engine = dnn_engine_cpu(b->model, b->threads, cpus, DNN_KERNELS_FAST, &cause);
 	hwloc_bitmap_free(cpus);
 	gov_platform_free(p);
