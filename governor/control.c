@@ -5,7 +5,9 @@
  * puts them back and removes the file. A process that dies without restoring
  * leaves the file behind with its pid; the next start finds the owner gone and
  * restores (gov_recover_stale). A change that fails half-way is rolled back, so
- * an error never leaves partial state. */
+ * an error never leaves partial state. Single attributes (the per-CPU PM QoS
+ * resume latency of governor/latency.c) are saved here too, as "attribute"
+ * entries with the path and the value to write back. */
 #include "config.h"
 
 #include <errno.h>
@@ -24,8 +26,8 @@
 
 #define STATE_FILE "state.json"
 
-static int
-path_error(char **cause, const char *path, int err)
+int
+gov_path_error(char **cause, const char *path, int err)
 {
 	return set_cause(cause, "%s: %s (%s)", path, strerror(-err), strerrorname_np(-err) ? strerrorname_np(-err) : "?");
 }
@@ -95,22 +97,22 @@ write_state(const struct gov_platform *p, struct json_object *st, char **cause)
 	int fd, err;
 
 	if ((err = mkdir_p(p->state_dir)) != 0)
-		return path_error(cause, p->state_dir, err);
+		return gov_path_error(cause, p->state_dir, err);
 	state_path(p, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
-		return path_error(cause, tmp, -errno);
+		return gov_path_error(cause, tmp, -errno);
 	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text) || fsync(fd) != 0) {
 		err = -errno;
 		close(fd);
 		unlink(tmp);
-		return path_error(cause, tmp, err);
+		return gov_path_error(cause, tmp, err);
 	}
 	close(fd);
 	if (rename(tmp, path) != 0) {
 		err = -errno;
 		unlink(tmp);
-		return path_error(cause, path, err);
+		return gov_path_error(cause, path, err);
 	}
 	return 0;
 }
@@ -138,17 +140,17 @@ ensure_saved(struct gov_platform *p, const char *kind, const char *dir, char **c
 	snprintf(path, sizeof(path), "%s/%s", dir, cpufreq ? "scaling_governor" : "governor");
 	if ((ret = sysfs_read_token(path, gov, sizeof(gov))) != 0) {
 		json_object_put(st);
-		return path_error(cause, path, ret);
+		return gov_path_error(cause, path, ret);
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, cpufreq ? "scaling_min_freq" : "min_freq");
 	if ((ret = sysfs_read_ulong(path, &lo)) != 0) {
 		json_object_put(st);
-		return path_error(cause, path, ret);
+		return gov_path_error(cause, path, ret);
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, cpufreq ? "scaling_max_freq" : "max_freq");
 	if ((ret = sysfs_read_ulong(path, &hi)) != 0) {
 		json_object_put(st);
-		return path_error(cause, path, ret);
+		return gov_path_error(cause, path, ret);
 	}
 	e = json_object_new_object();
 	json_object_object_add(e, "kind", json_object_new_string(kind));
@@ -177,9 +179,9 @@ write_limits(const char *min_path, const char *max_path, unsigned long lo, unsig
 	sysfs_read_ulong(max_path, &old_max);
 	max_first = hi >= old_min;
 	if ((ret = sysfs_write_ulong(max_first ? max_path : min_path, max_first ? hi : lo)) != 0)
-		return path_error(cause, max_first ? max_path : min_path, ret);
+		return gov_path_error(cause, max_first ? max_path : min_path, ret);
 	if ((ret = sysfs_write_ulong(max_first ? min_path : max_path, max_first ? lo : hi)) != 0) {
-		path_error(cause, max_first ? min_path : max_path, ret);
+		gov_path_error(cause, max_first ? min_path : max_path, ret);
 		sysfs_write_ulong(max_first ? max_path : min_path, max_first ? old_max : old_min);
 		return -1;
 	}
@@ -203,9 +205,9 @@ apply_domain(const char *dir, bool cpufreq, bool userspace, unsigned long freq, 
 		return write_limits(min_path, max_path, freq, freq, cause);
 	sysfs_read_token(gov_path, old_gov, sizeof(old_gov));
 	if (strcmp(old_gov, "userspace") != 0 && (ret = sysfs_write(gov_path, "userspace")) != 0)
-		return path_error(cause, gov_path, ret);
+		return gov_path_error(cause, gov_path, ret);
 	if ((ret = sysfs_write_ulong(speed_path, freq)) != 0) {
-		path_error(cause, speed_path, ret);
+		gov_path_error(cause, speed_path, ret);
 		if (old_gov[0] != '\0' && strcmp(old_gov, "userspace") != 0)
 			sysfs_write(gov_path, old_gov);
 		return -1;
@@ -268,7 +270,8 @@ gov_set_cluster_freq(struct gov_platform *p, struct gov_cluster *c, unsigned lon
 				policy_dir(c->policies[j], done, sizeof(done));
 				for (size_t k = 0; k < json_object_array_length(entries); k++) {
 					struct json_object *e = json_object_array_get_idx(entries, k);
-					if (strcmp(json_object_get_string(json_object_object_get(e, "dir")), done) == 0)
+					const char *d = json_object_get_string(json_object_object_get(e, "dir"));
+					if (d != NULL && strcmp(d, done) == 0)
 						restore_entry(e, NULL);
 				}
 			}
@@ -308,6 +311,20 @@ gov_set_gpu_freq(struct gov_platform *p, struct gov_gpu *g, unsigned long hz, ch
 }
 
 static int
+restore_attribute(struct json_object *e, char **cause)
+{
+	const char *path = json_object_get_string(json_object_object_get(e, "path"));
+	const char *value = json_object_get_string(json_object_object_get(e, "value"));
+	int ret;
+
+	if (path == NULL || value == NULL)
+		return set_cause(cause, "saved state attribute lacks path or value");
+	if ((ret = sysfs_write(path, value)) != 0)
+		return gov_path_error(cause, path, ret);
+	return 0;
+}
+
+static int
 restore_entry(struct json_object *e, char **cause)
 {
 	const char *kind = json_object_get_string(json_object_object_get(e, "kind"));
@@ -319,13 +336,15 @@ restore_entry(struct json_object *e, char **cause)
 	char gov_path[GOV_PATH + 32], min_path[GOV_PATH + 32], max_path[GOV_PATH + 32];
 	int ret;
 
+	if (kind != NULL && strcmp(kind, "attribute") == 0)
+		return restore_attribute(e, cause);
 	if (dir == NULL || gov == NULL || kind == NULL)
 		return set_cause(cause, "saved state entry lacks kind, dir or governor");
 	snprintf(gov_path, sizeof(gov_path), "%s/%s", dir, cpufreq ? "scaling_governor" : "governor");
 	snprintf(min_path, sizeof(min_path), "%s/%s", dir, cpufreq ? "scaling_min_freq" : "min_freq");
 	snprintf(max_path, sizeof(max_path), "%s/%s", dir, cpufreq ? "scaling_max_freq" : "max_freq");
 	if ((ret = sysfs_write(gov_path, gov)) != 0)
-		return path_error(cause, gov_path, ret);
+		return gov_path_error(cause, gov_path, ret);
 	return write_limits(min_path, max_path, lo, hi, cause);
 }
 
@@ -358,8 +377,77 @@ gov_restore(struct gov_platform *p, char **cause)
 	}
 	state_path(p, path, sizeof(path));
 	if (unlink(path) != 0 && errno != ENOENT)
-		return path_error(cause, path, -errno);
+		return gov_path_error(cause, path, -errno);
 	return 0;
+}
+
+/* The index of the "attribute" entry for path, or -1. */
+static int
+find_attribute(struct json_object *entries, const char *path)
+{
+	for (size_t i = 0; i < json_object_array_length(entries); i++) {
+		struct json_object *e = json_object_array_get_idx(entries, i);
+		const char *kind = json_object_get_string(json_object_object_get(e, "kind"));
+		const char *p = json_object_get_string(json_object_object_get(e, "path"));
+		if (kind != NULL && strcmp(kind, "attribute") == 0 && p != NULL && strcmp(p, path) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+int
+gov_state_save_attribute(struct gov_platform *p, const char *path, const char *value, char *original, size_t len,
+                         char **cause)
+{
+	struct json_object *st = load_state(p, cause), *entries, *e;
+	int i, ret = 0;
+
+	if (st == NULL)
+		return -1;
+	entries = json_object_object_get(st, "entries");
+	if ((i = find_attribute(entries, path)) >= 0) {
+		/* Left by a crash not yet recovered: that value is the original. */
+		e = json_object_array_get_idx(entries, (size_t)i);
+		value = json_object_get_string(json_object_object_get(e, "value"));
+		snprintf(original, len, "%s", value != NULL ? value : "");
+		json_object_put(st);
+		return 0;
+	}
+	e = json_object_new_object();
+	json_object_object_add(e, "kind", json_object_new_string("attribute"));
+	json_object_object_add(e, "path", json_object_new_string(path));
+	json_object_object_add(e, "value", json_object_new_string(value));
+	json_object_array_add(entries, e);
+	if ((ret = write_state(p, st, cause)) != 0)
+		prefix_cause(cause, "cannot save the state to restore later, so nothing was changed");
+	else
+		snprintf(original, len, "%s", value);
+	json_object_put(st);
+	return ret == 0 ? 1 : -1;
+}
+
+int
+gov_state_forget_attribute(struct gov_platform *p, const char *path, char **cause)
+{
+	struct json_object *st, *entries;
+	char file[GOV_PATH];
+	int i, ret = 0;
+
+	if (!gov_has_saved_state(p))
+		return 0;
+	if ((st = load_state(p, cause)) == NULL)
+		return -1;
+	entries = json_object_object_get(st, "entries");
+	if ((i = find_attribute(entries, path)) >= 0) {
+		json_object_array_del_idx(entries, (size_t)i, 1);
+		state_path(p, file, sizeof(file));
+		if (json_object_array_length(entries) > 0)
+			ret = write_state(p, st, cause);
+		else if (unlink(file) != 0 && errno != ENOENT)
+			ret = gov_path_error(cause, file, -errno);
+	}
+	json_object_put(st);
+	return ret;
 }
 
 void

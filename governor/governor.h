@@ -194,4 +194,98 @@ void gov_set_state_owner(struct gov_platform *p, int pid);
  * restore it. *recovered tells whether it did. */
 int gov_recover_stale(struct gov_platform *p, bool *recovered, char **cause);
 
+/* ---- latency: PM QoS and the real-time class -----------------------------
+ * Deep CPU idle states take hundreds of microseconds to leave, and an
+ * inference thread that sleeps between layers or requests pays that on every
+ * wake-up; a PM QoS CPU-latency request keeps the idle governor (menu, teo)
+ * out of states slower to leave than the limit.
+ *
+ * Two kernel interfaces (Documentation/power/pm_qos_interface.rst):
+ *   - GOV_PM_QOS_RESUME_LATENCY: per CPU, sysfs
+ *     devices/system/cpu/cpuN/power/pm_qos_resume_latency_us. Only the CPUs
+ *     that run inference lose their idle states. The attribute reads "0" for
+ *     no limit and "n/a" for a 0 us limit, so a request of 0 us is written as
+ *     "n/a". Its value outlives the process: the old value of each CPU is
+ *     recorded in the platform's saved state before the first write, so that
+ *     gov_restore / gov_recover_stale put it back after a crash, and a release
+ *     writes it back and drops it from the saved state.
+ *   - GOV_PM_QOS_DMA_LATENCY: /dev/cpu_dma_latency, process-wide (all CPUs):
+ *     the limit is written as a binary int32 and holds while the file is open,
+ *     so the kernel drops it when the process dies.
+ *   - GOV_PM_QOS_AUTO: per-CPU resume latency when the attribute exists and is
+ *     writable for every CPU asked for, else the device, else nothing is held
+ *     and the error says why for both.
+ * One gov_pm_qos per CPU: two objects holding the same CPU would each restore
+ * it on release. */
+enum gov_pm_qos_mode {
+	GOV_PM_QOS_AUTO,
+	GOV_PM_QOS_DMA_LATENCY,
+	GOV_PM_QOS_RESUME_LATENCY,
+	GOV_PM_QOS_OFF,               /* acquire holds nothing (and succeeds) */
+};
+
+struct gov_pm_qos_config {
+	enum gov_pm_qos_mode mode;
+	const char *dma_latency_path; /* NULL: /dev/cpu_dma_latency */
+	const char *sysfs_root;       /* NULL: "/sys" */
+	/* Whose saved state (state_dir, owner pid) records the old per-CPU values
+	 * for crash recovery; NULL: not recorded (the caller restores itself). */
+	struct gov_platform *platform;
+};
+
+struct gov_pm_qos; /* opaque */
+
+/* cfg NULL: AUTO with the default paths. NULL with *cause on a bad mode. */
+struct gov_pm_qos *gov_pm_qos_new(const struct gov_pm_qos_config *cfg, char **cause);
+/* Hold a resume latency of at most latency_us on `cpus` (the device ignores
+ * cpus: it covers them all). Calling again adjusts: CPUs no longer given get
+ * their old value back, and with AUTO the mechanism may change. Returns 0, or
+ * a negative errno with *cause naming the file; after an error nothing is held. */
+int gov_pm_qos_acquire(struct gov_pm_qos *q, hwloc_const_cpuset_t cpus, unsigned latency_us, char **cause);
+void gov_pm_qos_release(struct gov_pm_qos *q); /* idempotent */
+bool gov_pm_qos_held(const struct gov_pm_qos *q);
+/* What is held now: GOV_PM_QOS_RESUME_LATENCY, GOV_PM_QOS_DMA_LATENCY, or
+ * GOV_PM_QOS_OFF for nothing. */
+enum gov_pm_qos_mode gov_pm_qos_mechanism(const struct gov_pm_qos *q);
+void gov_pm_qos_free(struct gov_pm_qos *q);     /* releases; NULL is fine */
+
+/* Real time. gov_realtime_enter puts the calling thread (not the process) in
+ * SCHED_FIFO at `priority` with SCHED_RESET_ON_FORK, so children start as
+ * SCHED_OTHER, and unblocks SIGXCPU in it (see the bound below). Permission
+ * needs CAP_SYS_NICE (systemd: AmbientCapabilities=CAP_SYS_NICE) or
+ * RLIMIT_RTPRIO >= priority (systemd: LimitRTPRIO=); with RT group scheduling
+ * the cgroup also needs cpu.rt_runtime_us > 0. Returns 0 or a negative errno
+ * with *cause (EPERM says what to grant, EINVAL gives the valid range).
+ * gov_realtime_leave puts the calling thread back in SCHED_OTHER (0 or
+ * -errno). gov_realtime_possible says whether enter would be permitted, from
+ * the capability and RLIMIT_RTPRIO, changing nothing (a cgroup without RT
+ * runtime can still refuse).
+ *
+ * The bound. A SCHED_FIFO thread that never blocks starves every SCHED_OTHER
+ * thread on its CPU. Two limits stop a runaway:
+ *   - RLIMIT_RTTIME caps the CPU time an RT thread may use without blocking
+ *     (a blocking system call resets its count). gov_realtime_bound sets it
+ *     process-wide: soft = rttime_us, hard = 2 x rttime_us. At the soft limit
+ *     the kernel sends SIGXCPU to the thread that ran over, and raises the soft
+ *     limit by a second; at the hard limit it kills the process with SIGKILL.
+ *   - The SIGXCPU handler installed by gov_realtime_bound demotes the thread
+ *     it runs in (the one that ran over, as the kernel delivers it there while
+ *     that thread does not block SIGXCPU) to SCHED_OTHER, counts the demotion
+ *     (gov_realtime_demotions), and sets the soft limit back to rttime_us so
+ *     that the next runaway is demoted too rather than killed. It calls only
+ *     sched_getscheduler, sched_setscheduler and setrlimit, which are bare
+ *     system calls, and atomics.
+ *   - Independently, the kernel's RT throttling leaves SCHED_OTHER
+ *     (period - runtime) of every sched_rt_period_us: by default
+ *     /proc/sys/kernel/sched_rt_runtime_us = 950000 of 1000000, 50 ms a
+ *     second; -1 turns that off, and then only RLIMIT_RTTIME is left.
+ * A demoted thread stays SCHED_OTHER until it enters again. Returns 0 or a
+ * negative errno with *cause (EPERM: the hard limit is below 2 x rttime_us
+ * and raising it needs CAP_SYS_RESOURCE or systemd's LimitRTTIME=). */
+int gov_realtime_enter(int priority, char **cause);
+int gov_realtime_leave(void);
+bool gov_realtime_possible(int priority);
+int gov_realtime_bound(unsigned long rttime_us, char **cause);
+unsigned long gov_realtime_demotions(void);
+
 #endif

@@ -25,6 +25,19 @@ unsigned parse_ulongs(const char *text, unsigned long *out, unsigned max);
 /* Ascending order (drivers list frequency tables either way). */
 void sort_ulongs(unsigned long *v, unsigned n);
 
+/* "path: Message (ENAME)" for a negative errno; returns -1. */
+int gov_path_error(char **cause, const char *path, int err);
+
+/* Saved state for one attribute (governor/control.c): record that `path`
+ * held `value` before a change, unless recorded already; `original` receives
+ * the recorded value (an earlier record wins: it was taken before any change).
+ * Returns 1 when it made the record, 0 when there was one, -1 with *cause.
+ * forget drops the record (and the state file when it was the last entry):
+ * 0, or -1 with *cause. */
+int gov_state_save_attribute(struct gov_platform *p, const char *path, const char *value, char *original, size_t len,
+                             char **cause);
+int gov_state_forget_attribute(struct gov_platform *p, const char *path, char **cause);
+
 int gov_discover_energy(struct gov_platform *p);
 void gov_discover_models(struct gov_platform *p);
 void gov_discover_opencl(struct gov_platform *p);
