@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -26,10 +27,32 @@
 #include "governor/governor.h"
 #include "policies/policy.h"
 
+/* FNV-1a of a file's bytes; 0 when it cannot be read. */
+static uint64_t
+hash_file(const char *path)
+{
+	unsigned char buf[16384];
+	uint64_t h = FNV1A_INIT;
+	size_t n;
+	FILE *f;
+
+	if (path == NULL || (f = fopen(path, "rb")) == NULL)
+		return 0;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		h = fnv1a(h, buf, n);
+	if (ferror(f))
+		h = 0;
+	fclose(f);
+	return h;
+}
+
 void
 pol_model_from_dnn(struct pol_model *m, const struct dnn_model *model)
 {
 	memset(m, 0, sizeof(*m));
+	/* the weights are part of the timing key: another file of the same
+	 * name and shape (retrained, re-exported) is calibrated afresh */
+	m->file_hash = hash_file(dnn_model_path(model));
 	snprintf(m->name, sizeof(m->name), "%s", dnn_model_name(model));
 	m->groups = dnn_model_groups(model);
 	if (m->groups > POL_MAX_GROUPS)
@@ -106,15 +129,108 @@ pol_places_add_opencl(struct pol_place *places, unsigned n, unsigned max, const 
 	return n;
 }
 
+/* ---- what a calibration was measured with ------------------------------------------- */
+
+#ifndef GEARBOX_BUILD_FLAVOUR
+#define GEARBOX_BUILD_FLAVOUR "unknown"
+#endif
+
+/* The instruction set the direct convolution of the fast kernels picks at run
+ * time. dnn/ does not export its choice (dnn_direct_isa is internal), so this
+ * repeats the rule of dnn/kernels_direct.c: the best of AVX-512 (F, DQ, VL),
+ * AVX2 with FMA, generic C on x86-64 GCC builds; NEON on AArch64. */
+static const char *
+kernel_isa(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+	    __builtin_cpu_supports("avx512vl"))
+		return "avx512";
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return "avx2";
+	return "generic";
+#elif defined(__aarch64__)
+	return "neon";
+#else
+	return "generic";
+#endif
+}
+
+/* The CPU model: /proc/cpuinfo's "model name" (x86, some Arm kernels), and on
+ * Arm the distinct "CPU implementer:CPU part" pairs, which tell a Cortex-A15
+ * from an A7 where "model name" says "ARMv7 Processor rev 3 (v7l)" for both. */
+static void
+cpu_model(char *buf, size_t size)
+{
+	char line[512], name[128] = "", parts[128] = "", impl[32] = "";
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (f == NULL) {
+		snprintf(buf, size, "unknown");
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *colon = strchr(line, ':'), *key_end, *v;
+		size_t klen;
+
+		if (colon == NULL)
+			continue;
+		for (key_end = colon; key_end > line && (key_end[-1] == ' ' || key_end[-1] == '\t'); key_end--)
+			;
+		klen = (size_t)(key_end - line);
+		v = colon + 1 + strspn(colon + 1, " \t");
+		v[strcspn(v, "\n")] = '\0';
+		if (klen == 10 && strncmp(line, "model name", 10) == 0 && name[0] == '\0') {
+			snprintf(name, sizeof(name), "%s", v);
+		} else if (klen == 15 && strncmp(line, "CPU implementer", 15) == 0) {
+			snprintf(impl, sizeof(impl), "%s", v);
+		} else if (klen == 8 && strncmp(line, "CPU part", 8) == 0) {
+			char pair[80];
+			size_t used = strlen(parts);
+			snprintf(pair, sizeof(pair), "%s:%s", impl, v);
+			if (strstr(parts, pair) == NULL && used + strlen(pair) + 2 < sizeof(parts))
+				snprintf(parts + used, sizeof(parts) - used, "%s%s", used ? "," : "", pair);
+		}
+	}
+	fclose(f);
+	if (name[0] && parts[0])
+		snprintf(buf, size, "%s (parts %s)", name, parts);
+	else if (parts[0])
+		snprintf(buf, size, "Arm parts %s", parts);
+	else
+		snprintf(buf, size, "%s", name[0] ? name : "unknown");
+}
+
+void
+pol_identity_get(struct pol_identity *id)
+{
+	memset(id, 0, sizeof(*id));
+	snprintf(id->version, sizeof(id->version), "%s", PACKAGE_VERSION);
+	snprintf(id->flavour, sizeof(id->flavour), "%s", GEARBOX_BUILD_FLAVOUR);
+	/* what CPU placements run (pol_place_engine): the fast kernels */
+	snprintf(id->kernels, sizeof(id->kernels), "%s/%s", dnn_kernels_name(DNN_KERNELS_FAST), kernel_isa());
+	cpu_model(id->cpu, sizeof(id->cpu));
+}
+
 /* ---- the fit ------------------------------------------------------------------ */
 
-/* What the cached fit depends on: the model's per-g work and the
- * placements' CPUs, capacities and frequency tables. */
+/* What the cached fit depends on: the build and the machine (identity), the
+ * model's file and per-g work, and the placements' CPUs, capacities and
+ * frequency tables. */
 static void
 make_key(struct pol_predictor *pr)
 {
+	const struct pol_identity *id = &pr->identity;
 	uint64_t h = FNV1A_INIT;
 
+	/* each string with its terminating NUL, so that fields cannot run into
+	 * each other */
+	h = fnv1a(h, id->version, strlen(id->version) + 1);
+	h = fnv1a(h, id->flavour, strlen(id->flavour) + 1);
+	h = fnv1a(h, id->kernels, strlen(id->kernels) + 1);
+	h = fnv1a(h, id->cpu, strlen(id->cpu) + 1);
+	h = fnv1a(h, &pr->model.file_hash, sizeof(pr->model.file_hash));
 	h = fnv1a(h, pr->model.name, strlen(pr->model.name));
 	h = fnv1a(h, &pr->model.groups, sizeof(pr->model.groups));
 	h = fnv1a(h, pr->model.macs, sizeof(pr->model.macs));
@@ -157,7 +273,15 @@ pol_predictor_init(struct pol_predictor *pr, const struct pol_model *model, cons
 	pr->model = *model;
 	pr->nplaces = nplaces < POL_MAX_PLACES ? nplaces : POL_MAX_PLACES;
 	memcpy(pr->places, places, pr->nplaces * sizeof(*places));
+	pol_identity_get(&pr->identity);
 	guess_fits(pr);
+	make_key(pr);
+}
+
+void
+pol_predictor_set_identity(struct pol_predictor *pr, const struct pol_identity *id)
+{
+	pr->identity = *id;
 	make_key(pr);
 }
 
@@ -294,6 +418,16 @@ pol_predictor_save(const struct pol_predictor *pr, const char *cache_dir, char *
 
 	json_object_object_add(root, "key", json_object_new_string(pr->key));
 	json_object_object_add(root, "model", json_object_new_string(pr->model.name));
+	/* the readable parts of the key, for saying why a file is not used */
+	{
+		char hex[20];
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)pr->model.file_hash);
+		json_object_object_add(root, "model_file_fnv1a", json_object_new_string(hex));
+	}
+	json_object_object_add(root, "gearbox_version", json_object_new_string(pr->identity.version));
+	json_object_object_add(root, "build", json_object_new_string(pr->identity.flavour));
+	json_object_object_add(root, "kernels", json_object_new_string(pr->identity.kernels));
+	json_object_object_add(root, "cpu", json_object_new_string(pr->identity.cpu));
 	for (unsigned p = 0; p < pr->nplaces; p++) {
 		json_object *pl = json_object_new_object(), *fits = json_object_new_array();
 		json_object_object_add(pl, "name", json_object_new_string(pr->places[p].name));
@@ -324,7 +458,8 @@ pol_predictor_save(const struct pol_predictor *pr, const char *cache_dir, char *
 	}
 	cache_path(pr, cache_dir, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY) != 0 || rename(tmp, path) != 0) {
+	if (json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE) != 0 ||
+	    rename(tmp, path) != 0) {
 		rc = set_cause(cause, "cannot write %s: %s", path, strerror(errno));
 		(void)remove(tmp);
 	}
@@ -332,25 +467,102 @@ pol_predictor_save(const struct pol_predictor *pr, const char *cache_dir, char *
 	return rc;
 }
 
+/* A string field of the cache file, NULL when absent. */
+static const char *
+field(json_object *root, const char *name)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(root, name, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static bool
+differs(const char *stored, const char *now)
+{
+	return stored == NULL || strcmp(stored, now) != 0;
+}
+
+/* Why a file whose key is not ours was made for something else: the first
+ * readable part that differs, else the placements or the model's shape. */
+static void
+key_mismatch(const struct pol_predictor *pr, json_object *root, const char *path, char **why)
+{
+	const struct pol_identity *id = &pr->identity;
+	const char *version = field(root, "gearbox_version"), *flavour = field(root, "build");
+	const char *kernels = field(root, "kernels"), *cpu = field(root, "cpu");
+	const char *file = field(root, "model_file_fnv1a"), *key = field(root, "key");
+	char hex[20];
+
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)pr->model.file_hash);
+	if (version == NULL || flavour == NULL)
+		set_cause(why, "calibration cache %s was made by an older gearbox (it records no build); "
+		          "this is gearbox %s %s", path, id->version, id->flavour);
+	else if (differs(version, id->version) || differs(flavour, id->flavour))
+		set_cause(why, "calibration cache %s was made by gearbox %s %s; this is gearbox %s %s", path, version,
+		          flavour, id->version, id->flavour);
+	else if (differs(kernels, id->kernels))
+		set_cause(why, "calibration cache %s was measured with the %s kernels; this process runs %s", path,
+		          kernels ? kernels : "unknown", id->kernels);
+	else if (differs(cpu, id->cpu))
+		set_cause(why, "calibration cache %s was measured on CPU '%s'; this is '%s'", path,
+		          cpu ? cpu : "unknown", id->cpu);
+	else if (differs(file, hex))
+		set_cause(why, "calibration cache %s was made from another model file for %s "
+		          "(FNV-1a %s; this file's is %s)", path, pr->model.name, file ? file : "unknown", hex);
+	else
+		set_cause(why, "calibration cache %s was made for other placements or another model shape "
+		          "(key %s; this is %s)", path, key ? key : "none", pr->key);
+}
+
 int
 pol_predictor_load(struct pol_predictor *pr, const char *cache_dir)
 {
+	return pol_predictor_load_why(pr, cache_dir, NULL);
+}
+
+int
+pol_predictor_load_why(struct pol_predictor *pr, const char *cache_dir, char **why)
+{
 	char path[4096];
 	json_object *root, *v, *places;
+	struct pol_fit(*saved)[POL_MAX_THREADS + 1];
 	int rc = -1;
 
+	if (why)
+		*why = NULL;
 	cache_path(pr, cache_dir, path, sizeof(path));
-	if ((root = json_object_from_file(path)) == NULL)
+	if ((root = json_object_from_file(path)) == NULL) {
+		if (access(path, F_OK) == 0)
+			set_cause(why, "calibration cache %s cannot be read: %s", path, json_util_get_last_err());
 		return -1;
-	if (!json_object_object_get_ex(root, "key", &v) || strcmp(json_object_get_string(v), pr->key) != 0 ||
-	    !json_object_object_get_ex(root, "places", &places) ||
-	    json_object_array_length(places) != pr->nplaces)
+	}
+	if (differs(field(root, "key"), pr->key)) {
+		key_mismatch(pr, root, path, why);
+		json_object_put(root);
+		return -1;
+	}
+	/* a file refused half-way leaves the fits as they were */
+	if ((saved = malloc(sizeof(pr->fit))) == NULL) {
+		json_object_put(root);
+		return set_cause(why, "out of memory");
+	}
+	memcpy(saved, pr->fit, sizeof(pr->fit));
+	if (!json_object_object_get_ex(root, "places", &places) ||
+	    json_object_array_length(places) != pr->nplaces) {
+		set_cause(why, "calibration cache %s does not have the %u placements of this platform", path,
+		          pr->nplaces);
 		goto out;
+	}
 	for (unsigned p = 0; p < pr->nplaces; p++) {
 		json_object *pl = json_object_array_get_idx(places, p), *fits;
 		if (!json_object_object_get_ex(pl, "fits", &fits) ||
-		    json_object_array_length(fits) != pr->places[p].max_threads)
+		    json_object_array_length(fits) != pr->places[p].max_threads) {
+			set_cause(why, "calibration cache %s does not have the %u thread counts of %s", path,
+			          pr->places[p].max_threads, pr->places[p].name);
 			goto out;
+		}
 		for (unsigned t = 1; t <= pr->places[p].max_threads; t++) {
 			json_object *o = json_object_array_get_idx(fits, t - 1);
 			struct pol_fit *f = &pr->fit[p][t];
@@ -365,11 +577,16 @@ pol_predictor_load(struct pol_predictor *pr, const char *cache_dir)
 		}
 		/* a place left out when this was measured (its device had failed)
 		 * has no fit: measure again now that it is offered */
-		if (!pr->places[p].disabled && !pr->fit[p][1].measured)
+		if (!pr->places[p].disabled && !pr->fit[p][1].measured) {
+			set_cause(why, "calibration cache %s has no measurement of %s", path, pr->places[p].name);
 			goto out;
+		}
 	}
 	rc = 0;
 out:
+	if (rc != 0)
+		memcpy(pr->fit, saved, sizeof(pr->fit));
+	free(saved);
 	json_object_put(root);
 	return rc;
 }

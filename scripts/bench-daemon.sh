@@ -4,6 +4,8 @@ set -eu
 cd "$(dirname "$0")/.."
 B=${B:-build}
 T=$(mktemp -d /tmp/gearbox-bench-XXXXXX)
+# its own calibration cache and state: never the user's ~/.cache or /run
+export GEARBOX_CACHE_DIR="$T/cache" GEARBOX_STATE_DIR="$T/state" XDG_CACHE_HOME="$T/xdg-cache"
 "$B/gearboxd" --socket "$T/s" --model "$(ls models/*.safetensors | head -n 1)" 2>"$T/log" &
 D=$!
 trap 'kill $D; wait $D 2>/dev/null; rm -rf "$T"' EXIT

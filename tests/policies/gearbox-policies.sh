@@ -10,7 +10,8 @@ T=$(mktemp -d /tmp/gearbox-pol-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 GEARBOX="$B/gearbox"
 MODEL="$S/models/fmnist-alexnet-g4.safetensors"
-export GEARBOX_POLICY_DIR="$S/policies" GEARBOX_CACHE_DIR="$T/cache" OPENBLAS_NUM_THREADS=1
+export GEARBOX_POLICY_DIR="$S/policies" GEARBOX_CACHE_DIR="$T/cache" GEARBOX_STATE_DIR="$T/state" \
+	XDG_CACHE_HOME="$T/xdg-cache" OPENBLAS_NUM_THREADS=1
 PY=python3
 fail() { echo "FAIL: $*" >&2; exit 1; }
 json() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
@@ -38,8 +39,20 @@ assert nd == {key(p) for p in front}, (nd, [key(p) for p in front])
 assert all(a["latency_us"] <= b["latency_us"] for a, b in zip(front, front[1:]))
 PY
 # a changed platform key invalidates the cache: edit the stored key
-sed -i -E 's/"key": ?"[^"]*"/"key": "stale"/' "$T/cache/calibration-fmnist-alexnet-g4.json"
-"$GEARBOX" pareto "$MODEL" --runs 1 2>&1 | grep -q "calibrating: g=" || fail "a stale cache was used"
+CAL="$T/cache/calibration-fmnist-alexnet-g4.json"
+cp "$CAL" "$T/cal.json"
+sed -i -E 's/"key": ?"[^"]*"/"key": "stale"/' "$CAL"
+"$GEARBOX" pareto "$MODEL" --runs 1 >"$T/out" 2>&1
+grep -q "calibrating: g=" "$T/out" || fail "a stale cache was used"
+grep -q "calibration cache $CAL was made for other placements.*: measuring again" "$T/out" ||
+	fail "no reason given for not using the cache: $(cat "$T/out")"
+# a calibration from another build (a sanitizer build, say) is not used, and
+# the reason names both builds
+sed -E 's/"key": ?"[^"]*"/"key": "other"/; s/"build": ?"[^"]*"/"build": "asan+ubsan+test"/' "$T/cal.json" >"$CAL"
+"$GEARBOX" pareto "$MODEL" --runs 1 >"$T/out" 2>&1
+grep -q "calibrating: g=" "$T/out" || fail "a cache from another build was used"
+grep -q "calibration cache $CAL was made by gearbox [^ ]* asan+ubsan+test; this is gearbox [^ ]* [a-z+]*: measuring again" "$T/out" ||
+	fail "the reason does not name the builds: $(cat "$T/out")"
 # --validate measures every front point and reports the error
 "$GEARBOX" pareto "$MODEL" --validate --runs 3 >"$T/val" || fail "validate"
 grep -q "prediction error over" "$T/val" || fail "no prediction error"

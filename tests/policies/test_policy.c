@@ -1,7 +1,9 @@
 /* policies: policy files (shipped ones, every kind of bad file, overrides),
  * the selector on synthetic operating-point tables (budgets, infeasible
- * budgets, ties, hysteresis, power caps, the one-frequency-per-cluster rule)
- * and the feedback loop on synthetic latency traces (load steps, noise). */
+ * budgets, ties, hysteresis, power caps, the one-frequency-per-cluster rule),
+ * the feedback loop on synthetic latency traces (load steps, noise) and the
+ * calibration cache's key (another build, CPU or model file is measured
+ * again, and the refusal says why). */
 #include "config.h"
 #include "tests/common/check_main.h"
 
@@ -12,7 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <json-c/json.h>
+
+#include "dnn/dnn.h"
 #include "policies/policy.h"
+#include "tests/common/modelgen.h"
 #include "tests/common/scratch.h"
 
 static char dir[] = "/tmp/gearbox-test-policy-XXXXXX";
@@ -536,11 +542,215 @@ START_TEST(step_controller_baseline)
 }
 END_TEST
 
+/* ---- the calibration cache ------------------------------------------------------ */
+
+static char model_a[600], model_b[600];
+
+/* Two model files that differ in one weight: the tiny architecture, and a
+ * copy whose last float of tensor data is changed. */
+static void
+write_models(void)
+{
+	FILE *f;
+	unsigned char *bytes;
+	long len;
+	float w;
+
+	snprintf(model_a, sizeof(model_a), "%s/model-a.safetensors", dir);
+	snprintf(model_b, sizeof(model_b), "%s/model-b.safetensors", dir);
+	ck_assert_int_eq(mg_write(mg_arch("tiny"), model_a, 0), 0);
+	ck_assert_ptr_nonnull(f = fopen(model_a, "rb"));
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	ck_assert(len > 8);
+	ck_assert_ptr_nonnull(bytes = malloc((size_t)len));
+	ck_assert_uint_eq(fread(bytes, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	memcpy(&w, bytes + len - 4, 4);
+	w = w + 0.25f;
+	memcpy(bytes + len - 4, &w, 4);
+	ck_assert_ptr_nonnull(f = fopen(model_b, "wb"));
+	ck_assert_uint_eq(fwrite(bytes, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	free(bytes);
+}
+
+/* A predictor for a model file on one 2-CPU placement, with measured fits. */
+static void
+file_predictor(struct pol_predictor *p, const char *path)
+{
+	struct pol_place place = { .kind = POL_PLACE_CPU, .name = "cluster0", .max_threads = 2, .capacity = 1024,
+		                   .nfreqs = 1, .busy_w = { 1.0 } };
+	struct pol_model facts;
+	struct dnn_model *m;
+	char *cause = NULL;
+
+	ck_assert_msg((m = dnn_model_load(path, &cause)) != NULL, "%s", cause);
+	pol_model_from_dnn(&facts, m);
+	dnn_model_free(m);
+	pol_predictor_init(p, &facts, &place, 1);
+	p->fit[0][1] = (struct pol_fit){ true, 12, 34, 0 };
+	p->fit[0][2] = (struct pol_fit){ true, 7, 20, 0 };
+}
+
+static const char *
+cache_folder(const char *name)
+{
+	static char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return path;
+}
+
+/* Save `saved` to a fresh folder, then load it into a predictor for `path`
+ * with this process's identity: -1 and the reason, or 0. */
+static int
+load_into_fresh(const struct pol_predictor *saved, const char *folder, const char *path, char **why)
+{
+	static struct pol_predictor fresh;
+	char *cause = NULL;
+	int rc;
+
+	ck_assert_msg(pol_predictor_save(saved, cache_folder(folder), &cause) == 0, "%s", cause);
+	file_predictor(&fresh, path);
+	fresh.fit[0][1] = (struct pol_fit){ false, 1, 1, 0 };
+	rc = pol_predictor_load_why(&fresh, cache_folder(folder), why);
+	if (rc == 0) {
+		ck_assert_ptr_null(*why);
+		ck_assert(fresh.fit[0][1].measured);
+		ck_assert_double_eq(fresh.fit[0][1].fixed_us, 12);
+		ck_assert_double_eq(fresh.fit[0][2].us_per_mmac, 20);
+	} else {
+		/* a refused file leaves the fits as they were */
+		ck_assert(!fresh.fit[0][1].measured);
+		ck_assert_ptr_nonnull(*why);
+		ck_assert_msg(strstr(*why, cache_folder(folder)) != NULL, "'%s' does not name the file", *why);
+	}
+	return rc;
+}
+
+static void
+expect_reason(const char *why, const char *needle)
+{
+	ck_assert_msg(strstr(why, needle) != NULL, "'%s' does not say '%s'", why, needle);
+}
+
+START_TEST(saved_calibration_loads_back)
+{
+	static struct pol_predictor a;
+	char path[700], name[200], *why = NULL;
+	json_object *root, *v;
+
+	file_predictor(&a, model_a);
+	ck_assert(a.model.file_hash != 0);
+	ck_assert_int_eq(load_into_fresh(&a, "same", model_a, &why), 0);
+	/* no file: refused without a reason */
+	ck_assert_int_eq(pol_predictor_load_why(&a, cache_folder("none"), &why), -1);
+	ck_assert_ptr_null(why);
+	/* the human parts of the key are readable in the file */
+	snprintf(path, sizeof(path), "%s/calibration-%s.json", cache_folder("same"), a.model.name);
+	ck_assert_ptr_nonnull(root = json_object_from_file(path));
+	ck_assert(json_object_object_get_ex(root, "gearbox_version", &v));
+	ck_assert_str_eq(json_object_get_string(v), PACKAGE_VERSION);
+	ck_assert(json_object_object_get_ex(root, "build", &v));
+	ck_assert_str_eq(json_object_get_string(v), GEARBOX_BUILD_FLAVOUR);
+	ck_assert(json_object_object_get_ex(root, "cpu", &v));
+	ck_assert_str_eq(json_object_get_string(v), a.identity.cpu);
+	ck_assert(json_object_object_get_ex(root, "kernels", &v));
+	ck_assert(strncmp(json_object_get_string(v), "fast/", 5) == 0);
+	json_object_put(root);
+	/* an unreadable file is refused with a reason */
+	snprintf(name, sizeof(name), "calibration-%s.json", a.model.name);
+	scratch_file(cache_folder("same"), name, "{ not json");
+	ck_assert_int_eq(pol_predictor_load_why(&a, cache_folder("same"), &why), -1);
+	ck_assert_ptr_nonnull(why);
+	expect_reason(why, "cannot be read");
+	free(why);
+}
+END_TEST
+
+START_TEST(calibration_from_another_build_refused)
+{
+	static struct pol_predictor a;
+	struct pol_identity id;
+	char *why = NULL;
+
+	file_predictor(&a, model_a);
+	id = a.identity;
+	snprintf(id.version, sizeof(id.version), "0.0.1-test");
+	snprintf(id.flavour, sizeof(id.flavour), "asan+ubsan+test");
+	pol_predictor_set_identity(&a, &id);
+	ck_assert_int_eq(load_into_fresh(&a, "version", model_a, &why), -1);
+	expect_reason(why, "was made by gearbox 0.0.1-test asan+ubsan+test; this is gearbox " PACKAGE_VERSION
+	                   " " GEARBOX_BUILD_FLAVOUR);
+	free(why);
+	/* the same version, another build */
+	snprintf(id.version, sizeof(id.version), "%s", PACKAGE_VERSION);
+	pol_predictor_set_identity(&a, &id);
+	ck_assert_int_eq(load_into_fresh(&a, "flavour", model_a, &why), -1);
+	expect_reason(why, "was made by gearbox " PACKAGE_VERSION " asan+ubsan+test");
+	free(why);
+	/* the kernels ran another instruction set */
+	pol_identity_get(&id);
+	snprintf(id.kernels, sizeof(id.kernels), "fast/isa-test");
+	pol_predictor_set_identity(&a, &id);
+	ck_assert_int_eq(load_into_fresh(&a, "kernels", model_a, &why), -1);
+	expect_reason(why, "measured with the fast/isa-test kernels");
+	free(why);
+	/* and back to this process's identity: used again */
+	pol_identity_get(&id);
+	pol_predictor_set_identity(&a, &id);
+	ck_assert_int_eq(load_into_fresh(&a, "again", model_a, &why), 0);
+}
+END_TEST
+
+START_TEST(calibration_from_another_cpu_refused)
+{
+	static struct pol_predictor a;
+	struct pol_identity id, here;
+	char *why = NULL, now[200];
+
+	file_predictor(&a, model_a);
+	pol_identity_get(&here);
+	ck_assert_str_ne(here.cpu, "");
+	ck_assert_str_eq(a.identity.cpu, here.cpu);
+	id = a.identity;
+	snprintf(id.cpu, sizeof(id.cpu), "Imaginary CPU 9000 @ 1.00GHz");
+	pol_predictor_set_identity(&a, &id);
+	ck_assert_int_eq(load_into_fresh(&a, "cpu", model_a, &why), -1);
+	expect_reason(why, "measured on CPU 'Imaginary CPU 9000 @ 1.00GHz'");
+	snprintf(now, sizeof(now), "this is '%s'", here.cpu);
+	expect_reason(why, now);
+	free(why);
+}
+END_TEST
+
+START_TEST(calibration_for_another_model_file_refused)
+{
+	static struct pol_predictor a, b;
+	char *why = NULL;
+
+	file_predictor(&a, model_a);
+	file_predictor(&b, model_b);
+	/* the same name, shape and work: only the bytes differ */
+	ck_assert_str_eq(a.model.name, b.model.name);
+	ck_assert(memcmp(a.model.macs, b.model.macs, sizeof(a.model.macs)) == 0);
+	ck_assert(a.model.file_hash != b.model.file_hash);
+	ck_assert_str_ne(a.key, b.key);
+	ck_assert_int_eq(load_into_fresh(&a, "file", model_b, &why), -1);
+	expect_reason(why, "made from another model file");
+	free(why);
+	ck_assert_int_eq(load_into_fresh(&b, "file", model_b, &why), 0);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite *s = suite_create("policies");
 	TCase *files = tcase_create("files"), *sel = tcase_create("select"), *fb = tcase_create("feedback");
+	TCase *cache = tcase_create("cache");
 
 	tcase_add_test(files, shipped_policies_load);
 	tcase_add_test(files, bad_policy_files_refused);
@@ -561,5 +771,11 @@ main(void)
 	suite_add_tcase(s, files);
 	suite_add_tcase(s, sel);
 	suite_add_tcase(s, fb);
+	tcase_add_unchecked_fixture(cache, write_models, NULL);
+	tcase_add_test(cache, saved_calibration_loads_back);
+	tcase_add_test(cache, calibration_from_another_build_refused);
+	tcase_add_test(cache, calibration_from_another_cpu_refused);
+	tcase_add_test(cache, calibration_for_another_model_file_refused);
+	suite_add_tcase(s, cache);
 	return run_suite_in_tmpdir(s, dir);
 }

@@ -6,6 +6,7 @@ B=${top_builddir:-.}
 S=${top_srcdir:-.}
 T=$(mktemp -d /tmp/gearbox-cli-XXXXXX)
 trap 'rm -rf "$T"' EXIT
+export GEARBOX_CACHE_DIR="$T/gbx-cache" GEARBOX_STATE_DIR="$T/state" XDG_CACHE_HOME="$T/xdg-cache"
 GEARBOX="$B/gearbox"
 PY=python3
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -111,7 +112,9 @@ done
 expect 2 "must be cpu or opencl:N" "$GEARBOX" model bench "$T/tiny.st" --device gpu
 expect 1 "opencl:99" "$GEARBOX" model bench "$T/tiny.st" --device opencl:99
 if "$GEARBOX" platform --json | $PY -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["opencl"] else 1)'; then
+	# the cache in the XDG layout ($XDG_CACHE_HOME/gearbox)
 	export XDG_CACHE_HOME="$T/cache"
+	unset GEARBOX_CACHE_DIR CACHE_DIRECTORY
 	"$GEARBOX" model run "$T/fm.st" --idx "$T/t10k-images-idx3-ubyte.gz" --count 40 --json >"$T/run-cpu.json"
 	"$GEARBOX" model run "$T/fm.st" --idx "$T/t10k-images-idx3-ubyte.gz" --count 40 --device opencl:0 --json >"$T/run-cl.json"
 	$PY - "$T/run-cpu.json" "$T/run-cl.json" <<'PYEOF' || fail "OpenCL and CPU disagree"
@@ -136,7 +139,7 @@ PYEOF
 			$PY -c 'import json,sys; print([json.loads(l)["class"] for l in sys.stdin])' >"$T/bundled-cl.txt"
 		cmp -s "$T/bundled-cpu.txt" "$T/bundled-cl.txt" || fail "bundled model: OpenCL top-1 differs from the CPU"
 	done
-	unset XDG_CACHE_HOME
+	export GEARBOX_CACHE_DIR="$T/gbx-cache" XDG_CACHE_HOME="$T/xdg-cache"
 else
 	echo "SKIP OpenCL checks: gearbox platform lists no OpenCL device"
 fi

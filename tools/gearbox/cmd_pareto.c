@@ -193,7 +193,11 @@ cmd_pareto(int argc, char **argv)
 		}
 	}
 	pol_cache_dir(cache, sizeof(cache));
-	if (recalibrate || !params.calibration_cache || pol_predictor_load(&pr, cache) != 0) {
+	if (recalibrate || !params.calibration_cache || pol_predictor_load_why(&pr, cache, &cause) != 0) {
+		if (cause && !json) /* a cache file was there but made for something else */
+			fprintf(stderr, "%s: measuring again\n", cause);
+		free(cause);
+		cause = NULL;
 		if (pol_predictor_calibrate(&pr, runs ? (unsigned)runs : params.calibration_runs, measure, &b, progress,
 		                            &cause) != 0)
 			goto fail;
