@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,13 @@ config_defaults(struct config *c)
 	c->margin = -1;
 	c->threads = 0;
 	c->opencl = true;
+	c->realtime = CONFIG_REALTIME_AUTO;
+	c->realtime_priority = 10;
+	c->realtime_limit_ms = 1000;
+	c->warm_ahead = true;
+	c->pm_qos = CONFIG_PM_QOS_AUTO;
+	c->pm_qos_latency_us = 10;
+	c->pm_qos_release_s = 5;
 }
 
 void
@@ -55,10 +63,64 @@ config_add_folder(struct config *c, const char *dir, char **cause)
 }
 
 static int
+parse_bool(const char *value, bool *out)
+{
+	if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+		return *out = true, 0;
+	if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+		return *out = false, 0;
+	return -1;
+}
+
+static int
+choice(const char *value, const char *const *names)
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (strcmp(value, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* The whole-number keys and their ranges. 1: not one of them, 0: set,
+ * -1: refused (the file's error is set). */
+static int
+number_key(struct ini_file *f, const char *key, const char *value, struct config *c)
+{
+	static const struct {
+		const char *key;
+		unsigned long lo, hi;
+		size_t offset;
+		bool is_int;
+	} keys[] = {
+		{ "realtime_priority", 1, 99, offsetof(struct config, realtime_priority), true },
+		{ "realtime_limit_ms", 1, 60000, offsetof(struct config, realtime_limit_ms), false },
+		{ "pm_qos_latency_us", 0, 1000000, offsetof(struct config, pm_qos_latency_us), false },
+		{ "pm_qos_release_s", 1, 86400, offsetof(struct config, pm_qos_release_s), false },
+	};
+	char *end;
+
+	for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(key, keys[i].key) != 0)
+			continue;
+		unsigned long v = strtoul(value, &end, 10);
+		if (*end || end == value || value[0] == '-' || v < keys[i].lo || v > keys[i].hi)
+			return ini_file_fail(f, "%s '%s' must be a whole number from %lu to %lu", key, value, keys[i].lo,
+			                     keys[i].hi), -1;
+		if (keys[i].is_int)
+			*(int *)((char *)c + keys[i].offset) = (int)v;
+		else
+			*(unsigned *)((char *)c + keys[i].offset) = (unsigned)v;
+		return 0;
+	}
+	return 1;
+}
+
+static int
 on_entry(struct ini_file *f, const char *section, const char *key, const char *value)
 {
 	struct config *c = f->user;
 	char *end;
+	int rc;
 
 	if (strcmp(section, "daemon") != 0)
 		return ini_file_fail(f, "unknown section [%s] (known: [daemon])", section);
@@ -84,21 +146,40 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		if (*end || end == value || value[0] == '-' || t > 256)
 			return ini_file_fail(f, "threads '%s' must be a whole number from 0 (all) to 256", value);
 		c->threads = (unsigned)t;
-	} else if (strcmp(key, "opencl") == 0) {
-		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
-			c->opencl = true;
-		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
-			c->opencl = false;
-		else
-			return ini_file_fail(f, "opencl '%s' must be yes or no", value);
+	} else if (strcmp(key, "opencl") == 0 || strcmp(key, "warm_ahead") == 0) {
+		bool *flag = key[0] == 'o' ? &c->opencl : &c->warm_ahead;
+		if (parse_bool(value, flag) != 0)
+			return ini_file_fail(f, "%s '%s' must be yes or no", key, value);
+	} else if (strcmp(key, "split") == 0) {
+		free(c->split);
+		c->split = strdup(value);
+	} else if (strcmp(key, "realtime") == 0) {
+		static const char *const names[] = { "auto", "yes", "no", NULL };
+		int i = choice(value, names);
+		if (i < 0)
+			return ini_file_fail(f, "realtime '%s' must be auto, yes or no", value);
+		c->realtime = i;
+	} else if (strcmp(key, "pm_qos") == 0) {
+		static const char *const names[] = { "auto", "resume-latency", "cpu-dma-latency", "no", NULL };
+		int i = choice(value, names);
+		if (i < 0)
+			return ini_file_fail(f, "pm_qos '%s' must be auto, resume-latency, cpu-dma-latency or no", value);
+		c->pm_qos = i;
+	} else if (strcmp(key, "pm_qos_device") == 0) {
+		free(c->pm_qos_device);
+		c->pm_qos_device = strdup(value);
 	} else if (strcmp(key, "policy") == 0) {
 		free(c->policy);
 		c->policy = strdup(value);
 	} else if (strcmp(key, "policies") == 0) {
 		free(c->policy_dir);
 		c->policy_dir = strdup(value);
+	} else if ((rc = number_key(f, key, value, c)) != 1) {
+		return rc == 0;
 	} else {
-		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, opencl)",
+		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
+		                        "opencl, split, realtime, realtime_priority, realtime_limit_ms, warm_ahead, pm_qos, "
+		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device)",
 		                     key);
 	}
 	return 1;
@@ -119,5 +200,7 @@ config_free(struct config *c)
 	free(c->socket);
 	free(c->policy);
 	free(c->policy_dir);
+	free(c->split);
+	free(c->pm_qos_device);
 	memset(c, 0, sizeof(*c));
 }

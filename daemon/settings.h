@@ -9,6 +9,15 @@
  *   margin = 0.10                         # overrides every policy's margin (optional)
  *   threads = 2                           # at most this many threads per request (0: all CPUs)
  *   opencl = yes                          # offer OpenCL devices as placements
+ *   split = cluster0                      # one placement per CPU of these clusters ("all")
+ *   realtime = auto                       # workers in SCHED_FIFO: auto (when permitted), yes, no
+ *   realtime_priority = 10                # 1..99
+ *   realtime_limit_ms = 1000              # an RT thread running this long without blocking drops to SCHED_OTHER
+ *   warm_ahead = yes                      # wake before a periodic session's next request
+ *   pm_qos = auto                         # CPU latency request: auto, resume-latency, cpu-dma-latency, no
+ *   pm_qos_latency_us = 10                # the idle-state exit latency allowed while held
+ *   pm_qos_release_s = 5                  # let go after this long without deadline requests
+ *   pm_qos_device = /dev/cpu_dma_latency
  */
 #ifndef GEARBOX_DAEMON_SETTINGS_H
 #define GEARBOX_DAEMON_SETTINGS_H
@@ -26,6 +35,15 @@ struct config {
 	char *policy;        /* default policy name */
 	char *policy_dir;    /* /etc override folder */
 	bool opencl;         /* offer OpenCL devices as placements */
+	char *split;         /* clusters split per CPU, NULL: none */
+	enum { CONFIG_REALTIME_AUTO, CONFIG_REALTIME_YES, CONFIG_REALTIME_NO } realtime;
+	int realtime_priority;
+	unsigned realtime_limit_ms;
+	bool warm_ahead;
+	enum { CONFIG_PM_QOS_AUTO, CONFIG_PM_QOS_RESUME, CONFIG_PM_QOS_DMA, CONFIG_PM_QOS_NO } pm_qos;
+	unsigned pm_qos_latency_us;
+	unsigned pm_qos_release_s;
+	char *pm_qos_device;  /* NULL: /dev/cpu_dma_latency */
 };
 
 void config_defaults(struct config *c);

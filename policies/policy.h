@@ -321,6 +321,9 @@ void pol_votes_floor(const struct pol_votes *votes, uint64_t owner, uint64_t now
 /* The frequency a place must run at now (0: nobody holds it). */
 unsigned long pol_votes_level(const struct pol_votes *votes, unsigned place, uint64_t now_ns);
 
+/* Whether a policy's `placements` list ("all", or words: cpu opencl gpu
+ * clusterN opencl:N) allows a placement. */
+bool pol_place_allowed(const struct pol_place *pl, const char *placements);
 /* How many points pol_table_build can write at most for this predictor:
  * every placement, thread count, frequency and g. */
 unsigned pol_table_capacity(const struct pol_predictor *pr);

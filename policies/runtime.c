@@ -50,6 +50,19 @@ pol_devices_free(struct pol_devices *d)
 	free(d);
 }
 
+const struct dnn_cl_info *
+pol_devices_info(struct pol_devices *d, unsigned index)
+{
+	struct dnn_cl *cl = NULL;
+
+	if (d == NULL || index >= POL_MAX_PLACES)
+		return NULL;
+	pthread_mutex_lock(&d->lock);
+	cl = d->open[index];
+	pthread_mutex_unlock(&d->lock);
+	return cl ? dnn_cl_get_info(cl) : NULL;
+}
+
 /* Device `index`, opened (kernels built or loaded from the binary cache) by
  * the first model that needs it. */
 static struct dnn_cl *

@@ -15,6 +15,7 @@
 #include "policies/policy.h"
 
 struct dnn_model;
+struct dnn_cl_info;
 struct dnn_engine;
 struct gov_platform;
 struct pol_devices;
@@ -23,6 +24,8 @@ struct pol_runtime;
 /* cache_dir: where OpenCL program binaries are cached (NULL: none). */
 struct pol_devices *pol_devices_new(const char *cache_dir);
 void pol_devices_free(struct pol_devices *devices);
+/* What OpenCL device `index` is, once opened (NULL before). */
+const struct dnn_cl_info *pol_devices_info(struct pol_devices *devices, unsigned index);
 
 struct pol_runtime *pol_runtime_new(const struct dnn_model *model, const struct gov_platform *platform,
                                     struct pol_devices *devices, char **cause);

@@ -79,8 +79,8 @@ word_in(const char *list, const char *word)
 	return false;
 }
 
-static bool
-place_allowed(const struct pol_place *pl, const char *allowed)
+bool
+pol_place_allowed(const struct pol_place *pl, const char *allowed)
 {
 	if (word_in(allowed, "all") || word_in(allowed, pl->name) || (pl->single_cpu && word_in(allowed, pl->cluster)))
 		return true;
@@ -112,7 +112,7 @@ pol_table_build(const struct pol_predictor *pr, const struct pol_params *params,
 	for (unsigned p = 0; p < pr->nplaces; p++) {
 		const struct pol_place *pl = &pr->places[p];
 		unsigned tmax = pl->max_threads;
-		if (pl->disabled || !place_allowed(pl, params->placements))
+		if (pl->disabled || !pol_place_allowed(pl, params->placements))
 			continue;
 		if (params->max_threads && params->max_threads < tmax)
 			tmax = params->max_threads;

@@ -69,6 +69,41 @@ enum gbx_msg_type {
 	GBX_MSG_TYPE_MAX = 31,
 };
 
+/* Keys, named once. The replies that carry each are in docs/protocol.md. */
+#define GBX_KEY_ERROR "error"
+#define GBX_KEY_CODE "code"
+#define GBX_KEY_SESSION "session"
+#define GBX_KEY_MODEL "model"
+#define GBX_KEY_POLICY "policy"
+#define GBX_KEY_DEADLINE_US "deadline_us"
+#define GBX_KEY_ENERGY_UJ "energy_uj"
+#define GBX_KEY_MIN_ACCURACY "min_accuracy"
+#define GBX_KEY_PRIORITY "priority"
+#define GBX_KEY_PIXELS "pixels"
+#define GBX_KEY_SENT_NS "sent_ns"       /* INFER: the client's CLOCK_MONOTONIC when it sent it */
+#define GBX_KEY_RETURN_US "return_us"   /* INFER: how long the previous reply took to reach it */
+#define GBX_KEY_CLASS "class"
+#define GBX_KEY_LABEL "label"
+#define GBX_KEY_SCORES "scores"
+#define GBX_KEY_GROUPS "groups"
+#define GBX_KEY_PLACEMENT "placement"
+#define GBX_KEY_THREADS "threads"
+#define GBX_KEY_FREQ_KHZ "freq_khz"
+#define GBX_KEY_PREDICTED_US "predicted_us"         /* the inference, as predicted when chosen */
+#define GBX_KEY_PREDICTED_E2E_US "predicted_e2e_us" /* sending to having the reply, as predicted */
+#define GBX_KEY_LATENCY_US "latency_us"             /* the inference, measured */
+#define GBX_KEY_QUEUE_US "queue_us"                 /* read to started */
+#define GBX_KEY_DAEMON_US "daemon_us"               /* read to the reply leaving */
+#define GBX_KEY_ENERGY_SOURCE "energy_source"
+#define GBX_KEY_DEADLINE_MET "deadline_met"
+#define GBX_KEY_ENERGY_MET "energy_met"
+#define GBX_KEY_FEASIBLE "feasible"
+#define GBX_KEY_COLD "cold"                         /* its placement had been idle (cold start) */
+#define GBX_KEY_REASON "reason"
+#define GBX_KEY_FALLBACK "fallback"
+#define GBX_KEY_E2E_US "e2e_us"
+#define GBX_KEY_DONE_NS "done_ns"
+
 /* Error codes carried in GBX_MSG_ERROR's "code". */
 #define GBX_ERR_BAD_FRAME "bad-frame"       /* the connection is closed after it */
 #define GBX_ERR_BAD_REQUEST "bad-request"

@@ -401,7 +401,7 @@ fi
 if command -v valgrind >/dev/null && ! grep -q "__asan_init" "$B/gearboxd"; then
 	# Without OpenCL: the OpenCL driver's compiler (PoCL's LLVM) takes minutes
 	# under valgrind; the OpenCL path is checked under ASan/UBSan in 2c.
-	printf '[daemon]\nopencl = no\n' >"$T/novcl.conf"
+	printf '[daemon]\nopencl = no\nrealtime = no\n' >"$T/novcl.conf"
 	DAEMON_CONFIG=$T/novcl.conf
 	start_daemon valgrind --quiet --suppressions="$S/tests/daemon/valgrind.supp" --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=99 --log-file="$T/valgrind.log"

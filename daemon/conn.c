@@ -1,0 +1,359 @@
+/* Connections: framing, reading with a budget, sending, closing. See
+ * daemon.h for who owns what. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+
+struct conn *
+conn_new(struct daemon *d, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	if ((c->wfd = dup(fd)) < 0) {
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	c->daemon = d;
+	c->fd = fd;
+	c->refs = 1;
+	c->uid = (uid_t)-1;
+	return c;
+}
+
+void
+conn_ref(struct conn *c)
+{
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+}
+
+void
+conn_unref(struct conn *c)
+{
+	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	close(c->fd);
+	close(c->wfd);
+	pthread_mutex_destroy(&c->lock);
+	free(c->payload);
+	free(c->out);
+	free(c);
+}
+
+/* Ask the main thread to do something about c (NOTICE_FLUSH, NOTICE_CLOSE).
+ * A connection is listed once however many notices it has; the listing
+ * holds a reference. */
+static void
+post_notice(struct daemon *d, struct conn *c, unsigned notice)
+{
+	uint64_t one = 1;
+	bool list;
+
+	pthread_mutex_lock(&d->post_lock);
+	c->notices |= notice;
+	if ((list = !c->listed)) {
+		c->listed = true;
+		conn_ref(c);
+		c->post_next = d->posted;
+		d->posted = c;
+	}
+	pthread_mutex_unlock(&d->post_lock);
+	if (list && write(d->post_fd, &one, sizeof(one)) != sizeof(one))
+		log_warning("cannot notify the main thread: %s", strerror(errno));
+}
+
+static int
+out_reserve(struct conn *c, size_t more)
+{
+	if (c->out_len + more > MAX_OUTBUF)
+		return -ENOBUFS;
+	if (c->out_len + more > c->out_cap) {
+		size_t cap = (c->out_len + more) * 2;
+		unsigned char *p = realloc(c->out, cap);
+		if (p == NULL)
+			return -ENOMEM;
+		c->out = p;
+		c->out_cap = cap;
+	}
+	return 0;
+}
+
+/* Send what waits (c->lock held). */
+static int
+flush_locked(struct conn *c)
+{
+	size_t sent = 0;
+
+	while (sent < c->out_len) {
+		ssize_t n = send(c->fd, c->out + sent, c->out_len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			c->broken = true;
+			return -errno;
+		}
+		sent += (size_t)n;
+	}
+	memmove(c->out, c->out + sent, c->out_len - sent);
+	c->out_len -= sent;
+	return 0;
+}
+
+/* Send one frame made of two parts: straight to the socket when nothing
+ * waits before it, else behind what waits. What the socket does not take
+ * is left for the main thread to flush. */
+static int
+send_parts(struct conn *c, const void *a, size_t alen, const void *b, size_t blen)
+{
+	size_t done = 0;
+	int ret = 0;
+	bool post = false;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->gone || c->broken) {
+		pthread_mutex_unlock(&c->lock);
+		return -EPIPE;
+	}
+	if (c->out_len == 0) {
+		struct iovec iov[2] = { { (void *)a, alen }, { (void *)b, blen } };
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = blen ? 2 : 1 };
+		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			c->broken = true;
+			ret = -EPIPE;
+		}
+		done = n > 0 ? (size_t)n : 0;
+	}
+	if (ret == 0 && done < alen + blen) {
+		if (out_reserve(c, alen + blen - done) != 0) {
+			c->broken = true; /* a client that never reads loses its connection */
+			ret = -ENOBUFS;
+		} else {
+			if (done < alen) {
+				memcpy(c->out + c->out_len, (const char *)a + done, alen - done);
+				c->out_len += alen - done;
+				done = alen;
+			}
+			memcpy(c->out + c->out_len, (const char *)b + (done - alen), blen - (done - alen));
+			c->out_len += blen - (done - alen);
+			if (!c->flush_posted)
+				post = c->flush_posted = true;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (post)
+		post_notice(c->daemon, c, NOTICE_FLUSH);
+	if (ret != 0)
+		shutdown(c->fd, SHUT_RDWR); /* its owner finds out and closes it */
+	return ret;
+}
+
+int
+conn_send_frame(struct conn *c, uint16_t type, uint32_t id, const void *payload, size_t len)
+{
+	unsigned char hdr[GBX_HEADER_SIZE];
+
+	gbx_encode_header(hdr, type, id, (uint32_t)len);
+	return send_parts(c, hdr, sizeof(hdr), payload, len);
+}
+
+int
+conn_send_raw(struct conn *c, const unsigned char *frame, size_t len)
+{
+	return send_parts(c, frame, len, NULL, 0);
+}
+
+double
+conn_return_estimate(struct conn *c)
+{
+	double sorted[RETURN_SAMPLES];
+	unsigned n = c->nreturn < RETURN_SAMPLES ? c->nreturn : RETURN_SAMPLES;
+
+	if (n == 0)
+		return 0;
+	memcpy(sorted, c->return_us, n * sizeof(double));
+	for (unsigned i = 1; i < n; i++) /* insertion sort: 16 values */
+		for (unsigned j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+			double t = sorted[j];
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	return sorted[n * 9 / 10];
+}
+
+void
+conn_close_locked(struct daemon *d, struct conn *c)
+{
+	struct conn **pp = &d->conns;
+
+	if (c->gone)
+		return;
+	while (*pp != NULL && *pp != c)
+		pp = &(*pp)->next;
+	if (*pp == c)
+		*pp = c->next;
+	d->nconns--;
+	epoll_ctl(d->conn_epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	session_close_owned(&d->sessions, c);
+	serve_forget_conn(d, c);
+	pthread_mutex_lock(&c->lock);
+	c->gone = true;
+	pthread_mutex_unlock(&c->lock);
+	/* Closing with unread input makes the peer's next read fail
+	 * (ECONNRESET) before it sees an error reply: send FIN, drop what
+	 * is already queued. */
+	shutdown(c->fd, SHUT_WR);
+	{
+		char sink[4096];
+		for (int i = 0; i < 256 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+			;
+	}
+	log_debug("client %llu closed", (unsigned long long)c->id);
+	post_notice(d, c, NOTICE_CLOSE); /* the main thread drops the list's reference */
+}
+
+/* Give the connection back to the workers' epoll set. */
+static void
+rearm(struct daemon *d, struct conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = c };
+
+	if (epoll_ctl(d->conn_epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+		log_warning("client %llu: epoll: %s", (unsigned long long)c->id, strerror(errno));
+}
+
+/* Read what is there, up to READ_BUDGET bytes; handle each complete frame.
+ * 1: more may wait (budget spent), 0: drained, -1: close. */
+static int
+read_frames(struct daemon *d, struct conn *c)
+{
+	size_t budget = READ_BUDGET;
+
+	while (budget > 0) {
+		size_t want = c->have < GBX_HEADER_SIZE ? GBX_HEADER_SIZE - c->have
+		                                         : c->h.length - (c->have - GBX_HEADER_SIZE);
+		void *into = c->have < GBX_HEADER_SIZE ? (void *)(c->header + c->have)
+		                                       : (void *)(c->payload + (c->have - GBX_HEADER_SIZE));
+		ssize_t n = want ? recv(c->fd, into, want < budget ? want : budget, MSG_DONTWAIT) : 0;
+		if (want && n == 0)
+			return -1;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+		c->have += (size_t)n;
+		budget -= (size_t)n;
+		if (c->have == GBX_HEADER_SIZE && want) {
+			const char *bad = gbx_decode_header(c->header, &c->h);
+			if (bad != NULL) {
+				/* the framing itself is broken: say why, then close */
+				send_error(c, 0, GBX_ERR_BAD_FRAME, "%s", bad);
+				return -1;
+			}
+			free(c->payload);
+			if ((c->payload = malloc(c->h.length + 1)) == NULL)
+				return -1;
+		}
+		if (c->have >= GBX_HEADER_SIZE && c->have == GBX_HEADER_SIZE + c->h.length) {
+			c->payload[c->h.length] = '\0';
+			c->frame_ns = monotonic_ns();
+			handle_frame(d, c);
+			c->have = 0;
+			if (c->broken)
+				return -1;
+		}
+	}
+	return 1;
+}
+
+void
+conn_service(struct daemon *d, struct conn *c, uint32_t events)
+{
+	int state = c->broken ? -1 : 0;
+
+	if (state == 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
+		state = read_frames(d, c);
+	if (state >= 0) {
+		rearm(d, c);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	conn_close_locked(d, c);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- the main thread's side ----------------------------------------------- */
+
+static int
+on_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct conn *c = userdata;
+	bool done, broken;
+
+	(void)fd;
+	(void)revents;
+	pthread_mutex_lock(&c->lock);
+	if (!c->gone)
+		flush_locked(c);
+	done = c->gone || c->out_len == 0;
+	broken = c->broken && !c->gone;
+	if (done)
+		c->flush_posted = false;
+	pthread_mutex_unlock(&c->lock);
+	if (done)
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	if (broken)
+		shutdown(c->fd, SHUT_RDWR); /* its owner closes it */
+	return 0;
+}
+
+static void
+take_notice(struct daemon *d, struct conn *c, unsigned notices)
+{
+	if ((notices & NOTICE_FLUSH) && !c->gone) {
+		if (c->out_source == NULL &&
+		    sd_event_add_io(d->event, &c->out_source, c->wfd, EPOLLOUT, on_writable, c) < 0)
+			log_warning("client %llu: cannot watch its socket for writing", (unsigned long long)c->id);
+		if (c->out_source != NULL)
+			sd_event_source_set_enabled(c->out_source, SD_EVENT_ON);
+	}
+	if (notices & NOTICE_CLOSE) {
+		sd_event_source_disable_unref(c->out_source);
+		c->out_source = NULL;
+		conn_unref(c); /* the list's reference */
+	}
+}
+
+void
+conn_take_notices(struct daemon *d)
+{
+	struct conn *list, *next;
+	uint64_t count;
+
+	if (read(d->post_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		log_warning("reading the notice eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&d->post_lock);
+	list = d->posted;
+	d->posted = NULL;
+	pthread_mutex_unlock(&d->post_lock);
+	for (; list != NULL; list = next) {
+		unsigned notices;
+		pthread_mutex_lock(&d->post_lock);
+		next = list->post_next;
+		notices = list->notices;
+		list->notices = 0;
+		list->listed = false;
+		pthread_mutex_unlock(&d->post_lock);
+		take_notice(d, list, notices);
+		conn_unref(list); /* the listing's */
+	}
+}

@@ -1,0 +1,383 @@
+/* gearboxd's insides, shared by its files (not installed):
+ *
+ *   gearboxd.c  lifecycle: options, configuration, the socket, the sd-event
+ *               loop of the main thread (accept, signals, timers), reload
+ *   conn.c      connections: framing, reading with a budget, sending
+ *   handlers.c  one handler per message type, with its privilege
+ *   replies.c   encoders: JSON replies, errors, events, the INFER reply
+ *   sessions.c  the session record: budgets, statistics, arrival pattern
+ *   stats.c     STATUS and STATS
+ *   serve.c     the models, the request queue and one worker per placement
+ *
+ * The request path (docs/protocol.md has the wire side). Every idle worker
+ * waits on one epoll set holding every connection (EPOLLONESHOT, so one
+ * thread at a time owns a connection). The worker that the kernel wakes for
+ * a connection reads its frames; an INFER is admitted into the daemon's
+ * queue, and the same worker, idle, takes the next request (earliest
+ * deadline first among each connection's earliest) and runs it on its own
+ * placement — no thread hand-off — unless the control loop finds another
+ * placement better, which it then hands the request to. The reply leaves
+ * from the worker that ran it. The main thread never touches a request.
+ *
+ * Locks, in this order: daemon.lock (connections list, sessions, queue,
+ * workers' states, policies, counters), then host.lock (a model's control
+ * loop), then conn.lock (a connection's output). Nothing takes daemon.lock
+ * while holding another.
+ */
+#ifndef GEARBOX_DAEMON_DAEMON_H
+#define GEARBOX_DAEMON_DAEMON_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "daemon/settings.h"
+#include "dnn/dnn.h"
+#include "governor/governor.h"
+#include "policies/control.h"
+#include "policies/policy.h"
+#include "policies/runtime.h"
+#include "proto/protocol.h"
+
+#define MAX_CLIENTS 1024
+#define MAX_SESSIONS_PER_CLIENT 64
+#define MAX_OUTBUF (16u << 20)
+#define QUEUE_PER_MODEL 64       /* admission control: BUSY beyond */
+#define INFLIGHT_PER_CLIENT 32   /* requests one connection may have queued or running */
+#define READ_BUDGET (256u << 10) /* bytes read from one connection per turn: others get theirs */
+#define SESSION_WINDOW 256
+#define RETURN_SAMPLES 16
+/* An idle worker's polling window after a request (adapts, see serve.c). */
+#define WORKER_SPIN_MIN_NS 20000
+#define WORKER_SPIN_START_NS 60000
+#define WORKER_SPIN_MAX_NS 400000
+
+struct daemon;
+struct host;
+
+struct budget {
+	uint64_t deadline_us;   /* 0: none */
+	uint64_t energy_uj;     /* 0: none */
+	double min_accuracy;    /* 0: none */
+};
+
+/* ---- connections (conn.c) ------------------------------------------------ */
+
+struct conn {
+	struct daemon *daemon;
+	uint64_t id;
+	int fd;
+	uid_t uid;
+	gid_t gid;
+	bool privileged;        /* root or the gearbox group */
+	bool subscribed;        /* daemon.lock */
+	/* reading: only the thread that owns the connection (EPOLLONESHOT) */
+	unsigned char header[GBX_HEADER_SIZE];
+	size_t have;
+	struct gbx_header h;
+	unsigned char *payload;
+	uint64_t frame_ns;      /* when the current frame was complete */
+	/* output: under lock. What the socket does not take at once waits in
+	 * `out`, and the main thread flushes it when the socket is writable
+	 * (watching wfd, a dup of fd, so that the workers' input epoll set
+	 * keeps one owner per connection). */
+	pthread_mutex_t lock;
+	int wfd;
+	unsigned char *out;
+	size_t out_len, out_cap;
+	bool flush_posted;      /* the main thread has been asked to flush */
+	bool broken;            /* a send failed or the output overflowed: close */
+	bool gone;              /* closed: nothing more is sent */
+	sd_event_source *out_source; /* the main thread's only */
+	unsigned refs;          /* atomic: the list (then the close notice), each request, each flush notice */
+	struct conn *post_next; /* the main thread's notice list (post_lock) */
+	bool listed;
+	unsigned notices;       /* NOTICE_* */
+	/* daemon.lock */
+	unsigned inflight;      /* requests queued or running */
+	double return_us[RETURN_SAMPLES]; /* measured return paths (client side) */
+	unsigned nreturn;
+	struct request *scan_head; /* queue_take's scratch */
+	uint64_t scan_gen;
+	struct conn *next;
+};
+
+#define NOTICE_FLUSH 1u /* output waits: watch the socket for writing */
+#define NOTICE_CLOSE 2u /* closed: drop the watch and the list's reference */
+
+struct conn *conn_new(struct daemon *d, int fd);
+void conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+/* The main thread's side: notices posted by the workers (flush this
+ * connection when writable; forget this closed one). */
+void conn_take_notices(struct daemon *d);
+/* Queue a frame and send what the socket takes; -ENOBUFS/-EPIPE when the
+ * connection must close (it is marked broken). */
+int conn_send_frame(struct conn *c, uint16_t type, uint32_t id, const void *payload, size_t len);
+/* Send a frame whose 16-byte header is already in place. */
+int conn_send_raw(struct conn *c, const unsigned char *frame, size_t len);
+/* Serve one readiness event of a connection owned by the calling thread:
+ * flush, read up to READ_BUDGET, handle the frames, then give the
+ * connection back to the epoll set (or close it). */
+void conn_service(struct daemon *d, struct conn *c, uint32_t events);
+/* Take the connection away (daemon.lock held): sessions closed, queued
+ * requests dropped; requests running finish and are dropped. */
+void conn_close_locked(struct daemon *d, struct conn *c);
+/* The return-path estimate of the connection: the 90th percentile of what
+ * its client measured (daemon.lock held). */
+double conn_return_estimate(struct conn *c);
+
+/* ---- replies (replies.c) ------------------------------------------------- */
+
+int send_json(struct conn *c, uint16_t type, uint32_t id, struct json_object *o);
+int send_error(struct conn *c, uint32_t id, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* To every subscriber (daemon.lock held); takes the reference. */
+void broadcast_event(struct daemon *d, struct json_object *event);
+struct request;
+/* The whole INFER reply frame of a finished request: header, then JSON.
+ * sent_ns is when it is about to leave (for daemon_us). NULL when out of
+ * memory. */
+unsigned char *infer_reply_frame(const struct request *r, const char *placement, uint64_t sent_ns, size_t *frame_len);
+
+/* ---- sessions (sessions.c) ----------------------------------------------- */
+
+/* How a session's requests arrive: the period and its jitter, learnt from
+ * the client's send times, so the worker can be ready before the next. */
+struct arrival {
+	uint64_t last_ns;
+	double period_ns, jitter_ns;
+	unsigned steady;        /* consecutive gaps that matched the period */
+};
+
+struct session {
+	uint32_t id;
+	struct conn *owner;
+	uid_t uid;
+	struct host *host;
+	struct budget budget;
+	int priority;
+	char policy[POL_NAME];
+	struct pol_session state;   /* hysteresis, step controller */
+	struct arrival arrival;
+	unsigned home;              /* the placement its last request ran on */
+	unsigned home_threads;
+	/* statistics */
+	uint64_t requests, deadline_met, deadline_total, groups_sum;
+	double recent_us[SESSION_WINDOW]; /* end-to-end, for percentiles */
+};
+
+struct session_table {
+	struct session **v;     /* by id, ascending (ids only grow) */
+	unsigned n, cap;
+	uint32_t next_id;
+};
+
+struct session *session_open(struct session_table *t, struct conn *owner, struct host *host, char **cause);
+struct session *session_find(struct session_table *t, uint32_t id);
+void session_close(struct session_table *t, struct session *s);
+void session_close_owned(struct session_table *t, struct conn *owner);
+unsigned session_count_owned(const struct session_table *t, const struct conn *owner);
+void session_table_free(struct session_table *t);
+/* The client sent a request at sent_ns: learn the period. */
+void arrival_note(struct arrival *a, uint64_t sent_ns);
+/* When the next request is expected (0: not steady). */
+uint64_t arrival_next_ns(const struct arrival *a);
+
+/* ---- requests and serving (serve.c) -------------------------------------- */
+
+enum request_kind {
+	REQUEST_INFER,
+	REQUEST_CALIBRATE,
+};
+
+struct request {
+	enum request_kind kind;
+	struct conn *conn;      /* a reference; replies go here */
+	struct host *host;
+	uint32_t msg_id;
+	uint32_t session;
+	struct budget budget;
+	struct pol_params params;   /* the session's policy, resolved for its model */
+	uint64_t origin_ns;     /* when the client sent it ("sent_ns"), else when it was read */
+	uint64_t received_ns;   /* its frame complete in the daemon */
+	uint64_t deadline_ns;   /* EDF key: origin + deadline - return path (UINT64_MAX: none) */
+	double return_us;       /* expected time from the reply leaving to the client having it */
+	float *input, *output;
+	/* filled when it runs */
+	uint64_t start_ns, done_ns;
+	struct pol_choice choice;
+	bool cold;
+	unsigned cls;
+	double latency_us, queue_us, energy_uj, sensor_uj;
+	const char *energy_source;
+	unsigned long khz;
+	double predicted_e2e_us;
+	char fallback[300];     /* why it left the placement it was chosen for */
+	char failed_place[POL_NAME];
+	char failed[300];       /* it could not run at all: an error reply */
+	unsigned calibrated;    /* REQUEST_CALIBRATE: points measured */
+	char reason[300];
+};
+
+static inline double
+request_e2e_us(const struct request *r)
+{
+	return (double)(r->done_ns - r->origin_ns) / 1e3 + r->return_us;
+}
+
+static inline bool
+request_met(const struct request *r)
+{
+	return r->budget.deadline_us == 0 || request_e2e_us(r) <= (double)r->budget.deadline_us;
+}
+
+void request_free(struct request *r); /* daemon.lock held (drops the conn reference) */
+
+/* One hosted model. */
+struct host {
+	struct daemon *daemon;
+	char *path;
+	struct dnn_model *model;
+	struct pol_runtime *runtime;
+	pthread_mutex_t lock;        /* the control loop */
+	struct pol_control control;
+	unsigned threads;            /* at most this many per request (gearboxd.conf) */
+	bool lock_made;
+	bool calibrating;            /* daemon.lock: its requests wait */
+	bool calibration_done;
+	pthread_t calibration_thread;
+	bool calibration_thread_started;
+	unsigned running;            /* daemon.lock: its requests on workers now */
+	/* daemon.lock */
+	unsigned queued;
+	uint64_t requests, busy_rejections, deadline_met, deadline_total;
+	double last_latency_us;
+	unsigned last_groups, last_threads, announced_groups;
+	unsigned long last_khz;
+	char placement[POL_NAME];
+};
+
+/* One worker thread per placement, bound to it, serving every model. */
+struct worker {
+	struct daemon *daemon;
+	unsigned place;
+	pthread_t thread;
+	bool started;
+	sigset_t wait_mask;          /* the thread's mask with SIGUSR1 let through */
+	/* daemon.lock */
+	bool busy;
+	bool asleep;                 /* blocked in epoll: a hand-off must signal it */
+	uint64_t busy_until_ns;      /* predicted end of what it runs */
+	uint64_t last_done_ns;
+	struct request *mailbox[QUEUE_PER_MODEL];
+	unsigned nmail;
+	/* its own */
+	uint64_t admitted_seen;      /* daemon.admitted when it last found nothing */
+	uint64_t spin_ns;
+	bool realtime;
+	uint64_t served;
+};
+
+int serve_open(struct daemon *d, char **cause);
+int serve_start(struct daemon *d, char **cause);
+void serve_stop(struct daemon *d);
+void serve_close(struct daemon *d);
+struct host *serve_find_host(struct daemon *d, const char *name);
+/* Admit a request (daemon.lock held): -EBUSY when its model's queue or
+ * its connection's share is full. */
+int serve_admit(struct daemon *d, struct request *r, char *why, size_t size);
+/* Drop queued requests of a connection (daemon.lock held). */
+void serve_forget_conn(struct daemon *d, struct conn *c);
+/* The operating-point table of a model under a policy (PARETO); returns
+ * the count, *points allocated. */
+unsigned host_table(struct host *h, const struct pol_params *params, struct pol_point **points);
+/* Re-measure a model on a thread of its own; the reply goes to r->conn. */
+int serve_calibrate(struct daemon *d, struct request *r, char **cause);
+/* Release the PM QoS request when no deadline session has sent anything
+ * for a while (the main thread's timer). */
+void serve_tick(struct daemon *d);
+/* Take the PM QoS request if it is not held (daemon.lock held). */
+void serve_hold_pm_qos(struct daemon *d);
+/* Re-read gearboxd.conf and the policies (gearboxd.c); takes daemon.lock. */
+int daemon_reload(struct daemon *d, char **policy_error);
+
+/* ---- handlers (handlers.c) ----------------------------------------------- */
+
+/* Handle one complete frame of c (its owner thread). */
+void handle_frame(struct daemon *d, struct conn *c);
+/* "default, powersave, realtime" */
+void policy_names(const struct daemon *d, char *buf, size_t size);
+/* The policy `name` for a model, with gearboxd.conf on top (daemon.lock). */
+void resolve_policy(struct daemon *d, const struct host *h, const char *name, struct pol_params *out);
+
+/* ---- statistics (stats.c) ------------------------------------------------ */
+
+/* Count a finished INFER everywhere it counts: its session, its model, the
+ * daemon (daemon.lock held). */
+void stats_count(struct daemon *d, const struct request *r);
+struct json_object *stats_status(struct daemon *d, const struct conn *asker);
+struct json_object *stats_session(const struct session *s);
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+struct daemon {
+	pthread_mutex_t lock;
+	sd_event *event;
+	int listen_fd;
+	bool own_socket;
+	char *socket_path;
+	const char *config_path;
+	struct config config;
+	struct pol_set policies;
+	char default_policy[POL_NAME];
+	gid_t gearbox_gid;
+	time_t started;
+	/* connections */
+	int conn_epfd;               /* every connection, EPOLLONESHOT */
+	struct conn *conns;
+	unsigned nconns;
+	uint64_t next_conn_id;
+	struct session_table sessions;
+	/* the models and the placements */
+	struct gov_platform *platform;
+	const struct gov_energy_source *energy_counter;
+	struct pol_devices *devices;
+	bool device_told[POL_MAX_PLACES]; /* its opening was logged */
+	struct host *hosts;
+	unsigned nhosts;
+	struct pol_place places[POL_MAX_PLACES];
+	unsigned nplaces;
+	struct worker workers[POL_MAX_PLACES];
+	struct request **queue;      /* admitted, waiting for a worker */
+	unsigned nqueue, queue_cap;
+	uint64_t admitted;           /* requests ever queued (atomic): idle workers look again */
+	uint64_t scan_gen;
+	bool stopping;
+	/* one frequency per clock domain: the votes of the sessions using it */
+	struct pol_votes votes;
+	unsigned long applied_khz[POL_MAX_PLACES];
+	bool dvfs_off[POL_MAX_PLACES];
+	bool changed_freq;
+	char cache_dir[512];
+	/* PM QoS: held while deadline sessions send */
+	struct gov_pm_qos *pm_qos;
+	uint64_t last_deadline_ns;
+	bool pm_qos_failed;
+	/* real time */
+	int realtime_priority;       /* 0: none */
+	/* notices to the main thread (conn.c) */
+	pthread_mutex_t post_lock;
+	struct conn *posted;
+	int post_fd;                 /* eventfd */
+	/* counters */
+	uint64_t requests, served, deadline_met, deadline_total;
+	uint64_t served_at_last_status;
+	double requests_per_s;
+};
+
+#endif

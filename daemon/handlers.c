@@ -1,0 +1,631 @@
+/* One handler per message type, in one table with the privilege each
+ * needs. Run by the worker that owns the connection. INFER is parsed
+ * outside daemon.lock and admitted under it; every other handler runs with
+ * daemon.lock held (they are rare and short), except RELOAD and CALIBRATE,
+ * which take it themselves. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+
+/* ---- decoding -------------------------------------------------------------- */
+
+static struct json_object *
+parse_payload(struct conn *c, size_t len)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+
+	if (len == 0)
+		return json_object_new_object();
+	tok = json_tokener_new();
+	o = json_tokener_parse_ex(tok, (const char *)c->payload, (int)len);
+	if (o == NULL || json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object)) {
+		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "payload is not one JSON object (%s)",
+		           o == NULL ? json_tokener_error_desc(json_tokener_get_error(tok)) : "trailing bytes or not an object");
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+/* An optional non-negative integer field within [0, max]; -1 on a bad one
+ * (an error reply has been sent). */
+static int
+get_u64(struct conn *c, struct json_object *o, const char *key, uint64_t max, uint64_t *out)
+{
+	struct json_object *v;
+	int64_t x;
+
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_int) || (x = json_object_get_int64(v)) < 0 || (uint64_t)x > max)
+		return send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "'%s' must be an integer from 0 to %llu", key,
+		                  (unsigned long long)max), -1;
+	*out = (uint64_t)x;
+	return 0;
+}
+
+static int
+parse_budget(struct conn *c, struct json_object *o, struct budget *b)
+{
+	struct json_object *v;
+
+	if (get_u64(c, o, GBX_KEY_DEADLINE_US, 3600ull * 1000000, &b->deadline_us) != 0 ||
+	    get_u64(c, o, GBX_KEY_ENERGY_UJ, 1000ull * 1000000, &b->energy_uj) != 0)
+		return -1;
+	if (json_object_object_get_ex(o, GBX_KEY_MIN_ACCURACY, &v) && !json_object_is_type(v, json_type_null)) {
+		double a = json_object_get_double(v);
+		if ((!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) || !(a >= 0 && a <= 1))
+			return send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "'min_accuracy' must be a number in [0, 1]"), -1;
+		b->min_accuracy = a;
+	}
+	return 0;
+}
+
+/* The session a request names, on this connection (own = true), or any
+ * session of the same user (or any at all for root and the gearbox group). */
+static struct session *
+named_session(struct daemon *d, struct conn *c, struct json_object *o, bool own)
+{
+	uint64_t id = 0;
+	struct session *s;
+
+	if (get_u64(c, o, GBX_KEY_SESSION, UINT32_MAX, &id) != 0)
+		return NULL;
+	if ((s = session_find(&d->sessions, (uint32_t)id)) == NULL || (own && s->owner != c)) {
+		send_error(c, c->h.id, GBX_ERR_NO_SESSION, own ? "no session %llu on this connection (open one first)"
+		                                               : "no session %llu", (unsigned long long)id);
+		return NULL;
+	}
+	if (s->owner != c && s->uid != c->uid && !c->privileged) {
+		send_error(c, c->h.id, GBX_ERR_DENIED, "session %llu belongs to another user", (unsigned long long)id);
+		return NULL;
+	}
+	return s;
+}
+
+void
+resolve_policy(struct daemon *d, const struct host *h, const char *name, struct pol_params *out)
+{
+	const struct pol_policy *pol = pol_set_find(&d->policies, name);
+
+	if (pol == NULL && (pol = pol_set_find(&d->policies, d->default_policy)) == NULL)
+		pol = pol_set_find(&d->policies, "default");
+	pol_policy_resolve(pol, dnn_model_name(h->model), out);
+	if (d->config.margin >= 0)
+		out->margin = d->config.margin;
+	if (h->threads && (out->max_threads == 0 || out->max_threads > h->threads))
+		out->max_threads = h->threads;
+}
+
+void
+policy_names(const struct daemon *d, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < d->policies.n && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", d->policies.policies[i].params.name);
+}
+
+/* The "policy" a request names (the daemon's default when none); -1 after
+ * an error reply naming the policies there are. */
+static int
+requested_policy(struct daemon *d, struct conn *c, struct json_object *o, char name[POL_NAME])
+{
+	struct json_object *v;
+	char names[512];
+
+	snprintf(name, POL_NAME, "%s", d->default_policy);
+	if (!json_object_object_get_ex(o, GBX_KEY_POLICY, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string) || pol_set_find(&d->policies, json_object_get_string(v)) == NULL) {
+		policy_names(d, names, sizeof(names));
+		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "no policy '%s' (have: %s)", json_object_get_string(v), names);
+		return -1;
+	}
+	snprintf(name, POL_NAME, "%s", json_object_get_string(v));
+	return 0;
+}
+
+/* The model a request names, or the only one. NULL after an error reply. */
+static struct host *
+requested_model(struct daemon *d, struct conn *c, struct json_object *o)
+{
+	struct json_object *v;
+	struct host *h;
+
+	if (!json_object_object_get_ex(o, GBX_KEY_MODEL, &v) || json_object_is_type(v, json_type_null)) {
+		if (d->nhosts == 1)
+			return &d->hosts[0];
+		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "name a 'model' (%u models are hosted)", d->nhosts);
+		return NULL;
+	}
+	if (!json_object_is_type(v, json_type_string) || (h = serve_find_host(d, json_object_get_string(v))) == NULL) {
+		send_error(c, c->h.id, GBX_ERR_NO_MODEL, "no model '%s' (see gearboxctl models)", json_object_get_string(v));
+		return NULL;
+	}
+	return h;
+}
+
+/* ---- INFER ----------------------------------------------------------------- */
+
+/* "sent_ns" (the client's CLOCK_MONOTONIC when it sent the request) and
+ * "return_us" (how long its previous reply took to reach it). Values that
+ * cannot be true (another clock, e.g. a client in another time namespace)
+ * are ignored. */
+struct timing {
+	uint64_t origin_ns;
+	double return_us;       /* < 0: not given */
+};
+
+static struct timing
+request_timing(struct json_object *o, uint64_t now)
+{
+	struct timing t = { 0, -1 };
+	struct json_object *v;
+
+	if (json_object_object_get_ex(o, GBX_KEY_SENT_NS, &v)) {
+		uint64_t sent = (uint64_t)json_object_get_int64(v);
+		if (sent > 0 && sent <= now && now - sent < 10000000000ull)
+			t.origin_ns = sent;
+	}
+	if (json_object_object_get_ex(o, GBX_KEY_RETURN_US, &v)) {
+		double us = json_object_get_double(v);
+		if (us >= 0 && us < 1e6)
+			t.return_us = us;
+	}
+	return t;
+}
+
+/* The input tensor of an INFER: float32 values, or uint8 pixels the model
+ * normalises. NULL after an error reply. */
+static float *
+infer_input(struct conn *c, const struct dnn_model *m, size_t json_len, bool pixels)
+{
+	size_t in_n = dnn_model_input_size(m), have = c->h.length - json_len - 1;
+	const unsigned char *data = c->payload + json_len + 1;
+	float *in;
+
+	if (have != in_n * (pixels ? 1 : sizeof(float))) {
+		send_error(c, c->h.id, GBX_ERR_BAD_INPUT, "input has %zu bytes; %s expects %zu %s (%zu bytes)", have,
+		           dnn_model_name(m), in_n, pixels ? "uint8 pixels" : "float32 values", in_n * (pixels ? 1 : sizeof(float)));
+		return NULL;
+	}
+	if ((in = malloc(in_n * sizeof(float))) == NULL) {
+		send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	if (pixels) {
+		dnn_model_normalize_u8(m, data, in);
+		return in;
+	}
+	memcpy(in, data, in_n * sizeof(float));
+	for (size_t i = 0; i < in_n; i++)
+		if (!isfinite(in[i])) {
+			free(in);
+			send_error(c, c->h.id, GBX_ERR_BAD_INPUT, "input value %zu is not finite", i);
+			return NULL;
+		}
+	return in;
+}
+
+/* Fill a request from its session (daemon.lock held). */
+static void
+request_from_session(struct daemon *d, struct request *r, struct session *s, struct conn *c, struct timing t)
+{
+	r->kind = REQUEST_INFER;
+	r->conn = c;
+	conn_ref(c);
+	r->host = s->host;
+	r->msg_id = c->h.id;
+	r->session = s->id;
+	r->budget = s->budget;
+	resolve_policy(d, s->host, s->policy, &r->params);
+	r->received_ns = c->frame_ns;
+	r->origin_ns = t.origin_ns ? t.origin_ns : c->frame_ns;
+	if (t.return_us >= 0)
+		c->return_us[c->nreturn++ % RETURN_SAMPLES] = t.return_us;
+	r->return_us = conn_return_estimate(c);
+	if (t.origin_ns)
+		arrival_note(&s->arrival, t.origin_ns);
+}
+
+static void
+handle_infer(struct daemon *d, struct conn *c)
+{
+	size_t json_len = strnlen((const char *)c->payload, c->h.length);
+	struct json_object *o, *v;
+	struct session *s;
+	struct request *r;
+	struct timing t;
+	char why[200];
+	uint64_t id = 0;
+	bool pixels = false;
+
+	if (json_len == c->h.length)
+		return (void)send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "infer payload needs JSON, a NUL byte, then the input");
+	if ((o = parse_payload(c, json_len)) == NULL)
+		return;
+	if (json_object_object_get_ex(o, GBX_KEY_PIXELS, &v))
+		pixels = json_object_get_boolean(v);
+	t = request_timing(o, c->frame_ns);
+	if (get_u64(c, o, GBX_KEY_SESSION, UINT32_MAX, &id) != 0 || (r = calloc(1, sizeof(*r))) == NULL) {
+		json_object_put(o);
+		return;
+	}
+	json_object_put(o);
+	pthread_mutex_lock(&d->lock);
+	if ((s = session_find(&d->sessions, (uint32_t)id)) == NULL || s->owner != c) {
+		pthread_mutex_unlock(&d->lock);
+		free(r);
+		send_error(c, c->h.id, GBX_ERR_NO_SESSION, "no session %llu on this connection (open one first)",
+		           (unsigned long long)id);
+		return;
+	}
+	request_from_session(d, r, s, c, t);
+	pthread_mutex_unlock(&d->lock);
+	/* the copy of the input and the scores buffer: outside the lock */
+	if ((r->input = infer_input(c, r->host->model, json_len, pixels)) == NULL ||
+	    (r->output = malloc(dnn_model_output_size(r->host->model) * sizeof(float))) == NULL) {
+		if (r->input != NULL)
+			send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory");
+		pthread_mutex_lock(&d->lock);
+		request_free(r);
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (serve_admit(d, r, why, sizeof(why)) != 0) {
+		request_free(r);
+		pthread_mutex_unlock(&d->lock);
+		send_error(c, c->h.id, GBX_ERR_BUSY, "%s: try again later", why);
+		return;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- the others (daemon.lock held) ------------------------------------------ */
+
+static struct json_object *
+model_json(const struct host *h)
+{
+	struct json_object *o = json_object_new_object(), *shape = json_object_new_array();
+	struct json_object *acc = json_object_new_array(), *labels = json_object_new_array();
+	unsigned c, hh, w;
+
+	dnn_model_input_shape(h->model, &c, &hh, &w);
+	json_object_array_add(shape, json_object_new_int((int)c));
+	json_object_array_add(shape, json_object_new_int((int)hh));
+	json_object_array_add(shape, json_object_new_int((int)w));
+	for (unsigned g = 1; g <= dnn_model_groups(h->model); g++) {
+		double a = dnn_model_accuracy(h->model, g);
+		json_object_array_add(acc, a >= 0 ? json_object_new_double(a) : NULL);
+	}
+	for (unsigned i = 0; i < dnn_model_classes(h->model); i++)
+		json_object_array_add(labels, json_object_new_string(dnn_model_label(h->model, i)));
+	json_object_object_add(o, "name", json_object_new_string(dnn_model_name(h->model)));
+	json_object_object_add(o, "path", json_object_new_string(h->path));
+	json_object_object_add(o, GBX_KEY_GROUPS, json_object_new_int((int)dnn_model_groups(h->model)));
+	json_object_object_add(o, "input_shape", shape);
+	json_object_object_add(o, "classes", json_object_new_int((int)dnn_model_classes(h->model)));
+	json_object_object_add(o, "labels", labels);
+	json_object_object_add(o, "accuracy", acc);
+	json_object_object_add(o, GBX_KEY_PLACEMENT, json_object_new_string(h->placement));
+	return o;
+}
+
+static int
+on_hello(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+{
+	(void)d, (void)c, (void)o;
+	json_object_object_add(reply, "server", json_object_new_string("gearboxd"));
+	json_object_object_add(reply, "version", json_object_new_string(PACKAGE_VERSION));
+	json_object_object_add(reply, "protocol", json_object_new_int(GBX_PROTOCOL_VERSION));
+	return 0;
+}
+
+static int
+on_models(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+{
+	struct json_object *list = json_object_new_array();
+
+	(void)c, (void)o;
+	for (unsigned i = 0; i < d->nhosts; i++)
+		json_object_array_add(list, model_json(&d->hosts[i]));
+	json_object_object_add(reply, "models", list);
+	return 0;
+}
+
+static int
+on_open(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+{
+	struct budget b = { 0 };
+	char policy[POL_NAME], *cause = NULL;
+	uint64_t prio = 0;
+	struct host *h;
+	struct session *s;
+
+	if ((h = requested_model(d, c, o)) == NULL || parse_budget(c, o, &b) != 0 ||
+	    get_u64(c, o, GBX_KEY_PRIORITY, 100, &prio) != 0 || requested_policy(d, c, o, policy) != 0)
+		return -1;
+	if (session_count_owned(&d->sessions, c) >= MAX_SESSIONS_PER_CLIENT)
+		return send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "at most %d sessions per connection",
+		                  MAX_SESSIONS_PER_CLIENT), -1;
+	if ((s = session_open(&d->sessions, c, h, &cause)) == NULL) {
+		send_error(c, c->h.id, GBX_ERR_INTERNAL, "%s", cause);
+		free(cause);
+		return -1;
+	}
+	s->budget = b;
+	s->priority = (int)prio;
+	snprintf(s->policy, sizeof(s->policy), "%s", policy);
+	json_object_object_add(reply, GBX_KEY_SESSION, json_object_new_int64(s->id));
+	json_object_object_add(reply, GBX_KEY_MODEL, json_object_new_string(dnn_model_name(h->model)));
+	json_object_object_add(reply, GBX_KEY_POLICY, json_object_new_string(s->policy));
+	return 0;
+}
+
+static int
+on_budget(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+{
+	struct session *s = named_session(d, c, o, false);
+	struct budget b = { 0 };
+
+	if (s == NULL || parse_budget(c, o, &b) != 0)
+		return -1;
+	s->budget = b;
+	json_object_object_add(reply, GBX_KEY_SESSION, json_object_new_int64(s->id));
+	return 0;
+}
+
+static int
+on_close(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+{
+	struct session *s = named_session(d, c, o, true);
+
+	if (s == NULL)
+		return -1;
+	json_object_object_add(reply, GBX_KEY_SESSION, json_object_new_int64(s->id));
+	pol_votes_drop(&d->votes, s->id);
+	session_close(&d->sessions, s);
+	return 0;
+}
+
+static int
+on_status(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+{
+	struct json_object *status = stats_status(d, c);
+
+	(void)o;
+	json_object_object_foreach(status, key, val) json_object_object_add(reply, key, json_object_get(val));
+	json_object_put(status);
+	return 0;
+}
+
+static int
+on_stats(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+{
+	struct json_object *list;
+	uint64_t only = 0;
+
+	if (get_u64(c, o, GBX_KEY_SESSION, UINT32_MAX, &only) != 0)
+		return -1;
+	if (only != 0 && session_find(&d->sessions, (uint32_t)only) == NULL)
+		return send_error(c, c->h.id, GBX_ERR_NO_SESSION, "no session %llu", (unsigned long long)only), -1;
+	list = json_object_new_array();
+	for (unsigned i = 0; i < d->sessions.n; i++)
+		if (only == 0 || d->sessions.v[i]->id == only)
+			json_object_array_add(list, stats_session(d->sessions.v[i]));
+	json_object_object_add(reply, "sessions", list);
+	json_object_object_add(reply, "served", json_object_new_int64((int64_t)d->served));
+	json_object_object_add(reply, "requests_per_s", json_object_new_double(d->requests_per_s));
+	return 0;
+}
+
+static int
+on_subscribe(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+{
+	(void)d, (void)o, (void)reply;
+	c->subscribed = true;
+	return 0;
+}
+
+static int
+on_platform(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+{
+	const struct gov_platform *p = d->platform;
+	struct json_object *cl = json_object_new_array(), *places = json_object_new_array();
+
+	(void)c, (void)o;
+	for (unsigned i = 0; i < p->nclusters; i++) {
+		struct json_object *co = json_object_new_object();
+		char *cpus = NULL;
+		hwloc_bitmap_list_asprintf(&cpus, p->clusters[i].cpuset);
+		json_object_object_add(co, "name", json_object_new_string(p->clusters[i].name));
+		json_object_object_add(co, "cpus", json_object_new_string(cpus));
+		json_object_object_add(co, "capacity", json_object_new_int((int)p->clusters[i].capacity));
+		json_object_object_add(co, "cur_khz", json_object_new_int64((int64_t)p->clusters[i].cur_khz));
+		json_object_array_add(cl, co);
+		free(cpus);
+	}
+	for (unsigned i = 0; i < d->nplaces; i++)
+		json_object_array_add(places, json_object_new_string(d->places[i].name));
+	json_object_object_add(reply, "dvfs", json_object_new_boolean(p->cpufreq));
+	json_object_object_add(reply, "clusters", cl);
+	json_object_object_add(reply, "placements", places);
+	json_object_object_add(reply, "opencl_devices", json_object_new_int((int)p->nopencl));
+	json_object_object_add(reply, "energy_sources", json_object_new_int((int)p->nsources));
+	return 0;
+}
+
+static struct json_object *
+point_json(const struct daemon *d, const struct pol_point *pt)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, GBX_KEY_GROUPS, json_object_new_int((int)pt->groups));
+	json_object_object_add(o, GBX_KEY_PLACEMENT, json_object_new_string(d->places[pt->place].name));
+	json_object_object_add(o, GBX_KEY_THREADS, json_object_new_int((int)pt->threads));
+	json_object_object_add(o, GBX_KEY_FREQ_KHZ, json_object_new_int64((int64_t)pt->khz));
+	json_object_object_add(o, "accuracy", pt->accuracy >= 0 ? json_object_new_double(pt->accuracy) : NULL);
+	json_object_object_add(o, GBX_KEY_LATENCY_US, json_object_new_double(pt->latency_us));
+	json_object_object_add(o, GBX_KEY_ENERGY_UJ, json_object_new_double(pt->energy_uj));
+	json_object_object_add(o, "power_w", json_object_new_double(pt->power_w));
+	return o;
+}
+
+/* PARETO: the front of a model's operating points under a policy, with the
+ * interference the daemon measures now. */
+static int
+on_pareto(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+{
+	struct host *h = requested_model(d, c, o);
+	struct pol_point *points = NULL, *front;
+	struct pol_params params;
+	struct json_object *list;
+	char policy[POL_NAME];
+	unsigned n, k;
+
+	if (h == NULL || requested_policy(d, c, o, policy) != 0)
+		return -1;
+	resolve_policy(d, h, policy, &params);
+	n = host_table(h, &params, &points);
+	if ((front = calloc(n ? n : 1, sizeof(*front))) == NULL) {
+		free(points);
+		return send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory"), -1;
+	}
+	k = pol_pareto(points, n, front);
+	list = json_object_new_array();
+	for (unsigned i = 0; i < k; i++)
+		json_object_array_add(list, point_json(d, &front[i]));
+	json_object_object_add(reply, GBX_KEY_MODEL, json_object_new_string(dnn_model_name(h->model)));
+	json_object_object_add(reply, GBX_KEY_POLICY, json_object_new_string(params.name));
+	json_object_object_add(reply, "points", json_object_new_int((int)n));
+	json_object_object_add(reply, "simulated", json_object_new_boolean(false));
+	json_object_object_add(reply, "front", list);
+	free(points);
+	free(front);
+	return 0;
+}
+
+/* ---- handlers that take daemon.lock themselves --------------------------------- */
+
+static void
+on_reload(struct daemon *d, struct conn *c, struct json_object *o)
+{
+	struct json_object *reply = json_object_new_object();
+	char *why = NULL;
+	bool ok;
+
+	(void)o;
+	log_notice("reload requested by uid %u", (unsigned)c->uid);
+	ok = daemon_reload(d, &why) == 0;
+	json_object_object_add(reply, "reloaded", json_object_new_boolean(ok));
+	json_object_object_add(reply, GBX_KEY_ERROR, ok ? NULL : json_object_new_string(why ? why : "?"));
+	free(why);
+	send_json(c, GBX_MSG_RELOAD_REPLY, c->h.id, reply);
+}
+
+/* Answered when the measuring thread is done. */
+static void
+on_calibrate(struct daemon *d, struct conn *c, struct json_object *o)
+{
+	struct request *r;
+	struct host *h;
+	char *cause = NULL;
+
+	pthread_mutex_lock(&d->lock);
+	if ((h = requested_model(d, c, o)) == NULL) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		pthread_mutex_unlock(&d->lock);
+		send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	r->kind = REQUEST_CALIBRATE;
+	r->conn = c;
+	conn_ref(c);
+	r->host = h;
+	r->msg_id = c->h.id;
+	resolve_policy(d, h, d->default_policy, &r->params);
+	if (serve_calibrate(d, r, &cause) != 0) {
+		request_free(r);
+		pthread_mutex_unlock(&d->lock);
+		send_error(c, c->h.id, GBX_ERR_BUSY, "%s", cause);
+		free(cause);
+		return;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- the table ------------------------------------------------------------- */
+
+typedef int locked_handler(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply);
+typedef void own_handler(struct daemon *d, struct conn *c, struct json_object *o);
+
+static const struct {
+	uint16_t type;
+	const char *name;
+	bool privileged;        /* root and the gearbox group only */
+	locked_handler *locked; /* run with daemon.lock held; the reply is type + 1 */
+	own_handler *own;       /* takes the lock itself and replies itself */
+} handlers[] = {
+	{ GBX_MSG_HELLO, "hello", false, on_hello, NULL },
+	{ GBX_MSG_MODELS, "models", false, on_models, NULL },
+	{ GBX_MSG_OPEN, "open", false, on_open, NULL },
+	{ GBX_MSG_BUDGET, "budget", false, on_budget, NULL },
+	{ GBX_MSG_STATUS, "status", false, on_status, NULL },
+	{ GBX_MSG_STATS, "stats", false, on_stats, NULL },
+	{ GBX_MSG_SUBSCRIBE, "subscribe", false, on_subscribe, NULL },
+	{ GBX_MSG_RELOAD, "reload", true, NULL, on_reload },
+	{ GBX_MSG_CLOSE, "close", false, on_close, NULL },
+	{ GBX_MSG_PLATFORM, "platform", false, on_platform, NULL },
+	{ GBX_MSG_PARETO, "pareto", false, on_pareto, NULL },
+	{ GBX_MSG_CALIBRATE, "calibrate", true, NULL, on_calibrate },
+};
+
+void
+handle_frame(struct daemon *d, struct conn *c)
+{
+	unsigned i = 0, n = sizeof(handlers) / sizeof(handlers[0]);
+	struct json_object *o, *reply;
+
+	if (c->h.type == GBX_MSG_INFER)
+		return handle_infer(d, c); /* first: a request waits for nothing */
+	while (i < n && handlers[i].type != c->h.type)
+		i++;
+	if (i == n)
+		return (void)send_error(c, c->h.id, GBX_ERR_UNKNOWN_TYPE, "unknown request type %u", c->h.type);
+	if (handlers[i].privileged && !c->privileged)
+		return (void)send_error(c, c->h.id, GBX_ERR_DENIED, "%s is for root and the gearbox group (you are uid %u)",
+		                        handlers[i].name, (unsigned)c->uid);
+	if ((o = parse_payload(c, c->h.length)) == NULL)
+		return;
+	if (handlers[i].own != NULL) {
+		handlers[i].own(d, c, o);
+		json_object_put(o);
+		return;
+	}
+	reply = json_object_new_object();
+	pthread_mutex_lock(&d->lock);
+	if (handlers[i].locked(d, c, o, reply) == 0) {
+		pthread_mutex_unlock(&d->lock);
+		send_json(c, (uint16_t)(c->h.type + 1), c->h.id, reply);
+	} else {
+		pthread_mutex_unlock(&d->lock);
+		json_object_put(reply);
+	}
+	json_object_put(o);
+}

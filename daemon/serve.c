@@ -1,0 +1,1197 @@
+/* Serving: the models, the request queue, and one worker thread per
+ * placement. See daemon.h for the request path; in short, the worker the
+ * kernel wakes for a connection reads it, admits what it reads, and runs
+ * the best request itself. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cause.h"
+#include "common/clock.h"
+#include "common/spin.h"
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+
+/* How long ahead of a session's next expected request its worker wakes,
+ * warms the pool and polls (the wake-up of a sleeping CPU, cluster
+ * power-up on boards), and how long past it the poll goes on. */
+#define WARM_LEAD_NS 300000
+#define WARM_TAIL_NS 300000
+
+void
+request_free(struct request *r)
+{
+	if (r == NULL)
+		return;
+	conn_unref(r->conn);
+	free(r->input);
+	free(r->output);
+	free(r);
+}
+
+struct host *
+serve_find_host(struct daemon *d, const char *name)
+{
+	for (unsigned i = 0; i < d->nhosts; i++)
+		if (strcmp(dnn_model_name(d->hosts[i].model), name) == 0)
+			return &d->hosts[i];
+	return NULL;
+}
+
+static bool queue_has_work(struct daemon *d, unsigned place);
+static void wake_for(struct daemon *d, const struct request *r);
+
+/* The worker this thread is (NULL in the main and calibration threads). */
+static __thread struct worker *self_worker;
+
+/* ---- the queue (daemon.lock held) ---------------------------------------------- */
+
+static bool
+allowed_there(const struct request *r, unsigned place)
+{
+	const struct pol_place *pl = &r->host->control.predictor.places[place];
+	return !pl->disabled && pol_place_allowed(pl, r->params.placements);
+}
+
+/* Where a request may run: where its policy allows, or, when that is
+ * nowhere any more (its device failed), the first placement, as the
+ * control loop's fallback choice says. */
+static bool
+may_run_on(const struct request *r, unsigned place)
+{
+	const struct daemon *d = r->host->daemon;
+
+	if (allowed_there(r, place))
+		return true;
+	for (unsigned p = 0; p < d->nplaces; p++)
+		if (allowed_there(r, p))
+			return false;
+	return place == 0;
+}
+
+int
+serve_admit(struct daemon *d, struct request *r, char *why, size_t size)
+{
+	struct host *h = r->host;
+	uint64_t now = monotonic_ns();
+
+	if (h->queued >= QUEUE_PER_MODEL) {
+		h->busy_rejections++;
+		snprintf(why, size, "%s's queue is full (%d requests)", dnn_model_name(h->model), QUEUE_PER_MODEL);
+		return -EBUSY;
+	}
+	if (r->conn->inflight >= INFLIGHT_PER_CLIENT) {
+		h->busy_rejections++;
+		snprintf(why, size, "this connection has %d requests in flight", INFLIGHT_PER_CLIENT);
+		return -EBUSY;
+	}
+	if (r->budget.deadline_us) {
+		/* end to end: the time before arrival and the expected return path
+		 * are spent already */
+		uint64_t end = r->origin_ns + r->budget.deadline_us * 1000, spend = (uint64_t)(r->return_us * 1e3);
+		r->deadline_ns = end > r->received_ns + spend ? end - spend : r->received_ns;
+		d->last_deadline_ns = now;
+		serve_hold_pm_qos(d);
+	} else {
+		r->deadline_ns = UINT64_MAX;
+	}
+	if (d->nqueue == d->queue_cap) {
+		unsigned cap = d->queue_cap ? d->queue_cap * 2 : 64;
+		struct request **q = realloc(d->queue, cap * sizeof(*q));
+		if (q == NULL)
+			return snprintf(why, size, "out of memory"), -ENOMEM;
+		d->queue = q;
+		d->queue_cap = cap;
+	}
+	d->queue[d->nqueue++] = r;
+	__atomic_add_fetch(&d->admitted, 1, __ATOMIC_RELAXED);
+	h->queued++;
+	r->conn->inflight++;
+	d->requests++;
+	/* The worker reading it takes it next, unless it may not run it. */
+	if (self_worker == NULL || !may_run_on(r, self_worker->place))
+		wake_for(d, r);
+	return 0;
+}
+
+static bool
+earlier(const struct request *a, const struct request *b)
+{
+	return a->deadline_ns < b->deadline_ns || (a->deadline_ns == b->deadline_ns && a->received_ns < b->received_ns);
+}
+
+/* The next request for placement `place`: earliest deadline first among
+ * each connection's earliest, so that a client flooding requests gets one
+ * turn in each round like everyone else. NULL when none may run there. */
+static struct request *
+queue_take(struct daemon *d, unsigned place)
+{
+	uint64_t gen = ++d->scan_gen;
+	int best = -1;
+
+	for (unsigned i = 0; i < d->nqueue; i++) {
+		struct request *r = d->queue[i];
+		struct conn *c = r->conn;
+		if (r->host->calibrating || !may_run_on(r, place))
+			continue;
+		if (c->scan_gen != gen || earlier(r, c->scan_head)) {
+			c->scan_gen = gen;
+			c->scan_head = r;
+		}
+	}
+	for (unsigned i = 0; i < d->nqueue; i++) {
+		struct request *r = d->queue[i];
+		if (r->conn->scan_gen == gen && r->conn->scan_head == r && (best < 0 || earlier(r, d->queue[best])))
+			best = (int)i;
+	}
+	if (best < 0)
+		return NULL;
+	struct request *r = d->queue[best];
+	memmove(&d->queue[best], &d->queue[best + 1], (d->nqueue - (unsigned)best - 1) * sizeof(*d->queue));
+	d->nqueue--;
+	r->host->queued--;
+	return r;
+}
+
+void
+serve_forget_conn(struct daemon *d, struct conn *c)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < d->nqueue; i++) {
+		struct request *r = d->queue[i];
+		if (r->conn == c) {
+			r->host->queued--;
+			c->inflight--;
+			request_free(r);
+		} else {
+			d->queue[k++] = r;
+		}
+	}
+	d->nqueue = k;
+	for (unsigned p = 0; p < d->nplaces; p++) {
+		struct worker *w = &d->workers[p];
+		k = 0;
+		for (unsigned i = 0; i < w->nmail; i++) {
+			if (w->mailbox[i]->conn == c) {
+				c->inflight--;
+				request_free(w->mailbox[i]);
+			} else {
+				w->mailbox[k++] = w->mailbox[i];
+			}
+		}
+		w->nmail = k;
+	}
+}
+
+
+/* ---- waking workers (daemon.lock held) ----------------------------------------- */
+
+static void
+wake_worker(struct worker *w)
+{
+	if (w->started && w->asleep)
+		pthread_kill(w->thread, SIGUSR1);
+}
+
+/* A sleeping worker that may run r. */
+static void
+wake_for(struct daemon *d, const struct request *r)
+{
+	for (unsigned p = 0; p < d->nplaces; p++)
+		if (!d->workers[p].busy && d->workers[p].asleep && may_run_on(r, p)) {
+			wake_worker(&d->workers[p]);
+			return;
+		}
+}
+
+/* Another worker than `self` that sleeps and could run queued work. */
+static void
+wake_idle_for_queue(struct daemon *d, const struct worker *self)
+{
+	for (unsigned p = 0; p < d->nplaces && d->nqueue > 0; p++) {
+		struct worker *w = &d->workers[p];
+		if (w == self || w->busy || !w->asleep)
+			continue;
+		for (unsigned i = 0; i < d->nqueue; i++)
+			if (may_run_on(d->queue[i], p) && !d->queue[i]->host->calibrating) {
+				wake_worker(w);
+				return;
+			}
+	}
+}
+
+/* ---- running one request --------------------------------------------------- */
+
+/* Set the clock domain to the highest frequency its sessions voted for. A
+ * failed write turns DVFS off there (one warning). daemon.lock held. */
+static unsigned long
+apply_frequency(struct daemon *d, struct request *r, const struct pol_point *pt, uint64_t now)
+{
+	const struct pol_place *pl = &d->places[pt->place];
+	unsigned dom = pol_place_domain(d->places, pt->place);
+	struct gov_cluster *c = pl->kind == POL_PLACE_CPU ? &d->platform->clusters[pl->index] : NULL;
+	unsigned long level;
+	char *cause = NULL;
+
+	if (!pl->dvfs || !r->params.dvfs || pt->khz == 0 || d->dvfs_off[dom] || c == NULL)
+		return pt->khz ? pt->khz : c ? c->cur_khz : 0;
+	pol_votes_cast(&d->votes, r->session, dom, pt->khz, now, 1000000000ull);
+	level = pol_votes_level(&d->votes, dom, now);
+	if (level == d->applied_khz[dom])
+		return level;
+	if (gov_set_cluster_freq(d->platform, c, level, &cause) == 0) {
+		d->applied_khz[dom] = level;
+		d->changed_freq = true;
+		log_debug("%s: %lu kHz", c->name, level);
+		return level;
+	}
+	log_warning("%s: cannot set %lu kHz, running without DVFS there: %s", c->name, level, cause);
+	d->dvfs_off[dom] = true;
+	free(cause);
+	return c->cur_khz;
+}
+
+/* What the control loop should know of the placements now (daemon.lock). */
+static void
+placement_context(struct daemon *d, const struct request *r, uint64_t now, struct pol_context *ctx,
+                  struct pol_freq_floor *floor)
+{
+	struct pol_freq_floor by_domain;
+
+	memset(ctx, 0, sizeof(*ctx));
+	pol_votes_floor(&d->votes, r->session, now, &by_domain);
+	for (unsigned p = 0; p < d->nplaces; p++) {
+		const struct worker *w = &d->workers[p];
+		floor->floor_khz[p] = by_domain.floor_khz[pol_place_domain(d->places, p)];
+		if (w->busy)
+			ctx->wait_us[p] = w->busy_until_ns > now ? (double)(w->busy_until_ns - now) / 1e3 : 0;
+		ctx->cold[p] = !w->busy && (w->last_done_ns == 0 || (double)(now - w->last_done_ns) / 1e3 > POL_COLD_GAP_US);
+	}
+	ctx->floor = floor;
+}
+
+/* Choose r's point, knowing how busy and how cold each placement is. */
+static void
+choose(struct daemon *d, struct request *r, const struct pol_params *params, struct pol_context *ctx,
+       struct pol_freq_floor *floor, struct pol_session *state)
+{
+	struct host *h = r->host;
+	uint64_t now = monotonic_ns();
+	struct pol_budget budget = { 0, (double)r->budget.energy_uj, r->budget.min_accuracy };
+	struct session *s;
+
+	pthread_mutex_lock(&d->lock);
+	placement_context(d, r, now, ctx, floor);
+	if ((s = session_find(&d->sessions, r->session)) != NULL)
+		*state = s->state;
+	pthread_mutex_unlock(&d->lock);
+	if (r->budget.deadline_us)
+		budget.deadline_us = fmax(((double)r->deadline_ns - (double)now) / 1e3, 1e-3);
+	pthread_mutex_lock(&h->lock);
+	r->choice = pol_control_choose(&h->control, params, &budget, state, ctx);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* A placement that failed (device lost, out of memory, kernels that do
+ * not build) leaves this model's tables until the daemon restarts. */
+static void
+disable_place(struct host *h, unsigned place, const char *why)
+{
+	pthread_mutex_lock(&h->lock);
+	h->control.predictor.places[place].disabled = true;
+	pthread_mutex_unlock(&h->lock);
+	log_warning("%s: %s failed, moving its work to the CPU: %s", dnn_model_name(h->model),
+	            h->control.predictor.places[place].name, why);
+}
+
+/* Run r at its point on this worker's placement. false when an OpenCL
+ * device failed: it is disabled and r is to be chosen for again (r->fallback
+ * says why). A CPU pool that cannot run at all makes an error reply. */
+static bool
+execute(struct worker *w, struct request *r)
+{
+	struct host *h = r->host;
+	struct pol_point *pt = &r->choice.point;
+	char *cause = NULL;
+	struct dnn_engine *e = pol_runtime_engine(h->runtime, h->control.predictor.places, pt->place, pt->threads, &cause);
+
+	if (e != NULL && dnn_engine_run(e, pt->groups, r->input, r->output, NULL, &cause) == 0)
+		return true;
+	if (h->control.predictor.places[pt->place].kind == POL_PLACE_OPENCL) {
+		disable_place(h, pt->place, cause ? cause : "device error");
+		snprintf(r->failed_place, sizeof(r->failed_place), "%s", h->control.predictor.places[pt->place].name);
+		snprintf(r->fallback, sizeof(r->fallback), "%s", cause ? cause : "device error");
+		free(cause);
+		return false;
+	}
+	log_error("%s: cannot run on %s: %s", dnn_model_name(h->model), w->daemon->places[pt->place].name, cause);
+	snprintf(r->failed, sizeof(r->failed), "%s", cause ? cause : "cannot run");
+	memset(r->output, 0, dnn_model_output_size(h->model) * sizeof(float));
+	free(cause);
+	return true;
+}
+
+static bool
+measure_run(struct daemon *d, struct worker *w, struct request *r)
+{
+	const struct gov_energy_source *counter = d->energy_counter;
+	struct gov_reading before = { 0 }, after = { 0 };
+	bool measured = counter != NULL && gov_energy_read(counter, &before, NULL) == 0;
+	const struct pol_point *pt = &r->choice.point;
+	const struct dnn_model *m = r->host->model;
+
+	r->start_ns = monotonic_ns();
+	if (!execute(w, r))
+		return false;
+	r->done_ns = monotonic_ns();
+	r->latency_us = (double)(r->done_ns - r->start_ns) / 1e3;
+	r->sensor_uj = -1;
+	if (measured && gov_energy_read(counter, &after, NULL) == 0 && after.is_energy) {
+		r->sensor_uj = r->energy_uj = (double)gov_energy_delta_uj(counter, before.energy_uj, after.energy_uj);
+		r->energy_source = counter->name;
+	} else {
+		r->energy_uj = pt->power_w * r->latency_us;
+		r->energy_source = d->places[pt->place].power_source;
+	}
+	r->cls = 0;
+	for (unsigned i = 1; i < dnn_model_classes(m); i++)
+		if (r->output[i] > r->output[r->cls])
+			r->cls = i;
+	return true;
+}
+
+/* Events for subscribers (daemon.lock held). */
+static void
+announce(struct daemon *d, const struct request *r)
+{
+	struct host *h = r->host;
+	const struct pol_point *pt = &r->choice.point;
+	const char *model = dnn_model_name(h->model), *placement = d->places[pt->place].name;
+	struct json_object *ev;
+
+	if (pt->groups != h->announced_groups) {
+		ev = json_object_new_object();
+		json_object_object_add(ev, "event", json_object_new_string("operating-point"));
+		json_object_object_add(ev, GBX_KEY_MODEL, json_object_new_string(model));
+		json_object_object_add(ev, GBX_KEY_GROUPS, json_object_new_int((int)pt->groups));
+		json_object_object_add(ev, "previous_groups", json_object_new_int((int)h->announced_groups));
+		json_object_object_add(ev, GBX_KEY_PLACEMENT, json_object_new_string(placement));
+		json_object_object_add(ev, GBX_KEY_THREADS, json_object_new_int((int)pt->threads));
+		json_object_object_add(ev, GBX_KEY_FREQ_KHZ, json_object_new_int64((int64_t)r->khz));
+		json_object_object_add(ev, GBX_KEY_DEADLINE_US, json_object_new_int64((int64_t)r->budget.deadline_us));
+		h->announced_groups = pt->groups;
+		broadcast_event(d, ev);
+	}
+	if (r->fallback[0] != '\0') {
+		ev = json_object_new_object();
+		json_object_object_add(ev, "event", json_object_new_string("placement-failed"));
+		json_object_object_add(ev, GBX_KEY_MODEL, json_object_new_string(model));
+		json_object_object_add(ev, GBX_KEY_PLACEMENT, json_object_new_string(r->failed_place));
+		json_object_object_add(ev, "now", json_object_new_string(placement));
+		json_object_object_add(ev, GBX_KEY_REASON, json_object_new_string(r->fallback));
+		broadcast_event(d, ev);
+	}
+	if (!request_met(r) || !r->choice.feasible) {
+		ev = json_object_new_object();
+		json_object_object_add(ev, "event", json_object_new_string("budget-violation"));
+		json_object_object_add(ev, GBX_KEY_MODEL, json_object_new_string(model));
+		json_object_object_add(ev, GBX_KEY_GROUPS, json_object_new_int((int)pt->groups));
+		json_object_object_add(ev, GBX_KEY_LATENCY_US, json_object_new_double(request_e2e_us(r)));
+		json_object_object_add(ev, GBX_KEY_DEADLINE_US, json_object_new_int64((int64_t)r->budget.deadline_us));
+		json_object_object_add(ev, GBX_KEY_REASON,
+		                       json_object_new_string(r->choice.feasible ? "deadline missed" : r->choice.reason));
+		broadcast_event(d, ev);
+	}
+}
+
+/* The request is done: count it, send the reply, then learn from it (the
+ * reply does not wait for the learning) and tell subscribers. */
+static void
+finish(struct daemon *d, struct worker *w, struct request *r, struct pol_session *state)
+{
+	struct host *h = r->host;
+	const struct pol_point *pt = &r->choice.point;
+	unsigned char *frame = NULL;
+	size_t len = 0;
+	struct session *s;
+
+	pthread_mutex_lock(&d->lock);
+	stats_count(d, r);
+	if ((s = session_find(&d->sessions, r->session)) != NULL) {
+		s->home = pt->place;
+		s->home_threads = pt->threads;
+	}
+	w->busy = false;
+	h->running--;
+	w->last_done_ns = r->done_ns;
+	w->served++;
+	r->conn->inflight--;
+	pthread_mutex_unlock(&d->lock);
+
+	if (r->failed[0] != '\0')
+		send_error(r->conn, r->msg_id, GBX_ERR_INTERNAL, "%s", r->failed);
+	else if ((frame = infer_reply_frame(r, d->places[pt->place].name, monotonic_ns(), &len)) != NULL)
+		conn_send_raw(r->conn, frame, len);
+	else
+		send_error(r->conn, r->msg_id, GBX_ERR_INTERNAL, "out of memory for the reply");
+	free(frame);
+
+	if (r->fallback[0] == '\0' && r->failed[0] == '\0') { /* a fair sample */
+		struct pol_outcome ran = { r->latency_us, r->sensor_uj, request_e2e_us(r), (double)r->budget.deadline_us,
+			                   r->cold };
+		pthread_mutex_lock(&h->lock);
+		pol_control_learn(&h->control, &r->params, pt, &ran, state);
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_lock(&d->lock);
+	if ((s = session_find(&d->sessions, r->session)) != NULL)
+		s->state = *state;
+	announce(d, r);
+	request_free(r);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Hand r to the worker of the placement chosen for it (daemon.lock held).
+ * false when its mailbox is full: r runs here instead. */
+static bool
+hand_off(struct daemon *d, struct request *r, unsigned place)
+{
+	struct worker *to = &d->workers[place];
+
+	if (to->nmail == QUEUE_PER_MODEL)
+		return false;
+	to->mailbox[to->nmail++] = r;
+	wake_worker(to);
+	return true;
+}
+
+static void
+serve_request(struct daemon *d, struct worker *w, struct request *r)
+{
+	struct pol_params params = r->params;
+	struct pol_freq_floor floor;
+	struct pol_context ctx;
+	struct pol_session state = { 0 };
+	unsigned long khz;
+
+	choose(d, r, &params, &ctx, &floor, &state);
+	if (r->choice.point.place != w->place) {
+		pthread_mutex_lock(&d->lock);
+		bool handed = hand_off(d, r, r->choice.point.place);
+		if (handed) { /* taken again, and counted, by the other worker */
+			w->busy = false;
+			r->host->running--;
+		}
+		pthread_mutex_unlock(&d->lock);
+		if (handed)
+			return;
+		/* the other placement has its hands full: this one, then */
+		snprintf(params.placements, sizeof(params.placements), "%s", d->places[w->place].name);
+		choose(d, r, &params, &ctx, &floor, &state);
+	}
+	pthread_mutex_lock(&d->lock);
+	uint64_t now = monotonic_ns();
+	w->busy = true;
+	w->busy_until_ns = now + (uint64_t)(r->choice.point.latency_us * 1e3);
+	r->cold = ctx.cold[w->place];
+	r->queue_us = (double)(now - r->received_ns) / 1e3;
+	khz = apply_frequency(d, r, &r->choice.point, now);
+	pthread_mutex_unlock(&d->lock);
+	r->khz = khz;
+	/* what the client will see: waited so far, the inference, the way back */
+	r->predicted_e2e_us = (double)(now - r->origin_ns) / 1e3 + r->choice.point.latency_us + r->return_us;
+	if (measure_run(d, w, r)) {
+		finish(d, w, r, &state);
+		return;
+	}
+	/* the device failed and left the tables: the request goes where the
+	 * control loop now puts it */
+	pthread_mutex_lock(&d->lock);
+	w->busy = false;
+	r->host->running--;
+	pthread_mutex_unlock(&d->lock);
+	choose(d, r, &r->params, &ctx, &floor, &state);
+	pthread_mutex_lock(&d->lock);
+	bool handed = r->choice.point.place != w->place && hand_off(d, r, r->choice.point.place);
+	if (!handed) {
+		r->conn->inflight--;
+		send_error(r->conn, r->msg_id, GBX_ERR_INTERNAL, "%s failed and no other placement can take it: %s",
+		           r->failed_place, r->fallback);
+		request_free(r);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- the worker loop ------------------------------------------------------- */
+
+static void
+on_sigusr1(int sig)
+{
+	(void)sig; /* only to interrupt epoll_pwait */
+}
+
+/* Wait for connection events up to timeout_ns (0: poll, < 0: until one
+ * comes or another thread signals), and serve those that came. Returns the
+ * number served, or -1 when interrupted by a signal. */
+static int
+wait_events(struct worker *w, int64_t timeout_ns)
+{
+	struct daemon *d = w->daemon;
+	struct epoll_event ev[8];
+	int n;
+
+	if (timeout_ns >= 0) {
+		struct timespec ts = { (time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000) };
+		n = epoll_pwait2(d->conn_epfd, ev, 8, &ts, &w->wait_mask);
+		if (n < 0 && errno == ENOSYS) /* valgrind and old kernels: ms */
+			n = epoll_pwait(d->conn_epfd, ev, 8, (int)((timeout_ns + 999999) / 1000000), &w->wait_mask);
+	} else {
+		n = epoll_pwait(d->conn_epfd, ev, 8, -1, &w->wait_mask);
+	}
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		conn_service(d, ev[i].data.ptr, ev[i].events);
+	return n;
+}
+
+/* Work handed over, or requests admitted since this worker last found
+ * nothing it could take: worth looking (under the lock) again. */
+static bool
+has_work(struct worker *w)
+{
+	return __atomic_load_n(&w->nmail, __ATOMIC_RELAXED) > 0 ||
+	       __atomic_load_n(&w->daemon->admitted, __ATOMIC_RELAXED) != w->admitted_seen;
+}
+
+/* Poll until until_ns: connections, and work handed over. */
+static void
+poll_until(struct worker *w, uint64_t until_ns)
+{
+	for (unsigned round = 0; !has_work(w) && monotonic_ns() < until_ns; round++) {
+		if (wait_events(w, 0) > 0)
+			return;
+		spin_relax(round);
+	}
+}
+
+/* The polling window adapts as the kernel's haltpoll governor does: a
+ * request soon after the worker went to sleep means polling a little longer
+ * would have saved a wake-up, so the window doubles; a long sleep means the
+ * client is slower than any window worth burning a CPU for, so it halves. */
+static void
+adapt_spin(struct worker *w, uint64_t slept_ns)
+{
+	if (slept_ns < WORKER_SPIN_MAX_NS)
+		w->spin_ns = w->spin_ns * 2 > WORKER_SPIN_MAX_NS ? WORKER_SPIN_MAX_NS : w->spin_ns * 2;
+	else
+		w->spin_ns = w->spin_ns / 2 < WORKER_SPIN_MIN_NS ? WORKER_SPIN_MIN_NS : w->spin_ns / 2;
+}
+
+/* The next request expected on this placement: the earliest of the steady
+ * sessions whose last request ran here (daemon.lock held). */
+static uint64_t
+next_expected(struct daemon *d, struct worker *w, struct dnn_engine **warm)
+{
+	uint64_t next = 0;
+
+	*warm = NULL;
+	if (!d->config.warm_ahead)
+		return 0;
+	for (unsigned i = 0; i < d->sessions.n; i++) {
+		struct session *s = d->sessions.v[i];
+		uint64_t t = s->home == w->place && s->requests > 0 ? arrival_next_ns(&s->arrival) : 0;
+		if (t != 0 && (next == 0 || t < next)) {
+			next = t;
+			*warm = s->host->runtime && s->home_threads
+			                ? pol_runtime_engine(s->host->runtime, s->host->control.predictor.places, w->place,
+			                                     s->home_threads, NULL)
+			                : NULL;
+		}
+	}
+	return next;
+}
+
+/* Nothing to do: poll a while (a client sending back to back is back in
+ * tens of µs), then sleep until a connection needs us, another worker
+ * hands us work, or — for a session that sends on a period — shortly before
+ * its next request, to warm the pool and poll through its arrival. */
+static void
+idle(struct worker *w)
+{
+	struct daemon *d = w->daemon;
+	struct dnn_engine *warm;
+	uint64_t next, now, slept_from;
+
+	if (w->spin_ns == 0)
+		w->spin_ns = WORKER_SPIN_START_NS;
+	poll_until(w, monotonic_ns() + w->spin_ns);
+	if (has_work(w))
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (w->nmail > 0 || queue_has_work(d, w->place) || d->stopping) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	next = next_expected(d, w, &warm);
+	w->asleep = true;
+	pthread_mutex_unlock(&d->lock);
+	slept_from = now = monotonic_ns();
+	if (next > now + WARM_LEAD_NS) {
+		if (wait_events(w, (int64_t)(next - WARM_LEAD_NS - now)) == 0) {
+			/* on time for the next request: warm up and poll through it */
+			if (warm != NULL)
+				dnn_engine_warm(warm, next + WARM_TAIL_NS);
+			pthread_mutex_lock(&d->lock);
+			w->asleep = false;
+			pthread_mutex_unlock(&d->lock);
+			poll_until(w, next + WARM_TAIL_NS);
+			return;
+		}
+	} else {
+		wait_events(w, -1);
+	}
+	pthread_mutex_lock(&d->lock);
+	w->asleep = false;
+	pthread_mutex_unlock(&d->lock);
+	adapt_spin(w, monotonic_ns() - slept_from);
+}
+
+/* Work for this worker (daemon.lock held): its mailbox first, then the queue. */
+static struct request *
+take_work(struct daemon *d, struct worker *w)
+{
+	struct request *r = NULL;
+
+	if (w->nmail > 0) {
+		r = w->mailbox[0];
+		memmove(&w->mailbox[0], &w->mailbox[1], (w->nmail - 1) * sizeof(w->mailbox[0]));
+		w->nmail--;
+	} else if ((r = queue_take(d, w->place)) == NULL) {
+		w->admitted_seen = d->admitted;
+		return NULL;
+	}
+	w->busy = true; /* until finish(): others see the wait */
+	r->host->running++;
+	wake_idle_for_queue(d, w);
+	return r;
+}
+
+static void
+enter_realtime(struct worker *w)
+{
+	struct daemon *d = w->daemon;
+	char *cause = NULL;
+
+	prctl(PR_SET_TIMERSLACK, 1UL); /* warm-ahead wake-ups on time */
+	if (d->realtime_priority <= 0)
+		return;
+	if (gov_realtime_enter(d->realtime_priority, &cause) == 0) {
+		w->realtime = true;
+	} else {
+		log_notice("%s: worker runs without a real-time class: %s", d->places[w->place].name, cause);
+		free(cause);
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct daemon *d = w->daemon;
+
+	self_worker = w;
+	enter_realtime(w);
+	for (;;) {
+		struct request *r;
+		pthread_mutex_lock(&d->lock);
+		if (d->stopping) {
+			pthread_mutex_unlock(&d->lock);
+			return NULL;
+		}
+		r = take_work(d, w);
+		pthread_mutex_unlock(&d->lock);
+		if (r != NULL)
+			serve_request(d, w, r);
+		else
+			idle(w);
+	}
+}
+
+/* ---- calibration ------------------------------------------------------------- */
+
+struct measuring {
+	struct host *host;
+	unsigned place;          /* the place being measured, for a device that fails */
+};
+
+static int
+measure_point(void *ctx, const struct pol_point *pt, double *us, char **cause)
+{
+	struct measuring *m = ctx;
+	struct host *h = m->host;
+	struct dnn_engine *e;
+	float *in = calloc(dnn_model_input_size(h->model), sizeof(float));
+	float *out = calloc(dnn_model_output_size(h->model), sizeof(float));
+	int rc;
+
+	m->place = pt->place;
+	e = pol_runtime_engine(h->runtime, h->control.predictor.places, pt->place, pt->threads, cause);
+	if (e == NULL || in == NULL || out == NULL) {
+		rc = e == NULL ? -1 : set_cause(cause, "out of memory");
+	} else {
+		uint64_t t = monotonic_ns();
+		rc = dnn_engine_run(e, pt->groups, in, out, NULL, cause);
+		*us = (double)(monotonic_ns() - t) / 1e3;
+	}
+	free(in);
+	free(out);
+	return rc;
+}
+
+static void
+calibration_progress(void *ctx, const struct pol_point *pt, double us)
+{
+	struct measuring *m = ctx;
+
+	log_debug("%s: calibration g=%u on %s x%u: %.0f us", dnn_model_name(m->host->model), pt->groups,
+	          m->host->control.predictor.places[pt->place].name, pt->threads, us);
+}
+
+/* Measure the calibration subset and cache the fit. No worker runs this
+ * model's requests meanwhile (host.calibrating, or before they start). */
+static int
+calibrate(struct daemon *d, struct host *h, unsigned runs, bool cache, char **cause)
+{
+	struct pol_predictor next = h->control.predictor;
+	struct measuring m = { h, 0 };
+	char *why = NULL;
+
+	while (pol_predictor_calibrate(&next, runs, measure_point, &m, calibration_progress, cause) != 0) {
+		/* A device that fails while measured leaves; the CPU cannot. */
+		if (next.places[m.place].kind != POL_PLACE_OPENCL || next.places[m.place].disabled)
+			return -1;
+		disable_place(h, m.place, *cause);
+		next.places[m.place].disabled = true;
+		free(*cause);
+		*cause = NULL;
+	}
+	pthread_mutex_lock(&h->lock);
+	pol_control_recalibrated(&h->control, &next);
+	pthread_mutex_unlock(&h->lock);
+	if (cache && pol_predictor_save(&next, d->cache_dir, &why) != 0) {
+		log_info("calibration not cached: %s", why);
+		free(why);
+	}
+	return 0;
+}
+
+static bool
+host_running(struct daemon *d, const struct host *h)
+{
+	for (unsigned p = 0; p < d->nplaces; p++)
+		for (unsigned i = 0; i < d->workers[p].nmail; i++)
+			if (d->workers[p].mailbox[i]->host == h)
+				return true;
+	return false;
+}
+
+static void *
+calibration_main(void *arg)
+{
+	struct request *r = arg;
+	struct daemon *d = r->conn->daemon;
+	struct host *h = r->host;
+	struct json_object *o;
+	uint64_t t = monotonic_ns();
+	char *cause = NULL;
+	int rc;
+
+	/* let what runs now finish: its engines are the ones measured */
+	for (;;) {
+		pthread_mutex_lock(&d->lock);
+		bool busy = host_running(d, h) || h->running > 0;
+		pthread_mutex_unlock(&d->lock);
+		if (!busy)
+			break;
+		usleep(1000);
+	}
+	log_notice("%s: calibrating (requested)", dnn_model_name(h->model));
+	rc = calibrate(d, h, r->params.calibration_runs, r->params.calibration_cache, &cause);
+	if (rc != 0) {
+		send_error(r->conn, r->msg_id, GBX_ERR_INTERNAL, "calibration of %s failed: %s", dnn_model_name(h->model),
+		           cause ? cause : "?");
+	} else {
+		o = json_object_new_object();
+		json_object_object_add(o, GBX_KEY_MODEL, json_object_new_string(dnn_model_name(h->model)));
+		json_object_object_add(o, "measured", json_object_new_int((int)h->control.predictor.measurements));
+		json_object_object_add(o, "seconds", json_object_new_double((double)(monotonic_ns() - t) / 1e9));
+		send_json(r->conn, GBX_MSG_CALIBRATE_REPLY, r->msg_id, o);
+	}
+	free(cause);
+	pthread_mutex_lock(&d->lock);
+	h->calibrating = false;
+	h->calibration_done = true;
+	request_free(r);
+	for (unsigned p = 0; p < d->nplaces; p++)
+		wake_worker(&d->workers[p]); /* its queued requests may run again */
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+int
+serve_calibrate(struct daemon *d, struct request *r, char **cause)
+{
+	struct host *h = r->host;
+	pthread_attr_t attr;
+
+	if (h->calibrating)
+		return set_cause(cause, "%s is being calibrated already", dnn_model_name(h->model));
+	if (h->calibration_thread_started) {
+		pthread_join(h->calibration_thread, NULL); /* the previous one, finished */
+		h->calibration_thread_started = false;
+	}
+	pthread_attr_init(&attr);
+	h->calibrating = true;
+	h->calibration_done = false;
+	if ((errno = pthread_create(&h->calibration_thread, &attr, calibration_main, r)) != 0) {
+		h->calibrating = false;
+		pthread_attr_destroy(&attr);
+		return set_cause(cause, "cannot start the calibration: %s", strerror(errno));
+	}
+	pthread_attr_destroy(&attr);
+	h->calibration_thread_started = true;
+	return 0;
+}
+
+/* ---- set-up and shut-down ---------------------------------------------------- */
+
+static bool
+queue_has_work(struct daemon *d, unsigned place)
+{
+	for (unsigned i = 0; i < d->nqueue; i++)
+		if (!d->queue[i]->host->calibrating && may_run_on(d->queue[i], place))
+			return true;
+	return false;
+}
+
+/* The placements: every CPU cluster (split per CPU where gearboxd.conf
+ * says), then the OpenCL devices. The same list for every model. */
+static int
+make_places(struct daemon *d, char **cause)
+{
+	d->nplaces = pol_places_from_platform(d->places, POL_MAX_PLACES, d->platform);
+	if (d->config.split != NULL &&
+	    (d->nplaces = pol_places_split(d->places, d->nplaces, POL_MAX_PLACES, d->config.split, d->platform, cause)) == 0)
+		return -1;
+	if (d->config.opencl)
+		d->nplaces = pol_places_add_opencl(d->places, d->nplaces, POL_MAX_PLACES, d->platform);
+	return 0;
+}
+
+static void
+find_energy_counter(struct daemon *d)
+{
+	for (unsigned i = 0; i < d->platform->nsources && d->energy_counter == NULL; i++) {
+		const struct gov_energy_source *s = &d->platform->sources[i];
+		if ((s->kind == GOV_SOURCE_RAPL || s->kind == GOV_SOURCE_HWMON_ENERGY) &&
+		    (s->domain == GOV_DOMAIN_PACKAGE || s->domain == GOV_DOMAIN_CORES)) {
+			struct gov_reading r;
+			if (gov_energy_read(s, &r, NULL) == 0)
+				d->energy_counter = s;
+		}
+	}
+}
+
+static int
+host_open(struct daemon *d, struct host *h, const char *path, const struct pol_params *calibration, char **cause)
+{
+	struct pol_model facts;
+
+	h->daemon = d;
+	h->path = strdup(path);
+	h->threads = d->config.threads;
+	pthread_mutex_init(&h->lock, NULL);
+	h->lock_made = true;
+	if ((h->model = dnn_model_load(path, cause)) == NULL ||
+	    (h->runtime = pol_runtime_new(h->model, d->platform, d->devices, cause)) == NULL)
+		return -1;
+	pol_model_from_dnn(&facts, h->model);
+	if (pol_control_init(&h->control, &facts, d->places, d->nplaces, cause) != 0)
+		return -1;
+	/* Open each device now (kernels built or loaded, weights uploaded), so
+	 * that a device that cannot run the model is left out from the start. */
+	for (unsigned p = 0; p < d->nplaces; p++) {
+		char *why = NULL;
+		if (d->places[p].kind == POL_PLACE_OPENCL &&
+		    pol_runtime_engine(h->runtime, h->control.predictor.places, p, 1, &why) == NULL) {
+			h->control.predictor.places[p].disabled = true;
+			log_warning("%s: not offering %s: %s", dnn_model_name(h->model), d->places[p].name, why);
+			free(why);
+		} else if (d->places[p].kind == POL_PLACE_OPENCL && !d->device_told[p]) {
+			const struct dnn_cl_info *info = pol_devices_info(d->devices, d->places[p].index);
+			d->device_told[p] = true;
+			if (info != NULL)
+				log_info("%s: %s (%s), kernels %s in %.0f ms", d->places[p].name, info->device_name,
+				         info->platform_name, info->from_cache ? "loaded from the binary cache" : "built",
+				         info->build_ms);
+		}
+	}
+	snprintf(h->placement, sizeof(h->placement), "%s", d->places[0].name);
+	char *why = NULL;
+	if (calibration->calibration_cache && pol_predictor_load_why(&h->control.predictor, d->cache_dir, &why) == 0) {
+		log_info("%s: calibration from %s/calibration-%s.json", dnn_model_name(h->model), d->cache_dir,
+		         dnn_model_name(h->model));
+	} else {
+		uint64_t t = monotonic_ns();
+		if (why != NULL)
+			log_info("%s: %s", dnn_model_name(h->model), why);
+		if (calibrate(d, h, calibration->calibration_runs, calibration->calibration_cache, cause) != 0) {
+			free(why);
+			return -1;
+		}
+		log_info("%s: calibrated %u points in %.1f s", dnn_model_name(h->model), h->control.predictor.measurements,
+		         (double)(monotonic_ns() - t) / 1e9);
+	}
+	free(why);
+	if (d->realtime_priority > 0)
+		pol_runtime_set_realtime(h->runtime, d->realtime_priority, NULL);
+	log_info("hosting %s (%s, G=%u) on %u placement%s", dnn_model_name(h->model), path, dnn_model_groups(h->model),
+	         d->nplaces, d->nplaces == 1 ? "" : "s");
+	return 0;
+}
+
+/* Real time for the workers and their pools, as gearboxd.conf says:
+ * auto takes it when permitted, yes refuses to start without it. */
+static int
+setup_realtime(struct daemon *d, char **cause)
+{
+	char *why = NULL;
+	int prio = d->config.realtime_priority;
+
+	d->realtime_priority = 0;
+	if (d->config.realtime == CONFIG_REALTIME_NO)
+		return 0;
+	if (!gov_realtime_possible(prio)) {
+		if (d->config.realtime == CONFIG_REALTIME_YES)
+			return set_cause(cause, "realtime = yes, but SCHED_FIFO at priority %d is not permitted: grant "
+			                        "CAP_SYS_NICE (AmbientCapabilities=CAP_SYS_NICE) or LimitRTPRIO=%d",
+			                 prio, prio);
+		log_notice("workers run in SCHED_OTHER: SCHED_FIFO at priority %d is not permitted (grant CAP_SYS_NICE, "
+		           "or set realtime = no to say so)", prio);
+		return 0;
+	}
+	if (gov_realtime_bound(d->config.realtime_limit_ms * 1000ul, &why) != 0) {
+		log_warning("real time without the RLIMIT_RTTIME bound: %s", why);
+		free(why);
+	}
+	d->realtime_priority = prio;
+	log_info("workers and their pools run in SCHED_FIFO at priority %d (a thread that runs %u ms without "
+	         "blocking drops to SCHED_OTHER)",
+	         prio, d->config.realtime_limit_ms);
+	return 0;
+}
+
+static void
+setup_pm_qos(struct daemon *d)
+{
+	static const enum gov_pm_qos_mode modes[] = {
+		[CONFIG_PM_QOS_AUTO] = GOV_PM_QOS_AUTO,
+		[CONFIG_PM_QOS_RESUME] = GOV_PM_QOS_RESUME_LATENCY,
+		[CONFIG_PM_QOS_DMA] = GOV_PM_QOS_DMA_LATENCY,
+		[CONFIG_PM_QOS_NO] = GOV_PM_QOS_OFF,
+	};
+	struct gov_pm_qos_config cfg = { modes[d->config.pm_qos], d->config.pm_qos_device, NULL, d->platform };
+	char *cause = NULL;
+
+	if (d->config.pm_qos == CONFIG_PM_QOS_NO)
+		return;
+	if ((d->pm_qos = gov_pm_qos_new(&cfg, &cause)) == NULL) {
+		log_warning("no PM QoS requests: %s", cause);
+		free(cause);
+	}
+}
+
+int
+serve_open(struct daemon *d, char **cause)
+{
+	bool recovered = false;
+	struct pol_params calibration;
+
+	pol_cache_dir(d->cache_dir, sizeof(d->cache_dir));
+	if ((d->platform = gov_platform_discover(NULL, cause)) == NULL)
+		return -1;
+	if (gov_recover_stale(d->platform, &recovered, NULL) == 0 && recovered)
+		log_notice("restored cpufreq/devfreq/PM QoS settings left by a previous run that ended without restoring them");
+	if (gov_has_saved_state(d->platform)) {
+		/* an operator's `gearbox platform set-freq` hold: not ours to move */
+		log_notice("frequencies are held by 'gearbox platform set-freq'; gearboxd will not change them");
+		for (unsigned i = 0; i < POL_MAX_PLACES; i++)
+			d->dvfs_off[i] = true;
+	}
+	find_energy_counter(d);
+	if (make_places(d, cause) != 0 || setup_realtime(d, cause) != 0)
+		return -1;
+	setup_pm_qos(d);
+	d->devices = pol_devices_new(d->cache_dir);
+	pol_policy_resolve(pol_set_find(&d->policies, d->default_policy), NULL, &calibration);
+	if ((d->hosts = calloc(d->config.nmodels ? d->config.nmodels : 1, sizeof(*d->hosts))) == NULL)
+		return set_cause(cause, "out of memory");
+	for (unsigned i = 0; i < d->config.nmodels; i++) {
+		d->nhosts++;
+		if (host_open(d, &d->hosts[i], d->config.models[i], &calibration, cause) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+serve_start(struct daemon *d, char **cause)
+{
+	struct sigaction sa = { .sa_handler = on_sigusr1 };
+	sigset_t block;
+
+	/* SIGUSR1 wakes a worker in epoll_pwait (a hand-off); blocked
+	 * everywhere else, so it is never lost and never kills. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	for (unsigned p = 0; p < d->nplaces; p++) {
+		struct worker *w = &d->workers[p];
+		w->daemon = d;
+		w->place = p;
+		pthread_sigmask(SIG_BLOCK, NULL, &w->wait_mask);
+		sigdelset(&w->wait_mask, SIGUSR1);
+		if ((errno = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
+			return set_cause(cause, "cannot start the worker of %s: %s", d->places[p].name, strerror(errno));
+		pthread_mutex_lock(&d->lock);
+		w->started = true;
+		pthread_mutex_unlock(&d->lock);
+	}
+	return 0;
+}
+
+void
+serve_stop(struct daemon *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->stopping = true;
+	for (unsigned p = 0; p < d->nplaces; p++)
+		if (d->workers[p].started)
+			pthread_kill(d->workers[p].thread, SIGUSR1);
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned p = 0; p < d->nplaces; p++)
+		if (d->workers[p].started) {
+			pthread_join(d->workers[p].thread, NULL);
+			d->workers[p].started = false;
+		}
+	for (unsigned i = 0; i < d->nhosts; i++)
+		if (d->hosts[i].calibration_thread_started) {
+			pthread_join(d->hosts[i].calibration_thread, NULL);
+			d->hosts[i].calibration_thread_started = false;
+		}
+}
+
+void
+serve_close(struct daemon *d)
+{
+	pthread_mutex_lock(&d->lock);
+	while (d->nqueue > 0) {
+		struct request *r = d->queue[--d->nqueue];
+		request_free(r);
+	}
+	for (unsigned p = 0; p < d->nplaces; p++)
+		while (d->workers[p].nmail > 0)
+			request_free(d->workers[p].mailbox[--d->workers[p].nmail]);
+	pthread_mutex_unlock(&d->lock);
+	free(d->queue);
+	for (unsigned i = 0; i < d->nhosts; i++) {
+		struct host *h = &d->hosts[i];
+		pol_runtime_free(h->runtime);
+		pol_control_free(&h->control);
+		dnn_model_free(h->model);
+		if (h->lock_made)
+			pthread_mutex_destroy(&h->lock);
+		free(h->path);
+	}
+	free(d->hosts);
+	pol_devices_free(d->devices);
+	gov_pm_qos_free(d->pm_qos);
+	/* Put back the frequencies we changed (an operator's hold we never
+	 * touched, see serve_open). */
+	if (d->changed_freq) {
+		char *cause = NULL;
+		if (gov_restore(d->platform, &cause) != 0) {
+			log_error("cannot restore the CPU frequencies: %s (the next start retries)", cause);
+			free(cause);
+		} else {
+			log_info("restored the CPU frequencies");
+		}
+	}
+	if (d->platform != NULL)
+		gov_platform_free(d->platform);
+}
+
+unsigned
+host_table(struct host *h, const struct pol_params *params, struct pol_point **points)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if ((*points = calloc(h->control.table_cap ? h->control.table_cap : 1, sizeof(**points))) != NULL)
+		n = pol_table_build(&h->control.predictor, params, &h->control.feedback, NULL, *points, h->control.table_cap);
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+/* PM QoS: held while deadline sessions send (taken on the first request of
+ * one, in serve_admit's caller), let go after pm_qos_release_s without any. */
+void
+serve_tick(struct daemon *d)
+{
+	uint64_t now = monotonic_ns();
+
+	pthread_mutex_lock(&d->lock);
+	if (d->pm_qos != NULL && gov_pm_qos_held(d->pm_qos) &&
+	    now - d->last_deadline_ns > (uint64_t)d->config.pm_qos_release_s * 1000000000ull) {
+		gov_pm_qos_release(d->pm_qos);
+		log_info("PM QoS released: no deadline request for %u s", d->config.pm_qos_release_s);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Take the PM QoS request for the CPUs of every CPU placement (daemon.lock
+ * held). A failure is said once and not retried. */
+void
+serve_hold_pm_qos(struct daemon *d)
+{
+	hwloc_bitmap_t cpus;
+	char *cause = NULL;
+
+	if (d->pm_qos == NULL || gov_pm_qos_held(d->pm_qos) || d->pm_qos_failed)
+		return;
+	cpus = hwloc_bitmap_alloc();
+	for (unsigned i = 0; i < d->platform->nclusters; i++)
+		hwloc_bitmap_or(cpus, cpus, d->platform->clusters[i].cpuset);
+	if (gov_pm_qos_acquire(d->pm_qos, cpus, d->config.pm_qos_latency_us, &cause) != 0) {
+		log_warning("cannot hold a PM QoS CPU latency of %u us; deep idle states may cost deadlines: %s",
+		            d->config.pm_qos_latency_us, cause);
+		free(cause);
+		d->pm_qos_failed = true;
+	} else {
+		log_info("PM QoS: CPU latency held at %u us while deadline sessions send", d->config.pm_qos_latency_us);
+	}
+	hwloc_bitmap_free(cpus);
+}
