@@ -54,6 +54,9 @@ struct gbx_result {
 	double predicted_us;         /* the latency it was predicted to take */
 	char fallback[300];          /* "" or why it left the OpenCL device it was chosen for */
 	double e2e_us;               /* the daemon's estimate of the time from sending to having the reply */
+	double daemon_us;            /* in the daemon: from the request read to the reply leaving (NaN: older daemon) */
+	double predicted_e2e_us;     /* the daemon's prediction of e2e_us when it chose (NaN: older daemon) */
+	bool cold;                   /* its placement had been idle: a cold start */
 };
 
 /* NULL: $GEARBOX_SOCKET, else /run/gearbox/gearboxd.sock. NULL on failure

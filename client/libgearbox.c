@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <time.h>
 #include <stdarg.h>
@@ -403,7 +404,7 @@ static int
 parse_result(struct gbx_conn *c, const char *payload, struct gbx_result *r)
 {
 	uint64_t received = monotonic_ns(), done;
-	struct json_object *o = json_tokener_parse(payload), *scores;
+	struct json_object *o = json_tokener_parse(payload), *scores, *v;
 
 	if (o == NULL)
 		return fail(c, "daemon sent bad JSON");
@@ -434,6 +435,9 @@ parse_result(struct gbx_conn *c, const char *payload, struct gbx_result *r)
 	r->predicted_us = json_object_get_double(json_object_object_get(o, "predicted_us"));
 	copy_str(r->fallback, sizeof(r->fallback), o, "fallback");
 	r->e2e_us = json_object_get_double(json_object_object_get(o, "e2e_us"));
+	r->daemon_us = json_object_object_get_ex(o, GBX_KEY_DAEMON_US, &v) ? json_object_get_double(v) : NAN;
+	r->predicted_e2e_us = json_object_object_get_ex(o, GBX_KEY_PREDICTED_E2E_US, &v) ? json_object_get_double(v) : NAN;
+	r->cold = json_object_object_get_ex(o, GBX_KEY_COLD, &v) && json_object_get_boolean(v);
 	json_object_put(o);
 	return 0;
 }
