@@ -165,7 +165,8 @@ struct session {
 	struct pol_session state;   /* hysteresis, step controller */
 	struct arrival arrival;
 	unsigned home;              /* the placement its last request ran on */
-	unsigned home_threads;
+	unsigned home_threads, home_groups;
+	double home_us;             /* what it took */
 	/* statistics */
 	uint64_t requests, deadline_met, deadline_total, groups_sum;
 	double recent_us[SESSION_WINDOW]; /* end-to-end, for percentiles */
@@ -280,7 +281,9 @@ struct worker {
 	uint64_t admitted_seen;      /* daemon.admitted when it last found nothing */
 	uint64_t spin_ns;
 	bool realtime;
-	uint64_t served;
+	uint64_t served, warmups;
+	float *scratch_in, *scratch_out; /* the warm-up run's */
+	size_t scratch_in_n, scratch_out_n;
 };
 
 int serve_open(struct daemon *d, char **cause);

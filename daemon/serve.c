@@ -430,6 +430,8 @@ finish(struct daemon *d, struct worker *w, struct request *r, struct pol_session
 	if ((s = session_find(&d->sessions, r->session)) != NULL) {
 		s->home = pt->place;
 		s->home_threads = pt->threads;
+		s->home_groups = pt->groups;
+		s->home_us = r->latency_us;
 	}
 	w->busy = false;
 	h->running--;
@@ -574,6 +576,8 @@ has_work(struct worker *w)
 	       __atomic_load_n(&w->daemon->admitted, __ATOMIC_RELAXED) != w->admitted_seen;
 }
 
+static void set_realtime(struct worker *w, bool on);
+
 /* Poll until until_ns: connections, and work handed over. */
 static void
 poll_until(struct worker *w, uint64_t until_ns)
@@ -598,44 +602,95 @@ adapt_spin(struct worker *w, uint64_t slept_ns)
 		w->spin_ns = w->spin_ns / 2 < WORKER_SPIN_MIN_NS ? WORKER_SPIN_MIN_NS : w->spin_ns / 2;
 }
 
-/* The next request expected on this placement: the earliest of the steady
- * sessions whose last request ran here (daemon.lock held). */
-static uint64_t
-next_expected(struct daemon *d, struct worker *w, struct dnn_engine **warm)
-{
-	uint64_t next = 0;
+/* What to get ready for: the next request expected on this placement, the
+ * earliest of the steady sessions whose last request ran here. */
+struct expected {
+	uint64_t at_ns;          /* 0: nothing expected */
+	struct host *host;
+	struct dnn_engine *engine;
+	unsigned groups;
+	double run_us;           /* what the warm-up run is expected to take */
+};
 
-	*warm = NULL;
-	if (!d->config.warm_ahead)
-		return 0;
+/* daemon.lock held. */
+static struct expected
+next_expected(struct daemon *d, struct worker *w)
+{
+	struct expected e = { 0 };
+
+	if (d->config.warm_ahead == CONFIG_WARM_NO)
+		return e;
 	for (unsigned i = 0; i < d->sessions.n; i++) {
 		struct session *s = d->sessions.v[i];
-		uint64_t t = s->home == w->place && s->requests > 0 ? arrival_next_ns(&s->arrival) : 0;
-		if (t != 0 && (next == 0 || t < next)) {
-			next = t;
-			*warm = s->host->runtime && s->home_threads
-			                ? pol_runtime_engine(s->host->runtime, s->host->control.predictor.places, w->place,
-			                                     s->home_threads, NULL)
-			                : NULL;
+		uint64_t t = s->home == w->place && s->requests > 0 && s->home_threads ? arrival_next_ns(&s->arrival) : 0;
+		if (t != 0 && (e.at_ns == 0 || t < e.at_ns)) {
+			e.at_ns = t;
+			e.host = s->host;
+			e.groups = s->home_groups;
+			e.run_us = s->home_us;
+			e.engine = pol_runtime_engine(s->host->runtime, s->host->control.predictor.places, w->place,
+			                              s->home_threads, NULL);
 		}
 	}
-	return next;
+	return e;
+}
+
+/* Get the placement ready for a request due shortly: its pool's threads
+ * polling, and (warm_ahead = yes) one inference on a blank input, so that
+ * the request finds the weights, the activations and the code in the caches
+ * and the CPU out of its idle state. That costs an inference's CPU time per
+ * periodic request; warm_ahead = threads keeps only the polling threads. */
+static void
+warm_up(struct worker *w, const struct expected *e)
+{
+	struct daemon *d = w->daemon;
+	size_t in_n, out_n;
+
+	if (e->engine == NULL)
+		return;
+	dnn_engine_warm(e->engine, e->at_ns + WARM_TAIL_NS);
+	if (d->config.warm_ahead != CONFIG_WARM_YES || dnn_engine_is_opencl(e->engine))
+		return;
+	in_n = dnn_model_input_size(e->host->model);
+	out_n = dnn_model_output_size(e->host->model);
+	if (in_n > w->scratch_in_n) {
+		free(w->scratch_in);
+		w->scratch_in = calloc(in_n, sizeof(float));
+		w->scratch_in_n = w->scratch_in ? in_n : 0;
+	}
+	if (out_n > w->scratch_out_n) {
+		free(w->scratch_out);
+		w->scratch_out = calloc(out_n, sizeof(float));
+		w->scratch_out_n = w->scratch_out ? out_n : 0;
+	}
+	if (w->scratch_in == NULL || w->scratch_out == NULL)
+		return;
+	dnn_engine_run(e->engine, e->groups, w->scratch_in, w->scratch_out, NULL, NULL);
+	pthread_mutex_lock(&d->lock);
+	w->last_done_ns = monotonic_ns(); /* what follows is no cold start */
+	w->warmups++;
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* Nothing to do: poll a while (a client sending back to back is back in
  * tens of µs), then sleep until a connection needs us, another worker
  * hands us work, or — for a session that sends on a period — shortly before
- * its next request, to warm the pool and poll through its arrival. */
+ * its next request, to get ready and poll through its arrival. */
 static void
 idle(struct worker *w)
 {
 	struct daemon *d = w->daemon;
-	struct dnn_engine *warm;
-	uint64_t next, now, slept_from;
+	struct expected next;
+	uint64_t now, slept_from, lead;
 
 	if (w->spin_ns == 0)
 		w->spin_ns = WORKER_SPIN_START_NS;
+	/* Not in the real-time class while polling on the off chance: a client
+	 * on this CPU would wait for the poll to end (SCHED_FIFO yields to no
+	 * ordinary thread); waiting in epoll it is real time again. */
+	set_realtime(w, false);
 	poll_until(w, monotonic_ns() + w->spin_ns);
+	set_realtime(w, true);
 	if (has_work(w))
 		return;
 	pthread_mutex_lock(&d->lock);
@@ -643,19 +698,19 @@ idle(struct worker *w)
 		pthread_mutex_unlock(&d->lock);
 		return;
 	}
-	next = next_expected(d, w, &warm);
+	next = next_expected(d, w);
 	w->asleep = true;
 	pthread_mutex_unlock(&d->lock);
+	lead = WARM_LEAD_NS + (d->config.warm_ahead == CONFIG_WARM_YES ? (uint64_t)(next.run_us * 1e3) : 0);
 	slept_from = now = monotonic_ns();
-	if (next > now + WARM_LEAD_NS) {
-		if (wait_events(w, (int64_t)(next - WARM_LEAD_NS - now)) == 0) {
-			/* on time for the next request: warm up and poll through it */
-			if (warm != NULL)
-				dnn_engine_warm(warm, next + WARM_TAIL_NS);
+	if (next.at_ns > now + lead) {
+		if (wait_events(w, (int64_t)(next.at_ns - lead - now)) == 0) {
+			/* on time for the next request: get ready, poll through it */
 			pthread_mutex_lock(&d->lock);
 			w->asleep = false;
 			pthread_mutex_unlock(&d->lock);
-			poll_until(w, next + WARM_TAIL_NS);
+			warm_up(w, &next);
+			poll_until(w, next.at_ns + WARM_TAIL_NS);
 			return;
 		}
 	} else {
@@ -685,6 +740,18 @@ take_work(struct daemon *d, struct worker *w)
 	r->host->running++;
 	wake_idle_for_queue(d, w);
 	return r;
+}
+
+/* In or out of SCHED_FIFO, for a worker that has it (w->realtime). */
+static void
+set_realtime(struct worker *w, bool on)
+{
+	if (!w->realtime)
+		return;
+	if (on)
+		gov_realtime_enter(w->daemon->realtime_priority, NULL);
+	else
+		gov_realtime_leave();
 }
 
 static void
@@ -1097,6 +1164,10 @@ serve_stop(struct daemon *d)
 			pthread_join(d->workers[p].thread, NULL);
 			d->workers[p].started = false;
 		}
+	for (unsigned p = 0; p < d->nplaces; p++) {
+		free(d->workers[p].scratch_in);
+		free(d->workers[p].scratch_out);
+	}
 	for (unsigned i = 0; i < d->nhosts; i++)
 		if (d->hosts[i].calibration_thread_started) {
 			pthread_join(d->hosts[i].calibration_thread, NULL);

@@ -21,7 +21,7 @@ config_defaults(struct config *c)
 	c->realtime = CONFIG_REALTIME_AUTO;
 	c->realtime_priority = 10;
 	c->realtime_limit_ms = 1000;
-	c->warm_ahead = true;
+	c->warm_ahead = CONFIG_WARM_YES;
 	c->pm_qos = CONFIG_PM_QOS_AUTO;
 	c->pm_qos_latency_us = 10;
 	c->pm_qos_release_s = 5;
@@ -146,10 +146,15 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		if (*end || end == value || value[0] == '-' || t > 256)
 			return ini_file_fail(f, "threads '%s' must be a whole number from 0 (all) to 256", value);
 		c->threads = (unsigned)t;
-	} else if (strcmp(key, "opencl") == 0 || strcmp(key, "warm_ahead") == 0) {
-		bool *flag = key[0] == 'o' ? &c->opencl : &c->warm_ahead;
-		if (parse_bool(value, flag) != 0)
-			return ini_file_fail(f, "%s '%s' must be yes or no", key, value);
+	} else if (strcmp(key, "opencl") == 0) {
+		if (parse_bool(value, &c->opencl) != 0)
+			return ini_file_fail(f, "opencl '%s' must be yes or no", value);
+	} else if (strcmp(key, "warm_ahead") == 0) {
+		static const char *const names[] = { "yes", "threads", "no", NULL };
+		int i = choice(value, names);
+		if (i < 0)
+			return ini_file_fail(f, "warm_ahead '%s' must be yes, threads or no", value);
+		c->warm_ahead = i;
 	} else if (strcmp(key, "split") == 0) {
 		free(c->split);
 		c->split = strdup(value);

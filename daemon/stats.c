@@ -82,6 +82,7 @@ workers_json(const struct daemon *d)
 		json_object_object_add(o, GBX_KEY_PLACEMENT, json_object_new_string(d->places[p].name));
 		json_object_object_add(o, "busy", json_object_new_boolean(w->busy));
 		json_object_object_add(o, "served", json_object_new_int64((int64_t)w->served));
+		json_object_object_add(o, "warmups", json_object_new_int64((int64_t)w->warmups));
 		json_object_object_add(o, "realtime", json_object_new_boolean(w->realtime));
 		json_object_array_add(list, o);
 	}

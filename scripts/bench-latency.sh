@@ -9,7 +9,8 @@
 # --groups/--threads (default 1 and 1) go into the policy file and to the
 # bench; --stress runs `stress-ng --cpu 0` next to it for the co-runner case.
 # Everything lives in a fresh /tmp/gearbox-latency-* folder (socket, cache,
-# state, policy), never in ~/.cache, /run or /etc.
+# state, policy), never in ~/.cache, /run or /etc. GEARBOXD_CONF_EXTRA adds
+# lines to its gearboxd.conf, e.g. GEARBOXD_CONF_EXTRA="realtime = no\n".
 set -eu
 cd "$(dirname "$0")/.."
 B=${B:-build}
@@ -73,7 +74,7 @@ EOF
 # gearboxd reads its policy folder from the configuration file (which keeps
 # it from reading /etc/gearbox/gearboxd.conf too). It reads every *.conf in
 # that folder as a policy, so the configuration stays out of it.
-printf '[daemon]\npolicies = %s\n' "$T/policies" >"$T/gearboxd.conf"
+printf '[daemon]\npolicies = %s\n%b' "$T/policies" "${GEARBOXD_CONF_EXTRA:-}" >"$T/gearboxd.conf"
 
 # The shipped policies come from the tree; caches and saved state go to $T.
 export GEARBOX_POLICY_DIR="$PWD/policies" GEARBOX_CACHE_DIR="$T/cache" GEARBOX_STATE_DIR="$T/state"
