@@ -24,7 +24,7 @@ conn_new(struct daemon *d, int fd)
 		free(c);
 		return NULL;
 	}
-	pthread_mutex_init(&c->lock, NULL);
+	daemon_mutex_init(&c->lock);
 	c->daemon = d;
 	c->fd = fd;
 	c->refs = 1;

@@ -280,7 +280,8 @@ struct worker {
 	/* its own */
 	uint64_t admitted_seen;      /* daemon.admitted when it last found nothing */
 	uint64_t spin_ns;
-	bool realtime;
+	bool realtime;               /* it may be real time */
+	bool polling_other;          /* atomic: polling on the off chance, out of SCHED_FIFO */
 	uint64_t served, warmups;
 	float *scratch_in, *scratch_out; /* the warm-up run's */
 	size_t scratch_in_n, scratch_out_n;
@@ -325,6 +326,21 @@ void resolve_policy(struct daemon *d, const struct host *h, const char *name, st
 void stats_count(struct daemon *d, const struct request *r);
 struct json_object *stats_status(struct daemon *d, const struct conn *asker);
 struct json_object *stats_session(const struct session *s);
+
+/* Every lock of the daemon inherits priority: a real-time worker waiting
+ * for a lock that an ordinary thread (the main thread, a calibration) holds
+ * lifts that thread above the co-runners that would otherwise keep it, and
+ * the worker, waiting for whole time slices. */
+static inline void
+daemon_mutex_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+}
 
 /* ---- the daemon ---------------------------------------------------------- */
 

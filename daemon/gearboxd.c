@@ -407,8 +407,8 @@ run(int argc, char **argv)
 		          pol_shipped_dir(), policy_etc_dir(&d));
 		goto out;
 	}
-	pthread_mutex_init(&d.lock, NULL);
-	pthread_mutex_init(&d.post_lock, NULL);
+	daemon_mutex_init(&d.lock);
+	daemon_mutex_init(&d.post_lock);
 	if ((d.conn_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || (d.post_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		log_error("cannot set up: %s", strerror(errno));
 		goto out;

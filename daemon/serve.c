@@ -196,11 +196,20 @@ serve_forget_conn(struct daemon *d, struct conn *c)
 
 /* ---- waking workers (daemon.lock held) ----------------------------------------- */
 
+/* A worker asleep in epoll is signalled; one polling outside the real-time
+ * class (see idle) is lifted back into it, or a co-runner holding its CPU
+ * would keep the work waiting for a whole time slice. */
 static void
 wake_worker(struct worker *w)
 {
-	if (w->started && w->asleep)
+	if (!w->started)
+		return;
+	if (w->asleep) {
 		pthread_kill(w->thread, SIGUSR1);
+	} else if (__atomic_load_n(&w->polling_other, __ATOMIC_ACQUIRE)) {
+		struct sched_param sp = { .sched_priority = w->daemon->realtime_priority };
+		pthread_setschedparam(w->thread, SCHED_FIFO, &sp);
+	}
 }
 
 /* A sleeping worker that may run r. */
@@ -208,7 +217,7 @@ static void
 wake_for(struct daemon *d, const struct request *r)
 {
 	for (unsigned p = 0; p < d->nplaces; p++)
-		if (!d->workers[p].busy && d->workers[p].asleep && may_run_on(r, p)) {
+		if (!d->workers[p].busy && may_run_on(r, p)) {
 			wake_worker(&d->workers[p]);
 			return;
 		}
@@ -542,6 +551,8 @@ on_sigusr1(int sig)
 	(void)sig; /* only to interrupt epoll_pwait */
 }
 
+static void set_realtime(struct worker *w, bool on);
+
 /* Wait for connection events up to timeout_ns (0: poll, < 0: until one
  * comes or another thread signals), and serve those that came. Returns the
  * number served, or -1 when interrupted by a signal. */
@@ -562,6 +573,8 @@ wait_events(struct worker *w, int64_t timeout_ns)
 	}
 	if (n < 0)
 		return -1;
+	if (n > 0)
+		set_realtime(w, true); /* what came is served in the real-time class */
 	for (int i = 0; i < n; i++)
 		conn_service(d, ev[i].data.ptr, ev[i].events);
 	return n;
@@ -575,8 +588,6 @@ has_work(struct worker *w)
 	return __atomic_load_n(&w->nmail, __ATOMIC_RELAXED) > 0 ||
 	       __atomic_load_n(&w->daemon->admitted, __ATOMIC_RELAXED) != w->admitted_seen;
 }
-
-static void set_realtime(struct worker *w, bool on);
 
 /* Poll until until_ns: connections, and work handed over. */
 static void
@@ -746,12 +757,15 @@ take_work(struct daemon *d, struct worker *w)
 static void
 set_realtime(struct worker *w, bool on)
 {
-	if (!w->realtime)
+	if (!w->realtime || __atomic_load_n(&w->polling_other, __ATOMIC_ACQUIRE) != !on)
 		return;
-	if (on)
+	if (on) {
+		__atomic_store_n(&w->polling_other, false, __ATOMIC_RELEASE);
 		gov_realtime_enter(w->daemon->realtime_priority, NULL);
-	else
+	} else {
 		gov_realtime_leave();
+		__atomic_store_n(&w->polling_other, true, __ATOMIC_RELEASE);
+	}
 }
 
 static void
@@ -988,7 +1002,7 @@ host_open(struct daemon *d, struct host *h, const char *path, const struct pol_p
 	h->daemon = d;
 	h->path = strdup(path);
 	h->threads = d->config.threads;
-	pthread_mutex_init(&h->lock, NULL);
+	daemon_mutex_init(&h->lock);
 	h->lock_made = true;
 	if ((h->model = dnn_model_load(path, cause)) == NULL ||
 	    (h->runtime = pol_runtime_new(h->model, d->platform, d->devices, cause)) == NULL)
