@@ -283,6 +283,7 @@ struct worker {
 	bool realtime;               /* it may be real time */
 	bool polling_other;          /* atomic: polling on the off chance, out of SCHED_FIFO */
 	uint64_t served, warmups;
+	uint64_t blocked_ns;         /* when it last blocked (RLIMIT_RTTIME, see breathe) */
 	float *scratch_in, *scratch_out; /* the warm-up run's */
 	size_t scratch_in_n, scratch_out_n;
 };

@@ -486,6 +486,36 @@ hand_off(struct daemon *d, struct request *r, unsigned place)
 	return true;
 }
 
+/* The control loop put r on another placement. When this one, idle and
+ * in hand, meets the budget and is as good by the policy's objective (same
+ * accuracy; or as little energy; or as fast, waiting included), r runs here:
+ * otherwise equal placements would pass work to whichever looks warmest and
+ * leave the others idle. r->choice becomes this placement's then. */
+static bool
+here_is_as_good(struct daemon *d, struct worker *w, struct request *r, const struct pol_params *params,
+                struct pol_context *ctx, struct pol_freq_floor *floor, struct pol_session *state)
+{
+	struct pol_params local = *params;
+	struct pol_choice there = r->choice;
+	const struct pol_point *a = &there.point, *b;
+	bool good;
+
+	snprintf(local.placements, sizeof(local.placements), "%s", d->places[w->place].name);
+	choose(d, r, &local, ctx, floor, state);
+	b = &r->choice.point;
+	if (!r->choice.feasible || b->place != w->place)
+		good = false;
+	else if (params->objective == POL_OBJECTIVE_ENERGY)
+		good = b->energy_uj <= a->energy_uj * 1.05;
+	else if (params->objective == POL_OBJECTIVE_LATENCY)
+		good = b->latency_us <= a->latency_us + ctx->wait_us[a->place];
+	else
+		good = b->accuracy >= a->accuracy;
+	if (!good)
+		r->choice = there;
+	return good;
+}
+
 static void
 serve_request(struct daemon *d, struct worker *w, struct request *r)
 {
@@ -496,7 +526,9 @@ serve_request(struct daemon *d, struct worker *w, struct request *r)
 	unsigned long khz;
 
 	choose(d, r, &params, &ctx, &floor, &state);
-	if (r->choice.point.place != w->place) {
+	if (r->choice.point.place != w->place && here_is_as_good(d, w, r, &params, &ctx, &floor, &state))
+		; /* run here: no hand-off */
+	else if (r->choice.point.place != w->place) {
 		pthread_mutex_lock(&d->lock);
 		bool handed = hand_off(d, r, r->choice.point.place);
 		if (handed) { /* taken again, and counted, by the other worker */
@@ -571,6 +603,8 @@ wait_events(struct worker *w, int64_t timeout_ns)
 	} else {
 		n = epoll_pwait(d->conn_epfd, ev, 8, -1, &w->wait_mask);
 	}
+	if (timeout_ns != 0)
+		w->blocked_ns = monotonic_ns();
 	if (n < 0)
 		return -1;
 	if (n > 0)
@@ -785,6 +819,23 @@ enter_realtime(struct worker *w)
 	}
 }
 
+/* A saturated worker never blocks, and RLIMIT_RTTIME (gearboxd.conf
+ * realtime_limit_ms) counts the CPU time a real-time thread uses without
+ * blocking: the limit is there to catch a runaway, not a busy daemon. So a
+ * worker that has not blocked for a quarter of the limit sleeps for 20 µs,
+ * which resets the count (and lets the CPU's other threads in). */
+static void
+breathe(struct worker *w)
+{
+	uint64_t now = monotonic_ns();
+	struct timespec us = { 0, 20000 };
+
+	if (!w->realtime || now - w->blocked_ns < (uint64_t)w->daemon->config.realtime_limit_ms * 250000ull)
+		return;
+	nanosleep(&us, NULL);
+	w->blocked_ns = monotonic_ns();
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -793,8 +844,10 @@ worker_main(void *arg)
 
 	self_worker = w;
 	enter_realtime(w);
+	w->blocked_ns = monotonic_ns();
 	for (;;) {
 		struct request *r;
+		breathe(w);
 		pthread_mutex_lock(&d->lock);
 		if (d->stopping) {
 			pthread_mutex_unlock(&d->lock);

@@ -131,6 +131,7 @@ stats_status(struct daemon *d, const struct conn *asker)
 	json_object_object_add(o, "dvfs", json_object_new_boolean(d->platform->cpufreq));
 	json_object_object_add(o, GBX_KEY_ENERGY_SOURCE,
 	                       json_object_new_string(d->energy_counter ? d->energy_counter->name : "model"));
+	json_object_object_add(o, "realtime_demotions", json_object_new_int64((int64_t)gov_realtime_demotions()));
 	json_object_object_add(o, "pm_qos", json_object_new_boolean(d->pm_qos != NULL && gov_pm_qos_held(d->pm_qos)));
 	json_object_object_add(o, "models", models);
 	json_object_object_add(o, "workers", workers_json(d));
