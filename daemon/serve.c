@@ -655,6 +655,7 @@ struct expected {
 	struct dnn_engine *engine;
 	unsigned groups;
 	double run_us;           /* what the warm-up run is expected to take */
+	uint64_t jitter_ns;      /* how far off its arrivals have been */
 };
 
 /* daemon.lock held. */
@@ -673,6 +674,7 @@ next_expected(struct daemon *d, struct worker *w)
 			e.host = s->host;
 			e.groups = s->home_groups;
 			e.run_us = s->home_us;
+			e.jitter_ns = (uint64_t)s->arrival.jitter_ns;
 			e.engine = pol_runtime_engine(s->host->runtime, s->host->control.predictor.places, w->place,
 			                              s->home_threads, NULL);
 		}
@@ -693,7 +695,7 @@ warm_up(struct worker *w, const struct expected *e)
 
 	if (e->engine == NULL)
 		return;
-	dnn_engine_warm(e->engine, e->at_ns + WARM_TAIL_NS);
+	dnn_engine_warm(e->engine, e->at_ns + WARM_TAIL_NS + 3 * e->jitter_ns);
 	if (d->config.warm_ahead != CONFIG_WARM_YES || dnn_engine_is_opencl(e->engine))
 		return;
 	in_n = dnn_model_input_size(e->host->model);
@@ -746,7 +748,11 @@ idle(struct worker *w)
 	next = next_expected(d, w);
 	w->asleep = true;
 	pthread_mutex_unlock(&d->lock);
-	lead = WARM_LEAD_NS + (d->config.warm_ahead == CONFIG_WARM_YES ? (uint64_t)(next.run_us * 1e3) : 0);
+	/* ready a margin ahead: the wake-up, the warm-up run, and three times the
+	 * jitter of the session's arrivals (a request that comes while the
+	 * warm-up runs would wait for it) */
+	lead = WARM_LEAD_NS + 3 * next.jitter_ns +
+	       (d->config.warm_ahead == CONFIG_WARM_YES ? (uint64_t)(next.run_us * 1e3) : 0);
 	slept_from = now = monotonic_ns();
 	if (next.at_ns > now + lead) {
 		if (wait_events(w, (int64_t)(next.at_ns - lead - now)) == 0) {
@@ -755,7 +761,7 @@ idle(struct worker *w)
 			w->asleep = false;
 			pthread_mutex_unlock(&d->lock);
 			warm_up(w, &next);
-			poll_until(w, next.at_ns + WARM_TAIL_NS);
+			poll_until(w, next.at_ns + WARM_TAIL_NS + 3 * next.jitter_ns);
 			return;
 		}
 	} else {

@@ -35,6 +35,7 @@ pol_control_recalibrated(struct pol_control *c, const struct pol_predictor *cali
 	c->predictor = *calibrated;
 	pol_feedback_init(&c->feedback);
 	memset(c->cold_samples, 0, sizeof(c->cold_samples));
+	memset(c->ntail, 0, sizeof(c->ntail));
 }
 
 /* The factor a point's calibrated latency is scaled by: the warm feedback,
@@ -55,19 +56,41 @@ pol_control_predict_us(const struct pol_control *c, const struct pol_point *pt, 
 	       factor_of(c, pt->place, pt->threads, cold);
 }
 
-/* Cold starts and waiting on top of what pol_table_build predicted. */
+/* The ratio that about 95 % of recent requests stayed under (the second
+ * largest of the last 32); 1 until there are 8. */
+static double
+tail_ratio(const struct pol_control *c, unsigned place, unsigned threads)
+{
+	unsigned n = c->ntail[place][threads] < POL_TAIL_SAMPLES ? c->ntail[place][threads] : POL_TAIL_SAMPLES;
+	float first = 0, second = 0;
+
+	if (n < 8)
+		return 1;
+	for (unsigned i = 0; i < n; i++) {
+		float r = c->tail[place][threads][i];
+		if (r > first)
+			second = first, first = r;
+		else if (r > second)
+			second = r;
+	}
+	return second > 1 ? second : 1;
+}
+
+/* Cold starts, the tail and waiting on top of what pol_table_build
+ * predicted. ctx may be NULL. */
 static void
 apply_context(struct pol_control *c, unsigned n, const struct pol_context *ctx)
 {
 	for (unsigned i = 0; i < n; i++) {
 		struct pol_point *pt = &c->table[i];
-		double warm = pt->latency_us;
-		if (ctx->cold[pt->place]) {
+		double warm = pt->latency_us, wait = ctx ? ctx->wait_us[pt->place] : 0;
+		if (ctx && ctx->cold[pt->place]) {
 			pt->latency_us = pol_control_predict_us(c, pt, true);
 			if (warm > 0)
 				pt->energy_uj *= pt->latency_us / warm;
 		}
-		pt->latency_us += ctx->wait_us[pt->place];
+		pt->tail_us = pt->latency_us * tail_ratio(c, pt->place, pt->threads) + wait;
+		pt->latency_us += wait;
 	}
 }
 
@@ -98,13 +121,14 @@ pol_control_choose(struct pol_control *c, const struct pol_params *params, const
 	unsigned n = pol_table_build(&c->predictor, params, &c->feedback, ctx ? ctx->floor : NULL, c->table,
 	                             c->table_cap);
 
-	if (ctx != NULL)
-		apply_context(c, n, ctx);
+	apply_context(c, n, ctx);
 	if (pol_select(c->table, n, params, budget, session, &choice) != 0)
 		return fallback_choice(c, choice);
 	/* The reply reports the inference's own prediction, without the wait. */
-	if (ctx != NULL)
+	if (ctx != NULL) {
 		choice.point.latency_us -= ctx->wait_us[choice.point.place];
+		choice.point.tail_us -= ctx->wait_us[choice.point.place];
+	}
 	return choice;
 }
 
@@ -132,6 +156,11 @@ pol_control_learn(struct pol_control *c, const struct pol_params *params, const 
 	double pred_us = pol_predict_us(&c->predictor, pt->groups, pt->place, pt->threads, pt->freq);
 
 	if (pt->place < POL_MAX_PLACES && pt->threads <= POL_MAX_THREADS && pred_us > 0 && outcome->latency_us >= 0) {
+		/* against what was predicted for it, corrections included */
+		double expected = pol_control_predict_us(c, pt, outcome->cold);
+		unsigned *k = &c->ntail[pt->place][pt->threads];
+		if (expected > 0)
+			c->tail[pt->place][pt->threads][(*k)++ % POL_TAIL_SAMPLES] = (float)(outcome->latency_us / expected);
 		if (outcome->cold) {
 			double lo = 1.0 / params->max_slowdown, hi = params->max_slowdown;
 			learn_cold(c, params, pt, fmin(fmax(outcome->latency_us / pred_us, lo), hi));

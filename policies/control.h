@@ -12,6 +12,11 @@
  *    threads), apart from the warm feedback factor, and a cold placement is
  *    predicted with it. At a low request rate every request is cold, so this
  *    is the factor that decides there;
+ *  - the tail: each point's tail_us is its prediction times the second
+ *    largest measured/predicted ratio of its (placement, threads) over the
+ *    last 32 requests (about the 95th percentile), and deadlines are checked
+ *    against that, so a deadline called feasible is kept by slow requests
+ *    too, not only by the typical one;
  *  - a choice even when the policy allows nothing (all groups on the first
  *    placement, said infeasible with the reason).
  *
@@ -25,6 +30,8 @@
 
 #include "policies/policy.h"
 
+#define POL_TAIL_SAMPLES 32
+
 /* Idle longer than this and a placement's next request is a cold start. */
 #define POL_COLD_GAP_US 2000.0
 
@@ -35,6 +42,11 @@ struct pol_control {
 	 * (none yet: the warm factor stands in) */
 	double cold_factor[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 	unsigned cold_samples[POL_MAX_PLACES][POL_MAX_THREADS + 1];
+	/* the last POL_TAIL_SAMPLES measured/predicted ratios per (placement,
+	 * threads): how far above its prediction a request's time goes, so that
+	 * deadlines are kept for the slow requests, not the typical one */
+	float tail[POL_MAX_PLACES][POL_MAX_THREADS + 1][POL_TAIL_SAMPLES];
+	unsigned ntail[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 	struct pol_point *table; /* sized from the space (pol_table_capacity) */
 	unsigned table_cap;
 };

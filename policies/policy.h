@@ -198,6 +198,8 @@ struct pol_point {
 	unsigned long khz;
 	double accuracy;         /* negative = unknown */
 	double latency_us;       /* predicted, with the current interference factor */
+	double tail_us;          /* the slow end of what it takes (about the 95th percentile), 0 = unknown:
+	                            deadlines are checked against it when known */
 	double energy_uj;        /* predicted */
 	double power_w;
 };
