@@ -281,7 +281,6 @@ struct worker {
 	uint64_t admitted_seen;      /* daemon.admitted when it last found nothing */
 	uint64_t spin_ns;
 	bool realtime;               /* it may be real time */
-	bool polling_other;          /* atomic: polling on the off chance, out of SCHED_FIFO */
 	uint64_t served, warmups;
 	uint64_t blocked_ns;         /* when it last blocked (RLIMIT_RTTIME, see breathe) */
 	float *scratch_in, *scratch_out; /* the warm-up run's */
