@@ -764,13 +764,23 @@ idle(struct worker *w)
 static struct request *
 take_work(struct daemon *d, struct worker *w)
 {
-	struct request *r = NULL;
+	struct request *r = NULL, *queued = queue_take(d, w->place);
+	unsigned best = 0;
 
-	if (w->nmail > 0) {
-		r = w->mailbox[0];
-		memmove(&w->mailbox[0], &w->mailbox[1], (w->nmail - 1) * sizeof(w->mailbox[0]));
+	/* what was handed here and what waits in the queue, earliest deadline
+	 * first between them too */
+	for (unsigned i = 1; i < w->nmail; i++)
+		if (earlier(w->mailbox[i], w->mailbox[best]))
+			best = i;
+	if (w->nmail > 0 && (queued == NULL || earlier(w->mailbox[best], queued))) {
+		r = w->mailbox[best];
+		memmove(&w->mailbox[best], &w->mailbox[best + 1], (w->nmail - best - 1) * sizeof(w->mailbox[0]));
 		w->nmail--;
-	} else if ((r = queue_take(d, w->place)) == NULL) {
+		if (queued != NULL) { /* back where it was, in EDF terms */
+			d->queue[d->nqueue++] = queued;
+			queued->host->queued++;
+		}
+	} else if ((r = queued) == NULL) {
 		w->admitted_seen = d->admitted;
 		return NULL;
 	}
@@ -826,6 +836,10 @@ worker_main(void *arg)
 	for (;;) {
 		struct request *r;
 		breathe(w);
+		/* What other connections sent while this worker ran joins the queue
+		 * before it takes the next: EDF and fairness see every request that
+		 * is here, not only those an idle worker happened to read. */
+		wait_events(w, 0);
 		pthread_mutex_lock(&d->lock);
 		if (d->stopping) {
 			pthread_mutex_unlock(&d->lock);

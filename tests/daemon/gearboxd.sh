@@ -479,11 +479,9 @@ def fairness():
     done_a = sorted(r["done_ns"] for _, _, r in got_a)
     ahead = sum(d < rb["done_ns"] for d in done_a)
     a.close(); b.close()
-    if rb["done_ns"] > done_a[19]:
-        known(f"fairness: B's request (queue_us {rb['queue_us']:.0f}) finished after {ahead} of A's 30 "
-              f"pipelined requests, on {rb['placement']}")
-    else:
-        print(f"fairness: B finished after {ahead} of A's 30")
+    assert rb["done_ns"] <= done_a[19], (f"fairness: B's request (queue_us {rb['queue_us']:.0f}) finished after "
+                                         f"{ahead} of A's 30 pipelined requests, on {rb['placement']}")
+    print(f"fairness: B finished after {ahead} of A's 30")
 
 def edf():
     # One connection, two sessions: S1 (deadline 10 s) sends 9, then S2
