@@ -159,8 +159,12 @@ pol_control_learn(struct pol_control *c, const struct pol_params *params, const 
 		/* against what was predicted for it, corrections included */
 		double expected = pol_control_predict_us(c, pt, outcome->cold);
 		unsigned *k = &c->ntail[pt->place][pt->threads];
+		/* clipped at 2: a hiccup (the host took the CPU) is not the tail,
+		 * and a placement whose tail says infeasible is not chosen, so it
+		 * would not learn again */
 		if (expected > 0)
-			c->tail[pt->place][pt->threads][(*k)++ % POL_TAIL_SAMPLES] = (float)(outcome->latency_us / expected);
+			c->tail[pt->place][pt->threads][(*k)++ % POL_TAIL_SAMPLES] =
+			        (float)fmin(outcome->latency_us / expected, 2.0);
 		if (outcome->cold) {
 			double lo = 1.0 / params->max_slowdown, hi = params->max_slowdown;
 			learn_cold(c, params, pt, fmin(fmax(outcome->latency_us / pred_us, lo), hi));
