@@ -191,13 +191,9 @@ uint64_t arrival_next_ns(const struct arrival *a);
 
 /* ---- requests and serving (serve.c) -------------------------------------- */
 
-enum request_kind {
-	REQUEST_INFER,
-	REQUEST_CALIBRATE,
-};
-
+/* An INFER from admission to reply (a CALIBRATE is carried in one too: its
+ * connection, message id, model and policy). */
 struct request {
-	enum request_kind kind;
 	struct conn *conn;      /* a reference; replies go here */
 	struct host *host;
 	uint32_t msg_id;
@@ -221,8 +217,6 @@ struct request {
 	char fallback[300];     /* why it left the placement it was chosen for */
 	char failed_place[POL_NAME];
 	char failed[300];       /* it could not run at all: an error reply */
-	unsigned calibrated;    /* REQUEST_CALIBRATE: points measured */
-	char reason[300];
 };
 
 static inline double
@@ -250,7 +244,6 @@ struct host {
 	unsigned threads;            /* at most this many per request (gearboxd.conf) */
 	bool lock_made;
 	bool calibrating;            /* daemon.lock: its requests wait */
-	bool calibration_done;
 	pthread_t calibration_thread;
 	bool calibration_thread_started;
 	unsigned running;            /* daemon.lock: its requests on workers now */

@@ -223,7 +223,6 @@ infer_input(struct conn *c, const struct dnn_model *m, size_t json_len, bool pix
 static void
 request_from_session(struct daemon *d, struct request *r, struct session *s, struct conn *c, struct timing t)
 {
-	r->kind = REQUEST_INFER;
 	r->conn = c;
 	conn_ref(c);
 	r->host = s->host;
@@ -554,7 +553,6 @@ on_calibrate(struct daemon *d, struct conn *c, struct json_object *o)
 		send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory");
 		return;
 	}
-	r->kind = REQUEST_CALIBRATE;
 	r->conn = c;
 	conn_ref(c);
 	r->host = h;

@@ -967,7 +967,6 @@ calibration_main(void *arg)
 	free(cause);
 	pthread_mutex_lock(&d->lock);
 	h->calibrating = false;
-	h->calibration_done = true;
 	request_free(r);
 	for (unsigned p = 0; p < d->nplaces; p++)
 		wake_worker(&d->workers[p]); /* its queued requests may run again */
@@ -989,7 +988,6 @@ serve_calibrate(struct daemon *d, struct request *r, char **cause)
 	}
 	pthread_attr_init(&attr);
 	h->calibrating = true;
-	h->calibration_done = false;
 	if ((errno = pthread_create(&h->calibration_thread, &attr, calibration_main, r)) != 0) {
 		h->calibrating = false;
 		pthread_attr_destroy(&attr);
