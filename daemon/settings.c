@@ -72,13 +72,38 @@ parse_bool(const char *value, bool *out)
 	return -1;
 }
 
+/* The keys that name one of a few words, each word the value of its enum
+ * (in order). 1: not one of them, 0: set, -1: refused (the file's error is set). */
 static int
-choice(const char *value, const char *const *names)
+choice_key(struct ini_file *f, const char *key, const char *value, struct config *c)
 {
-	for (int i = 0; names[i] != NULL; i++)
-		if (strcmp(value, names[i]) == 0)
-			return i;
-	return -1;
+	static const struct {
+		const char *key;
+		const char *names[5];
+		size_t offset;
+	} keys[] = {
+		{ "warm_ahead", { "yes", "threads", "no" }, offsetof(struct config, warm_ahead) },
+		{ "realtime", { "auto", "yes", "no" }, offsetof(struct config, realtime) },
+		{ "pm_qos", { "auto", "resume-latency", "cpu-dma-latency", "no" }, offsetof(struct config, pm_qos) },
+	};
+	char words[128];
+	size_t n = 0;
+
+	for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(key, keys[i].key) != 0)
+			continue;
+		for (int w = 0; keys[i].names[w] != NULL; w++)
+			if (strcmp(value, keys[i].names[w]) == 0) {
+				*(int *)((char *)c + keys[i].offset) = w;
+				return 0;
+			}
+		words[0] = '\0';
+		for (int w = 0; keys[i].names[w] != NULL && n < sizeof(words); w++)
+			n += (size_t)snprintf(words + n, sizeof(words) - n, "%s%s", w == 0 ? "" : keys[i].names[w + 1] ? ", " : " or ",
+			                      keys[i].names[w]);
+		return ini_file_fail(f, "%s '%s' must be %s", key, value, words), -1;
+	}
+	return 1;
 }
 
 /* The whole-number keys and their ranges. 1: not one of them, 0: set,
@@ -149,27 +174,9 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 	} else if (strcmp(key, "opencl") == 0) {
 		if (parse_bool(value, &c->opencl) != 0)
 			return ini_file_fail(f, "opencl '%s' must be yes or no", value);
-	} else if (strcmp(key, "warm_ahead") == 0) {
-		static const char *const names[] = { "yes", "threads", "no", NULL };
-		int i = choice(value, names);
-		if (i < 0)
-			return ini_file_fail(f, "warm_ahead '%s' must be yes, threads or no", value);
-		c->warm_ahead = i;
 	} else if (strcmp(key, "split") == 0) {
 		free(c->split);
 		c->split = strdup(value);
-	} else if (strcmp(key, "realtime") == 0) {
-		static const char *const names[] = { "auto", "yes", "no", NULL };
-		int i = choice(value, names);
-		if (i < 0)
-			return ini_file_fail(f, "realtime '%s' must be auto, yes or no", value);
-		c->realtime = i;
-	} else if (strcmp(key, "pm_qos") == 0) {
-		static const char *const names[] = { "auto", "resume-latency", "cpu-dma-latency", "no", NULL };
-		int i = choice(value, names);
-		if (i < 0)
-			return ini_file_fail(f, "pm_qos '%s' must be auto, resume-latency, cpu-dma-latency or no", value);
-		c->pm_qos = i;
 	} else if (strcmp(key, "pm_qos_device") == 0) {
 		free(c->pm_qos_device);
 		c->pm_qos_device = strdup(value);
@@ -179,7 +186,7 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 	} else if (strcmp(key, "policies") == 0) {
 		free(c->policy_dir);
 		c->policy_dir = strdup(value);
-	} else if ((rc = number_key(f, key, value, c)) != 1) {
+	} else if ((rc = number_key(f, key, value, c)) != 1 || (rc = choice_key(f, key, value, c)) != 1) {
 		return rc == 0;
 	} else {
 		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
