@@ -317,7 +317,7 @@ void resolve_policy(struct daemon *d, const struct host *h, const char *name, st
 /* Count a finished INFER everywhere it counts: its session, its model, the
  * daemon (daemon.lock held). */
 void stats_count(struct daemon *d, const struct request *r);
-struct json_object *stats_status(struct daemon *d, const struct conn *asker);
+struct json_object *stats_status(struct daemon *d);
 struct json_object *stats_session(const struct session *s);
 
 /* Every lock of the daemon inherits priority: a real-time worker waiting

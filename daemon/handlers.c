@@ -248,7 +248,6 @@ handle_infer(struct daemon *d, struct conn *c)
 	struct request *r;
 	struct timing t;
 	char why[200];
-	uint64_t id = 0;
 	bool pixels = false;
 
 	if (json_len == c->h.length)
@@ -258,21 +257,19 @@ handle_infer(struct daemon *d, struct conn *c)
 	if (json_object_object_get_ex(o, GBX_KEY_PIXELS, &v))
 		pixels = json_object_get_boolean(v);
 	t = request_timing(o, c->frame_ns);
-	if (get_u64(c, o, GBX_KEY_SESSION, UINT32_MAX, &id) != 0 || (r = calloc(1, sizeof(*r))) == NULL) {
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		json_object_put(o);
-		return;
+		return (void)send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory");
 	}
-	json_object_put(o);
 	pthread_mutex_lock(&d->lock);
-	if ((s = session_find(&d->sessions, (uint32_t)id)) == NULL || s->owner != c) {
-		pthread_mutex_unlock(&d->lock);
+	if ((s = named_session(d, c, o, true)) != NULL)
+		request_from_session(d, r, s, c, t);
+	pthread_mutex_unlock(&d->lock);
+	json_object_put(o);
+	if (s == NULL) {
 		free(r);
-		send_error(c, c->h.id, GBX_ERR_NO_SESSION, "no session %llu on this connection (open one first)",
-		           (unsigned long long)id);
 		return;
 	}
-	request_from_session(d, r, s, c, t);
-	pthread_mutex_unlock(&d->lock);
 	/* the copy of the input and the scores buffer: outside the lock */
 	if ((r->input = infer_input(c, r->host->model, json_len, pixels)) == NULL ||
 	    (r->output = malloc(dnn_model_output_size(r->host->model) * sizeof(float))) == NULL) {
@@ -403,9 +400,9 @@ on_close(struct daemon *d, struct conn *c, struct json_object *o, struct json_ob
 static int
 on_status(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
 {
-	struct json_object *status = stats_status(d, c);
+	struct json_object *status = stats_status(d);
 
-	(void)o;
+	(void)c, (void)o;
 	json_object_object_foreach(status, key, val) json_object_object_add(reply, key, json_object_get(val));
 	json_object_put(status);
 	return 0;

@@ -221,13 +221,10 @@ wake_idle_for_queue(struct daemon *d, const struct worker *self)
 {
 	for (unsigned p = 0; p < d->nplaces && d->nqueue > 0; p++) {
 		struct worker *w = &d->workers[p];
-		if (w == self || w->busy || !w->asleep)
-			continue;
-		for (unsigned i = 0; i < d->nqueue; i++)
-			if (may_run_on(d->queue[i], p) && !d->queue[i]->host->calibrating) {
-				wake_worker(w);
-				return;
-			}
+		if (w != self && !w->busy && w->asleep && queue_has_work(d, p)) {
+			wake_worker(w);
+			return;
+		}
 	}
 }
 

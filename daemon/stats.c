@@ -52,7 +52,7 @@ compare_double(const void *a, const void *b)
 }
 
 static struct json_object *
-host_json(const struct daemon *d, const struct host *h)
+host_json(const struct host *h)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -67,7 +67,6 @@ host_json(const struct daemon *d, const struct host *h)
 	json_object_object_add(o, "last_groups", json_object_new_int((int)h->last_groups));
 	json_object_object_add(o, "last_latency_us", json_object_new_double(h->last_latency_us));
 	json_object_object_add(o, "deadline_hit_rate", rate_or_null(h->deadline_met, h->deadline_total));
-	(void)d;
 	return o;
 }
 
@@ -107,14 +106,13 @@ session_brief(const struct session *s)
 }
 
 struct json_object *
-stats_status(struct daemon *d, const struct conn *asker)
+stats_status(struct daemon *d)
 {
 	struct json_object *o = json_object_new_object(), *models = json_object_new_array();
 	struct json_object *pl = json_object_new_array(), *list = json_object_new_array();
 
-	(void)asker;
 	for (unsigned i = 0; i < d->nhosts; i++)
-		json_object_array_add(models, host_json(d, &d->hosts[i]));
+		json_object_array_add(models, host_json(&d->hosts[i]));
 	for (unsigned i = 0; i < d->policies.n; i++)
 		json_object_array_add(pl, json_object_new_string(d->policies.policies[i].params.name));
 	for (unsigned i = 0; i < d->sessions.n; i++)

@@ -157,7 +157,7 @@ pol_control_learn(struct pol_control *c, const struct pol_params *params, const 
 
 	if (pt->place < POL_MAX_PLACES && pt->threads <= POL_MAX_THREADS && pred_us > 0 && outcome->latency_us >= 0) {
 		/* against what was predicted for it, corrections included */
-		double expected = pol_control_predict_us(c, pt, outcome->cold);
+		double expected = pred_us * factor_of(c, pt->place, pt->threads, outcome->cold);
 		unsigned *k = &c->ntail[pt->place][pt->threads];
 		/* clipped at 2: a hiccup (the host took the CPU) is not the tail,
 		 * and a placement whose tail says infeasible is not chosen, so it
