@@ -43,6 +43,7 @@
 #include "common/dataset.h"
 #include "dnn/dnn.h"
 #include "governor/governor.h"
+#include "policies/policy.h"
 #include "proto/protocol.h"
 
 #define MAX_RATES 16
@@ -185,26 +186,12 @@ pacer_wait(struct pacer *p)
 
 /* ---- floor: a bare ping-pong with a forked child ---------------------------- */
 
+/* All n bytes, sent or received, whatever the socket takes at a time. */
 static int
-send_all(int fd, const unsigned char *p, size_t n)
+transfer(int fd, unsigned char *p, size_t n, bool sending)
 {
 	while (n > 0) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int
-recv_all(int fd, unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = recv(fd, p, n, MSG_WAITALL);
+		ssize_t k = sending ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, MSG_WAITALL);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
@@ -220,7 +207,7 @@ recv_all(int fd, unsigned char *p, size_t n)
 static void
 echo_forever(int fd, size_t request_bytes, unsigned char *buf)
 {
-	while (recv_all(fd, buf, request_bytes) == 0 && send_all(fd, buf, REPLY_BYTES) == 0)
+	while (transfer(fd, buf, request_bytes, false) == 0 && transfer(fd, buf, REPLY_BYTES, true) == 0)
 		;
 	_exit(0);
 }
@@ -259,8 +246,8 @@ floor_once(struct bench *b, struct rate_result *out)
 {
 	uint64_t t0 = monotonic_ns();
 
-	if (send_all(b->floor_fd, b->floor_buf, b->request_bytes) != 0 ||
-	    recv_all(b->floor_fd, b->floor_buf, REPLY_BYTES) != 0) {
+	if (transfer(b->floor_fd, b->floor_buf, b->request_bytes, true) != 0 ||
+	    transfer(b->floor_fd, b->floor_buf, REPLY_BYTES, false) != 0) {
 		fprintf(stderr, "bench/latency: the echoing child went away\n");
 		return -1;
 	}
@@ -302,53 +289,40 @@ inputs_load(struct bench *b)
 	return 0;
 }
 
-/* The CPUs of a placement as the daemon binds them (pol_place_engine): a
- * cluster ("cluster0") means all of its CPUs, one CPU of it
- * ("cluster0:cpu1") that CPU alone. NULL when it is not a CPU placement. */
-static hwloc_bitmap_t
-placement_cpuset(struct gov_platform *p, const char *placement)
+/* The place the daemon named, among the placements it makes (clusters,
+ * split per CPU when the name says "clusterN:cpuM"); NULL when it is none. */
+static const struct pol_place *
+find_place(struct pol_place *places, unsigned *n, const struct gov_platform *p, const char *name)
 {
-	char cluster[64];
-	const char *one = strstr(placement, ":cpu");
-	struct gov_cluster *c;
-	hwloc_bitmap_t set;
-
-	snprintf(cluster, sizeof(cluster), "%.*s", one ? (int)(one - placement) : (int)strlen(placement), placement);
-	if ((c = gov_find_cluster(p, cluster)) == NULL)
-		return NULL;
-	if (one == NULL)
-		return gov_cluster_cpuset(c, 0);
-	set = hwloc_bitmap_alloc();
-	hwloc_bitmap_only(set, (unsigned)atoi(one + 4));
-	return set;
+	*n = pol_places_from_platform(places, POL_MAX_PLACES, p);
+	if (strstr(name, ":cpu") != NULL)
+		*n = pol_places_split(places, *n, POL_MAX_PLACES, "all", p, NULL);
+	for (unsigned i = 0; i < *n; i++)
+		if (strcmp(places[i].name, name) == 0)
+			return &places[i];
+	return NULL;
 }
 
-/* The engine the daemon runs: DNN_KERNELS_FAST on `threads` threads bound to
- * the CPUs it placed the request on. The governor names the CPUs; dnn/
- * only gets a cpuset. */
+/* The engine the daemon runs at that placement, made the way it makes it
+ * (pol_place_engine: the fast kernels on `threads` threads bound to its CPUs). */
 static int
 engine_open(struct bench *b)
 {
+	struct pol_place places[POL_MAX_PLACES];
+	const struct pol_place *place = NULL;
 	char *cause = NULL;
 	struct gov_platform *p = gov_platform_discover(NULL, &cause);
-	hwloc_bitmap_t cpus = p ? placement_cpuset(p, b->placement) : NULL;
+	unsigned n = 0;
 
-	if (cpus == NULL) {
+	if (p != NULL && (place = find_place(places, &n, p, b->placement)) != NULL)
+		b->engine = pol_place_engine(place, p, b->model, b->threads, NULL, &cause);
+	if (b->engine == NULL)
 		fprintf(stderr, "bench/latency: %s\n",
-		        p ? "the daemon did not run on a CPU cluster (pin placements = cpu in the policy)" : cause);
-		free(cause);
-		gov_platform_free(p);
-		return -1;
-	}
-	b->engine = dnn_engine_cpu(b->model, b->threads, cpus, DNN_KERNELS_FAST, &cause);
-	hwloc_bitmap_free(cpus);
+		        p != NULL && place == NULL ? "the daemon did not run on a CPU cluster (pin placements = cpu in the policy)"
+		                                    : cause);
+	free(cause);
 	gov_platform_free(p);
-	if (b->engine == NULL) {
-		fprintf(stderr, "bench/latency: %s\n", cause);
-		free(cause);
-		return -1;
-	}
-	return 0;
+	return b->engine != NULL ? 0 : -1;
 }
 
 static int
