@@ -89,8 +89,8 @@ read_cpufreq(struct gov_cluster *c)
 	hwloc_bitmap_foreach_end();
 	if (c->npolicies == 0)
 		return;
-	unsigned first = c->policies[0];
 #ifdef HAVE_CPUPOWER
+	unsigned first = c->policies[0];
 	char *driver = cpufreq_get_driver(first);
 	if (driver != NULL) {
 		snprintf(c->driver, sizeof(c->driver), "%s", driver);
