@@ -20,8 +20,6 @@
 
 #include "dnn/kernels.h"
 
-typedef float v16sf __attribute__((vector_size(64)));
-typedef int32_t v16si __attribute__((vector_size(64)));
 
 /* Weights of one layer in 16-channel panels. */
 struct dnn_packed {
@@ -53,28 +51,34 @@ struct direct_tile_args {
 #else
 #define DIRECT_BUDGET 3
 #endif
+#define DIRECT_VBYTES 16 /* SSE2 or NEON q registers */
 #include "dnn/direct_body.h"
 #undef DIRECT_ISA
 #undef DIRECT_BUDGET
+#undef DIRECT_VBYTES
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DIRECT_HAVE_X86 1
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define DIRECT_ISA avx2
-#define DIRECT_BUDGET 6 /* 16 ymm: 12 accumulators */
+#define DIRECT_BUDGET 6 /* 16 ymm: 12 accumulators, 2 per 16 channels */
+#define DIRECT_VBYTES 32
 #include "dnn/direct_body.h"
 #undef DIRECT_ISA
 #undef DIRECT_BUDGET
+#undef DIRECT_VBYTES
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512dq,fma")
 #define DIRECT_ISA avx512
 #define DIRECT_BUDGET 28 /* 32 zmm: 28 accumulators */
+#define DIRECT_VBYTES 64
 #include "dnn/direct_body.h"
 #undef DIRECT_ISA
 #undef DIRECT_BUDGET
+#undef DIRECT_VBYTES
 #pragma GCC pop_options
 #endif
 
