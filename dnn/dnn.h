@@ -184,6 +184,11 @@ int dnn_engine_set_realtime(struct dnn_engine *engine, int priority, char **caus
 void dnn_engine_free(struct dnn_engine *engine);
 
 const char *dnn_kernels_name(enum dnn_kernels kernels);
+/* The instruction set the fast kernels run with in this process: the best
+ * this CPU runs ("avx512", "avx2", "neon", "generic"), or the one named by
+ * $GEARBOX_KERNEL_ISA when the CPU runs it (valgrind emulates FMA slowly:
+ * the daemon's valgrind test runs "generic"). */
+const char *dnn_kernels_isa(void);
 int dnn_kernels_parse(const char *name, enum dnn_kernels *kernels);
 const char *dnn_layer_type_name(enum dnn_layer_type type);
 const char *dnn_connectivity_name(enum dnn_connectivity conn);

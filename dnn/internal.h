@@ -99,11 +99,10 @@ void dnn_layer_plan_fill(const struct dnn_layer *l, unsigned g, unsigned G, stru
 
 /* Direct convolution (kernels_direct.c): the weights of the layers it covers
  * (stride 1, not 1x1) packed once (at load; G fixes the group segments), the padded
- * input it needs per share, and the instruction set it picked. */
+ * input it needs per share (its instruction set: dnn_kernels_isa in dnn.h). */
 int dnn_layer_pack(struct dnn_layer *l, unsigned G);
 void dnn_layer_unpack(struct dnn_layer *l);
 size_t dnn_direct_pad_floats(const struct dnn_layer *l);
-const char *dnn_direct_isa(void);
 /* Use instruction set `name` ("avx512", "avx2", "neon", "generic") from now
  * on, for tests; -1 when this build or CPU lacks it. */
 int dnn_direct_use_isa(const char *name);

@@ -128,9 +128,13 @@ isa(void)
 
 	if (is == NULL) {
 		/* Every thread that races here computes the same answer. */
-		size_t i = 0;
-		while (i + 1 < sizeof(isas) / sizeof(isas[0]) && !cpu_runs(&isas[i]))
+		const char *wanted = getenv("GEARBOX_KERNEL_ISA");
+		size_t i = 0, n = sizeof(isas) / sizeof(isas[0]);
+		while (i + 1 < n && (!cpu_runs(&isas[i]) || (wanted != NULL && strcmp(isas[i].name, wanted) != 0)))
 			i++;
+		if (wanted != NULL && strcmp(isas[i].name, wanted) != 0) /* not here: the best one */
+			for (i = 0; i + 1 < n && !cpu_runs(&isas[i]); i++)
+				;
 		is = &isas[i];
 		__atomic_store_n(&chosen_isa, is, __ATOMIC_RELEASE);
 	}
@@ -138,7 +142,7 @@ isa(void)
 }
 
 const char *
-dnn_direct_isa(void)
+dnn_kernels_isa(void)
 {
 	return isa()->name;
 }

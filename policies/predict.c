@@ -135,28 +135,6 @@ pol_places_add_opencl(struct pol_place *places, unsigned n, unsigned max, const 
 #define GEARBOX_BUILD_FLAVOUR "unknown"
 #endif
 
-/* The instruction set the direct convolution of the fast kernels picks at run
- * time. dnn/ does not export its choice (dnn_direct_isa is internal), so this
- * repeats the rule of dnn/kernels_direct.c: the best of AVX-512 (F, DQ, VL),
- * AVX2 with FMA, generic C on x86-64 GCC builds; NEON on AArch64. */
-static const char *
-kernel_isa(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-	    __builtin_cpu_supports("avx512vl"))
-		return "avx512";
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-		return "avx2";
-	return "generic";
-#elif defined(__aarch64__)
-	return "neon";
-#else
-	return "generic";
-#endif
-}
-
 /* The CPU model: /proc/cpuinfo's "model name" (x86, some Arm kernels), and on
  * Arm the distinct "CPU implementer:CPU part" pairs, which tell a Cortex-A15
  * from an A7 where "model name" says "ARMv7 Processor rev 3 (v7l)" for both. */
@@ -209,7 +187,7 @@ pol_identity_get(struct pol_identity *id)
 	snprintf(id->version, sizeof(id->version), "%s", PACKAGE_VERSION);
 	snprintf(id->flavour, sizeof(id->flavour), "%s", GEARBOX_BUILD_FLAVOUR);
 	/* what CPU placements run (pol_place_engine): the fast kernels */
-	snprintf(id->kernels, sizeof(id->kernels), "%s/%s", dnn_kernels_name(DNN_KERNELS_FAST), kernel_isa());
+	snprintf(id->kernels, sizeof(id->kernels), "%s/%s", dnn_kernels_name(DNN_KERNELS_FAST), dnn_kernels_isa());
 	cpu_model(id->cpu, sizeof(id->cpu));
 }
 
