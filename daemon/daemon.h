@@ -56,6 +56,7 @@
 #define WORKER_SPIN_MIN_NS 20000
 #define WORKER_SPIN_START_NS 60000
 #define WORKER_SPIN_MAX_NS 400000
+#define DUTY_TAU_NS 50e6         /* how far back a worker's duty looks (see share_when_saturated) */
 
 struct daemon;
 struct host;
@@ -266,6 +267,7 @@ struct worker {
 	/* daemon.lock */
 	bool busy;
 	bool asleep;                 /* blocked in epoll: a hand-off must signal it */
+	bool polling;                /* in poll_until (atomic): holds its CPU without work */
 	uint64_t busy_until_ns;      /* predicted end of what it runs */
 	uint64_t last_done_ns;
 	struct request *mailbox[QUEUE_PER_MODEL];
@@ -273,9 +275,13 @@ struct worker {
 	/* its own */
 	uint64_t admitted_seen;      /* daemon.admitted when it last found nothing */
 	uint64_t spin_ns;
-	bool realtime;               /* it may be real time */
+	bool realtime;               /* it may be real time (it got SCHED_FIFO at start) */
 	uint64_t served, warmups;
-	uint64_t blocked_ns;         /* when it last blocked (RLIMIT_RTTIME, see breathe) */
+	uint64_t blocked_ns;         /* when it last blocked (realtime_share, RLIMIT_RTTIME: see breathe) */
+	bool in_fifo;                /* in SCHED_FIFO now (see share_when_saturated) */
+	double duty;                 /* recent share of its CPU spent serving */
+	uint64_t duty_ns;            /* when duty was last brought up to date */
+	unsigned long shared;        /* times it left SCHED_FIFO, saturated */
 	float *scratch_in, *scratch_out; /* the warm-up run's */
 	size_t scratch_in_n, scratch_out_n;
 };
@@ -365,6 +371,7 @@ struct daemon {
 	struct pol_place places[POL_MAX_PLACES];
 	unsigned nplaces;
 	struct worker workers[POL_MAX_PLACES];
+	unsigned ncpus;              /* CPUs the daemon may run on (see may_poll) */
 	struct request **queue;      /* admitted, waiting for a worker */
 	unsigned nqueue, queue_cap;
 	uint64_t admitted;           /* requests ever queued (atomic): idle workers look again */

@@ -98,6 +98,41 @@ reload_policies(struct daemon *d, char **cause)
 	return 0;
 }
 
+static bool
+same_string(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The keys read at start only (gearboxd(8)) that differ in `next`, as a
+ * list of names in `out`; false when none does. */
+static bool
+start_only_changes(const struct config *next, const struct config *now, char *out, size_t size)
+{
+	const struct {
+		const char *name;
+		bool changed;
+	} keys[] = {
+		{ "socket", next->socket != NULL && !same_string(next->socket, now->socket) },
+		{ "models", next->nmodels != 0 && !same_models(next, now) },
+		{ "threads", next->threads != now->threads },
+		{ "opencl", next->opencl != now->opencl },
+		{ "split", !same_string(next->split, now->split) },
+		{ "realtime", next->realtime != now->realtime },
+		{ "realtime_priority", next->realtime_priority != now->realtime_priority },
+		{ "realtime_limit_ms", next->realtime_limit_ms != now->realtime_limit_ms },
+		{ "pm_qos", next->pm_qos != now->pm_qos },
+		{ "pm_qos_device", !same_string(next->pm_qos_device, now->pm_qos_device) },
+	};
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].changed && len < size)
+			len += (size_t)snprintf(out + len, size - len, "%s%s", len ? ", " : "", keys[i].name);
+	return len > 0;
+}
+
 /* SIGHUP: re-read the configuration. A bad file is refused with its reason
  * and the running configuration stays; serving never stops. */
 int
@@ -118,9 +153,9 @@ daemon_reload(struct daemon *d, char **policy_error)
 			log_error("reload refused, keeping the running configuration: %s", cause);
 			config_free(&next);
 		} else {
-			if ((next.socket && (!d->config.socket || strcmp(next.socket, d->config.socket))) ||
-			    next.threads != d->config.threads || (next.nmodels && !same_models(&next, &d->config)))
-				log_warning("reload: socket, models or threads changed in %s; they take effect at the next start",
+			char changed[200];
+			if (start_only_changes(&next, &d->config, changed, sizeof(changed)))
+				log_warning("reload: %s changed in %s; that takes effect at the next start", changed,
 				            d->config_path);
 			log_notice("reloaded %s (margin %.2f)", d->config_path, next.margin >= 0 ? next.margin : 0.0);
 			config_free(&d->config);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -608,15 +609,40 @@ has_work(struct worker *w)
 	       __atomic_load_n(&w->daemon->admitted, __ATOMIC_RELAXED) != w->admitted_seen;
 }
 
+/* Polling holds a CPU that nothing else can use meanwhile (a real-time
+ * worker's most of all), and the clients need CPU time to read the replies
+ * and send the next requests. So a worker polls only while its CPUs keep
+ * one free of the daemon: when every other CPU already has a worker that
+ * runs or polls, it sleeps in epoll instead. On two CPUs with two busy
+ * placements, polling starved a pipelined client until two single-CPU
+ * placements served fewer requests than one. */
+static bool
+may_poll(const struct worker *w)
+{
+	const struct daemon *d = w->daemon;
+	unsigned holding = 1; /* this one */
+
+	for (unsigned p = 0; p < d->nplaces; p++) {
+		const struct worker *o = &d->workers[p];
+		if (o != w && (__atomic_load_n(&o->busy, __ATOMIC_RELAXED) || __atomic_load_n(&o->polling, __ATOMIC_RELAXED)))
+			holding++;
+	}
+	return holding < d->ncpus;
+}
+
 /* Poll until until_ns: connections, and work handed over. */
 static void
 poll_until(struct worker *w, uint64_t until_ns)
 {
+	if (!may_poll(w))
+		return;
+	__atomic_store_n(&w->polling, true, __ATOMIC_RELAXED);
 	for (unsigned round = 0; !has_work(w) && monotonic_ns() < until_ns; round++) {
 		if (wait_events(w, 0) > 0)
-			return;
+			break;
 		spin_relax(round);
 	}
+	__atomic_store_n(&w->polling, false, __ATOMIC_RELAXED);
 }
 
 /* The polling window adapts as the kernel's haltpoll governor does: a
@@ -704,6 +730,71 @@ warm_up(struct worker *w, const struct expected *e)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* A SCHED_FIFO thread that never blocks starves every ordinary thread on
+ * its CPU, and RLIMIT_RTTIME (gearboxd.conf realtime_limit_ms) counts the
+ * CPU time a real-time thread uses without blocking: the limit is there to
+ * catch a runaway, not a busy daemon. So a worker that has not blocked for a
+ * quarter of the limit sleeps for 20 µs, which resets the count. */
+static void
+breathe(struct worker *w)
+{
+	uint64_t now = monotonic_ns();
+	struct timespec us = { 0, 20000 };
+
+	if (!w->in_fifo || now - w->blocked_ns < (uint64_t)w->daemon->config.realtime_limit_ms * 250000ull)
+		return;
+	nanosleep(&us, NULL);
+	w->blocked_ns = monotonic_ns();
+}
+
+/* The share of its CPU the worker held outside idle(), decaying over
+ * DUTY_TAU_NS: fold in the interval since the last call, busy or not. */
+static void
+duty_note(struct worker *w, bool was_busy, uint64_t now)
+{
+	double x = was_busy ? 1.0 : 0.0;
+
+	if (w->duty_ns != 0 && now > w->duty_ns)
+		w->duty = x + (w->duty - x) * exp(-(double)(now - w->duty_ns) / DUTY_TAU_NS);
+	w->duty_ns = now;
+}
+
+/* A worker saturated with requests leaves SCHED_FIFO until it is not.
+ * Real time is for a request that arrives while a co-runner holds the CPU:
+ * it then starts at once and is not time-sliced. A worker that serves back
+ * to back gains nothing from it and takes everything else's CPU, the
+ * clients' that read the replies and send the next requests most of all: a
+ * FIFO worker woken by each request preempted the client that was sending
+ * it, so a pipelined client had one request in flight, and two single-CPU
+ * placements on two CPUs served fewer requests than one. So while the
+ * worker's recent share of its CPU (duty) is above realtime_share, it and
+ * its placement's pool threads run in SCHED_OTHER; at realtime_share less
+ * 10 points they are real time again: at its next request, or in idle()
+ * once the duty has decayed. */
+static void
+share_when_saturated(struct worker *w, bool was_busy)
+{
+	struct daemon *d = w->daemon;
+	double share = d->config.realtime_share / 100.0;
+	bool fifo;
+	char *cause = NULL;
+
+	duty_note(w, was_busy, monotonic_ns());
+	fifo = w->in_fifo ? w->duty <= share : w->duty < share - 0.10;
+	if (!w->realtime || fifo == w->in_fifo || d->config.realtime_share >= 100)
+		return;
+	if (fifo ? gov_realtime_enter(d->realtime_priority, &cause) != 0 : gov_realtime_leave() != 0) {
+		free(cause);
+		return;
+	}
+	w->in_fifo = fifo;
+	w->blocked_ns = monotonic_ns();
+	if (!fifo)
+		w->shared++;
+	for (unsigned i = 0; i < d->nhosts; i++)
+		pol_runtime_set_place_realtime(d->hosts[i].runtime, w->place, fifo ? d->realtime_priority : 0, NULL);
+}
+
 /* Nothing to do: poll a while (a client sending back to back is back in
  * tens of µs), then sleep until a connection needs us, another worker
  * hands us work, or — for a session that sends on a period — shortly before
@@ -748,6 +839,11 @@ idle(struct worker *w)
 			poll_until(w, next.at_ns + WARM_TAIL_NS + 3 * next.jitter_ns);
 			return;
 		}
+	} else if (w->realtime && !w->in_fifo) {
+		/* saturated until now: real time again once the duty has decayed,
+		 * so that the next request's wake-up preempts co-runners again */
+		wait_events(w, (int64_t)(2 * DUTY_TAU_NS));
+		share_when_saturated(w, false);
 	} else {
 		wait_events(w, -1);
 	}
@@ -797,28 +893,11 @@ enter_realtime(struct worker *w)
 	if (d->realtime_priority <= 0)
 		return;
 	if (gov_realtime_enter(d->realtime_priority, &cause) == 0) {
-		w->realtime = true;
+		w->realtime = w->in_fifo = true;
 	} else {
 		log_notice("%s: worker runs without a real-time class: %s", d->places[w->place].name, cause);
 		free(cause);
 	}
-}
-
-/* A saturated worker never blocks, and RLIMIT_RTTIME (gearboxd.conf
- * realtime_limit_ms) counts the CPU time a real-time thread uses without
- * blocking: the limit is there to catch a runaway, not a busy daemon. So a
- * worker that has not blocked for a quarter of the limit sleeps for 20 µs,
- * which resets the count (and lets the CPU's other threads in). */
-static void
-breathe(struct worker *w)
-{
-	uint64_t now = monotonic_ns();
-	struct timespec us = { 0, 20000 };
-
-	if (!w->realtime || now - w->blocked_ns < (uint64_t)w->daemon->config.realtime_limit_ms * 250000ull)
-		return;
-	nanosleep(&us, NULL);
-	w->blocked_ns = monotonic_ns();
 }
 
 static void *
@@ -844,10 +923,14 @@ worker_main(void *arg)
 		}
 		r = take_work(d, w);
 		pthread_mutex_unlock(&d->lock);
-		if (r != NULL)
+		if (r != NULL) {
+			share_when_saturated(w, true);
 			serve_request(d, w, r);
-		else
+		} else {
+			duty_note(w, true, monotonic_ns());
 			idle(w);
+			duty_note(w, false, monotonic_ns());
+		}
 	}
 }
 
@@ -1189,6 +1272,8 @@ serve_start(struct daemon *d, char **cause)
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	cpu_set_t mine;
+	d->ncpus = sched_getaffinity(0, sizeof(mine), &mine) == 0 ? (unsigned)CPU_COUNT(&mine) : 1;
 	for (unsigned p = 0; p < d->nplaces; p++) {
 		struct worker *w = &d->workers[p];
 		w->daemon = d;

@@ -21,6 +21,7 @@ config_defaults(struct config *c)
 	c->realtime = CONFIG_REALTIME_AUTO;
 	c->realtime_priority = 10;
 	c->realtime_limit_ms = 1000;
+	c->realtime_share = 90;
 	c->warm_ahead = CONFIG_WARM_YES;
 	c->pm_qos = CONFIG_PM_QOS_AUTO;
 	c->pm_qos_latency_us = 10;
@@ -119,6 +120,7 @@ number_key(struct ini_file *f, const char *key, const char *value, struct config
 	} keys[] = {
 		{ "realtime_priority", 1, 99, offsetof(struct config, realtime_priority), true },
 		{ "realtime_limit_ms", 1, 60000, offsetof(struct config, realtime_limit_ms), false },
+		{ "realtime_share", 20, 100, offsetof(struct config, realtime_share), false },
 		{ "pm_qos_latency_us", 0, 1000000, offsetof(struct config, pm_qos_latency_us), false },
 		{ "pm_qos_release_s", 1, 86400, offsetof(struct config, pm_qos_release_s), false },
 	};
@@ -190,7 +192,7 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		return rc == 0;
 	} else {
 		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
-		                        "opencl, split, realtime, realtime_priority, realtime_limit_ms, warm_ahead, pm_qos, "
+		                        "opencl, split, realtime, realtime_priority, realtime_limit_ms, realtime_share, warm_ahead, pm_qos, "
 		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device)",
 		                     key);
 	}

@@ -13,6 +13,7 @@
  *   realtime = auto                       # workers in SCHED_FIFO: auto (when permitted), yes, no
  *   realtime_priority = 10                # 1..99
  *   realtime_limit_ms = 1000              # an RT thread running this long without blocking drops to SCHED_OTHER
+ *   realtime_share = 90                   # a worker busier than this % of the time leaves SCHED_FIFO until it is not
  *   warm_ahead = yes                      # before a periodic session's next request: yes (threads + a
  *                                         # throwaway run to warm the caches), threads, no
  *   pm_qos = auto                         # CPU latency request: auto, resume-latency, cpu-dma-latency, no
@@ -40,6 +41,7 @@ struct config {
 	enum { CONFIG_REALTIME_AUTO, CONFIG_REALTIME_YES, CONFIG_REALTIME_NO } realtime;
 	int realtime_priority;
 	unsigned realtime_limit_ms;
+	unsigned realtime_share;  /* percent, 20..100 (100: never leave it) */
 	enum { CONFIG_WARM_YES, CONFIG_WARM_THREADS, CONFIG_WARM_NO } warm_ahead;
 	enum { CONFIG_PM_QOS_AUTO, CONFIG_PM_QOS_RESUME, CONFIG_PM_QOS_DMA, CONFIG_PM_QOS_NO } pm_qos;
 	unsigned pm_qos_latency_us;

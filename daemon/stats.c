@@ -83,6 +83,9 @@ workers_json(const struct daemon *d)
 		json_object_object_add(o, "served", json_object_new_int64((int64_t)w->served));
 		json_object_object_add(o, "warmups", json_object_new_int64((int64_t)w->warmups));
 		json_object_object_add(o, "realtime", json_object_new_boolean(w->realtime));
+		json_object_object_add(o, "realtime_now", json_object_new_boolean(__atomic_load_n(&w->in_fifo, __ATOMIC_RELAXED)));
+		json_object_object_add(o, "duty", json_object_new_double(w->duty));
+		json_object_object_add(o, "saturated_shares", json_object_new_int64((int64_t)w->shared));
 		json_object_array_add(list, o);
 	}
 	return list;

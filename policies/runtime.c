@@ -154,15 +154,25 @@ pol_runtime_engine(struct pol_runtime *rt, const struct pol_place *places, unsig
 }
 
 int
+pol_runtime_set_place_realtime(struct pol_runtime *rt, unsigned place, int priority, char **cause)
+{
+	int ret = 0;
+
+	for (unsigned t = 0; place < POL_MAX_PLACES && t <= POL_MAX_THREADS; t++)
+		if (rt->engines[place][t] != NULL && dnn_engine_set_realtime(rt->engines[place][t], priority, ret ? NULL : cause) != 0)
+			ret = -1;
+	return ret;
+}
+
+int
 pol_runtime_set_realtime(struct pol_runtime *rt, int priority, char **cause)
 {
 	int ret = 0;
 
 	rt->realtime = priority;
 	for (unsigned p = 0; p < POL_MAX_PLACES; p++)
-		for (unsigned t = 0; t <= POL_MAX_THREADS; t++)
-			if (rt->engines[p][t] != NULL && dnn_engine_set_realtime(rt->engines[p][t], priority, ret ? NULL : cause) != 0)
-				ret = -1;
+		if (pol_runtime_set_place_realtime(rt, p, priority, ret ? NULL : cause) != 0)
+			ret = -1;
 	return ret;
 }
 

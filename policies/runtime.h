@@ -37,5 +37,7 @@ struct dnn_engine *pol_runtime_engine(struct pol_runtime *rt, const struct pol_p
  * real-time class at `priority` (0: normal). Failures are the caller's to
  * log: *cause names the first. */
 int pol_runtime_set_realtime(struct pol_runtime *rt, int priority, char **cause);
+/* The same for the engines of one placement only, those made so far. */
+int pol_runtime_set_place_realtime(struct pol_runtime *rt, unsigned place, int priority, char **cause);
 
 #endif

@@ -56,6 +56,7 @@ start_daemon() { # start_daemon [wrapper...]
 		kill -0 "$DPID" 2>/dev/null || fail "gearboxd exited at start"
 		sleep 0.1
 	done
+	tail -n 20 "$T/daemon.log"
 	fail "gearboxd did not come up"
 }
 stop_daemon() {
@@ -274,10 +275,13 @@ sleep 0.5
 $CTL status >/dev/null || fail "not serving after a refused reload"
 grep -q "reload refused, keeping the running configuration: .*gearboxd.conf:3: unknown key 'flavour'" "$T/daemon.log" ||
 	fail "refused reload not logged"
-printf '[daemon]\nmodel = %s\nmargin = 0.5\n' "$MODEL" >"$T/gearboxd.conf"
+printf '[daemon]\nmodel = %s\nmargin = 0.5\nsplit = all\nrealtime = no\n' "$MODEL" >"$T/gearboxd.conf"
 kill -HUP "$DPID"
 sleep 0.5
 grep -q "reloaded .*gearboxd.conf (margin 0.50)" "$T/daemon.log" || fail "good reload not applied"
+# keys read at start only are named, not dropped in silence
+grep -q "reload: threads, split, realtime changed in .*gearboxd.conf; that takes effect at the next start" "$T/daemon.log" ||
+	fail "start-only keys changed on reload without a word: $(grep reload "$T/daemon.log")"
 # policy files: an administrator's override folder, a bad file refused on
 # reload (file:line, old policies kept), a good one picked up
 mkdir -p "$T/policies"
@@ -408,6 +412,9 @@ if command -v valgrind >/dev/null && ! grep -q "__asan_init" "$B/gearboxd"; then
 	# under valgrind; the OpenCL path is checked under ASan/UBSan in 2c.
 	printf '[daemon]\nopencl = no\nrealtime = no\n' >"$T/novcl.conf"
 	DAEMON_CONFIG=$T/novcl.conf
+	# valgrind emulates AVX2's fused multiply-adds a thousand times slower
+	# than the CPU runs them: the kernels' generic C path here.
+	export GEARBOX_KERNEL_ISA=generic
 	start_daemon valgrind --quiet --suppressions="$S/tests/daemon/valgrind.supp" --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=99 --log-file="$T/valgrind.log"
 	$CTL infer --idx "$IDX" --count 10 --deadline-us 1000000 >/dev/null || fail "infer under valgrind"
@@ -421,6 +428,7 @@ s.sendall(b'GBX1' + struct.pack('<HHII', 1, 7, 2, 13 + 784) + b'{\"session\":1}'
 	kill -TERM "$DPID"
 	if ! wait "$DPID"; then cat "$T/valgrind.log"; DPID=""; fail "valgrind found errors or leaks"; fi
 	DPID=""
+	unset GEARBOX_KERNEL_ISA
 	echo "ok: valgrind: no errors, no leaks"
 else
 	echo "skip: valgrind (not installed, or this build uses sanitizers)"
@@ -598,6 +606,30 @@ def split():
     if min(served.values()) < 4:
         known(f"split: 16 pipelined requests on 2 idle CPU workers ran {served}")
 
+def saturation():
+    # Real-time workers kept busy back to back leave SCHED_FIFO (their duty
+    # passes realtime_share), and are real time again once idle.
+    if not any(w["realtime"] for w in status()["workers"]):
+        print("saturation: skipped (the workers are not real-time here)")
+        return
+    s = conn(); sid = open_session(s)
+    s.sendall(b"".join(infer(sid, i) for i in range(16)))
+    end, n = time.time() + 1.0, 0
+    while time.time() < end:
+        read(s); s.sendall(infer(sid, 100 + n)); n += 1
+    during = status()["workers"]
+    replies(s, 16)
+    shared = [w for w in during if w["saturated_shares"] > 0]
+    assert shared, f"no worker left SCHED_FIFO after {n} requests back to back: {during}"
+    assert any(not w["realtime_now"] for w in shared), during
+    deadline = time.time() + 5  # the duty decays over 50 ms; idle() looks every 100 ms
+    while any(w["realtime"] and not w["realtime_now"] for w in status()["workers"]):
+        assert time.time() < deadline, f"a worker stayed out of SCHED_FIFO: {status()['workers']}"
+        time.sleep(0.05)
+    s.close()
+    print(f"saturation: {[(w['placement'], w['saturated_shares']) for w in shared]} left SCHED_FIFO "
+          f"during {n} requests back to back, and came back when idle")
+
 for check in checks:
     globals()[check]()
 EOF
@@ -610,7 +642,7 @@ if [ "$(id -u)" = 0 ] && command -v chrt >/dev/null; then RP="chrt -f 20 $RP"; f
 rp_started=$(date +%s)
 DAEMON_CONFIG=
 start_daemon
-$RP "$SOCK" "$IDX" fairness edf admission vanish stats record || fail "request path"
+$RP "$SOCK" "$IDX" fairness edf admission vanish stats record saturation || fail "request path"
 stop_daemon
 
 # A real-time class that is not permitted (no CAP_SYS_NICE, RLIMIT_RTPRIO
