@@ -254,6 +254,31 @@ simple_call(struct gbx_conn *c, unsigned type, const struct opts *o, void (*text
 	return 0;
 }
 
+/* RELOAD: the daemon keeps what it had when a file is refused; say so, and
+ * exit 1, so that a script notices. */
+static int
+cmd_reload(struct gbx_conn *c, const struct opts *o)
+{
+	char *reply = NULL;
+	struct json_object *r, *v;
+	bool ok;
+
+	if (gbx_call(c, GBX_MSG_RELOAD, "{}", &reply) != 0)
+		return error_out("%s", gbx_last_error(c));
+	r = json_tokener_parse(reply);
+	ok = r != NULL && json_object_object_get_ex(r, "reloaded", &v) && json_object_get_boolean(v);
+	if (o->json)
+		print_reply(reply);
+	else if (ok)
+		printf("reloaded\n");
+	if (!ok)
+		fprintf(stderr, "gearboxctl: reload refused: %s\n",
+		        r && json_object_object_get_ex(r, "error", &v) ? json_object_get_string(v) : reply);
+	json_object_put(r);
+	free(reply);
+	return ok ? 0 : 1;
+}
+
 /* A field for text output. json-c writes a double with 17 significant digits
  * (0.39100000000000001); six are plenty to read. The strings live in a ring,
  * so that one printf can show many fields. */
@@ -739,7 +764,7 @@ main(int argc, char **argv)
 	else if (strcmp(verb, "platform") == 0)
 		ret = simple_call(c, GBX_MSG_PLATFORM, &o, platform_text);
 	else if (strcmp(verb, "reload") == 0)
-		ret = simple_call(c, GBX_MSG_RELOAD, &o, NULL);
+		ret = cmd_reload(c, &o);
 	else if (strcmp(verb, "infer") == 0)
 		ret = cmd_infer(c, &o);
 	else if (strcmp(verb, "budget") == 0)

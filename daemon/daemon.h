@@ -307,7 +307,7 @@ void serve_tick(struct daemon *d);
 /* Take the PM QoS request if it is not held (daemon.lock held). */
 void serve_hold_pm_qos(struct daemon *d);
 /* Re-read gearboxd.conf and the policies (gearboxd.c); takes daemon.lock. */
-int daemon_reload(struct daemon *d, char **policy_error);
+int daemon_reload(struct daemon *d, char **error); /* -1: something refused, *error says what */
 
 /* ---- handlers (handlers.c) ----------------------------------------------- */
 

@@ -28,6 +28,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "common/cause.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 
@@ -87,7 +88,15 @@ static int
 reload_policies(struct daemon *d, char **cause)
 {
 	struct pol_set next;
+	struct stat st;
 
+	/* a folder gearboxd.conf names that is gone is a mistake to report,
+	 * not a reason to drop its policies (the default one may be absent) */
+	if (d->config.policy_dir != NULL && stat(d->config.policy_dir, &st) != 0) {
+		set_cause(cause, "policies = %s: %s", d->config.policy_dir, strerror(errno));
+		log_error("policies not reloaded, keeping the running ones: %s", *cause);
+		return -1;
+	}
 	if (pol_set_load(&next, pol_shipped_dir(), policy_etc_dir(d), cause) != 0) {
 		log_error("policies not reloaded, keeping the running ones: %s", *cause);
 		return -1;
@@ -136,10 +145,10 @@ start_only_changes(const struct config *next, const struct config *now, char *ou
 /* SIGHUP: re-read the configuration. A bad file is refused with its reason
  * and the running configuration stays; serving never stops. */
 int
-daemon_reload(struct daemon *d, char **policy_error)
+daemon_reload(struct daemon *d, char **error)
 {
 	struct config next;
-	char *cause = NULL;
+	char *cause = NULL, *config_error = NULL;
 	int rc;
 
 	sd_notify(0, "RELOADING=1");
@@ -151,6 +160,7 @@ daemon_reload(struct daemon *d, char **policy_error)
 		config_defaults(&next);
 		if (config_load(&next, d->config_path, &cause) != 0) {
 			log_error("reload refused, keeping the running configuration: %s", cause);
+			set_cause(&config_error, "%s; keeping the running configuration", cause);
 			config_free(&next);
 		} else {
 			char changed[200];
@@ -164,7 +174,18 @@ daemon_reload(struct daemon *d, char **policy_error)
 		free(cause);
 	}
 	/* the policies, from the (new) override folder; then the default name */
-	rc = reload_policies(d, policy_error);
+	rc = reload_policies(d, error);
+	if (config_error != NULL) { /* both said: the configuration's first */
+		if (*error != NULL) {
+			char *both = NULL;
+			set_cause(&both, "%s; %s", config_error, *error);
+			free(*error);
+			free(config_error);
+			config_error = both;
+		}
+		*error = config_error;
+		rc = -1;
+	}
 	if (d->config.policy && strcmp(d->config.policy, d->default_policy) != 0) {
 		if (pol_set_find(&d->policies, d->config.policy) == NULL)
 			log_error("reload: policy '%s' does not exist; keeping '%s'", d->config.policy, d->default_policy);

@@ -59,7 +59,8 @@ config_add_folder(struct config *c, const char *dir, char **cause)
 		config_add_model(c, path);
 	}
 	closedir(d);
-	qsort(c->models + first, c->nmodels - first, sizeof(char *), compare_names);
+	if (c->nmodels > first) /* qsort(NULL, 0) is undefined */
+		qsort(c->models + first, c->nmodels - first, sizeof(char *), compare_names);
 	return 0;
 }
 

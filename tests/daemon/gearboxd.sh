@@ -51,7 +51,7 @@ start_daemon() { # start_daemon [wrapper...]
 	rm -f "$SOCK"
 	"$@" "$B/gearboxd" --socket "$SOCK" --model "$MODEL" -v ${DAEMON_CONFIG:+--config "$DAEMON_CONFIG"} >"$T/daemon.log" 2>&1 &
 	DPID=$!
-	for i in $(seq 1 300); do
+	for i in $(seq 1 "${START_TENTHS:-300}"); do
 		[ -S "$SOCK" ] && $CTL status >/dev/null 2>&1 && return 0
 		kill -0 "$DPID" 2>/dev/null || fail "gearboxd exited at start"
 		sleep 0.1
@@ -106,10 +106,12 @@ tail -n 1 "$T/stream.jsonl" | grep -q '"summary":true' || fail "stream summary"
 # A deadline no g can meet: the reply says so instead of failing.
 $CTL infer --idx "$IDX" --deadline-us 1 --json | grep -q '"feasible":false' || fail "infeasible budget not reported"
 # Budget from another connection; a session that does not exist.
-$CTL infer --idx "$IDX" --count 200 --rate 100 --deadline-us 50000 >/dev/null &
+# long enough to outlive the checks below on a loaded machine; killed after them
+$CTL infer --idx "$IDX" --count 3000 --rate 100 --deadline-us 50000 >/dev/null &
 STREAM=$!
 sleep 0.5
-SID=$($CTL --json status | python3 -c "import json,sys; print(json.load(sys.stdin)['session_list'][0]['session'])")
+# the newest session is the stream's (an earlier client's may still be closing)
+SID=$($CTL --json status | python3 -c "import json,sys; print(max(s['session'] for s in json.load(sys.stdin)['session_list']))")
 $CTL budget "$SID" --deadline-us 2000 | grep -q "deadline 2000 us" || fail "budget"
 python3 - "$SOCK" "$SID" <<'EOF' || fail "stats"
 import json, socket, struct, sys
@@ -118,6 +120,7 @@ body = json.dumps({"session": int(sys.argv[2])}).encode()
 s.sendall(b"GBX1" + struct.pack("<HHII", 1, 13, 5, len(body)) + body)
 h = s.recv(16, socket.MSG_WAITALL)
 r = json.loads(s.recv(struct.unpack("<I", h[12:])[0], socket.MSG_WAITALL))
+assert "sessions" in r, r
 st = r["sessions"][0]
 assert st["session"] == int(sys.argv[2]) and st["requests"] > 0, r
 assert 0 < st["latency_us"]["p50"] <= st["latency_us"]["p99"] and 1 <= st["mean_groups"] <= 4, st
@@ -275,6 +278,10 @@ sleep 0.5
 $CTL status >/dev/null || fail "not serving after a refused reload"
 grep -q "reload refused, keeping the running configuration: .*gearboxd.conf:3: unknown key 'flavour'" "$T/daemon.log" ||
 	fail "refused reload not logged"
+# ... and gearboxctl reload says so and exits 1 (a script notices)
+if $CTL reload >"$T/out" 2>"$T/err"; then fail "gearboxctl reload exited 0 on a refused configuration"; fi
+grep -q "reload refused: .*gearboxd.conf:3: unknown key 'flavour'.*; keeping the running configuration" "$T/err" ||
+	fail "refused reload not said by gearboxctl: $(cat "$T/err")"
 printf '[daemon]\nmodel = %s\nmargin = 0.5\nsplit = all\nrealtime = no\n' "$MODEL" >"$T/gearboxd.conf"
 kill -HUP "$DPID"
 sleep 0.5
@@ -291,16 +298,32 @@ kill -HUP "$DPID"
 sleep 0.5
 $CTL infer --idx "$IDX" --json | grep -q '"policy":"fast"' || fail "default policy from the config not used"
 printf '[policy]\nobjective = latency\nturbo = yes\n' >"$T/policies/fast.conf"
-$CTL reload --json >"$T/reload.json" || fail "reload with a bad policy"
+if $CTL reload --json >"$T/reload.json" 2>/dev/null; then fail "gearboxctl reload exited 0 with a bad policy"; fi
 grep -q "fast.conf:3: unknown key 'turbo'" "$T/reload.json" || fail "bad policy not named: $(cat "$T/reload.json")"
 grep -q "policies not reloaded, keeping the running ones" "$T/daemon.log" || fail "bad policy reload not logged"
 $CTL infer --idx "$IDX" --json | grep -q '"policy":"fast"' || fail "old policies lost after a refused reload"
+# a policy folder that disappears is reported, and its policies stay
+printf '[policy]\nobjective = latency\n' >"$T/policies/fast.conf"
+mv "$T/policies" "$T/policies.gone"
+if $CTL reload 2>"$T/err"; then fail "reload accepted a policy folder that is gone"; fi
+grep -q "policies = .*/policies: No such file or directory" "$T/err" || fail "vanished policy folder: $(cat "$T/err")"
+$CTL infer --idx "$IDX" --json | grep -q '"policy":"fast"' || fail "policies dropped when their folder vanished"
+mv "$T/policies.gone" "$T/policies"
+$CTL reload >/dev/null || fail "reload after the policy folder came back"
 sleep 0.5
 kill "$WATCH" 2>/dev/null || true
 wait "$WATCH" 2>/dev/null || true
 grep -q '"event":"operating-point"' "$T/events.out" || fail "no operating-point event: $(head -c 600 "$T/events.out")"
 grep -q '"event":"budget-violation"' "$T/events.out" || fail "no budget-violation event"
 stop_daemon
+# models = a folder without models, beside a model named on its own
+mkdir -p "$T/nomodels"
+printf '[daemon]\nmodels = %s/nomodels\nmodel = %s\nopencl = no\n' "$T" "$MODEL" >"$T/nomodels.conf"
+DAEMON_CONFIG=$T/nomodels.conf
+start_daemon
+$CTL models | grep -q "fmnist" || fail "models = an empty folder: $(cat "$T/daemon.log")"
+stop_daemon
+DAEMON_CONFIG=
 echo "ok: configuration, reload, events"
 
 # --- 2c. OpenCL placement, and its failure moving the work to the CPU -------------
@@ -415,7 +438,8 @@ if command -v valgrind >/dev/null && ! grep -q "__asan_init" "$B/gearboxd"; then
 	# valgrind emulates AVX2's fused multiply-adds a thousand times slower
 	# than the CPU runs them: the kernels' generic C path here.
 	export GEARBOX_KERNEL_ISA=generic
-	start_daemon valgrind --quiet --suppressions="$S/tests/daemon/valgrind.supp" --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+	# its calibration runs a few hundred inferences: up to 2 minutes to start
+	START_TENTHS=1200 start_daemon valgrind --quiet --suppressions="$S/tests/daemon/valgrind.supp" --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=99 --log-file="$T/valgrind.log"
 	$CTL infer --idx "$IDX" --count 10 --deadline-us 1000000 >/dev/null || fail "infer under valgrind"
 	python3 -c "
