@@ -47,7 +47,7 @@ struct dnn_plan {
 struct dnn_model {
 	char *path;
 	char *name;
-	void *map;
+	void *map;         /* the file, read whole (see read_whole in model.c) */
 	size_t map_size;
 	unsigned groups;
 	unsigned in_c, in_h, in_w;

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -204,7 +203,7 @@ parse_container(struct loader *ld, const unsigned char *map, size_t size)
 			continue;
 		if (parse_tensor(ld, name, json_object_iter_peek_value(&it), data_size, t) != 0)
 			return -1;
-		/* The mmap is page-aligned, so this checks the file's own layout. */
+		/* The buffer is page-aligned, so this checks the file's own layout. */
 		if (((uintptr_t)(data + t->begin)) % sizeof(float) != 0)
 			return fail(ld, "tensor '%s': data is not 4-byte aligned (pad the header with spaces to a "
 			            "multiple of 8 bytes, as safetensors writers do)", name);
@@ -773,6 +772,35 @@ loader_finish(struct loader *ld)
 	json_object_put(ld->header);
 }
 
+/* The whole file into memory of our own. Not mmap: a model file truncated
+ * or rewritten while it is served (a plain cp of a new model over it) would
+ * turn the next read of a weight into SIGBUS and kill the daemon. Aligned
+ * to a page, as a mapping would be, so the tensors keep the file's own
+ * alignment. */
+static int
+read_whole(int fd, const char *path, struct dnn_model *m, char **cause)
+{
+	void *buf = NULL;
+	size_t got = 0;
+
+	if (posix_memalign(&buf, 4096, m->map_size) != 0)
+		return set_cause(cause, "%s: out of memory for %zu bytes", path, m->map_size);
+	while (got < m->map_size) {
+		ssize_t n = read(fd, (char *)buf + got, m->map_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(buf);
+			return set_cause(cause, "%s: %s after %zu of %zu bytes", path,
+			                 n < 0 ? strerror(errno) : "the file got shorter while it was read", got,
+			                 m->map_size);
+		}
+		got += (size_t)n;
+	}
+	m->map = buf;
+	return 0;
+}
+
 struct dnn_model *
 dnn_model_load(const char *path, char **cause)
 {
@@ -798,16 +826,9 @@ dnn_model_load(const char *path, char **cause)
 		goto error;
 	}
 	m->map_size = (size_t)st.st_size;
-	if (m->map_size > 0) {
-		/* Read-only and shared: every plan and every daemon worker reads the
-		 * weights straight from the page cache. */
-		m->map = mmap(NULL, m->map_size, PROT_READ, MAP_SHARED, fd, 0);
-		if (m->map == MAP_FAILED) {
-			m->map = NULL;
-			set_cause(cause, "%s: mmap failed: %s", path, strerror(errno));
-			close(fd);
-			goto error;
-		}
+	if (m->map_size > 0 && read_whole(fd, path, m, cause) != 0) {
+		close(fd);
+		goto error;
 	}
 	close(fd);
 	if (parse_container(&ld, m->map, m->map_size) != 0 || parse_metadata(&ld) != 0 || parse_graph(&ld, m) != 0)
@@ -829,8 +850,7 @@ dnn_model_free(struct dnn_model *m)
 {
 	if (m == NULL)
 		return;
-	if (m->map != NULL)
-		munmap(m->map, m->map_size);
+	free(m->map);
 	dnn_plans_free(m);
 	for (size_t i = 0; i < m->n_layers; i++)
 		free(m->layers[i].name);

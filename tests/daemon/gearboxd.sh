@@ -316,6 +316,20 @@ wait "$WATCH" 2>/dev/null || true
 grep -q '"event":"operating-point"' "$T/events.out" || fail "no operating-point event: $(head -c 600 "$T/events.out")"
 grep -q '"event":"budget-violation"' "$T/events.out" || fail "no budget-violation event"
 stop_daemon
+# A model file truncated, then overwritten, while it is served (a plain cp
+# of a new model over it): the daemon serves on from its own copy.
+cp "$MODEL" "$T/served.safetensors"
+printf '[daemon]\nmodel = %s/served.safetensors\nopencl = no\n' "$T" >"$T/served.conf"
+DAEMON_CONFIG=$T/served.conf
+start_daemon
+want=$($CTL infer --idx "$IDX" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["class"])')
+truncate -s 0 "$T/served.safetensors"
+[ "$($CTL infer --idx "$IDX" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["class"])')" = "$want" ] ||
+	fail "INFER after the model file was truncated"
+cp "$MODEL" "$T/served.safetensors"
+$CTL infer --idx "$IDX" --count 5 >/dev/null || fail "INFER after the model file was rewritten"
+kill -0 "$DPID" || fail "gearboxd died when its model file changed"
+stop_daemon
 # models = a folder without models, beside a model named on its own
 mkdir -p "$T/nomodels"
 printf '[daemon]\nmodels = %s/nomodels\nmodel = %s\nopencl = no\n' "$T" "$MODEL" >"$T/nomodels.conf"
