@@ -29,6 +29,7 @@ conn_new(struct daemon *d, int fd)
 	c->fd = fd;
 	c->refs = 1;
 	c->uid = (uid_t)-1;
+	c->active_ns = monotonic_ns();
 	return c;
 }
 
@@ -46,6 +47,7 @@ conn_unref(struct conn *c)
 	close(c->fd);
 	close(c->wfd);
 	pthread_mutex_destroy(&c->lock);
+	__atomic_sub_fetch(&c->daemon->out_total, c->out_len, __ATOMIC_RELAXED);
 	free(c->payload);
 	free(c->out);
 	free(c);
@@ -73,10 +75,17 @@ post_notice(struct daemon *d, struct conn *c, unsigned notice)
 		log_warning("cannot notify the main thread: %s", strerror(errno));
 }
 
+/* Room for `more` bytes in c->out (c->lock held): -ENOBUFS past the
+ * client's budget or the daemon's total, unless `force` (the error that
+ * closes it, LIMIT_FRAME_BYTES at most). */
 static int
-out_reserve(struct conn *c, size_t more)
+out_reserve(struct conn *c, size_t more, bool force)
 {
-	if (c->out_len + more > MAX_OUTBUF)
+	const struct config *cf = &c->daemon->config;
+	size_t mine = (size_t)cf->client_output_kib << 10, all = (size_t)cf->output_total_mib << 20;
+	size_t total = __atomic_load_n(&c->daemon->out_total, __ATOMIC_RELAXED);
+
+	if (!force && (c->out_len + more > mine || total + more > all))
 		return -ENOBUFS;
 	if (c->out_len + more > c->out_cap) {
 		size_t cap = (c->out_len + more) * 2;
@@ -107,7 +116,47 @@ flush_locked(struct conn *c)
 	}
 	memmove(c->out, c->out + sent, c->out_len - sent);
 	c->out_len -= sent;
+	__atomic_sub_fetch(&c->daemon->out_total, sent, __ATOMIC_RELAXED);
+	if (c->closing && c->out_len == 0)
+		shutdown(c->fd, SHUT_RDWR); /* it has read why: its owner closes it */
 	return 0;
+}
+
+/* Queue bytes behind what waits (c->lock held, room reserved). */
+static void
+out_append(struct conn *c, const void *p, size_t n)
+{
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+	__atomic_add_fetch(&c->daemon->out_total, n, __ATOMIC_RELAXED);
+}
+
+/* The client has left more replies unread than it may: queue one error
+ * frame that says so (past the budget), take nothing more, and close once
+ * it has been read (the sweep closes a client that never reads it). Its
+ * replies are never dropped without a word. c->lock held. */
+static void
+over_budget_locked(struct conn *c, size_t wanted)
+{
+	char text[LIMIT_FRAME_BYTES - GBX_HEADER_SIZE];
+	unsigned char hdr[GBX_HEADER_SIZE];
+	int n = snprintf(text, sizeof(text),
+	                 "{\"error\":\"%zu bytes of replies unread, over this client's output budget (client_output_kib "
+	                 "= %u, output_total_mib = %u in gearboxd.conf): closing\",\"code\":\"%s\"}",
+	                 c->out_len + wanted, c->daemon->config.client_output_kib, c->daemon->config.output_total_mib,
+	                 GBX_ERR_LIMIT);
+
+	if (n < 0 || (size_t)n >= sizeof(text))
+		n = (int)sizeof(text) - 1;
+	gbx_encode_header(hdr, GBX_MSG_ERROR, 0, (uint32_t)n);
+	if (out_reserve(c, sizeof(hdr) + (size_t)n, true) == 0) {
+		out_append(c, hdr, sizeof(hdr));
+		out_append(c, text, (size_t)n);
+	}
+	c->closing = true;
+	c->closing_ns = monotonic_ns();
+	log_notice("client %llu (uid %u): %zu bytes of replies unread, over its output budget: closing",
+	           (unsigned long long)c->id, (unsigned)c->uid, c->out_len + wanted);
 }
 
 /* Send one frame made of two parts: straight to the socket when nothing
@@ -121,7 +170,7 @@ send_parts(struct conn *c, const void *a, size_t alen, const void *b, size_t ble
 	bool post = false;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->gone || c->broken) {
+	if (c->gone || c->broken || c->closing) {
 		pthread_mutex_unlock(&c->lock);
 		return -EPIPE;
 	}
@@ -136,25 +185,23 @@ send_parts(struct conn *c, const void *a, size_t alen, const void *b, size_t ble
 		done = n > 0 ? (size_t)n : 0;
 	}
 	if (ret == 0 && done < alen + blen) {
-		if (out_reserve(c, alen + blen - done) != 0) {
-			c->broken = true; /* a client that never reads loses its connection */
+		if (out_reserve(c, alen + blen - done, false) != 0) {
+			over_budget_locked(c, alen + blen - done);
 			ret = -ENOBUFS;
 		} else {
 			if (done < alen) {
-				memcpy(c->out + c->out_len, (const char *)a + done, alen - done);
-				c->out_len += alen - done;
+				out_append(c, (const char *)a + done, alen - done);
 				done = alen;
 			}
-			memcpy(c->out + c->out_len, (const char *)b + (done - alen), blen - (done - alen));
-			c->out_len += blen - (done - alen);
-			if (!c->flush_posted)
-				post = c->flush_posted = true;
+			out_append(c, (const char *)b + (done - alen), blen - (done - alen));
 		}
+		if (!c->flush_posted)
+			post = c->flush_posted = true;
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (post)
 		post_notice(c->daemon, c, NOTICE_FLUSH);
-	if (ret != 0)
+	if (ret == -EPIPE)
 		shutdown(c->fd, SHUT_RDWR); /* its owner finds out and closes it */
 	return ret;
 }
@@ -250,6 +297,8 @@ read_frames(struct daemon *d, struct conn *c)
 			return -1;
 		if (n < 0)
 			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+		if (c->have == 0 && n > 0) /* a frame begins: the sweep times it */
+			__atomic_store_n(&c->partial_ns, monotonic_ns(), __ATOMIC_RELAXED);
 		c->have += (size_t)n;
 		budget -= (size_t)n;
 		if (c->have == GBX_HEADER_SIZE && want) {
@@ -266,6 +315,8 @@ read_frames(struct daemon *d, struct conn *c)
 		if (c->have >= GBX_HEADER_SIZE && c->have == GBX_HEADER_SIZE + c->h.length) {
 			c->payload[c->h.length] = '\0';
 			c->frame_ns = monotonic_ns();
+			__atomic_store_n(&c->partial_ns, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&c->active_ns, c->frame_ns, __ATOMIC_RELAXED);
 			handle_frame(d, c);
 			c->have = 0;
 			if (c->broken)
@@ -292,6 +343,52 @@ conn_service(struct daemon *d, struct conn *c, uint32_t events)
 }
 
 /* ---- the main thread's side ----------------------------------------------- */
+
+/* Why c should go, or NULL (daemon.lock held). */
+static const char *
+overstayed(struct daemon *d, struct conn *c, uint64_t now, char *why, size_t size)
+{
+	const struct config *cf = &d->config;
+	uint64_t partial = __atomic_load_n(&c->partial_ns, __ATOMIC_RELAXED);
+	uint64_t active = __atomic_load_n(&c->active_ns, __ATOMIC_RELAXED);
+
+	if (partial != 0 && now - partial > cf->frame_timeout_s * 1000000000ull)
+		snprintf(why, size, "a frame began more than %u s ago and is still incomplete (frame_timeout_s): closing",
+		         cf->frame_timeout_s);
+	else if (cf->idle_timeout_s != 0 && !c->subscribed && c->inflight == 0 &&
+	         session_count_owned(&d->sessions, c) == 0 && now - active > cf->idle_timeout_s * 1000000000ull)
+		snprintf(why, size, "no session and nothing sent for %u s (idle_timeout_s): closing", cf->idle_timeout_s);
+	else
+		return NULL;
+	return why;
+}
+
+/* Once a second: clients with a frame begun and never finished, clients
+ * without sessions that have gone quiet, and clients told they are over a
+ * limit that never read it are closed. Each is told why when it can be. */
+void
+conn_sweep(struct daemon *d)
+{
+	uint64_t now = monotonic_ns(), patience = d->config.frame_timeout_s * 1000000000ull;
+	char why[200];
+
+	pthread_mutex_lock(&d->lock);
+	for (struct conn *c = d->conns; c != NULL; c = c->next) {
+		bool closing, stuck;
+		pthread_mutex_lock(&c->lock);
+		closing = c->closing;
+		stuck = closing && now - c->closing_ns > patience;
+		pthread_mutex_unlock(&c->lock);
+		if (stuck) {
+			shutdown(c->fd, SHUT_RDWR); /* a worker sees the end and closes it */
+		} else if (!closing && overstayed(d, c, now, why, sizeof(why)) != NULL) {
+			log_notice("client %llu (uid %u): %s", (unsigned long long)c->id, (unsigned)c->uid, why);
+			send_error(c, 0, GBX_ERR_LIMIT, "%s", why);
+			shutdown(c->fd, SHUT_RDWR);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+}
 
 static int
 on_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata)

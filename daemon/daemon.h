@@ -44,9 +44,8 @@
 #include "policies/runtime.h"
 #include "proto/protocol.h"
 
-#define MAX_CLIENTS 1024
 #define MAX_SESSIONS_PER_CLIENT 64
-#define MAX_OUTBUF (16u << 20)
+#define LIMIT_FRAME_BYTES 256    /* room past a client's output budget for the error that closes it */
 #define QUEUE_PER_MODEL 64       /* admission control: BUSY beyond */
 #define INFLIGHT_PER_CLIENT 32   /* requests one connection may have queued or running */
 #define READ_BUDGET (256u << 10) /* bytes read from one connection per turn: others get theirs */
@@ -83,6 +82,8 @@ struct conn {
 	struct gbx_header h;
 	unsigned char *payload;
 	uint64_t frame_ns;      /* when the current frame was complete */
+	uint64_t partial_ns;    /* atomic: when the first byte of an incomplete frame came (0: none) */
+	uint64_t active_ns;     /* atomic: when its last frame was complete (or it connected) */
 	/* output: under lock. What the socket does not take at once waits in
 	 * `out`, and the main thread flushes it when the socket is writable
 	 * (watching wfd, a dup of fd, so that the workers' input epoll set
@@ -92,7 +93,9 @@ struct conn {
 	unsigned char *out;
 	size_t out_len, out_cap;
 	bool flush_posted;      /* the main thread has been asked to flush */
-	bool broken;            /* a send failed or the output overflowed: close */
+	bool broken;            /* a send failed: close */
+	bool closing;           /* told why it is closed: nothing more is queued; shut once flushed */
+	uint64_t closing_ns;    /* when (the sweep shuts a client that never reads) */
 	bool gone;              /* closed: nothing more is sent */
 	sd_event_source *out_source; /* the main thread's only */
 	unsigned refs;          /* atomic: the list (then the close notice), each request, each flush notice */
@@ -128,6 +131,7 @@ int conn_send_raw(struct conn *c, const unsigned char *frame, size_t len);
 void conn_service(struct daemon *d, struct conn *c, uint32_t events);
 /* Take the connection away (daemon.lock held): sessions closed, queued
  * requests dropped; requests running finish and are dropped. */
+void conn_sweep(struct daemon *d); /* main thread: timeouts (see conn.c) */
 void conn_close_locked(struct daemon *d, struct conn *c);
 /* The return-path estimate of the connection: the 90th percentile of what
  * its client measured (daemon.lock held). */
@@ -359,6 +363,9 @@ struct daemon {
 	int conn_epfd;               /* every connection, EPOLLONESHOT */
 	struct conn *conns;
 	unsigned nconns;
+	size_t out_total;            /* atomic: bytes of replies waiting in every connection */
+	bool accept_paused;          /* out of descriptors: the listen socket unwatched (main thread) */
+	sd_event_source *accept_src;
 	uint64_t next_conn_id;
 	struct session_table sessions;
 	/* the models and the placements */

@@ -297,6 +297,63 @@ in_gearbox_group(struct daemon *d, uid_t uid, gid_t gid)
 	return false;
 }
 
+/* Whether a client of this uid may connect now (daemon.lock held):
+ * max_clients in all, of which RESERVED_CLIENTS only for root and the
+ * gearbox group, and max_clients_per_uid for any one other user. */
+static const char *
+refuse_client(struct daemon *d, uid_t uid, bool privileged, char *why, size_t size)
+{
+	const struct config *cf = &d->config;
+	unsigned mine = 0;
+
+	if (d->nconns >= cf->max_clients || (!privileged && d->nconns >= cf->max_clients - RESERVED_CLIENTS)) {
+		snprintf(why, size, "%u clients are connected (max_clients = %u, %u of them kept for root and the gearbox group)",
+		         d->nconns, cf->max_clients, RESERVED_CLIENTS);
+		return why;
+	}
+	for (struct conn *c = d->conns; c != NULL && !privileged; c = c->next)
+		mine += c->uid == uid;
+	if (!privileged && mine >= cf->max_clients_per_uid) {
+		snprintf(why, size, "uid %u has %u connections already (max_clients_per_uid = %u)", (unsigned)uid, mine,
+		         cf->max_clients_per_uid);
+		return why;
+	}
+	return NULL;
+}
+
+/* A refused client is told why in an error frame before it is closed. */
+static void
+refuse(int fd, uid_t uid, const char *why)
+{
+	struct json_object *o = json_object_new_object();
+	unsigned char hdr[GBX_HEADER_SIZE];
+	const char *text;
+
+	json_object_object_add(o, GBX_KEY_ERROR, json_object_new_string(why));
+	json_object_object_add(o, GBX_KEY_CODE, json_object_new_string(GBX_ERR_LIMIT));
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	gbx_encode_header(hdr, GBX_MSG_ERROR, 0, (uint32_t)strlen(text));
+	if (send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof(hdr))
+		(void)!send(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
+	json_object_put(o);
+	log_notice("refusing a connection of uid %u: %s", (unsigned)uid, why);
+	close(fd);
+}
+
+/* Out of descriptors (or memory): stop watching the listen socket instead
+ * of being woken for it again at once; the sweep timer watches it again a
+ * second later. Said once per episode. */
+static void
+pause_accepting(struct daemon *d, int err)
+{
+	if (d->accept_paused)
+		return;
+	d->accept_paused = true;
+	sd_event_source_set_enabled(d->accept_src, SD_EVENT_OFF);
+	log_warning("accept: %s with %u clients connected: not accepting for a second (raise LimitNOFILE= or "
+	            "lower max_clients)", strerror(err), d->nconns);
+}
+
 /* Every connection goes to the workers' epoll set, one owner at a time. */
 static int
 on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -305,26 +362,36 @@ on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct conn *c;
+	char why[200];
 	int cfd;
 
 	(void)s;
 	(void)revents;
 	while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT };
-		if (d->nconns >= MAX_CLIENTS) {
-			log_warning("refusing a connection: %d clients already", MAX_CLIENTS);
-			close(cfd);
+		bool privileged = false;
+		const char *refused;
+		uid_t uid = (uid_t)-1;
+		gid_t gid = (gid_t)-1;
+		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+			uid = cred.uid;
+			gid = cred.gid;
+			privileged = in_gearbox_group(d, cred.uid, cred.gid);
+		}
+		pthread_mutex_lock(&d->lock);
+		refused = refuse_client(d, uid, privileged, why, sizeof(why));
+		pthread_mutex_unlock(&d->lock);
+		if (refused != NULL) {
+			refuse(cfd, uid, refused);
 			continue;
 		}
 		if ((c = conn_new(d, cfd)) == NULL) {
 			close(cfd);
 			continue;
 		}
-		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-			c->uid = cred.uid;
-			c->gid = cred.gid;
-			c->privileged = in_gearbox_group(d, cred.uid, cred.gid);
-		}
+		c->uid = uid;
+		c->gid = gid;
+		c->privileged = privileged;
 		pthread_mutex_lock(&d->lock);
 		c->id = ++d->next_conn_id;
 		c->next = d->conns;
@@ -338,8 +405,24 @@ on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		pthread_mutex_unlock(&d->lock);
 		log_debug("client %llu connected (uid %u)", (unsigned long long)c->id, (unsigned)c->uid);
 	}
-	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+		pause_accepting(d, errno);
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
 		log_warning("accept: %s", strerror(errno));
+	return 0;
+}
+
+static int
+on_sweep_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	conn_sweep(d);
+	if (d->accept_paused) {
+		d->accept_paused = false;
+		sd_event_source_set_enabled(d->accept_src, SD_EVENT_ON);
+	}
+	sd_event_source_set_time(s, usec + 1000000ull);
 	return 0;
 }
 
@@ -385,7 +468,7 @@ run(int argc, char **argv)
 	char **paths = NULL, *cause = NULL;
 	const char *socket_arg = NULL, *policy_arg = NULL;
 	unsigned npaths = 0;
-	sd_event_source *accept_src = NULL, *notice_src = NULL, *timer = NULL;
+	sd_event_source *notice_src = NULL, *timer = NULL, *sweep = NULL;
 	struct group *grp;
 	sigset_t mask;
 	uint64_t now;
@@ -477,17 +560,19 @@ run(int argc, char **argv)
 		goto out;
 
 	if (sd_event_default(&d.event) < 0 ||
-	    sd_event_add_io(d.event, &accept_src, d.listen_fd, EPOLLIN, on_accept, &d) < 0 ||
+	    sd_event_add_io(d.event, &d.accept_src, d.listen_fd, EPOLLIN, on_accept, &d) < 0 ||
 	    sd_event_add_io(d.event, &notice_src, d.post_fd, EPOLLIN, on_notice, &d) < 0 ||
 	    sd_event_add_signal(d.event, NULL, SIGTERM, on_stop, &d) < 0 ||
 	    sd_event_add_signal(d.event, NULL, SIGINT, on_stop, &d) < 0 ||
 	    sd_event_add_signal(d.event, NULL, SIGHUP, on_reload, &d) < 0 ||
 	    sd_event_now(d.event, CLOCK_MONOTONIC, &now) < 0 ||
-	    sd_event_add_time(d.event, &timer, CLOCK_MONOTONIC, now + 5 * 1000000ull, 0, on_status_timer, &d) < 0) {
+	    sd_event_add_time(d.event, &timer, CLOCK_MONOTONIC, now + 5 * 1000000ull, 0, on_status_timer, &d) < 0 ||
+	    sd_event_add_time(d.event, &sweep, CLOCK_MONOTONIC, now + 1000000ull, 0, on_sweep_timer, &d) < 0) {
 		log_error("cannot set up the event loop");
 		goto out;
 	}
 	sd_event_source_set_enabled(timer, SD_EVENT_ON);
+	sd_event_source_set_enabled(sweep, SD_EVENT_ON);
 	sd_event_set_watchdog(d.event, true);
 	if (serve_start(&d, &cause) != 0) {
 		log_error("%s", cause);
@@ -508,7 +593,8 @@ out:
 		conn_take_notices(&d);
 	session_table_free(&d.sessions);
 	serve_close(&d);
-	sd_event_source_disable_unref(accept_src);
+	sd_event_source_disable_unref(d.accept_src);
+	sd_event_source_disable_unref(sweep);
 	sd_event_source_disable_unref(notice_src);
 	sd_event_source_disable_unref(timer);
 	sd_event_unref(d.event);

@@ -22,6 +22,12 @@ config_defaults(struct config *c)
 	c->realtime_priority = 10;
 	c->realtime_limit_ms = 1000;
 	c->realtime_share = 90;
+	c->max_clients = 1024;
+	c->max_clients_per_uid = 64;
+	c->client_output_kib = 4096;
+	c->output_total_mib = 256;
+	c->frame_timeout_s = 10;
+	c->idle_timeout_s = 600;
 	c->warm_ahead = CONFIG_WARM_YES;
 	c->pm_qos = CONFIG_PM_QOS_AUTO;
 	c->pm_qos_latency_us = 10;
@@ -124,6 +130,12 @@ number_key(struct ini_file *f, const char *key, const char *value, struct config
 		{ "realtime_share", 20, 100, offsetof(struct config, realtime_share), false },
 		{ "pm_qos_latency_us", 0, 1000000, offsetof(struct config, pm_qos_latency_us), false },
 		{ "pm_qos_release_s", 1, 86400, offsetof(struct config, pm_qos_release_s), false },
+		{ "max_clients", RESERVED_CLIENTS + 1, 1000000, offsetof(struct config, max_clients), false },
+		{ "max_clients_per_uid", 1, 1000000, offsetof(struct config, max_clients_per_uid), false },
+		{ "client_output_kib", 64, 1u << 20, offsetof(struct config, client_output_kib), false },
+		{ "output_total_mib", 1, 1u << 20, offsetof(struct config, output_total_mib), false },
+		{ "frame_timeout_s", 1, 86400, offsetof(struct config, frame_timeout_s), false },
+		{ "idle_timeout_s", 0, 31536000, offsetof(struct config, idle_timeout_s), false },
 	};
 	char *end;
 
@@ -194,7 +206,8 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 	} else {
 		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
 		                        "opencl, split, realtime, realtime_priority, realtime_limit_ms, realtime_share, warm_ahead, pm_qos, "
-		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device)",
+		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device, max_clients, max_clients_per_uid, "
+		                        "client_output_kib, output_total_mib, frame_timeout_s, idle_timeout_s)",
 		                     key);
 	}
 	return 1;

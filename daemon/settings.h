@@ -20,6 +20,12 @@
  *   pm_qos_latency_us = 10                # the idle-state exit latency allowed while held
  *   pm_qos_release_s = 5                  # let go after this long without deadline requests
  *   pm_qos_device = /dev/cpu_dma_latency
+ *   max_clients = 1024                    # connections in all (16 of them kept for root and the gearbox group)
+ *   max_clients_per_uid = 64              # connections of one user (root and the gearbox group: max_clients)
+ *   client_output_kib = 4096              # replies a client leaves unread before it is told and disconnected
+ *   output_total_mib = 256                # the same, every client together
+ *   frame_timeout_s = 10                  # an incomplete frame (or an unread closing error) this old: disconnect
+ *   idle_timeout_s = 600                  # a client without sessions silent this long: disconnect (0: never)
  */
 #ifndef GEARBOX_DAEMON_SETTINGS_H
 #define GEARBOX_DAEMON_SETTINGS_H
@@ -27,6 +33,7 @@
 #include <stdbool.h>
 
 #define GEARBOXD_CONFIG "/etc/gearbox/gearboxd.conf"
+#define RESERVED_CLIENTS 16 /* of max_clients, kept for root and the gearbox group */
 
 struct config {
 	char *socket;
@@ -47,6 +54,9 @@ struct config {
 	unsigned pm_qos_latency_us;
 	unsigned pm_qos_release_s;
 	char *pm_qos_device;  /* NULL: /dev/cpu_dma_latency */
+	unsigned max_clients, max_clients_per_uid;
+	unsigned client_output_kib, output_total_mib;
+	unsigned frame_timeout_s, idle_timeout_s;
 };
 
 void config_defaults(struct config *c);

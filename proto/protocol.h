@@ -114,6 +114,7 @@ enum gbx_msg_type {
 #define GBX_ERR_BUSY "busy"                 /* queue full: try again later */
 #define GBX_ERR_DENIED "permission-denied"
 #define GBX_ERR_INTERNAL "internal"
+#define GBX_ERR_LIMIT "limit"               /* over a per-client limit: the connection is closed after it */
 
 struct gbx_header {
 	uint16_t version;

@@ -472,6 +472,28 @@ else
 	echo "skip: valgrind (not installed, or this build uses sanitizers)"
 fi
 
+# --- 6b. connection limits -------------------------------------------------------
+# tests/daemon/limits.py: a per-user connection limit (told why; root still
+# gets in), an incomplete frame and a silent client without sessions closed
+# with a reason, a client that never reads told it is over its output
+# budget (every reply before that error intact), two flooders that do not
+# slow a third client's STATUS. The per-user part runs as nobody (root only).
+printf '[daemon]\nopencl = no\nmax_clients_per_uid = 4\nframe_timeout_s = 1\nidle_timeout_s = 2\nclient_output_kib = 64\n' >"$T/limits.conf"
+DAEMON_CONFIG=$T/limits.conf
+start_daemon
+if [ "$(id -u)" = 0 ]; then
+	chmod 777 "$T" && chmod 666 "$SOCK"
+	setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 "$S/tests/daemon/limits.py" "$SOCK" per-uid ||
+		fail "per-uid connection limit"
+	$CTL status >/dev/null || fail "root locked out while nobody is at its limit"
+fi
+python3 "$S/tests/daemon/limits.py" "$SOCK" timeouts || fail "incomplete-frame and idle timeouts"
+python3 "$S/tests/daemon/limits.py" "$SOCK" output || fail "output budget"
+python3 "$S/tests/daemon/limits.py" "$SOCK" flood || fail "two flooders and a third client"
+stop_daemon
+DAEMON_CONFIG=
+echo "ok: connection limits"
+
 # --- 7. the request path ------------------------------------------------------------
 # One Python file of raw-socket checks, run by name against the daemon of
 # the moment: rp.py SOCKET IDX CHECK...
