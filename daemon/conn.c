@@ -170,7 +170,7 @@ send_parts(struct conn *c, const void *a, size_t alen, const void *b, size_t ble
 	bool post = false;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->gone || c->broken || c->closing) {
+	if (c->gone || c->broken || c->closing) { /* closing: its error waits to be read */
 		pthread_mutex_unlock(&c->lock);
 		return -EPIPE;
 	}
@@ -180,7 +180,7 @@ send_parts(struct conn *c, const void *a, size_t alen, const void *b, size_t ble
 		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 			c->broken = true;
-			ret = -EPIPE;
+			ret = -ECONNRESET;
 		}
 		done = n > 0 ? (size_t)n : 0;
 	}
@@ -201,7 +201,7 @@ send_parts(struct conn *c, const void *a, size_t alen, const void *b, size_t ble
 	pthread_mutex_unlock(&c->lock);
 	if (post)
 		post_notice(c->daemon, c, NOTICE_FLUSH);
-	if (ret == -EPIPE)
+	if (ret == -ECONNRESET)
 		shutdown(c->fd, SHUT_RDWR); /* its owner finds out and closes it */
 	return ret;
 }

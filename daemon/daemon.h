@@ -74,7 +74,7 @@ struct conn {
 	int fd;
 	uid_t uid;
 	gid_t gid;
-	bool privileged;        /* root or the gearbox group */
+	bool admin;             /* root or the admin group (gearboxd.conf admin_group): see gearboxd(8) ROLES */
 	bool subscribed;        /* daemon.lock */
 	/* reading: only the thread that owns the connection (EPOLLONESHOT) */
 	unsigned char header[GBX_HEADER_SIZE];
@@ -327,7 +327,11 @@ void resolve_policy(struct daemon *d, const struct host *h, const char *name, st
 /* Count a finished INFER everywhere it counts: its session, its model, the
  * daemon (daemon.lock held). */
 void stats_count(struct daemon *d, const struct request *r);
-struct json_object *stats_status(struct daemon *d);
+/* STATUS as `viewer` may see it: its own user's sessions in detail, other
+ * users' in aggregate ("other_users"), unless it is an administrator (NULL:
+ * everything). */
+struct json_object *stats_status(struct daemon *d, const struct conn *viewer);
+bool stats_may_see(const struct conn *viewer, const struct session *s);
 struct json_object *stats_session(const struct session *s);
 
 /* Every lock of the daemon inherits priority: a real-time worker waiting
@@ -357,7 +361,8 @@ struct daemon {
 	struct config config;
 	struct pol_set policies;
 	char default_policy[POL_NAME];
-	gid_t gearbox_gid;
+	gid_t gearbox_gid;           /* the socket's group: may connect and infer */
+	gid_t admin_gid;             /* may reload, calibrate, see and steer every session */
 	time_t started;
 	/* connections */
 	int conn_epfd;               /* every connection, EPOLLONESHOT */

@@ -282,13 +282,16 @@ open_socket(struct daemon *d)
 	return 0;
 }
 
+/* Root, or a member of the admin group (primary or supplementary). The
+ * socket's own group (gearbox) only lets a user connect: whoever can
+ * connect is in it, so it cannot be what separates an administrator. */
 static bool
-in_gearbox_group(struct daemon *d, uid_t uid, gid_t gid)
+is_admin(struct daemon *d, uid_t uid, gid_t gid)
 {
-	if (uid == 0 || (d->gearbox_gid != (gid_t)-1 && gid == d->gearbox_gid))
+	if (uid == 0 || (d->admin_gid != (gid_t)-1 && gid == d->admin_gid))
 		return true;
-	if (d->gearbox_gid != (gid_t)-1) {
-		struct group *g = getgrgid(d->gearbox_gid);
+	if (d->admin_gid != (gid_t)-1) {
+		struct group *g = getgrgid(d->admin_gid);
 		struct passwd *pw = getpwuid(uid);
 		for (char **m = g ? g->gr_mem : NULL; m != NULL && *m != NULL && pw != NULL; m++)
 			if (strcmp(*m, pw->pw_name) == 0)
@@ -298,8 +301,8 @@ in_gearbox_group(struct daemon *d, uid_t uid, gid_t gid)
 }
 
 /* Whether a client of this uid may connect now (daemon.lock held):
- * max_clients in all, of which RESERVED_CLIENTS only for root and the
- * gearbox group, and max_clients_per_uid for any one other user. */
+ * max_clients in all, of which RESERVED_CLIENTS only for administrators,
+ * and max_clients_per_uid for any one other user. */
 static const char *
 refuse_client(struct daemon *d, uid_t uid, bool privileged, char *why, size_t size)
 {
@@ -307,7 +310,7 @@ refuse_client(struct daemon *d, uid_t uid, bool privileged, char *why, size_t si
 	unsigned mine = 0;
 
 	if (d->nconns >= cf->max_clients || (!privileged && d->nconns >= cf->max_clients - RESERVED_CLIENTS)) {
-		snprintf(why, size, "%u clients are connected (max_clients = %u, %u of them kept for root and the gearbox group)",
+		snprintf(why, size, "%u clients are connected (max_clients = %u, %u of them kept for administrators)",
 		         d->nconns, cf->max_clients, RESERVED_CLIENTS);
 		return why;
 	}
@@ -376,7 +379,7 @@ on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
 			uid = cred.uid;
 			gid = cred.gid;
-			privileged = in_gearbox_group(d, cred.uid, cred.gid);
+			privileged = is_admin(d, cred.uid, cred.gid);
 		}
 		pthread_mutex_lock(&d->lock);
 		refused = refuse_client(d, uid, privileged, why, sizeof(why));
@@ -391,7 +394,7 @@ on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		}
 		c->uid = uid;
 		c->gid = gid;
-		c->privileged = privileged;
+		c->admin = privileged;
 		pthread_mutex_lock(&d->lock);
 		c->id = ++d->next_conn_id;
 		c->next = d->conns;
@@ -464,7 +467,8 @@ run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },        { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct daemon d = { .listen_fd = -1, .gearbox_gid = (gid_t)-1, .conn_epfd = -1, .post_fd = -1 };
+	struct daemon d = { .listen_fd = -1, .gearbox_gid = (gid_t)-1, .admin_gid = (gid_t)-1, .conn_epfd = -1,
+		            .post_fd = -1 };
 	char **paths = NULL, *cause = NULL;
 	const char *socket_arg = NULL, *policy_arg = NULL;
 	unsigned npaths = 0;
@@ -531,6 +535,10 @@ run(int argc, char **argv)
 	d.socket_path = (char *)(socket_arg ? socket_arg : d.config.socket ? d.config.socket : GBX_DEFAULT_SOCKET);
 	if ((grp = getgrnam("gearbox")) != NULL)
 		d.gearbox_gid = grp->gr_gid;
+	if (d.config.admin_group != NULL && (grp = getgrnam(d.config.admin_group)) != NULL)
+		d.admin_gid = grp->gr_gid;
+	else if (d.config.admin_group != NULL)
+		log_info("no group '%s' (admin_group): only root administers gearboxd", d.config.admin_group);
 	d.started = time(NULL);
 
 	if (pol_set_load(&d.policies, pol_shipped_dir(), policy_etc_dir(&d), &cause) != 0) {

@@ -86,7 +86,7 @@ named_session(struct daemon *d, struct conn *c, struct json_object *o, bool own)
 		                                               : "no session %llu", (unsigned long long)id);
 		return NULL;
 	}
-	if (s->owner != c && s->uid != c->uid && !c->privileged) {
+	if (s->owner != c && s->uid != c->uid && !c->admin) {
 		send_error(c, c->h.id, GBX_ERR_DENIED, "session %llu belongs to another user", (unsigned long long)id);
 		return NULL;
 	}
@@ -400,7 +400,7 @@ on_close(struct daemon *d, struct conn *c, struct json_object *o, struct json_ob
 static int
 on_status(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
 {
-	struct json_object *status = stats_status(d);
+	struct json_object *status = stats_status(d, c);
 
 	(void)c, (void)o;
 	json_object_object_foreach(status, key, val) json_object_object_add(reply, key, json_object_get(val));
@@ -418,9 +418,12 @@ on_stats(struct daemon *d, struct conn *c, struct json_object *o, struct json_ob
 		return -1;
 	if (only != 0 && session_find(&d->sessions, (uint32_t)only) == NULL)
 		return send_error(c, c->h.id, GBX_ERR_NO_SESSION, "no session %llu", (unsigned long long)only), -1;
+	if (only != 0 && !stats_may_see(c, session_find(&d->sessions, (uint32_t)only)))
+		return send_error(c, c->h.id, GBX_ERR_DENIED, "session %llu belongs to another user", (unsigned long long)only),
+		       -1;
 	list = json_object_new_array();
 	for (unsigned i = 0; i < d->sessions.n; i++)
-		if (only == 0 || d->sessions.v[i]->id == only)
+		if ((only == 0 || d->sessions.v[i]->id == only) && stats_may_see(c, d->sessions.v[i]))
 			json_object_array_add(list, stats_session(d->sessions.v[i]));
 	json_object_object_add(reply, "sessions", list);
 	json_object_object_add(reply, "served", json_object_new_int64((int64_t)d->served));
@@ -573,7 +576,7 @@ typedef void own_handler(struct daemon *d, struct conn *c, struct json_object *o
 static const struct {
 	uint16_t type;
 	const char *name;
-	bool privileged;        /* root and the gearbox group only */
+	bool privileged;        /* administrators only (root, admin_group) */
 	locked_handler *locked; /* run with daemon.lock held; the reply is type + 1 */
 	own_handler *own;       /* takes the lock itself and replies itself */
 } handlers[] = {
@@ -603,9 +606,11 @@ handle_frame(struct daemon *d, struct conn *c)
 		i++;
 	if (i == n)
 		return (void)send_error(c, c->h.id, GBX_ERR_UNKNOWN_TYPE, "unknown request type %u", c->h.type);
-	if (handlers[i].privileged && !c->privileged)
-		return (void)send_error(c, c->h.id, GBX_ERR_DENIED, "%s is for root and the gearbox group (you are uid %u)",
-		                        handlers[i].name, (unsigned)c->uid);
+	if (handlers[i].privileged && !c->admin)
+		return (void)send_error(c, c->h.id, GBX_ERR_DENIED,
+		                        "%s is for root and the '%s' group (admin_group in gearboxd.conf; you are uid %u)",
+		                        handlers[i].name, d->config.admin_group ? d->config.admin_group : "-",
+		                        (unsigned)c->uid);
 	if ((o = parse_payload(c, c->h.length)) == NULL)
 		return;
 	if (handlers[i].own != NULL) {

@@ -28,6 +28,7 @@ config_defaults(struct config *c)
 	c->output_total_mib = 256;
 	c->frame_timeout_s = 10;
 	c->idle_timeout_s = 600;
+	c->admin_group = strdup("gearbox-admin");
 	c->warm_ahead = CONFIG_WARM_YES;
 	c->pm_qos = CONFIG_PM_QOS_AUTO;
 	c->pm_qos_latency_us = 10;
@@ -192,8 +193,12 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 	} else if (strcmp(key, "split") == 0) {
 		free(c->split);
 		c->split = strdup(value);
+	} else if (strcmp(key, "admin_group") == 0) {
+		free(c->admin_group);
+		c->admin_group = value[0] ? strdup(value) : NULL;
 	} else if (strcmp(key, "pm_qos_device") == 0) {
 		free(c->pm_qos_device);
+	free(c->admin_group);
 		c->pm_qos_device = strdup(value);
 	} else if (strcmp(key, "policy") == 0) {
 		free(c->policy);
@@ -207,7 +212,7 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
 		                        "opencl, split, realtime, realtime_priority, realtime_limit_ms, realtime_share, warm_ahead, pm_qos, "
 		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device, max_clients, max_clients_per_uid, "
-		                        "client_output_kib, output_total_mib, frame_timeout_s, idle_timeout_s)",
+		                        "client_output_kib, output_total_mib, frame_timeout_s, idle_timeout_s, admin_group)",
 		                     key);
 	}
 	return 1;
@@ -230,5 +235,6 @@ config_free(struct config *c)
 	free(c->policy_dir);
 	free(c->split);
 	free(c->pm_qos_device);
+	free(c->admin_group);
 	memset(c, 0, sizeof(*c));
 }

@@ -26,6 +26,7 @@
  *   output_total_mib = 256                # the same, every client together
  *   frame_timeout_s = 10                  # an incomplete frame (or an unread closing error) this old: disconnect
  *   idle_timeout_s = 600                  # a client without sessions silent this long: disconnect (0: never)
+ *   admin_group = gearbox-admin           # besides root, may reload, calibrate, see and steer every session
  */
 #ifndef GEARBOX_DAEMON_SETTINGS_H
 #define GEARBOX_DAEMON_SETTINGS_H
@@ -57,6 +58,7 @@ struct config {
 	unsigned max_clients, max_clients_per_uid;
 	unsigned client_output_kib, output_total_mib;
 	unsigned frame_timeout_s, idle_timeout_s;
+	char *admin_group;    /* NULL: root only */
 };
 
 void config_defaults(struct config *c);

@@ -108,8 +108,35 @@ session_brief(const struct session *s)
 	return o;
 }
 
+bool
+stats_may_see(const struct conn *viewer, const struct session *s)
+{
+	return viewer == NULL || viewer->admin || s->uid == viewer->uid;
+}
+
+/* Other users' sessions, in aggregate only: how many, and their deadline
+ * hit rate. */
+static struct json_object *
+others_json(const struct daemon *d, const struct conn *viewer)
+{
+	struct json_object *o = json_object_new_object();
+	uint64_t n = 0, met = 0, total = 0;
+
+	for (unsigned i = 0; i < d->sessions.n; i++) {
+		const struct session *s = d->sessions.v[i];
+		if (!stats_may_see(viewer, s)) {
+			n++;
+			met += s->deadline_met;
+			total += s->deadline_total;
+		}
+	}
+	json_object_object_add(o, "sessions", json_object_new_int64((int64_t)n));
+	json_object_object_add(o, "deadline_hit_rate", rate_or_null(met, total));
+	return o;
+}
+
 struct json_object *
-stats_status(struct daemon *d)
+stats_status(struct daemon *d, const struct conn *viewer)
 {
 	struct json_object *o = json_object_new_object(), *models = json_object_new_array();
 	struct json_object *pl = json_object_new_array(), *list = json_object_new_array();
@@ -119,7 +146,8 @@ stats_status(struct daemon *d)
 	for (unsigned i = 0; i < d->policies.n; i++)
 		json_object_array_add(pl, json_object_new_string(d->policies.policies[i].params.name));
 	for (unsigned i = 0; i < d->sessions.n; i++)
-		json_object_array_add(list, session_brief(d->sessions.v[i]));
+		if (stats_may_see(viewer, d->sessions.v[i]))
+			json_object_array_add(list, session_brief(d->sessions.v[i]));
 	json_object_object_add(o, "server", json_object_new_string("gearboxd"));
 	json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
 	json_object_object_add(o, "uptime_s", json_object_new_int64((int64_t)(time(NULL) - d->started)));
@@ -139,6 +167,7 @@ stats_status(struct daemon *d)
 	json_object_object_add(o, "policies", pl);
 	json_object_object_add(o, "default_policy", json_object_new_string(d->default_policy));
 	json_object_object_add(o, "session_list", list);
+	json_object_object_add(o, "other_users", others_json(d, viewer));
 	return o;
 }
 

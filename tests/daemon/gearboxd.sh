@@ -137,11 +137,36 @@ wait "$STREAM" 2>/dev/null || true
 "$B/tests/client/async_client" "$SOCK" 24 || fail "libgearbox asynchronous API"
 $CTL platform | grep -q "cluster0" || fail "platform"
 $CTL reload --json | grep -q '"reloaded": *true' || fail "reload as root"
-if [ "$(id -u)" = 0 ]; then # not root, not in the gearbox group: refused
+if [ "$(id -u)" = 0 ]; then # not root, not in the gearbox-admin group: refused
 	chmod 777 "$T" && chmod 666 "$SOCK"
 	if setpriv --reuid=65534 --regid=65534 --clear-groups $CTL reload 2>"$T/err"; then fail "reload allowed to nobody"; fi
-	grep -q "reload is for root and the gearbox group" "$T/err" || fail "reload denial: $(cat "$T/err")"
+	grep -q "reload is for root and the .gearbox-admin. group" "$T/err" || fail "reload denial: $(cat "$T/err")"
 	setpriv --reuid=65534 --regid=65534 --clear-groups $CTL status >/dev/null || fail "nobody cannot use status"
+	# privacy: nobody sees root's session only in aggregate, and not its STATS
+	$CTL infer --idx "$IDX" --count 3000 --rate 100 --deadline-us 50000 >/dev/null &
+	ROOTSTREAM=$!
+	sleep 0.5
+	RSID=$($CTL --json status | python3 -c "import json,sys; print(max(s['session'] for s in json.load(sys.stdin)['session_list']))")
+	setpriv --reuid=65534 --regid=65534 --clear-groups $CTL --json status >"$T/nobody.json" || fail "status as nobody"
+	[ "$(json "$T/nobody.json" '(len(d["session_list"]), d["other_users"]["sessions"] >= 1)')" = "(0, True)" ] ||
+		fail "nobody sees other users' sessions: $(cat "$T/nobody.json")"
+	[ "$($CTL --json status | python3 -c "import json,sys; print(any(s['session'] == $RSID for s in json.load(sys.stdin)['session_list']))")" = True ] ||
+		fail "root does not see its own session"
+	setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import json, socket, struct, sys
+def stats(s, mid, body):
+    s.sendall(b"GBX1" + struct.pack("<HHII", 1, 13, mid, len(body)) + body)
+    h = s.recv(16, socket.MSG_WAITALL)
+    return json.loads(s.recv(struct.unpack("<I", h[12:])[0], socket.MSG_WAITALL))
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+r = stats(s, 5, json.dumps({"session": int(sys.argv[2])}).encode())
+assert r.get("code") == "permission-denied", r
+r = stats(s, 6, b"{}")
+assert r["sessions"] == [], r
+' "$SOCK" "$RSID" || fail "STATS of another user's session"
+	kill "$ROOTSTREAM" 2>/dev/null || true
+	wait "$ROOTSTREAM" 2>/dev/null || true
+	echo "ok: nobody sees root's session only in aggregate"
 fi
 timeout 3 $CTL watch --interval 0.5 >"$T/watch.out" 2>&1 || true
 grep -q -- "---" "$T/watch.out" || fail "watch printed nothing"
@@ -158,7 +183,7 @@ $CTL calibrate --json >"$T/cal.json" || fail "calibrate"
 [ -f "$T/cache/calibration-$(json "$T/cal.json" 'd["model"]').json" ] || fail "calibration not cached"
 if [ "$(id -u)" = 0 ]; then
 	if setpriv --reuid=65534 --regid=65534 --clear-groups $CTL calibrate 2>"$T/err"; then fail "calibrate allowed to nobody"; fi
-	grep -q "calibrate is for root and the gearbox group" "$T/err" || fail "calibrate denial"
+	grep -q "calibrate is for root and the .gearbox-admin. group" "$T/err" || fail "calibrate denial"
 fi
 echo "ok: every gearboxctl verb"
 
