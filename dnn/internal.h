@@ -22,6 +22,9 @@ struct dnn_layer {
 	const float *bias;            /* out_c floats, or NULL */
 	unsigned weight_cols;
 	struct dnn_packed *packed;    /* direct-convolution panels (kernels_direct.c), or NULL */
+	struct dnn_wino *wino2, *wino4; /* Winograd F(2x2,3x3), F(4x4,3x3) weights (kernels_winograd.c),
+	                                 * made when a per-layer plan first asks for them, or NULL */
+	struct dnn_q8 *q8;            /* int8 weights (kernels_int8.c), made likewise, or NULL */
 	size_t pad_offset;            /* its padded inputs in an execution context, per thread (floats) */
 };
 
@@ -106,6 +109,15 @@ size_t dnn_direct_pad_floats(const struct dnn_layer *l);
 /* Use instruction set `name` ("avx512", "avx2", "neon", "generic") from now
  * on, for tests; -1 when this build or CPU lacks it. */
 int dnn_direct_use_isa(const char *name);
+
+/* Winograd (kernels_winograd.c): 3x3 stride-1 layers; m = 2 or 4. prepare
+ * transforms the weights once (0, or -1 when not eligible or out of memory);
+ * the scratch a run needs comes from the context's im2col buffer. */
+bool dnn_wino_eligible(const struct dnn_layer *l);
+int dnn_wino_prepare(struct dnn_layer *l, unsigned G, unsigned m);
+void dnn_wino_unprepare(struct dnn_layer *l);
+size_t dnn_wino_scratch_floats(const struct dnn_layer *l, unsigned m);
+size_t dnn_wino_weight_bytes(const struct dnn_layer *l, unsigned m);
 
 /* Bind the calling thread to the pool's cpuset for the duration of one
  * inference (saving its old binding), and put it back afterwards. */

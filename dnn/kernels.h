@@ -35,6 +35,8 @@ typedef void dnn_kernel_fn(const struct dnn_op *op, unsigned part, unsigned part
 	X(f32_conv2d_gemm, DNN_CONV2D, f32_conv2d_ref)                    \
 	X(f32_conv2d_gemm_fused, DNN_CONV2D, f32_conv2d_ref)              \
 	X(f32_conv2d_direct, DNN_CONV2D, f32_conv2d_ref)                  \
+	X(f32_conv2d_wino2, DNN_CONV2D, f32_conv2d_ref)                   \
+	X(f32_conv2d_wino4, DNN_CONV2D, f32_conv2d_ref)                   \
 	X(f32_maxpool_ref, DNN_MAXPOOL, f32_maxpool_ref)                  \
 	X(f32_maxpool_vec, DNN_MAXPOOL, f32_maxpool_ref)                  \
 	X(f32_avgpool_ref, DNN_AVGPOOL, f32_avgpool_ref)                  \

@@ -54,6 +54,10 @@ compare(const struct kernel_entry *k, const struct dnn_layer *l, unsigned g, uns
 {
 	size_t in_n = (size_t)l->in_c * l->in_h * l->in_w, out_n = (size_t)dnn_active_out(l, g, G) * l->out_h * l->out_w;
 	size_t col_n = (size_t)l->in_c * l->kh * l->kw * l->out_h * l->out_w + 1;
+	if (dnn_wino_scratch_floats(l, 2) >= col_n)
+		col_n = dnn_wino_scratch_floats(l, 2) + 1;
+	if (dnn_wino_scratch_floats(l, 4) >= col_n)
+		col_n = dnn_wino_scratch_floats(l, 4) + 1;
 	float *pad = calloc(parts * dnn_direct_pad_floats(l) + 1, sizeof(float));
 	float *in = random_floats(in_n, seed);
 	float *want = malloc((out_n + 1) * sizeof(float)), *got = malloc((out_n + 1) * sizeof(float));
@@ -113,6 +117,10 @@ make_weighted(enum dnn_connectivity conn, bool in_grouped, bool out_grouped, uns
 	l.bias = b;
 	l.name = (char *)"test";
 	ck_assert_int_eq(dnn_layer_pack(&l, G), 0);
+	if (dnn_wino_eligible(&l)) {
+		ck_assert_int_eq(dnn_wino_prepare(&l, G, 2), 0);
+		ck_assert_int_eq(dnn_wino_prepare(&l, G, 4), 0);
+	}
 	return l;
 }
 
@@ -120,6 +128,7 @@ static void
 free_weighted(struct dnn_layer *l)
 {
 	dnn_layer_unpack(l);
+	dnn_wino_unprepare(l);
 	free((void *)l->weight);
 	free((void *)l->bias);
 }
@@ -248,9 +257,9 @@ START_TEST(test_relu_kernels)
 }
 END_TEST
 
-/* The direct convolution at the shapes of real models, where tiles of 2 and 4
- * panels and rows split in chunks occur, on every instruction set this CPU
- * runs. */
+/* The direct and Winograd convolutions at the shapes of real models, where
+ * tiles of 2 and 4 panels and rows split in chunks occur, on every instruction
+ * set this CPU runs. */
 START_TEST(test_direct_model_shapes)
 {
 	static const struct {
@@ -265,8 +274,11 @@ START_TEST(test_direct_model_shapes)
 		{ DNN_CONN_DENSE, true, false, 8, 40, 5, 30 },    /* a short panel at the end */
 	};
 	static const char *const names[] = { "avx512", "avx2", "neon", "generic" };
-	const struct kernel_entry direct = { "f32_conv2d_direct", DNN_CONV2D, dnn_f32_conv2d_direct,
-		                             dnn_f32_conv2d_ref };
+	const struct kernel_entry variants[] = {
+		{ "f32_conv2d_direct", DNN_CONV2D, dnn_f32_conv2d_direct, dnn_f32_conv2d_ref },
+		{ "f32_conv2d_wino2", DNN_CONV2D, dnn_f32_conv2d_wino2, dnn_f32_conv2d_ref },
+		{ "f32_conv2d_wino4", DNN_CONV2D, dnn_f32_conv2d_wino4, dnn_f32_conv2d_ref },
+	};
 	uint32_t seed = 11;
 	unsigned isas = 0;
 
@@ -278,12 +290,15 @@ START_TEST(test_direct_model_shapes)
 			struct dnn_layer l = make_weighted(shapes[i].conn, shapes[i].in_g, shapes[i].out_g, 4, shapes[i].ipg,
 			                                   shapes[i].opg, shapes[i].H, shapes[i].W, 3, 1, 1, true, &seed);
 			ck_assert_ptr_nonnull(l.packed);
-			for (unsigned g = 1; g <= 4; g++)
-				for (unsigned parts = 1; parts <= 3; parts += 2) {
-					double err = compare(&direct, &l, g, 4, parts, parts == 1, &seed);
-					ck_assert_msg(err < TOLERANCE, "%s: shape %zu at g=%u, %u parts: normalised error %g",
-					              names[n], i, g, parts, err);
-				}
+			ck_assert_ptr_nonnull(l.wino2);
+			ck_assert_ptr_nonnull(l.wino4);
+			for (size_t v = 0; v < 3; v++)
+				for (unsigned g = 1; g <= 4; g++)
+					for (unsigned parts = 1; parts <= 3; parts += 2) {
+						double err = compare(&variants[v], &l, g, 4, parts, parts == 1, &seed);
+						ck_assert_msg(err < TOLERANCE, "%s %s: shape %zu at g=%u, %u parts: normalised error %g",
+						              variants[v].name, names[n], i, g, parts, err);
+					}
 			free_weighted(&l);
 		}
 	}
