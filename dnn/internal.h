@@ -119,6 +119,18 @@ void dnn_wino_unprepare(struct dnn_layer *l);
 size_t dnn_wino_scratch_floats(const struct dnn_layer *l, unsigned m);
 size_t dnn_wino_weight_bytes(const struct dnn_layer *l, unsigned m);
 
+/* int8 (kernels_int8.c): every convolution and linear layer. prepare
+ * quantises and packs the weights once; scratch is per `parts` shares, from
+ * the im2col buffer. isa/use_isa as for the direct convolution ("avx512vnni",
+ * "avx512", "avx2", "generic"). */
+bool dnn_q8_eligible(const struct dnn_layer *l);
+int dnn_q8_prepare(struct dnn_layer *l, unsigned G);
+void dnn_q8_unprepare(struct dnn_layer *l);
+size_t dnn_q8_scratch_floats(const struct dnn_layer *l, unsigned G, unsigned parts);
+size_t dnn_q8_weight_bytes(const struct dnn_layer *l);
+const char *dnn_q8_isa(void);
+int dnn_q8_use_isa(const char *name);
+
 /* Bind the calling thread to the pool's cpuset for the duration of one
  * inference (saving its old binding), and put it back afterwards. */
 void dnn_pool_enter(struct dnn_pool *pool);

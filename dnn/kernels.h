@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dnn/internal.h"
 
@@ -22,6 +23,8 @@ struct dnn_op {
 	                   * padded input of each share, borders zero (the kernel keeps them so) */
 	float *scratch;   /* pooling: parts * layer->in_w floats of row buffers */
 	bool relu;        /* conv: apply ReLU in the epilogue */
+	float q_scale;    /* int8: the input's scale and zero point (per tensor) */
+	int q_zp;
 	size_t n;         /* relu/softmax: number of elements */
 };
 
@@ -37,6 +40,7 @@ typedef void dnn_kernel_fn(const struct dnn_op *op, unsigned part, unsigned part
 	X(f32_conv2d_direct, DNN_CONV2D, f32_conv2d_ref)                  \
 	X(f32_conv2d_wino2, DNN_CONV2D, f32_conv2d_ref)                   \
 	X(f32_conv2d_wino4, DNN_CONV2D, f32_conv2d_ref)                   \
+	X(q8_conv2d, DNN_CONV2D, q8_conv2d_ref)                           \
 	X(f32_maxpool_ref, DNN_MAXPOOL, f32_maxpool_ref)                  \
 	X(f32_maxpool_vec, DNN_MAXPOOL, f32_maxpool_ref)                  \
 	X(f32_avgpool_ref, DNN_AVGPOOL, f32_avgpool_ref)                  \
@@ -48,6 +52,13 @@ typedef void dnn_kernel_fn(const struct dnn_op *op, unsigned part, unsigned part
 #define DNN_DECLARE_KERNEL(name, type, ref) dnn_kernel_fn dnn_##name;
 DNN_KERNEL_LIST(DNN_DECLARE_KERNEL)
 #undef DNN_DECLARE_KERNEL
+
+/* The quantised reference (kernels_ref.c) that the int8 kernels are tested
+ * against, and the quantisation rules both use (kernels_int8.c). */
+dnn_kernel_fn dnn_q8_conv2d_ref;
+float dnn_q8_weight_scale(const float *w, size_t n);
+int8_t dnn_q8_weight(float w, float scale);
+uint8_t dnn_q8_activation(float x, float inv_scale, int zp);
 
 /* Linear layers run through the conv2d kernels (1x1 over a 1x1 map). */
 

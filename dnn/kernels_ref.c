@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 
 #include "dnn/kernels.h"
 
@@ -48,6 +49,54 @@ dnn_f32_conv2d_ref(const struct dnn_op *op, unsigned part, unsigned parts)
 					op->out[((size_t)o * OH + oy) * OW + ox] = acc;
 				}
 			}
+		}
+	}
+}
+
+/* The quantised convolution as defined in kernels_int8.c, written plainly:
+ * weights per output channel and the input per tensor (op->q_scale, q_zp)
+ * quantised by the same rules, exact int32 sums of q_w * (u - zp) over the
+ * window (the padding is the zero point, so it adds nothing), then
+ * (float)sum * (scale * s_o) + bias and ReLU. */
+void
+dnn_q8_conv2d_ref(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	const struct dnn_layer *l = op->layer;
+	const struct dnn_block *blocks = op->plan->blocks;
+	unsigned nb = op->plan->nblocks, H = l->in_h, W = l->in_w;
+	float inv = 1.0f / op->q_scale;
+	size_t first, last;
+
+	dnn_share(blocks[nb - 1].row1, part, parts, 1, &first, &last);
+	for (unsigned b = 0; b < nb; b++) {
+		const struct dnn_block *bk = &blocks[b];
+		for (unsigned o = bk->row0; o < bk->row1; o++) {
+			const float *w = l->weight + (size_t)o * l->weight_cols;
+			float ws = dnn_q8_weight_scale(w, l->weight_cols);
+			if (o < first || o >= last)
+				continue;
+			for (unsigned oy = 0; oy < l->out_h; oy++)
+				for (unsigned ox = 0; ox < l->out_w; ox++) {
+					int32_t acc = 0;
+					float v;
+					for (unsigned c = bk->ch0; c < bk->ch1; c++)
+						for (unsigned ky = 0; ky < l->kh; ky++)
+							for (unsigned kx = 0; kx < l->kw; kx++) {
+								long iy = (long)oy * l->sh - (long)l->ph + ky;
+								long ix = (long)ox * l->sw - (long)l->pw + kx;
+								int u;
+								if (iy < 0 || iy >= (long)H || ix < 0 || ix >= (long)W)
+									continue;
+								u = dnn_q8_activation(op->in[((size_t)c * H + (size_t)iy) * W + (size_t)ix],
+								                      inv, op->q_zp);
+								acc += dnn_q8_weight(w[((size_t)(c - bk->wch0) * l->kh + ky) * l->kw + kx],
+								                     ws) * (u - op->q_zp);
+							}
+					v = (float)acc * (op->q_scale * ws) + (l->bias != NULL ? l->bias[o] : 0.0f);
+					if (op->relu && v < 0.0f)
+						v = 0.0f;
+					op->out[((size_t)o * l->out_h + oy) * l->out_w + ox] = v;
+				}
 		}
 	}
 }

@@ -67,6 +67,7 @@ dnn_plans_free(struct dnn_model *m)
 	for (size_t i = 0; i < m->n_layers; i++) {
 		dnn_layer_unpack(&m->layers[i]);
 		dnn_wino_unprepare(&m->layers[i]);
+		dnn_q8_unprepare(&m->layers[i]);
 	}
 	for (unsigned g = 0; g < DNN_MAX_GROUPS; g++) {
 		free(m->plans[g].layers);

@@ -58,6 +58,8 @@ compare(const struct kernel_entry *k, const struct dnn_layer *l, unsigned g, uns
 		col_n = dnn_wino_scratch_floats(l, 2) + 1;
 	if (dnn_wino_scratch_floats(l, 4) >= col_n)
 		col_n = dnn_wino_scratch_floats(l, 4) + 1;
+	if (dnn_q8_scratch_floats(l, G, parts) >= col_n)
+		col_n = dnn_q8_scratch_floats(l, G, parts) + 1;
 	float *pad = calloc(parts * dnn_direct_pad_floats(l) + 1, sizeof(float));
 	float *in = random_floats(in_n, seed);
 	float *want = malloc((out_n + 1) * sizeof(float)), *got = malloc((out_n + 1) * sizeof(float));
@@ -65,7 +67,7 @@ compare(const struct kernel_entry *k, const struct dnn_layer *l, unsigned g, uns
 	struct dnn_block blocks[DNN_MAX_GROUPS];
 	struct dnn_layer_plan plan;
 	struct dnn_op op = { .layer = l, .plan = &plan, .g = g, .G = G, .in = in, .col = col, .pad = pad, .scratch = scratch,
-	                     .relu = relu, .n = out_n };
+	                     .relu = relu, .n = out_n, .q_scale = 1.0f / 40, .q_zp = 50 };
 	double err;
 
 	dnn_layer_plan_fill(l, g, G, &plan, blocks);
@@ -121,6 +123,7 @@ make_weighted(enum dnn_connectivity conn, bool in_grouped, bool out_grouped, uns
 		ck_assert_int_eq(dnn_wino_prepare(&l, G, 2), 0);
 		ck_assert_int_eq(dnn_wino_prepare(&l, G, 4), 0);
 	}
+	ck_assert_int_eq(dnn_q8_prepare(&l, G), 0);
 	return l;
 }
 
@@ -129,6 +132,7 @@ free_weighted(struct dnn_layer *l)
 {
 	dnn_layer_unpack(l);
 	dnn_wino_unprepare(l);
+	dnn_q8_unprepare(l);
 	free((void *)l->weight);
 	free((void *)l->bias);
 }
@@ -142,7 +146,9 @@ check_all_kernels_of(enum dnn_layer_type type, const struct dnn_layer *l, unsign
 			continue;
 		for (unsigned g = 1; g <= G; g++) {
 			for (unsigned parts = 1; parts <= 3; parts++) {
-				for (int relu = 0; relu <= (strstr(kernels[i].name, "fused") != NULL); relu++) {
+				for (int relu = 0; relu <= (strstr(kernels[i].name, "fused") != NULL || strstr(kernels[i].name, "q8") != NULL ||
+		                                   strstr(kernels[i].name, "wino") != NULL);
+		     relu++) {
 					double err = compare(&kernels[i], l, g, G, parts, relu, seed);
 					ck_assert_msg(err < TOLERANCE, "%s on %s at g=%u/%u, %u parts%s: normalised error %g",
 					              kernels[i].name, what, g, G, parts, relu ? ", fused relu" : "", err);
@@ -308,6 +314,96 @@ START_TEST(test_direct_model_shapes)
 }
 END_TEST
 
+/* The int8 kernels on every instruction set this CPU runs, against the
+ * quantised reference in units of each channel's accumulator LSB (scale *
+ * s_o): the integer sums must agree exactly, so any difference is float
+ * rounding of the requantisation (an FMA here, not there), under half an LSB
+ * (a sum off by one is one whole LSB); and the quantised result must stay
+ * near the float reference (7-bit activations, 8-bit weights). */
+START_TEST(test_q8_exact)
+{
+	static const struct {
+		enum dnn_connectivity conn;
+		bool in_g, out_g;
+		unsigned ipg, opg, H, W, k, s, p;
+	} shapes[] = {
+		{ DNN_CONN_DENSE, false, true, 1, 16, 28, 28, 3, 1, 1 },  /* conv1 of the bundled model */
+		{ DNN_CONN_GROUPED, true, true, 16, 32, 14, 14, 3, 1, 1 }, /* conv2 */
+		{ DNN_CONN_GROUPED, true, true, 64, 64, 7, 7, 3, 1, 1 },   /* conv4 */
+		{ DNN_CONN_NESTED, true, true, 6, 48, 9, 20, 3, 1, 1 },    /* quads past a segment's end */
+		{ DNN_CONN_DENSE, true, false, 5, 40, 5, 30, 3, 2, 1 },    /* strided, a short panel */
+		{ DNN_CONN_GROUPED, true, true, 288, 128, 1, 1, 0, 1, 0 }, /* fc1 */
+		{ DNN_CONN_DENSE, true, false, 128, 10, 1, 1, 0, 1, 0 },   /* fc3 */
+		{ DNN_CONN_GROUPED, true, true, 7, 9, 6, 5, 5, 1, 2 },     /* 5x5, odd everything */
+	};
+	static const char *const names[] = { "avx512vnni", "avx512", "avx2", "generic" };
+	uint32_t seed = 23;
+	unsigned isas = 0;
+
+	for (size_t n = 0; n < 4; n++) {
+		if (dnn_q8_use_isa(names[n]) != 0)
+			continue;
+		isas++;
+		for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+			struct dnn_layer l = make_weighted(shapes[i].conn, shapes[i].in_g, shapes[i].out_g, 4, shapes[i].ipg,
+			                                   shapes[i].opg, shapes[i].H, shapes[i].W, shapes[i].k, shapes[i].s,
+			                                   shapes[i].p, true, &seed);
+			size_t in_n = (size_t)l.in_c * l.in_h * l.in_w;
+			float *in = random_floats(in_n, &seed);
+			ck_assert_ptr_nonnull(l.q8);
+			for (unsigned g = 1; g <= 4; g++)
+				for (unsigned parts = 1; parts <= 3; parts += 2)
+					for (int zp = 0; zp <= 64; zp += 64) {
+						size_t out_n = (size_t)dnn_active_out(&l, g, 4) * l.out_h * l.out_w, N = (size_t)l.out_h * l.out_w;
+						float *want = malloc(out_n * sizeof(float)), *got = malloc(out_n * sizeof(float));
+						float *f32 = malloc(out_n * sizeof(float));
+						float *col = calloc(dnn_q8_scratch_floats(&l, 4, parts) + 1, sizeof(float));
+						struct dnn_block blocks[DNN_MAX_GROUPS];
+						struct dnn_layer_plan plan;
+						/* inputs in [-1, 1): zp 64 covers them with scale 1/63; zp 0
+						 * clips the negative half, as after a ReLU */
+						struct dnn_op op = { .layer = &l, .plan = &plan, .g = g, .G = 4, .in = in, .col = col,
+						                     .relu = parts == 1, .q_scale = 1.0f / 63, .q_zp = zp };
+						double worst = 0;
+						dnn_layer_plan_fill(&l, g, 4, &plan, blocks);
+						op.out = want;
+						dnn_q8_conv2d_ref(&op, 0, 1);
+						op.out = got;
+						for (size_t i2 = 0; i2 < out_n; i2++)
+							got[i2] = NAN;
+						run_parts(dnn_q8_conv2d, &op, parts);
+						for (size_t i2 = 0; i2 < out_n; i2++) {
+							unsigned o = (unsigned)(i2 / N);
+							double lsb = op.q_scale * dnn_q8_weight_scale(l.weight + (size_t)o * l.weight_cols,
+							                                               l.weight_cols);
+							double e = fabs((double)got[i2] - want[i2]) / lsb;
+							ck_assert_msg(!isnan(got[i2]), "%s shape %zu g=%u: output %zu not written", names[n], i, g, i2);
+							worst = e > worst ? e : worst;
+						}
+						ck_assert_msg(worst < 0.5, "%s shape %zu at g=%u, %u parts, zp %d: %g LSB off the quantised reference",
+						              names[n], i, g, parts, zp, worst);
+						if (zp == 64) {
+							double err;
+							op.out = f32;
+							dnn_f32_conv2d_ref(&op, 0, 1);
+							err = normalised_error(want, f32, out_n);
+							ck_assert_msg(err < 0.05, "shape %zu at g=%u: int8 vs float normalised error %g", i, g, err);
+						}
+						free(want);
+						free(got);
+						free(f32);
+						free(col);
+					}
+			free(in);
+			free_weighted(&l);
+		}
+	}
+	ck_assert_uint_ge(isas, 2);
+	for (size_t n = 0; n < 4 && dnn_q8_use_isa(names[n]) != 0; n++)
+		; /* back to the best this CPU runs */
+}
+END_TEST
+
 /* The reference itself, on a case small enough to work out by hand: a 3x3
  * grouped conv of two groups, so the second group must not see the first. */
 START_TEST(test_reference_by_hand)
@@ -344,6 +440,7 @@ main(void)
 	tcase_add_test(tc, test_reference_by_hand);
 	tcase_add_test(tc, test_conv_kernels);
 	tcase_add_test(tc, test_direct_model_shapes);
+	tcase_add_test(tc, test_q8_exact);
 	tcase_add_test(tc, test_linear_kernels);
 	tcase_add_test(tc, test_pool_kernels);
 	tcase_add_test(tc, test_relu_kernels);

@@ -1,0 +1,602 @@
+/* 8-bit convolution and linear layers: u8 activations x s8 weights with
+ * int32 accumulation (u8s8, as oneDNN and XNNPACK's QS8 do).
+ *
+ * Weights are quantised per output channel, symmetrically: q = round(w / s_o)
+ * in [-127, 127] with s_o = max|w_o| / 127. The input is quantised per tensor
+ * with the scale and zero point a plan calibrated (op->q_scale, op->q_zp):
+ * u = clamp(round(x / s) + zp, 0, 127). Activations keep to 7 bits so that
+ * AVX2's vpmaddubsw (pairs of u8*s8 summed in int16) can never saturate
+ * (2 * 127 * 127 < 32767) and every instruction set gives the same integers;
+ * the zero point is taken out with a per-channel compensation
+ * zp * sum(q_w) over the block's weight channels (precomputed prefix sums).
+ * Requantisation is fused with bias and ReLU:
+ * y = (acc - comp) * (s * s_o) + bias, then max(y, 0) when fused.
+ *
+ * Layout: the input is copied, quantised, into a zero-point-padded buffer of
+ * channel quads (NCHW4c per group segment: 4 consecutive channels of one
+ * segment in one 32-bit word); the weights are packed once into panels of 16
+ * output channels by 4 input channels, 64 bytes per (panel, quad, ky, kx):
+ * one zmm for vpdpbusd (AVX-512 VNNI), two ymm for vpmaddubsw + vpmaddwd
+ * (AVX2, AVX-512BW without VNNI), plain loops otherwise. Panels never straddle
+ * a group segment, so every g uses whole panels of the same packing. */
+#include "config.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnn/kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define Q8_HAVE_X86 1
+#include <immintrin.h>
+#endif
+
+struct dnn_q8 {
+	unsigned ntiles, *tile_row0, *tile_rows;
+	unsigned kk;            /* kh * kw */
+	unsigned seg_c, seg_q;  /* input channels per segment, quads per segment */
+	unsigned cw;            /* weight channels */
+	unsigned kq;            /* packed weight columns: quads of the weight channels * kk */
+	int8_t *w;              /* [panel][kq][16][4], 64-byte aligned */
+	float *wscale;          /* out_c */
+	int32_t *csum;          /* out_c x (cw + 1): prefix sums of q_w over weight channels */
+	int32_t *koff;          /* weight column -> word offset in the padded input */
+	unsigned pad_h, pad_w, in_quads;
+};
+
+struct q8_args {
+	const int8_t *w;        /* first panel, column 0 */
+	size_t wstride;         /* bytes between panels */
+	const int32_t *koff;
+	const uint8_t *x;       /* padded input, the tile's first position, the block's first quad */
+	unsigned sw;            /* words between positions */
+	unsigned k0, k1;
+	float *out;
+	size_t out_stride;
+	unsigned rows;
+	bool relu;
+	const float *mult, *bias; /* 16 * MR each, from the tile's first channel */
+	const int32_t *comp;      /* 16 * MR */
+};
+
+bool
+dnn_q8_eligible(const struct dnn_layer *l)
+{
+	return (l->type == DNN_CONV2D || l->type == DNN_LINEAR) && l->weight != NULL;
+}
+
+void
+dnn_q8_unprepare(struct dnn_layer *l)
+{
+	struct dnn_q8 *q = l->q8;
+
+	if (q == NULL)
+		return;
+	free(q->tile_row0);
+	free(q->tile_rows);
+	free(q->w);
+	free(q->wscale);
+	free(q->csum);
+	free(q->koff);
+	free(q);
+	l->q8 = NULL;
+}
+
+float
+dnn_q8_weight_scale(const float *w, size_t n)
+{
+	float mx = 0.0f;
+
+	for (size_t i = 0; i < n; i++)
+		mx = fabsf(w[i]) > mx ? fabsf(w[i]) : mx;
+	return mx > 0.0f ? mx / 127.0f : 1.0f;
+}
+
+int8_t
+dnn_q8_weight(float w, float scale)
+{
+	long q = lrintf(w / scale);
+
+	return (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+}
+
+uint8_t
+dnn_q8_activation(float x, float inv_scale, int zp)
+{
+	long q = lrintf(x * inv_scale) + zp;
+
+	return (uint8_t)(q > 127 ? 127 : q < 0 ? 0 : q);
+}
+
+int
+dnn_q8_prepare(struct dnn_layer *l, unsigned G)
+{
+	struct dnn_q8 *q;
+	unsigned segments = l->out_grouped ? G : 1, seg_rows = l->out_c / segments, K = l->weight_cols;
+	void *mem = NULL;
+
+	if (!dnn_q8_eligible(l))
+		return -1;
+	if (l->q8 != NULL)
+		return 0;
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return -1;
+	l->q8 = q;
+	q->kk = l->kh * l->kw;
+	q->cw = K / q->kk;
+	q->seg_c = l->in_grouped ? l->in_c / G : l->in_c;
+	q->seg_q = (q->seg_c + 3) / 4;
+	q->in_quads = (l->in_c / q->seg_c) * q->seg_q;
+	q->kq = (q->cw / q->seg_c) * q->seg_q * q->kk;
+	q->pad_h = l->in_h + 2 * l->ph;
+	q->pad_w = l->in_w + 2 * l->pw;
+	q->ntiles = segments * ((seg_rows + 15) / 16);
+	q->tile_row0 = calloc(q->ntiles, sizeof(unsigned));
+	q->tile_rows = calloc(q->ntiles, sizeof(unsigned));
+	q->wscale = calloc(l->out_c, sizeof(float));
+	q->csum = calloc((size_t)l->out_c * (q->cw + 1), sizeof(int32_t));
+	q->koff = calloc(q->kq + 1, sizeof(int32_t));
+	if (q->tile_row0 == NULL || q->tile_rows == NULL || q->wscale == NULL || q->csum == NULL ||
+	    q->koff == NULL || posix_memalign(&mem, 64, (size_t)q->ntiles * q->kq * 64 + 64) != 0)
+		goto oom;
+	q->w = mem;
+	memset(q->w, 0, (size_t)q->ntiles * q->kq * 64);
+	for (unsigned s = 0, t = 0; s < segments; s++)
+		for (unsigned r = 0; r < seg_rows; r += 16, t++) {
+			q->tile_row0[t] = s * seg_rows + r;
+			q->tile_rows[t] = seg_rows - r < 16 ? seg_rows - r : 16;
+		}
+	for (unsigned o = 0; o < l->out_c; o++) {
+		const float *wo = l->weight + (size_t)o * K;
+		int32_t *cs = q->csum + (size_t)o * (q->cw + 1);
+		q->wscale[o] = dnn_q8_weight_scale(wo, K);
+		cs[0] = 0;
+		for (unsigned c = 0; c < q->cw; c++) {
+			int32_t sum = 0;
+			for (unsigned k = 0; k < q->kk; k++)
+				sum += dnn_q8_weight(wo[c * q->kk + k], q->wscale[o]);
+			cs[c + 1] = cs[c] + sum;
+		}
+	}
+	/* column kq = (weight quad Q, ky, kx); quad Q holds weight channels
+	 * (Q / seg_q) * seg_c + (Q % seg_q) * 4 + j, j < 4, inside the segment */
+	for (unsigned t = 0; t < q->ntiles; t++)
+		for (unsigned col = 0; col < q->kq; col++) {
+			unsigned Q = col / q->kk, k = col % q->kk;
+			for (unsigned r = 0; r < q->tile_rows[t]; r++) {
+				unsigned o = q->tile_row0[t] + r;
+				for (unsigned j = 0; j < 4; j++) {
+					unsigned cl = (Q % q->seg_q) * 4 + j, c = (Q / q->seg_q) * q->seg_c + cl;
+					if (cl < q->seg_c)
+						q->w[((size_t)t * q->kq + col) * 64 + r * 4 + j] =
+							dnn_q8_weight(l->weight[(size_t)o * K + c * q->kk + k], q->wscale[o]);
+				}
+			}
+		}
+	for (unsigned col = 0; col < q->kq; col++) {
+		unsigned Q = col / q->kk, k = col % q->kk, ky = k / l->kw, kx = k % l->kw;
+		q->koff[col] = (int32_t)(((size_t)Q * q->pad_h + ky) * q->pad_w + kx);
+	}
+	return 0;
+oom:
+	dnn_q8_unprepare(l);
+	return -1;
+}
+
+/* Bytes of the padded, quantised input of one share. */
+static size_t
+pad_bytes(const struct dnn_q8 *q)
+{
+	return ((size_t)q->in_quads * q->pad_h * q->pad_w * 4 + 63) / 64 * 64;
+}
+
+size_t
+dnn_q8_scratch_floats(const struct dnn_layer *l, unsigned G, unsigned parts)
+{
+	unsigned seg_c = l->in_grouped ? l->in_c / G : l->in_c, quads = (l->in_c / seg_c) * ((seg_c + 3) / 4);
+	size_t bytes = ((size_t)quads * (l->in_h + 2 * l->ph) * (l->in_w + 2 * l->pw) * 4 + 63) / 64 * 64;
+
+	/* per share, plus 16 channels of compensation/multipliers */
+	return (bytes * parts + 64) / sizeof(float) + 64;
+}
+
+size_t
+dnn_q8_weight_bytes(const struct dnn_layer *l)
+{
+	const struct dnn_q8 *q = l->q8;
+
+	return q == NULL ? 0 : (size_t)q->ntiles * q->kq * 64 + (size_t)l->out_c * sizeof(float);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tiles: MR panels of 16 channels by NR positions of one output row. */
+
+static inline __attribute__((always_inline)) void
+q8_store(const struct q8_args *a, unsigned m, unsigned j, const int32_t acc[16])
+{
+	unsigned rows = a->rows > m * 16 ? a->rows - m * 16 : 0;
+
+	if (rows > 16)
+		rows = 16;
+	for (unsigned r = 0; r < rows; r++) {
+		unsigned c = m * 16 + r;
+		float v = (float)(acc[r] - a->comp[c]) * a->mult[c] + a->bias[c];
+		if (a->relu && v < 0.0f)
+			v = 0.0f;
+		a->out[(size_t)c * a->out_stride + j] = v;
+	}
+}
+
+static inline __attribute__((always_inline)) uint32_t
+q8_word(const struct q8_args *a, unsigned k, unsigned j)
+{
+	uint32_t word;
+
+	memcpy(&word, a->x + ((size_t)a->koff[k] + (size_t)j * a->sw) * 4, 4);
+	return word;
+}
+
+static void
+q8_tile_generic(const struct q8_args *a, unsigned MR, unsigned NR)
+{
+	for (unsigned m = 0; m < MR; m++)
+		for (unsigned j = 0; j < NR; j++) {
+			int32_t acc[16] = { 0 };
+			const int8_t *w = a->w + m * a->wstride;
+			for (unsigned k = a->k0; k < a->k1; k++) {
+				const uint8_t *x = a->x + ((size_t)a->koff[k] + (size_t)j * a->sw) * 4;
+				const int8_t *wk = w + (size_t)k * 64;
+				for (unsigned r = 0; r < 16; r++)
+					acc[r] += x[0] * wk[r * 4] + x[1] * wk[r * 4 + 1] + x[2] * wk[r * 4 + 2] +
+					          x[3] * wk[r * 4 + 3];
+			}
+			q8_store(a, m, j, acc);
+		}
+}
+
+#ifdef Q8_HAVE_X86
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+static inline __attribute__((always_inline)) void
+q8_tile_avx2_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
+{
+	__m256i acc[2][6][2];
+	const __m256i ones = _mm256_set1_epi16(1);
+
+	for (unsigned m = 0; m < MR; m++)
+		for (unsigned j = 0; j < NR; j++)
+			acc[m][j][0] = acc[m][j][1] = _mm256_setzero_si256();
+	for (unsigned k = a->k0; k < a->k1; k++) {
+		__m256i w[2][2];
+		for (unsigned m = 0; m < MR; m++) {
+			const int8_t *wp = a->w + m * a->wstride + (size_t)k * 64;
+			w[m][0] = _mm256_load_si256((const __m256i *)wp);
+			w[m][1] = _mm256_load_si256((const __m256i *)(wp + 32));
+		}
+		for (unsigned j = 0; j < NR; j++) {
+			__m256i xb = _mm256_set1_epi32((int)q8_word(a, k, j));
+			for (unsigned m = 0; m < MR; m++)
+				for (unsigned h = 0; h < 2; h++)
+					acc[m][j][h] = _mm256_add_epi32(
+						acc[m][j][h], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w[m][h]), ones));
+		}
+	}
+	for (unsigned m = 0; m < MR; m++)
+		for (unsigned j = 0; j < NR; j++) {
+			int32_t t[16];
+			_mm256_storeu_si256((__m256i *)t, acc[m][j][0]);
+			_mm256_storeu_si256((__m256i *)(t + 8), acc[m][j][1]);
+			q8_store(a, m, j, t);
+		}
+}
+
+static void
+q8_tile_avx2(const struct q8_args *a, unsigned MR, unsigned NR)
+{
+#define Q8_CASE(mr, nr)                                 \
+	case (mr) * 16 + (nr):                          \
+		q8_tile_avx2_k(a, (mr), (nr));          \
+		return;
+	switch (MR * 16 + NR) {
+		Q8_CASE(1, 1) Q8_CASE(1, 2) Q8_CASE(1, 3) Q8_CASE(1, 4) Q8_CASE(1, 5) Q8_CASE(1, 6)
+		Q8_CASE(2, 1) Q8_CASE(2, 2) Q8_CASE(2, 3)
+	default:
+		break;
+	}
+#undef Q8_CASE
+	abort();
+}
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,fma")
+static inline __attribute__((always_inline)) void
+q8_tile_avx512_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
+{
+	__m512i acc[4][7];
+	const __m512i ones = _mm512_set1_epi16(1);
+
+	for (unsigned m = 0; m < MR; m++)
+		for (unsigned j = 0; j < NR; j++)
+			acc[m][j] = _mm512_setzero_si512();
+	for (unsigned k = a->k0; k < a->k1; k++) {
+		__m512i w[4];
+		for (unsigned m = 0; m < MR; m++)
+			w[m] = _mm512_load_si512((const void *)(a->w + m * a->wstride + (size_t)k * 64));
+		for (unsigned j = 0; j < NR; j++) {
+			__m512i xb = _mm512_set1_epi32((int)q8_word(a, k, j));
+			for (unsigned m = 0; m < MR; m++)
+				acc[m][j] = _mm512_add_epi32(acc[m][j], _mm512_madd_epi16(_mm512_maddubs_epi16(xb, w[m]), ones));
+		}
+	}
+	for (unsigned m = 0; m < MR; m++)
+		for (unsigned j = 0; j < NR; j++) {
+			int32_t t[16];
+			_mm512_storeu_si512((void *)t, acc[m][j]);
+			q8_store(a, m, j, t);
+		}
+}
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,fma")
+static inline __attribute__((always_inline)) void
+q8_tile_vnni_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
+{
+	__m512i acc[4][7];
+
+	for (unsigned m = 0; m < MR; m++)
+		for (unsigned j = 0; j < NR; j++)
+			acc[m][j] = _mm512_setzero_si512();
+	for (unsigned k = a->k0; k < a->k1; k++) {
+		__m512i w[4];
+		for (unsigned m = 0; m < MR; m++)
+			w[m] = _mm512_load_si512((const void *)(a->w + m * a->wstride + (size_t)k * 64));
+		for (unsigned j = 0; j < NR; j++) {
+			__m512i xb = _mm512_set1_epi32((int)q8_word(a, k, j));
+			for (unsigned m = 0; m < MR; m++)
+				acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xb, w[m]);
+		}
+	}
+	for (unsigned m = 0; m < MR; m++)
+		for (unsigned j = 0; j < NR; j++) {
+			int32_t t[16];
+			_mm512_storeu_si512((void *)t, acc[m][j]);
+			q8_store(a, m, j, t);
+		}
+}
+#pragma GCC pop_options
+
+#define Q8_CASES_512(fn)                                                                                    \
+	switch (MR * 16 + NR) {                                                                             \
+		Q8_CASE(fn, 1, 1) Q8_CASE(fn, 1, 2) Q8_CASE(fn, 1, 3) Q8_CASE(fn, 1, 4) Q8_CASE(fn, 1, 5)    \
+		Q8_CASE(fn, 1, 6) Q8_CASE(fn, 1, 7) Q8_CASE(fn, 2, 1) Q8_CASE(fn, 2, 2) Q8_CASE(fn, 2, 3)    \
+		Q8_CASE(fn, 2, 4) Q8_CASE(fn, 2, 5) Q8_CASE(fn, 2, 6) Q8_CASE(fn, 2, 7) Q8_CASE(fn, 4, 1)    \
+		Q8_CASE(fn, 4, 2) Q8_CASE(fn, 4, 3) Q8_CASE(fn, 4, 4) Q8_CASE(fn, 4, 5) Q8_CASE(fn, 4, 6)    \
+		Q8_CASE(fn, 4, 7)                                                                           \
+	default:                                                                                            \
+		break;                                                                                      \
+	}
+#define Q8_CASE(fn, mr, nr)             \
+	case (mr) * 16 + (nr):          \
+		fn(a, (mr), (nr));      \
+		return;
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,fma")
+static void
+q8_tile_avx512(const struct q8_args *a, unsigned MR, unsigned NR)
+{
+	Q8_CASES_512(q8_tile_avx512_k)
+	abort();
+}
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,fma")
+static void
+q8_tile_vnni(const struct q8_args *a, unsigned MR, unsigned NR)
+{
+	Q8_CASES_512(q8_tile_vnni_k)
+	abort();
+}
+#pragma GCC pop_options
+#undef Q8_CASE
+#undef Q8_CASES_512
+#endif
+
+typedef void q8_tile_fn(const struct q8_args *a, unsigned MR, unsigned NR);
+
+struct q8_isa {
+	q8_tile_fn *tile;
+	unsigned max_mr, max_nr, budget; /* budget: MR * NR at most */
+	const char *name;
+};
+
+static const struct q8_isa q8_isas[] = {
+#ifdef Q8_HAVE_X86
+	{ q8_tile_vnni, 4, 7, 28, "avx512vnni" },
+	{ q8_tile_avx512, 4, 7, 28, "avx512" },
+	{ q8_tile_avx2, 2, 6, 6, "avx2" },
+#endif
+	{ q8_tile_generic, 4, 14, 56, "generic" },
+};
+#define N_Q8_ISAS (sizeof(q8_isas) / sizeof(q8_isas[0]))
+
+static bool
+q8_cpu_runs(const struct q8_isa *is)
+{
+#ifdef Q8_HAVE_X86
+	__builtin_cpu_init();
+	if (is->tile == q8_tile_vnni)
+		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+		       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+	if (is->tile == q8_tile_avx512)
+		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+		       __builtin_cpu_supports("avx512vl");
+	if (is->tile == q8_tile_avx2)
+		return __builtin_cpu_supports("avx2");
+#endif
+	(void)is;
+	return true;
+}
+
+static const struct q8_isa *q8_chosen;
+
+static const struct q8_isa *
+q8_isa(void)
+{
+	const struct q8_isa *is = __atomic_load_n(&q8_chosen, __ATOMIC_ACQUIRE);
+
+	if (is == NULL) {
+		size_t i = 0;
+		while (i + 1 < N_Q8_ISAS && !q8_cpu_runs(&q8_isas[i]))
+			i++;
+		is = &q8_isas[i];
+		__atomic_store_n(&q8_chosen, is, __ATOMIC_RELEASE);
+	}
+	return is;
+}
+
+const char *
+dnn_q8_isa(void)
+{
+	return q8_isa()->name;
+}
+
+int
+dnn_q8_use_isa(const char *name)
+{
+	for (size_t i = 0; i < N_Q8_ISAS; i++)
+		if (strcmp(q8_isas[i].name, name) == 0 && q8_cpu_runs(&q8_isas[i])) {
+			__atomic_store_n(&q8_chosen, &q8_isas[i], __ATOMIC_RELEASE);
+			return 0;
+		}
+	return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Running. */
+
+/* Quantise input quads [0, quads) into the padded buffer; the border and the
+ * channels past a segment's end hold the zero point (their weights are 0). */
+static void
+quantise_input(const struct dnn_layer *l, const struct dnn_q8 *q, const float *in, unsigned quads, float scale,
+               int zp, uint8_t *pad)
+{
+	float inv = 1.0f / scale;
+	size_t plane = (size_t)q->pad_h * q->pad_w;
+	unsigned H = l->in_h, W = l->in_w;
+
+	memset(pad, zp, (size_t)quads * plane * 4);
+	for (unsigned Q = 0; Q < quads; Q++) {
+		unsigned s = Q / q->seg_q, c0 = s * q->seg_c + (Q % q->seg_q) * 4;
+		unsigned n = q->seg_c - (Q % q->seg_q) * 4 < 4 ? q->seg_c - (Q % q->seg_q) * 4 : 4;
+		uint8_t *dst = pad + ((size_t)Q * plane + (size_t)l->ph * q->pad_w + l->pw) * 4;
+		for (unsigned j = 0; j < n; j++) {
+			const float *src = in + (size_t)(c0 + j) * H * W;
+			for (unsigned y = 0; y < H; y++)
+				for (unsigned x = 0; x < W; x++)
+					dst[((size_t)y * q->pad_w + x) * 4 + j] = dnn_q8_activation(src[(size_t)y * W + x], inv, zp);
+		}
+	}
+}
+
+void
+dnn_q8_conv2d(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	const struct dnn_layer *l = op->layer;
+	const struct dnn_q8 *q = l->q8;
+	const struct dnn_block *blocks = op->plan->blocks;
+	const struct q8_isa *is = q8_isa();
+	unsigned nb = op->plan->nblocks, OH = l->out_h, OW = l->out_w;
+	unsigned nr = OW < is->max_nr ? OW : is->max_nr, mr;
+	size_t N = (size_t)OH * OW, first, last, total = 0, base = 0;
+	uint8_t *pad;
+	struct {
+		unsigned p0, p1, mr, chunks, row_chunks;
+		size_t items;
+	} work[DNN_MAX_GROUPS];
+
+	if (q == NULL) {
+		dnn_f32_conv2d_gemm_fused(op, part, parts);
+		return;
+	}
+	if (nr > is->budget)
+		nr = is->budget;
+	mr = is->budget / nr >= 4 && is->max_mr >= 4 ? 4 : is->budget / nr >= 2 && is->max_mr >= 2 ? 2 : 1;
+	for (unsigned b = 0; b < nb; b++) {
+		unsigned p0 = 0, p1;
+		while (p0 < q->ntiles && q->tile_row0[p0] < blocks[b].row0)
+			p0++;
+		p1 = p0;
+		while (p1 < q->ntiles && q->tile_row0[p1] < blocks[b].row1)
+			p1++;
+		work[b].p0 = p0;
+		work[b].p1 = p1;
+		work[b].mr = mr;
+		for (unsigned p = p0; p < p1; p++)
+			if (q->tile_rows[p] != 16)
+				work[b].mr = 1;
+		work[b].chunks = (p1 - p0 + work[b].mr - 1) / work[b].mr;
+		work[b].row_chunks = (OW + nr - 1) / nr;
+		work[b].items = (size_t)work[b].chunks * OH * work[b].row_chunks;
+		total += work[b].items;
+	}
+	dnn_share(total, part, parts, 1, &first, &last);
+	if (first >= last)
+		return;
+	pad = (uint8_t *)op->col + pad_bytes(q) * part;
+	{
+		/* the quads the widest block reads */
+		unsigned ch1 = blocks[nb - 1].ch1;
+		unsigned quads = (ch1 / q->seg_c) * q->seg_q;
+		quantise_input(l, q, op->in, quads, op->q_scale, op->q_zp, pad);
+	}
+	for (unsigned b = 0; b < nb; b++) {
+		const struct dnn_block *bk = &blocks[b];
+		size_t lo = first > base ? first - base : 0, hi = last - base < work[b].items ? last - base : work[b].items;
+		/* weight quads of the block's channels, from the block's first weight channel */
+		unsigned q0 = (bk->ch0 - bk->wch0) / q->seg_c * q->seg_q, q1 = (bk->ch1 - bk->wch0) / q->seg_c * q->seg_q;
+		unsigned in_q0 = bk->wch0 / q->seg_c * q->seg_q;
+		unsigned c0 = bk->ch0 - bk->wch0, c1 = bk->ch1 - bk->wch0;
+		for (size_t i = lo; i < hi && last > base; i++) {
+			unsigned rc = (unsigned)(i % work[b].row_chunks), oy = (unsigned)(i / work[b].row_chunks % OH);
+			unsigned chunk = (unsigned)(i / work[b].row_chunks / OH);
+			unsigned p = work[b].p0 + chunk * work[b].mr;
+			unsigned panels = work[b].p1 - p < work[b].mr ? work[b].p1 - p : work[b].mr;
+			unsigned ox = rc * nr, n = OW - ox < nr ? OW - ox : nr;
+			unsigned row0 = q->tile_row0[p];
+			unsigned rows = q->tile_row0[p + panels - 1] + q->tile_rows[p + panels - 1] - row0;
+			float mult[64], bias[64];
+			int32_t comp[64];
+			for (unsigned r = 0; r < rows; r++) {
+				unsigned o = row0 + r;
+				const int32_t *cs = q->csum + (size_t)o * (q->cw + 1);
+				mult[r] = op->q_scale * q->wscale[o];
+				bias[r] = l->bias != NULL ? l->bias[o] : 0.0f;
+				comp[r] = op->q_zp * (cs[c1] - cs[c0]);
+			}
+			struct q8_args a = {
+				.w = q->w + (size_t)p * q->kq * 64,
+				.wstride = (size_t)q->kq * 64,
+				.koff = q->koff,
+				.x = pad + (((size_t)in_q0 * q->pad_h + (size_t)oy * l->sh) * q->pad_w + (size_t)ox * l->sw) * 4,
+				.sw = l->sw,
+				.k0 = q0 * q->kk,
+				.k1 = q1 * q->kk,
+				.out = op->out + (size_t)row0 * N + (size_t)oy * OW + ox,
+				.out_stride = N,
+				.rows = rows,
+				.relu = op->relu,
+				.mult = mult,
+				.bias = bias,
+				.comp = comp,
+			};
+			is->tile(&a, panels, n);
+		}
+		base += work[b].items;
+	}
+}
