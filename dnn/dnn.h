@@ -183,6 +183,62 @@ void dnn_engine_warm(struct dnn_engine *engine, uint64_t until_ns);
 int dnn_engine_set_realtime(struct dnn_engine *engine, int priority, char **cause);
 void dnn_engine_free(struct dnn_engine *engine);
 
+/* ---- per-layer plans -------------------------------------------------------
+ * Which implementation each weighted layer runs at each g (docs/plan-format.md).
+ * A plan runs on the fast family (pooling, fused ReLU) and replaces the
+ * convolution/linear kernel of the layers it names. */
+enum dnn_impl {
+	DNN_IMPL_AUTO,   /* the family's own choice (fast: direct for stride-1 k>1, else BLAS) */
+	DNN_IMPL_GEMM,   /* im2col + BLAS fp32, bias and ReLU fused */
+	DNN_IMPL_DIRECT, /* direct convolution on packed weights (stride 1, k > 1) */
+	DNN_IMPL_WINO2,  /* Winograd F(2x2,3x3) (3x3 stride 1) */
+	DNN_IMPL_WINO4,  /* Winograd F(4x4,3x3) */
+	DNN_IMPL_INT8,   /* u8 x s8 -> int32, weights per channel, input per tensor (calibrated) */
+};
+#define DNN_IMPL_COUNT 6
+struct dnn_lplan;
+
+const char *dnn_impl_name(enum dnn_impl impl);
+int dnn_impl_parse(const char *name, enum dnn_impl *impl);
+/* Can layer `index` run impl (AUTO for every layer; the others for weighted
+ * layers they cover)? */
+bool dnn_impl_applies(const struct dnn_model *model, size_t index, enum dnn_impl impl);
+/* FNV-1a (64 bits) of the model file's bytes. */
+uint64_t dnn_model_fingerprint(const struct dnn_model *model);
+/* A plan of AUTO everywhere, keyed to this model, this CPU and its ISAs. */
+struct dnn_lplan *dnn_lplan_new(const struct dnn_model *model);
+struct dnn_lplan *dnn_lplan_copy(const struct dnn_lplan *plan);
+void dnn_lplan_free(struct dnn_lplan *plan);
+/* -EINVAL when g, layer or impl do not fit the model. */
+int dnn_lplan_set(struct dnn_lplan *plan, const struct dnn_model *model, unsigned groups, size_t layer,
+                  enum dnn_impl impl);
+enum dnn_impl dnn_lplan_get(const struct dnn_lplan *plan, unsigned groups, size_t layer);
+void dnn_lplan_set_threads(struct dnn_lplan *plan, unsigned threads);
+unsigned dnn_lplan_threads(const struct dnn_lplan *plan);
+/* What the search measured at g (latency_us, accuracy in [0,1]; < 0: not). */
+void dnn_lplan_set_measured(struct dnn_lplan *plan, unsigned groups, double latency_us, double accuracy);
+/* The int8 input scale and zero point of every weighted layer at g, from the
+ * value ranges the float model sees on `count` calibration inputs. */
+int dnn_lplan_calibrate(struct dnn_lplan *plan, const struct dnn_model *model, unsigned groups, const float *inputs,
+                        size_t count, char **cause);
+int dnn_lplan_scale(const struct dnn_lplan *plan, unsigned groups, size_t layer, float *scale, int *zero_point);
+/* Bytes of weights an inference at g reads under the plan (NULL: all fp32). */
+uint64_t dnn_lplan_weight_bytes(const struct dnn_lplan *plan, const struct dnn_model *model, unsigned groups);
+int dnn_lplan_save(const struct dnn_lplan *plan, const struct dnn_model *model, const char *path, char **cause);
+/* Refuses (NULL, *cause naming why) a plan for other model contents, another
+ * CPU model or other instruction sets, another format version, or with
+ * entries the model cannot run. */
+struct dnn_lplan *dnn_lplan_load(const struct dnn_model *model, const char *path, char **cause);
+/* Run under the plan from now on (NULL: back to the family's kernels); makes
+ * the variants' weights the first time a model needs them. The context must
+ * be of the fast family. */
+int dnn_exec_set_lplan(struct dnn_exec *exec, const struct dnn_lplan *plan, char **cause);
+int dnn_engine_set_lplan(struct dnn_engine *engine, const struct dnn_lplan *plan, char **cause);
+/* Add each layer's time (ns, a fused ReLU counted with its layer) of every
+ * run from now on to ns[layer] (dnn_model_layer_count values; NULL: stop). */
+void dnn_exec_set_profile(struct dnn_exec *exec, uint64_t *ns);
+void dnn_engine_set_profile(struct dnn_engine *engine, uint64_t *ns);
+
 const char *dnn_kernels_name(enum dnn_kernels kernels);
 /* The instruction set the fast kernels run with in this process: the best
  * this CPU runs ("avx512", "avx2", "neon", "generic"), or the one named by

@@ -62,6 +62,21 @@ dnn_engine_run(struct dnn_engine *e, unsigned groups, const float *input, float 
 	return ret;
 }
 
+int
+dnn_engine_set_lplan(struct dnn_engine *e, const struct dnn_lplan *plan, char **cause)
+{
+	if (e->exec == NULL)
+		return plan == NULL ? 0 : (set_cause(cause, "per-layer plans run on the CPU engine only"), -EINVAL);
+	return dnn_exec_set_lplan(e->exec, plan, cause);
+}
+
+void
+dnn_engine_set_profile(struct dnn_engine *e, uint64_t *ns)
+{
+	if (e->exec != NULL)
+		dnn_exec_set_profile(e->exec, ns);
+}
+
 void
 dnn_engine_warm(struct dnn_engine *e, uint64_t until_ns)
 {

@@ -11,6 +11,7 @@
 #include <cblas.h>
 
 #include "common/cause.h"
+#include "common/clock.h"
 #include "dnn/kernels.h"
 
 struct dnn_exec {
@@ -19,8 +20,13 @@ struct dnn_exec {
 	enum dnn_kernels family;
 	float *act[2];
 	float *col;
+	size_t col_floats;
 	float *pad;
 	float *scratch;
+	const struct dnn_lplan *lplan; /* per-layer plan, or NULL */
+	void (*observe)(void *arg, size_t layer, const float *in, size_t n);
+	void *observe_arg;
+	uint64_t *profile_ns; /* per layer, added to by every run, or NULL */
 };
 
 /* The kernel each family uses for each op (flatten needs none). */
@@ -94,7 +100,8 @@ dnn_exec_create(const struct dnn_model *model, struct dnn_pool *pool, enum dnn_k
 	e->family = family;
 	e->act[0] = malloc(model->max_act * sizeof(float));
 	e->act[1] = malloc(model->max_act * sizeof(float));
-	e->col = malloc((model->max_col + 1) * sizeof(float));
+	e->col_floats = model->max_col + 1;
+	e->col = malloc(e->col_floats * sizeof(float));
 	e->pad = calloc((size_t)threads * model->pad_floats + 1, sizeof(float)); /* borders stay zero */
 	e->scratch = malloc(((size_t)threads * model->max_w + 1) * sizeof(float));
 	if (e->act[0] == NULL || e->act[1] == NULL || e->col == NULL || e->pad == NULL || e->scratch == NULL) {
@@ -116,6 +123,45 @@ dnn_exec_free(struct dnn_exec *e)
 	free(e->pad);
 	free(e->scratch);
 	free(e);
+}
+
+int
+dnn_exec_set_lplan(struct dnn_exec *e, const struct dnn_lplan *p, char **cause)
+{
+	size_t need;
+
+	if (p == NULL) {
+		e->lplan = NULL;
+		return 0;
+	}
+	if (e->family != DNN_KERNELS_FAST)
+		return (set_cause(cause, "a per-layer plan runs on the fast kernels, not %s", dnn_kernels_name(e->family)),
+		       -EINVAL);
+	if (dnn_lplan_prepare(p, e->model, cause) != 0)
+		return -EINVAL;
+	need = dnn_lplan_scratch_floats(p, e->model, dnn_pool_threads(e->pool)) + 1;
+	if (need > e->col_floats) {
+		float *col = realloc(e->col, need * sizeof(float));
+		if (col == NULL)
+			return (set_cause(cause, "out of memory for the plan's scratch (%zu values)", need), -ENOMEM);
+		e->col = col;
+		e->col_floats = need;
+	}
+	e->lplan = p;
+	return 0;
+}
+
+void
+dnn_exec_set_profile(struct dnn_exec *e, uint64_t *ns)
+{
+	e->profile_ns = ns;
+}
+
+void
+dnn_exec_observe(struct dnn_exec *e, void (*fn)(void *arg, size_t layer, const float *in, size_t n), void *arg)
+{
+	e->observe = fn;
+	e->observe_arg = arg;
 }
 
 struct op_job {
@@ -156,6 +202,13 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 
 		if (l->type == DNN_FLATTEN)
 			continue; /* CHW order already is the flat order */
+		if (l->weight != NULL && e->observe != NULL)
+			e->observe(e->observe_arg, i, src, (size_t)lp->in_c * l->in_h * l->in_w);
+		if (l->weight != NULL && e->lplan != NULL) {
+			dnn_kernel_fn *fn = dnn_lplan_kernel(e->lplan, g, i, &op.q_scale, &op.q_zp);
+			if (fn != NULL)
+				job.fn = fn;
+		}
 		op.n = lp->out_n;
 		/* ReLU and softmax work in place, except on the caller's input. */
 		if ((l->type == DNN_RELU || l->type == DNN_SOFTMAX) && src != input) {
@@ -170,10 +223,13 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 			op.relu = true;
 			i++; /* the ReLU is fused into this layer's epilogue */
 		}
+		uint64_t t0 = e->profile_ns != NULL ? monotonic_ns() : 0;
 		if (threaded)
 			dnn_pool_run(e->pool, run_share, &job);
 		else
 			job.fn(&op, 0, 1);
+		if (e->profile_ns != NULL)
+			e->profile_ns[op.relu ? i - 1 : i] += monotonic_ns() - t0;
 		src = dst;
 	}
 	memcpy(output, src, m->classes * sizeof(float));

@@ -60,6 +60,16 @@ float dnn_q8_weight_scale(const float *w, size_t n);
 int8_t dnn_q8_weight(float w, float scale);
 uint8_t dnn_q8_activation(float x, float inv_scale, int zp);
 
+/* Per-layer plans (lplan.c), for exec.c: make the variants' weights; the
+ * scratch they need with `threads` shares; the kernel of layer i at g (NULL:
+ * the family's), with its int8 input scale and zero point. */
+int dnn_lplan_prepare(const struct dnn_lplan *p, const struct dnn_model *m, char **cause);
+size_t dnn_lplan_scratch_floats(const struct dnn_lplan *p, const struct dnn_model *m, unsigned threads);
+dnn_kernel_fn *dnn_lplan_kernel(const struct dnn_lplan *p, unsigned g, size_t i, float *scale, int *zp);
+/* Calibration's view of a run: fn(arg, layer, input, values) before every
+ * weighted layer. */
+void dnn_exec_observe(struct dnn_exec *e, void (*fn)(void *arg, size_t layer, const float *in, size_t n), void *arg);
+
 /* Linear layers run through the conv2d kernels (1x1 over a 1x1 map). */
 
 /* [first, last) of n items for share `part` of `parts`, rounded to `align`. */

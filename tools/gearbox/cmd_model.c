@@ -28,6 +28,7 @@ struct model_opts {
 	unsigned long threads, iterations, warmup, limit, index, count;
 	enum dnn_kernels kernels;
 	int device;            /* -1: the CPU engine; N: OpenCL device opencl:N */
+	const char *plan;      /* per-layer plan file (gearbox tune), or NULL */
 };
 
 static void
@@ -35,11 +36,11 @@ model_usage(FILE *out)
 {
 	fputs("Usage: gearbox model info FILE [--json]\n"
 	      "       gearbox model eval FILE --dataset DIR [--groups N|all] [--limit N] [--threads N]\n"
-	      "                              [--kernels ref|blas|fast] [--device cpu|opencl:N] [--json]\n"
-	      "       gearbox model run FILE --idx IMAGES [--index I] [--count N] [--groups N|all] [--json]\n"
+	      "                              [--kernels ref|blas|fast] [--device cpu|opencl:N] [--plan PLAN] [--json]\n"
+	      "       gearbox model run FILE --idx IMAGES [--index I] [--count N] [--groups N|all] [--plan PLAN] [--json]\n"
 	      "       gearbox model bench FILE [--groups N|all] [--threads N] [--iterations N] [--warmup N]\n"
 	      "                              [--kernels ref|blas|fast] [--cpuset LIST | --cluster C]\n"
-	      "                              [--device cpu|opencl:N] [--json]\n"
+	      "                              [--device cpu|opencl:N] [--plan PLAN] [--json]\n"
 	      "\n"
 	      "  --dataset DIR     Fashion-MNIST/MNIST IDX test set folder (e.g. /usr/share/datasets/fashion-mnist)\n"
 	      "                    or a CIFAR-10 binary test batch (test_batch.bin, or its folder)\n"
@@ -54,6 +55,8 @@ model_usage(FILE *out)
 	      "  --cpuset LIST     bind the threads to these CPUs (hwloc list syntax, e.g. 0-3)\n"
 	      "  --cluster C       bind the threads to the first --threads CPUs of a cluster (see gearbox platform)\n"
 	      "  --device D        cpu (the CPU engine, default) or opencl:N (an OpenCL device, see gearbox platform)\n"
+	      "  --plan PLAN       run each layer as the per-layer plan made by gearbox tune says (refused when it\n"
+	      "                    was made for other model contents, another CPU or other instruction sets)\n"
 	      "  --json            machine-readable output (keys documented in gearbox(1))\n",
 	      out);
 }
@@ -69,7 +72,8 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 		{ "cpuset", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
 		{ "idx", required_argument, NULL, 'x' },    { "index", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'C' },  { "cluster", required_argument, NULL, 'K' },
-		{ "device", required_argument, NULL, 'D' }, { NULL, 0, NULL, 0 },
+		{ "device", required_argument, NULL, 'D' }, { "plan", required_argument, NULL, 'P' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
@@ -150,12 +154,17 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 				return -1;
 			}
 			break;
+		case 'P': o->plan = optarg; break;
 		case 'h': model_usage(stdout); exit(0);
 		default: model_usage(stderr); return -1;
 		}
 	}
 	if (o->cluster != NULL && o->cpuset != NULL) {
 		cli_error("give --cluster or --cpuset, not both");
+		return -1;
+	}
+	if (o->plan != NULL && (o->device >= 0 || o->kernels != DNN_KERNELS_FAST)) {
+		cli_error("--plan runs on the CPU's fast kernels (no --device, no --kernels other than fast)");
 		return -1;
 	}
 	if (optind + 1 != argc) {
@@ -279,6 +288,7 @@ argmax(const float *v, unsigned n)
 struct runner {
 	struct dnn_cl *cl;
 	struct dnn_engine *engine;
+	struct dnn_lplan *plan;
 	float *input, *output;
 };
 
@@ -305,6 +315,14 @@ runner_open(const struct dnn_model *m, const struct model_opts *o, struct runner
 		free(cause);
 		return -1;
 	}
+	if (o->plan != NULL) {
+		if ((r->plan = dnn_lplan_load(m, o->plan, &cause)) == NULL ||
+		    dnn_engine_set_lplan(r->engine, r->plan, &cause) != 0) {
+			cli_error("%s", cause);
+			free(cause);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -328,6 +346,8 @@ runner_engine(const struct runner *r, const struct model_opts *o, char *buf, siz
 	if (r->cl != NULL) {
 		const struct dnn_cl_info *info = dnn_cl_get_info(r->cl);
 		snprintf(buf, size, "opencl:%u (%s, %s)", info->index, info->device_name, info->platform_name);
+	} else if (o->plan != NULL) {
+		snprintf(buf, size, "plan %s", o->plan);
 	} else {
 		snprintf(buf, size, "%s kernels", dnn_kernels_name(o->kernels));
 	}
@@ -338,6 +358,7 @@ static void
 runner_close(struct runner *r)
 {
 	dnn_engine_free(r->engine);
+	dnn_lplan_free(r->plan);
 	dnn_cl_close(r->cl);
 	free(r->input);
 	free(r->output);
