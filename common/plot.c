@@ -102,3 +102,39 @@ plot_pareto(const char *png, const char *title, const struct plot_point *points,
 	      gp);
 	return close_gnuplot(gp, png, cause);
 }
+
+int
+plot_search(const char *png, const char *title, const char *const *panel_titles, const struct plot_curve *curves,
+            size_t per_panel, size_t panels, char **cause)
+{
+	static const char *const colours[] = { "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd" };
+	FILE *gp = open_gnuplot(cause);
+
+	if (gp == NULL)
+		return -1;
+	for (size_t c = 0; c < per_panel * panels; c++) {
+		fprintf(gp, "$c%zu << EOD\n", c);
+		for (size_t i = 0; i < curves[c].n; i++)
+			fprintf(gp, "%.1f %.3f\n", curves[c].x0 + (double)i + 1, curves[c].y[i]);
+		fputs("EOD\n", gp);
+	}
+	fprintf(gp, "set terminal pngcairo size %d,%d noenhanced font ',10'\nset output ", panels > 1 ? 1200 : 800,
+	        panels > 2 ? 900 : 500);
+	quote(gp, png);
+	fprintf(gp, "\nset multiplot layout %zu,%zu title ", panels > 2 ? (size_t)2 : (size_t)1, panels > 1 ? (size_t)2 : (size_t)1);
+	quote(gp, title);
+	fputs("\nset grid\nset key top right\nset xlabel 'end-to-end measurements spent'\nset ylabel 'best latency (us)'\n", gp);
+	for (size_t j = 0; j < panels; j++) {
+		fputs("set title ", gp);
+		quote(gp, panel_titles[j]);
+		fputs("\nplot ", gp);
+		for (size_t k = 0; k < per_panel; k++) {
+			fprintf(gp, "%s$c%zu using 1:2 with lines lw 2 lc rgb '%s' title ", k ? ", " : "", j * per_panel + k,
+			        colours[k % 5]);
+			quote(gp, curves[j * per_panel + k].name);
+		}
+		fputc('\n', gp);
+	}
+	fputs("unset multiplot\n", gp);
+	return close_gnuplot(gp, png, cause);
+}

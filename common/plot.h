@@ -25,4 +25,17 @@ struct plot_sample {
  * time (three stacked panels) into a PNG. */
 int plot_timeseries(const char *png, const char *title, const struct plot_sample *samples, size_t n, char **cause);
 
+/* A search's progress: best latency against measurements spent. Curve k of
+ * panel j is curves[j * per_panel + k]: y[i] (µs) after x0 + i + 1
+ * measurements. */
+struct plot_curve {
+	const char *name;
+	const double *y;
+	size_t n;
+	double x0;
+};
+
+int plot_search(const char *png, const char *title, const char *const *panel_titles, const struct plot_curve *curves,
+                size_t per_panel, size_t panels, char **cause);
+
 #endif

@@ -23,6 +23,7 @@ usage(FILE *out)
 	      "  platform set-freq|set-gpu-freq|restore   control frequencies (see gearbox platform --help)\n"
 	      "  pareto FILE [--validate] [--plot PNG]    operating points and their Pareto front here\n"
 	      "  simulate --platform xu3|nano --trace CSV run the policies against a platform model\n"
+	      "  tune FILE --out PLAN [...]               per-layer implementations (Winograd, int8, ...) searched\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help       show this help (also after a command: gearbox model --help)\n"
@@ -55,6 +56,8 @@ main(int argc, char **argv)
 		return cmd_pareto(argc - 1, argv + 1);
 	if (strcmp(argv[1], "simulate") == 0)
 		return cmd_simulate(argc - 1, argv + 1);
+	if (strcmp(argv[1], "tune") == 0)
+		return cmd_tune(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (try 'gearbox --help')", argv[1]);
 	return EXIT_USAGE;
 }

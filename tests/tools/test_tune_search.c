@@ -1,0 +1,163 @@
+/* The search of `gearbox tune` on synthetic cost tables: the dynamic
+ * programme finds what trying every plan finds; Q-learning reaches the known
+ * optimum of a table and does better than random search on the same budget. */
+#include "config.h"
+#include "tests/common/check_main.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/gearbox/tune_search.h"
+
+#define M TS_MAX_CHOICES
+
+static uint32_t rng = 12345;
+
+static double
+unif(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 17;
+	rng ^= rng << 5;
+	return (double)rng / 4294967296.0;
+}
+
+struct table {
+	size_t n;
+	unsigned choices[16];
+	double cost[16 * M], trans[16 * M * M];
+	struct ts_problem p;
+};
+
+/* Layer costs in [1, 11), conversions in [0, conv) between different
+ * choices (0 for the same choice, as a shared layout costs nothing). */
+static void
+make_table(struct table *t, size_t n, unsigned max_choices, double conv)
+{
+	memset(t, 0, sizeof(*t));
+	t->n = n;
+	for (size_t i = 0; i < n; i++) {
+		t->choices[i] = 1 + (unsigned)(unif() * max_choices) % max_choices;
+		for (unsigned a = 0; a < M; a++) {
+			t->cost[i * M + a] = 1 + 10 * unif();
+			for (unsigned b = 0; b < M; b++)
+				t->trans[(i * M + b) * M + a] = a == b ? 0 : conv * unif();
+		}
+	}
+	t->p = (struct ts_problem){ .n = n, .choices = t->choices, .cost = t->cost, .trans = t->trans };
+}
+
+START_TEST(test_exact_is_brute_force)
+{
+	unsigned checked = 0;
+
+	for (int k = 0; k < 200; k++) {
+		struct table t;
+		unsigned a[16], b[16];
+		double ca, cb;
+		make_table(&t, 1 + (size_t)(k % 7), 2 + (unsigned)(k % 4), k % 3 == 0 ? 0.0 : 8.0);
+		ca = ts_exact(&t.p, a);
+		cb = ts_brute_force(&t.p, b);
+		ck_assert_msg(fabs(ca - cb) < 1e-9, "table %d: exact %g, brute force %g", k, ca, cb);
+		ck_assert_msg(fabs(ts_table_cost(&t.p, a) - ca) < 1e-9, "table %d: the plan does not cost what exact says", k);
+		for (size_t i = 0; i < t.n; i++)
+			ck_assert_uint_lt(a[i], t.choices[i]);
+		checked++;
+	}
+	ck_assert_uint_eq(checked, 200);
+}
+END_TEST
+
+/* The DP must see conversions: a table whose layer-wise best choices are
+ * expensive to chain. */
+START_TEST(test_exact_weighs_conversions)
+{
+	unsigned choices[3] = { 2, 2, 2 }, plan[3];
+	double cost[3 * M] = { 0 }, trans[3 * M * M] = { 0 };
+	struct ts_problem p = { .n = 3, .choices = choices, .cost = cost, .trans = trans };
+
+	/* layer-wise best: 0, 1, 0 (cost 3); every change costs 10 */
+	cost[0 * M + 0] = 1; cost[0 * M + 1] = 2;
+	cost[1 * M + 0] = 2; cost[1 * M + 1] = 1;
+	cost[2 * M + 0] = 1; cost[2 * M + 1] = 2;
+	for (size_t i = 1; i < 3; i++) {
+		trans[(i * M + 0) * M + 1] = 10;
+		trans[(i * M + 1) * M + 0] = 10;
+	}
+	ck_assert_double_eq_tol(ts_exact(&p, plan), 4.0, 1e-12);
+	ck_assert_uint_eq(plan[0], 0);
+	ck_assert_uint_eq(plan[1], 0);
+	ck_assert_uint_eq(plan[2], 0);
+}
+END_TEST
+
+/* A measurement that the table does not fully explain: 3 % noise. */
+static double
+noisy(void *arg, const unsigned *plan)
+{
+	const struct table *t = arg;
+
+	return ts_table_cost(&t->p, plan) * (1 + 0.03 * (unif() - 0.5));
+}
+
+START_TEST(test_rl_converges)
+{
+	unsigned reached = 0, beat_random = 0, tables = 20;
+
+	for (unsigned k = 0; k < tables; k++) {
+		struct table t;
+		unsigned best[16], rl[16], rnd[16];
+		double opt, got_rl, got_rnd;
+		struct ts_opts o = { .episodes = 150, .seed = 7 + k, .alpha = 0.3, .replay = 128 };
+		make_table(&t, 8, 5, 4.0);
+		t.p.measure = noisy;
+		t.p.arg = &t;
+		opt = ts_exact(&t.p, best);
+		ts_rl(&t.p, &o, rl, NULL);
+		ts_random(&t.p, &o, rnd, NULL);
+		got_rl = ts_table_cost(&t.p, rl);
+		got_rnd = ts_table_cost(&t.p, rnd);
+		reached += got_rl <= opt * 1.05;
+		beat_random += got_rl <= got_rnd;
+	}
+	/* within 5 % of the optimum on every table, and better than random search
+	 * (8 layers, ~3^8 plans, 150 measurements) on nearly all */
+	ck_assert_msg(reached == tables, "RL within 5%% of the optimum on %u of %u tables", reached, tables);
+	ck_assert_msg(beat_random >= tables - 2, "RL at least as good as random on %u of %u tables", beat_random, tables);
+}
+END_TEST
+
+/* The trace is the best so far: never rising, ending at what was returned. */
+START_TEST(test_trace)
+{
+	struct table t;
+	unsigned plan[16];
+	double trace[100], best;
+	struct ts_opts o = { .episodes = 100, .seed = 3, .replay = 16 };
+
+	make_table(&t, 6, 4, 2.0);
+	best = ts_rl(&t.p, &o, plan, trace);
+	for (unsigned i = 1; i < 100; i++)
+		ck_assert(trace[i] <= trace[i - 1]);
+	ck_assert_double_eq_tol(trace[99], best, 1e-12);
+	best = ts_random(&t.p, &o, plan, trace);
+	ck_assert_double_eq_tol(trace[99], best, 1e-12);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("tune-search");
+	TCase *tc = tcase_create("search");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_exact_is_brute_force);
+	tcase_add_test(tc, test_exact_weighs_conversions);
+	tcase_add_test(tc, test_rl_converges);
+	tcase_add_test(tc, test_trace);
+	suite_add_tcase(s, tc);
+	return run_suite(s);
+}

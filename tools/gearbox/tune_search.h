@@ -1,0 +1,56 @@
+/* The search behind `gearbox tune`: one choice per layer of a chain, the cost
+ * of a choice being its layer's measured time plus the cost of converting
+ * from the previous layer's choice (the same problem as PBQP primitive
+ * selection on a chain).
+ *
+ * - exact: dynamic programming over the layers (state: the previous choice),
+ *   the optimum of the cost table; the yardstick.
+ * - random: uniformly drawn plans, each measured end to end.
+ * - rl: Q-learning as in QS-DNN (de Prado et al.): state = (layer, previous
+ *   layer's choice), action = this layer's choice, reward = minus its cost
+ *   from the table, ε-greedy with ε decreasing over the episodes, experience
+ *   replay; every episode's plan is measured end to end and the difference
+ *   between that measurement and the table's sum is given to the last step,
+ *   so the values learnt are those of measured latencies.
+ *
+ * Independent of dnn/: a plan is an array of choice indices. */
+#ifndef GEARBOX_TOOLS_TUNE_SEARCH_H
+#define GEARBOX_TOOLS_TUNE_SEARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TS_MAX_CHOICES 8
+
+struct ts_problem {
+	size_t n;                /* layers */
+	const unsigned *choices; /* n: choices of each layer (1..TS_MAX_CHOICES) */
+	const double *cost;      /* n x TS_MAX_CHOICES: cost[i * TS_MAX_CHOICES + a] */
+	const double *trans;     /* n x TS_MAX_CHOICES x TS_MAX_CHOICES: trans[(i * M + b) * M + a], from
+	                          * layer i-1's choice b to layer i's a (row 0 unused); NULL: none */
+	/* One end-to-end measurement of a plan (n choices); NULL: the table's sum. */
+	double (*measure)(void *arg, const unsigned *plan);
+	void *arg;
+};
+
+struct ts_opts {
+	unsigned episodes;       /* measurements to spend */
+	uint32_t seed;
+	double alpha;            /* learning rate (rl) */
+	unsigned replay;         /* transitions replayed after each episode (rl) */
+	void (*progress)(void *arg, unsigned done, unsigned total, double best);
+	void *progress_arg;
+};
+
+/* The table's cost of a plan. */
+double ts_table_cost(const struct ts_problem *p, const unsigned *plan);
+/* The table's optimum (DP) and, for tests, by trying every plan. */
+double ts_exact(const struct ts_problem *p, unsigned *plan);
+double ts_brute_force(const struct ts_problem *p, unsigned *plan);
+/* Spend o->episodes measurements; the best measured plan goes to plan, its
+ * measurement is returned, and trace[k] (o->episodes values, may be NULL) is
+ * the best measurement after k + 1 measurements. -1 when out of memory. */
+double ts_random(const struct ts_problem *p, const struct ts_opts *o, unsigned *plan, double *trace);
+double ts_rl(const struct ts_problem *p, const struct ts_opts *o, unsigned *plan, double *trace);
+
+#endif
