@@ -29,9 +29,6 @@
 
 #include "dnn/kernels.h"
 
-typedef float v16sf __attribute__((vector_size(64)));
-typedef int32_t v16si __attribute__((vector_size(64)));
-
 /* The arguments direct_body.h's tile reads (the same fields as in
  * kernels_direct.c, which defines its own copy). */
 struct direct_tile_args {
@@ -53,9 +50,11 @@ struct direct_tile_args {
 #else
 #define DIRECT_BUDGET 3
 #endif
+#define DIRECT_VBYTES 16
 #include "dnn/direct_body.h"
 #undef DIRECT_ISA
 #undef DIRECT_BUDGET
+#undef DIRECT_VBYTES
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define WINO_HAVE_X86 1
@@ -63,18 +62,22 @@ struct direct_tile_args {
 #pragma GCC target("avx2,fma")
 #define DIRECT_ISA avx2
 #define DIRECT_BUDGET 6
+#define DIRECT_VBYTES 32
 #include "dnn/direct_body.h"
 #undef DIRECT_ISA
 #undef DIRECT_BUDGET
+#undef DIRECT_VBYTES
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512dq,fma")
 #define DIRECT_ISA avx512
 #define DIRECT_BUDGET 28
+#define DIRECT_VBYTES 64
 #include "dnn/direct_body.h"
 #undef DIRECT_ISA
 #undef DIRECT_BUDGET
+#undef DIRECT_VBYTES
 #pragma GCC pop_options
 #endif
 
