@@ -116,7 +116,7 @@ int dnn_direct_use_isa(const char *name);
 bool dnn_wino_eligible(const struct dnn_layer *l);
 int dnn_wino_prepare(struct dnn_layer *l, unsigned G, unsigned m);
 void dnn_wino_unprepare(struct dnn_layer *l);
-size_t dnn_wino_scratch_floats(const struct dnn_layer *l, unsigned m);
+size_t dnn_wino_scratch_floats(const struct dnn_layer *l, unsigned m, unsigned parts);
 size_t dnn_wino_weight_bytes(const struct dnn_layer *l, unsigned m);
 
 /* int8 (kernels_int8.c): every convolution and linear layer. prepare

@@ -6,7 +6,7 @@
  * less the waste of tiles that hang over the map's edge).
  *
  * The weights are transformed once, when a plan first asks for the variant
- * (dnn_layer_prepare), into panels of 16 output channels that never straddle
+ * (dnn_wino_prepare), into panels of 16 output channels that never straddle
  * a group segment, as the direct convolution does: a block at any g uses
  * whole panels and a prefix (dense) or a segment (grouped, nested) of the
  * weight channels. Nothing is transformed per g.
@@ -14,13 +14,21 @@
  * One run, for its share of the output tiles (shares are disjoint tile
  * ranges, so no share waits for another):
  *   1. input transform: V[xi][c][t] = (B^T d_{c,t} B)[xi] for every active
- *      input channel c and tile t of the share;
- *   2. a*a matrix products per block, M[xi][o][t] = sum_c U[xi][o][c] V[xi][c][t],
+ *      input channel c and tile t of the share (each plane read through a
+ *      zero-bordered copy, 8 tiles at a time so that the arithmetic runs on
+ *      vectors across tiles; xi planes padded off power-of-two strides);
+ *   2. per block, chunk of 16-channel panels and chunk of tiles: a*a matrix
+ *      products M[xi][o][t] = sum_c U[xi][o][c] V[xi][c][t] into a local M,
  *      on the register-tiled body of the direct convolution (direct_body.h,
- *      one instance per instruction set: AVX-512, AVX2, generic/NEON), with
- *      the weight column k of that body being channel k and koff[k] = k * T;
- *   3. output transform A^T M A, plus bias, ReLU when fused, clipped to the map.
- * V and M live in the context's im2col scratch (dnn_wino_scratch_floats). */
+ *      one instance per instruction set: AVX-512, AVX2, generic/NEON), the
+ *      weight column k of that body being channel k and koff[k] = k * T;
+ *   3. at once, while that M is in cache: the output transform A^T M A,
+ *      plus bias, ReLU when fused, clipped to the map.
+ * All of it lives in the context's im2col scratch (dnn_wino_scratch_floats).
+ * Measured on a 2-vCPU AMD EPYC (AVX2) it does not beat the direct
+ * convolution on the bundled model's small maps (7x7, 14x14: few tiles per
+ * product and transforms that cost as much as the products saved); the
+ * tuner measures it per layer and takes it only where it wins. */
 #include "config.h"
 
 #include <stdint.h>
@@ -119,9 +127,17 @@ struct dnn_wino {
 	float *u;            /* [panel][xi][cw][16], 64-byte aligned */
 	int32_t *koff;       /* k * T */
 	unsigned th, tw, T;  /* tiles down, across, in all */
+	size_t vs;           /* floats between the xi planes of V */
 };
 
 static const float zero_bias[4 * 16] __attribute__((aligned(64)));
+
+/* Floats between the planes of V and M of consecutive xi beyond their
+ * size: planes of a power-of-two size would all fall in the same cache sets,
+ * and the transforms touch all a*a of them per tile. */
+#define XI_PAD 16
+/* Most tiles one matrix-product tile covers (direct_body.h's NR). */
+#define NR_MAX 14
 
 bool
 dnn_wino_eligible(const struct dnn_layer *l)
@@ -207,6 +223,7 @@ dnn_wino_prepare(struct dnn_layer *l, unsigned G, unsigned m)
 	w->th = (l->out_h + m - 1) / m;
 	w->tw = (l->out_w + m - 1) / m;
 	w->T = w->th * w->tw;
+	w->vs = (size_t)l->in_c * w->T + XI_PAD;
 	w->ntiles = segments * ((seg_rows + 15) / 16);
 	w->tile_row0 = calloc(w->ntiles, sizeof(unsigned));
 	w->tile_rows = calloc(w->ntiles, sizeof(unsigned));
@@ -239,15 +256,24 @@ dnn_wino_prepare(struct dnn_layer *l, unsigned G, unsigned m)
 	return 0;
 }
 
-size_t
-dnn_wino_scratch_floats(const struct dnn_layer *l, unsigned m)
+/* A share's local M (a*a x 64 channels x NR_MAX tiles) and padded plane. */
+static size_t
+local_floats(unsigned m, unsigned th, unsigned tw)
 {
-	unsigned a = m + 2, T;
+	unsigned a = m + 2;
+
+	return (size_t)a * a * 64 * NR_MAX + 16 + (size_t)(th * m + 2) * (tw * m + 2) + 16;
+}
+
+size_t
+dnn_wino_scratch_floats(const struct dnn_layer *l, unsigned m, unsigned parts)
+{
+	unsigned a = m + 2, th = (l->out_h + m - 1) / m, tw = (l->out_w + m - 1) / m, T = th * tw;
 
 	if (!dnn_wino_eligible(l))
 		return 0;
-	T = ((l->out_h + m - 1) / m) * ((l->out_w + m - 1) / m);
-	return (size_t)a * a * T * ((size_t)l->in_c + l->out_c);
+	/* V, shared (shares write disjoint tiles), then each share's own */
+	return (size_t)a * a * ((size_t)T * l->in_c + XI_PAD) + (size_t)parts * local_floats(m, th, tw);
 }
 
 size_t
@@ -261,86 +287,125 @@ dnn_wino_weight_bytes(const struct dnn_layer *l, unsigned m)
 /* ------------------------------------------------------------------------ */
 /* Transforms. */
 
-/* B^T d for one column (or row) of a input values at stride s. */
-static inline void
-bt_4(const float *d, size_t s, float *r, size_t rs)
-{
-	float d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s];
+/* The transforms run on LANES tiles at once: every value is an array over
+ * the lanes, and each operation a loop over them that the compiler turns
+ * into vector instructions; a is a constant after inlining. */
+#define LANES 8
 
-	r[0] = d0 - d2;
-	r[rs] = d1 + d2;
-	r[2 * rs] = d2 - d1;
-	r[3 * rs] = d1 - d3;
+/* r = B^T d over a values at row stride s (input rows of lanes). */
+static inline __attribute__((always_inline)) void
+bt_lanes(const unsigned a, const float (*d)[LANES], size_t s, float (*r)[LANES], size_t rs)
+{
+	for (unsigned j = 0; j < LANES; j++) {
+		if (a == 4) {
+			float d0 = d[0][j], d1 = d[s][j], d2 = d[2 * s][j], d3 = d[3 * s][j];
+			r[0][j] = d0 - d2;
+			r[rs][j] = d1 + d2;
+			r[2 * rs][j] = d2 - d1;
+			r[3 * rs][j] = d1 - d3;
+		} else {
+			float d0 = d[0][j], d1 = d[s][j], d2 = d[2 * s][j], d3 = d[3 * s][j], d4 = d[4 * s][j],
+			      d5 = d[5 * s][j];
+			r[0][j] = 4 * d0 - 5 * d2 + d4;
+			r[rs][j] = -4 * (d1 + d2) + d3 + d4;
+			r[2 * rs][j] = 4 * (d1 - d2) - d3 + d4;
+			r[3 * rs][j] = 2 * (d3 - d1) - d2 + d4;
+			r[4 * rs][j] = 2 * (d1 - d3) - d2 + d4;
+			r[5 * rs][j] = 4 * d1 - 5 * d3 + d5;
+		}
+	}
 }
 
-static inline void
-bt_6(const float *d, size_t s, float *r, size_t rs)
+/* o = A^T v: a values at stride s into m = a - 2 at stride os. */
+static inline __attribute__((always_inline)) void
+at_lanes(const unsigned a, const float (*v)[LANES], size_t s, float (*o)[LANES], size_t os)
 {
-	float d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
-
-	r[0] = 4 * d0 - 5 * d2 + d4;
-	r[rs] = -4 * (d1 + d2) + d3 + d4;
-	r[2 * rs] = 4 * (d1 - d2) - d3 + d4;
-	r[3 * rs] = 2 * (d3 - d1) - d2 + d4;
-	r[4 * rs] = 2 * (d1 - d3) - d2 + d4;
-	r[5 * rs] = 4 * d1 - 5 * d3 + d5;
+	for (unsigned j = 0; j < LANES; j++) {
+		if (a == 4) {
+			float m0 = v[0][j], m1 = v[s][j], m2 = v[2 * s][j], m3 = v[3 * s][j];
+			o[0][j] = m0 + m1 + m2;
+			o[os][j] = m1 - m2 - m3;
+		} else {
+			float m0 = v[0][j], m1 = v[s][j], m2 = v[2 * s][j], m3 = v[3 * s][j], m4 = v[4 * s][j],
+			      m5 = v[5 * s][j];
+			float p12 = m1 + m2, n12 = m1 - m2, p34 = m3 + m4, n34 = m3 - m4;
+			o[0][j] = m0 + p12 + p34;
+			o[os][j] = n12 + 2 * n34;
+			o[2 * os][j] = p12 + 4 * p34;
+			o[3 * os][j] = n12 + 8 * n34 + m5;
+		}
+	}
 }
 
-/* A^T m for a values at stride s into m outputs. */
-static inline void
-at_4(const float *v, size_t s, float *o, size_t os)
+/* V[xi][c][t] for tiles [t0, t1) of channel plane `in`, read through `pad`
+ * (pw x ph floats: the plane at (ph, pw) inside zeros; the borders stay zero
+ * between calls) so that no tile checks bounds. */
+static inline __attribute__((always_inline)) void
+input_transform(const unsigned a, const struct dnn_layer *l, const struct dnn_wino *w, const float *in, float *pad,
+                unsigned pad_w, float *V, size_t t0, size_t t1)
 {
-	float m0 = v[0], m1 = v[s], m2 = v[2 * s], m3 = v[3 * s];
+	const unsigned m = a - 2, H = l->in_h, W = l->in_w;
 
-	o[0] = m0 + m1 + m2;
-	o[os] = m1 - m2 - m3;
-}
-
-static inline void
-at_6(const float *v, size_t s, float *o, size_t os)
-{
-	float m0 = v[0], m1 = v[s], m2 = v[2 * s], m3 = v[3 * s], m4 = v[4 * s], m5 = v[5 * s];
-	float p12 = m1 + m2, n12 = m1 - m2, p34 = m3 + m4, n34 = m3 - m4;
-
-	o[0] = m0 + p12 + p34;
-	o[os] = n12 + 2 * n34;
-	o[2 * os] = p12 + 4 * p34;
-	o[3 * os] = n12 + 8 * n34 + m5;
-}
-
-/* Input tile of channel plane `in` at (y0, x0), zero outside the map,
- * transformed: v[xi] = (B^T d B)[xi], xi = row * a + column. */
-static void
-input_tile(const struct dnn_wino *w, const float *in, unsigned H, unsigned W, long y0, long x0, float *v)
-{
-	unsigned a = w->a;
-	float d[36], t[36];
-
-	if (y0 >= 0 && x0 >= 0 && y0 + a <= H && x0 + a <= W) {
+	for (unsigned y = 0; y < H; y++)
+		memcpy(pad + (size_t)(y + l->ph) * pad_w + l->pw, in + (size_t)y * W, W * sizeof(float));
+	for (size_t tb = t0; tb < t1; tb += LANES) {
+		unsigned nl = t1 - tb < LANES ? (unsigned)(t1 - tb) : LANES;
+		float d[36][LANES], t[36][LANES], v[36][LANES];
+		for (unsigned j = 0; j < LANES; j++) {
+			size_t tt = tb + (j < nl ? j : 0);
+			const float *src = pad + (size_t)(tt / w->tw) * m * pad_w + (tt % w->tw) * m;
+			for (unsigned y = 0; y < a; y++)
+				for (unsigned x = 0; x < a; x++)
+					d[y * a + x][j] = src[(size_t)y * pad_w + x];
+		}
+		for (unsigned x = 0; x < a; x++) /* columns, then rows */
+			bt_lanes(a, (const float(*)[LANES])d + x, a, t + x, a);
 		for (unsigned y = 0; y < a; y++)
-			for (unsigned x = 0; x < a; x++)
-				d[y * a + x] = in[(size_t)(y0 + y) * W + (size_t)(x0 + x)];
-	} else {
-		for (unsigned y = 0; y < a; y++)
-			for (unsigned x = 0; x < a; x++) {
-				long iy = y0 + y, ix = x0 + x;
-				d[y * a + x] = iy >= 0 && ix >= 0 && iy < (long)H && ix < (long)W
-				                       ? in[(size_t)iy * W + (size_t)ix]
-				                       : 0.0f;
+			bt_lanes(a, (const float(*)[LANES])t + y * a, 1, v + y * a, 1);
+		for (unsigned xi = 0; xi < a * a; xi++)
+			for (unsigned j = 0; j < nl; j++)
+				V[xi * w->vs + tb + j] = v[xi][j];
+	}
+}
+
+/* n tiles from the first, tile index t_first: their a*a values at Mt[xi * xs
+ * + j], transformed to m x m outputs, plus bias, ReLU, into channel plane out. */
+static inline __attribute__((always_inline)) void
+output_transform(const unsigned a, const struct dnn_layer *l, const struct dnn_wino *w, const float *Mt, size_t xs,
+                 size_t t_first, unsigned n, float bias, bool relu, float *out)
+{
+	const unsigned m = a - 2;
+
+	for (unsigned jb = 0; jb < n; jb += LANES) {
+		unsigned nl = n - jb < LANES ? n - jb : LANES;
+		float s[36][LANES], r[24][LANES], y[16][LANES];
+		for (unsigned xi = 0; xi < a * a; xi++)
+			for (unsigned j = 0; j < LANES; j++)
+				s[xi][j] = Mt[xi * xs + jb + j]; /* past n: values of no tile, never stored */
+		for (unsigned x = 0; x < a; x++) /* columns into m rows, then rows */
+			at_lanes(a, (const float(*)[LANES])s + x, a, r + x, a);
+		for (unsigned yy = 0; yy < m; yy++)
+			at_lanes(a, (const float(*)[LANES])r + yy * a, 1, y + yy * m, 1);
+		for (unsigned k = 0; k < m * m; k++)
+			for (unsigned j = 0; j < LANES; j++) {
+				float v = y[k][j] + bias;
+				y[k][j] = relu && v < 0.0f ? 0.0f : v;
 			}
-	}
-	/* columns, then rows */
-	for (unsigned x = 0; x < a; x++) {
-		if (a == 4)
-			bt_4(d + x, a, t + x, a);
-		else
-			bt_6(d + x, a, t + x, a);
-	}
-	for (unsigned y = 0; y < a; y++) {
-		if (a == 4)
-			bt_4(t + y * a, 1, v + y * a, 1);
-		else
-			bt_6(t + y * a, 1, v + y * a, 1);
+		for (unsigned j = 0; j < nl; j++) {
+			size_t t = t_first + jb + j;
+			unsigned oy0 = (unsigned)(t / w->tw) * m, ox0 = (unsigned)(t % w->tw) * m;
+			float *dst = out + (size_t)oy0 * l->out_w + ox0;
+			if (oy0 + m <= l->out_h && ox0 + m <= l->out_w) {
+				for (unsigned yy = 0; yy < m; yy++)
+					for (unsigned xx = 0; xx < m; xx++)
+						dst[(size_t)yy * l->out_w + xx] = y[yy * m + xx][j];
+			} else {
+				unsigned mh = l->out_h - oy0 < m ? l->out_h - oy0 : m, mw = l->out_w - ox0 < m ? l->out_w - ox0 : m;
+				for (unsigned yy = 0; yy < mh; yy++)
+					for (unsigned xx = 0; xx < mw; xx++)
+						dst[(size_t)yy * l->out_w + xx] = y[yy * m + xx][j];
+			}
+		}
 	}
 }
 
@@ -352,10 +417,12 @@ conv_wino(const struct dnn_op *op, unsigned part, unsigned parts, const struct d
 {
 	const struct dnn_layer *l = op->layer;
 	const struct dnn_block *blocks = op->plan->blocks;
-	unsigned nb = op->plan->nblocks, a = w->a, a2 = a * a, m = w->m, T = w->T;
-	unsigned C = l->in_c, O = l->out_c, H = l->in_h, W = l->in_w;
-	unsigned channels = blocks[nb - 1].ch1, rows_out = blocks[nb - 1].row1;
-	float *V = op->col, *M = op->col + (size_t)a2 * C * T;
+	unsigned nb = op->plan->nblocks, a = w->a, a2 = a * a, T = w->T, H = l->in_h, W = l->in_w;
+	unsigned channels = blocks[nb - 1].ch1;
+	size_t vs = w->vs;
+	float *V = op->col;
+	/* this share's local M and padded plane */
+	float *M = op->col + (size_t)a2 * vs + (size_t)part * local_floats(w->m, w->th, w->tw);
 	size_t t0, t1;
 	tile_fn *tile;
 	unsigned budget;
@@ -365,20 +432,25 @@ conv_wino(const struct dnn_op *op, unsigned part, unsigned parts, const struct d
 		return;
 	wino_isa(&tile, &budget);
 
-	/* 1. input transform */
+	/* 1. input transform, each plane through a zero-bordered copy covering
+	 * every tile (the last ones hang over the map) */
+	unsigned pad_w = w->tw * w->m + 2, pad_h = w->th * w->m + 2;
+	float *pad = M + (size_t)a2 * 64 * NR_MAX + 16;
+	memset(pad, 0, (size_t)pad_h * pad_w * sizeof(float));
 	for (unsigned c = 0; c < channels; c++) {
 		const float *plane = op->in + (size_t)c * H * W;
-		for (size_t t = t0; t < t1; t++) {
-			long y0 = (long)(t / w->tw) * m - (long)l->ph, x0 = (long)(t % w->tw) * m - (long)l->pw;
-			float v[36];
-			input_tile(w, plane, H, W, y0, x0, v);
-			for (unsigned xi = 0; xi < a2; xi++)
-				V[((size_t)xi * C + c) * T + t] = v[xi];
-		}
+		if (a == 4)
+			input_transform(4, l, w, plane, pad, pad_w, V + (size_t)c * T, t0, t1);
+		else
+			input_transform(6, l, w, plane, pad, pad_w, V + (size_t)c * T, t0, t1);
 	}
 
-	/* 2. the a*a products, block by block */
-	unsigned span = (unsigned)(t1 - t0), nr = span < 14 ? span : 14, mr;
+	/* 2+3. per block, per chunk of panels and of tiles: the a*a products
+	 * into a local M[xi][channel][tile] (NR_MAX tiles a row, so the output
+	 * transform reads it with unit stride while it is in cache), then the
+	 * output transform, bias and ReLU of those channels and tiles */
+	unsigned span = (unsigned)(t1 - t0), nr = span < NR_MAX ? span : NR_MAX, mr;
+	size_t xs = (size_t)64 * NR_MAX, N = (size_t)l->out_h * l->out_w;
 	if (nr > budget)
 		nr = budget;
 	mr = budget / nr >= 4 ? 4 : budget / nr >= 2 ? 2 : 1;
@@ -397,58 +469,35 @@ conv_wino(const struct dnn_op *op, unsigned part, unsigned parts, const struct d
 			unsigned panels = p1 - p < bmr ? p1 - p : bmr;
 			unsigned row0 = w->tile_row0[p];
 			unsigned rows = w->tile_row0[p + panels - 1] + w->tile_rows[p + panels - 1] - row0;
-			for (unsigned xi = 0; xi < a2; xi++)
-				for (size_t t = t0; t < t1; t += nr) {
-					unsigned n = t1 - t < nr ? (unsigned)(t1 - t) : nr;
+			for (size_t t = t0; t < t1; t += nr) {
+				unsigned n = t1 - t < nr ? (unsigned)(t1 - t) : nr;
+				for (unsigned xi = 0; xi < a2; xi++) {
 					struct direct_tile_args args = {
 						.w = w->u + ((size_t)p * a2 + xi) * w->cw * 16,
 						.wstride = (size_t)a2 * w->cw * 16,
 						.bias = zero_bias,
 						.koff = w->koff,
-						.x = V + ((size_t)xi * C + bk->wch0) * T + t,
+						.x = V + xi * vs + (size_t)bk->wch0 * T + t,
 						.k0 = bk->ch0 - bk->wch0,
 						.k1 = bk->ch1 - bk->wch0,
-						.out = M + ((size_t)xi * O + row0) * T + t,
-						.out_stride = T,
+						.out = M + xi * xs,
+						.out_stride = NR_MAX,
 						.rows = rows,
 						.relu = false,
 					};
 					tile(&args, panels, n);
 				}
-		}
-	}
-
-	/* 3. output transform, bias, ReLU */
-	size_t N = (size_t)l->out_h * l->out_w, xs = (size_t)O * T;
-	for (unsigned o = 0; o < rows_out; o++) {
-		float bias = l->bias != NULL ? l->bias[o] : 0.0f;
-		for (size_t t = t0; t < t1; t++) {
-			const float *src = M + (size_t)o * T + t;
-			unsigned oy0 = (unsigned)(t / w->tw) * m, ox0 = (unsigned)(t % w->tw) * m;
-			float s[36], r[24], y[16];
-			for (unsigned xi = 0; xi < a2; xi++)
-				s[xi] = src[xi * xs];
-			/* columns (a values each) into m rows, then rows into m values */
-			for (unsigned x = 0; x < a; x++) {
-				if (a == 4)
-					at_4(s + x, a, r + x, a);
-				else
-					at_6(s + x, a, r + x, a);
-			}
-			for (unsigned yy = 0; yy < m; yy++) {
-				if (a == 4)
-					at_4(r + yy * a, 1, y + yy * m, 1);
-				else
-					at_6(r + yy * a, 1, y + yy * m, 1);
-			}
-			float *dst = op->out + (size_t)o * N;
-			for (unsigned yy = 0; yy < m && oy0 + yy < l->out_h; yy++)
-				for (unsigned xx = 0; xx < m && ox0 + xx < l->out_w; xx++) {
-					float v = y[yy * m + xx] + bias;
-					if (op->relu && v < 0.0f)
-						v = 0.0f;
-					dst[(size_t)(oy0 + yy) * l->out_w + ox0 + xx] = v;
+				for (unsigned r = 0; r < rows; r++) {
+					unsigned o = row0 + r;
+					float bias = l->bias != NULL ? l->bias[o] : 0.0f;
+					if (a == 4)
+						output_transform(4, l, w, M + (size_t)r * NR_MAX, xs, t, n, bias, op->relu,
+						                 op->out + (size_t)o * N);
+					else
+						output_transform(6, l, w, M + (size_t)r * NR_MAX, xs, t, n, bias, op->relu,
+						                 op->out + (size_t)o * N);
 				}
+			}
 		}
 	}
 }

@@ -361,8 +361,8 @@ dnn_lplan_scratch_floats(const struct dnn_lplan *p, const struct dnn_model *m, u
 			const struct dnn_layer *l = &m->layers[i];
 			size_t s = 0;
 			switch (choice_at(p, g, i)->impl) {
-			case DNN_IMPL_WINO2: s = dnn_wino_scratch_floats(l, 2); break;
-			case DNN_IMPL_WINO4: s = dnn_wino_scratch_floats(l, 4); break;
+			case DNN_IMPL_WINO2: s = dnn_wino_scratch_floats(l, 2, threads); break;
+			case DNN_IMPL_WINO4: s = dnn_wino_scratch_floats(l, 4, threads); break;
 			case DNN_IMPL_INT8: s = dnn_q8_scratch_floats(l, m->groups, threads); break;
 			default: break;
 			}

@@ -54,10 +54,10 @@ compare(const struct kernel_entry *k, const struct dnn_layer *l, unsigned g, uns
 {
 	size_t in_n = (size_t)l->in_c * l->in_h * l->in_w, out_n = (size_t)dnn_active_out(l, g, G) * l->out_h * l->out_w;
 	size_t col_n = (size_t)l->in_c * l->kh * l->kw * l->out_h * l->out_w + 1;
-	if (dnn_wino_scratch_floats(l, 2) >= col_n)
-		col_n = dnn_wino_scratch_floats(l, 2) + 1;
-	if (dnn_wino_scratch_floats(l, 4) >= col_n)
-		col_n = dnn_wino_scratch_floats(l, 4) + 1;
+	if (dnn_wino_scratch_floats(l, 2, parts) >= col_n)
+		col_n = dnn_wino_scratch_floats(l, 2, parts) + 1;
+	if (dnn_wino_scratch_floats(l, 4, parts) >= col_n)
+		col_n = dnn_wino_scratch_floats(l, 4, parts) + 1;
 	if (dnn_q8_scratch_floats(l, G, parts) >= col_n)
 		col_n = dnn_q8_scratch_floats(l, G, parts) + 1;
 	float *pad = calloc(parts * dnn_direct_pad_floats(l) + 1, sizeof(float));
