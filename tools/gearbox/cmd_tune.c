@@ -542,9 +542,11 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 			return -1;
 		for (size_t s = 0; s < t->nslots; s++)
 			any |= t->slots[s].impl[plan[s]] == DNN_IMPL_INT8;
-		if (!any || nval == 0)
+		if (nval == 0)
 			break;
-		r->acc = accuracy(t, val, nval);
+		r->acc = accuracy(t, val, nval); /* of the plan as it ends, too */
+		if (!any)
+			break;
 		if (100.0 * (r->acc_fp32 - r->acc) <= t->o->max_drop)
 			break;
 		for (size_t s = 0; s < t->nslots; s++) {
@@ -573,8 +575,6 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 		return -1;
 	if (r->reverted > 0)
 		r->latency_us = time_plan(t);
-	if (nval > 0 && r->acc < 0)
-		r->acc = r->acc_fp32; /* no int8 layer left: the float plan's accuracy */
 	memcpy(r->choice, plan, t->nslots * sizeof(unsigned));
 	r->weight_bytes = dnn_lplan_weight_bytes(t->plan, t->m, g);
 	r->weight_bytes_fp32 = dnn_lplan_weight_bytes(NULL, t->m, g);
