@@ -451,9 +451,17 @@ q8_isa(void)
 	const struct q8_isa *is = __atomic_load_n(&q8_chosen, __ATOMIC_ACQUIRE);
 
 	if (is == NULL) {
+		/* the best this CPU runs, or as $GEARBOX_KERNEL_ISA says for the
+		 * float kernels ("avx512" takes avx512vnni or avx512) when it runs */
+		const char *wanted = getenv("GEARBOX_KERNEL_ISA");
 		size_t i = 0;
 		while (i + 1 < N_Q8_ISAS && !q8_cpu_runs(&q8_isas[i]))
 			i++;
+		for (size_t k = i; wanted != NULL && k < N_Q8_ISAS; k++)
+			if (strncmp(q8_isas[k].name, wanted, strlen(wanted)) == 0 && q8_cpu_runs(&q8_isas[k])) {
+				i = k;
+				break;
+			}
 		is = &q8_isas[i];
 		__atomic_store_n(&q8_chosen, is, __ATOMIC_RELEASE);
 	}

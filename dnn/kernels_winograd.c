@@ -96,7 +96,7 @@ typedef void tile_fn(const struct direct_tile_args *a, unsigned MR, unsigned NR)
 static void
 wino_isa(tile_fn **tile, unsigned *budget)
 {
-	const char *name = dnn_direct_isa();
+	const char *name = dnn_kernels_isa();
 
 #ifdef WINO_HAVE_X86
 	if (strcmp(name, "avx512") == 0) {

@@ -149,7 +149,7 @@ dnn_lplan_new(const struct dnn_model *m)
 	}
 	p->model_hash = dnn_model_fingerprint(m);
 	cpu_model(p->cpu, sizeof(p->cpu));
-	snprintf(p->isa, sizeof(p->isa), "%s", dnn_direct_isa());
+	snprintf(p->isa, sizeof(p->isa), "%s", dnn_kernels_isa());
 	snprintf(p->isa_int8, sizeof(p->isa_int8), "%s", dnn_q8_isa());
 	p->threads = 1;
 	for (unsigned g = 0; g < DNN_MAX_GROUPS; g++)
