@@ -369,7 +369,7 @@ overstayed(struct daemon *d, struct conn *c, uint64_t now, char *why, size_t siz
 void
 conn_sweep(struct daemon *d)
 {
-	uint64_t now = monotonic_ns(), patience = d->config.frame_timeout_s * 1000000000ull;
+	uint64_t now = monotonic_ns(), patience = CLOSING_PATIENCE_S * 1000000000ull;
 	char why[200];
 
 	pthread_mutex_lock(&d->lock);

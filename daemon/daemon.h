@@ -46,6 +46,7 @@
 
 #define MAX_SESSIONS_PER_CLIENT 64
 #define LIMIT_FRAME_BYTES 256    /* room past a client's output budget for the error that closes it */
+#define CLOSING_PATIENCE_S 10    /* then a client that has not read that error is closed anyway */
 #define QUEUE_PER_MODEL 64       /* admission control: BUSY beyond */
 #define INFLIGHT_PER_CLIENT 32   /* requests one connection may have queued or running */
 #define READ_BUDGET (256u << 10) /* bytes read from one connection per turn: others get theirs */

@@ -1235,9 +1235,20 @@ serve_open(struct daemon *d, char **cause)
 	pol_cache_dir(d->cache_dir, sizeof(d->cache_dir));
 	if ((d->platform = gov_platform_discover(NULL, cause)) == NULL)
 		return -1;
-	if (gov_recover_stale(d->platform, &recovered, NULL) == 0 && recovered)
+	char *why = NULL;
+	bool unreadable = gov_recover_stale(d->platform, &recovered, &why) != 0;
+	if (unreadable) {
+		/* settings another run changed may still be changed: nothing to
+		 * build on until an operator has looked (issue 21 defect 12) */
+		log_error("cannot restore the clock settings a previous run saved: %s; gearboxd will not change "
+		          "clocks until that is fixed", why ? why : "?");
+		free(why);
+		for (unsigned i = 0; i < POL_MAX_PLACES; i++)
+			d->dvfs_off[i] = true;
+	} else if (recovered) {
 		log_notice("restored cpufreq/devfreq/PM QoS settings left by a previous run that ended without restoring them");
-	if (gov_has_saved_state(d->platform)) {
+	}
+	if (!unreadable && gov_has_saved_state(d->platform)) {
 		/* an operator's `gearbox platform set-freq` hold: not ours to move */
 		log_notice("frequencies are held by 'gearbox platform set-freq'; gearboxd will not change them");
 		for (unsigned i = 0; i < POL_MAX_PLACES; i++)

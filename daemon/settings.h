@@ -24,7 +24,7 @@
  *   max_clients_per_uid = 64              # connections of one user (root and the gearbox group: max_clients)
  *   client_output_kib = 4096              # replies a client leaves unread before it is told and disconnected
  *   output_total_mib = 256                # the same, every client together
- *   frame_timeout_s = 10                  # an incomplete frame (or an unread closing error) this old: disconnect
+ *   frame_timeout_s = 10                  # an incomplete frame this old: disconnect
  *   idle_timeout_s = 600                  # a client without sessions silent this long: disconnect (0: never)
  *   admin_group = gearbox-admin           # besides root, may reload, calibrate, see and steer every session
  */

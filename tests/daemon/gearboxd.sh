@@ -355,6 +355,18 @@ cp "$MODEL" "$T/served.safetensors"
 $CTL infer --idx "$IDX" --count 5 >/dev/null || fail "INFER after the model file was rewritten"
 kill -0 "$DPID" || fail "gearboxd died when its model file changed"
 stop_daemon
+# A corrupt saved state: said as such (not as an operator's hold), and
+# gearboxd serves without moving clocks
+mkdir -p "$GEARBOX_STATE_DIR"
+echo '{"entries": [' >"$GEARBOX_STATE_DIR/state.json"
+DAEMON_CONFIG=
+start_daemon
+grep -q "cannot restore the clock settings a previous run saved: .*state.json: saved state is unreadable" "$T/daemon.log" ||
+	fail "corrupt state.json: $(head -5 "$T/daemon.log")"
+if grep -q "held by 'gearbox platform set-freq'" "$T/daemon.log"; then fail "corrupt state.json called a set-freq hold"; fi
+$CTL infer --idx "$IDX" >/dev/null || fail "not serving with a corrupt state.json"
+stop_daemon
+rm -f "$GEARBOX_STATE_DIR/state.json"
 # models = a folder without models, beside a model named on its own
 mkdir -p "$T/nomodels"
 printf '[daemon]\nmodels = %s/nomodels\nmodel = %s\nopencl = no\n' "$T" "$MODEL" >"$T/nomodels.conf"
