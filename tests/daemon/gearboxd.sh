@@ -51,7 +51,7 @@ start_daemon() { # start_daemon [wrapper...]
 	rm -f "$SOCK"
 	"$@" "$B/gearboxd" --socket "$SOCK" --model "$MODEL" -v ${DAEMON_CONFIG:+--config "$DAEMON_CONFIG"} >"$T/daemon.log" 2>&1 &
 	DPID=$!
-	for i in $(seq 1 "${START_TENTHS:-300}"); do
+	for i in $(seq 1 "${START_TENTHS:-900}"); do
 		[ -S "$SOCK" ] && $CTL status >/dev/null 2>&1 && return 0
 		kill -0 "$DPID" 2>/dev/null || fail "gearboxd exited at start"
 		sleep 0.1
