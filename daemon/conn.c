@@ -48,6 +48,7 @@ conn_unref(struct conn *c)
 	close(c->wfd);
 	pthread_mutex_destroy(&c->lock);
 	__atomic_sub_fetch(&c->daemon->out_total, c->out_len, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&c->daemon->in_total, c->in_held, __ATOMIC_RELAXED);
 	free(c->payload);
 	free(c->out);
 	free(c);
@@ -280,6 +281,39 @@ rearm(struct daemon *d, struct conn *c)
 		log_warning("client %llu: epoll: %s", (unsigned long long)c->id, strerror(errno));
 }
 
+/* Room for the payload the header announces, within input_total_mib for
+ * every connection's incomplete frames together: a hundred clients that
+ * each announce 4 MiB and send two bytes would otherwise hold 400 MiB. */
+static bool
+hold_input(struct daemon *d, struct conn *c)
+{
+	size_t cap = (size_t)d->config.input_total_mib << 20, want = (size_t)c->h.length + 1;
+	size_t held = __atomic_add_fetch(&d->in_total, want, __ATOMIC_RELAXED);
+
+	c->in_held = want;
+	if (held > cap) {
+		send_error(c, 0, GBX_ERR_LIMIT, "a frame of %u bytes while incomplete frames already hold %zu bytes "
+		           "(input_total_mib = %u in gearboxd.conf): closing; send it again later",
+		           c->h.length, held - want, d->config.input_total_mib);
+		return false;
+	}
+	free(c->payload);
+	c->payload = malloc(want);
+	return c->payload != NULL;
+}
+
+/* The frame is handled: its bytes no longer count, and a large buffer goes. */
+static void
+release_input(struct daemon *d, struct conn *c)
+{
+	__atomic_sub_fetch(&d->in_total, c->in_held, __ATOMIC_RELAXED);
+	c->in_held = 0;
+	if (c->h.length > (64u << 10)) {
+		free(c->payload);
+		c->payload = NULL;
+	}
+}
+
 /* Read what is there, up to READ_BUDGET bytes; handle each complete frame.
  * 1: more may wait (budget spent), 0: drained, -1: close. */
 static int
@@ -308,8 +342,7 @@ read_frames(struct daemon *d, struct conn *c)
 				send_error(c, 0, GBX_ERR_BAD_FRAME, "%s", bad);
 				return -1;
 			}
-			free(c->payload);
-			if ((c->payload = malloc(c->h.length + 1)) == NULL)
+			if (!hold_input(d, c))
 				return -1;
 		}
 		if (c->have >= GBX_HEADER_SIZE && c->have == GBX_HEADER_SIZE + c->h.length) {
@@ -319,6 +352,7 @@ read_frames(struct daemon *d, struct conn *c)
 			__atomic_store_n(&c->active_ns, c->frame_ns, __ATOMIC_RELAXED);
 			handle_frame(d, c);
 			c->have = 0;
+			release_input(d, c);
 			if (c->broken)
 				return -1;
 		}

@@ -85,6 +85,7 @@ struct conn {
 	uint64_t frame_ns;      /* when the current frame was complete */
 	uint64_t partial_ns;    /* atomic: when the first byte of an incomplete frame came (0: none) */
 	uint64_t active_ns;     /* atomic: when its last frame was complete (or it connected) */
+	size_t in_held;         /* bytes of d->in_total its incomplete frame holds */
 	/* output: under lock. What the socket does not take at once waits in
 	 * `out`, and the main thread flushes it when the socket is writable
 	 * (watching wfd, a dup of fd, so that the workers' input epoll set
@@ -370,6 +371,7 @@ struct daemon {
 	struct conn *conns;
 	unsigned nconns;
 	size_t out_total;            /* atomic: bytes of replies waiting in every connection */
+	size_t in_total;             /* atomic: bytes held for incomplete frames, every connection */
 	bool accept_paused;          /* out of descriptors: the listen socket unwatched (main thread) */
 	sd_event_source *accept_src;
 	uint64_t next_conn_id;

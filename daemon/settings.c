@@ -26,6 +26,7 @@ config_defaults(struct config *c)
 	c->max_clients_per_uid = 64;
 	c->client_output_kib = 4096;
 	c->output_total_mib = 256;
+	c->input_total_mib = 64;
 	c->frame_timeout_s = 10;
 	c->idle_timeout_s = 600;
 	c->admin_group = strdup("gearbox-admin");
@@ -135,6 +136,7 @@ number_key(struct ini_file *f, const char *key, const char *value, struct config
 		{ "max_clients_per_uid", 1, 1000000, offsetof(struct config, max_clients_per_uid), false },
 		{ "client_output_kib", 64, 1u << 20, offsetof(struct config, client_output_kib), false },
 		{ "output_total_mib", 1, 1u << 20, offsetof(struct config, output_total_mib), false },
+		{ "input_total_mib", 8, 1u << 20, offsetof(struct config, input_total_mib), false },
 		{ "frame_timeout_s", 1, 86400, offsetof(struct config, frame_timeout_s), false },
 		{ "idle_timeout_s", 0, 31536000, offsetof(struct config, idle_timeout_s), false },
 	};
@@ -212,7 +214,7 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
 		                        "opencl, split, realtime, realtime_priority, realtime_limit_ms, realtime_share, warm_ahead, pm_qos, "
 		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device, max_clients, max_clients_per_uid, "
-		                        "client_output_kib, output_total_mib, frame_timeout_s, idle_timeout_s, admin_group)",
+		                        "client_output_kib, output_total_mib, input_total_mib, frame_timeout_s, idle_timeout_s, admin_group)",
 		                     key);
 	}
 	return 1;

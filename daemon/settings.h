@@ -24,6 +24,7 @@
  *   max_clients_per_uid = 64              # connections of one user (root and the gearbox group: max_clients)
  *   client_output_kib = 4096              # replies a client leaves unread before it is told and disconnected
  *   output_total_mib = 256                # the same, every client together
+ *   input_total_mib = 64                  # incomplete frames of every client together
  *   frame_timeout_s = 10                  # an incomplete frame this old: disconnect
  *   idle_timeout_s = 600                  # a client without sessions silent this long: disconnect (0: never)
  *   admin_group = gearbox-admin           # besides root, may reload, calibrate, see and steer every session
@@ -56,7 +57,7 @@ struct config {
 	unsigned pm_qos_release_s;
 	char *pm_qos_device;  /* NULL: /dev/cpu_dma_latency */
 	unsigned max_clients, max_clients_per_uid;
-	unsigned client_output_kib, output_total_mib;
+	unsigned client_output_kib, output_total_mib, input_total_mib;
 	unsigned frame_timeout_s, idle_timeout_s;
 	char *admin_group;    /* NULL: root only */
 };

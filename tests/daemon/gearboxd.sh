@@ -515,7 +515,7 @@ fi
 # with a reason, a client that never reads told it is over its output
 # budget (every reply before that error intact), two flooders that do not
 # slow a third client's STATUS. The per-user part runs as nobody (root only).
-printf '[daemon]\nopencl = no\nmax_clients_per_uid = 4\nframe_timeout_s = 1\nidle_timeout_s = 2\nclient_output_kib = 64\n' >"$T/limits.conf"
+printf '[daemon]\nopencl = no\nmax_clients_per_uid = 4\nframe_timeout_s = 1\nidle_timeout_s = 2\nclient_output_kib = 64\ninput_total_mib = 8\n' >"$T/limits.conf"
 DAEMON_CONFIG=$T/limits.conf
 start_daemon
 if [ "$(id -u)" = 0 ]; then
@@ -526,6 +526,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 python3 "$S/tests/daemon/limits.py" "$SOCK" timeouts || fail "incomplete-frame and idle timeouts"
 python3 "$S/tests/daemon/limits.py" "$SOCK" output || fail "output budget"
+python3 "$S/tests/daemon/limits.py" "$SOCK" input || fail "input budget"
 python3 "$S/tests/daemon/limits.py" "$SOCK" flood || fail "two flooders and a third client"
 stop_daemon
 DAEMON_CONFIG=

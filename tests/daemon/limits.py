@@ -119,4 +119,19 @@ def flood():
     assert times[3] < 0.1, times
 
 
-{"per-uid": per_uid, "timeouts": timeouts, "output": output, "flood": flood}[check]()
+def input_total():
+    # frames announcing 4 MiB each and sending 2 bytes: with input_total_mib
+    # = 8 the third is refused with its reason; the first two still finish
+    held = [conn() for _ in range(3)]
+    for s in held:
+        s.sendall(b"GBX1" + struct.pack("<HHII", 1, 11, 1, 4 << 20) + b"{}")
+        time.sleep(0.2)
+    r = read(held[2])
+    assert r and r[2]["code"] == "limit" and "input_total_mib = 8" in r[2]["error"], r
+    held[0].sendall(b" " * ((4 << 20) - 2))
+    r = read(held[0])
+    assert r and r[0] == 12, r
+    print("input:", r and "the 3rd 4 MiB frame was refused; the 1st finished and was answered")
+
+
+{"per-uid": per_uid, "timeouts": timeouts, "output": output, "flood": flood, "input": input_total}[check]()
