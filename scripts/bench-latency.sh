@@ -47,17 +47,8 @@ while [ "$n" -gt 0 ]; do
 done
 
 M=$(ls models/*.safetensors | head -n 1)
-T=$(mktemp -d /tmp/gearbox-latency-XXXXXX)
-D='' S=''
-cleanup() {
-	[ -z "$S" ] || kill "$S" 2>/dev/null || true
-	[ -z "$D" ] || kill "$D" 2>/dev/null || true
-	[ -z "$S" ] || wait "$S" 2>/dev/null || true
-	[ -z "$D" ] || wait "$D" 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+. scripts/bench-lib.sh
+bench_folder latency
 
 # A fixed controller at g groups on at most `threads` threads of a CPU
 # cluster, clocks left alone: the bench's engine can then run the very same
@@ -76,23 +67,7 @@ EOF
 # that folder as a policy, so the configuration stays out of it.
 printf '[daemon]\npolicies = %s\n%b' "$T/policies" "${GEARBOXD_CONF_EXTRA:-}" >"$T/gearboxd.conf"
 
-# The shipped policies come from the tree; caches and saved state go to $T.
-export GEARBOX_POLICY_DIR="$PWD/policies" GEARBOX_CACHE_DIR="$T/cache" GEARBOX_STATE_DIR="$T/state"
-# PoCL (the OpenCL CPU device both processes enumerate) keeps its own cache.
-export POCL_CACHE_DIR="$T/pocl" XDG_CACHE_HOME="$T/xdg-cache"
-export OPENBLAS_NUM_THREADS=1
-"$B/gearboxd" --config "$T/gearboxd.conf" --socket "$T/s" --model "$M" 2>"$T/log" &
-D=$!
-for _ in $(seq 1 300); do
-	[ -S "$T/s" ] && break
-	kill -0 "$D" 2>/dev/null || break
-	sleep 0.1
-done
-if [ ! -S "$T/s" ]; then
-	echo "bench-latency: gearboxd did not start:" >&2
-	cat "$T/log" >&2
-	exit 1
-fi
+bench_start_daemon "$T/gearboxd.conf"
 
 if [ "$stress" = yes ]; then
 	stress-ng --cpu 0 --timeout 600 >"$T/stress.log" 2>&1 &

@@ -22,15 +22,8 @@ if [ "${1:-}" = --groups ]; then
 	groups=${2:?--groups needs a value}
 	shift 2
 fi
-T=$(mktemp -d /tmp/gearbox-throughput-XXXXXX)
-D=''
-cleanup() {
-	[ -z "$D" ] || kill "$D" 2>/dev/null || true
-	[ -z "$D" ] || wait "$D" 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+. scripts/bench-lib.sh
+bench_folder throughput
 
 # The first CPU of the first cluster, and every CPU of it.
 mkdir "$T/policies"
@@ -48,19 +41,6 @@ POLICY
 done
 printf '[daemon]\npolicies = %s\nsplit = all\n%b' "$T/policies" "${GEARBOXD_CONF_EXTRA:-}" >"$T/gearboxd.conf"
 
-export GEARBOX_POLICY_DIR="$PWD/policies" GEARBOX_CACHE_DIR="$T/cache" GEARBOX_STATE_DIR="$T/state"
-export POCL_CACHE_DIR="$T/pocl" XDG_CACHE_HOME="$T/xdg-cache" OPENBLAS_NUM_THREADS=1
-"$B/gearboxd" --config "$T/gearboxd.conf" --socket "$T/s" --model "$M" 2>"$T/log" &
-D=$!
-for _ in $(seq 1 300); do
-	[ -S "$T/s" ] && break
-	kill -0 "$D" 2>/dev/null || break
-	sleep 0.1
-done
-if [ ! -S "$T/s" ]; then
-	echo "bench-throughput: gearboxd did not start:" >&2
-	cat "$T/log" >&2
-	exit 1
-fi
+bench_start_daemon "$T/gearboxd.conf"
 echo "bench-throughput: g=$groups, 1 thread per placement; $(nproc) CPUs; $(sed -n 's/^model name[^:]*: *//p' /proc/cpuinfo | head -n 1)"
 ${BENCH_WRAP:-} "$B/bench/throughput" "$T/s" --one one --all all "$@" || { echo "bench-throughput: gearboxd said:" >&2; tail -n 20 "$T/log" >&2; exit 1; }
