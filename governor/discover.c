@@ -344,6 +344,12 @@ link_gpus(struct gov_platform *p)
 struct gov_platform *
 gov_platform_discover(const char *state_dir, char **cause)
 {
+	return gov_platform_discover_flags(state_dir, 0, cause);
+}
+
+struct gov_platform *
+gov_platform_discover_flags(const char *state_dir, unsigned flags, char **cause)
+{
 	struct gov_platform *p = calloc(1, sizeof(*p));
 	const char *env = getenv("GEARBOX_STATE_DIR");
 
@@ -360,7 +366,10 @@ gov_platform_discover(const char *state_dir, char **cause)
 	}
 	discover_clusters(p);
 	discover_devfreq(p);
-	gov_discover_opencl(p);
+	if (flags & GOV_DISCOVER_NO_OPENCL)
+		p->opencl_error = strdup("OpenCL not probed (turned off)");
+	else
+		gov_discover_opencl(p);
 	link_gpus(p);
 	gov_discover_energy(p);
 	gov_discover_models(p);

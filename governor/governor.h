@@ -136,6 +136,12 @@ struct gov_platform {
  * topology at all; missing cpufreq, sensors or OpenCL are facts, not errors. */
 #define GOV_DEFAULT_STATE_DIR "/run/gearbox"
 struct gov_platform *gov_platform_discover(const char *state_dir, char **cause);
+/* The same, with flags: GOV_DISCOVER_NO_OPENCL skips the OpenCL probe (no
+ * device listed; opencl_error says it was not asked for). The probe runs in
+ * a child process (governor/opencl.c): a driver that crashes or hangs is
+ * reported in opencl_error, and this process never loads an ICD. */
+#define GOV_DISCOVER_NO_OPENCL 1u
+struct gov_platform *gov_platform_discover_flags(const char *state_dir, unsigned flags, char **cause);
 void gov_platform_free(struct gov_platform *p);
 
 const char *gov_domain_name(enum gov_domain d);
