@@ -1233,8 +1233,13 @@ serve_open(struct daemon *d, char **cause)
 	struct pol_params calibration;
 
 	pol_cache_dir(d->cache_dir, sizeof(d->cache_dir));
-	if ((d->platform = gov_platform_discover(NULL, cause)) == NULL)
+	/* OpenCL is probed in a child process, and only when it is on: the ICD
+	 * (PoCL brings LLVM) is loaded here only by an OpenCL placement. */
+	if ((d->platform = gov_platform_discover_flags(NULL, d->config.opencl ? 0 : GOV_DISCOVER_NO_OPENCL, cause)) == NULL)
 		return -1;
+	if (d->config.opencl && d->platform->nopencl == 0)
+		log_notice("opencl: no OpenCL placement, going on without OpenCL: %s",
+		           d->platform->opencl_error != NULL ? d->platform->opencl_error : "no device");
 	char *why = NULL;
 	bool unreadable = gov_recover_stale(d->platform, &recovered, &why) != 0;
 	if (unreadable) {
