@@ -215,12 +215,6 @@ apply_domain(const char *dir, bool cpufreq, bool userspace, unsigned long freq, 
 	return 0;
 }
 
-static void
-policy_dir(unsigned policy, char *buf, size_t len)
-{
-	snprintf(buf, len, CPU_SYSFS "/cpufreq/policy%u", policy);
-}
-
 static int restore_entry(struct json_object *e, char **cause);
 
 /* A change that failed and was rolled back leaves nothing to restore: drop the
@@ -246,6 +240,8 @@ gov_set_cluster_freq(struct gov_platform *p, struct gov_cluster *c, unsigned lon
 		return set_cause(cause, "%s: no cpufreq on CPUs of this cluster (DVFS unavailable)", c->name);
 	for (unsigned i = 0; i < c->nfreqs; i++)
 		in_table |= c->freqs_khz[i] == khz;
+	if (c->nfreqs == 0 && (c->hw_min_khz == 0 || c->hw_max_khz == 0))
+		return set_cause(cause, "%s: its frequency range is unknown (no cpuinfo_min_freq/cpuinfo_max_freq)", c->name);
 	if (!in_table || (c->nfreqs == 0 && (khz < c->hw_min_khz || khz > c->hw_max_khz))) {
 		char list[512] = "";
 		for (unsigned i = 0; i < c->nfreqs && strlen(list) < sizeof(list) - 16; i++)
@@ -254,20 +250,24 @@ gov_set_cluster_freq(struct gov_platform *p, struct gov_cluster *c, unsigned lon
 			return set_cause(cause, "%s: %lu kHz is outside %lu-%lu kHz", c->name, khz, c->hw_min_khz, c->hw_max_khz);
 		return set_cause(cause, "%s: %lu kHz is not in its frequency table (%s)", c->name, khz, list);
 	}
+	for (unsigned i = 0; i < c->nboost; i++)
+		if (c->boost_khz[i] == khz && c->boost == 0)
+			return set_cause(cause, "%s: %lu kHz is a boost frequency and boost is off (" CPU_SYSFS "/cpufreq/boost)",
+			                 c->name, khz);
 	bool had_state = gov_has_saved_state(p);
 	for (unsigned i = 0; i < c->npolicies; i++) {
-		policy_dir(c->policies[i], dir, sizeof(dir));
+		gov_policy_dir(c, c->policies[i], dir, sizeof(dir));
 		if (ensure_saved(p, "cpufreq", dir, cause) != 0)
 			return -1;
 	}
 	for (unsigned i = 0; i < c->npolicies; i++) {
-		policy_dir(c->policies[i], dir, sizeof(dir));
-		if (apply_domain(dir, true, c->has_userspace, khz, cause) != 0) {
+		gov_policy_dir(c, c->policies[i], dir, sizeof(dir));
+		if (apply_domain(dir, true, c->has_userspace && c->has_setspeed, khz, cause) != 0) {
 			/* Put the policies changed so far back as they were saved. */
 			struct json_object *st = load_state(p, NULL), *entries = st ? json_object_object_get(st, "entries") : NULL;
 			for (unsigned j = 0; j < i && entries != NULL; j++) {
 				char done[GOV_PATH];
-				policy_dir(c->policies[j], done, sizeof(done));
+				gov_policy_dir(c, c->policies[j], done, sizeof(done));
 				for (size_t k = 0; k < json_object_array_length(entries); k++) {
 					struct json_object *e = json_object_array_get_idx(entries, k);
 					const char *d = json_object_get_string(json_object_object_get(e, "dir"));
@@ -282,7 +282,7 @@ gov_set_cluster_freq(struct gov_platform *p, struct gov_cluster *c, unsigned lon
 		}
 	}
 	c->cur_khz = khz;
-	if (c->has_userspace)
+	if (c->has_userspace && c->has_setspeed)
 		snprintf(c->governor, sizeof(c->governor), "userspace");
 	else
 		c->min_khz = c->max_khz = khz;

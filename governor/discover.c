@@ -1,18 +1,21 @@
-/* Platform discovery: CPU clusters (hwloc CPU kinds, else cpufreq policies,
- * else one cluster), their cpufreq facts through libcpupower, devfreq GPUs,
- * OpenCL devices, energy sources and power models. */
+/* Platform discovery: CPU clusters (from cpufreq policies in either layout,
+ * cpu_capacity, CPU parts and core types), their cpufreq facts, devfreq GPUs,
+ * OpenCL devices, energy sources and power models.
+ *
+ * cpufreq is read from each policy's folder (cpufreq/policyN, or cpuN/cpufreq
+ * on kernels without policy folders) rather than through libcpupower, whose
+ * paths are cpuN/cpufreq only: the same code then reads both layouts and
+ * trees that lack the cpuN/cpufreq links, and sees scaling_boost_frequencies. */
 #include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#ifdef HAVE_CPUPOWER
-#include <cpufreq.h>
-#endif
 
 #include "common/cause.h"
 #include "governor/internal.h"
@@ -28,97 +31,406 @@ const char *gov_model_kind_name(enum gov_model_kind k) { return model_names[k]; 
 const char *gov_capacity_source_name(enum gov_capacity_source s) { return capacity_names[s]; }
 
 /* ------------------------------------------------------------------------ */
-/* cpufreq facts of one cluster. Static facts (tables, governors, related
- * CPUs, hardware limits, driver) come from libcpupower; the values gearbox
- * itself changes are read as first tokens (see sysfs_read_token). */
+/* What the kernel says about each CPU. */
 
-static int
-policy_of_cpu(unsigned cpu)
+struct cpu_info {
+	int cpu;
+	int policy;               /* -1: no cpufreq */
+	enum gov_cpufreq_layout layout;
+	unsigned policy_ncpus;    /* CPUs of ours in its policy */
+	unsigned long capacity;   /* cpu_capacity, 0: unknown */
+	unsigned long base_khz;   /* the policy's base_frequency, 0: unknown */
+	char part[24];            /* "0x41:0xd4e" (implementer:part), "" unknown */
+	char part_name[32];       /* "Cortex-X3" */
+	char core_type[32];       /* hwloc's CoreType ("IntelAtom"), "" unknown */
+	char model[GOV_NAME];     /* hwloc's CPUModel (/proc/cpuinfo "model name") */
+	char kind[48];            /* the key its cluster is grouped by */
+};
+
+/* Arm's and a few licensees' CPU parts (MIDR_EL1 implementer:part), as
+ * util-linux's lscpu names them. */
+static const struct {
+	unsigned implementer, part;
+	const char *name;
+} cpu_parts[] = {
+	{ 0x41, 0xc05, "Cortex-A5" },    { 0x41, 0xc07, "Cortex-A7" },    { 0x41, 0xc08, "Cortex-A8" },
+	{ 0x41, 0xc09, "Cortex-A9" },    { 0x41, 0xc0d, "Cortex-A12" },   { 0x41, 0xc0e, "Cortex-A17" },
+	{ 0x41, 0xc0f, "Cortex-A15" },   { 0x41, 0xd01, "Cortex-A32" },   { 0x41, 0xd02, "Cortex-A34" },
+	{ 0x41, 0xd03, "Cortex-A53" },   { 0x41, 0xd04, "Cortex-A35" },   { 0x41, 0xd05, "Cortex-A55" },
+	{ 0x41, 0xd06, "Cortex-A65" },   { 0x41, 0xd07, "Cortex-A57" },   { 0x41, 0xd08, "Cortex-A72" },
+	{ 0x41, 0xd09, "Cortex-A73" },   { 0x41, 0xd0a, "Cortex-A75" },   { 0x41, 0xd0b, "Cortex-A76" },
+	{ 0x41, 0xd0c, "Neoverse-N1" },  { 0x41, 0xd0d, "Cortex-A77" },   { 0x41, 0xd0e, "Cortex-A76AE" },
+	{ 0x41, 0xd40, "Neoverse-V1" },  { 0x41, 0xd41, "Cortex-A78" },   { 0x41, 0xd42, "Cortex-A78AE" },
+	{ 0x41, 0xd44, "Cortex-X1" },    { 0x41, 0xd46, "Cortex-A510" },  { 0x41, 0xd47, "Cortex-A710" },
+	{ 0x41, 0xd48, "Cortex-X2" },    { 0x41, 0xd49, "Neoverse-N2" },  { 0x41, 0xd4a, "Neoverse-E1" },
+	{ 0x41, 0xd4b, "Cortex-A78C" },  { 0x41, 0xd4c, "Cortex-X1C" },   { 0x41, 0xd4d, "Cortex-A715" },
+	{ 0x41, 0xd4e, "Cortex-X3" },    { 0x41, 0xd4f, "Neoverse-V2" },  { 0x41, 0xd80, "Cortex-A520" },
+	{ 0x41, 0xd81, "Cortex-A720" },  { 0x41, 0xd82, "Cortex-X4" },    { 0x41, 0xd84, "Neoverse-V3" },
+	{ 0x41, 0xd85, "Cortex-X925" },  { 0x41, 0xd87, "Cortex-A725" },  { 0x41, 0xd8e, "Neoverse-N3" },
+	{ 0x46, 0x001, "A64FX" },        { 0x48, 0xd01, "TaiShan-v110" }, { 0x4e, 0x003, "Denver 2" },     { 0x4e, 0x004, "Carmel" },       { 0x51, 0x800, "Kryo-2XX-Gold" },
+	{ 0x51, 0x801, "Kryo-2XX-Silver" }, { 0x51, 0x802, "Kryo-3XX-Gold" }, { 0x51, 0x803, "Kryo-3XX-Silver" },
+	{ 0x51, 0x804, "Kryo-4XX-Gold" }, { 0x51, 0x805, "Kryo-4XX-Silver" }, { 0x61, 0x022, "Apple M1 Icestorm" },
+	{ 0x61, 0x023, "Apple M1 Firestorm" },
+};
+
+static void
+set_part(struct cpu_info *ci, unsigned long implementer, unsigned long part)
 {
-#ifdef HAVE_CPUPOWER
-	struct cpufreq_affected_cpus *rel = cpufreq_get_related_cpus(cpu);
-	unsigned first = cpu;
-
-	if (rel == NULL)
-		return -1;
-	for (struct cpufreq_affected_cpus *r = rel; r != NULL; r = r->next)
-		if (r->cpu < first)
-			first = r->cpu;
-	cpufreq_put_related_cpus(rel);
-	return (int)first;
-#else
-	char path[GOV_PATH];
-	unsigned long v;
-	snprintf(path, sizeof(path), CPU_SYSFS "/cpu%u/cpufreq/cpuinfo_max_freq", cpu);
-	return sysfs_read_ulong(path, &v) == 0 ? (int)cpu : -1;
-#endif
+	snprintf(ci->part, sizeof(ci->part), "0x%02lx:0x%03lx", implementer, part);
+	snprintf(ci->part_name, sizeof(ci->part_name), "part 0x%03lx", part);
+	for (size_t i = 0; i < sizeof(cpu_parts) / sizeof(cpu_parts[0]); i++)
+		if (cpu_parts[i].implementer == implementer && cpu_parts[i].part == part)
+			snprintf(ci->part_name, sizeof(ci->part_name), "%s", cpu_parts[i].name);
 }
+
+static const char *
+pu_info(hwloc_topology_t topo, int cpu, const char *name)
+{
+	/* hwloc keeps /proc/cpuinfo's facts on the PU, or on the package when
+	 * all its PUs agree. */
+	for (hwloc_obj_t o = hwloc_get_pu_obj_by_os_index(topo, (unsigned)cpu); o != NULL; o = o->parent) {
+		const char *v = hwloc_obj_get_info_by_name(o, name);
+		if (v != NULL)
+			return v;
+	}
+	return NULL;
+}
+
+/* /proc/cpuinfo's "CPU implementer" and "CPU part" (32-bit Arm kernels have
+ * no midr_el1 in sysfs), read from the root hwloc reads (HWLOC_FSROOT): not
+ * through hwloc, which parses Arm's fields only when built for Arm. A block
+ * with a "processor" line describes that CPU; one without (old kernels list
+ * the fields once after every processor) describes all the others. */
+static void
+read_cpuinfo_parts(struct cpu_info *cpus, unsigned n)
+{
+	const char *root = getenv("HWLOC_FSROOT");
+	char path[GOV_PATH], *line = NULL;
+	size_t cap = 0;
+	long cpu = -1;
+	unsigned long impl = 0, part = 0, gimpl = 0, gpart = 0;
+	bool have_impl = false, have_part = false, ghave = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/proc/cpuinfo", root != NULL && *root ? root : "");
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	for (;;) {
+		ssize_t len = getline(&line, &cap, f);
+		bool end = len < 0 || line[0] == '\n';
+		if (end) {
+			if (have_impl && have_part) {
+				if (cpu < 0) {
+					gimpl = impl, gpart = part, ghave = true;
+				} else {
+					for (unsigned i = 0; i < n; i++)
+						if (cpus[i].cpu == cpu && cpus[i].part[0] == '\0')
+							set_part(&cpus[i], impl, part);
+				}
+			}
+			cpu = -1;
+			have_impl = have_part = false;
+			if (len < 0)
+				break;
+			continue;
+		}
+		char *colon = strchr(line, ':');
+		if (colon == NULL)
+			continue;
+		if (strncmp(line, "processor", 9) == 0 && (line[9] == '\t' || line[9] == ' '))
+			cpu = strtol(colon + 1, NULL, 10);
+		else if (strncmp(line, "CPU implementer", 15) == 0)
+			impl = strtoul(colon + 1, NULL, 0), have_impl = true;
+		else if (strncmp(line, "CPU part", 8) == 0)
+			part = strtoul(colon + 1, NULL, 0), have_part = true;
+	}
+	free(line);
+	fclose(f);
+	for (unsigned i = 0; ghave && i < n; i++)
+		if (cpus[i].part[0] == '\0')
+			set_part(&cpus[i], gimpl, gpart);
+}
+
+/* The CPU part: MIDR_EL1 from sysfs (arm64), else /proc/cpuinfo. */
+static void
+read_parts(struct cpu_info *cpus, unsigned n)
+{
+	char path[GOV_PATH], text[64];
+	bool all = true;
+
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), CPU_SYSFS "/cpu%d/regs/identification/midr_el1", cpus[i].cpu);
+		if (sysfs_read_token(path, text, sizeof(text)) == 0) {
+			unsigned long midr = strtoul(text, NULL, 16);
+			set_part(&cpus[i], (midr >> 24) & 0xff, (midr >> 4) & 0xfff);
+		} else {
+			all = false;
+		}
+	}
+	if (!all)
+		read_cpuinfo_parts(cpus, n);
+}
+
+/* The CPUs to build clusters from: the kernel's online CPUs (else present,
+ * else the cpuN folders). hwloc's view is used only where it read the
+ * topology: without cpuN/topology/ it falls back to the CPUs this process may
+ * use, which is not the machine. *use_hwloc says whether it read it. */
+static hwloc_bitmap_t
+machine_cpus(struct gov_platform *p, bool *use_hwloc)
+{
+	hwloc_bitmap_t set = hwloc_bitmap_alloc();
+	hwloc_const_bitmap_t h = hwloc_topology_get_topology_cpuset(p->topology);
+	char text[8192], path[GOV_PATH];
+
+	if (sysfs_read(CPU_SYSFS "/online", text, sizeof(text)) == 0)
+		parse_cpu_list(text, set);
+	if (hwloc_bitmap_iszero(set) && sysfs_read(CPU_SYSFS "/present", text, sizeof(text)) == 0)
+		parse_cpu_list(text, set);
+	if (hwloc_bitmap_iszero(set)) {
+		DIR *d = opendir(CPU_SYSFS);
+		struct dirent *e;
+		while (d != NULL && (e = readdir(d)) != NULL) {
+			char *end;
+			unsigned long n;
+			if (strncmp(e->d_name, "cpu", 3) != 0 || e->d_name[3] < '0' || e->d_name[3] > '9')
+				continue;
+			n = strtoul(e->d_name + 3, &end, 10);
+			if (*end == '\0' && n < 65536)
+				hwloc_bitmap_set(set, (unsigned)n);
+		}
+		if (d != NULL)
+			closedir(d);
+	}
+	if (hwloc_bitmap_iszero(set)) {
+		hwloc_bitmap_copy(set, h);
+		*use_hwloc = true;
+		return set;
+	}
+	snprintf(path, sizeof(path), CPU_SYSFS "/cpu%d/topology", hwloc_bitmap_first(set));
+	*use_hwloc = sysfs_exists(path);
+	if (*use_hwloc && hwloc_bitmap_intersects(set, h))
+		hwloc_bitmap_and(set, set, h); /* hwloc left out CPUs this process may never use */
+	return set;
+}
+
+/* cpufreq policies, both layouts: cpufreq/policyN/related_cpus, else (older
+ * and vendor kernels) cpuN/cpufreq/related_cpus, whose first CPU with a
+ * cpufreq folder owns the policy. affected_cpus stands in for related_cpus on
+ * kernels without it. */
+static void
+read_policies(struct cpu_info *cpus, unsigned n, hwloc_const_bitmap_t ours)
+{
+	DIR *d = opendir(CPU_SYSFS "/cpufreq");
+	struct dirent *e;
+	char path[GOV_PATH], text[8192];
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		char *end;
+		unsigned long pol;
+		if (strncmp(e->d_name, "policy", 6) != 0)
+			continue;
+		pol = strtoul(e->d_name + 6, &end, 10);
+		if (*end != '\0' || end == e->d_name + 6)
+			continue;
+		hwloc_bitmap_t rel = hwloc_bitmap_alloc();
+		snprintf(path, sizeof(path), CPU_SYSFS "/cpufreq/%s/related_cpus", e->d_name);
+		if (sysfs_read(path, text, sizeof(text)) == 0)
+			parse_cpu_list(text, rel);
+		snprintf(path, sizeof(path), CPU_SYSFS "/cpufreq/%s/affected_cpus", e->d_name);
+		if (hwloc_bitmap_iszero(rel) && sysfs_read(path, text, sizeof(text)) == 0)
+			parse_cpu_list(text, rel);
+		if (hwloc_bitmap_iszero(rel))
+			hwloc_bitmap_set(rel, (unsigned)pol);
+		hwloc_bitmap_and(rel, rel, ours);
+		for (unsigned i = 0; i < n; i++) {
+			if (hwloc_bitmap_isset(rel, (unsigned)cpus[i].cpu)) {
+				cpus[i].policy = (int)pol;
+				cpus[i].layout = GOV_CPUFREQ_POLICY;
+				cpus[i].policy_ncpus = (unsigned)hwloc_bitmap_weight(rel);
+			}
+		}
+		hwloc_bitmap_free(rel);
+	}
+	if (d != NULL)
+		closedir(d);
+	for (unsigned i = 0; i < n; i++) {
+		if (cpus[i].policy >= 0)
+			continue;
+		snprintf(path, sizeof(path), CPU_SYSFS "/cpu%d/cpufreq/cpuinfo_max_freq", cpus[i].cpu);
+		if (!sysfs_exists(path))
+			continue;
+		hwloc_bitmap_t rel = hwloc_bitmap_alloc();
+		int owner = cpus[i].cpu, c;
+		snprintf(path, sizeof(path), CPU_SYSFS "/cpu%d/cpufreq/related_cpus", cpus[i].cpu);
+		if (sysfs_read(path, text, sizeof(text)) == 0)
+			parse_cpu_list(text, rel);
+		snprintf(path, sizeof(path), CPU_SYSFS "/cpu%d/cpufreq/affected_cpus", cpus[i].cpu);
+		if (hwloc_bitmap_iszero(rel) && sysfs_read(path, text, sizeof(text)) == 0)
+			parse_cpu_list(text, rel);
+		hwloc_bitmap_set(rel, (unsigned)cpus[i].cpu);
+		hwloc_bitmap_and(rel, rel, ours);
+		hwloc_bitmap_foreach_begin(c, rel) {
+			snprintf(path, sizeof(path), CPU_SYSFS "/cpu%d/cpufreq/cpuinfo_max_freq", c);
+			if (sysfs_exists(path)) {
+				owner = c;
+				break;
+			}
+		}
+		hwloc_bitmap_foreach_end();
+		/* Its siblings share it (in the kernel their cpuN/cpufreq is a link
+		 * to the owner's; captures may lack the links). */
+		for (unsigned j = 0; j < n; j++) {
+			if (hwloc_bitmap_isset(rel, (unsigned)cpus[j].cpu) && cpus[j].policy < 0) {
+				cpus[j].policy = owner;
+				cpus[j].layout = GOV_CPUFREQ_PER_CPU;
+				cpus[j].policy_ncpus = (unsigned)hwloc_bitmap_weight(rel);
+			}
+		}
+		hwloc_bitmap_free(rel);
+	}
+}
+
+static void
+policy_path(const struct cpu_info *ci, const char *attr, char *buf, size_t len)
+{
+	if (ci->layout == GOV_CPUFREQ_PER_CPU)
+		snprintf(buf, len, CPU_SYSFS "/cpu%d/cpufreq/%s", ci->policy, attr);
+	else
+		snprintf(buf, len, CPU_SYSFS "/cpufreq/policy%d/%s", ci->policy, attr);
+}
+
+/* Which fact tells the CPUs apart, known for every CPU: the CPU part, hwloc's
+ * CoreType (Intel hybrid), the base frequency (intel_pstate, amd-pstate), or
+ * cpu_capacity, where values within 8 % of the kind's smallest are one kind
+ * (firmware gives cores of one kind slightly different capacities: GB10's
+ * Cortex-A725 read 718 and 731). hwloc's own CPU kinds are not used
+ * directly: which facts they come from changes between hwloc versions. */
+static const char *
+assign_kinds(struct cpu_info *cpus, unsigned n)
+{
+	bool part = true, core = true, base = true, cap = true;
+
+	for (unsigned i = 0; i < n; i++) {
+		part &= cpus[i].part[0] != '\0';
+		core &= cpus[i].core_type[0] != '\0';
+		base &= cpus[i].base_khz > 0;
+		cap &= cpus[i].capacity > 0;
+	}
+	if (part) {
+		for (unsigned i = 0; i < n; i++)
+			snprintf(cpus[i].kind, sizeof(cpus[i].kind), "%s", cpus[i].part);
+		return "cpu-part";
+	}
+	if (core) {
+		for (unsigned i = 0; i < n; i++)
+			snprintf(cpus[i].kind, sizeof(cpus[i].kind), "%s", cpus[i].core_type);
+		return "core-type";
+	}
+	if (base) {
+		for (unsigned i = 0; i < n; i++)
+			snprintf(cpus[i].kind, sizeof(cpus[i].kind), "%lu", cpus[i].base_khz);
+		return "base-frequency";
+	}
+	if (cap) {
+		unsigned long v[n], kind_min = 0;
+		unsigned nv = 0;
+		for (unsigned i = 0; i < n; i++)
+			v[nv++] = cpus[i].capacity;
+		sort_ulongs(v, nv);
+		for (unsigned k = 0; k < nv; k++) {
+			if (k == 0 || v[k] * 100 > kind_min * 108)
+				kind_min = v[k];
+			for (unsigned i = 0; i < n; i++)
+				if (cpus[i].capacity == v[k])
+					snprintf(cpus[i].kind, sizeof(cpus[i].kind), "%lu", kind_min);
+		}
+		return "cpu_capacity";
+	}
+	for (unsigned i = 0; i < n; i++)
+		cpus[i].kind[0] = '\0';
+	return "";
+}
+
+/* ------------------------------------------------------------------------ */
+/* cpufreq facts of one cluster, read from its first policy's folder (either
+ * layout) with plain reads: missing files stay 0, shown as unknown. */
 
 static void
 read_dynamic_cpufreq(struct gov_cluster *c)
 {
-	char path[GOV_PATH];
-	unsigned pol = c->policies[0];
+	char dir[GOV_PATH], path[GOV_PATH + 32];
 
-	snprintf(path, sizeof(path), CPU_SYSFS "/cpufreq/policy%u/scaling_governor", pol);
+	gov_policy_dir(c, c->policies[0], dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/scaling_governor", dir);
 	sysfs_read_token(path, c->governor, sizeof(c->governor));
-	snprintf(path, sizeof(path), CPU_SYSFS "/cpufreq/policy%u/scaling_min_freq", pol);
+	snprintf(path, sizeof(path), "%s/scaling_min_freq", dir);
 	sysfs_read_ulong(path, &c->min_khz);
-	snprintf(path, sizeof(path), CPU_SYSFS "/cpufreq/policy%u/scaling_max_freq", pol);
+	snprintf(path, sizeof(path), "%s/scaling_max_freq", dir);
 	sysfs_read_ulong(path, &c->max_khz);
-	snprintf(path, sizeof(path), CPU_SYSFS "/cpufreq/policy%u/scaling_cur_freq", pol);
-	sysfs_read_ulong(path, &c->cur_khz);
+	snprintf(path, sizeof(path), "%s/scaling_cur_freq", dir);
+	if (sysfs_read_ulong(path, &c->cur_khz) != 0) {
+		snprintf(path, sizeof(path), "%s/cpuinfo_cur_freq", dir);
+		sysfs_read_ulong(path, &c->cur_khz);
+	}
 }
 
 static void
 read_cpufreq(struct gov_cluster *c)
 {
-	int cpu;
+	char dir[GOV_PATH], path[GOV_PATH + 32], text[2048], *nl;
+	unsigned long v;
 
-	c->npolicies = 0;
-	hwloc_bitmap_foreach_begin(cpu, c->cpuset) {
-		int pol = policy_of_cpu((unsigned)cpu);
-		bool seen = false;
-		if (pol < 0)
-			continue;
-		for (unsigned i = 0; i < c->npolicies; i++)
-			seen |= c->policies[i] == (unsigned)pol;
-		if (!seen && c->npolicies < GOV_MAX_POLICIES)
-			c->policies[c->npolicies++] = (unsigned)pol;
-	}
-	hwloc_bitmap_foreach_end();
 	if (c->npolicies == 0)
 		return;
-#ifdef HAVE_CPUPOWER
-	unsigned first = c->policies[0];
-	char *driver = cpufreq_get_driver(first);
-	if (driver != NULL) {
-		snprintf(c->driver, sizeof(c->driver), "%s", driver);
-		cpufreq_put_driver(driver);
+	gov_policy_dir(c, c->policies[0], dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/scaling_driver", dir);
+	if (sysfs_read(path, c->driver, sizeof(c->driver)) == 0 && (nl = strchr(c->driver, '\n')) != NULL)
+		*nl = '\0';
+	snprintf(path, sizeof(path), "%s/scaling_available_governors", dir);
+	if (sysfs_read(path, text, sizeof(text)) == 0) {
+		char *save = NULL;
+		for (char *g = strtok_r(text, " \t\n", &save); g != NULL; g = strtok_r(NULL, " \t\n", &save)) {
+			size_t len = strlen(c->governors);
+			snprintf(c->governors + len, sizeof(c->governors) - len, "%s%s", len ? " " : "", g);
+			c->has_userspace |= strcmp(g, "userspace") == 0;
+		}
 	}
-	struct cpufreq_available_governors *govs = cpufreq_get_available_governors(first);
-	for (struct cpufreq_available_governors *g = govs; g != NULL; g = g->next) {
-		size_t len = strlen(c->governors);
-		snprintf(c->governors + len, sizeof(c->governors) - len, "%s%s", len ? " " : "", g->governor);
-		c->has_userspace |= strcmp(g->governor, "userspace") == 0;
+	snprintf(path, sizeof(path), "%s/scaling_setspeed", dir);
+	c->has_setspeed = sysfs_exists(path);
+	snprintf(path, sizeof(path), "%s/scaling_available_frequencies", dir);
+	if (sysfs_read(path, text, sizeof(text)) == 0)
+		c->nfreqs = parse_ulongs(text, c->freqs_khz, GOV_MAX_FREQS);
+	/* Boost frequencies are listed apart from the table, and reachable
+	 * while boost is on. */
+	snprintf(path, sizeof(path), "%s/scaling_boost_frequencies", dir);
+	if (sysfs_read(path, text, sizeof(text)) == 0)
+		c->nboost = parse_ulongs(text, c->boost_khz, GOV_MAX_BOOST);
+	sort_ulongs(c->boost_khz, c->nboost);
+	for (unsigned i = 0; i < c->nboost && c->nfreqs > 0; i++) {
+		bool seen = false;
+		for (unsigned j = 0; j < c->nfreqs; j++)
+			seen |= c->freqs_khz[j] == c->boost_khz[i];
+		if (!seen && c->nfreqs < GOV_MAX_FREQS)
+			c->freqs_khz[c->nfreqs++] = c->boost_khz[i];
 	}
-	if (govs != NULL)
-		cpufreq_put_available_governors(govs);
-	struct cpufreq_available_frequencies *freqs = cpufreq_get_available_frequencies(first);
-	for (struct cpufreq_available_frequencies *f = freqs; f != NULL && c->nfreqs < GOV_MAX_FREQS; f = f->next)
-		c->freqs_khz[c->nfreqs++] = f->frequency;
-	if (freqs != NULL)
-		cpufreq_put_available_frequencies(freqs);
-	cpufreq_get_hardware_limits(first, &c->hw_min_khz, &c->hw_max_khz);
-	/* Boosting siblings (favoured cores) may reach higher: the cluster's
-	 * maximum is the largest of its policies. */
-	for (unsigned i = 1; i < c->npolicies; i++) {
-		unsigned long lo, hi;
-		if (cpufreq_get_hardware_limits(c->policies[i], &lo, &hi) == 0 && hi > c->hw_max_khz)
-			c->hw_max_khz = hi;
-	}
-#endif
 	sort_ulongs(c->freqs_khz, c->nfreqs);
+	c->boost = -1;
+	snprintf(path, sizeof(path), "%s/boost", dir);
+	if (sysfs_read_ulong(path, &v) == 0 || sysfs_read_ulong(CPU_SYSFS "/cpufreq/boost", &v) == 0)
+		c->boost = v != 0;
+	else if (sysfs_read_ulong(CPU_SYSFS "/intel_pstate/no_turbo", &v) == 0)
+		c->boost = v == 0;
+	/* Favoured cores (intel_pstate's ITMT, cppc) may reach higher than their
+	 * siblings: the cluster's range spans all its policies. */
+	for (unsigned i = 0; i < c->npolicies; i++) {
+		gov_policy_dir(c, c->policies[i], dir, sizeof(dir));
+		snprintf(path, sizeof(path), "%s/cpuinfo_min_freq", dir);
+		if (sysfs_read_ulong(path, &v) == 0 && v > 0 && (c->hw_min_khz == 0 || v < c->hw_min_khz))
+			c->hw_min_khz = v;
+		snprintf(path, sizeof(path), "%s/cpuinfo_max_freq", dir);
+		if (sysfs_read_ulong(path, &v) == 0 && v > c->hw_max_khz)
+			c->hw_max_khz = v;
+	}
 	read_dynamic_cpufreq(c);
 }
 
@@ -126,7 +438,7 @@ read_cpufreq(struct gov_cluster *c)
 /* Clusters. */
 
 static struct gov_cluster *
-add_cluster(struct gov_platform *p, hwloc_const_bitmap_t set, int efficiency)
+add_cluster(struct gov_platform *p, hwloc_const_bitmap_t set)
 {
 	struct gov_cluster *c;
 
@@ -135,59 +447,9 @@ add_cluster(struct gov_platform *p, hwloc_const_bitmap_t set, int efficiency)
 	memset(c, 0, sizeof(*c));
 	c->cpuset = hwloc_bitmap_dup(set);
 	c->ncpus = (unsigned)hwloc_bitmap_weight(set);
-	c->efficiency = efficiency;
+	c->efficiency = -1;
+	c->boost = -1;
 	return c;
-}
-
-static void
-clusters_from_kinds(struct gov_platform *p, hwloc_bitmap_t rest)
-{
-	int nkinds = hwloc_cpukinds_get_nr(p->topology, 0);
-
-	/* hwloc lists kinds from least to most efficient... in efficiency order:
-	 * 0 is the most energy-efficient (LITTLE) kind. */
-	for (int k = 0; k < nkinds; k++) {
-		hwloc_bitmap_t set = hwloc_bitmap_alloc();
-		int eff = -1;
-		unsigned ninfos = 0;
-		struct hwloc_info_s *infos = NULL;
-		if (hwloc_cpukinds_get_info(p->topology, (unsigned)k, set, &eff, &ninfos, &infos, 0) == 0) {
-			hwloc_bitmap_and(set, set, rest);
-			if (!hwloc_bitmap_iszero(set)) {
-				struct gov_cluster *c = add_cluster(p, set, eff);
-				for (unsigned i = 0; i < ninfos; i++)
-					if (strcmp(infos[i].name, "CoreType") == 0 || strcmp(infos[i].name, "CPUModel") == 0)
-						snprintf(c->model, sizeof(c->model), "%s", infos[i].value);
-				hwloc_bitmap_andnot(rest, rest, set);
-			}
-		}
-		hwloc_bitmap_free(set);
-	}
-}
-
-/* Without CPU kinds: one cluster per cpufreq policy (a DVFS domain). */
-static void
-clusters_from_policies(struct gov_platform *p, hwloc_bitmap_t rest)
-{
-	int cpu;
-
-	while ((cpu = hwloc_bitmap_first(rest)) >= 0) {
-		hwloc_bitmap_t set = hwloc_bitmap_alloc();
-		int pol = policy_of_cpu((unsigned)cpu);
-		int other;
-		if (pol < 0) {
-			hwloc_bitmap_free(set);
-			break;
-		}
-		hwloc_bitmap_foreach_begin(other, rest) {
-			if (policy_of_cpu((unsigned)other) == pol)
-				hwloc_bitmap_set(set, (unsigned)other);
-		}
-		hwloc_bitmap_foreach_end();
-		add_cluster(p, set, -1);
-		hwloc_bitmap_andnot(rest, rest, set);
-		hwloc_bitmap_free(set);
-	}
 }
 
 static int
@@ -247,40 +509,244 @@ assign_capacities(struct gov_platform *p)
 	/* Least capable first, so cluster0 is the LITTLE one on every board. */
 	qsort(p->clusters, p->nclusters, sizeof(*p->clusters), compare_clusters);
 	for (unsigned i = 0; i < p->nclusters; i++) {
-		p->clusters[i].id = i;
-		snprintf(p->clusters[i].name, sizeof(p->clusters[i].name), "cluster%u", i);
+		struct gov_cluster *c = &p->clusters[i];
+		c->id = i;
+		snprintf(c->name, sizeof(c->name), "cluster%u", i);
+		c->efficiency = 0;
+		for (unsigned j = 1; j <= i; j++)
+			if (p->clusters[j].capacity != p->clusters[j - 1].capacity)
+				c->efficiency++;
 	}
 }
 
+/* The cluster's model: its CPU parts' names ("Cortex-A715/Cortex-A710"), else
+ * /proc/cpuinfo's model name as hwloc read it. */
+static void
+cluster_model(struct gov_cluster *c, const struct cpu_info *cpus, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const char *name = cpus[i].part[0] ? cpus[i].part_name : cpus[i].model;
+		if (!hwloc_bitmap_isset(c->cpuset, (unsigned)cpus[i].cpu) || name[0] == '\0')
+			continue;
+		if (!cpus[i].part[0]) {
+			if (c->model[0] == '\0')
+				snprintf(c->model, sizeof(c->model), "%s", name);
+			continue;
+		}
+		bool seen = false;
+		for (unsigned j = 0; j < i; j++)
+			seen |= hwloc_bitmap_isset(c->cpuset, (unsigned)cpus[j].cpu) && strcmp(cpus[j].part, cpus[i].part) == 0;
+		if (!seen) {
+			size_t len = strlen(c->model);
+			snprintf(c->model + len, sizeof(c->model) - len, "%s%s", len ? "/" : "", name);
+		}
+	}
+}
+
+/* Clusters from what the kernel says about DVFS and CPU kinds, whatever hwloc
+ * version reads the tree:
+ *   - a cpufreq policy over several CPUs is one DVFS domain and one cluster,
+ *     never split (Snapdragon 8 Gen 2's policy3 holds Cortex-A715 and A710);
+ *   - CPUs with a policy of their own (intel_pstate, cppc_cpufreq) or none at
+ *     all are grouped by their kind (assign_kinds), so 20 per-CPU policies of
+ *     two CPU parts make two clusters. */
 static void
 discover_clusters(struct gov_platform *p)
 {
-	hwloc_bitmap_t rest = hwloc_bitmap_dup(hwloc_topology_get_topology_cpuset(p->topology));
+	bool use_hwloc = false;
+	hwloc_bitmap_t set = machine_cpus(p, &use_hwloc);
+	unsigned n = (unsigned)hwloc_bitmap_weight(set), k = 0;
+	struct cpu_info *cpus = calloc(n ? n : 1, sizeof(*cpus));
+	int cpu;
 
-	clusters_from_kinds(p, rest);
-	if (!hwloc_bitmap_iszero(rest) && p->nclusters == 0)
-		clusters_from_policies(p, rest);
-	if (!hwloc_bitmap_iszero(rest))
-		add_cluster(p, rest, -1);
-	hwloc_bitmap_free(rest);
-	for (unsigned i = 0; i < p->nclusters; i++) {
-		read_cpufreq(&p->clusters[i]);
-		p->cpufreq |= p->clusters[i].npolicies > 0;
+	hwloc_bitmap_foreach_begin(cpu, set) {
+		struct cpu_info *ci = &cpus[k++];
+		ci->cpu = cpu;
+		ci->policy = -1;
 	}
+	hwloc_bitmap_foreach_end();
+	read_policies(cpus, n, set);
+	for (unsigned i = 0; i < n; i++) {
+		struct cpu_info *ci = &cpus[i];
+		char path[GOV_PATH];
+		const char *model;
+		snprintf(path, sizeof(path), CPU_SYSFS "/cpu%d/cpu_capacity", ci->cpu);
+		sysfs_read_ulong(path, &ci->capacity);
+		if (ci->policy >= 0) {
+			policy_path(ci, "base_frequency", path, sizeof(path));
+			sysfs_read_ulong(path, &ci->base_khz);
+		}
+		if (use_hwloc && (model = pu_info(p->topology, ci->cpu, "CPUModel")) != NULL)
+			snprintf(ci->model, sizeof(ci->model), "%s", model);
+	}
+	read_parts(cpus, n);
+	/* hwloc's CoreType (from CPUID or /sys/devices/cpu_{core,atom}) names an
+	 * architectural core type, unlike its other kinds. */
+	if (use_hwloc) {
+		int nkinds = hwloc_cpukinds_get_nr(p->topology, 0);
+		for (int kk = 0; kk < nkinds; kk++) {
+			hwloc_bitmap_t ks = hwloc_bitmap_alloc();
+			unsigned ninfos = 0;
+			struct hwloc_info_s *infos = NULL;
+			int eff;
+			if (hwloc_cpukinds_get_info(p->topology, (unsigned)kk, ks, &eff, &ninfos, &infos, 0) == 0)
+				for (unsigned j = 0; j < ninfos; j++)
+					if (strcmp(infos[j].name, "CoreType") == 0)
+						for (unsigned i = 0; i < n; i++)
+							if (hwloc_bitmap_isset(ks, (unsigned)cpus[i].cpu))
+								snprintf(cpus[i].core_type, sizeof(cpus[i].core_type), "%s", infos[j].value);
+			hwloc_bitmap_free(ks);
+		}
+	}
+	const char *kind = assign_kinds(cpus, n);
+
+	/* Group: a multi-CPU policy by its number, everything else by kind. */
+	char (*keys)[64] = calloc(n ? n : 1, sizeof(*keys));
+	for (unsigned i = 0; i < n; i++) {
+		const struct cpu_info *ci = &cpus[i];
+		if (ci->policy >= 0 && ci->policy_ncpus > 1)
+			snprintf(keys[i], sizeof(keys[i]), "policy %d", ci->policy);
+		else
+			snprintf(keys[i], sizeof(keys[i]), "kind %s", ci->kind);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		bool first = true;
+		for (unsigned j = 0; j < i; j++)
+			first &= strcmp(keys[j], keys[i]) != 0;
+		if (!first)
+			continue;
+		hwloc_bitmap_t cs = hwloc_bitmap_alloc();
+		for (unsigned j = i; j < n; j++)
+			if (strcmp(keys[j], keys[i]) == 0)
+				hwloc_bitmap_set(cs, (unsigned)cpus[j].cpu);
+		struct gov_cluster *c = add_cluster(p, cs);
+		hwloc_bitmap_free(cs);
+		snprintf(c->kind, sizeof(c->kind), "%s", kind);
+		for (unsigned j = i; j < n; j++) {
+			bool seen = false;
+			if (strcmp(keys[j], keys[i]) != 0 || cpus[j].policy < 0)
+				continue;
+			for (unsigned q = 0; q < c->npolicies; q++)
+				seen |= c->policies[q] == (unsigned)cpus[j].policy;
+			if (!seen && c->npolicies < GOV_MAX_POLICIES) {
+				if (c->npolicies == 0)
+					c->layout = cpus[j].layout;
+				c->policies[c->npolicies++] = (unsigned)cpus[j].policy;
+			}
+		}
+		cluster_model(c, cpus, n);
+		read_cpufreq(c);
+		p->cpufreq |= c->npolicies > 0;
+	}
+	free(keys);
+	free(cpus);
+	hwloc_bitmap_free(set);
 	assign_capacities(p);
 }
 
 /* ------------------------------------------------------------------------ */
-/* devfreq GPUs. */
+/* devfreq GPUs, recognised by what the device is rather than by its name:
+ * devfreq also scales buses, memory controllers and caches, whose names
+ * often say "gpu" too (Qualcomm's soc:qcom,gpubw is the GPU's bus bandwidth,
+ * in MB/s; soc:qcom,kgsl-busmon is a bus monitor). See docs/platforms.md. */
+
+static const char *const gpu_compatibles[] = {
+	"arm,mali", "qcom,adreno", "qcom,kgsl-3d", "nvidia,gk20a", "nvidia,gm20b", "nvidia,gp10b", "nvidia,gv11b",
+	"nvidia,ga10b", "nvidia,tegra", "vivante,gc", "img,powervr", "img,img-", "samsung,exynos-g3d", "apple,agx",
+	"brcm,bcm2711-v3d", "brcm,2711-v3d", "mediatek,mali", "rockchip,mali",
+};
+static const char *const gpu_drivers[] = {
+	"panfrost", "panthor", "mali", "mali_kbase", "kgsl-3d", "kgsl-3d0", "adreno", "msm_gpu", "lima", "etnaviv",
+	"nouveau", "gk20a", "gp10b", "gv11b", "ga10b", "powervr", "pvrsrvkm", "v3d", "asahi",
+};
+/* Bus, bandwidth, memory and cache scaling. */
+static const char *const not_gpu[] = {
+	"bw", "busmon", "bwmon", "bus", "ddr", "dmc", "llcc", "memlat", "cpubw", "icc", "cci", "mif", "l3", "dram",
+};
+static const char *const gpu_names[] = { "gpu", "mali", "g3d", "kgsl-3d", "gk20a", "gv11b", "gp10b", "gm20b", "adreno" };
 
 static bool
-looks_like_gpu(const char *name)
+name_has(const char *name, const char *const *words, size_t n)
 {
-	static const char *const hints[] = { "gpu", "mali", "g3d", "kgsl", "gk20a", "gv11b", "gp10b", "gm20b" };
-
-	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
-		if (strcasestr(name, hints[i]) != NULL)
+	for (size_t i = 0; i < n; i++)
+		if (strcasestr(name, words[i]) != NULL)
 			return true;
+	return false;
+}
+
+/* Is a devfreq device a bus or a cache? Its name or compatible ends in "bw"
+ * or holds one of not_gpu's words as a word of its own ("soc:qcom,cpubw",
+ * "kgsl-busmon", "ddr_devfreq", "exynos-bus"). */
+static bool
+is_bus(const char *text)
+{
+	size_t len = strlen(text);
+
+	if (len >= 2 && strcasecmp(text + len - 2, "bw") == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(not_gpu) / sizeof(not_gpu[0]); i++) {
+		size_t w = strlen(not_gpu[i]);
+		for (const char *s = strcasestr(text, not_gpu[i]); s != NULL; s = strcasestr(s + 1, not_gpu[i])) {
+			bool start = s == text || strchr(",:-_./ ", s[-1]) != NULL;
+			bool end = s[w] == '\0' || strchr(",:-_./ 0123456789", s[w]) != NULL;
+			if (start && end)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* What makes a devfreq device a GPU, or false. */
+static bool
+recognise_gpu(const char *name, const char *dev, const struct gov_gpu *g, char *match, size_t len)
+{
+	char path[GOV_PATH + 64], compat[512] = "", link[GOV_PATH] = "";
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/device/of_node/compatible", dev);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, compat, sizeof(compat) - 1);
+		close(fd);
+		if (n > 0) {
+			compat[n] = '\0';
+			for (ssize_t i = 0; i + 1 < n; i++) /* NUL-separated list */
+				if (compat[i] == '\0')
+					compat[i] = ' ';
+		}
+	}
+	snprintf(path, sizeof(path), "%s/device/driver", dev);
+	if ((n = readlink(path, link, sizeof(link) - 1)) > 0)
+		link[n] = '\0';
+	const char *driver = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+	char first_compat[128];
+	snprintf(first_compat, sizeof(first_compat), "%.*s", (int)strcspn(compat, " \n"), compat);
+
+	if (is_bus(name) || (first_compat[0] && is_bus(first_compat)))
+		return false;
+	for (size_t i = 0; i < sizeof(gpu_compatibles) / sizeof(gpu_compatibles[0]); i++) {
+		const char *hit = compat[0] ? strcasestr(compat, gpu_compatibles[i]) : NULL;
+		if (hit != NULL) {
+			while (hit > compat && hit[-1] != ' ')
+				hit--;
+			snprintf(match, len, "compatible %.*s", (int)strcspn(hit, " \n"), hit);
+			return true;
+		}
+	}
+	for (size_t i = 0; i < sizeof(gpu_drivers) / sizeof(gpu_drivers[0]); i++)
+		if (driver[0] && strcmp(driver, gpu_drivers[i]) == 0) {
+			snprintf(match, len, "driver %s", driver);
+			return true;
+		}
+	/* No device facts (or unknown ones): a GPU-like name with GPU
+	 * frequencies, tens of MHz to a few GHz in Hz. */
+	unsigned long top = g->nfreqs ? g->freqs_hz[g->nfreqs - 1] : g->max_hz;
+	if (name_has(name, gpu_names, sizeof(gpu_names) / sizeof(gpu_names[0])) && top >= 50000000ul &&
+	    top <= 5000000000ul) {
+		snprintf(match, len, "name %s, %lu-%lu MHz", name, (g->nfreqs ? g->freqs_hz[0] : g->min_hz) / 1000000,
+		         top / 1000000);
+		return true;
+	}
 	return false;
 }
 
@@ -293,31 +759,33 @@ discover_devfreq(struct gov_platform *p)
 	if (d == NULL)
 		return;
 	while ((e = readdir(d)) != NULL) {
-		char path[GOV_PATH], text[1024];
-		struct gov_gpu *g;
-		if (e->d_name[0] == '.' || !looks_like_gpu(e->d_name))
+		char path[GOV_PATH + 32], text[1024];
+		struct gov_gpu g;
+		if (e->d_name[0] == '.')
 			continue;
-		p->gpus = realloc(p->gpus, (p->ngpus + 1) * sizeof(*p->gpus));
-		g = &p->gpus[p->ngpus++];
-		memset(g, 0, sizeof(*g));
-		g->opencl_device = -1;
-		snprintf(g->name, sizeof(g->name), "%s", e->d_name);
-		snprintf(g->path, sizeof(g->path), "/sys/class/devfreq/%s", e->d_name);
-		snprintf(path, sizeof(path), "%s/available_frequencies", g->path);
+		memset(&g, 0, sizeof(g));
+		g.opencl_device = -1;
+		snprintf(g.name, sizeof(g.name), "%s", e->d_name);
+		snprintf(g.path, sizeof(g.path), "/sys/class/devfreq/%s", e->d_name);
+		snprintf(path, sizeof(path), "%s/available_frequencies", g.path);
 		if (sysfs_read(path, text, sizeof(text)) == 0)
-			g->nfreqs = parse_ulongs(text, g->freqs_hz, GOV_MAX_FREQS);
-		sort_ulongs(g->freqs_hz, g->nfreqs);
-		snprintf(path, sizeof(path), "%s/available_governors", g->path);
-		sysfs_read(path, g->governors, sizeof(g->governors));
-		g->has_userspace = strstr(g->governors, "userspace") != NULL;
-		snprintf(path, sizeof(path), "%s/governor", g->path);
-		sysfs_read_token(path, g->governor, sizeof(g->governor));
-		snprintf(path, sizeof(path), "%s/min_freq", g->path);
-		sysfs_read_ulong(path, &g->min_hz);
-		snprintf(path, sizeof(path), "%s/max_freq", g->path);
-		sysfs_read_ulong(path, &g->max_hz);
-		snprintf(path, sizeof(path), "%s/cur_freq", g->path);
-		sysfs_read_ulong(path, &g->cur_hz);
+			g.nfreqs = parse_ulongs(text, g.freqs_hz, GOV_MAX_FREQS);
+		sort_ulongs(g.freqs_hz, g.nfreqs);
+		snprintf(path, sizeof(path), "%s/min_freq", g.path);
+		sysfs_read_ulong(path, &g.min_hz);
+		snprintf(path, sizeof(path), "%s/max_freq", g.path);
+		sysfs_read_ulong(path, &g.max_hz);
+		if (!recognise_gpu(e->d_name, g.path, &g, g.match, sizeof(g.match)))
+			continue;
+		snprintf(path, sizeof(path), "%s/available_governors", g.path);
+		sysfs_read(path, g.governors, sizeof(g.governors));
+		g.has_userspace = strstr(g.governors, "userspace") != NULL;
+		snprintf(path, sizeof(path), "%s/governor", g.path);
+		sysfs_read_token(path, g.governor, sizeof(g.governor));
+		snprintf(path, sizeof(path), "%s/cur_freq", g.path);
+		sysfs_read_ulong(path, &g.cur_hz);
+		p->gpus = realloc(p->gpus, (p->ngpus + 1) * sizeof(*p->gpus));
+		p->gpus[p->ngpus++] = g;
 	}
 	closedir(d);
 }

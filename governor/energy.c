@@ -372,10 +372,27 @@ model_from_kernel_em(const struct gov_platform *p, unsigned cluster, struct gov_
 		}
 }
 
-/* Without measurements: dynamic power grows roughly with f * V^2 and V with f,
- * so ~f^3 on top of a static tenth; a 1024-capacity core is taken to draw
- * 1.75 W at its top frequency (Cortex-A15 class) and smaller cores less, with
- * the square of their capacity. A rough guide, labelled as an estimate. */
+/* Without measurements, a documented estimate (docs/platforms.md): dynamic
+ * power is C * V^2 * f, and the voltage-frequency curve is taken as linear
+ * through the origin, V / Vmax = f / fmax, so per-CPU power is
+ *     P(f) = Ptop * (0.1 + 0.9 * (f / fmax)^3)
+ * with a static floor of a tenth of Ptop. A 1024-capacity core is taken to
+ * draw Ptop = 1.75 W at its top frequency (Cortex-A15 class) and smaller
+ * cores less, with the square of their capacity. The points are the
+ * frequency table, or for drivers without one (intel_pstate, cppc_cpufreq,
+ * amd-pstate) ESTIMATE_POINTS frequencies spread evenly over the hardware
+ * range, so the model still tells a low frequency from a high one. A rough
+ * guide, labelled as an estimate. */
+#define ESTIMATE_POINTS 8
+
+static double
+estimate_watts(double top, unsigned long khz, unsigned long fmax)
+{
+	double x = fmax > 0 ? (double)khz / (double)fmax : 1.0;
+
+	return top * (0.1 + 0.9 * x * x * x);
+}
+
 static void
 model_estimate(const struct gov_cluster *c, struct gov_power_model *m)
 {
@@ -384,15 +401,24 @@ model_estimate(const struct gov_cluster *c, struct gov_power_model *m)
 
 	m->kind = GOV_MODEL_ESTIMATE;
 	if (n == 0) {
-		m->npoints = 1;
-		m->khz[0] = c->hw_max_khz;
-		m->watts_per_cpu[0] = top;
+		unsigned long lo = c->hw_min_khz, hi = c->hw_max_khz;
+		if (hi == 0 || lo == 0 || lo >= hi) {
+			/* no range known: one point at whatever the CPU runs */
+			m->npoints = 1;
+			m->khz[0] = hi;
+			m->watts_per_cpu[0] = top;
+			return;
+		}
+		for (unsigned i = 0; i < ESTIMATE_POINTS; i++) {
+			m->khz[i] = lo + (hi - lo) * i / (ESTIMATE_POINTS - 1);
+			m->watts_per_cpu[i] = estimate_watts(top, m->khz[i], hi);
+		}
+		m->npoints = ESTIMATE_POINTS;
 		return;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		double x = (double)c->freqs_khz[i] / (double)c->freqs_khz[n - 1];
 		m->khz[i] = c->freqs_khz[i];
-		m->watts_per_cpu[i] = top * (0.1 + 0.9 * x * x * x);
+		m->watts_per_cpu[i] = estimate_watts(top, c->freqs_khz[i], c->freqs_khz[n - 1]);
 	}
 	m->npoints = n;
 }

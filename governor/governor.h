@@ -21,43 +21,61 @@
 
 /* Where a cluster's relative capacity came from. */
 enum gov_capacity_source {
-	GOV_CAPACITY_SYSFS,    /* cpu_capacity (arm64 / arm) */
+	GOV_CAPACITY_SYSFS,    /* cpu_capacity (arm64 / arm): the largest of its CPUs' */
 	GOV_CAPACITY_FREQUENCY, /* ratio of maximum frequencies */
 	GOV_CAPACITY_UNIFORM,  /* one kind of CPU: all 1024 */
+};
+
+/* A frequency or limit of 0 is unknown (its file is missing or unreadable):
+ * `gearbox platform` prints "unknown" and JSON null, never 0. */
+#define GOV_MAX_BOOST 8
+
+/* Where a cluster's cpufreq policies live. */
+enum gov_cpufreq_layout {
+	GOV_CPUFREQ_POLICY,   /* cpufreq/policyN (kernels since 4.3) */
+	GOV_CPUFREQ_PER_CPU,  /* cpuN/cpufreq only (older and many vendor kernels) */
 };
 
 struct gov_cluster {
 	unsigned id;
 	char name[GOV_NAME];         /* "cluster0" ... in efficiency order */
-	char model[GOV_NAME];        /* CPU model from hwloc, when known */
+	char model[GOV_NAME];        /* CPU model ("Cortex-A715/Cortex-A710", "Intel(R) ..."), "" when unknown */
+	char kind[GOV_NAME];         /* what told its CPUs apart: "cpu-part", "core-type", "base-frequency",
+	                              * "cpu_capacity", or "" (one kind) */
 	hwloc_bitmap_t cpuset;
 	unsigned ncpus;
 	unsigned capacity;            /* relative performance per CPU, largest = 1024 */
 	enum gov_capacity_source capacity_source;
-	int efficiency;               /* hwloc CPU-kind efficiency rank (0 = most efficient), -1 unknown */
+	int efficiency;               /* rank of its capacity among the clusters' (0 = least capable, most efficient) */
 	/* cpufreq: the policies covering this cluster (one per cluster on Arm,
-	 * one per CPU with intel_pstate). npolicies == 0: no cpufreq. */
+	 * one per CPU with intel_pstate or cppc). npolicies == 0: no cpufreq. */
 	unsigned npolicies;
-	unsigned policies[GOV_MAX_POLICIES];
+	unsigned policies[GOV_MAX_POLICIES]; /* policy N is cpufreq/policyN, or cpuN/cpufreq */
+	enum gov_cpufreq_layout layout;
 	char driver[GOV_NAME];
 	char governor[GOV_NAME];      /* of the first policy */
 	char governors[256];          /* available governors */
 	bool has_userspace;
-	unsigned nfreqs;              /* 0: continuous range (e.g. intel_pstate) */
-	unsigned long freqs_khz[GOV_MAX_FREQS]; /* ascending */
-	unsigned long hw_min_khz, hw_max_khz;   /* cpuinfo_{min,max}_freq */
-	unsigned long min_khz, max_khz, cur_khz; /* scaling_{min,max,cur}_freq */
+	bool has_setspeed;            /* scaling_setspeed exists */
+	unsigned nfreqs;              /* 0: continuous range (e.g. intel_pstate, cppc) */
+	unsigned long freqs_khz[GOV_MAX_FREQS]; /* ascending, boost frequencies included */
+	unsigned nboost;
+	unsigned long boost_khz[GOV_MAX_BOOST]; /* scaling_boost_frequencies */
+	int boost;                    /* cpufreq/boost or the policy's boost: 1 on, 0 off, -1 unknown */
+	unsigned long hw_min_khz, hw_max_khz;   /* cpuinfo_{min,max}_freq (min and max over its policies) */
+	unsigned long min_khz, max_khz, cur_khz; /* scaling_{min,max,cur}_freq of the first policy */
 };
 
 struct gov_gpu {
 	char name[GOV_NAME];          /* devfreq device, e.g. "57000000.gpu" */
 	char path[GOV_PATH];          /* /sys/class/devfreq/NAME */
+	char match[128];              /* what made it a GPU: "compatible arm,mali-t628", "driver panfrost", ... */
 	char governor[GOV_NAME];
 	char governors[256];
 	bool has_userspace;
 	unsigned nfreqs;
 	unsigned long freqs_hz[GOV_MAX_FREQS];
-	unsigned long min_hz, max_hz, cur_hz;
+	unsigned long min_hz, max_hz, cur_hz; /* 0: unknown */
 	int opencl_device;            /* index in gov_platform.opencl, -1 if unmatched */
 };
 

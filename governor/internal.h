@@ -25,6 +25,12 @@ unsigned parse_ulongs(const char *text, unsigned long *out, unsigned max);
 /* Ascending order (drivers list frequency tables either way). */
 void sort_ulongs(unsigned long *v, unsigned n);
 
+/* The folder of one of a cluster's cpufreq policies, in its layout:
+ * CPU_SYSFS/cpufreq/policyN or CPU_SYSFS/cpuN/cpufreq. */
+void gov_policy_dir(const struct gov_cluster *c, unsigned policy, char *buf, size_t len);
+/* A CPU list ("0-3,8 9"), as sysfs writes them; returns how many were set. */
+unsigned parse_cpu_list(const char *text, hwloc_bitmap_t set);
+
 /* "path: Message (ENAME)" for a negative errno; returns -1. */
 int gov_path_error(char **cause, const char *path, int err);
 

@@ -132,3 +132,39 @@ sort_ulongs(unsigned long *v, unsigned n)
 {
 	qsort(v, n, sizeof(*v), compare_ulong);
 }
+
+unsigned
+parse_cpu_list(const char *text, hwloc_bitmap_t set)
+{
+	const char *p = text;
+	unsigned n = 0;
+
+	while (*p != '\0') {
+		char *end;
+		unsigned long a, b;
+		while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n')
+			p++;
+		if (*p < '0' || *p > '9')
+			break;
+		a = b = strtoul(p, &end, 10);
+		p = end;
+		if (*p == '-') {
+			b = strtoul(p + 1, &end, 10);
+			if (end == p + 1)
+				break;
+			p = end;
+		}
+		for (unsigned long c = a; c <= b && c < 65536; c++, n++)
+			hwloc_bitmap_set(set, (unsigned)c);
+	}
+	return n;
+}
+
+void
+gov_policy_dir(const struct gov_cluster *c, unsigned policy, char *buf, size_t len)
+{
+	if (c->layout == GOV_CPUFREQ_PER_CPU)
+		snprintf(buf, len, CPU_SYSFS "/cpu%u/cpufreq", policy);
+	else
+		snprintf(buf, len, CPU_SYSFS "/cpufreq/policy%u", policy);
+}

@@ -22,7 +22,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 run() {
 	tb=$1
 	shift
-	LD_PRELOAD="$PRELOAD" UMOCKDEV_DIR="$tb" HWLOC_FSROOT="$tb" "$B/gearbox" platform --state-dir "$tb.state" "$@"
+	LD_PRELOAD="$PRELOAD" UMOCKDEV_DIR="$tb" HWLOC_FSROOT="$tb" HWLOC_COMPONENTS=linux,stop "$B/gearbox" platform --state-dir "$tb.state" "$@"
 }
 token() { awk '{ print $1; exit }' "$1"; }
 newbed() {
@@ -127,7 +127,7 @@ if [ "$(id -u)" = 0 ]; then
 	# root writes read-only files anyway: drop to nobody for this check.
 	AS="setpriv --reuid=65534 --regid=65534 --clear-groups"
 fi
-if LD_PRELOAD="$PRELOAD" UMOCKDEV_DIR="$tb" HWLOC_FSROOT="$tb" $AS "$B/gearbox" platform --state-dir "$tb.state" \
+if LD_PRELOAD="$PRELOAD" UMOCKDEV_DIR="$tb" HWLOC_FSROOT="$tb" HWLOC_COMPONENTS=linux,stop $AS "$B/gearbox" platform --state-dir "$tb.state" \
 	set-freq cluster1 1171200 2>"$T/err"; then
 	fail "read-only scaling_min_freq accepted"
 fi
@@ -140,7 +140,7 @@ echo "ok: read-only attribute"
 newbed odroid-xu3
 tb=$T/odroid-xu3
 pol=$tb/sys/devices/system/cpu/cpufreq/policy0
-LD_PRELOAD="$PRELOAD" UMOCKDEV_DIR="$tb" HWLOC_FSROOT="$tb" "$B/gearbox" platform --state-dir "$tb.state" \
+LD_PRELOAD="$PRELOAD" UMOCKDEV_DIR="$tb" HWLOC_FSROOT="$tb" HWLOC_COMPONENTS=linux,stop "$B/gearbox" platform --state-dir "$tb.state" \
 	set-freq cluster0 600000 --hold 120 2>/dev/null &
 holder=$!
 for i in $(seq 1 100); do

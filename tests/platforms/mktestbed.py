@@ -106,8 +106,14 @@ def build(desc_path, root):
             write(root, f"{d}/online", 1)
             if "capacity" in cl:
                 write(root, f"{d}/cpu_capacity", cl["capacity"])
-            cpuinfo.append(f"processor\t: {c}\nmodel name\t: {cl.get('model', cname)}\n"
-                           f"physical id\t: 0\ncore id\t\t: {topo['core_id']}\n")
+            if "midr" in cl:  # arm64: MIDR_EL1 names the CPU part
+                write(root, f"{d}/regs/identification/midr_el1", cl["midr"])
+            block = (f"processor\t: {c}\nmodel name\t: {cl.get('model', cname)}\n"
+                     f"physical id\t: 0\ncore id\t\t: {topo['core_id']}\n")
+            if "cpu_part" in cl:  # Arm: "IMPLEMENTER:PART", as /proc/cpuinfo lists them
+                impl, part = cl["cpu_part"].split(":")
+                block += f"CPU implementer\t: {impl}\nCPU part\t: {part}\n"
+            cpuinfo.append(block)
             if not has_cpufreq or not (freqs or "max_freq" in cl):
                 continue
             policy_cpus = [c] if per_cpu_policy else cpus
@@ -170,6 +176,16 @@ def build(desc_path, root):
                 attrs["userspace/set_freq"] = freqs[-1]
             for k, v in attrs.items():
                 write(root, f"{d}/{k}", v)
+            # What the device is: its device-tree node and its driver.
+            if "compatible" in sec:
+                full = os.path.join(root, d, "device/of_node/compatible")
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                with open(full, "wb") as f:
+                    f.write(b"".join(c.encode() + b"\0" for c in sec["compatible"].split()))
+            if "driver" in sec:
+                os.makedirs(os.path.join(root, "sys/bus/platform/drivers", sec["driver"]), exist_ok=True)
+                os.makedirs(os.path.join(root, d, "device"), exist_ok=True)
+                os.symlink(f"../../../../bus/platform/drivers/{sec['driver']}", os.path.join(root, d, "device/driver"))
         elif kind == "ina231":  # Odroid XU3 sensors: sensor_W in watts
             d = f"sys/bus/i2c/drivers/INA231/{name}"
             write(root, f"{d}/enable", sec.get("enable", 1))

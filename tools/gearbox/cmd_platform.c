@@ -44,6 +44,37 @@ json_ulongs(const unsigned long *v, unsigned n)
 	return a;
 }
 
+/* A frequency, or null when unknown (0). */
+static struct json_object *
+json_freq(unsigned long v)
+{
+	return v != 0 ? json_object_new_int64((int64_t)v) : NULL;
+}
+
+/* "1017 MHz", or "unknown". */
+static const char *
+mhz(unsigned long khz, char *buf, size_t len)
+{
+	if (khz == 0)
+		snprintf(buf, len, "unknown");
+	else
+		snprintf(buf, len, "%lu MHz", khz / 1000);
+	return buf;
+}
+
+/* "556-1017 MHz", "324 MHz-unknown". */
+static const char *
+mhz_range(unsigned long lo, unsigned long hi, char *buf, size_t len)
+{
+	char a[32], b[32];
+
+	if (lo != 0 && hi != 0)
+		snprintf(buf, len, "%lu-%lu MHz", lo / 1000, hi / 1000);
+	else
+		snprintf(buf, len, "%s-%s", mhz(lo, a, sizeof(a)), mhz(hi, b, sizeof(b)));
+	return buf;
+}
+
 static struct json_object *
 json_words(const char *text)
 {
@@ -95,21 +126,27 @@ print_platform_json(const struct gov_platform *p)
 		json_object_object_add(o, "capacity", json_object_new_int((int)c->capacity));
 		json_object_object_add(o, "capacity_source", json_object_new_string(gov_capacity_source_name(c->capacity_source)));
 		json_object_object_add(o, "efficiency", json_object_new_int(c->efficiency));
+		json_object_object_add(o, "model", c->model[0] ? json_object_new_string(c->model) : NULL);
+		json_object_object_add(o, "kind", c->kind[0] ? json_object_new_string(c->kind) : NULL);
 		if (c->npolicies > 0) {
 			struct json_object *f = json_object_new_object(), *pols = json_object_new_array();
 			for (unsigned k = 0; k < c->npolicies; k++)
 				json_object_array_add(pols, json_object_new_int((int)c->policies[k]));
 			json_object_object_add(f, "policies", pols);
-			json_object_object_add(f, "driver", json_object_new_string(c->driver));
-			json_object_object_add(f, "governor", json_object_new_string(c->governor));
+			json_object_object_add(f, "layout", json_object_new_string(c->layout == GOV_CPUFREQ_PER_CPU ? "cpuN/cpufreq"
+			                                                                                              : "policyN"));
+			json_object_object_add(f, "driver", c->driver[0] ? json_object_new_string(c->driver) : NULL);
+			json_object_object_add(f, "governor", c->governor[0] ? json_object_new_string(c->governor) : NULL);
 			json_object_object_add(f, "governors", json_words(c->governors));
-			json_object_object_add(f, "userspace", json_object_new_boolean(c->has_userspace));
+			json_object_object_add(f, "userspace", json_object_new_boolean(c->has_userspace && c->has_setspeed));
 			json_object_object_add(f, "frequencies_khz", json_ulongs(c->freqs_khz, c->nfreqs));
-			json_object_object_add(f, "hw_min_khz", json_object_new_int64((int64_t)c->hw_min_khz));
-			json_object_object_add(f, "hw_max_khz", json_object_new_int64((int64_t)c->hw_max_khz));
-			json_object_object_add(f, "min_khz", json_object_new_int64((int64_t)c->min_khz));
-			json_object_object_add(f, "max_khz", json_object_new_int64((int64_t)c->max_khz));
-			json_object_object_add(f, "cur_khz", json_object_new_int64((int64_t)c->cur_khz));
+			json_object_object_add(f, "boost_frequencies_khz", json_ulongs(c->boost_khz, c->nboost));
+			json_object_object_add(f, "boost", c->boost >= 0 ? json_object_new_boolean(c->boost) : NULL);
+			json_object_object_add(f, "hw_min_khz", json_freq(c->hw_min_khz));
+			json_object_object_add(f, "hw_max_khz", json_freq(c->hw_max_khz));
+			json_object_object_add(f, "min_khz", json_freq(c->min_khz));
+			json_object_object_add(f, "max_khz", json_freq(c->max_khz));
+			json_object_object_add(f, "cur_khz", json_freq(c->cur_khz));
 			json_object_object_add(o, "cpufreq", f);
 		} else {
 			json_object_object_add(o, "cpufreq", NULL);
@@ -131,13 +168,14 @@ print_platform_json(const struct gov_platform *p)
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "name", json_object_new_string(g->name));
 		json_object_object_add(o, "path", json_object_new_string(g->path));
-		json_object_object_add(o, "governor", json_object_new_string(g->governor));
+		json_object_object_add(o, "recognised_by", json_object_new_string(g->match));
+		json_object_object_add(o, "governor", g->governor[0] ? json_object_new_string(g->governor) : NULL);
 		json_object_object_add(o, "governors", json_words(g->governors));
 		json_object_object_add(o, "userspace", json_object_new_boolean(g->has_userspace));
 		json_object_object_add(o, "frequencies_hz", json_ulongs(g->freqs_hz, g->nfreqs));
-		json_object_object_add(o, "min_hz", json_object_new_int64((int64_t)g->min_hz));
-		json_object_object_add(o, "max_hz", json_object_new_int64((int64_t)g->max_hz));
-		json_object_object_add(o, "cur_hz", json_object_new_int64((int64_t)g->cur_hz));
+		json_object_object_add(o, "min_hz", json_freq(g->min_hz));
+		json_object_object_add(o, "max_hz", json_freq(g->max_hz));
+		json_object_object_add(o, "cur_hz", json_freq(g->cur_hz));
 		json_object_object_add(o, "opencl_device", g->opencl_device >= 0 ? json_object_new_int(g->opencl_device) : NULL);
 		json_object_array_add(gpus, o);
 	}
@@ -189,18 +227,29 @@ print_platform_text(const struct gov_platform *p)
 		       gov_capacity_source_name(c->capacity_source));
 		if (c->efficiency >= 0)
 			printf(", efficiency rank %d", c->efficiency);
+		if (c->model[0])
+			printf(", %s", c->model);
 		putchar('\n');
 		free(cpus);
 		if (c->npolicies > 0) {
-			printf("            cpufreq: %u polic%s from policy%u, driver %s, governor %s%s\n", c->npolicies,
-			       c->npolicies == 1 ? "y" : "ies", c->policies[0], c->driver, c->governor,
-			       c->has_userspace ? " (userspace available)" : " (no userspace governor: min/max clamping)");
+			char a[32], b[32], d[32];
+			printf("            cpufreq: %u polic%s from %s%u, driver %s, governor %s%s\n", c->npolicies,
+			       c->npolicies == 1 ? "y" : "ies", c->layout == GOV_CPUFREQ_PER_CPU ? "cpu" : "policy", c->policies[0],
+			       c->driver[0] ? c->driver : "unknown", c->governor[0] ? c->governor : "unknown",
+			       c->has_userspace && c->has_setspeed ? " (userspace available)"
+			                                           : " (no userspace governor: min/max clamping)");
 			if (c->nfreqs > 0)
 				printf("            %lu-%lu MHz in %u steps", c->freqs_khz[0] / 1000,
 				       c->freqs_khz[c->nfreqs - 1] / 1000, c->nfreqs);
 			else
-				printf("            %lu-%lu MHz (continuous)", c->hw_min_khz / 1000, c->hw_max_khz / 1000);
-			printf("; now %lu MHz, limits %lu-%lu MHz\n", c->cur_khz / 1000, c->min_khz / 1000, c->max_khz / 1000);
+				printf("            %s (continuous)", mhz_range(c->hw_min_khz, c->hw_max_khz, a, sizeof(a)));
+			if (c->nboost > 0) {
+				printf(" (boost");
+				for (unsigned k = 0; k < c->nboost; k++)
+					printf(" %lu", c->boost_khz[k] / 1000);
+				printf(" MHz%s)", c->boost == 0 ? ", off" : "");
+			}
+			printf("; now %s, limits %s\n", mhz(c->cur_khz, b, sizeof(b)), mhz_range(c->min_khz, c->max_khz, d, sizeof(d)));
 		}
 		if (m->npoints > 0)
 			printf("            power model: %s, %.3f-%.3f W per busy CPU\n", gov_model_kind_name(m->kind),
@@ -211,9 +260,11 @@ print_platform_text(const struct gov_platform *p)
 		printf("  none\n");
 	for (unsigned i = 0; i < p->ngpus; i++) {
 		const struct gov_gpu *g = &p->gpus[i];
-		printf("  %-14s %lu-%lu MHz in %u steps, governor %s%s", g->name,
-		       g->nfreqs ? g->freqs_hz[0] / 1000000 : 0, g->nfreqs ? g->freqs_hz[g->nfreqs - 1] / 1000000 : 0,
-		       g->nfreqs, g->governor, g->has_userspace ? " (userspace available)" : "");
+		char a[64];
+		printf("  %-14s %s in %u steps, governor %s%s (%s)", g->name,
+		       mhz_range(g->nfreqs ? g->freqs_hz[0] / 1000 : g->min_hz / 1000,
+		                 g->nfreqs ? g->freqs_hz[g->nfreqs - 1] / 1000 : g->max_hz / 1000, a, sizeof(a)), g->nfreqs,
+		       g->governor[0] ? g->governor : "unknown", g->has_userspace ? " (userspace available)" : "", g->match);
 		if (g->opencl_device >= 0)
 			printf(", OpenCL device opencl:%d", g->opencl_device);
 		putchar('\n');
