@@ -543,10 +543,40 @@ cluster_model(struct gov_cluster *c, const struct cpu_info *cpus, unsigned n)
 	}
 }
 
+#define KEY_LEN 512
+
+/* A multi-CPU policy's grouping key: "dvfs", its CPUs' kinds, its
+ * cpuinfo_min_freq, cpuinfo_max_freq and frequency table. */
+static void
+domain_key(const struct cpu_info *cpus, unsigned n, const struct cpu_info *ci, char *key, size_t len)
+{
+	char path[GOV_PATH], text[256];
+	size_t used;
+
+	used = (size_t)snprintf(key, len, "dvfs");
+	for (unsigned i = 0; i < n && used < len; i++) {
+		bool seen = false;
+		if (cpus[i].policy != ci->policy || cpus[i].layout != ci->layout)
+			continue;
+		for (unsigned j = 0; j < i; j++)
+			seen |= cpus[j].policy == ci->policy && cpus[j].layout == ci->layout && strcmp(cpus[j].kind, cpus[i].kind) == 0;
+		if (!seen)
+			used += (size_t)snprintf(key + used, len - used, " %s", cpus[i].kind);
+	}
+	static const char *const attrs[] = { "cpuinfo_min_freq", "cpuinfo_max_freq", "scaling_available_frequencies" };
+	for (size_t a = 0; a < sizeof(attrs) / sizeof(attrs[0]) && used < len; a++) {
+		policy_path(ci, attrs[a], path, sizeof(path));
+		if (sysfs_read(path, text, sizeof(text)) != 0)
+			text[0] = '\0';
+		used += (size_t)snprintf(key + used, len - used, " | %s", text);
+	}
+}
+
 /* Clusters from what the kernel says about DVFS and CPU kinds, whatever hwloc
  * version reads the tree:
- *   - a cpufreq policy over several CPUs is one DVFS domain and one cluster,
- *     never split (Snapdragon 8 Gen 2's policy3 holds Cortex-A715 and A710);
+ *   - a cpufreq policy over several CPUs is one DVFS domain, never split
+ *     (Snapdragon 8 Gen 2's policy3 holds Cortex-A715 and A710); domains of
+ *     the same kinds and frequencies make one cluster of several policies;
  *   - CPUs with a policy of their own (intel_pstate, cppc_cpufreq) or none at
  *     all are grouped by their kind (assign_kinds), so 20 per-CPU policies of
  *     two CPU parts make two clusters. */
@@ -576,8 +606,15 @@ discover_clusters(struct gov_platform *p)
 			policy_path(ci, "base_frequency", path, sizeof(path));
 			sysfs_read_ulong(path, &ci->base_khz);
 		}
-		if (use_hwloc && (model = pu_info(p->topology, ci->cpu, "CPUModel")) != NULL)
-			snprintf(ci->model, sizeof(ci->model), "%s", model);
+		if (use_hwloc && (model = pu_info(p->topology, ci->cpu, "CPUModel")) != NULL) {
+			size_t m = 0; /* white space runs ("CPU           X7550  @") as one space */
+			for (const char *c = model; *c && m + 1 < sizeof(ci->model); c++)
+				if (!(*c == ' ' && (m == 0 || ci->model[m - 1] == ' ')))
+					ci->model[m++] = *c;
+			while (m > 0 && ci->model[m - 1] == ' ')
+				m--;
+			ci->model[m] = '\0';
+		}
 	}
 	read_parts(cpus, n);
 	/* hwloc's CoreType (from CPUID or /sys/devices/cpu_{core,atom}) names an
@@ -600,12 +637,15 @@ discover_clusters(struct gov_platform *p)
 	}
 	const char *kind = assign_kinds(cpus, n);
 
-	/* Group: a multi-CPU policy by its number, everything else by kind. */
-	char (*keys)[64] = calloc(n ? n : 1, sizeof(*keys));
+	/* Group: multi-CPU policies by the kinds of their CPUs and their
+	 * frequency range and table (so equal DVFS domains, such as the four
+	 * sockets of a server, make one cluster of four policies), everything
+	 * else by kind. */
+	char (*keys)[KEY_LEN] = calloc(n ? n : 1, sizeof(*keys));
 	for (unsigned i = 0; i < n; i++) {
 		const struct cpu_info *ci = &cpus[i];
 		if (ci->policy >= 0 && ci->policy_ncpus > 1)
-			snprintf(keys[i], sizeof(keys[i]), "policy %d", ci->policy);
+			domain_key(cpus, n, ci, keys[i], sizeof(keys[i]));
 		else
 			snprintf(keys[i], sizeof(keys[i]), "kind %s", ci->kind);
 	}
@@ -809,6 +849,41 @@ link_gpus(struct gov_platform *p)
 
 /* ------------------------------------------------------------------------ */
 
+/* When hwloc cannot read the topology at all (no cpuN/topology folders and
+ * HWLOC_COMPONENTS=linux,stop, as in hwloc's own tests): a flat one of the
+ * kernel's online CPUs, bound for real (the CPUs are this system's). */
+static int
+flat_topology(struct gov_platform *p)
+{
+	hwloc_bitmap_t set = hwloc_bitmap_alloc();
+	char text[8192], *desc = NULL;
+	size_t len = 0;
+	FILE *f;
+	int cpu, ret = -1;
+
+	if (sysfs_read(CPU_SYSFS "/online", text, sizeof(text)) == 0 ||
+	    sysfs_read(CPU_SYSFS "/present", text, sizeof(text)) == 0)
+		parse_cpu_list(text, set);
+	if (hwloc_bitmap_iszero(set) || (f = open_memstream(&desc, &len)) == NULL) {
+		hwloc_bitmap_free(set);
+		return -1;
+	}
+	fprintf(f, "pu:%d(indexes=", hwloc_bitmap_weight(set));
+	hwloc_bitmap_foreach_begin(cpu, set) {
+		fprintf(f, "%s%d", cpu == hwloc_bitmap_first(set) ? "" : ",", cpu);
+	}
+	hwloc_bitmap_foreach_end();
+	fputc(')', f);
+	fclose(f);
+	if (hwloc_topology_init(&p->topology) == 0 && hwloc_topology_set_synthetic(p->topology, desc) == 0 &&
+	    hwloc_topology_set_flags(p->topology, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM) == 0 &&
+	    hwloc_topology_load(p->topology) == 0)
+		ret = 0;
+	free(desc);
+	hwloc_bitmap_free(set);
+	return ret;
+}
+
 struct gov_platform *
 gov_platform_discover(const char *state_dir, char **cause)
 {
@@ -828,9 +903,15 @@ gov_platform_discover_flags(const char *state_dir, unsigned flags, char **cause)
 	p->owner_pid = (int)getpid();
 	p->state_dir = strdup(state_dir != NULL ? state_dir : env != NULL && *env ? env : GOV_DEFAULT_STATE_DIR);
 	if (hwloc_topology_init(&p->topology) != 0 || hwloc_topology_load(p->topology) != 0) {
-		set_cause(cause, "hwloc cannot load the topology: %s", strerror(errno));
-		gov_platform_free(p);
-		return NULL;
+		int err = errno;
+		if (p->topology != NULL)
+			hwloc_topology_destroy(p->topology);
+		p->topology = NULL;
+		if (flat_topology(p) != 0) {
+			set_cause(cause, "hwloc cannot load the topology: %s", strerror(err));
+			gov_platform_free(p);
+			return NULL;
+		}
 	}
 	discover_clusters(p);
 	discover_devfreq(p);

@@ -4,7 +4,9 @@
 #     (GEARBOX_UPDATE_EXPECTED=1 rewrites them, as hwloc's tests do);
 #   - set-freq / set-gpu-freq write the right files, and restore puts them back;
 #   - a read-only attribute gives a clear error and changes nothing;
-#   - a process killed with SIGKILL after a change is restored at the next start.
+#   - a process killed with SIGKILL after a change is restored at the next start;
+#   - real captures (tests/platforms/captures/) match their expected output,
+#     with the OpenCL probe running; old cpufreq layout and boost set-freq.
 set -eu
 B=${top_builddir:-.}
 S=${top_srcdir:-.}
@@ -58,6 +60,110 @@ if got != want:
 PYEOF
 	echo "ok: $name discovery"
 done
+
+# --- real captures from hwloc's and util-linux's test suites --------------------
+# tests/platforms/captures/README.md says where each comes from. OpenCL is not
+# turned off: the probe runs (PoCL aborts on most of these trees) and gearbox
+# must carry on. Each tree matches NAME.expected.json (GEARBOX_UPDATE_EXPECTED=1
+# rewrites them).
+CAPS=$S/tests/platforms/captures
+mkdir -p "$T/cap"
+compare() { # compare GOT.json EXPECTED.json
+	python3 - "$1" "$2" "${GEARBOX_UPDATE_EXPECTED:-0}" <<'PYEOF'
+import json, sys
+got = json.load(open(sys.argv[1]))
+for key in ("opencl", "opencl_error"):
+    got.pop(key)
+for g in got["gpus"]:
+    g.pop("opencl_device")
+if sys.argv[3] == "1":
+    json.dump(got, open(sys.argv[2], "w"), indent=1, sort_keys=True)
+    open(sys.argv[2], "a").write("\n")
+    print("updated", sys.argv[2])
+    sys.exit(0)
+want = json.load(open(sys.argv[2]))
+if got != want:
+    import difflib
+    a = json.dumps(want, indent=1, sort_keys=True).splitlines()
+    b = json.dumps(got, indent=1, sort_keys=True).splitlines()
+    print("\n".join(difflib.unified_diff(a, b, "expected", "got", lineterm="")))
+    sys.exit(f"{sys.argv[1]}: differs from {sys.argv[2]}")
+PYEOF
+}
+ncap=0
+for cap in "$CAPS"/*.tar.gz; do
+	name=$(basename "$cap" .tar.gz)
+	tar xzf "$cap" -C "$T/cap"
+	run "$T/cap/$name" --json >"$T/cap/$name.json" 2>"$T/cap/$name.err" ||
+		fail "$name: gearbox platform exited $? ($(tail -n 2 "$T/cap/$name.err"))"
+	compare "$T/cap/$name.json" "$CAPS/$name.expected.json"
+	ncap=$((ncap + 1))
+done
+[ "$ncap" -ge 20 ] || fail "only $ncap captures found in $CAPS"
+echo "ok: $ncap real captures match their expected output"
+
+# The phone capture without its cpuN/topology folders (hwloc reads nothing):
+# the same clusters, from cpu/online and the cpufreq policies.
+phone=$T/cap/lscpu-arm-A510-A710-A715-X3
+cp -a "$phone" "$T/cap/notopo"
+rm -rf "$T/cap/notopo"/sys/devices/system/cpu/cpu*/topology
+run "$T/cap/notopo" --json >"$T/cap/notopo.json" 2>/dev/null || fail "no topology: exit $?"
+python3 - "$T/cap/notopo.json" "$phone.json" <<'PYEOF' || fail "no topology: other clusters"
+import json, sys
+a, b = (json.load(open(f))["clusters"] for f in sys.argv[1:])
+assert [(c["cpus"], c["cpufreq"]["policies"]) for c in a] == [("0-2", [0]), ("3-6", [3]), ("7", [7])], a
+assert a == b, "clusters differ from the capture with its topology"
+PYEOF
+echo "ok: no cpuN/topology: clusters from cpu/online and cpufreq"
+
+# A missing file is unknown, not 0.
+rm "$phone/sys/devices/system/cpu/cpufreq/policy7/scaling_max_freq"
+run "$phone" | grep -q "now 864 MHz, limits 864 MHz-unknown" || fail "missing scaling_max_freq: $(run "$phone" | grep limits)"
+run "$phone" --json | python3 -c "import json,sys; f=json.load(sys.stdin)['clusters'][2]['cpufreq']; assert f['max_khz'] is None and f['min_khz'] == 864000, f" ||
+	fail "missing scaling_max_freq in JSON"
+echo "ok: a missing value is unknown"
+
+# Old cpufreq layout (cpuN/cpufreq, no policyN): set-freq and restore.
+tb=$T/cap/hwloc-2arm-2c
+pol=$tb/sys/devices/system/cpu/cpu0/cpufreq
+run "$tb" set-freq cluster0 400000
+[ "$(token "$pol/scaling_governor")" = userspace ] && [ "$(token "$pol/scaling_setspeed")" = 400000 ] ||
+	fail "old layout: userspace set-freq ($(token "$pol/scaling_governor"), $(token "$pol/scaling_setspeed"))"
+run "$tb" --json | python3 -c "import json,sys; f=json.load(sys.stdin)['clusters'][0]['cpufreq']; assert f['governor'] == 'userspace' and f['layout'] == 'cpuN/cpufreq', f" ||
+	fail "old layout: platform does not show the change"
+run "$tb" restore
+[ "$(token "$pol/scaling_governor")" = ondemand ] || fail "old layout: governor not restored"
+[ ! -e "$tb.state/state.json" ] || fail "old layout: state left"
+tb=$T/cap/lscpu-x86_64-64cpu # 4 acpi-cpufreq policies in cpuN/cpufreq, clamped
+for c in 0 1 2 3; do rm -f "$tb/sys/devices/system/cpu/cpu$c/cpufreq/scaling_setspeed"; done
+run "$tb" set-freq cluster0 1330000
+for c in 0 1 2 3; do
+	d=$tb/sys/devices/system/cpu/cpu$c/cpufreq
+	[ "$(token "$d/scaling_min_freq")" = 1330000 ] && [ "$(token "$d/scaling_max_freq")" = 1330000 ] || fail "old layout clamp: cpu$c"
+done
+run "$tb" restore
+[ "$(token "$tb/sys/devices/system/cpu/cpu3/cpufreq/scaling_min_freq")" = 1064000 ] &&
+	[ "$(token "$tb/sys/devices/system/cpu/cpu3/cpufreq/scaling_max_freq")" = 1996000 ] || fail "old layout clamp: restore"
+echo "ok: old cpufreq layout: set-freq (setspeed and clamping) and restore"
+
+# A boost frequency: in the table, and set-freq takes it.
+tb=$T/cap/lscpu-arm-A510-A710-A715-X3
+rm -rf "$tb" && tar xzf "$CAPS/lscpu-arm-A510-A710-A715-X3.tar.gz" -C "$T/cap"
+pol=$tb/sys/devices/system/cpu/cpufreq/policy7
+run "$tb" --json | python3 -c "
+import json, sys
+f = json.load(sys.stdin)['clusters'][2]['cpufreq']
+assert f['boost_frequencies_khz'] == [3187200] and f['frequencies_khz'][-1] == 3187200 and f['boost'] is True, f" ||
+	fail "boost: not in the table"
+run "$tb" set-freq cluster2 3187200
+[ "$(token "$pol/scaling_min_freq")" = 3187200 ] && [ "$(token "$pol/scaling_max_freq")" = 3187200 ] || fail "boost: not set"
+run "$tb" restore
+[ "$(token "$pol/scaling_min_freq")" = 864000 ] && [ "$(token "$pol/scaling_max_freq")" = 998400 ] || fail "boost: not restored"
+[ "$(token "$pol/scaling_governor")" = walt ] || fail "boost: governor"
+echo 0 >"$tb/sys/devices/system/cpu/cpufreq/boost"
+if run "$tb" set-freq cluster2 3187200 2>"$T/err"; then fail "boost off: 3187200 accepted"; fi
+grep -q "3187200 kHz is a boost frequency and boost is off" "$T/err" || fail "boost off: message $(cat "$T/err")"
+echo "ok: boost frequency set and restored; refused while boost is off"
 
 # --- userspace governor: Odroid XU3 big cluster and Mali devfreq --------------
 tb=$T/odroid-xu3
