@@ -77,10 +77,19 @@ pol_places_from_platform(struct pol_place *places, unsigned max, const struct go
 		pl->index = c->id;
 		pl->max_threads = c->ncpus < POL_MAX_THREADS ? c->ncpus : POL_MAX_THREADS;
 		pl->capacity = c->capacity;
+		const struct gov_power_model *m = &p->models[i];
 		pl->dvfs = c->npolicies > 0 && c->nfreqs > 0;
 		if (pl->dvfs) {
 			pl->nfreqs = c->nfreqs < POL_MAX_FREQS ? c->nfreqs : POL_MAX_FREQS;
 			memcpy(pl->freqs_khz, c->freqs_khz, pl->nfreqs * sizeof(pl->freqs_khz[0]));
+		} else if (c->npolicies > 0 && m->npoints > 1 && c->hw_min_khz > 0 && m->khz[0] >= c->hw_min_khz &&
+		           m->khz[m->npoints - 1] <= c->hw_max_khz) {
+			/* A continuous range (intel_pstate, cppc_cpufreq): the power
+			 * model's points, which span it, are the frequencies to choose
+			 * from (gov_set_cluster_freq takes any in the range). */
+			pl->dvfs = true;
+			pl->nfreqs = m->npoints < POL_MAX_FREQS ? m->npoints : POL_MAX_FREQS;
+			memcpy(pl->freqs_khz, m->khz, pl->nfreqs * sizeof(pl->freqs_khz[0]));
 		} else {
 			/* No table (no cpufreq, or a continuous range): one point at
 			 * whatever the hardware runs. */
