@@ -58,7 +58,19 @@ DNN_KERNEL_LIST(DNN_DECLARE_KERNEL)
 dnn_kernel_fn dnn_q8_conv2d_ref;
 float dnn_q8_weight_scale(const float *w, size_t n);
 int8_t dnn_q8_weight(float w, float scale);
-uint8_t dnn_q8_activation(float x, float inv_scale, int zp);
+/* u = clamp(round(x / scale) + zp, 0, 127), ties away from zero; inline
+ * (it runs once per input value of every int8 layer), NaN to 0. */
+static inline uint8_t
+dnn_q8_activation(float x, float inv_scale, int zp)
+{
+	float v = x * inv_scale + (float)zp;
+
+	if (!(v >= 0.0f))
+		v = 0.0f;
+	if (v > 127.0f)
+		v = 127.0f;
+	return (uint8_t)(int)(v + 0.5f);
+}
 
 /* Per-layer plans (lplan.c), for exec.c: make the variants' weights; the
  * scratch they need with `threads` shares; the kernel of layer i at g (NULL:

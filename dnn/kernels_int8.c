@@ -4,7 +4,7 @@
  * Weights are quantised per output channel, symmetrically: q = round(w / s_o)
  * in [-127, 127] with s_o = max|w_o| / 127. The input is quantised per tensor
  * with the scale and zero point a plan calibrated (op->q_scale, op->q_zp):
- * u = clamp(round(x / s) + zp, 0, 127). Activations keep to 7 bits so that
+ * u = clamp(round(x / s + zp), 0, 127). Activations keep to 7 bits so that
  * AVX2's vpmaddubsw (pairs of u8*s8 summed in int16) can never saturate
  * (2 * 127 * 127 < 32767) and every instruction set gives the same integers;
  * the zero point is taken out with a per-channel compensation
@@ -100,14 +100,6 @@ dnn_q8_weight(float w, float scale)
 	long q = lrintf(w / scale);
 
 	return (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
-}
-
-uint8_t
-dnn_q8_activation(float x, float inv_scale, int zp)
-{
-	long q = lrintf(x * inv_scale) + zp;
-
-	return (uint8_t)(q > 127 ? 127 : q < 0 ? 0 : q);
 }
 
 int
@@ -534,6 +526,8 @@ dnn_q8_conv2d(const struct dnn_op *op, unsigned part, unsigned parts)
 	}
 	if (nr > is->budget)
 		nr = is->budget;
+	/* row chunks of balanced widths (14 = 5+5+4, not 6+6+2) */
+	nr = (OW + (OW + nr - 1) / nr - 1) / ((OW + nr - 1) / nr);
 	mr = is->budget / nr >= 4 && is->max_mr >= 4 ? 4 : is->budget / nr >= 2 && is->max_mr >= 2 ? 2 : 1;
 	for (unsigned b = 0; b < nb; b++) {
 		unsigned p0 = 0, p1;
