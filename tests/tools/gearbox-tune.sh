@@ -60,7 +60,7 @@ set -e
 # rl and random spend --episodes measurements and report their curves.
 "$GEARBOX" tune "$T/tiny.st" --calibration random --calibration-count 4 --episodes 6 --runs 2 --warmup 0 \
 	--groups 2 --out "$T/tiny.plan" --json >"$T/rl.json" 2>/dev/null
-[ "$(json "$T/rl.json" '(d["search"], len(d["groups"][0]["trace_rl_us"]), d["groups"][0]["search_measurements"])')" = "('rl', 6, 6)" ] || fail "rl"
+[ "$(json "$T/rl.json" '(d["search"], len(d["groups"][0]["trace_rl_us"]), d["groups"][0]["search_measurements"], d["groups"][0]["plan_from"] in ("rl", "exact"))')" = "('rl', 6, 6, True)" ] || fail "rl"
 "$GEARBOX" tune "$T/tiny.st" --search random --episodes 4 --runs 2 --warmup 0 --impls gemm,direct \
 	--out "$T/tiny2.plan" --json >"$T/rnd.json"
 [ "$(json "$T/rnd.json" 'all(l["impl"] in ("gemm", "direct") for g in d["groups"] for l in g["layers"])')" = True ] || fail "--impls"

@@ -62,7 +62,9 @@ tune_usage(FILE *out)
 	      "  --runs N, --warmup N   timed runs per measurement (default 15) after warm-up runs (default 3)\n"
 	      "  --json                 machine-readable output (keys in gearbox(1))\n"
 	      "  --plot FILE.png        best latency against measurements spent for rl, random and exact\n"
-	      "                         (all three are run for it)\n",
+	      "                         (all three are run for it)\n"
+	      "The search's best plan and the table's optimum are measured again (3x --runs); the faster\n"
+	      "goes into the plan file (plan_from in --json).\n",
 	      out);
 }
 
@@ -416,6 +418,8 @@ struct g_result {
 	double cost[64][TS_MAX_CHOICES];
 	unsigned choice[64];
 	double latency_us, auto_us, gemm_us, exact_table_us, exact_us;
+	double search_us;                 /* the search's own best (rl, random) */
+	const char *from;                 /* which plan the file got: the search's or exact's */
 	double acc_fp32, acc;             /* < 0: not measured */
 	unsigned table_measurements, search_measurements, reverted;
 	double *trace[3];                 /* rl, random, exact (exact: a flat line) */
@@ -530,6 +534,24 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 		memcpy(plan, exact, t->nslots * sizeof(unsigned));
 		r->latency_us = r->exact_us;
 		r->search_measurements = r->table_measurements + 1;
+		r->from = "exact";
+	} else {
+		/* A search's best is the least of many noisy medians; the plan file
+		 * gets whichever of it and the table's optimum is faster when both
+		 * are measured again, three times as long. */
+		unsigned long runs = t->o->runs;
+		double s_us, e_us;
+		((struct tune_opts *)t->o)->runs = runs * 3;
+		s_us = measure_choice(t, plan);
+		e_us = measure_choice(t, exact);
+		((struct tune_opts *)t->o)->runs = runs;
+		r->search_us = r->latency_us;
+		r->from = search_names[t->o->search];
+		if (e_us < s_us) {
+			memcpy(plan, exact, t->nslots * sizeof(unsigned));
+			r->from = "exact";
+		}
+		r->latency_us = e_us < s_us ? e_us : s_us;
 	}
 
 	/* the accuracy bound, measured: int8 layers go back to fp32, the most
@@ -628,8 +650,12 @@ print_text(const struct tuner *t, const struct g_result *res, unsigned n)
 		}
 		printf("  plan %.1f us; fast kernels %.1f us (%.2fx), im2col+BLAS %.1f us (%.2fx)\n", r->latency_us,
 		       r->auto_us, r->auto_us / r->latency_us, r->gemm_us, r->gemm_us / r->latency_us);
-		printf("  exact optimum of the table %.1f us, measured %.1f us; %s is %+.1f%% from it\n", r->exact_table_us,
-		       r->exact_us, search_names[o->search], 100.0 * (r->latency_us / r->exact_us - 1));
+		if (o->search != SEARCH_EXACT)
+			printf("  %s's best %.1f us; exact optimum of the table %.1f us, measured %.1f us (%s %+.1f%%); "
+			       "measured again, %s's plan is kept\n", search_names[o->search], r->search_us, r->exact_table_us,
+			       r->exact_us, search_names[o->search], 100.0 * (r->search_us / r->exact_us - 1), r->from);
+		else
+			printf("  exact optimum of the table %.1f us, measured %.1f us\n", r->exact_table_us, r->exact_us);
 		printf("  measurements: %u for the table, %u by the search\n", r->table_measurements, r->search_measurements);
 		printf("  weights read %.0f KiB (fp32 %.0f KiB, %.2fx smaller)\n", r->weight_bytes / 1024.0,
 		       r->weight_bytes_fp32 / 1024.0, (double)r->weight_bytes_fp32 / (double)r->weight_bytes);
@@ -673,6 +699,9 @@ print_json(const struct tuner *t, const struct g_result *res, unsigned n)
 		json_object_object_add(go, "latency_us", json_object_new_double(r->latency_us));
 		json_object_object_add(go, "fast_us", json_object_new_double(r->auto_us));
 		json_object_object_add(go, "gemm_us", json_object_new_double(r->gemm_us));
+		json_object_object_add(go, "plan_from", json_object_new_string(r->from));
+		if (t->o->search != SEARCH_EXACT)
+			json_object_object_add(go, "search_best_us", json_object_new_double(r->search_us));
 		json_object_object_add(go, "exact_table_us", json_object_new_double(r->exact_table_us));
 		json_object_object_add(go, "exact_measured_us", json_object_new_double(r->exact_us));
 		json_object_object_add(go, "table_measurements", json_object_new_int((int)r->table_measurements));
