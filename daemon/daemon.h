@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <json-c/json.h>
@@ -261,6 +262,20 @@ struct host {
 	unsigned last_groups, last_threads, announced_groups;
 	unsigned long last_khz;
 	char placement[POL_NAME];
+	/* the file, to see on reload whether it changed (serve_reload_models) */
+	struct stat file;
+	bool swapping;               /* daemon.lock: a new copy is being loaded */
+	pthread_t swap_thread;
+	bool swap_thread_started;
+};
+
+/* What a model swap replaced: freed at exit, since a worker's warm-up may
+ * still hold an engine of it. */
+struct retired {
+	struct dnn_model *model;
+	struct pol_runtime *runtime;
+	struct pol_control control;
+	struct retired *next;
 };
 
 /* One worker thread per placement, bound to it, serving every model. */
@@ -307,6 +322,9 @@ void serve_forget_conn(struct daemon *d, struct conn *c);
 unsigned host_table(struct host *h, const struct pol_params *params, struct pol_point **points);
 /* Re-measure a model on a thread of its own; the reply goes to r->conn. */
 int serve_calibrate(struct daemon *d, struct request *r, char **cause);
+/* Models whose file changed on disk since it was loaded are loaded again in
+ * the background and swapped in (daemon.lock held); their names in `out`. */
+void serve_reload_models(struct daemon *d, char *out, size_t size);
 /* Release the PM QoS request when no deadline session has sent anything
  * for a while (the main thread's timer). */
 void serve_tick(struct daemon *d);
@@ -370,6 +388,7 @@ struct daemon {
 	int conn_epfd;               /* every connection, EPOLLONESHOT */
 	struct conn *conns;
 	unsigned nconns;
+	struct retired *retired;     /* daemon.lock */
 	size_t out_total;            /* atomic: bytes of replies waiting in every connection */
 	size_t in_total;             /* atomic: bytes held for incomplete frames, every connection */
 	bool accept_paused;          /* out of descriptors: the listen socket unwatched (main thread) */

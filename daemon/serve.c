@@ -1127,6 +1127,8 @@ host_open(struct daemon *d, struct host *h, const char *path, const struct pol_p
 	h->threads = d->config.threads;
 	daemon_mutex_init(&h->lock);
 	h->lock_made = true;
+	if (stat(path, &h->file) != 0)
+		memset(&h->file, 0, sizeof(h->file));
 	if ((h->model = dnn_model_load(path, cause)) == NULL ||
 	    (h->runtime = pol_runtime_new(h->model, d->platform, d->devices, cause)) == NULL)
 		return -1;
@@ -1173,6 +1175,119 @@ host_open(struct daemon *d, struct host *h, const char *path, const struct pol_p
 	log_info("hosting %s (%s, G=%u) on %u placement%s", dnn_model_name(h->model), path, dnn_model_groups(h->model),
 	         d->nplaces, d->nplaces == 1 ? "" : "s");
 	return 0;
+}
+
+/* ---- a model file that changed on disk ------------------------------------------- */
+
+static bool
+file_changed(const struct host *h)
+{
+	struct stat st;
+
+	if (stat(h->path, &st) != 0)
+		return false; /* gone: keep serving the copy we have */
+	return st.st_ino != h->file.st_ino || st.st_dev != h->file.st_dev || st.st_size != h->file.st_size ||
+	       st.st_mtim.tv_sec != h->file.st_mtim.tv_sec || st.st_mtim.tv_nsec != h->file.st_mtim.tv_nsec;
+}
+
+static bool
+same_shape(const struct dnn_model *a, const struct dnn_model *b)
+{
+	return dnn_model_input_size(a) == dnn_model_input_size(b) && dnn_model_groups(a) == dnn_model_groups(b) &&
+	       dnn_model_classes(a) == dnn_model_classes(b) && strcmp(dnn_model_name(a), dnn_model_name(b)) == 0;
+}
+
+struct swap {
+	struct host *host;
+	struct pol_params calibration;
+};
+
+/* Load the file again beside the copy in use (calibrated or from the
+ * cache, keyed by the file's contents), then, with the host's requests held
+ * in the queue and those running finished, put it in place. No queued
+ * request is lost: they run on the new copy. A file that does not load, or
+ * has another input, name, G or classes (queued inputs were made for the
+ * old one), is refused and the old copy serves on. */
+static void *
+swap_main(void *arg)
+{
+	struct swap *sw = arg;
+	struct host *h = sw->host, next = { 0 };
+	struct daemon *d = h->daemon;
+	struct retired *old = calloc(1, sizeof(*old));
+	char *cause = NULL;
+
+	if (host_open(d, &next, h->path, &sw->calibration, &cause) != 0 || !same_shape(next.model, h->model) ||
+	    old == NULL) {
+		log_error("%s changed on disk, but is not swapped in: %s; serving the copy loaded before", h->path,
+		          cause ? cause : old == NULL ? "out of memory" : "its name, input, G or classes differ");
+		pol_runtime_free(next.runtime);
+		pol_control_free(&next.control);
+		dnn_model_free(next.model);
+		free(old);
+		goto out;
+	}
+	pthread_mutex_lock(&d->lock);
+	h->calibrating = true; /* its queued requests wait */
+	for (;;) {
+		bool busy = host_running(d, h) || h->running > 0;
+		if (!busy)
+			break;
+		pthread_mutex_unlock(&d->lock);
+		usleep(1000);
+		pthread_mutex_lock(&d->lock);
+	}
+	pthread_mutex_lock(&h->lock);
+	*old = (struct retired){ h->model, h->runtime, h->control, d->retired };
+	d->retired = old;
+	h->model = next.model;
+	h->runtime = next.runtime;
+	h->control = next.control;
+	h->file = next.file;
+	pthread_mutex_unlock(&h->lock);
+	h->calibrating = false;
+	for (unsigned p = 0; p < d->nplaces; p++)
+		wake_worker(&d->workers[p]);
+	pthread_mutex_unlock(&d->lock);
+	log_notice("%s: now serving the new %s", dnn_model_name(h->model), h->path);
+out:
+	if (next.lock_made)
+		pthread_mutex_destroy(&next.lock);
+	free(next.path);
+	free(cause);
+	free(sw);
+	pthread_mutex_lock(&d->lock);
+	h->swapping = false;
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+void
+serve_reload_models(struct daemon *d, char *out, size_t size)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (unsigned i = 0; i < d->nhosts; i++) {
+		struct host *h = &d->hosts[i];
+		struct swap *sw;
+		if (h->swapping || !file_changed(h) || (sw = calloc(1, sizeof(*sw))) == NULL)
+			continue;
+		sw->host = h;
+		pol_policy_resolve(pol_set_find(&d->policies, d->default_policy), NULL, &sw->calibration);
+		if (h->swap_thread_started)
+			pthread_join(h->swap_thread, NULL); /* the previous one, finished */
+		h->swap_thread_started = false;
+		if ((errno = pthread_create(&h->swap_thread, NULL, swap_main, sw)) != 0) {
+			log_error("%s changed on disk, but cannot be loaded again: %s", h->path, strerror(errno));
+			free(sw);
+			continue;
+		}
+		h->swap_thread_started = h->swapping = true;
+		log_notice("%s changed on disk: loading it again", h->path);
+		if (len < size)
+			len += (size_t)snprintf(out + len, size - len, "%s%s", len ? ", " : "", dnn_model_name(h->model));
+	}
 }
 
 /* Real time for the workers and their pools, as gearboxd.conf says:
@@ -1343,6 +1458,17 @@ serve_close(struct daemon *d)
 			request_free(d->workers[p].mailbox[--d->workers[p].nmail]);
 	pthread_mutex_unlock(&d->lock);
 	free(d->queue);
+	for (unsigned i = 0; i < d->nhosts; i++)
+		if (d->hosts[i].swap_thread_started)
+			pthread_join(d->hosts[i].swap_thread, NULL);
+	while (d->retired != NULL) {
+		struct retired *r = d->retired;
+		d->retired = r->next;
+		pol_runtime_free(r->runtime);
+		pol_control_free(&r->control);
+		dnn_model_free(r->model);
+		free(r);
+	}
 	for (unsigned i = 0; i < d->nhosts; i++) {
 		struct host *h = &d->hosts[i];
 		pol_runtime_free(h->runtime);

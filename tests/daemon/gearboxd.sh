@@ -49,7 +49,7 @@ CTL="$B/gearboxctl --socket $SOCK"
 
 start_daemon() { # start_daemon [wrapper...]
 	rm -f "$SOCK"
-	"$@" "$B/gearboxd" --socket "$SOCK" --model "$MODEL" -v ${DAEMON_CONFIG:+--config "$DAEMON_CONFIG"} >"$T/daemon.log" 2>&1 &
+	"$@" "$B/gearboxd" --socket "$SOCK" --model "${DAEMON_MODEL:-$MODEL}" -v ${DAEMON_CONFIG:+--config "$DAEMON_CONFIG"} >"$T/daemon.log" 2>&1 &
 	DPID=$!
 	for i in $(seq 1 "${START_TENTHS:-900}"); do
 		[ -S "$SOCK" ] && $CTL status >/dev/null 2>&1 && return 0
@@ -344,17 +344,33 @@ stop_daemon
 # A model file truncated, then overwritten, while it is served (a plain cp
 # of a new model over it): the daemon serves on from its own copy.
 cp "$MODEL" "$T/served.safetensors"
-printf '[daemon]\nmodel = %s/served.safetensors\nopencl = no\n' "$T" >"$T/served.conf"
-DAEMON_CONFIG=$T/served.conf
+printf '[daemon]\nopencl = no\n' >"$T/served.conf"
+DAEMON_CONFIG=$T/served.conf DAEMON_MODEL=$T/served.safetensors
 start_daemon
 want=$($CTL infer --idx "$IDX" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["class"])')
 truncate -s 0 "$T/served.safetensors"
 [ "$($CTL infer --idx "$IDX" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["class"])')" = "$want" ] ||
 	fail "INFER after the model file was truncated"
+$CTL reload >/dev/null 2>&1 || true
+for i in $(seq 1 100); do grep -q "is not swapped in" "$T/daemon.log" && break; sleep 0.1; done
+grep -q "served.safetensors changed on disk, but is not swapped in: .*served.safetensors" "$T/daemon.log" ||
+	fail "a truncated model swapped in on reload: $(grep -i served "$T/daemon.log")"
 cp "$MODEL" "$T/served.safetensors"
 $CTL infer --idx "$IDX" --count 5 >/dev/null || fail "INFER after the model file was rewritten"
+# reload swaps the rewritten file in, and a stream running across the swap
+# loses nothing
+$CTL infer --idx "$IDX" --count 200 --rate 100 --json >"$T/swap.jsonl" &
+SWAPSTREAM=$!
+sleep 0.3
+$CTL reload >/dev/null || fail "reload with a rewritten model"
+wait "$SWAPSTREAM" || fail "a stream across the model swap failed"
+[ "$(grep -c '"request"' "$T/swap.jsonl")" = 200 ] || fail "requests lost across the model swap"
+for i in $(seq 1 300); do grep -q "now serving the new" "$T/daemon.log" && break; sleep 0.1; done
+grep -q "fmnist-alexnet-g4: now serving the new .*served.safetensors" "$T/daemon.log" || fail "rewritten model not swapped in"
+$CTL infer --idx "$IDX" --count 5 >/dev/null || fail "INFER after the swap"
 kill -0 "$DPID" || fail "gearboxd died when its model file changed"
 stop_daemon
+DAEMON_MODEL=
 # A corrupt saved state: said as such (not as an operator's hold), and
 # gearboxd serves without moving clocks
 mkdir -p "$GEARBOX_STATE_DIR"
