@@ -39,7 +39,14 @@ printf '[policy]\ncontroller = fixed\ngroups = 1\nmax_threads = 1\nplacements = 
 printf '[daemon]\npolicies = %s\n' "$T/policies" >"$T/gearboxd.conf"
 $B/gearboxd --config "$T/gearboxd.conf" --socket "$SOCK" --model "$MODEL" &
 DPID=$!
-for i in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+# Its first start calibrates the model and builds the OpenCL kernels: up to
+# a minute on a busy 2-CPU machine.
+for i in $(seq 1 900); do
+	[ -S "$SOCK" ] && break
+	kill -0 "$DPID" 2>/dev/null || { echo "demo: gearboxd exited at start" >&2; exit 1; }
+	sleep 0.1
+done
+[ -S "$SOCK" ] || { echo "demo: gearboxd did not come up in 90 s" >&2; exit 1; }
 echo
 echo "== g=1 at 50 requests/s: the engine alone and a bare socket round trip (bench/latency)"
 $B/bench/latency "$SOCK" "$MODEL" --policy pinned --rates 50 --seconds 1 --json >"$T/latency.json"
