@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "common/cause.h"
+#include "common/cpu_model.h"
 #include "common/hash.h"
 #include "dnn/kernels.h"
 
@@ -85,47 +86,6 @@ dnn_impl_applies(const struct dnn_model *m, size_t index, enum dnn_impl impl)
 	}
 }
 
-/* The CPU model: "model name" (x86, some Arm kernels), else the distinct
- * "CPU implementer:CPU part" pairs (Arm), else the machine's "Hardware". */
-static void
-cpu_model(char *buf, size_t size)
-{
-	char line[512], name[128] = "", parts[128] = "", impl[32] = "";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	snprintf(buf, size, "unknown");
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char *colon = strchr(line, ':'), *v;
-		size_t klen;
-		if (colon == NULL)
-			continue;
-		for (klen = (size_t)(colon - line); klen > 0 && (line[klen - 1] == ' ' || line[klen - 1] == '\t'); klen--)
-			;
-		v = colon + 1 + strspn(colon + 1, " \t");
-		v[strcspn(v, "\n")] = '\0';
-		if (klen == 10 && strncmp(line, "model name", 10) == 0 && name[0] == '\0') {
-			snprintf(name, sizeof(name), "%s", v);
-		} else if (klen == 15 && strncmp(line, "CPU implementer", 15) == 0) {
-			snprintf(impl, sizeof(impl), "%s", v);
-		} else if (klen == 8 && strncmp(line, "CPU part", 8) == 0) {
-			char pair[80];
-			size_t used = strlen(parts);
-			snprintf(pair, sizeof(pair), "%s:%s", impl, v);
-			if (strstr(parts, pair) == NULL && used + strlen(pair) + 2 < sizeof(parts))
-				snprintf(parts + used, sizeof(parts) - used, "%s%s", used ? "," : "", pair);
-		}
-	}
-	fclose(f);
-	if (name[0] && parts[0])
-		snprintf(buf, size, "%s (%s)", name, parts);
-	else if (name[0])
-		snprintf(buf, size, "%s", name);
-	else if (parts[0])
-		snprintf(buf, size, "%s", parts);
-}
-
 uint64_t
 dnn_model_fingerprint(const struct dnn_model *m)
 {
@@ -148,7 +108,7 @@ dnn_lplan_new(const struct dnn_model *m)
 		return NULL;
 	}
 	p->model_hash = dnn_model_fingerprint(m);
-	cpu_model(p->cpu, sizeof(p->cpu));
+	cpu_model_name(p->cpu, sizeof(p->cpu));
 	snprintf(p->isa, sizeof(p->isa), "%s", dnn_kernels_isa());
 	snprintf(p->isa_int8, sizeof(p->isa_int8), "%s", dnn_q8_isa());
 	p->threads = 1;

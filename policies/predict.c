@@ -22,6 +22,7 @@
 #include <json-c/json.h>
 
 #include "common/cause.h"
+#include "common/cpu_model.h"
 #include "common/hash.h"
 #include "dnn/dnn.h"
 #include "governor/governor.h"
@@ -144,51 +145,6 @@ pol_places_add_opencl(struct pol_place *places, unsigned n, unsigned max, const 
 #define GEARBOX_BUILD_FLAVOUR "unknown"
 #endif
 
-/* The CPU model: /proc/cpuinfo's "model name" (x86, some Arm kernels), and on
- * Arm the distinct "CPU implementer:CPU part" pairs, which tell a Cortex-A15
- * from an A7 where "model name" says "ARMv7 Processor rev 3 (v7l)" for both. */
-static void
-cpu_model(char *buf, size_t size)
-{
-	char line[512], name[128] = "", parts[128] = "", impl[32] = "";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	if (f == NULL) {
-		snprintf(buf, size, "unknown");
-		return;
-	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char *colon = strchr(line, ':'), *key_end, *v;
-		size_t klen;
-
-		if (colon == NULL)
-			continue;
-		for (key_end = colon; key_end > line && (key_end[-1] == ' ' || key_end[-1] == '\t'); key_end--)
-			;
-		klen = (size_t)(key_end - line);
-		v = colon + 1 + strspn(colon + 1, " \t");
-		v[strcspn(v, "\n")] = '\0';
-		if (klen == 10 && strncmp(line, "model name", 10) == 0 && name[0] == '\0') {
-			snprintf(name, sizeof(name), "%s", v);
-		} else if (klen == 15 && strncmp(line, "CPU implementer", 15) == 0) {
-			snprintf(impl, sizeof(impl), "%s", v);
-		} else if (klen == 8 && strncmp(line, "CPU part", 8) == 0) {
-			char pair[80];
-			size_t used = strlen(parts);
-			snprintf(pair, sizeof(pair), "%s:%s", impl, v);
-			if (strstr(parts, pair) == NULL && used + strlen(pair) + 2 < sizeof(parts))
-				snprintf(parts + used, sizeof(parts) - used, "%s%s", used ? "," : "", pair);
-		}
-	}
-	fclose(f);
-	if (name[0] && parts[0])
-		snprintf(buf, size, "%s (parts %s)", name, parts);
-	else if (parts[0])
-		snprintf(buf, size, "Arm parts %s", parts);
-	else
-		snprintf(buf, size, "%s", name[0] ? name : "unknown");
-}
-
 void
 pol_identity_get(struct pol_identity *id)
 {
@@ -197,7 +153,7 @@ pol_identity_get(struct pol_identity *id)
 	snprintf(id->flavour, sizeof(id->flavour), "%s", GEARBOX_BUILD_FLAVOUR);
 	/* what CPU placements run (pol_place_engine): the fast kernels */
 	snprintf(id->kernels, sizeof(id->kernels), "%s/%s", dnn_kernels_name(DNN_KERNELS_FAST), dnn_kernels_isa());
-	cpu_model(id->cpu, sizeof(id->cpu));
+	cpu_model_name(id->cpu, sizeof(id->cpu));
 }
 
 /* ---- the fit ------------------------------------------------------------------ */
