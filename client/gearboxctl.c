@@ -117,7 +117,7 @@ read_idx(const char *path, struct images *im)
 	im->pixels = ds.pixels; /* ours now: freed with the other inputs */
 	ds.pixels = NULL;
 	dataset_close(&ds);
-	if (im->count * im->size > (1ull << 32)) {
+	if ((uint64_t)im->count * im->size > (1ull << 32)) {
 		free(im->pixels);
 		im->pixels = NULL;
 		return error_out("%s: absurd IDX file (over 4 GiB of images)", path);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,8 @@ read_idx(const char *path, unsigned want_dims, uint32_t dims[3], uint8_t **data,
 		dims[i] = be32(head + 4 + 4 * i);
 		total *= dims[i];
 	}
-	if (dims[0] == 0 || dims[0] > MAX_IMAGES || total > (1ull << 34)) {
+	/* SIZE_MAX: 4 GiB on 32-bit Arm, where a larger total would wrap in malloc. */
+	if (dims[0] == 0 || dims[0] > MAX_IMAGES || total > (1ull << 34) || total > SIZE_MAX) {
 		set_cause(cause, "%s: absurd IDX dimensions", path);
 		goto out;
 	}
@@ -150,7 +152,11 @@ open_cifar(struct dataset *ds, const char *path, char **cause)
 		fclose(f);
 		return set_cause(cause, "%s: size is not a multiple of the %u-byte CIFAR-10 record", path, CIFAR_RECORD);
 	}
-	ds->count = (size_t)st.st_size / CIFAR_RECORD;
+	if ((uint64_t)st.st_size / CIFAR_RECORD > SIZE_MAX / CIFAR_RECORD) {
+		fclose(f);
+		return set_cause(cause, "%s: too large for this machine's address space", path);
+	}
+	ds->count = (size_t)(st.st_size / CIFAR_RECORD);
 	ds->channels = 3;
 	ds->height = ds->width = CIFAR_SIDE;
 	ds->pixels = malloc(ds->count * plane);

@@ -29,8 +29,9 @@ struct dnn_exec {
 	uint64_t *profile_ns; /* per layer, added to by every run, or NULL */
 };
 
-/* The kernel each family uses for each op (flatten needs none). */
-static dnn_kernel_fn *const family_kernels[3][DNN_SOFTMAX + 1] = {
+/* The kernel each family uses for each op (flatten needs none); the fast
+ * family's depend on the instruction set (dnn_fast_kernel). */
+static dnn_kernel_fn *const family_kernels[2][DNN_SOFTMAX + 1] = {
 	[DNN_KERNELS_REF] = {
 		[DNN_CONV2D] = dnn_f32_conv2d_ref, [DNN_LINEAR] = dnn_f32_conv2d_ref,
 		[DNN_MAXPOOL] = dnn_f32_maxpool_ref, [DNN_AVGPOOL] = dnn_f32_avgpool_ref,
@@ -41,12 +42,13 @@ static dnn_kernel_fn *const family_kernels[3][DNN_SOFTMAX + 1] = {
 		[DNN_MAXPOOL] = dnn_f32_maxpool_ref, [DNN_AVGPOOL] = dnn_f32_avgpool_ref,
 		[DNN_RELU] = dnn_f32_relu_ref, [DNN_SOFTMAX] = dnn_f32_softmax_ref,
 	},
-	[DNN_KERNELS_FAST] = {
-		[DNN_CONV2D] = dnn_f32_conv2d_direct, [DNN_LINEAR] = dnn_f32_conv2d_gemm_fused,
-		[DNN_MAXPOOL] = dnn_f32_maxpool_vec, [DNN_AVGPOOL] = dnn_f32_avgpool_vec,
-		[DNN_RELU] = dnn_f32_relu_vec, [DNN_SOFTMAX] = dnn_f32_softmax_ref,
-	},
 };
+
+static dnn_kernel_fn *
+kernel_of(enum dnn_kernels family, enum dnn_layer_type type)
+{
+	return family == DNN_KERNELS_FAST ? dnn_fast_kernel(type) : family_kernels[family][type];
+}
 
 static const char *const family_names[] = { "ref", "blas", "fast" };
 
@@ -198,7 +200,7 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 		struct dnn_op op = { .layer = l, .plan = lp, .g = g, .G = m->groups, .in = src, .col = e->col,
 		                     .pad = e->pad + l->pad_offset * dnn_pool_threads(e->pool),
 		                     .scratch = e->scratch };
-		struct op_job job = { .fn = family_kernels[e->family][l->type], .op = &op };
+		struct op_job job = { .fn = kernel_of(e->family, l->type), .op = &op };
 
 		if (l->type == DNN_FLATTEN)
 			continue; /* CHW order already is the flat order */

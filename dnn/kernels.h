@@ -32,24 +32,62 @@ struct dnn_op {
  * disjoint, so parts may run concurrently. (0, 1) does the whole op. */
 typedef void dnn_kernel_fn(const struct dnn_op *op, unsigned part, unsigned parts);
 
-/* X(name, op type, reference kernel of that op) */
-#define DNN_KERNEL_LIST(X)                                                 \
-	X(f32_conv2d_ref, DNN_CONV2D, f32_conv2d_ref)                     \
-	X(f32_conv2d_gemm, DNN_CONV2D, f32_conv2d_ref)                    \
-	X(f32_conv2d_gemm_fused, DNN_CONV2D, f32_conv2d_ref)              \
-	X(f32_conv2d_direct, DNN_CONV2D, f32_conv2d_ref)                  \
-	X(f32_conv2d_wino2, DNN_CONV2D, f32_conv2d_ref)                   \
-	X(f32_conv2d_wino4, DNN_CONV2D, f32_conv2d_ref)                   \
-	X(q8_conv2d, DNN_CONV2D, q8_conv2d_ref)                           \
-	X(f32_maxpool_ref, DNN_MAXPOOL, f32_maxpool_ref)                  \
-	X(f32_maxpool_vec, DNN_MAXPOOL, f32_maxpool_ref)                  \
-	X(f32_avgpool_ref, DNN_AVGPOOL, f32_avgpool_ref)                  \
-	X(f32_avgpool_vec, DNN_AVGPOOL, f32_avgpool_ref)                  \
-	X(f32_relu_ref, DNN_RELU, f32_relu_ref)                           \
-	X(f32_relu_vec, DNN_RELU, f32_relu_ref)                           \
-	X(f32_softmax_ref, DNN_SOFTMAX, f32_softmax_ref)
+/* The instruction sets kernels are written for. A kernel of DNN_ISA_BASE runs
+ * on every CPU of its architecture (GCC vector extensions lower to SSE2 or
+ * NEON, or plain scalar code); the others only where dnn_isa_runs() says so
+ * (cpuid on x86, getauxval(AT_HWCAP) on Arm). */
+enum dnn_isa {
+	DNN_ISA_BASE,
+	DNN_ISA_AVX2,   /* AVX2 + FMA */
+	DNN_ISA_AVX512, /* AVX-512 F, DQ, VL */
+	DNN_ISA_NEON,   /* Advanced SIMD: always on AArch64, HWCAP_NEON on 32-bit Arm */
+};
 
-#define DNN_DECLARE_KERNEL(name, type, ref) dnn_kernel_fn dnn_##name;
+/* X(name, op type, reference kernel of that op, instruction set it needs).
+ * Names are type_op_variant[_isa]. f32_conv2d_direct runs the register tiles
+ * of the best instruction set this CPU runs (or the one dnn_direct_use_isa
+ * chose); the _isa variants always run theirs. */
+#define DNN_KERNEL_LIST(X)                                                         \
+	X(f32_conv2d_ref, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_BASE)               \
+	X(f32_conv2d_gemm, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_BASE)              \
+	X(f32_conv2d_gemm_fused, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_BASE)        \
+	X(f32_conv2d_direct, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_BASE)            \
+	X(f32_conv2d_direct_generic, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_BASE)    \
+	X(f32_conv2d_wino2, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_BASE)             \
+	X(f32_conv2d_wino4, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_BASE)             \
+	X(q8_conv2d, DNN_CONV2D, q8_conv2d_ref, DNN_ISA_BASE)                     \
+	X(f32_maxpool_ref, DNN_MAXPOOL, f32_maxpool_ref, DNN_ISA_BASE)            \
+	X(f32_maxpool_vec, DNN_MAXPOOL, f32_maxpool_ref, DNN_ISA_BASE)            \
+	X(f32_avgpool_ref, DNN_AVGPOOL, f32_avgpool_ref, DNN_ISA_BASE)            \
+	X(f32_avgpool_vec, DNN_AVGPOOL, f32_avgpool_ref, DNN_ISA_BASE)            \
+	X(f32_relu_ref, DNN_RELU, f32_relu_ref, DNN_ISA_BASE)                     \
+	X(f32_relu_vec, DNN_RELU, f32_relu_ref, DNN_ISA_BASE)                     \
+	X(f32_softmax_ref, DNN_SOFTMAX, f32_softmax_ref, DNN_ISA_BASE)            \
+	DNN_KERNEL_LIST_X86(X)                                                     \
+	DNN_KERNEL_LIST_NEON(X)
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DNN_HAVE_X86_KERNELS 1
+#define DNN_KERNEL_LIST_X86(X)                                                     \
+	X(f32_conv2d_direct_avx2, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_AVX2)       \
+	X(f32_conv2d_direct_avx512, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_AVX512)
+#else
+#define DNN_KERNEL_LIST_X86(X)
+#endif
+
+/* dnn/kernels_neon.c: arm_neon.h intrinsics, built where configure found NEON. */
+#ifdef HAVE_NEON
+#define DNN_KERNEL_LIST_NEON(X)                                                    \
+	X(f32_conv2d_direct_neon, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_NEON)       \
+	X(f32_conv2d_gemm_fused_neon, DNN_CONV2D, f32_conv2d_ref, DNN_ISA_NEON)   \
+	X(f32_maxpool_neon, DNN_MAXPOOL, f32_maxpool_ref, DNN_ISA_NEON)           \
+	X(f32_avgpool_neon, DNN_AVGPOOL, f32_avgpool_ref, DNN_ISA_NEON)           \
+	X(f32_relu_neon, DNN_RELU, f32_relu_ref, DNN_ISA_NEON)
+#else
+#define DNN_KERNEL_LIST_NEON(X)
+#endif
+
+#define DNN_DECLARE_KERNEL(name, type, ref, isa) dnn_kernel_fn dnn_##name;
 DNN_KERNEL_LIST(DNN_DECLARE_KERNEL)
 #undef DNN_DECLARE_KERNEL
 
@@ -81,6 +119,32 @@ dnn_kernel_fn *dnn_lplan_kernel(const struct dnn_lplan *p, unsigned g, size_t i,
 /* Calibration's view of a run: fn(arg, layer, input, values) before every
  * weighted layer. */
 void dnn_exec_observe(struct dnn_exec *e, void (*fn)(void *arg, size_t layer, const float *in, size_t n), void *arg);
+
+/* Whether this CPU runs kernels of instruction set `isa`, and its name. */
+bool dnn_isa_runs(enum dnn_isa isa);
+const char *dnn_isa_name(enum dnn_isa isa);
+
+/* The "fast" family's kernel for an op, for the instruction set the direct
+ * convolution chose (NEON pooling, ReLU and epilogues go with NEON tiles). */
+dnn_kernel_fn *dnn_fast_kernel(enum dnn_layer_type type);
+
+/* The bias (+ ReLU) epilogue over out[rows row0..row1, columns n0..n1) of a
+ * row stride N, and the im2col + BLAS convolution that ends with it
+ * (kernels_fast.c; `fused` adds the ReLU when op->relu asks). */
+typedef void dnn_epilogue_fn(const struct dnn_layer *l, float *out, size_t N, unsigned row0, unsigned row1,
+                             size_t n0, size_t n1, bool relu);
+void dnn_conv_gemm(const struct dnn_op *op, unsigned part, unsigned parts, bool fused, dnn_epilogue_fn *epilogue);
+
+/* Pooling by rows (kernels_fast.c drives, each instruction set brings its
+ * row operations): 2x2 stride-2 max straight from two input rows, else the
+ * window's rows reduced into a row buffer, then its columns with the stride. */
+struct dnn_pool_rows {
+	void (*max_2x2s2)(const float *r0, const float *r1, float *out, unsigned out_w);
+	void (*reduce_rows)(const float *in, unsigned W, unsigned rows, float *acc, bool max);
+	void (*reduce_cols)(const struct dnn_layer *l, const float *acc, float *out, bool max);
+};
+void dnn_pool_by_rows(const struct dnn_op *op, unsigned part, unsigned parts, bool max,
+                      const struct dnn_pool_rows *rows);
 
 /* Linear layers run through the conv2d kernels (1x1 over a 1x1 map). */
 

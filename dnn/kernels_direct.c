@@ -17,7 +17,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__arm__) || defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
 
+#include "dnn/direct.h"
 #include "dnn/kernels.h"
 
 
@@ -32,33 +36,20 @@ struct dnn_packed {
 	unsigned pad_h, pad_w;
 };
 
-struct direct_tile_args {
-	const float *w;     /* panel of the first tile, at column 0 */
-	size_t wstride;     /* floats from one tile's panel to the next */
-	const float *bias;  /* 16 * MR */
-	const int32_t *koff;
-	const float *x;     /* padded input at the tile's first position */
-	unsigned k0, k1;    /* weight columns to sum over */
-	float *out;         /* output of the first channel, first position */
-	size_t out_stride;  /* floats between channels */
-	unsigned rows;      /* valid channels of the MR * 16 */
-	bool relu;
-};
-
 #define DIRECT_ISA generic
 #if defined(__aarch64__)
-#define DIRECT_BUDGET 6 /* 32 NEON registers: 24 accumulators */
+#define GENERIC_BUDGET 6 /* lowered to NEON: 32 registers, 24 accumulators */
 #else
-#define DIRECT_BUDGET 3
+#define GENERIC_BUDGET 3
 #endif
+#define DIRECT_BUDGET GENERIC_BUDGET
 #define DIRECT_VBYTES 16 /* SSE2 or NEON q registers */
 #include "dnn/direct_body.h"
 #undef DIRECT_ISA
 #undef DIRECT_BUDGET
 #undef DIRECT_VBYTES
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DIRECT_HAVE_X86 1
+#ifdef DNN_HAVE_X86_KERNELS
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define DIRECT_ISA avx2
@@ -82,41 +73,75 @@ struct direct_tile_args {
 #pragma GCC pop_options
 #endif
 
-typedef void tile_fn(const struct direct_tile_args *a, unsigned MR, unsigned NR);
-
+/* An instruction set's fast kernels: the direct convolution's tiles and the
+ * kernels that go with them. */
 struct direct_isa {
-	tile_fn *tile;
+	enum dnn_isa isa;
+	direct_tile_fn *tile;
 	unsigned budget; /* 16-float accumulators that fit in registers */
 	const char *name;
+	dnn_kernel_fn *linear, *maxpool, *avgpool, *relu;
 };
 
-/* The instruction sets this build has, best first, and whether the CPU runs
- * them. */
+/* The instruction sets this build has, best first. */
 static const struct direct_isa isas[] = {
-#ifdef DIRECT_HAVE_X86
-	{ tile_any_avx512, 28, "avx512" },
-	{ tile_any_avx2, 6, "avx2" },
+#ifdef DNN_HAVE_X86_KERNELS
+	{ DNN_ISA_AVX512, tile_any_avx512, 28, "avx512", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
+	  dnn_f32_avgpool_vec, dnn_f32_relu_vec },
+	{ DNN_ISA_AVX2, tile_any_avx2, 6, "avx2", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
+	  dnn_f32_avgpool_vec, dnn_f32_relu_vec },
 #endif
-#if defined(__aarch64__)
-	{ tile_any_generic, 6, "neon" },
-#else
-	{ tile_any_generic, 3, "generic" },
+#ifdef HAVE_NEON
+	{ DNN_ISA_NEON, dnn_direct_tile_neon, DIRECT_NEON_BUDGET, "neon", dnn_f32_conv2d_gemm_fused_neon,
+	  dnn_f32_maxpool_neon, dnn_f32_avgpool_neon, dnn_f32_relu_neon },
 #endif
+	{ DNN_ISA_BASE, tile_any_generic, GENERIC_BUDGET, "generic", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
+	  dnn_f32_avgpool_vec, dnn_f32_relu_vec },
 };
+#define N_ISAS (sizeof(isas) / sizeof(isas[0]))
+
+bool
+dnn_isa_runs(enum dnn_isa isa)
+{
+	switch (isa) {
+	case DNN_ISA_BASE:
+		return true;
+#ifdef DNN_HAVE_X86_KERNELS
+	case DNN_ISA_AVX2:
+		__builtin_cpu_init();
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	case DNN_ISA_AVX512:
+		__builtin_cpu_init();
+		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+		       __builtin_cpu_supports("avx512vl");
+#endif
+#ifdef HAVE_NEON
+	case DNN_ISA_NEON:
+		/* Advanced SIMD is part of ARMv8-A; on 32-bit Arm it is optional
+		 * (Cortex-A9 without it exist) and the kernel says so. */
+#if defined(__aarch64__)
+		return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+#else
+		return (getauxval(AT_HWCAP) & HWCAP_ARM_NEON) != 0;
+#endif
+#endif
+	default:
+		return false;
+	}
+}
+
+const char *
+dnn_isa_name(enum dnn_isa isa)
+{
+	static const char *const names[] = { "base", "avx2", "avx512", "neon" };
+
+	return (unsigned)isa < sizeof(names) / sizeof(names[0]) ? names[isa] : "?";
+}
 
 static bool
 cpu_runs(const struct direct_isa *is)
 {
-#ifdef DIRECT_HAVE_X86
-	__builtin_cpu_init();
-	if (is->tile == tile_any_avx512)
-		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-		       __builtin_cpu_supports("avx512vl");
-	if (is->tile == tile_any_avx2)
-		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-	(void)is;
-	return true;
+	return dnn_isa_runs(is->isa);
 }
 
 static const struct direct_isa *chosen_isa;
@@ -147,10 +172,33 @@ dnn_kernels_isa(void)
 	return isa()->name;
 }
 
+dnn_kernel_fn *
+dnn_fast_kernel(enum dnn_layer_type type)
+{
+	const struct direct_isa *is = isa();
+
+	switch (type) {
+	case DNN_CONV2D:
+		return dnn_f32_conv2d_direct;
+	case DNN_LINEAR:
+		return is->linear;
+	case DNN_MAXPOOL:
+		return is->maxpool;
+	case DNN_AVGPOOL:
+		return is->avgpool;
+	case DNN_RELU:
+		return is->relu;
+	case DNN_SOFTMAX:
+		return dnn_f32_softmax_ref;
+	default:
+		return NULL;
+	}
+}
+
 int
 dnn_direct_use_isa(const char *name)
 {
-	for (size_t i = 0; i < sizeof(isas) / sizeof(isas[0]); i++)
+	for (size_t i = 0; i < N_ISAS; i++)
 		if (strcmp(isas[i].name, name) == 0 && cpu_runs(&isas[i])) {
 			__atomic_store_n(&chosen_isa, &isas[i], __ATOMIC_RELEASE);
 			return 0;
@@ -321,7 +369,7 @@ block_work(const struct dnn_layer *l, const struct dnn_packed *p, const struct d
 
 static void
 run_item(const struct dnn_op *op, const struct dnn_block *b, const struct block_work *w, size_t item,
-         const float *pad, unsigned nr)
+         const float *pad, const struct direct_isa *is, unsigned nr)
 {
 	const struct dnn_layer *l = op->layer;
 	const struct dnn_packed *p = l->packed;
@@ -347,13 +395,13 @@ run_item(const struct dnn_op *op, const struct dnn_block *b, const struct block_
 		.relu = op->relu,
 	};
 
-	isa()->tile(&a, tiles, n);
+	is->tile(&a, tiles, n);
 }
 
 /* Shares split the (tile chunk, row, row chunk) items of all blocks; each
  * share copies the input channels it reads into its own part of op->pad. */
-void
-dnn_f32_conv2d_direct(const struct dnn_op *op, unsigned part, unsigned parts)
+static void
+direct_run(const struct dnn_op *op, unsigned part, unsigned parts, const struct direct_isa *is)
 {
 	const struct dnn_layer *l = op->layer;
 	const struct dnn_packed *p = l->packed;
@@ -364,10 +412,10 @@ dnn_f32_conv2d_direct(const struct dnn_op *op, unsigned part, unsigned parts)
 	float *pad;
 
 	if (p == NULL) {
-		dnn_f32_conv2d_gemm_fused(op, part, parts);
+		is->linear(op, part, parts);
 		return;
 	}
-	direct_shape(isa(), l->out_w, &mr, &nr);
+	direct_shape(is, l->out_w, &mr, &nr);
 	for (unsigned b = 0; b < nb; b++) {
 		work[b] = block_work(l, p, &blocks[b], mr, nr);
 		total += work[b].items;
@@ -380,7 +428,52 @@ dnn_f32_conv2d_direct(const struct dnn_op *op, unsigned part, unsigned parts)
 	for (unsigned b = 0; b < nb; b++) {
 		size_t lo = first > base ? first - base : 0, hi = last - base < work[b].items ? last - base : work[b].items;
 		for (size_t i = lo; i < hi && last > base; i++)
-			run_item(op, &blocks[b], &work[b], i, pad, nr);
+			run_item(op, &blocks[b], &work[b], i, pad, is, nr);
 		base += work[b].items;
 	}
 }
+
+void
+dnn_f32_conv2d_direct(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	direct_run(op, part, parts, isa());
+}
+
+static const struct direct_isa *
+isa_of(enum dnn_isa which)
+{
+	for (size_t i = 0; i < N_ISAS; i++)
+		if (isas[i].isa == which)
+			return &isas[i];
+	abort(); /* the kernel list names only instruction sets this build has */
+}
+
+/* One instruction set's tiles whatever the CPU prefers; the kernel list's
+ * DNN_ISA column says which a CPU must run. */
+void
+dnn_f32_conv2d_direct_generic(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	direct_run(op, part, parts, isa_of(DNN_ISA_BASE));
+}
+
+#ifdef DNN_HAVE_X86_KERNELS
+void
+dnn_f32_conv2d_direct_avx2(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	direct_run(op, part, parts, isa_of(DNN_ISA_AVX2));
+}
+
+void
+dnn_f32_conv2d_direct_avx512(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	direct_run(op, part, parts, isa_of(DNN_ISA_AVX512));
+}
+#endif
+
+#ifdef HAVE_NEON
+void
+dnn_f32_conv2d_direct_neon(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	direct_run(op, part, parts, isa_of(DNN_ISA_NEON));
+}
+#endif

@@ -1,7 +1,8 @@
 /* Fast CPU kernels: convolution as im2col + cblas_sgemm whose leading
  * dimensions select the active sub-blocks of the full weight matrix (no copy
  * per g), with the bias and ReLU fused into the epilogue; pooling and ReLU on
- * 4-wide vectors (GCC/Clang vector extensions, so SSE and NEON alike). */
+ * 4-wide vectors (GCC/Clang vector extensions: the baseline of every
+ * architecture, SSE2 or NEON; kernels_neon.c has the intrinsics versions). */
 #include "config.h"
 
 #include <math.h>
@@ -101,7 +102,7 @@ im2col(const struct dnn_layer *l, const float *in, unsigned channels, float *col
 
 /* out[rows, n0..n1) += bias, then ReLU when asked; 4 columns at a time. */
 static void
-epilogue(const struct dnn_layer *l, float *out, size_t N, unsigned row0, unsigned row1, size_t n0, size_t n1,
+epilogue_vec(const struct dnn_layer *l, float *out, size_t N, unsigned row0, unsigned row1, size_t n0, size_t n1,
          bool relu)
 {
 	const v4sf zero = { 0, 0, 0, 0 };
@@ -134,8 +135,8 @@ is_pointwise(const struct dnn_layer *l)
 /* Shares split the output positions (by whole output rows), so each part
  * builds and multiplies its own slice of im2col; a flat layer (N == 1, the
  * fully-connected case) splits output channels instead. */
-static void
-conv_gemm(const struct dnn_op *op, unsigned part, unsigned parts, bool fused)
+void
+dnn_conv_gemm(const struct dnn_op *op, unsigned part, unsigned parts, bool fused, dnn_epilogue_fn *epilogue)
 {
 	const struct dnn_layer *l = op->layer;
 	const struct dnn_block *blocks = op->plan->blocks;
@@ -184,13 +185,13 @@ conv_gemm(const struct dnn_op *op, unsigned part, unsigned parts, bool fused)
 void
 dnn_f32_conv2d_gemm(const struct dnn_op *op, unsigned part, unsigned parts)
 {
-	conv_gemm(op, part, parts, false);
+	dnn_conv_gemm(op, part, parts, false, epilogue_vec);
 }
 
 void
 dnn_f32_conv2d_gemm_fused(const struct dnn_op *op, unsigned part, unsigned parts)
 {
-	conv_gemm(op, part, parts, true);
+	dnn_conv_gemm(op, part, parts, true, epilogue_vec);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -256,8 +257,8 @@ maxpool_2x2s2_row(const float *r0, const float *r1, float *out, unsigned out_w)
 	}
 }
 
-static void
-pool_vec(const struct dnn_op *op, unsigned part, unsigned parts, bool max)
+void
+dnn_pool_by_rows(const struct dnn_op *op, unsigned part, unsigned parts, bool max, const struct dnn_pool_rows *ops)
 {
 	const struct dnn_layer *l = op->layer;
 	float *acc = op->scratch + (size_t)part * l->in_w;
@@ -271,25 +272,27 @@ pool_vec(const struct dnn_op *op, unsigned part, unsigned parts, bool max)
 		for (unsigned oy = 0; oy < l->out_h; oy++) {
 			const float *rows = in + (size_t)oy * l->sh * l->in_w;
 			if (max_2x2s2) {
-				maxpool_2x2s2_row(rows, rows + l->in_w, out + (size_t)oy * l->out_w, l->out_w);
+				ops->max_2x2s2(rows, rows + l->in_w, out + (size_t)oy * l->out_w, l->out_w);
 			} else {
-				reduce_rows(rows, l->in_w, l->kh, acc, max);
-				reduce_cols(l, acc, out + (size_t)oy * l->out_w, max);
+				ops->reduce_rows(rows, l->in_w, l->kh, acc, max);
+				ops->reduce_cols(l, acc, out + (size_t)oy * l->out_w, max);
 			}
 		}
 	}
 }
 
+static const struct dnn_pool_rows vec_rows = { maxpool_2x2s2_row, reduce_rows, reduce_cols };
+
 void
 dnn_f32_maxpool_vec(const struct dnn_op *op, unsigned part, unsigned parts)
 {
-	pool_vec(op, part, parts, true);
+	dnn_pool_by_rows(op, part, parts, true, &vec_rows);
 }
 
 void
 dnn_f32_avgpool_vec(const struct dnn_op *op, unsigned part, unsigned parts)
 {
-	pool_vec(op, part, parts, false);
+	dnn_pool_by_rows(op, part, parts, false, &vec_rows);
 }
 
 void

@@ -1,6 +1,9 @@
 /* Every kernel of DNN_KERNEL_LIST against the reference kernel of its op, over
  * shapes around tile and vector edges, every connectivity and every g, split
- * into 1 to 3 parts; compared by normalised error. */
+ * into 1 to 3 parts; compared by normalised error. Each instruction set's
+ * variants (f32_*_avx2, _avx512, _neon) run where the CPU runs them; the log
+ * names every kernel checked, its instruction set and its worst error, and
+ * every one skipped. */
 #include "config.h"
 #include "tests/common/check_main.h"
 
@@ -22,9 +25,10 @@ struct kernel_entry {
 	const char *name;
 	enum dnn_layer_type type;
 	dnn_kernel_fn *fn, *ref;
+	enum dnn_isa isa;
 };
 
-#define DNN_KERNEL_ENTRY(name, type, ref) { #name, type, dnn_##name, dnn_##ref },
+#define DNN_KERNEL_ENTRY(name, type, ref, isa) { #name, type, dnn_##name, dnn_##ref, isa },
 static const struct kernel_entry kernels[] = { DNN_KERNEL_LIST(DNN_KERNEL_ENTRY) };
 #define N_KERNELS (sizeof(kernels) / sizeof(kernels[0]))
 
@@ -137,12 +141,22 @@ free_weighted(struct dnn_layer *l)
 	free((void *)l->bias);
 }
 
+/* Per kernel: comparisons made and the worst error, for the log. */
+static unsigned runs[N_KERNELS];
+static double worst[N_KERNELS];
+
+static bool
+wanted(size_t i, enum dnn_layer_type type)
+{
+	return kernels[i].type == type && kernels[i].fn != kernels[i].ref && dnn_isa_runs(kernels[i].isa);
+}
+
 static void
 check_all_kernels_of(enum dnn_layer_type type, const struct dnn_layer *l, unsigned G, const char *what, uint32_t *seed,
                      unsigned *checked)
 {
 	for (size_t i = 0; i < N_KERNELS; i++) {
-		if (kernels[i].type != type || kernels[i].fn == kernels[i].ref)
+		if (!wanted(i, type))
 			continue;
 		for (unsigned g = 1; g <= G; g++) {
 			for (unsigned parts = 1; parts <= 3; parts++) {
@@ -153,10 +167,33 @@ check_all_kernels_of(enum dnn_layer_type type, const struct dnn_layer *l, unsign
 					ck_assert_msg(err < TOLERANCE, "%s on %s at g=%u/%u, %u parts%s: normalised error %g",
 					              kernels[i].name, what, g, G, parts, relu ? ", fused relu" : "", err);
 					(*checked)++;
+					runs[i]++;
+					if (err > worst[i])
+						worst[i] = err;
 				}
 			}
 		}
 	}
+}
+
+/* Which kernels of `type` ran (and how often), which this CPU cannot run. */
+static void
+report(enum dnn_layer_type type, const char *test)
+{
+	for (size_t i = 0; i < N_KERNELS; i++) {
+		if (kernels[i].type != type || kernels[i].fn == kernels[i].ref)
+			continue;
+		if (!dnn_isa_runs(kernels[i].isa))
+			printf("%s: skipped %s [%s]: this CPU does not run it\n", test, kernels[i].name,
+			       dnn_isa_name(kernels[i].isa));
+		else
+			printf("%s: checked %s [%s] %u times against %s, worst normalised error %.2g\n", test,
+			       kernels[i].name, dnn_isa_name(kernels[i].isa), runs[i],
+			       kernels[i].type == DNN_CONV2D ? "f32_conv2d_ref" : "the reference", worst[i]);
+		runs[i] = 0;
+		worst[i] = 0.0;
+	}
+	fflush(stdout);
 }
 
 START_TEST(test_conv_kernels)
@@ -188,6 +225,7 @@ START_TEST(test_conv_kernels)
 					check_all_kernels_of(DNN_CONV2D, &l, G, what, &seed, &checked);
 					free_weighted(&l);
 				}
+	report(DNN_CONV2D, "conv");
 	ck_assert_uint_gt(checked, 1000);
 }
 END_TEST
@@ -212,6 +250,7 @@ START_TEST(test_linear_kernels)
 				check_all_kernels_of(DNN_CONV2D, &l, G, what, &seed, &checked);
 				free_weighted(&l);
 			}
+	report(DNN_CONV2D, "linear");
 	ck_assert_uint_gt(checked, 300);
 }
 END_TEST
@@ -243,6 +282,8 @@ START_TEST(test_pool_kernels)
 				         l.in_w, l.kh, l.sh);
 				check_all_kernels_of(l.type, &l, 4, what, &seed, &checked);
 			}
+	report(DNN_MAXPOOL, "pool");
+	report(DNN_AVGPOOL, "pool");
 	ck_assert_uint_gt(checked, 500);
 }
 END_TEST
@@ -259,6 +300,7 @@ START_TEST(test_relu_kernels)
 		l.in_h = l.in_w = l.out_h = l.out_w = 1;
 		check_all_kernels_of(DNN_RELU, &l, 1, "relu", &seed, &checked);
 	}
+	report(DNN_RELU, "relu");
 	ck_assert_uint_gt(checked, 100);
 }
 END_TEST
@@ -281,16 +323,18 @@ START_TEST(test_direct_model_shapes)
 	};
 	static const char *const names[] = { "avx512", "avx2", "neon", "generic" };
 	const struct kernel_entry variants[] = {
-		{ "f32_conv2d_direct", DNN_CONV2D, dnn_f32_conv2d_direct, dnn_f32_conv2d_ref },
-		{ "f32_conv2d_wino2", DNN_CONV2D, dnn_f32_conv2d_wino2, dnn_f32_conv2d_ref },
-		{ "f32_conv2d_wino4", DNN_CONV2D, dnn_f32_conv2d_wino4, dnn_f32_conv2d_ref },
+		{ "f32_conv2d_direct", DNN_CONV2D, dnn_f32_conv2d_direct, dnn_f32_conv2d_ref, DNN_ISA_BASE },
+		{ "f32_conv2d_wino2", DNN_CONV2D, dnn_f32_conv2d_wino2, dnn_f32_conv2d_ref, DNN_ISA_BASE },
+		{ "f32_conv2d_wino4", DNN_CONV2D, dnn_f32_conv2d_wino4, dnn_f32_conv2d_ref, DNN_ISA_BASE },
 	};
 	uint32_t seed = 11;
 	unsigned isas = 0;
 
 	for (size_t n = 0; n < 4; n++) {
-		if (dnn_direct_use_isa(names[n]) != 0)
+		if (dnn_direct_use_isa(names[n]) != 0) {
+			printf("model shapes: skipped the %s tiles: not in this build or not run by this CPU\n", names[n]);
 			continue;
+		}
 		isas++;
 		for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
 			struct dnn_layer l = make_weighted(shapes[i].conn, shapes[i].in_g, shapes[i].out_g, 4, shapes[i].ipg,
@@ -307,7 +351,10 @@ START_TEST(test_direct_model_shapes)
 					}
 			free_weighted(&l);
 		}
+		printf("model shapes: checked f32_conv2d_direct, _wino2, _wino4 with the %s tiles on %zu shapes\n", names[n],
+		       sizeof(shapes) / sizeof(shapes[0]));
 	}
+	fflush(stdout);
 	ck_assert_uint_ge(isas, 1);
 	for (size_t n = 0; n < 4 && dnn_direct_use_isa(names[n]) != 0; n++)
 		; /* back to the best this CPU runs */

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,7 +343,9 @@ cmd_platform(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (verb != NULL && strcmp(verb, "restore") != 0) {
-		if (argc - optind != 2 || cli_parse_uint(argv[optind + 1], 1, 1000000000000ul, &freq) != 0) {
+		/* kHz or Hz; unsigned long is 32 bits on armhf (4.29 GHz in Hz). */
+		const unsigned long most = ULONG_MAX < 1000000000000ull ? ULONG_MAX : (unsigned long)1000000000000ull;
+		if (argc - optind != 2 || cli_parse_uint(argv[optind + 1], 1, most, &freq) != 0) {
 			cli_error("%s needs a %s and a frequency in %s", verb, strcmp(verb, "set-freq") == 0 ? "CLUSTER" : "DEVICE",
 			          strcmp(verb, "set-freq") == 0 ? "kHz" : "Hz");
 			return EXIT_USAGE;
