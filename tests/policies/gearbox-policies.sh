@@ -6,6 +6,8 @@
 set -eu
 B=${top_builddir:-.}
 S=${top_srcdir:-.}
+# A cross build runs its programs under qemu-user (make check sets this).
+EMU=${GEARBOX_EMULATOR:-}
 T=$(mktemp -d /tmp/gearbox-pol-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 GEARBOX="$B/gearbox"
@@ -17,14 +19,14 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 json() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
 # pareto: calibrates (3 measured points per placement), caches, then reuses.
-"$GEARBOX" pareto "$MODEL" --runs 3 --all --json >"$T/all.json" 2>"$T/err"
+$EMU "$GEARBOX" pareto "$MODEL" --runs 3 --all --json >"$T/all.json" 2>"$T/err"
 [ -f "$T/cache/calibration-fmnist-alexnet-g4.json" ] || fail "no calibration cache written"
 n=$(json "$T/all.json" 'd["points"]')
 [ "$n" -ge 4 ] || fail "only $n operating points"
 [ "$(json "$T/all.json" 'len(d["all"]) == d["points"] and d["simulated"] is False')" = True ] || fail "all points"
-"$GEARBOX" pareto "$MODEL" --json >"$T/front.json" 2>"$T/err"
+$EMU "$GEARBOX" pareto "$MODEL" --json >"$T/front.json" 2>"$T/err"
 [ ! -s "$T/err" ] || fail "pareto said something on stderr with --json: $(cat "$T/err")"
-"$GEARBOX" pareto "$MODEL" 2>&1 | grep -q "calibration from $T/cache" || fail "cached calibration not reused"
+$EMU "$GEARBOX" pareto "$MODEL" 2>&1 | grep -q "calibration from $T/cache" || fail "cached calibration not reused"
 # the front: no point of the table dominates a front point, and every
 # non-dominated table point is on it
 $PY - "$T/all.json" "$T/front.json" <<'PY' || fail "not a Pareto front"
@@ -42,30 +44,30 @@ PY
 CAL="$T/cache/calibration-fmnist-alexnet-g4.json"
 cp "$CAL" "$T/cal.json"
 sed -i -E 's/"key": ?"[^"]*"/"key": "stale"/' "$CAL"
-"$GEARBOX" pareto "$MODEL" --runs 1 >"$T/out" 2>&1
+$EMU "$GEARBOX" pareto "$MODEL" --runs 1 >"$T/out" 2>&1
 grep -q "calibrating: g=" "$T/out" || fail "a stale cache was used"
 grep -q "calibration cache $CAL was made for other placements.*: measuring again" "$T/out" ||
 	fail "no reason given for not using the cache: $(cat "$T/out")"
 # a calibration from another build (a sanitizer build, say) is not used, and
 # the reason names both builds
 sed -E 's/"key": ?"[^"]*"/"key": "other"/; s/"build": ?"[^"]*"/"build": "asan+ubsan+test"/' "$T/cal.json" >"$CAL"
-"$GEARBOX" pareto "$MODEL" --runs 1 >"$T/out" 2>&1
+$EMU "$GEARBOX" pareto "$MODEL" --runs 1 >"$T/out" 2>&1
 grep -q "calibrating: g=" "$T/out" || fail "a cache from another build was used"
 grep -q "calibration cache $CAL was made by gearbox [^ ]* asan+ubsan+test; this is gearbox [^ ]* [a-z+]*: measuring again" "$T/out" ||
 	fail "the reason does not name the builds: $(cat "$T/out")"
 # --validate measures every front point and reports the error
-"$GEARBOX" pareto "$MODEL" --validate --runs 3 >"$T/val" || fail "validate"
+$EMU "$GEARBOX" pareto "$MODEL" --validate --runs 3 >"$T/val" || fail "validate"
 grep -q "prediction error over" "$T/val" || fail "no prediction error"
 if command -v gnuplot >/dev/null; then
-	"$GEARBOX" pareto "$MODEL" --plot "$T/front.png" >/dev/null
+	$EMU "$GEARBOX" pareto "$MODEL" --plot "$T/front.png" >/dev/null
 	[ "$(head -c 4 "$T/front.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "--plot wrote no PNG"
 fi
-"$GEARBOX" pareto "$MODEL" --policy nosuch 2>&1 | grep -q "no such policy" || fail "unknown policy accepted"
+$EMU "$GEARBOX" pareto "$MODEL" --policy nosuch 2>&1 | grep -q "no such policy" || fail "unknown policy accepted"
 
 # simulate: both shipped platforms, the shipped trace, JSON and text.
 TRACE="$S/policies/platforms/load-step.csv"
 for p in xu3 nano; do
-	"$GEARBOX" simulate --platform $p --model "$MODEL" --trace "$TRACE" --deadline-us 2500 --duration 20 --json >"$T/$p.jsonl"
+	$EMU "$GEARBOX" simulate --platform $p --model "$MODEL" --trace "$TRACE" --deadline-us 2500 --duration 20 --json >"$T/$p.jsonl"
 	tail -n 1 "$T/$p.jsonl" >"$T/$p.sum"
 	[ "$(json "$T/$p.sum" 'd["simulated"] and d["requests"] == 600')" = True ] || fail "$p summary"
 	rate=$(json "$T/$p.sum" 'd["deadline_hit_rate"]')
@@ -82,14 +84,14 @@ assert all(r["simulated"] for r in rows)
 assert len({(r["placement"], r["freq_khz"]) for r in rows}) >= 2, "never moved"
 PY
 done
-"$GEARBOX" simulate --platform xu3 --model "$MODEL" --trace "$TRACE" | grep -q "^\[simulated\].*deadlines met" || fail "text summary"
+$EMU "$GEARBOX" simulate --platform xu3 --model "$MODEL" --trace "$TRACE" | grep -q "^\[simulated\].*deadlines met" || fail "text summary"
 
 # bad platform files and traces
 printf '[platform]\nname = x\n[place a]\nkind = cpu\nmacs_per_cycle = fast\n' >"$T/bad.conf"
-"$GEARBOX" simulate --platform "$T/bad.conf" --model "$MODEL" 2>&1 | grep -q "bad.conf:5: macs_per_cycle: 'fast'" || fail "bad platform file"
+$EMU "$GEARBOX" simulate --platform "$T/bad.conf" --model "$MODEL" 2>&1 | grep -q "bad.conf:5: macs_per_cycle: 'fast'" || fail "bad platform file"
 printf '[place a]\nkind = cpu\npower = 1000:0.5 500:0.2\n' >"$T/bad2.conf"
-"$GEARBOX" simulate --platform "$T/bad2.conf" --model "$MODEL" 2>&1 | grep -q "ascending" || fail "unsorted power table"
+$EMU "$GEARBOX" simulate --platform "$T/bad2.conf" --model "$MODEL" 2>&1 | grep -q "ascending" || fail "unsorted power table"
 printf 'time_s,placement,load\n0,all,0\n5,big,1.5\n' >"$T/bad.csv"
-"$GEARBOX" simulate --platform xu3 --model "$MODEL" --trace "$T/bad.csv" 2>&1 | grep -q "bad.csv:3:" || fail "bad trace"
-"$GEARBOX" simulate --platform nosuch --model "$MODEL" 2>&1 | grep -q "nosuch.conf: No such file" || fail "unknown platform"
+$EMU "$GEARBOX" simulate --platform xu3 --model "$MODEL" --trace "$T/bad.csv" 2>&1 | grep -q "bad.csv:3:" || fail "bad trace"
+$EMU "$GEARBOX" simulate --platform nosuch --model "$MODEL" 2>&1 | grep -q "nosuch.conf: No such file" || fail "unknown platform"
 echo "ok"

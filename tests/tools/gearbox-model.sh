@@ -4,6 +4,8 @@
 set -eu
 B=${top_builddir:-.}
 S=${top_srcdir:-.}
+# A cross build runs its programs under qemu-user (make check sets this).
+EMU=${GEARBOX_EMULATOR:-}
 T=$(mktemp -d /tmp/gearbox-cli-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export GEARBOX_CACHE_DIR="$T/gbx-cache" GEARBOX_STATE_DIR="$T/state" XDG_CACHE_HOME="$T/xdg-cache"
@@ -12,28 +14,32 @@ PY=python3
 fail() { echo "FAIL: $*" >&2; exit 1; }
 json() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-"$B/tests/tools/mkmodel" --arch tiny "$T/tiny.st"
-"$B/tests/tools/mkmodel" --arch alexnet-fmnist "$T/fm.st"
-"$B/tests/tools/mkmodel" --arch alexnet-cifar "$T/cifar.st"
+$EMU "$B/tests/tools/mkmodel" --arch tiny "$T/tiny.st"
+$EMU "$B/tests/tools/mkmodel" --arch alexnet-fmnist "$T/fm.st"
+$EMU "$B/tests/tools/mkmodel" --arch alexnet-cifar "$T/cifar.st"
 
 # --help and --version
-"$GEARBOX" --help | grep -q "model info" || fail "--help does not list model info"
-"$GEARBOX" --version | grep -q "^gearbox " || fail "--version"
-"$GEARBOX" model --help | grep -q -- "--dataset" || fail "model --help"
+$EMU "$GEARBOX" --help | grep -q "model info" || fail "--help does not list model info"
+$EMU "$GEARBOX" --version | grep -q "^gearbox " || fail "--version"
+$EMU "$GEARBOX" model --help | grep -q -- "--dataset" || fail "model --help"
 
 # info: text and JSON; parameters and MACs grow with g.
-"$GEARBOX" model info "$T/tiny.st" | grep -q "G=4" || fail "info text"
-"$GEARBOX" model info "$T/tiny.st" --json >"$T/info.json"
+$EMU "$GEARBOX" model info "$T/tiny.st" | grep -q "G=4" || fail "info text"
+$EMU "$GEARBOX" model info "$T/tiny.st" --json >"$T/info.json"
 [ "$(json "$T/info.json" 'd["groups"]')" = 4 ] || fail "info groups"
 [ "$(json "$T/info.json" 'len(d["per_group"])')" = 4 ] || fail "info per_group"
 [ "$(json "$T/info.json" 'all(a["macs"] < b["macs"] and a["params"] < b["params"] for a, b in zip(d["per_group"], d["per_group"][1:]))')" = True ] || fail "MACs/params do not grow with g"
 [ "$(json "$T/info.json" 'd["per_group"][-1]["macs"] == sum(l["macs"] for l in d["layers"])')" = True ] || fail "per-layer MACs do not add up"
 
 # bench: JSON keys per g; --groups picks one.
-"$GEARBOX" model bench "$T/fm.st" --iterations 5 --warmup 1 --json >"$T/bench.json"
+$EMU "$GEARBOX" model bench "$T/fm.st" --iterations 5 --warmup 1 --json >"$T/bench.json"
 [ "$(json "$T/bench.json" '[g["active"] for g in d["groups"]]')" = "[1, 2, 3, 4]" ] || fail "bench groups"
 [ "$(json "$T/bench.json" 'all(0 < g["median_us"] <= g["p99_us"] and g["threads"] == 1 for g in d["groups"])')" = True ] || fail "bench figures"
-"$GEARBOX" model bench "$T/fm.st" --iterations 3 --warmup 0 --groups 2 --threads 2 --kernels blas --json >"$T/b2.json"
+isa=$(json "$T/bench.json" 'd["kernels_isa"]')
+case "$isa" in avx512 | avx2 | neon | generic) ;; *) fail "bench kernels_isa '$isa'" ;; esac
+# qemu-user offers NEON: an Arm build under it runs the NEON kernels.
+[ -z "$EMU" ] || [ "$isa" = neon ] || fail "an Arm build under $EMU runs '$isa' kernels, not neon"
+$EMU "$GEARBOX" model bench "$T/fm.st" --iterations 3 --warmup 0 --groups 2 --threads 2 --kernels blas --json >"$T/b2.json"
 [ "$(json "$T/b2.json" '(len(d["groups"]), d["groups"][0]["active"], d["groups"][0]["threads"], d["kernels"])')" = "(1, 2, 2, 'blas')" ] || fail "bench --groups/--threads/--kernels"
 
 # eval on an IDX set written here (gzip), and on a CIFAR-10 binary batch.
@@ -50,15 +56,20 @@ with open(f"{t}/test_batch.bin", "wb") as f:
     for i in range(12):
         f.write(bytes([i % 10]) + bytes(random.randrange(256) for _ in range(3072)))
 PYEOF
-"$GEARBOX" model eval "$T/fm.st" --dataset "$T" --json >"$T/eval.json"
+$EMU "$GEARBOX" model eval "$T/fm.st" --dataset "$T" --json >"$T/eval.json"
 [ "$(json "$T/eval.json" '[(g["active"], g["samples"]) for g in d["groups"]]')" = "[(1, 40), (2, 40), (3, 40), (4, 40)]" ] || fail "eval IDX"
 [ "$(json "$T/eval.json" 'all(0 <= g["accuracy"] <= 1 for g in d["groups"])')" = True ] || fail "eval accuracy range"
-"$GEARBOX" model eval "$T/cifar.st" --dataset "$T/test_batch.bin" --groups 1 --json >"$T/evalc.json"
+$EMU "$GEARBOX" model eval "$T/cifar.st" --dataset "$T/test_batch.bin" --groups 1 --json >"$T/evalc.json"
 [ "$(json "$T/evalc.json" '(d["groups"][0]["samples"], "CIFAR-10" in d["dataset"])')" = "(12, True)" ] || fail "eval CIFAR"
-# All kernel families agree on every image's class (same correct count).
+# All kernel families agree on every image's class (same correct count);
+# under qemu-user on the first 8 images, the reference kernels being slow there.
+lim=""
+[ -z "$EMU" ] || lim="--limit 8"
+cp "$T/eval.json" "$T/eval-fast.json"
+[ -z "$lim" ] || $EMU "$GEARBOX" model eval "$T/fm.st" --dataset "$T" $lim --json >"$T/eval-fast.json"
 for k in ref blas; do
-	"$GEARBOX" model eval "$T/fm.st" --dataset "$T" --kernels $k --json >"$T/eval-$k.json"
-	[ "$(json "$T/eval-$k.json" '[g["accuracy"] for g in d["groups"]]')" = "$(json "$T/eval.json" '[g["accuracy"] for g in d["groups"]]')" ] || fail "$k kernels disagree with fast"
+	$EMU "$GEARBOX" model eval "$T/fm.st" --dataset "$T" --kernels $k $lim --json >"$T/eval-$k.json"
+	[ "$(json "$T/eval-$k.json" '[g["accuracy"] for g in d["groups"]]')" = "$(json "$T/eval-fast.json" '[g["accuracy"] for g in d["groups"]]')" ] || fail "$k kernels disagree with fast"
 done
 
 # Errors: clear message, exit 1 for bad files, 2 for bad usage.
@@ -72,27 +83,40 @@ expect() { # expect CODE PATTERN command...
 	[ "$got" = "$code" ] || fail "$* exited $got, expected $code: $(cat "$T/err")"
 	grep -q -- "$pattern" "$T/err" || fail "$*: stderr lacks '$pattern': $(cat "$T/err")"
 }
-expect 1 "cannot open" "$GEARBOX" model info "$T/nope.st"
+expect 1 "cannot open" $EMU "$GEARBOX" model info "$T/nope.st"
 head -c 100 "$T/fm.st" >"$T/cut.st"
-expect 1 "cut.st: header length" "$GEARBOX" model info "$T/cut.st"
-expect 2 "groups must be 'all' or a number from 1 to 4" "$GEARBOX" model bench "$T/tiny.st" --groups 9
-expect 2 "threads must be" "$GEARBOX" model bench "$T/tiny.st" --threads 0
-expect 2 "needs --dataset" "$GEARBOX" model eval "$T/tiny.st"
-expect 1 "images are 1x28x28 but tiny expects 2x8x8" "$GEARBOX" model eval "$T/tiny.st" --dataset "$T"
-expect 2 "unknown command" "$GEARBOX" frobnicate
-expect 2 "cpuset" "$GEARBOX" model bench "$T/tiny.st" --cpuset banana
-expect 2 "no cluster 'huge'" "$GEARBOX" model bench "$T/tiny.st" --cluster huge
-expect 2 "not both" "$GEARBOX" model bench "$T/tiny.st" --cluster cluster0 --cpuset 0
+expect 1 "cut.st: header length" $EMU "$GEARBOX" model info "$T/cut.st"
+expect 2 "groups must be 'all' or a number from 1 to 4" $EMU "$GEARBOX" model bench "$T/tiny.st" --groups 9
+expect 2 "threads must be" $EMU "$GEARBOX" model bench "$T/tiny.st" --threads 0
+expect 2 "needs --dataset" $EMU "$GEARBOX" model eval "$T/tiny.st"
+expect 1 "images are 1x28x28 but tiny expects 2x8x8" $EMU "$GEARBOX" model eval "$T/tiny.st" --dataset "$T"
+expect 2 "unknown command" $EMU "$GEARBOX" frobnicate
+expect 2 "cpuset" $EMU "$GEARBOX" model bench "$T/tiny.st" --cpuset banana
+expect 2 "no cluster 'huge'" $EMU "$GEARBOX" model bench "$T/tiny.st" --cluster huge
+expect 2 "not both" $EMU "$GEARBOX" model bench "$T/tiny.st" --cluster cluster0 --cpuset 0
 # --cluster binds through the governor's view of the machine.
-"$GEARBOX" model bench "$T/tiny.st" --cluster cluster0 --iterations 2 --warmup 0 --json >"$T/bc.json"
+$EMU "$GEARBOX" model bench "$T/tiny.st" --cluster cluster0 --iterations 2 --warmup 0 --json >"$T/bc.json"
 [ "$(json "$T/bc.json" 'len(d["groups"])')" = 4 ] || fail "bench --cluster"
 
 # The bundled model, once trained, meets its card on the real test set.
 for m in "$S"/models/*.safetensors; do
 	[ -f "$m" ] || continue
 	[ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP bundled-model accuracy: no dataset-fashion-mnist"; continue; }
-	"$GEARBOX" model eval "$m" --dataset /usr/share/datasets/fashion-mnist --json >"$T/bundled.json"
-	"$GEARBOX" model info "$m" --json >"$T/bundled-info.json"
+	if [ -n "$EMU" ]; then
+		# Under qemu-user: the first 500 test images, and the same accuracy
+		# on them as the native build (GEARBOX_NATIVE) where it is given.
+		$EMU "$GEARBOX" model eval "$m" --dataset /usr/share/datasets/fashion-mnist --limit 500 --json >"$T/bundled.json"
+		[ "$(json "$T/bundled.json" 'all(g["samples"] == 500 and g["accuracy"] >= 0.8 for g in d["groups"])')" = True ] ||
+			fail "bundled model accuracy on 500 images"
+		if [ -n "${GEARBOX_NATIVE:-}" ]; then
+			"$GEARBOX_NATIVE" model eval "$m" --dataset /usr/share/datasets/fashion-mnist --limit 500 --json >"$T/native.json"
+			[ "$(json "$T/bundled.json" '[g["accuracy"] for g in d["groups"]]')" = \
+				"$(json "$T/native.json" '[g["accuracy"] for g in d["groups"]]')" ] || fail "bundled model: accuracy differs from the native build"
+		fi
+		continue
+	fi
+	$EMU "$GEARBOX" model eval "$m" --dataset /usr/share/datasets/fashion-mnist --json >"$T/bundled.json"
+	$EMU "$GEARBOX" model info "$m" --json >"$T/bundled-info.json"
 	$PY - "$T/bundled.json" "$T/bundled-info.json" <<'PYEOF' || fail "bundled model accuracy"
 import json, sys
 ev = json.load(open(sys.argv[1]))["groups"]
@@ -109,14 +133,14 @@ PYEOF
 done
 # OpenCL: the same class as the CPU engine for every image and g, bench
 # splits transfer and kernel time, and a bad device is named.
-expect 2 "must be cpu or opencl:N" "$GEARBOX" model bench "$T/tiny.st" --device gpu
-expect 1 "opencl:99" "$GEARBOX" model bench "$T/tiny.st" --device opencl:99
-if "$GEARBOX" platform --json | $PY -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["opencl"] else 1)'; then
+expect 2 "must be cpu or opencl:N" $EMU "$GEARBOX" model bench "$T/tiny.st" --device gpu
+expect 1 "opencl:99" $EMU "$GEARBOX" model bench "$T/tiny.st" --device opencl:99
+if $EMU "$GEARBOX" platform --json | $PY -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["opencl"] else 1)'; then
 	# the cache in the XDG layout ($XDG_CACHE_HOME/gearbox)
 	export XDG_CACHE_HOME="$T/cache"
 	unset GEARBOX_CACHE_DIR CACHE_DIRECTORY
-	"$GEARBOX" model run "$T/fm.st" --idx "$T/t10k-images-idx3-ubyte.gz" --count 40 --json >"$T/run-cpu.json"
-	"$GEARBOX" model run "$T/fm.st" --idx "$T/t10k-images-idx3-ubyte.gz" --count 40 --device opencl:0 --json >"$T/run-cl.json"
+	$EMU "$GEARBOX" model run "$T/fm.st" --idx "$T/t10k-images-idx3-ubyte.gz" --count 40 --json >"$T/run-cpu.json"
+	$EMU "$GEARBOX" model run "$T/fm.st" --idx "$T/t10k-images-idx3-ubyte.gz" --count 40 --device opencl:0 --json >"$T/run-cl.json"
 	$PY - "$T/run-cpu.json" "$T/run-cl.json" <<'PYEOF' || fail "OpenCL and CPU disagree"
 import json, sys
 cpu = [json.loads(l) for l in open(sys.argv[1])]
@@ -128,14 +152,14 @@ for a, b in zip(cpu, cl):
     norm = sum(x * x for x in a["outputs"]) ** 0.5
     assert err <= 1e-4 * max(norm, 1e-20), (a["image"], a["groups"], err, norm)
 PYEOF
-	"$GEARBOX" model bench "$T/fm.st" --device opencl:0 --iterations 3 --warmup 1 --json >"$T/bcl.json"
+	$EMU "$GEARBOX" model bench "$T/fm.st" --device opencl:0 --iterations 3 --warmup 1 --json >"$T/bcl.json"
 	[ "$(json "$T/bcl.json" 'all(g["kernel_us"] > 0 and g["upload_us"] >= 0 and g["download_us"] >= 0 and g["kernel_us"] <= g["median_us"] for g in d["groups"]) and d["kernels"] == "opencl"')" = True ] || fail "bench --device opencl:0 figures"
 	ls "$T"/cache/gearbox/opencl-*.bin >/dev/null 2>&1 || fail "no OpenCL program binary cached"
 	for m in "$S"/models/*.safetensors; do
 		[ -f "$m" ] && [ -d /usr/share/datasets/fashion-mnist ] || continue
-		"$GEARBOX" model run "$m" --idx /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --count 100 --json | \
+		$EMU "$GEARBOX" model run "$m" --idx /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --count 100 --json | \
 			$PY -c 'import json,sys; print([json.loads(l)["class"] for l in sys.stdin])' >"$T/bundled-cpu.txt"
-		"$GEARBOX" model run "$m" --idx /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --count 100 --device opencl:0 --json | \
+		$EMU "$GEARBOX" model run "$m" --idx /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --count 100 --device opencl:0 --json | \
 			$PY -c 'import json,sys; print([json.loads(l)["class"] for l in sys.stdin])' >"$T/bundled-cl.txt"
 		cmp -s "$T/bundled-cpu.txt" "$T/bundled-cl.txt" || fail "bundled model: OpenCL top-1 differs from the CPU"
 	done

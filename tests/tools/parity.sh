@@ -3,9 +3,13 @@
 # without gearbox's C code) and in gearbox, on the same Fashion-MNIST test
 # images: logits agree to 1e-4 relative and top-1 agrees on every image, for
 # every g. Skipped (77) where PyTorch or the dataset is absent.
+# GEARBOX_NATIVE (a gearbox of another build, e.g. x86 beside a cross build
+# under qemu-user) must give the same top-1 class on every image as well.
 set -eu
 B=${top_builddir:-.}
 S=${top_srcdir:-.}
+# A cross build runs its programs under qemu-user (make check sets this).
+EMU=${GEARBOX_EMULATOR:-}
 PY=${TORCH_PYTHON:-/usr/bin/python3}
 IMAGES=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 COUNT=${PARITY_IMAGES:-500}
@@ -20,9 +24,21 @@ T=$(mktemp -d /tmp/gearbox-parity-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
 for model in "$@"; do
-	G=$("$B/gearbox" model info "$model" --json | "$PY" -c "import json,sys; print(json.load(sys.stdin)['groups'])")
+	G=$($EMU "$B/gearbox" model info "$model" --json | "$PY" -c "import json,sys; print(json.load(sys.stdin)['groups'])")
 	for g in $(seq 1 "$G"); do
-		"$B/gearbox" model run "$model" --idx "$IMAGES" --count "$COUNT" --groups "$g" --json >"$T/gearbox.jsonl"
+		$EMU "$B/gearbox" model run "$model" --idx "$IMAGES" --count "$COUNT" --groups "$g" --json >"$T/gearbox.jsonl"
+		if [ -n "${GEARBOX_NATIVE:-}" ]; then
+			"$GEARBOX_NATIVE" model run "$model" --idx "$IMAGES" --count "$COUNT" --groups "$g" --json >"$T/native.jsonl"
+			"$PY" - "$T/gearbox.jsonl" "$T/native.jsonl" "$g" <<'PYEOF'
+import json, sys
+ours = [json.loads(l)["class"] for l in open(sys.argv[1])]
+native = [json.loads(l)["class"] for l in open(sys.argv[2])]
+assert len(ours) == len(native) > 0, (len(ours), len(native))
+diff = [i for i, (a, b) in enumerate(zip(ours, native)) if a != b]
+assert not diff, f"g={sys.argv[3]}: top-1 differs from the native build on images {diff[:10]}"
+print(f"g={sys.argv[3]}: {len(ours)} images, top-1 identical to the native build")
+PYEOF
+		fi
 		"$PY" "$S/tools/gearbox_torch.py" logits "$model" --idx "$IMAGES" --count "$COUNT" --groups "$g" >"$T/torch.jsonl"
 		"$PY" - "$T/gearbox.jsonl" "$T/torch.jsonl" "$g" <<'PYEOF'
 import json, math, sys

@@ -518,6 +518,9 @@ bench_print_json(const struct dnn_model *m, const struct model_opts *o, const st
 
 	json_object_object_add(root, "model", json_object_new_string(dnn_model_name(m)));
 	json_object_object_add(root, "kernels", json_object_new_string(r->cl ? "opencl" : dnn_kernels_name(o->kernels)));
+	json_object_object_add(root, "kernels_isa", !r->cl && o->kernels == DNN_KERNELS_FAST
+	                                                    ? json_object_new_string(dnn_kernels_isa())
+	                                                    : NULL);
 	json_object_object_add(root, "engine", json_object_new_string(runner_engine(r, o, engine, sizeof(engine))));
 	json_object_object_add(root, "iterations", json_object_new_int64((int64_t)o->iterations));
 	for (unsigned i = 0; i < nres; i++) {
