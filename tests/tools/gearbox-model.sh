@@ -103,16 +103,10 @@ for m in "$S"/models/*.safetensors; do
 	[ -f "$m" ] || continue
 	[ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP bundled-model accuracy: no dataset-fashion-mnist"; continue; }
 	if [ -n "$EMU" ]; then
-		# Under qemu-user: the first 500 test images, and the same accuracy
-		# on them as the native build (GEARBOX_NATIVE) where it is given.
-		$EMU "$GEARBOX" model eval "$m" --dataset /usr/share/datasets/fashion-mnist --limit 500 --json >"$T/bundled.json"
-		[ "$(json "$T/bundled.json" 'all(g["samples"] == 500 and g["accuracy"] >= 0.8 for g in d["groups"])')" = True ] ||
-			fail "bundled model accuracy on 500 images"
-		if [ -n "${GEARBOX_NATIVE:-}" ]; then
-			"$GEARBOX_NATIVE" model eval "$m" --dataset /usr/share/datasets/fashion-mnist --limit 500 --json >"$T/native.json"
-			[ "$(json "$T/bundled.json" '[g["accuracy"] for g in d["groups"]]')" = \
-				"$(json "$T/native.json" '[g["accuracy"] for g in d["groups"]]')" ] || fail "bundled model: accuracy differs from the native build"
-		fi
+		# qemu-user emulates every float operation in software (a few hundred
+		# ms per inference): the bundled model's top-1 is compared with
+		# the native build's, image by image, by parity.sh instead.
+		echo "SKIP bundled-model accuracy under $EMU: parity.sh compares its top-1 with the native build"
 		continue
 	fi
 	$EMU "$GEARBOX" model eval "$m" --dataset /usr/share/datasets/fashion-mnist --json >"$T/bundled.json"
