@@ -500,7 +500,8 @@ assign_capacities(struct gov_platform *p)
 			c->capacity = (unsigned)((unsigned long)c->capacity * 1024 / top_cap);
 		} else if (p->nclusters > 1 && top_freq > 0 && c->hw_max_khz > 0) {
 			c->capacity_source = GOV_CAPACITY_FREQUENCY;
-			c->capacity = (unsigned)(1024 * c->hw_max_khz / top_freq);
+			/* in 64 bits: 5.2 GHz in kHz times 1024 overflows a 32-bit long */
+			c->capacity = (unsigned)(1024ull * c->hw_max_khz / top_freq);
 		} else {
 			c->capacity_source = GOV_CAPACITY_UNIFORM;
 			c->capacity = 1024;

@@ -82,7 +82,7 @@ discover_rapl(struct gov_platform *p)
 		return;
 	while ((e = readdir(d)) != NULL) {
 		char path[GOV_PATH], name[GOV_NAME];
-		unsigned long range = 0;
+		uint64_t range = 0;
 		enum gov_domain domain = GOV_DOMAIN_OTHER;
 		struct gov_energy_source *s;
 		if (strncmp(e->d_name, "intel-rapl:", 11) != 0)
@@ -105,7 +105,7 @@ discover_rapl(struct gov_platform *p)
 		snprintf(s->name, sizeof(s->name), "%s %s", e->d_name, name);
 		snprintf(s->path, sizeof(s->path), "/sys/class/powercap/%s/energy_uj", e->d_name);
 		snprintf(path, sizeof(path), "/sys/class/powercap/%s/max_energy_range_uj", e->d_name);
-		if (sysfs_read_ulong(path, &range) == 0)
+		if (sysfs_read_u64(path, &range) == 0)
 			s->max_range_uj = range;
 	}
 	closedir(d);

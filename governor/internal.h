@@ -3,6 +3,7 @@
 #define GEARBOX_GOVERNOR_INTERNAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "governor/governor.h"
@@ -16,6 +17,8 @@ int sysfs_read(const char *path, char *buf, size_t len);
  * plain files are not truncated by writes) holds it followed by leftovers. */
 int sysfs_read_token(const char *path, char *buf, size_t len);
 int sysfs_read_ulong(const char *path, unsigned long *value);
+/* 64 bits also where long has 32 (RAPL ranges pass 2^32 uJ). */
+int sysfs_read_u64(const char *path, uint64_t *value);
 /* Write value followed by a newline (as `echo` does). 0 or -errno. */
 int sysfs_write(const char *path, const char *value);
 int sysfs_write_ulong(const char *path, unsigned long value);

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,19 @@ sysfs_read_ulong(const char *path, unsigned long *value)
 		return ret;
 	errno = 0;
 	*value = strtoul(tok, &end, 10);
+	return errno != 0 || *end != '\0' || tok[0] == '-' ? -EINVAL : 0;
+}
+
+int
+sysfs_read_u64(const char *path, uint64_t *value)
+{
+	char tok[64], *end;
+	int ret = sysfs_read_token(path, tok, sizeof(tok));
+
+	if (ret != 0)
+		return ret;
+	errno = 0;
+	*value = strtoull(tok, &end, 10);
 	return errno != 0 || *end != '\0' || tok[0] == '-' ? -EINVAL : 0;
 }
 
