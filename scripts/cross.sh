@@ -33,7 +33,7 @@ armhf) host=arm-linux-gnueabihf qemu=qemu-arm ;;
 esac
 
 # --- packages -----------------------------------------------------------------
-native="gcc-$host qemu-user"
+native="gcc-$host qemu-user file"
 foreign="libc6-dev libhwloc-dev libopenblas-dev libjson-c-dev libinih-dev check libsystemd-dev zlib1g-dev libpng-dev
   ocl-icd-opencl-dev"
 # Unpacked into the sysroot, not installed (see above).
@@ -112,7 +112,7 @@ make -j"$(nproc)" check TESTS= >>make.out 2>&1 || {
 	grep -E 'error|warning' make.out || tail -40 make.out
 	exit 1
 }
-echo "cross: built in $B/: $(file -b gearbox | cut -d, -f1-3)"
+echo "cross: built in $B/: gearboxd: $(file -b gearboxd | cut -d, -f1-3); $("$host-readelf" -h gearboxd | sed -n 's/^ *Flags: *//p')"
 [ $check = yes ] || exit 0
 
 # --- tests under qemu-user --------------------------------------------------------
