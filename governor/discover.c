@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -738,6 +739,13 @@ is_bus(const char *text)
 }
 
 /* What makes a devfreq device a GPU, or false. */
+/* Tens of MHz to a few GHz, in Hz: 64 bits, as unsigned long is 32 on armhf. */
+static bool
+gpu_hz_plausible(uint64_t hz)
+{
+	return hz >= 50000000u && hz <= 5000000000ull;
+}
+
 static bool
 recognise_gpu(const char *name, const char *dev, const struct gov_gpu *g, char *match, size_t len)
 {
@@ -782,8 +790,7 @@ recognise_gpu(const char *name, const char *dev, const struct gov_gpu *g, char *
 	/* No device facts (or unknown ones): a GPU-like name with GPU
 	 * frequencies, tens of MHz to a few GHz in Hz. */
 	unsigned long top = g->nfreqs ? g->freqs_hz[g->nfreqs - 1] : g->max_hz;
-	if (name_has(name, gpu_names, sizeof(gpu_names) / sizeof(gpu_names[0])) && top >= 50000000ul &&
-	    top <= 5000000000ul) {
+	if (name_has(name, gpu_names, sizeof(gpu_names) / sizeof(gpu_names[0])) && gpu_hz_plausible(top)) {
 		snprintf(match, len, "name %s, %lu-%lu MHz", name, (g->nfreqs ? g->freqs_hz[0] : g->min_hz) / 1000000,
 		         top / 1000000);
 		return true;
