@@ -498,7 +498,8 @@ START_TEST(test_q8_exact)
 			free_weighted(&l);
 		}
 	}
-	ck_assert_uint_ge(isas, 2);
+	/* a SIMD variant besides generic wherever one exists (none for int8 on Arm yet) */
+	ck_assert_uint_ge(isas, dnn_isa_runs(DNN_ISA_AVX2) ? 2 : 1);
 	for (size_t n = 0; n < 4 && dnn_q8_use_isa(names[n]) != 0; n++)
 		; /* back to the best this CPU runs */
 }
