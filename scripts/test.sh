@@ -57,15 +57,16 @@ native=$PWD/../build-valgrind/gearbox
 [ -x "$native" ] || native=$PWD/gearbox
 for arch in ${GEARBOX_CROSS-arm64 armhf}; do
 	start=$(date +%s)
-	(cd .. && GEARBOX_NATIVE="$native" scripts/cross.sh "$arch") >"../build-$arch.out" 2>&1
+	mkdir -p "../build-$arch"
+	(cd .. && GEARBOX_NATIVE="$native" scripts/cross.sh "$arch") >"../build-$arch/cross.out" 2>&1
 	rc=$?
-	totals=$(tail -n 1 "../build-$arch.out")
+	totals=$(tail -n 1 "../build-$arch/cross.out")
 	p=$(echo "$totals" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p')
 	if [ -z "$p" ]; then
 		p="0 1 0"
 	fi
 	set -- $p
-	[ "$rc" = 0 ] && [ "$2" = 0 ] || { status=1; cat "../build-$arch.out"; }
+	[ "$rc" = 0 ] && [ "$2" = 0 ] || { status=1; cat "../build-$arch/cross.out"; }
 	[ "$rc" = 0 ] || [ "$2" != 0 ] || set -- "$1" 1 "$3"
 	x_pass=$((x_pass + $1)) x_fail=$((x_fail + $2)) x_skip=$((x_skip + $3))
 	echo "cross $arch: $1 passed, $2 failed, $3 skipped under qemu-user ($(($(date +%s) - start)) s, build included)"
