@@ -49,7 +49,7 @@ conn_unref(struct conn *c)
 	pthread_mutex_destroy(&c->lock);
 	__atomic_sub_fetch(&c->daemon->out_total, c->out_len, __ATOMIC_RELAXED);
 	__atomic_sub_fetch(&c->daemon->in_total, c->in_held, __ATOMIC_RELAXED);
-	free(c->payload);
+	gbx_frame_reader_clear(&c->in);
 	free(c->out);
 	free(c);
 }
@@ -283,38 +283,34 @@ rearm(struct daemon *d, struct conn *c)
 
 /* Room for the payload the header announces, within input_total_mib for
  * every connection's incomplete frames together: a hundred clients that
- * each announce 4 MiB and send two bytes would otherwise hold 400 MiB. */
+ * each announce 4 MiB and send two bytes would otherwise hold 400 MiB.
+ * (c->in has decoded the header.) */
 static bool
 hold_input(struct daemon *d, struct conn *c)
 {
-	size_t cap = (size_t)d->config.input_total_mib << 20, want = (size_t)c->h.length + 1;
+	size_t cap = (size_t)d->config.input_total_mib << 20, want = (size_t)c->in.h.length + 1;
 	size_t held = __atomic_add_fetch(&d->in_total, want, __ATOMIC_RELAXED);
 
 	c->in_held = want;
 	if (held > cap) {
 		send_error(c, 0, GBX_ERR_LIMIT, "a frame of %u bytes while incomplete frames already hold %zu bytes "
 		           "(input_total_mib = %u in gearboxd.conf): closing; send it again later",
-		           c->h.length, held - want, d->config.input_total_mib);
+		           c->in.h.length, held - want, d->config.input_total_mib);
 		return false;
 	}
-	free(c->payload);
-	c->payload = malloc(want);
-	return c->payload != NULL;
+	return true;
 }
 
-/* The frame is handled: its bytes no longer count, and a large buffer goes. */
+/* The frame is handled: its bytes no longer count. */
 static void
 release_input(struct daemon *d, struct conn *c)
 {
 	__atomic_sub_fetch(&d->in_total, c->in_held, __ATOMIC_RELAXED);
 	c->in_held = 0;
-	if (c->h.length > (64u << 10)) {
-		free(c->payload);
-		c->payload = NULL;
-	}
 }
 
-/* Read what is there, up to READ_BUDGET bytes; handle each complete frame.
+/* Read what is there, up to READ_BUDGET bytes, through the connection's
+ * frame reader; handle each complete frame.
  * 1: more may wait (budget spent), 0: drained, -1: close. */
 static int
 read_frames(struct daemon *d, struct conn *c)
@@ -322,39 +318,39 @@ read_frames(struct daemon *d, struct conn *c)
 	size_t budget = READ_BUDGET;
 
 	while (budget > 0) {
-		size_t want = c->have < GBX_HEADER_SIZE ? GBX_HEADER_SIZE - c->have
-		                                         : c->h.length - (c->have - GBX_HEADER_SIZE);
-		void *into = c->have < GBX_HEADER_SIZE ? (void *)(c->header + c->have)
-		                                       : (void *)(c->payload + (c->have - GBX_HEADER_SIZE));
-		ssize_t n = want ? recv(c->fd, into, want < budget ? want : budget, MSG_DONTWAIT) : 0;
-		if (want && n == 0)
+		void *into;
+		size_t want = gbx_frame_space(&c->in, &into);
+		ssize_t n = recv(c->fd, into, want < budget ? want : budget, MSG_DONTWAIT);
+		if (n == 0)
 			return -1;
 		if (n < 0)
 			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
-		if (c->have == 0 && n > 0) /* a frame begins: the sweep times it */
+		if (gbx_frame_pending(&c->in) == 0) /* a frame begins: the sweep times it */
 			__atomic_store_n(&c->partial_ns, monotonic_ns(), __ATOMIC_RELAXED);
-		c->have += (size_t)n;
 		budget -= (size_t)n;
-		if (c->have == GBX_HEADER_SIZE && want) {
-			const char *bad = gbx_decode_header(c->header, &c->h);
-			if (bad != NULL) {
-				/* the framing itself is broken: say why, then close */
-				send_error(c, 0, GBX_ERR_BAD_FRAME, "%s", bad);
+		switch (gbx_frame_commit(&c->in, (size_t)n)) {
+		case GBX_FRAME_MORE:
+			/* the header is in, the payload to come: hold its room */
+			if (c->in_held == 0 && gbx_frame_pending(&c->in) >= GBX_HEADER_SIZE && !hold_input(d, c))
 				return -1;
-			}
-			if (!hold_input(d, c))
-				return -1;
-		}
-		if (c->have >= GBX_HEADER_SIZE && c->have == GBX_HEADER_SIZE + c->h.length) {
-			c->payload[c->h.length] = '\0';
+			break;
+		case GBX_FRAME_BAD:
+			/* the framing itself is broken: say why, then close */
+			send_error(c, 0, GBX_ERR_BAD_FRAME, "%s", c->in.error);
+			return -1;
+		case GBX_FRAME_NOMEM:
+			return -1;
+		case GBX_FRAME_READY:
+			c->h = c->in.h;
+			c->payload = c->in.payload;
 			c->frame_ns = monotonic_ns();
 			__atomic_store_n(&c->partial_ns, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&c->active_ns, c->frame_ns, __ATOMIC_RELAXED);
 			handle_frame(d, c);
-			c->have = 0;
 			release_input(d, c);
 			if (c->broken)
 				return -1;
+			break;
 		}
 	}
 	return 1;

@@ -37,12 +37,14 @@
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
+#include "daemon/decode.h"
 #include "daemon/settings.h"
 #include "dnn/dnn.h"
 #include "governor/governor.h"
 #include "policies/control.h"
 #include "policies/policy.h"
 #include "policies/runtime.h"
+#include "proto/frame.h"
 #include "proto/protocol.h"
 
 #define MAX_SESSIONS_PER_CLIENT 64
@@ -62,12 +64,6 @@
 struct daemon;
 struct host;
 
-struct budget {
-	uint64_t deadline_us;   /* 0: none */
-	uint64_t energy_uj;     /* 0: none */
-	double min_accuracy;    /* 0: none */
-};
-
 /* ---- connections (conn.c) ------------------------------------------------ */
 
 struct conn {
@@ -79,10 +75,9 @@ struct conn {
 	bool admin;             /* root or the admin group (gearboxd.conf admin_group): see gearboxd(8) ROLES */
 	bool subscribed;        /* daemon.lock */
 	/* reading: only the thread that owns the connection (EPOLLONESHOT) */
-	unsigned char header[GBX_HEADER_SIZE];
-	size_t have;
-	struct gbx_header h;
-	unsigned char *payload;
+	struct gbx_frame_reader in;
+	struct gbx_header h;    /* the frame being handled (in's) */
+	unsigned char *payload; /* its payload, owned by in: h.length bytes + NUL */
 	uint64_t frame_ns;      /* when the current frame was complete */
 	uint64_t partial_ns;    /* atomic: when the first byte of an incomplete frame came (0: none) */
 	uint64_t active_ns;     /* atomic: when its last frame was complete (or it connected) */

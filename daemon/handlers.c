@@ -15,72 +15,22 @@
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 
-/* ---- decoding -------------------------------------------------------------- */
+/* ---- what needs the daemon: the fields themselves are decoded in decode.c ---- */
 
-static struct json_object *
-parse_payload(struct conn *c, size_t len)
+static void
+refused(struct conn *c, const struct decode_error *err)
 {
-	struct json_tokener *tok;
-	struct json_object *o;
-
-	if (len == 0)
-		return json_object_new_object();
-	tok = json_tokener_new();
-	o = json_tokener_parse_ex(tok, (const char *)c->payload, (int)len);
-	if (o == NULL || json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object)) {
-		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "payload is not one JSON object (%s)",
-		           o == NULL ? json_tokener_error_desc(json_tokener_get_error(tok)) : "trailing bytes or not an object");
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
-}
-
-/* An optional non-negative integer field within [0, max]; -1 on a bad one
- * (an error reply has been sent). */
-static int
-get_u64(struct conn *c, struct json_object *o, const char *key, uint64_t max, uint64_t *out)
-{
-	struct json_object *v;
-	int64_t x;
-
-	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return 0;
-	if (!json_object_is_type(v, json_type_int) || (x = json_object_get_int64(v)) < 0 || (uint64_t)x > max)
-		return send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "'%s' must be an integer from 0 to %llu", key,
-		                  (unsigned long long)max), -1;
-	*out = (uint64_t)x;
-	return 0;
-}
-
-static int
-parse_budget(struct conn *c, struct json_object *o, struct budget *b)
-{
-	struct json_object *v;
-
-	if (get_u64(c, o, GBX_KEY_DEADLINE_US, 3600ull * 1000000, &b->deadline_us) != 0 ||
-	    get_u64(c, o, GBX_KEY_ENERGY_UJ, 1000ull * 1000000, &b->energy_uj) != 0)
-		return -1;
-	if (json_object_object_get_ex(o, GBX_KEY_MIN_ACCURACY, &v) && !json_object_is_type(v, json_type_null)) {
-		double a = json_object_get_double(v);
-		if ((!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) || !(a >= 0 && a <= 1))
-			return send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "'min_accuracy' must be a number in [0, 1]"), -1;
-		b->min_accuracy = a;
-	}
-	return 0;
+	send_error(c, c->h.id, err->code, "%s", err->why);
 }
 
 /* The session a request names, on this connection (own = true), or any
  * session of the same user (or any at all for root and the gearbox group). */
 static struct session *
-named_session(struct daemon *d, struct conn *c, struct json_object *o, bool own)
+named_session(struct daemon *d, struct conn *c, const struct decoded *q, bool own)
 {
-	uint64_t id = 0;
+	uint64_t id = q->session;
 	struct session *s;
 
-	if (get_u64(c, o, GBX_KEY_SESSION, UINT32_MAX, &id) != 0)
-		return NULL;
 	if ((s = session_find(&d->sessions, (uint32_t)id)) == NULL || (own && s->owner != c)) {
 		send_error(c, c->h.id, GBX_ERR_NO_SESSION, own ? "no session %llu on this connection (open one first)"
 		                                               : "no session %llu", (unsigned long long)id);
@@ -120,38 +70,36 @@ policy_names(const struct daemon *d, char *buf, size_t size)
 /* The "policy" a request names (the daemon's default when none); -1 after
  * an error reply naming the policies there are. */
 static int
-requested_policy(struct daemon *d, struct conn *c, struct json_object *o, char name[POL_NAME])
+requested_policy(struct daemon *d, struct conn *c, const struct decoded *q, char name[POL_NAME])
 {
-	struct json_object *v;
 	char names[512];
 
 	snprintf(name, POL_NAME, "%s", d->default_policy);
-	if (!json_object_object_get_ex(o, GBX_KEY_POLICY, &v) || json_object_is_type(v, json_type_null))
+	if (q->policy == NULL)
 		return 0;
-	if (!json_object_is_type(v, json_type_string) || pol_set_find(&d->policies, json_object_get_string(v)) == NULL) {
+	if (!q->policy_is_string || pol_set_find(&d->policies, q->policy) == NULL) {
 		policy_names(d, names, sizeof(names));
-		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "no policy '%s' (have: %s)", json_object_get_string(v), names);
+		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "no policy '%s' (have: %s)", q->policy, names);
 		return -1;
 	}
-	snprintf(name, POL_NAME, "%s", json_object_get_string(v));
+	snprintf(name, POL_NAME, "%s", q->policy);
 	return 0;
 }
 
 /* The model a request names, or the only one. NULL after an error reply. */
 static struct host *
-requested_model(struct daemon *d, struct conn *c, struct json_object *o)
+requested_model(struct daemon *d, struct conn *c, const struct decoded *q)
 {
-	struct json_object *v;
 	struct host *h;
 
-	if (!json_object_object_get_ex(o, GBX_KEY_MODEL, &v) || json_object_is_type(v, json_type_null)) {
+	if (q->model == NULL) {
 		if (d->nhosts == 1)
 			return &d->hosts[0];
 		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "name a 'model' (%u models are hosted)", d->nhosts);
 		return NULL;
 	}
-	if (!json_object_is_type(v, json_type_string) || (h = serve_find_host(d, json_object_get_string(v))) == NULL) {
-		send_error(c, c->h.id, GBX_ERR_NO_MODEL, "no model '%s' (see gearboxctl models)", json_object_get_string(v));
+	if (!q->model_is_string || (h = serve_find_host(d, q->model)) == NULL) {
+		send_error(c, c->h.id, GBX_ERR_NO_MODEL, "no model '%s' (see gearboxctl models)", q->model);
 		return NULL;
 	}
 	return h;
@@ -169,18 +117,17 @@ struct timing {
 };
 
 static struct timing
-request_timing(struct json_object *o, uint64_t now)
+request_timing(const struct decoded *q, uint64_t now)
 {
 	struct timing t = { 0, -1 };
-	struct json_object *v;
 
-	if (json_object_object_get_ex(o, GBX_KEY_SENT_NS, &v)) {
-		uint64_t sent = (uint64_t)json_object_get_int64(v);
+	if (q->has_sent_ns) {
+		uint64_t sent = q->sent_ns;
 		if (sent > 0 && sent <= now && now - sent < 10000000000ull)
 			t.origin_ns = sent;
 	}
-	if (json_object_object_get_ex(o, GBX_KEY_RETURN_US, &v)) {
-		double us = json_object_get_double(v);
+	if (q->has_return_us) {
+		double us = q->return_us;
 		if (us >= 0 && us < 1e6)
 			t.return_us = us;
 	}
@@ -190,10 +137,9 @@ request_timing(struct json_object *o, uint64_t now)
 /* The input tensor of an INFER: float32 values, or uint8 pixels the model
  * normalises. NULL after an error reply. */
 static float *
-infer_input(struct conn *c, const struct dnn_model *m, size_t json_len, bool pixels)
+infer_input(struct conn *c, const struct dnn_model *m, const unsigned char *data, size_t have, bool pixels)
 {
-	size_t in_n = dnn_model_input_size(m), have = c->h.length - json_len - 1;
-	const unsigned char *data = c->payload + json_len + 1;
+	size_t in_n = dnn_model_input_size(m);
 	float *in;
 
 	if (have != in_n * (pixels ? 1 : sizeof(float))) {
@@ -242,36 +188,33 @@ request_from_session(struct daemon *d, struct request *r, struct session *s, str
 static void
 handle_infer(struct daemon *d, struct conn *c)
 {
-	size_t json_len = strnlen((const char *)c->payload, c->h.length);
-	struct json_object *o, *v;
+	struct decode_error err;
+	struct decoded q;
 	struct session *s;
 	struct request *r;
 	struct timing t;
 	char why[200];
-	bool pixels = false;
 
-	if (json_len == c->h.length)
-		return (void)send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "infer payload needs JSON, a NUL byte, then the input");
-	if ((o = parse_payload(c, json_len)) == NULL)
-		return;
-	if (json_object_object_get_ex(o, GBX_KEY_PIXELS, &v))
-		pixels = json_object_get_boolean(v);
-	t = request_timing(o, c->frame_ns);
+	if (decode_request(GBX_MSG_INFER, c->payload, c->h.length, &q, &err) != 0)
+		return refused(c, &err);
+	t = request_timing(&q, c->frame_ns);
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		json_object_put(o);
+		decoded_clear(&q);
 		return (void)send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory");
 	}
 	pthread_mutex_lock(&d->lock);
-	if ((s = named_session(d, c, o, true)) != NULL)
+	if ((s = named_session(d, c, &q, true)) != NULL)
 		request_from_session(d, r, s, c, t);
 	pthread_mutex_unlock(&d->lock);
-	json_object_put(o);
 	if (s == NULL) {
+		decoded_clear(&q);
 		free(r);
 		return;
 	}
 	/* the copy of the input and the scores buffer: outside the lock */
-	if ((r->input = infer_input(c, r->host->model, json_len, pixels)) == NULL ||
+	r->input = infer_input(c, r->host->model, q.input, q.input_len, q.pixels);
+	decoded_clear(&q); /* the input was in the payload, not in q */
+	if (r->input == NULL ||
 	    (r->output = malloc(dnn_model_output_size(r->host->model) * sizeof(float))) == NULL) {
 		if (r->input != NULL)
 			send_error(c, c->h.id, GBX_ERR_INTERNAL, "out of memory");
@@ -321,9 +264,9 @@ model_json(const struct host *h)
 }
 
 static int
-on_hello(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+on_hello(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
 {
-	(void)d, (void)c, (void)o;
+	(void)d, (void)c, (void)q;
 	json_object_object_add(reply, "server", json_object_new_string("gearboxd"));
 	json_object_object_add(reply, "version", json_object_new_string(PACKAGE_VERSION));
 	json_object_object_add(reply, "protocol", json_object_new_int(GBX_PROTOCOL_VERSION));
@@ -331,11 +274,11 @@ on_hello(struct daemon *d, struct conn *c, struct json_object *o, struct json_ob
 }
 
 static int
-on_models(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+on_models(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
 {
 	struct json_object *list = json_object_new_array();
 
-	(void)c, (void)o;
+	(void)c, (void)q;
 	for (unsigned i = 0; i < d->nhosts; i++)
 		json_object_array_add(list, model_json(&d->hosts[i]));
 	json_object_object_add(reply, "models", list);
@@ -343,16 +286,13 @@ on_models(struct daemon *d, struct conn *c, struct json_object *o, struct json_o
 }
 
 static int
-on_open(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+on_open(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
 {
-	struct budget b = { 0 };
 	char policy[POL_NAME], *cause = NULL;
-	uint64_t prio = 0;
 	struct host *h;
 	struct session *s;
 
-	if ((h = requested_model(d, c, o)) == NULL || parse_budget(c, o, &b) != 0 ||
-	    get_u64(c, o, GBX_KEY_PRIORITY, 100, &prio) != 0 || requested_policy(d, c, o, policy) != 0)
+	if ((h = requested_model(d, c, q)) == NULL || requested_policy(d, c, q, policy) != 0)
 		return -1;
 	if (session_count_owned(&d->sessions, c) >= MAX_SESSIONS_PER_CLIENT)
 		return send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "at most %d sessions per connection",
@@ -362,8 +302,8 @@ on_open(struct daemon *d, struct conn *c, struct json_object *o, struct json_obj
 		free(cause);
 		return -1;
 	}
-	s->budget = b;
-	s->priority = (int)prio;
+	s->budget = q->budget;
+	s->priority = (int)q->priority;
 	snprintf(s->policy, sizeof(s->policy), "%s", policy);
 	json_object_object_add(reply, GBX_KEY_SESSION, json_object_new_int64(s->id));
 	json_object_object_add(reply, GBX_KEY_MODEL, json_object_new_string(dnn_model_name(h->model)));
@@ -372,22 +312,21 @@ on_open(struct daemon *d, struct conn *c, struct json_object *o, struct json_obj
 }
 
 static int
-on_budget(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+on_budget(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
 {
-	struct session *s = named_session(d, c, o, false);
-	struct budget b = { 0 };
+	struct session *s = named_session(d, c, q, false);
 
-	if (s == NULL || parse_budget(c, o, &b) != 0)
+	if (s == NULL)
 		return -1;
-	s->budget = b;
+	s->budget = q->budget;
 	json_object_object_add(reply, GBX_KEY_SESSION, json_object_new_int64(s->id));
 	return 0;
 }
 
 static int
-on_close(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+on_close(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
 {
-	struct session *s = named_session(d, c, o, true);
+	struct session *s = named_session(d, c, q, true);
 
 	if (s == NULL)
 		return -1;
@@ -398,24 +337,22 @@ on_close(struct daemon *d, struct conn *c, struct json_object *o, struct json_ob
 }
 
 static int
-on_status(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+on_status(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
 {
 	struct json_object *status = stats_status(d, c);
 
-	(void)c, (void)o;
+	(void)c, (void)q;
 	json_object_object_foreach(status, key, val) json_object_object_add(reply, key, json_object_get(val));
 	json_object_put(status);
 	return 0;
 }
 
 static int
-on_stats(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+on_stats(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
 {
 	struct json_object *list;
-	uint64_t only = 0;
+	uint64_t only = q->session;
 
-	if (get_u64(c, o, GBX_KEY_SESSION, UINT32_MAX, &only) != 0)
-		return -1;
 	if (only != 0 && session_find(&d->sessions, (uint32_t)only) == NULL)
 		return send_error(c, c->h.id, GBX_ERR_NO_SESSION, "no session %llu", (unsigned long long)only), -1;
 	if (only != 0 && !stats_may_see(c, session_find(&d->sessions, (uint32_t)only)))
@@ -432,20 +369,20 @@ on_stats(struct daemon *d, struct conn *c, struct json_object *o, struct json_ob
 }
 
 static int
-on_subscribe(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+on_subscribe(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
 {
-	(void)d, (void)o, (void)reply;
+	(void)d, (void)q, (void)reply;
 	c->subscribed = true;
 	return 0;
 }
 
 static int
-on_platform(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+on_platform(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
 {
 	const struct gov_platform *p = d->platform;
 	struct json_object *cl = json_object_new_array(), *places = json_object_new_array();
 
-	(void)c, (void)o;
+	(void)c, (void)q;
 	for (unsigned i = 0; i < p->nclusters; i++) {
 		struct json_object *co = json_object_new_object();
 		char *cpus = NULL;
@@ -486,16 +423,16 @@ point_json(const struct daemon *d, const struct pol_point *pt)
 /* PARETO: the front of a model's operating points under a policy, with the
  * interference the daemon measures now. */
 static int
-on_pareto(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply)
+on_pareto(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
 {
-	struct host *h = requested_model(d, c, o);
+	struct host *h = requested_model(d, c, q);
 	struct pol_point *points = NULL, *front;
 	struct pol_params params;
 	struct json_object *list;
 	char policy[POL_NAME];
 	unsigned n, k;
 
-	if (h == NULL || requested_policy(d, c, o, policy) != 0)
+	if (h == NULL || requested_policy(d, c, q, policy) != 0)
 		return -1;
 	resolve_policy(d, h, policy, &params);
 	n = host_table(h, &params, &points);
@@ -520,13 +457,13 @@ on_pareto(struct daemon *d, struct conn *c, struct json_object *o, struct json_o
 /* ---- handlers that take daemon.lock themselves --------------------------------- */
 
 static void
-on_reload(struct daemon *d, struct conn *c, struct json_object *o)
+on_reload(struct daemon *d, struct conn *c, const struct decoded *q)
 {
 	struct json_object *reply = json_object_new_object();
 	char *why = NULL;
 	bool ok;
 
-	(void)o;
+	(void)q;
 	log_notice("reload requested by uid %u", (unsigned)c->uid);
 	ok = daemon_reload(d, &why) == 0;
 	json_object_object_add(reply, "reloaded", json_object_new_boolean(ok));
@@ -537,14 +474,14 @@ on_reload(struct daemon *d, struct conn *c, struct json_object *o)
 
 /* Answered when the measuring thread is done. */
 static void
-on_calibrate(struct daemon *d, struct conn *c, struct json_object *o)
+on_calibrate(struct daemon *d, struct conn *c, const struct decoded *q)
 {
 	struct request *r;
 	struct host *h;
 	char *cause = NULL;
 
 	pthread_mutex_lock(&d->lock);
-	if ((h = requested_model(d, c, o)) == NULL) {
+	if ((h = requested_model(d, c, q)) == NULL) {
 		pthread_mutex_unlock(&d->lock);
 		return;
 	}
@@ -570,8 +507,8 @@ on_calibrate(struct daemon *d, struct conn *c, struct json_object *o)
 
 /* ---- the table ------------------------------------------------------------- */
 
-typedef int locked_handler(struct daemon *d, struct conn *c, struct json_object *o, struct json_object *reply);
-typedef void own_handler(struct daemon *d, struct conn *c, struct json_object *o);
+typedef int locked_handler(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply);
+typedef void own_handler(struct daemon *d, struct conn *c, const struct decoded *q);
 
 static const struct {
 	uint16_t type;
@@ -598,7 +535,9 @@ void
 handle_frame(struct daemon *d, struct conn *c)
 {
 	unsigned i = 0, n = sizeof(handlers) / sizeof(handlers[0]);
-	struct json_object *o, *reply;
+	struct decode_error err;
+	struct decoded q;
+	struct json_object *reply;
 
 	if (c->h.type == GBX_MSG_INFER)
 		return handle_infer(d, c); /* first: a request waits for nothing */
@@ -611,21 +550,21 @@ handle_frame(struct daemon *d, struct conn *c)
 		                        "%s is for root and the '%s' group (admin_group in gearboxd.conf; you are uid %u)",
 		                        handlers[i].name, d->config.admin_group ? d->config.admin_group : "-",
 		                        (unsigned)c->uid);
-	if ((o = parse_payload(c, c->h.length)) == NULL)
-		return;
+	if (decode_request(c->h.type, c->payload, c->h.length, &q, &err) != 0)
+		return refused(c, &err);
 	if (handlers[i].own != NULL) {
-		handlers[i].own(d, c, o);
-		json_object_put(o);
+		handlers[i].own(d, c, &q);
+		decoded_clear(&q);
 		return;
 	}
 	reply = json_object_new_object();
 	pthread_mutex_lock(&d->lock);
-	if (handlers[i].locked(d, c, o, reply) == 0) {
+	if (handlers[i].locked(d, c, &q, reply) == 0) {
 		pthread_mutex_unlock(&d->lock);
 		send_json(c, (uint16_t)(c->h.type + 1), c->h.id, reply);
 	} else {
 		pthread_mutex_unlock(&d->lock);
 		json_object_put(reply);
 	}
-	json_object_put(o);
+	decoded_clear(&q);
 }
