@@ -12,7 +12,8 @@ PACKAGES="autoconf automake libtool pkg-config make gcc
   libhwloc-dev hwloc-nox libcpupower-dev libsystemd-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
   libopenblas-dev libjson-c-dev libinih-dev zlib1g-dev libpng-dev check
   dataset-fashion-mnist python3-torch python3-numpy
-  umockdev libumockdev-dev valgrind systemd gnuplot-nox stress-ng"
+  umockdev libumockdev-dev valgrind systemd gnuplot-nox stress-ng
+  clang libclang-rt-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,0 +1,3 @@
+#!/bin/sh
+# fuzz-request over its corpus, then more, 20000 executions in all (see run.sh).
+exec "$(dirname "$0")/run.sh" request 20000
