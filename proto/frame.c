@@ -1,6 +1,6 @@
 /* Frame assembly (see frame.h): the header is checked as soon as its 16
- * bytes are in, the payload buffer sized from it, and a frame is yielded when
- * its last payload byte arrives. A broken header or a failed allocation is
+ * bytes are in, the payload buffer grows as the payload arrives, and a frame
+ * is yielded when its last payload byte does. A broken header or a failed allocation is
  * final: the stream has lost its framing. */
 #include "config.h"
 
@@ -32,6 +32,13 @@ next_frame(struct gbx_frame_reader *r)
 	}
 }
 
+static enum gbx_frame_state
+nomem(struct gbx_frame_reader *r)
+{
+	r->error = "out of memory";
+	return (enum gbx_frame_state)(r->failed = GBX_FRAME_NOMEM);
+}
+
 size_t
 gbx_frame_space(struct gbx_frame_reader *r, void **into)
 {
@@ -41,8 +48,9 @@ gbx_frame_space(struct gbx_frame_reader *r, void **into)
 		*into = r->header + have;
 		return GBX_HEADER_SIZE - have;
 	}
+	/* up to the frame's end or the buffer's, whichever comes first */
 	*into = r->payload + (r->have - GBX_HEADER_SIZE);
-	return r->h.length - (r->have - GBX_HEADER_SIZE);
+	return (r->cap - 1 < r->h.length ? r->cap - 1 : r->h.length) - (r->have - GBX_HEADER_SIZE);
 }
 
 enum gbx_frame_state
@@ -64,14 +72,29 @@ gbx_frame_commit(struct gbx_frame_reader *r, size_t n)
 			r->error = bad;
 			return (enum gbx_frame_state)(r->failed = GBX_FRAME_BAD);
 		}
-		free(r->payload);
-		if ((r->payload = malloc((size_t)r->h.length + 1)) == NULL) {
-			r->error = "out of memory";
-			return (enum gbx_frame_state)(r->failed = GBX_FRAME_NOMEM);
+		/* a buffer for the first chunk; one of that size is kept between frames */
+		size_t first = (r->h.length < GBX_FRAME_CHUNK ? r->h.length : GBX_FRAME_CHUNK) + 1;
+		if (r->payload == NULL || r->cap < first || r->cap > GBX_FRAME_CHUNK + 1) {
+			free(r->payload);
+			r->cap = 0;
+			if ((r->payload = malloc(first)) == NULL)
+				return nomem(r);
+			r->cap = first;
 		}
 	}
-	if (r->have < GBX_HEADER_SIZE + (size_t)r->h.length)
+	if (r->have < GBX_HEADER_SIZE + (size_t)r->h.length) {
+		size_t got = r->have - GBX_HEADER_SIZE;
+		if (got == r->cap - 1) {
+			/* full: double it, up to the frame's length */
+			size_t more = got * 2 < r->h.length ? got * 2 : r->h.length;
+			unsigned char *p = realloc(r->payload, more + 1);
+			if (p == NULL)
+				return nomem(r);
+			r->payload = p;
+			r->cap = more + 1;
+		}
 		return GBX_FRAME_MORE;
+	}
 	r->payload[r->h.length] = '\0';
 	r->done = 1;
 	return GBX_FRAME_READY;

@@ -24,6 +24,8 @@
 
 #include "proto/protocol.h"
 
+#define GBX_FRAME_CHUNK (64u << 10)
+
 enum gbx_frame_state {
 	GBX_FRAME_MORE = 0,   /* the frame is not complete yet */
 	GBX_FRAME_READY = 1,  /* r.h and r.payload hold a frame until the next call */
@@ -35,7 +37,8 @@ struct gbx_frame_reader {
 	unsigned char header[GBX_HEADER_SIZE];
 	size_t have;             /* bytes of the current frame, header included */
 	struct gbx_header h;     /* valid once the header is complete */
-	unsigned char *payload;  /* h.length + 1 bytes (NUL-terminated when READY) */
+	unsigned char *payload;  /* NUL-terminated when READY */
+	size_t cap;              /* bytes allocated at payload (payload bytes + the NUL) */
 	const char *error;       /* after GBX_FRAME_BAD (or GBX_FRAME_NOMEM) */
 	int failed;              /* that state: every later call returns it */
 	int done;                /* the last commit yielded a frame: the next starts afresh */
