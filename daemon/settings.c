@@ -200,7 +200,6 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		c->admin_group = value[0] ? strdup(value) : NULL;
 	} else if (strcmp(key, "pm_qos_device") == 0) {
 		free(c->pm_qos_device);
-	free(c->admin_group);
 		c->pm_qos_device = strdup(value);
 	} else if (strcmp(key, "policy") == 0) {
 		free(c->policy);
