@@ -301,12 +301,14 @@ hold_input(struct daemon *d, struct conn *c)
 	return true;
 }
 
-/* The frame is handled: its bytes no longer count. */
+/* The frame is handled: its bytes no longer count, and a large buffer goes. */
 static void
 release_input(struct daemon *d, struct conn *c)
 {
 	__atomic_sub_fetch(&d->in_total, c->in_held, __ATOMIC_RELAXED);
 	c->in_held = 0;
+	gbx_frame_reader_trim(&c->in);
+	c->payload = NULL;
 }
 
 /* Read what is there, up to READ_BUDGET bytes, through the connection's

@@ -119,6 +119,16 @@ gbx_frame_feed(struct gbx_frame_reader *r, const void *buf, size_t len, size_t *
 	return state;
 }
 
+void
+gbx_frame_reader_trim(struct gbx_frame_reader *r)
+{
+	if (gbx_frame_pending(r) == 0 && r->cap > GBX_FRAME_CHUNK + 1) {
+		free(r->payload);
+		r->payload = NULL;
+		r->cap = 0;
+	}
+}
+
 size_t
 gbx_frame_pending(const struct gbx_frame_reader *r)
 {

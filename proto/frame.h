@@ -54,6 +54,9 @@ enum gbx_frame_state gbx_frame_commit(struct gbx_frame_reader *r, size_t n);
 /* Copy bytes from buf into the reader up to the end of one frame. *used says
  * how many it took; call again with the rest after a GBX_FRAME_READY. */
 enum gbx_frame_state gbx_frame_feed(struct gbx_frame_reader *r, const void *buf, size_t len, size_t *used);
+/* Between frames: let a buffer larger than GBX_FRAME_CHUNK go (an idle
+ * connection should not keep a 4 MiB frame's room). */
+void gbx_frame_reader_trim(struct gbx_frame_reader *r);
 /* Bytes of a frame begun but not complete (0 between frames). */
 size_t gbx_frame_pending(const struct gbx_frame_reader *r);
 

@@ -39,10 +39,9 @@ FUZZ_LDFLAGS = $(FUZZ_OPT) $(FUZZ_SAN) $(FUZZ_LINK_ENGINE)
 
 # What the harnesses reach, and what that needs (one archive: the linker
 # takes what each harness uses).
-LIB_SOURCES = common/cause.c common/ini_file.c \
+LIB_SOURCES = $(wildcard $(srcdir)/common/*.c) \
 	$(filter-out dnn/opencl_kernels.c,$(wildcard $(srcdir)/dnn/*.c)) \
-	$(wildcard $(srcdir)/governor/*.c) \
-	policies/config.c policies/predict.c policies/select.c policies/simplatform.c policies/control.c policies/runtime.c \
+	$(wildcard $(srcdir)/governor/*.c) $(wildcard $(srcdir)/policies/*.c) \
 	proto/frame.c daemon/decode.c daemon/settings.c
 LIB_OBJS = $(patsubst %.c,$(OBJ)/%.o,$(patsubst $(srcdir)/%,%,$(LIB_SOURCES)))
 LIB = $(OBJ)/libgearbox-fuzz.a
@@ -72,7 +71,7 @@ $(LIB): $(LIB_OBJS)
 
 $(FUZZ_OUT)/fuzz-%: $(OBJ)/tests/fuzz/fuzz_%.o $(LIB) $(DRIVER_OBJ)
 	@echo "  FUZZLD   $@"
-	@$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $< $(DRIVER_OBJ) $(LIB) $(FUZZ_DEP_LIBS) -lm -pthread
+	@$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $< $(DRIVER_OBJ) $(LIB) $(FUZZ_DEP_LIBS) -ldl -lm -pthread
 
 # named, so that make keeps them (no intermediate files)
 HARNESS_OBJS = $(HARNESSES:%=$(OBJ)/tests/fuzz/fuzz_%.o)

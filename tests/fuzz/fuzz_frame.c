@@ -1,7 +1,8 @@
 /* The frame assembler (proto/frame.c) on an arbitrary byte stream. The same
  * bytes go through two readers: one fed the whole stream (gbx_frame_feed),
  * one that receives it in pieces of sizes taken from the stream itself
- * (gbx_frame_space + gbx_frame_commit, as gearboxd's read_frames does). Both
+ * (gbx_frame_space + gbx_frame_commit, as gearboxd's read_frames does, and
+ * gbx_frame_reader_trim between some frames). Both
  * must yield the same frames and end in the same state, and every frame must
  * be what its bytes say. */
 #include "config.h"
@@ -102,6 +103,8 @@ pieces(struct run *r, const uint8_t *data, size_t size)
 		if (r->end == GBX_FRAME_READY) {
 			check_frame(r, &fr, data, size, start);
 			start = off;
+			if (data[k % size] & 1)
+				gbx_frame_reader_trim(&fr); /* as gearboxd does after each frame */
 		} else if (r->end != GBX_FRAME_MORE)
 			break;
 	}
