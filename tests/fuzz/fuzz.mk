@@ -37,10 +37,11 @@ FUZZ_CFLAGS = -std=gnu11 $(FUZZ_OPT) $(FUZZ_SAN) $(FUZZ_COMPILE_ENGINE) $(WARN) 
 	-I$(srcdir) -I$(builddir) -DGEARBOX_DATADIR='"$(FUZZ_DATADIR)"' $(FUZZ_DEP_CFLAGS)
 FUZZ_LDFLAGS = $(FUZZ_OPT) $(FUZZ_SAN) $(FUZZ_LINK_ENGINE)
 
-# What the harnesses reach, and what that needs (one archive: the linker
+# What the harnesses reach, and what that needs (kernels_neon.c is Arm's
+# alone: configure's HAVE_NEON builds it into the daemon there) (one archive: the linker
 # takes what each harness uses).
 LIB_SOURCES = $(wildcard $(srcdir)/common/*.c) \
-	$(filter-out dnn/opencl_kernels.c,$(wildcard $(srcdir)/dnn/*.c)) \
+	$(filter-out %/opencl_kernels.c %/kernels_neon.c,$(wildcard $(srcdir)/dnn/*.c)) \
 	$(wildcard $(srcdir)/governor/*.c) $(wildcard $(srcdir)/policies/*.c) \
 	proto/frame.c daemon/decode.c daemon/settings.c
 LIB_OBJS = $(patsubst %.c,$(OBJ)/%.o,$(patsubst $(srcdir)/%,%,$(LIB_SOURCES)))
