@@ -318,8 +318,8 @@ unsigned host_table(struct host *h, const struct pol_params *params, struct pol_
 /* Re-measure a model on a thread of its own; the reply goes to r->conn. */
 int serve_calibrate(struct daemon *d, struct request *r, char **cause);
 /* Models whose file changed on disk since it was loaded are loaded again in
- * the background and swapped in (daemon.lock held); their names in `out`. */
-void serve_reload_models(struct daemon *d, char *out, size_t size);
+ * the background and swapped in (daemon.lock held; the log says which). */
+void serve_reload_models(struct daemon *d);
 /* Release the PM QoS request when no deadline session has sent anything
  * for a while (the main thread's timer). */
 void serve_tick(struct daemon *d);

@@ -175,10 +175,7 @@ daemon_reload(struct daemon *d, char **error)
 	}
 	/* the policies, from the (new) override folder; then the default name */
 	rc = reload_policies(d, error);
-	{
-		char swapping[256];
-		serve_reload_models(d, swapping, sizeof(swapping));
-	}
+	serve_reload_models(d);
 	if (config_error != NULL) { /* both said: the configuration's first */
 		if (*error != NULL) {
 			char *both = NULL;

@@ -1263,11 +1263,8 @@ out:
 }
 
 void
-serve_reload_models(struct daemon *d, char *out, size_t size)
+serve_reload_models(struct daemon *d)
 {
-	size_t len = 0;
-
-	out[0] = '\0';
 	for (unsigned i = 0; i < d->nhosts; i++) {
 		struct host *h = &d->hosts[i];
 		struct swap *sw;
@@ -1285,8 +1282,6 @@ serve_reload_models(struct daemon *d, char *out, size_t size)
 		}
 		h->swap_thread_started = h->swapping = true;
 		log_notice("%s changed on disk: loading it again", h->path);
-		if (len < size)
-			len += (size_t)snprintf(out + len, size - len, "%s%s", len ? ", " : "", dnn_model_name(h->model));
 	}
 }
 
