@@ -6,10 +6,10 @@
 #   - as root, adds the Debian architecture (dpkg --add-architecture) and
 #     installs the cross compiler, qemu-user and the :arm64/:armhf development
 #     packages of every dependency (without root it prints the lines to run);
-#   - libcpupower and umockdev's preload library cannot be installed for a
-#     second architecture beside the native ones (their packages are not
-#     Multi-Arch: same; apt would remove the native libcpupower-dev), so their
-#     Arm .debs are downloaded and unpacked into build-ARCH/sysroot instead;
+#   - umockdev's preload library cannot be installed for a second
+#     architecture beside the native one (the package is not Multi-Arch: same;
+#     apt would remove the native umockdev), so its Arm .deb is downloaded and
+#     unpacked into build-ARCH/sysroot instead;
 #   - configures build-ARCH/ with --host and -Werror, builds every program and
 #     the unit tests, and runs `make check`: the check unit tests and the
 #     command-line tests that need no daemon, each Arm program through
@@ -33,11 +33,11 @@ armhf) host=arm-linux-gnueabihf qemu=qemu-arm ;;
 esac
 
 # --- packages -----------------------------------------------------------------
-native="gcc-$host qemu-user file"
+native="autoconf automake libtool pkg-config make gcc gcc-$host qemu-user file"
 foreign="libc6-dev libhwloc-dev libopenblas-dev libjson-c-dev libinih-dev check libsystemd-dev zlib1g-dev libpng-dev
   ocl-icd-opencl-dev"
 # Unpacked into the sysroot, not installed (see above).
-unpacked="libcpupower1 libcpupower-dev umockdev"
+unpacked="umockdev"
 
 missing=""
 for p in $native; do
@@ -78,8 +78,6 @@ for deb in "$B"/debs/*.deb; do
 	stamp="$sysroot/.$(basename "$deb")"
 	[ -f "$stamp" ] || { dpkg-deb -x "$deb" "$sysroot" && touch "$stamp"; }
 done
-cpupower=--without-cpupower
-[ -f "$sysroot/usr/include/cpufreq.h" ] && cpupower=--with-cpupower
 
 # --- configure and build --------------------------------------------------------
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
@@ -89,7 +87,7 @@ if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Mak
 	}
 fi
 libdir=$sysroot/usr/lib/$host
-set -- --host="$host" --enable-werror "$cpupower" \
+set -- --host="$host" --enable-werror \
 	PKG_CONFIG=pkg-config PKG_CONFIG_LIBDIR="/usr/lib/$host/pkgconfig:/usr/share/pkgconfig" \
 	CPPFLAGS="-I$sysroot/usr/include" LDFLAGS="-L$libdir -Wl,-rpath,$libdir" \
 	TEST_EMULATOR="$qemu" UMOCKDEV_PRELOAD="$libdir/libumockdev-preload.so.0"

@@ -8,16 +8,21 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # Build and test dependencies, by Debian package name.
-PACKAGES="autoconf automake libtool pkg-config make gcc
-  libhwloc-dev hwloc-nox libcpupower-dev libsystemd-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
-  libopenblas-dev libjson-c-dev libinih-dev zlib1g-dev libpng-dev check
-  dataset-fashion-mnist python3-torch python3-numpy
-  umockdev libumockdev-dev valgrind systemd gnuplot-nox stress-ng
-  clang libclang-rt-dev"
+# One line per purpose, so that additions do not collide.
+PACKAGES="autoconf automake libtool pkg-config make gcc"
+PACKAGES="$PACKAGES libhwloc-dev hwloc-nox libsystemd-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd"
+PACKAGES="$PACKAGES libopenblas-dev libjson-c-dev libinih-dev zlib1g-dev libpng-dev check"
+PACKAGES="$PACKAGES dataset-fashion-mnist python3-torch python3-numpy"   # training, parity
+PACKAGES="$PACKAGES umockdev libumockdev-dev valgrind systemd gnuplot-nox stress-ng"   # tests, benches
+PACKAGES="$PACKAGES clang libclang-rt-dev"   # fuzz harnesses (libFuzzer)
 
+# Installed for this machine's architecture (or arch-independent): an :arm64
+# or :armhf copy that scripts/cross.sh installed does not count.
+native_arch=$(dpkg --print-architecture)
 missing=""
 for p in $PACKAGES; do
-	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	dpkg-query -W -f='${Status} ${Architecture}\n' "$p" 2>/dev/null |
+		grep -Eq "^install ok installed ($native_arch|all)\$" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" = 0 ]; then

@@ -2,7 +2,7 @@
 """Build a sysfs/procfs testbed from a compact platform description.
 
 The testbed serves both as UMOCKDEV_DIR (umockdev redirects /sys, so
-libcpupower and gearbox's own sysfs access see it) and as HWLOC_FSROOT (hwloc
+gearbox's own sysfs access sees it) and as HWLOC_FSROOT (hwloc
 reads sys/ and proc/ below it):
 
   tests/platforms/mktestbed.py tests/platforms/odroid-xu3.platform OUTDIR
