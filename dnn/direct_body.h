@@ -79,7 +79,9 @@ DIRECT_NAME(tile)(const struct direct_tile_args *a, const unsigned MR, const uns
 }
 
 /* Dispatch to the instance with constant MR and NR (so the accumulators stay
- * in registers). NR <= 14, MR in {1, 2, 4}, MR * NR <= DIRECT_BUDGET. */
+ * in registers). NR <= 14, MR <= 4, MR * NR <= DIRECT_BUDGET. MR = 3 is the
+ * last chunk of a block whose panels are not a multiple of 4 (AVX-512's
+ * budget gives MR = 4 for rows of 7 or fewer). */
 static void
 DIRECT_NAME(tile_any)(const struct direct_tile_args *a, unsigned MR, unsigned NR)
 {
@@ -97,6 +99,7 @@ DIRECT_NAME(tile_any)(const struct direct_tile_args *a, unsigned MR, unsigned NR
 	switch (MR * 16 + NR) {
 		DIRECT_CASES(1)
 		DIRECT_CASES(2)
+		DIRECT_CASES(3)
 		DIRECT_CASES(4)
 	default:
 		break;

@@ -365,7 +365,9 @@ q8_tile_vnni_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
 	switch (MR * 16 + NR) {                                                                             \
 		Q8_CASE(fn, 1, 1) Q8_CASE(fn, 1, 2) Q8_CASE(fn, 1, 3) Q8_CASE(fn, 1, 4) Q8_CASE(fn, 1, 5)    \
 		Q8_CASE(fn, 1, 6) Q8_CASE(fn, 1, 7) Q8_CASE(fn, 2, 1) Q8_CASE(fn, 2, 2) Q8_CASE(fn, 2, 3)    \
-		Q8_CASE(fn, 2, 4) Q8_CASE(fn, 2, 5) Q8_CASE(fn, 2, 6) Q8_CASE(fn, 2, 7) Q8_CASE(fn, 4, 1)    \
+		Q8_CASE(fn, 2, 4) Q8_CASE(fn, 2, 5) Q8_CASE(fn, 2, 6) Q8_CASE(fn, 2, 7) Q8_CASE(fn, 3, 1)    \
+		Q8_CASE(fn, 3, 2) Q8_CASE(fn, 3, 3) Q8_CASE(fn, 3, 4) Q8_CASE(fn, 3, 5) Q8_CASE(fn, 3, 6)    \
+		Q8_CASE(fn, 3, 7) Q8_CASE(fn, 4, 1)                                                         \
 		Q8_CASE(fn, 4, 2) Q8_CASE(fn, 4, 3) Q8_CASE(fn, 4, 4) Q8_CASE(fn, 4, 5) Q8_CASE(fn, 4, 6)    \
 		Q8_CASE(fn, 4, 7)                                                                           \
 	default:                                                                                            \

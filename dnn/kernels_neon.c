@@ -104,6 +104,7 @@ dnn_direct_tile_neon(const struct direct_tile_args *a, unsigned MR, unsigned NR)
 	switch (MR * 16 + NR) {
 		NEON_CASES(1)
 		NEON_CASES(2)
+		NEON_CASES(3) /* the last chunk of a block of 4k + 3 panels */
 		NEON_CASES(4)
 	default:
 		break;

@@ -21,7 +21,7 @@ srcdir ?= .
 builddir ?= .
 OBJ = $(FUZZ_OUT)/obj
 
-HARNESSES = model infer frame request policy config platform
+HARNESSES = model infer frame request policy config platform plan
 
 ifeq ($(FUZZ_ENGINE),driver)
 FUZZ_COMPILE_ENGINE =
@@ -34,7 +34,8 @@ DRIVER_OBJ =
 endif
 
 FUZZ_CFLAGS = -std=gnu11 $(FUZZ_OPT) $(FUZZ_SAN) $(FUZZ_COMPILE_ENGINE) $(WARN) -Wno-unknown-warning-option \
-	-I$(srcdir) -I$(builddir) -DGEARBOX_DATADIR='"$(FUZZ_DATADIR)"' $(FUZZ_DEP_CFLAGS)
+	-I$(srcdir) -I$(builddir) -DGEARBOX_DATADIR='"$(FUZZ_DATADIR)"' -DFUZZ_SRCDIR='"$(abspath $(srcdir))"' \
+	$(FUZZ_DEP_CFLAGS)
 FUZZ_LDFLAGS = $(FUZZ_OPT) $(FUZZ_SAN) $(FUZZ_LINK_ENGINE)
 
 # What the harnesses reach, and what that needs (kernels_neon.c is Arm's
