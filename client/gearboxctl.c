@@ -50,7 +50,8 @@ usage(FILE *out)
 	      "  budget SESSION BUDGET  change a running session's budget\n"
 	      "  watch [--interval S]   live view: operating point, latency, hit rate, events\n"
 	      "  platform               the daemon's view of the platform\n"
-	      "  reload                 re-read configuration and policies (root, gearbox group)\n"
+	      "  reload                 re-read configuration and policies, load changed model files again\n"
+	      "                         (root, admin group)\n"
 	      "  pareto [--policy P] [--plot FILE.png]\n"
 	      "                         the Pareto front of a model's operating points, as the daemon\n"
 	      "                         predicts them now (accuracy, latency, energy)\n"
@@ -271,6 +272,13 @@ cmd_reload(struct gbx_conn *c, const struct opts *o)
 		print_reply(reply);
 	else if (ok)
 		printf("reloaded\n");
+	if (!o->json && r != NULL && json_object_object_get_ex(r, "loading", &v))
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			struct json_object *e = json_object_array_get_idx(v, i), *name, *path;
+			if (json_object_object_get_ex(e, "model", &name) && json_object_object_get_ex(e, "path", &path))
+				printf("loading again: %s (%s changed on disk)\n", json_object_get_string(name),
+				       json_object_get_string(path));
+		}
 	if (!ok)
 		fprintf(stderr, "gearboxctl: reload refused: %s\n",
 		        r && json_object_object_get_ex(r, "error", &v) ? json_object_get_string(v) : reply);

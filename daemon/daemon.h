@@ -319,14 +319,18 @@ unsigned host_table(struct host *h, const struct pol_params *params, struct pol_
 int serve_calibrate(struct daemon *d, struct request *r, char **cause);
 /* Models whose file changed on disk since it was loaded are loaded again in
  * the background and swapped in (daemon.lock held; the log says which). */
-void serve_reload_models(struct daemon *d);
+/* Loads every model file that changed on disk again, in the background; the
+ * models being loaded again (these and earlier ones not yet done) are added
+ * to `loading` as {"model", "path"} when it is not NULL. */
+void serve_reload_models(struct daemon *d, struct json_object *loading);
 /* Release the PM QoS request when no deadline session has sent anything
  * for a while (the main thread's timer). */
 void serve_tick(struct daemon *d);
 /* Take the PM QoS request if it is not held (daemon.lock held). */
 void serve_hold_pm_qos(struct daemon *d);
 /* Re-read gearboxd.conf and the policies (gearboxd.c); takes daemon.lock. */
-int daemon_reload(struct daemon *d, char **error); /* -1: something refused, *error says what */
+/* -1: something refused, *error says what; `loading` as serve_reload_models. */
+int daemon_reload(struct daemon *d, char **error, struct json_object *loading);
 
 /* ---- handlers (handlers.c) ----------------------------------------------- */
 

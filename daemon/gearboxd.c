@@ -145,7 +145,7 @@ start_only_changes(const struct config *next, const struct config *now, char *ou
 /* SIGHUP: re-read the configuration. A bad file is refused with its reason
  * and the running configuration stays; serving never stops. */
 int
-daemon_reload(struct daemon *d, char **error)
+daemon_reload(struct daemon *d, char **error, struct json_object *loading)
 {
 	struct config next;
 	char *cause = NULL, *config_error = NULL;
@@ -175,7 +175,7 @@ daemon_reload(struct daemon *d, char **error)
 	}
 	/* the policies, from the (new) override folder; then the default name */
 	rc = reload_policies(d, error);
-	serve_reload_models(d);
+	serve_reload_models(d, loading);
 	if (config_error != NULL) { /* both said: the configuration's first */
 		if (*error != NULL) {
 			char *both = NULL;
@@ -206,7 +206,7 @@ on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 
 	(void)s;
 	(void)si;
-	(void)daemon_reload(userdata, &cause);
+	(void)daemon_reload(userdata, &cause, NULL);
 	free(cause);
 	return 0;
 }

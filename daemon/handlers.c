@@ -459,15 +459,16 @@ on_pareto(struct daemon *d, struct conn *c, const struct decoded *q, struct json
 static void
 on_reload(struct daemon *d, struct conn *c, const struct decoded *q)
 {
-	struct json_object *reply = json_object_new_object();
+	struct json_object *reply = json_object_new_object(), *loading = json_object_new_array();
 	char *why = NULL;
 	bool ok;
 
 	(void)q;
 	log_notice("reload requested by uid %u", (unsigned)c->uid);
-	ok = daemon_reload(d, &why) == 0;
+	ok = daemon_reload(d, &why, loading) == 0;
 	json_object_object_add(reply, "reloaded", json_object_new_boolean(ok));
 	json_object_object_add(reply, GBX_KEY_ERROR, ok ? NULL : json_object_new_string(why ? why : "?"));
+	json_object_object_add(reply, "loading", loading);
 	free(why);
 	send_json(c, GBX_MSG_RELOAD_REPLY, c->h.id, reply);
 }

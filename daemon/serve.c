@@ -1215,12 +1215,16 @@ swap_main(void *arg)
 	struct host *h = sw->host, next = { 0 };
 	struct daemon *d = h->daemon;
 	struct retired *old = calloc(1, sizeof(*old));
+	struct json_object *ev = json_object_new_object();
 	char *cause = NULL;
 
+	json_object_object_add(ev, "path", json_object_new_string(h->path));
 	if (host_open(d, &next, h->path, &sw->calibration, &cause) != 0 || !same_shape(next.model, h->model) ||
 	    old == NULL) {
-		log_error("%s changed on disk, but is not swapped in: %s; serving the copy loaded before", h->path,
-		          cause ? cause : old == NULL ? "out of memory" : "its name, input, G or classes differ");
+		const char *why = cause ? cause : old == NULL ? "out of memory" : "its name, input, G or classes differ";
+		log_error("%s changed on disk, but is not swapped in: %s; serving the copy loaded before", h->path, why);
+		json_object_object_add(ev, "event", json_object_new_string("model-reload-failed"));
+		json_object_object_add(ev, GBX_KEY_REASON, json_object_new_string(why));
 		pol_runtime_free(next.runtime);
 		pol_control_free(&next.control);
 		dnn_model_free(next.model);
@@ -1250,6 +1254,7 @@ swap_main(void *arg)
 		wake_worker(&d->workers[p]);
 	pthread_mutex_unlock(&d->lock);
 	log_notice("%s: now serving the new %s", dnn_model_name(h->model), h->path);
+	json_object_object_add(ev, "event", json_object_new_string("model-reloaded"));
 out:
 	if (next.lock_made)
 		pthread_mutex_destroy(&next.lock);
@@ -1258,12 +1263,14 @@ out:
 	free(sw);
 	pthread_mutex_lock(&d->lock);
 	h->swapping = false;
+	json_object_object_add(ev, GBX_KEY_MODEL, json_object_new_string(dnn_model_name(h->model)));
+	broadcast_event(d, ev);
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
 }
 
 void
-serve_reload_models(struct daemon *d)
+serve_reload_models(struct daemon *d, struct json_object *loading)
 {
 	for (unsigned i = 0; i < d->nhosts; i++) {
 		struct host *h = &d->hosts[i];
@@ -1282,6 +1289,15 @@ serve_reload_models(struct daemon *d)
 		}
 		h->swap_thread_started = h->swapping = true;
 		log_notice("%s changed on disk: loading it again", h->path);
+	}
+	for (unsigned i = 0; loading != NULL && i < d->nhosts; i++) {
+		struct json_object *entry;
+		if (!d->hosts[i].swapping)
+			continue;
+		entry = json_object_new_object();
+		json_object_object_add(entry, GBX_KEY_MODEL, json_object_new_string(dnn_model_name(d->hosts[i].model)));
+		json_object_object_add(entry, "path", json_object_new_string(d->hosts[i].path));
+		json_object_array_add(loading, entry);
 	}
 }
 

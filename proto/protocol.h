@@ -55,7 +55,7 @@ enum gbx_msg_type {
 	GBX_MSG_SUBSCRIBE = 15,    /* {} : from now on the daemon sends GBX_MSG_EVENT frames */
 	GBX_MSG_SUBSCRIBE_REPLY = 16,
 	GBX_MSG_RELOAD = 17,       /* {} : root or the gearbox group only */
-	GBX_MSG_RELOAD_REPLY = 18, /* {"reloaded": true} */
+	GBX_MSG_RELOAD_REPLY = 18, /* {"reloaded": true, "error": null, "loading": [{"model", "path"}]} */
 	GBX_MSG_CLOSE = 19,        /* {"session": N} */
 	GBX_MSG_CLOSE_REPLY = 20,
 	GBX_MSG_PLATFORM = 21,     /* {} */

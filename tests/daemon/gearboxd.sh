@@ -80,7 +80,9 @@ import json, sys
 r = json.loads(open(sys.argv[1]).readline())
 for k in ("latency_us", "class", "groups", "placement", "freq_khz", "energy_uj", "energy_source", "deadline_met", "energy_met"):
     assert k in r, k
-assert 1 <= r["groups"] <= 4 and r["deadline_met"] and r["energy_uj"] > 0, r
+# (whether the deadline was met is timing: the request-path checks below
+# test that; here only that it is said)
+assert 1 <= r["groups"] <= 4 and isinstance(r["deadline_met"], bool) and r["energy_uj"] > 0, r
 EOF
 # The same image as PGM and as PNG gives the same class as from the IDX file.
 python3 - "$IDX" "$T" <<'EOF'
@@ -359,14 +361,24 @@ cp "$MODEL" "$T/served.safetensors"
 $CTL infer --idx "$IDX" --count 5 >/dev/null || fail "INFER after the model file was rewritten"
 # reload swaps the rewritten file in, and a stream running across the swap
 # loses nothing
+# (the reply names the model it loads again; subscribers hear when it serves)
+timeout 60 $CTL watch --interval 0.2 >"$T/swap-events.out" 2>&1 &
+SWAPWATCH=$!
 $CTL infer --idx "$IDX" --count 200 --rate 100 --json >"$T/swap.jsonl" &
 SWAPSTREAM=$!
 sleep 0.3
-$CTL reload >/dev/null || fail "reload with a rewritten model"
+$CTL reload >"$T/reload.out" || fail "reload with a rewritten model"
+grep -q "^loading again: fmnist-alexnet-g4 (.*served.safetensors changed on disk)" "$T/reload.out" ||
+	fail "reload did not say which model it loads again: $(cat "$T/reload.out")"
 wait "$SWAPSTREAM" || fail "a stream across the model swap failed"
 [ "$(grep -c '"request"' "$T/swap.jsonl")" = 200 ] || fail "requests lost across the model swap"
 for i in $(seq 1 300); do grep -q "now serving the new" "$T/daemon.log" && break; sleep 0.1; done
 grep -q "fmnist-alexnet-g4: now serving the new .*served.safetensors" "$T/daemon.log" || fail "rewritten model not swapped in"
+for i in $(seq 1 50); do grep -q '"event":"model-reloaded"' "$T/swap-events.out" && break; sleep 0.1; done
+kill "$SWAPWATCH" 2>/dev/null || true
+wait "$SWAPWATCH" 2>/dev/null || true
+grep '"event":"model-reloaded"' "$T/swap-events.out" | grep -q 'served.safetensors' ||
+	fail "no model-reloaded event: $(head -c 600 "$T/swap-events.out")"
 $CTL infer --idx "$IDX" --count 5 >/dev/null || fail "INFER after the swap"
 kill -0 "$DPID" || fail "gearboxd died when its model file changed"
 stop_daemon
@@ -514,7 +526,18 @@ import socket, struct, os
 s = socket.socket(socket.AF_UNIX); s.connect('$SOCK'); s.sendall(os.urandom(40)); s.close()
 s = socket.socket(socket.AF_UNIX); s.connect('$SOCK')
 s.sendall(b'GBX1' + struct.pack('<HHII', 1, 5, 1, 2) + b'{}'); s.recv(100)
-s.sendall(b'GBX1' + struct.pack('<HHII', 1, 7, 2, 13 + 784) + b'{\"session\":1}' + b'\0' + bytes(783)); s.close()"
+s.sendall(b'GBX1' + struct.pack('<HHII', 1, 7, 2, 13 + 784) + b'{\"session\":1}' + b'\0' + bytes(783)); s.close()
+# STATS with a bad session, each refused: the reply built before the
+# session was read once leaked (defect 1); valgrind sees any such leak.
+s = socket.socket(socket.AF_UNIX); s.connect('$SOCK')
+bad = [b'{\"session\":\"x\"}', b'{\"session\":-1}', b'{\"session\":1.5}', b'{\"session\":99999}', b'{\"session\":[1]}']
+for i in range(100):
+    for body in bad:
+        s.sendall(b'GBX1' + struct.pack('<HHII', 1, 13, i, len(body)) + body)
+        h = s.recv(16, socket.MSG_WAITALL)
+        assert len(h) == 16 and struct.unpack('<H', h[6:8])[0] in (0, 14), h
+        s.recv(struct.unpack('<I', h[12:16])[0], socket.MSG_WAITALL)
+s.close()"
 	$CTL status >/dev/null
 	kill -TERM "$DPID"
 	if ! wait "$DPID"; then cat "$T/valgrind.log"; DPID=""; fail "valgrind found errors or leaks"; fi
