@@ -176,6 +176,23 @@ def vanishing():
         time.sleep(0.05)
 
 
+dropped = []  # (client, what happened) for connections the daemon closed or that failed
+
+
+def resilient(f, *a):
+    """Run client f until the end; a connection that fails (the daemon
+    closed it, or a reply never came) counts its request as lost, is said
+    at the end, and the client starts again on a new connection."""
+    while not stop.is_set():
+        try:
+            f(*a)
+        except (OSError, AssertionError, ValueError) as e:
+            lose()
+            with lock:
+                dropped.append((f"{f.__name__}{a if a else ''}", f"{type(e).__name__}: {e}"))
+            time.sleep(0.1)
+
+
 def report(start_rss):
     t0 = time.time()
     last_answered, slice_no = 0, 0
@@ -199,7 +216,7 @@ def emit(n, t0, last_answered):
 
 start_rss = rss_kib()
 started = time.time()
-threads = [threading.Thread(target=f, args=a, daemon=True)
+threads = [threading.Thread(target=resilient, args=(f,) + a, daemon=True)
            for f, a in [(periodic, (20,)), (periodic, (100,)), (periodic, (500,)), (pipelined, ()),
                         (watcher, ()), (bad_frames, ()), (vanishing, ())]]
 for t in threads:
@@ -209,4 +226,6 @@ for t in threads:
     t.join(timeout=35)
 print(f"\n{answered} requests answered in {time.time() - started:.0f} s; lost replies: {lost}; "
       f"daemon RSS {start_rss} KiB at start, {rss_kib()} KiB at the end")
+for who, what in dropped:
+    print(f"  connection of {who} failed: {what}")
 sys.exit(1 if lost else 0)

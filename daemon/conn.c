@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -376,7 +377,28 @@ conn_service(struct daemon *d, struct conn *c, uint32_t events)
 
 /* ---- the main thread's side ----------------------------------------------- */
 
-/* Why c should go, or NULL (daemon.lock held). */
+/* Bytes the client sent that this daemon has not read yet. */
+static int
+unread_bytes(const struct conn *c)
+{
+	int n = 0;
+
+	return ioctl(c->fd, FIONREAD, &n) == 0 ? n : 0;
+}
+
+/* How long ago `then` was, 0 when it is after `now`: workers read frames
+ * too (leader/follower) and stamp them without daemon.lock, so a stamp can
+ * be newer than the sweep's clock reading (unsigned, now - then would wrap
+ * and close a busy client as idle). */
+static uint64_t
+age_ns(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
+
+/* Why c should go, or NULL (daemon.lock held). A frame whose rest is
+ * already in the socket is not the client's delay but the loop's (it was
+ * held off the CPU): it is read, not timed out. */
 static const char *
 overstayed(struct daemon *d, struct conn *c, uint64_t now, char *why, size_t size)
 {
@@ -384,11 +406,11 @@ overstayed(struct daemon *d, struct conn *c, uint64_t now, char *why, size_t siz
 	uint64_t partial = __atomic_load_n(&c->partial_ns, __ATOMIC_RELAXED);
 	uint64_t active = __atomic_load_n(&c->active_ns, __ATOMIC_RELAXED);
 
-	if (partial != 0 && now - partial > cf->frame_timeout_s * 1000000000ull)
+	if (partial != 0 && age_ns(now, partial) > cf->frame_timeout_s * 1000000000ull && unread_bytes(c) == 0)
 		snprintf(why, size, "a frame began more than %u s ago and is still incomplete (frame_timeout_s): closing",
 		         cf->frame_timeout_s);
 	else if (cf->idle_timeout_s != 0 && !c->subscribed && c->inflight == 0 &&
-	         session_count_owned(&d->sessions, c) == 0 && now - active > cf->idle_timeout_s * 1000000000ull)
+	         session_count_owned(&d->sessions, c) == 0 && age_ns(now, active) > cf->idle_timeout_s * 1000000000ull)
 		snprintf(why, size, "no session and nothing sent for %u s (idle_timeout_s): closing", cf->idle_timeout_s);
 	else
 		return NULL;
@@ -409,7 +431,7 @@ conn_sweep(struct daemon *d)
 		bool closing, stuck;
 		pthread_mutex_lock(&c->lock);
 		closing = c->closing;
-		stuck = closing && now - c->closing_ns > patience;
+		stuck = closing && age_ns(now, c->closing_ns) > patience;
 		pthread_mutex_unlock(&c->lock);
 		if (stuck) {
 			shutdown(c->fd, SHUT_RDWR); /* a worker sees the end and closes it */
