@@ -17,8 +17,11 @@
  * segment in one 32-bit word); the weights are packed once into panels of 16
  * output channels by 4 input channels, 64 bytes per (panel, quad, ky, kx):
  * one zmm for vpdpbusd (AVX-512 VNNI), two ymm for vpmaddubsw + vpmaddwd
- * (AVX2, AVX-512BW without VNNI), plain loops otherwise. Panels never straddle
- * a group segment, so every g uses whole panels of the same packing. */
+ * (AVX2, AVX-512BW without VNNI), four q registers for sdot (Arm's dot
+ * product, arm64 with asimddp: the 7-bit activations are valid s8, so the
+ * signed dot product gives the same integers), plain loops otherwise. Panels
+ * never straddle a group segment, so every g uses whole panels of the same
+ * packing. */
 #include "config.h"
 
 #include <math.h>
@@ -31,6 +34,14 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define Q8_HAVE_X86 1
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__) && defined(__GNUC__) && !defined(__clang__)
+#define Q8_HAVE_DOTPROD 1
+#include <arm_neon.h>
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
 #endif
 
 struct dnn_q8 {
@@ -401,6 +412,61 @@ q8_tile_vnni(const struct q8_args *a, unsigned MR, unsigned NR)
 #undef Q8_CASES_512
 #endif
 
+#ifdef Q8_HAVE_DOTPROD
+#pragma GCC push_options
+#pragma GCC target("arch=armv8.2-a+dotprod")
+/* sdot: lane i of a q register gets the dot product of the 4 bytes of
+ * channel 4q+i (the packing's 16 x 4 bytes are 4 q registers) with the
+ * position's word, broadcast. MR * NR * 4 accumulators, 4 * MR weights. */
+static inline __attribute__((always_inline)) void
+q8_tile_dot_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
+{
+	int32x4_t acc[2][6][4];
+
+	for (unsigned m = 0; m < MR; m++)
+		for (unsigned j = 0; j < NR; j++)
+			for (unsigned h = 0; h < 4; h++)
+				acc[m][j][h] = vdupq_n_s32(0);
+	for (unsigned k = a->k0; k < a->k1; k++) {
+		int8x16_t w[2][4];
+		for (unsigned m = 0; m < MR; m++)
+			for (unsigned h = 0; h < 4; h++)
+				w[m][h] = vld1q_s8(a->w + m * a->wstride + (size_t)k * 64 + h * 16);
+		for (unsigned j = 0; j < NR; j++) {
+			int8x16_t xb = vreinterpretq_s8_u32(vdupq_n_u32(q8_word(a, k, j)));
+			for (unsigned m = 0; m < MR; m++)
+				for (unsigned h = 0; h < 4; h++)
+					acc[m][j][h] = vdotq_s32(acc[m][j][h], w[m][h], xb);
+		}
+	}
+	for (unsigned m = 0; m < MR; m++)
+		for (unsigned j = 0; j < NR; j++) {
+			int32_t t[16];
+			for (unsigned h = 0; h < 4; h++)
+				vst1q_s32(t + h * 4, acc[m][j][h]);
+			q8_store(a, m, j, t);
+		}
+}
+
+static void
+q8_tile_dot(const struct q8_args *a, unsigned MR, unsigned NR)
+{
+#define Q8_CASE(mr, nr)                                 \
+	case (mr) * 16 + (nr):                          \
+		q8_tile_dot_k(a, (mr), (nr));           \
+		return;
+	switch (MR * 16 + NR) {
+		Q8_CASE(1, 1) Q8_CASE(1, 2) Q8_CASE(1, 3) Q8_CASE(1, 4) Q8_CASE(1, 5) Q8_CASE(1, 6)
+		Q8_CASE(2, 1) Q8_CASE(2, 2) Q8_CASE(2, 3)
+	default:
+		break;
+	}
+#undef Q8_CASE
+	abort();
+}
+#pragma GCC pop_options
+#endif
+
 typedef void q8_tile_fn(const struct q8_args *a, unsigned MR, unsigned NR);
 
 struct q8_isa {
@@ -414,6 +480,9 @@ static const struct q8_isa q8_isas[] = {
 	{ q8_tile_vnni, 4, 7, 28, "avx512vnni" },
 	{ q8_tile_avx512, 4, 7, 28, "avx512" },
 	{ q8_tile_avx2, 2, 6, 6, "avx2" },
+#endif
+#ifdef Q8_HAVE_DOTPROD
+	{ q8_tile_dot, 2, 6, 6, "neondot" },
 #endif
 	{ q8_tile_generic, 4, 14, 56, "generic" },
 };
@@ -432,6 +501,10 @@ q8_cpu_runs(const struct q8_isa *is)
 		       __builtin_cpu_supports("avx512vl");
 	if (is->tile == q8_tile_avx2)
 		return __builtin_cpu_supports("avx2");
+#endif
+#ifdef Q8_HAVE_DOTPROD
+	if (is->tile == q8_tile_dot)
+		return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #endif
 	(void)is;
 	return true;

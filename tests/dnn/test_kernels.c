@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
 
 #include "dnn/kernels.h"
 #include "tests/common/compare.h"
@@ -436,14 +439,21 @@ START_TEST(test_q8_exact)
 		{ DNN_CONN_DENSE, true, false, 128, 10, 1, 1, 0, 1, 0 },   /* fc3 */
 		{ DNN_CONN_GROUPED, true, true, 7, 9, 6, 5, 5, 1, 2 },     /* 5x5, odd everything */
 	};
-	static const char *const names[] = { "avx512vnni", "avx512", "avx2", "generic" };
+	static const char *const names[] = { "avx512vnni", "avx512", "avx2", "neondot", "generic" };
 	uint32_t seed = 23;
 	unsigned isas = 0;
 
-	for (size_t n = 0; n < 4; n++) {
+	const size_t nnames = sizeof(names) / sizeof(names[0]);
+	bool simd_here = dnn_isa_runs(DNN_ISA_AVX2);
+
+#if defined(__aarch64__) && defined(__GNUC__) && !defined(__clang__)
+	simd_here = (getauxval(AT_HWCAP) & (1 << 20)) != 0; /* HWCAP_ASIMDDP */
+#endif
+	for (size_t n = 0; n < nnames; n++) {
 		if (dnn_q8_use_isa(names[n]) != 0)
 			continue;
 		isas++;
+		printf("int8: checking q8_conv2d with the %s tiles against the reference, exactly\n", names[n]);
 		for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
 			struct dnn_layer l = make_weighted(shapes[i].conn, shapes[i].in_g, shapes[i].out_g, 4, shapes[i].ipg,
 			                                   shapes[i].opg, shapes[i].H, shapes[i].W, shapes[i].k, shapes[i].s,
@@ -498,9 +508,10 @@ START_TEST(test_q8_exact)
 			free_weighted(&l);
 		}
 	}
-	/* a SIMD variant besides generic wherever one exists (none for int8 on Arm yet) */
-	ck_assert_uint_ge(isas, dnn_isa_runs(DNN_ISA_AVX2) ? 2 : 1);
-	for (size_t n = 0; n < 4 && dnn_q8_use_isa(names[n]) != 0; n++)
+	/* a SIMD variant besides generic wherever one exists (x86 with AVX2,
+	 * arm64 with the dot product) */
+	ck_assert_uint_ge(isas, simd_here ? 2 : 1);
+	for (size_t n = 0; n < nnames && dnn_q8_use_isa(names[n]) != 0; n++)
 		; /* back to the best this CPU runs */
 }
 END_TEST
