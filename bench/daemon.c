@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/daemon — what gearboxd adds to an inference: round-trip time of a
  * budgeted infer seen by the client minus the inference time the daemon
  * measured (p50, p99), with 1 and 8 concurrent clients, and requests/s at

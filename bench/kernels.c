@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/kernels — time the reference kernels, the BLAS path (im2col + GEMM)
  * and the fast path (fused epilogues, vectorised pooling) on the same model
  * for every g, print the ratios, and measure what switching g between two

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/latency — where one client's time goes. For each request rate it
  * measures, with one client, side by side:
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ONNX Runtime (onnxruntime-node, CPU) latency of one ONNX model, batch 1.
 //   node bench/peers-ort.mjs MODEL.onnx THREADS ITERATIONS WARMUP
 // Prints one JSON object: {"median_us": ..., "p99_us": ..., "min_us": ...}.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """PyTorch latency of a gearbox model at g groups, batch 1 (eager, no_grad).
    /usr/bin/python3 bench/peers_torch.py MODEL G THREADS ITERATIONS WARMUP
 Prints one JSON object: {"median_us": ..., "p99_us": ..., "min_us": ...}."""

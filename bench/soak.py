@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """bench/soak — a long mixed load against a running gearboxd (figures, not a test).
 
    /usr/bin/python3 bench/soak.py SOCKET IDX DAEMON_PID [--requests N] [--slice-s S]

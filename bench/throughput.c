@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/throughput — saturated throughput of one model on one placement
  * against several placements at once (issue 15: two single-CPU placements
  * of one model should give >= 1.7x one).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libgearbox — talk to gearboxd: budgeted inference on dynamic DNNs.
  *
  *   struct gbx_conn *c = gbx_connect(NULL);          // default socket

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearboxctl — talk to a running gearboxd. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libgearbox: the client side of proto/protocol.h. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* When to wake up for a reply: see wake_ahead.h. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* When a synchronous caller of libgearbox should wake up to wait for its
  * reply, learned from the connection's recent round trips. Pure arithmetic:
  * the timer and the polling are libgearbox.c's.

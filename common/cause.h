@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error strings for callers, in the tmux style: a function that fails returns
  * NULL or a negative errno and, when `cause` is not NULL, stores a malloc'ed
  * message that names the problem. The caller frees it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The OpenCL entry points gearbox uses, forwarded to the ICD loader opened on
  * first use; see cl_loader.h. One list (CL_ENTRY_POINTS) gives each entry
  * point's return type, parameters and what it returns when the loader is

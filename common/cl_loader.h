@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The OpenCL ICD loader, opened on first use.
  *
  * gearbox does not link libOpenCL: common/cl_loader.c defines the OpenCL

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CLOCK_MONOTONIC as one number, for measuring how long something took and
  * for the timestamps client and daemon exchange (same host, same clock).
  * Header only: the engine, the daemon, libgearbox, the tools and the

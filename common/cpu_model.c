@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CPU model, for keys of things measured on one CPU (calibrations,
  * per-layer plans). */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef GEARBOX_COMMON_CPU_MODEL_H
 #define GEARBOX_COMMON_CPU_MODEL_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Labelled image test sets for `gearbox model eval` and gearboxctl's --idx: Fashion-MNIST/MNIST IDX
  * files (gzip or plain) and the CIFAR-10 binary test batch. */
 #ifndef GEARBOX_COMMON_DATASET_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* FNV-1a, 64 bits: the fingerprint of what a cache file was made from (the
  * calibration cache, the OpenCL program binaries). Not for security. */
 #ifndef GEARBOX_COMMON_HASH_H

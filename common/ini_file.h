@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* INI files through inih, with file:line in every error. Debian's inih hands
  * handlers no line number, so the reader counts lines itself. */
 #ifndef GEARBOX_COMMON_INI_FILE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Plots through gnuplot (Debian gnuplot-nox), fed on a pipe: the Pareto
  * front of `gearbox pareto` / `gearboxctl pareto` and the time series of
  * bench/adaptation and `gearbox simulate`. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Polling a shared flag without starving whoever must set it: a CPU pause
  * between looks, and every 32nd look a sched_yield, so that a thread waiting
  * for the CPU this one polls on (an event loop, a client, a pool worker on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Connections: framing, reading with a budget, sending, closing. See
  * daemon.h for who owns what. */
 #include "config.h"

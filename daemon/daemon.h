@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearboxd's insides, shared by its files (not installed):
  *
  *   gearboxd.c  lifecycle: options, configuration, the socket, the sd-event

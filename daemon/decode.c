@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Request decoding (see decode.h): one function per message type, built
  * from the field readers below. The messages are the ones clients have
  * always been sent. */

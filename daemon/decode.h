@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Decoding requests: a request frame's payload into the fields its message
  * type carries, checked for type and range, with no daemon, connection or
  * socket involved (tests/fuzz/ drives it directly). What needs the daemon's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearboxd — serves budgeted inference on dynamic DNNs over a Unix socket.
  *
  * This file is the lifecycle: options and gearboxd.conf, the models and

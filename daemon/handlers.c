@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One handler per message type, in one table with the privilege each
  * needs. Run by the worker that owns the connection. INFER is parsed
  * outside daemon.lock and admitted under it; every other handler runs with

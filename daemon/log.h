@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging fit for journald: "<N>" priority prefixes on stderr (systemd turns
  * them into priorities), plain text when stderr is a terminal. */
 #ifndef GEARBOX_DAEMON_LOG_H

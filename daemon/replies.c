@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Encoders: JSON replies and errors (json-c), events to subscribers, and
  * the INFER reply, which is written with snprintf rather than json-c
  * objects since it is on every request's critical path (5.3 us per reply

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Serving: the models, the request queue, and one worker thread per
  * placement. See daemon.h for the request path; in short, the worker the
  * kernel wakes for a connection reads it, admits what it reads, and runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The session record: one per OPEN, owned by the daemon's table (looked up
  * by id, kept sorted since ids only grow), counted in stats.c. Every call
  * here runs with daemon.lock held. */

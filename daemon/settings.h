@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearboxd's configuration file (INI):
  *
  *   [daemon]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Statistics: every finished INFER is counted here once, for its session,
  * its model and the daemon; STATUS and STATS are built from those counts.
  * Every call runs with daemon.lock held. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to dnn/: what the direct convolution (kernels_direct.c) hands one
  * register tile of one instruction set (direct_body.h for the vector-extension
  * builds, kernels_neon.c for the NEON intrinsics). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The body of the direct convolution for one instruction set; included by
  * kernels_direct.c once per target with DIRECT_ISA (the name suffix) and
  * DIRECT_BUDGET (how many 16-float accumulators fit in registers) and

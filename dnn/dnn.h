@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dnn — dynamic-DNN models and their execution.
  *
  * A model's convolution channels are split into G groups trained incrementally,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Engines: one model on one kind of hardware behind one call, so that the
  * daemon, `gearbox model` and `gearbox pareto` share how a placement runs. */
 #include "config.h"

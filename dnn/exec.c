@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Execution contexts: buffers sized once for the largest plan, then any g runs
  * by walking its plan (plan.c). Nothing is allocated and no weight is copied
  * per inference. */

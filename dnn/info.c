@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Facts about a loaded model per active-group count: shapes, parameters,
  * multiply-accumulates. Used by plans, by `gearbox model info` and, through
  * the public header, by policies that predict cost from FLOPs. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to dnn/: the in-memory model and the per-layer views shared by the
  * loader, the plans and the kernels. Not installed, not for other modules. */
 #ifndef GEARBOX_DNN_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to dnn/ and its tests: the CPU kernels. Names encode
  * type_op_variant; DNN_KERNEL_LIST drives their declarations, the dispatch
  * table in exec.c and the kernel tests (each variant against the reference of

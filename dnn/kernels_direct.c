@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Direct convolution on weights packed once at load.
  *
  * Why: at batch 1 the 3x3 layers of small maps (7x7, 14x14) are GEMMs of

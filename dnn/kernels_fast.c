@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fast CPU kernels: convolution as im2col + cblas_sgemm whose leading
  * dimensions select the active sub-blocks of the full weight matrix (no copy
  * per g), with the bias and ReLU fused into the epilogue; pooling and ReLU on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 8-bit convolution and linear layers: u8 activations x s8 weights with
  * int32 accumulation (u8s8, as oneDNN and XNNPACK's QS8 do).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* NEON kernels (arm_neon.h intrinsics) for the fast family: the direct
  * convolution's register tiles, pooling, ReLU and the bias + ReLU epilogue of
  * the im2col + BLAS convolution.

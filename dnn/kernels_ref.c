@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reference kernels: the definitions, written plainly. Every other kernel is
  * tested against these; they are also the "ref" family of `gearbox model
  * bench`. */

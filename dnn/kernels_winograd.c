@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Winograd convolution F(2x2,3x3) and F(4x4,3x3) for 3x3 stride-1 layers.
  *
  * An output tile of m x m (m = 2 or 4) is computed from an a x a input tile

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-layer plans: for every active-group count g, which implementation each
  * weighted layer runs (im2col + BLAS, direct, Winograd F(2x2,3x3) or
  * F(4x4,3x3), int8) and, for int8 layers, the input's calibrated scale and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Model loader: a safetensors container whose __metadata__ holds the graph.
  * Everything is validated before use; any problem is refused with a message
  * that names the file, the tensor or key, and what is wrong. The format is

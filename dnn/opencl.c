@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OpenCL execution: a model's weights uploaded once per device, the kernels
  * of opencl_kernels.cl built once per device (program binaries cached on
  * disk where the driver gives them), and one plan walk per inference that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearbox OpenCL kernels (OpenCL C 1.2). The same definitions as the CPU
  * reference kernels in kernels_ref.c, one work-item per output value.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Execution plans: for every active-group count g, prepared once at load, the
  * active shapes and blocks of work of each layer and the buffer sizes. Running
  * at g only reads its plan; switching g is choosing another plan. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A small fork-join pool that runs one inference on N threads. Layers are
  * short (tens of microseconds), so workers spin briefly on an atomic
  * generation counter before sleeping on a condition variable: a dispatch costs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Applying frequencies, and leaving the machine as it was found.
  *
  * Before the first change to a cpufreq policy or devfreq device, its governor

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Platform discovery: CPU clusters (from cpufreq policies in either layout,
  * cpu_capacity, CPU parts and core types), their cpufreq facts, devfreq GPUs,
  * OpenCL devices, energy sources and power models.

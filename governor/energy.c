@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Energy sources, discovered at run time: RAPL powercap zones, hwmon energy,
  * power or voltage x current inputs, Odroid XU3 INA231 and Jetson INA3221
  * rails. Where no sensor covers a cluster, a power model: the kernel Energy

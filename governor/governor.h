@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* governor — the platform: CPU clusters and their DVFS, devfreq GPUs, OpenCL
  * devices and energy sources; applying a frequency and putting the machine
  * back as it was.

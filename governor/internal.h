@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to governor/: sysfs access and the saved-state helpers. */
 #ifndef GEARBOX_GOVERNOR_INTERNAL_H
 #define GEARBOX_GOVERNOR_INTERNAL_H

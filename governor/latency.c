@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Wake-up latency: PM QoS CPU-latency requests, and a real-time class with a
  * bound on runaways. See governor.h for what each mechanism means. */
 #include "config.h"

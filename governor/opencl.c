@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OpenCL devices through the ICD loader (any vendor's driver: PoCL, Mali,
  * NVIDIA...). Listing only; running kernels belongs to dnn/.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The platform file: facts about a board that sysfs does not tell, today the
  * power tables of clusters without a kernel Energy Model. INI, parsed with
  * inih; errors name file:line.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Policy files: INI through inih (common/ini_file.c), every key validated,
  * errors as file:line. The keys and their defaults are documented in
  * man/gearbox.policy.5; keep the two in step. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The control loop of one model: choose, learn. See control.h. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The control loop of one model: choose an operating point, (the caller
  * runs it), learn from what it cost. The same code decides for gearboxd and
  * for `gearbox simulate`; only what "run" means differs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* policies — meeting budgets: policy files, operating-point tables, latency
  * and energy prediction, selection, feedback and the shared-cluster
  * frequency rule.

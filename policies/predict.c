@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Latency and energy prediction for every operating point from a few
  * measurements.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The placement runtime: engines per (placement, threads), made on first
  * use; OpenCL devices shared by every model. See runtime.h. */
 #include "config.h"

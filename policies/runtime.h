@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The placement runtime: what runs one model at each (placement, threads),
  * made on first use and kept — a pool of threads bound to the cluster (or
  * to one CPU of a split cluster), or an execution context on an OpenCL

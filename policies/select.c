@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The operating-point table, selection with margin and hysteresis, the
  * feedback loop and the Pareto front. Everything here is a pure function of
  * its arguments, so the daemon, `gearbox simulate` and the unit tests run the

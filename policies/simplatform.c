@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Simulated platforms and load traces for `gearbox simulate`: INI files with
  * the per-placement throughput, parallel fraction and power table, parsed
  * with the same INI reader (file:line errors), and CSV traces. */

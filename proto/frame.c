@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Frame assembly (see frame.h): the header is checked as soon as its 16
  * bytes are in, the payload buffer grows as the payload arrives, and a frame
  * is yielded when its last payload byte does. A broken header or a failed allocation is

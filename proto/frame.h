@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Frame assembly: bytes in, whole frames out, no sockets (see protocol.h for
  * the frame layout). The reader owns the payload of the frame it yields;
  * callers read it straight into the reader's buffer (gbx_frame_space, then

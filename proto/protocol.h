@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The gearbox protocol, defined once for gearboxd and libgearbox (and any
  * other language: see docs/protocol.md).
  *

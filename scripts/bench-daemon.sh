@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Start gearboxd on a private socket with the bundled model and run bench/daemon.
 set -eu
 cd "$(dirname "$0")/.."

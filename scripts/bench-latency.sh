@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Start gearboxd on a private socket with the bundled model and a policy that
 # pins g and threads, and run bench/latency against it (engine vs daemon vs a
 # bare socket round trip, per request rate). Builds nothing: B names the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Sourced by the scripts/bench-*.sh: a private folder for one benchmark run
 # (socket, cache, state, policies: never ~/.cache, /run or /etc), gearboxd
 # started in it, and both taken away on exit.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Start a plain gearboxd on a private socket with the bundled model and run
 # bench/soak.py against it (a long mixed load: figures, not a test).
 #

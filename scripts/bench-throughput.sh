@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Saturated throughput of the bundled model on one single-CPU placement
 # against every CPU of the cluster at once: gearboxd is started with
 # `split = all` (each CPU its own placement) and two pinned policies, and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Cross-build gearbox for Arm and run its tests under qemu-user:
 #
 #   scripts/cross.sh arm64|armhf [--no-check]

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Set everything up and run the main job: gearboxd serving the bundled dynamic
 # DNN on a private socket, and a client streaming Fashion-MNIST images whose
 # deadline changes every few seconds. Each line shows what the daemon chose

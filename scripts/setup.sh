@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Shared set-up for scripts/demo.sh and scripts/test.sh: make sure the Debian
 # packages gearbox needs are present (installing them when run as root, else
 # printing the one apt-get line to run), then configure and build in build/.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Set everything up and run the whole test suite:
 #   - installs missing Debian packages (as root) and builds in build/ with
 #     warnings as errors and AddressSanitizer + UndefinedBehaviorSanitizer;

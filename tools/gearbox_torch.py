@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Read a gearbox model file (docs/model-format.md) into PyTorch, independently
 of the C engine: the reference for parity tests and the source of the ONNX
 files (one per active-group count g).

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Train a dynamic (group-pruned, incrementally trained) AlexNet-style DNN and
 export it as a gearbox model (docs/model-format.md), plus one ONNX file per
 active-group count.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libgearbox's asynchronous API against a running gearboxd: pipeline N
  * requests with gbx_send_infer, wait on gbx_fd with poll, collect every reply
  * with gbx_receive, and check that each request id comes back exactly once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libgearbox's wake-ahead planning (client/wake_ahead.c): when a synchronous
  * caller wakes up to poll for its reply, from the connection's recent round
  * trips and the timer's learned lateness; and when it does not wake ahead. */

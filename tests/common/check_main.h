@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The main() every check-based test program shares: run one suite, report,
  * exit non-zero on any failure. */
 #ifndef GEARBOX_TESTS_CHECK_MAIN_H

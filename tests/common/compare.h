@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* How the tests compare float outputs: ||got - want|| / ||want|| (the norm
  * of want taken as 1 when it is zero), infinite when either holds a NaN. */
 #ifndef GEARBOX_TESTS_COMPARE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test and benchmark helper: writes gearbox model files with seeded random
  * weights, independently of the loader in dnn/ (its own shape inference), so
  * that tests check the loader and engine against a second implementation. */

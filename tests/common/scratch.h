@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A test's scratch files: write `content` to dir/name and return the path.
  * The last four paths stay valid, so a call may take several at once. */
 #ifndef GEARBOX_TESTS_SCRATCH_H

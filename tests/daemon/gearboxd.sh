@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gearboxd integration test: the real daemon on a private socket.
 #   1. every gearboxctl verb;
 #   2. bad input (random bytes, truncated frame, oversized length, wrong

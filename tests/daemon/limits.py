@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Connection limits of gearboxd, over raw frames: limits.py SOCKET CHECK
 # (run by tests/daemon/gearboxd.sh against a daemon started with
 # max_clients_per_uid = 4, frame_timeout_s = 1, idle_timeout_s = 2 and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Engine tests: a G-group model run at g computes what a separately-built
  * model holding only those g groups computes; every kernel family and thread
  * count agrees; running allocates nothing. */

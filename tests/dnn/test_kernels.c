@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every kernel of DNN_KERNEL_LIST against the reference kernel of its op, over
  * shapes around tile and vector edges, every connectivity and every g, split
  * into 1 to 3 parts; compared by normalised error. Each instruction set's

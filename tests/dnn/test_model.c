@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Loader tests: a valid model loads with the right facts; every kind of
  * malformed file is refused with a message naming the problem, never a crash. */
 #include "config.h"

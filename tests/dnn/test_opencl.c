@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The OpenCL backend against the CPU reference kernels: every op over shape
  * families (kernel sizes, strides, padding, odd maps, channel counts that are
  * not multiples of the kernels' 4-channel tiles, grouped and nested

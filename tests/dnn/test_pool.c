@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread pool: every share runs exactly once per dispatch, over many
  * dispatches; threads are bound to the cpuset they were given; the caller's
  * own binding is put back after an inference. */

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # A long fuzz campaign: each named harness in turn, for SECONDS each, growing
 # a working corpus in OUT/corpus/NAME from the committed seeds. A crash is
 # kept as OUT/crash-NAME-* and the harness starts again (from the grown

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A main() for the harnesses without libFuzzer: runs each file named on the
  * command line (or standard input) once. For afl++ (afl-fuzz ... -- HARNESS
  * @@), for replaying a crash under gdb or valgrind, and for compilers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the fuzz harnesses: libFuzzer's entry points, and the input as
  * a file the loaders can open (an anonymous memfd, /proc/self/fd/N). */
 #ifndef GEARBOX_TESTS_FUZZ_H

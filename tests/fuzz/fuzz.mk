@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The fuzz harnesses (GNU make; run through `make fuzz` in a configured build
 # folder, which passes the variables below). Everything they reach is compiled
 # again with FUZZ_CC and the fuzzer's instrumentation into tests/fuzz/obj/;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearboxd.conf (daemon/settings.c, config_load), over the defaults. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The frame assembler (proto/frame.c) on an arbitrary byte stream. The same
  * bytes go through two readers: one fed the whole stream (gbx_frame_feed),
  * one that receives it in pieces of sizes taken from the stream itself

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The loader, then one inference per active-group count g = 1..G with every
  * CPU kernel family, on whatever loads (and small enough to run in a few
  * milliseconds: the loader's own limits allow models that take seconds). */

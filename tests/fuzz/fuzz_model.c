@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The model loader (dnn_model_load) on arbitrary bytes: whatever loads must
  * answer every question about itself without reading out of bounds; what
  * does not load must say why. */

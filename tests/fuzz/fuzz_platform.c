@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The platform file (governor/platform_file.c) against this machine's
  * platform, discovered once. What a file sets stays for the next input,
  * which may replace it (power tables are replaced whole). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Policy files (policies/config.c, pol_policy_load): what loads resolves for
  * any model name; what does not says file:line and why. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Request decoding (daemon/decode.c), per message type: the first byte picks
  * the type, the rest is the payload as the frame reader hands it over
  * (NUL-terminated). A decoded request must be within the limits the

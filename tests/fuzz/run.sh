@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # One fuzz harness as a test: replay its committed corpus (tests/fuzz/corpus/NAME,
 # every entry) and go on mutating it, with a fixed seed, up to RUNS executions in
 # all. A crash, a sanitizer report, a failed harness assertion, a leak, a

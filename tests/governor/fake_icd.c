@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A fake OpenCL ICD for tests/governor/platform.sh: loaded by the real ICD
  * loader (ocl-icd) through OCL_ICD_VENDORS, it misbehaves the way vendor
  * drivers do while the loader asks it for its platforms, as

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # OpenCL drivers that cannot take gearbox down, and an ICD that stays out of
 # the daemon:
 #   - a fake ICD (tests/governor/fake_icd.c, loaded by the real ICD loader

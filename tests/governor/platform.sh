@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gearbox platform against generated testbeds under umockdev (no root needed):
 #   - discovery matches tests/platforms/NAME.expected.json for every platform
 #     (GEARBOX_UPDATE_EXPECTED=1 rewrites them, as hwloc's tests do);

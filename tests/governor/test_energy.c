@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sensor parsing and energy arithmetic: units of every source kind, RAPL
  * wrap-around, missing files, garbage values, disabled INA231 sensors, and the
  * power-model interpolation. Works on plain files: no testbed needed. */

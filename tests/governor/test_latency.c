@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PM QoS CPU-latency requests and the bounded real-time class.
  *
  * PM QoS works on a small sysfs tree in a temporary folder (cpuN/power/

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Build a sysfs/procfs testbed from a compact platform description.
 
 The testbed serves both as UMOCKDEV_DIR (umockdev redirects /sys, so

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gearbox pareto and gearbox simulate as a user runs them: the Pareto front
 # is a real front of the measured table, the calibration is cached and
 # reused, the simulator runs the shipped platforms and trace, labels its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* policies: policy files (shipped ones, every kind of bad file, overrides),
  * the selector on synthetic operating-point tables (budgets, infeasible
  * budgets, ties, hysteresis, power caps, the one-frequency-per-cluster rule),

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gearbox model info|eval|bench as a user runs them: JSON keys, figures that
 # must hold between them, and clear errors for bad arguments and files.
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gearbox tune and --plan as a user runs them: a plan per g is written and
 # read back by model bench|eval|run, its JSON report holds together, the
 # accuracy bound is measured, and a plan for another model or CPU is refused

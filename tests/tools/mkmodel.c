@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mkmodel — write a synthetic gearbox model with seeded random weights, for
  * the command-line tests and benchmarks:
  *   mkmodel [--arch tiny|alexnet-fmnist|alexnet-cifar] [--keep G] [--seed N] OUT */

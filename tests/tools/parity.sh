@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The bundled model in PyTorch (tools/gearbox_torch.py, which reads the file
 # without gearbox's C code) and in gearbox, on the same Fashion-MNIST test
 # images: logits agree to 1e-4 relative and top-1 agrees on every image, for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The search of `gearbox tune` on synthetic cost tables: the dynamic
  * programme finds what trying every plan finds; Q-learning reaches the known
  * optimum of a table and does better than random search on the same budget. */

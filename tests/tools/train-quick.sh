@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tools/train.py --quick end to end: trains all G stages on a small subset
 # (checking after each stage that earlier widths did not move), exports, and
 # the result loads in gearbox with the accuracies it recorded. Skipped (77)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared pieces of the `gearbox` command line. */
 #ifndef GEARBOX_TOOLS_CLI_H
 #define GEARBOX_TOOLS_CLI_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearbox model info|eval|bench */
 #include "config.h"
 

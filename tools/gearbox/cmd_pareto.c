@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearbox pareto MODEL: the operating points of a model on this machine,
  * predicted from a short calibration (or the cached one), and their Pareto
  * front over accuracy, latency and energy. --validate measures every point

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearbox platform [--json] | set-freq | set-gpu-freq | restore */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearbox simulate: run the real policy code (policies/: table, selection,
  * feedback, step controller) against a platform model instead of hardware.
  * The platform file gives latency per operating point (from the model's

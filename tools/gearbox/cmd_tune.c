@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearbox tune: measure per-layer implementation candidates on this machine
  * and search for the fastest plan per active-group count g, under a
  * measured accuracy bound; write the plan file `gearbox model --plan` and

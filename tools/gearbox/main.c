@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearbox — the offline toolkit: inspect, evaluate and benchmark models
  * without a daemon. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Exact, random and Q-learning search over a chain of per-layer choices
  * (see tune_search.h). */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The search behind `gearbox tune`: one choice per layer of a chain, the cost
  * of a choice being its layer's measured time plus the cost of converting
  * from the previous layer's choice (the same problem as PBQP primitive

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Keep only what gearbox's platform discovery (and hwloc, for the CPU
 topology) reads from a captured sysfs/procfs tree, and pack it:
 
