@@ -171,6 +171,7 @@ struct session {
 	unsigned home;              /* the placement its last request ran on */
 	unsigned home_threads, home_groups;
 	double home_us;             /* what it took */
+	bool infeasible;            /* its last request's budget fit no point (logged once) */
 	/* statistics */
 	uint64_t requests, deadline_met, deadline_total, groups_sum;
 	double recent_us[SESSION_WINDOW]; /* end-to-end, for percentiles */
@@ -377,7 +378,7 @@ struct daemon {
 	int listen_fd;
 	bool own_socket;
 	char *socket_path;
-	const char *config_path;
+	const char *config_path;     /* --config FILE: that file only; NULL: config_files() */
 	struct config config;
 	struct pol_set policies;
 	char default_policy[POL_NAME];

@@ -143,6 +143,58 @@ start_only_changes(const struct config *next, const struct config *now, char *ou
 	return len > 0;
 }
 
+/* The configuration files, in order: --config's alone, else the
+ * administrator's and the vendor's with their drop-ins. */
+static unsigned
+config_file_list(const struct daemon *d, char ***files)
+{
+	if (d->config_path != NULL) {
+		*files = malloc(sizeof(char *));
+		(*files)[0] = strdup(d->config_path);
+		return 1;
+	}
+	return config_files(config_etc_dir(), config_vendor_dir(), files);
+}
+
+/* "a, b and c" of the files, for the log. */
+static void
+file_names(char *const *files, unsigned n, char *out, size_t size)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (unsigned i = 0; i < n && len < size; i++)
+		len += (size_t)snprintf(out + len, size - len, "%s%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", files[i]);
+}
+
+/* --cat-config: each file under a "# PATH" line, in the order they apply. */
+static int
+cat_config(const struct daemon *d)
+{
+	char **files = NULL, buf[4096];
+	unsigned n = config_file_list(d, &files);
+	int rc = 0;
+
+	if (n == 0)
+		printf("# no configuration file (looked for %s/gearboxd.conf, %s/gearboxd.conf and their gearboxd.conf.d/*.conf)\n",
+		       config_etc_dir(), config_vendor_dir());
+	for (unsigned i = 0; i < n; i++) {
+		FILE *f = fopen(files[i], "r");
+		size_t got;
+		printf("%s# %s\n", i ? "\n" : "", files[i]);
+		if (f == NULL) {
+			fprintf(stderr, "gearboxd: %s: %s\n", files[i], strerror(errno));
+			rc = 1;
+			continue;
+		}
+		while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
+			fwrite(buf, 1, got, stdout);
+		fclose(f);
+	}
+	config_files_free(files, n);
+	return rc;
+}
+
 /* SIGHUP: re-read the configuration. A bad file is refused with its reason
  * and the running configuration stays; serving never stops. */
 int
@@ -152,28 +204,35 @@ daemon_reload(struct daemon *d, char **error, struct json_object *loading)
 	char *cause = NULL, *config_error = NULL;
 	int rc;
 
+	char **files = NULL, names[1024];
+	unsigned nfiles;
+
 	sd_notify(0, "RELOADING=1");
 	pthread_mutex_lock(&d->lock);
-	if (d->config_path == NULL) {
-		log_notice("reload: no configuration file to re-read; %u model%s still served", d->nhosts,
-		           d->nhosts == 1 ? "" : "s");
+	/* the files again: a drop-in added or removed since counts */
+	nfiles = config_file_list(d, &files);
+	file_names(files, nfiles, names, sizeof(names));
+	if (nfiles == 0) {
+		log_event(LOG_NOTICE, GBX_MID_RELOAD, NULL, "reload: no configuration file to re-read; %u model%s still served",
+		          d->nhosts, d->nhosts == 1 ? "" : "s");
 	} else {
 		config_defaults(&next);
-		if (config_load(&next, d->config_path, &cause) != 0) {
-			log_error("reload refused, keeping the running configuration: %s", cause);
+		if (config_load_files(&next, files, nfiles, &cause) != 0) {
+			log_event(LOG_ERR, GBX_MID_RELOAD, NULL, "reload refused, keeping the running configuration: %s", cause);
 			set_cause(&config_error, "%s; keeping the running configuration", cause);
 			config_free(&next);
 		} else {
 			char changed[200];
 			if (start_only_changes(&next, &d->config, changed, sizeof(changed)))
-				log_warning("reload: %s changed in %s; that takes effect at the next start", changed,
-				            d->config_path);
-			log_notice("reloaded %s (margin %.2f)", d->config_path, next.margin >= 0 ? next.margin : 0.0);
+				log_warning("reload: %s changed in %s; that takes effect at the next start", changed, names);
+			log_event(LOG_NOTICE, GBX_MID_RELOAD, NULL, "reloaded %s (margin %.2f)", names,
+			          next.margin >= 0 ? next.margin : 0.0);
 			config_free(&d->config);
 			d->config = next;
 		}
 		free(cause);
 	}
+	config_files_free(files, nfiles);
 	/* the policies, from the (new) override folder; then the default name */
 	rc = reload_policies(d, error);
 	serve_reload_models(d, loading);
@@ -450,7 +509,10 @@ usage(FILE *out)
 	      "  -s, --socket PATH     listen here (default " GBX_DEFAULT_SOCKET "; ignored when socket-activated)\n"
 	      "  -m, --model FILE      host this model (repeatable; default: every *.safetensors in\n"
 	      "                        " GEARBOX_DATADIR "/models)\n"
-	      "  -c, --config FILE     configuration file (default " GEARBOXD_CONFIG " when it exists)\n"
+	      "  -c, --config FILE     read this configuration file only (default: " GEARBOXD_CONFIG ",\n"
+	      "                        else " GEARBOX_DATADIR "/gearboxd.conf, then the *.conf drop-ins of\n"
+	      "                        both folders' gearboxd.conf.d/ by name; see gearboxd(8))\n"
+	      "      --cat-config      print the configuration files in the order they apply, and exit\n"
 	      "  -p, --policy NAME     the policy of sessions that name none (default: default; see\n"
 	      "                        gearbox.policy(5))\n"
 	      "  -v, --verbose         debug logging\n"
@@ -467,11 +529,13 @@ run(int argc, char **argv)
 		{ "model", required_argument, NULL, 'm' }, { "config", required_argument, NULL, 'c' },
 		{ "policy", required_argument, NULL, 'p' }, { "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },        { "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		{ "cat-config", no_argument, NULL, 'C' },  { NULL, 0, NULL, 0 },
 	};
 	struct daemon d = { .listen_fd = -1, .gearbox_gid = (gid_t)-1, .admin_gid = (gid_t)-1, .conn_epfd = -1,
 		            .post_fd = -1 };
-	char **paths = NULL, *cause = NULL;
+	char **paths = NULL, *cause = NULL, **files = NULL, cfg_names[1024];
+	unsigned nfiles = 0;
+	bool cat = false;
 	const char *socket_arg = NULL, *policy_arg = NULL;
 	unsigned npaths = 0;
 	sd_event_source *notice_src = NULL, *timer = NULL, *sweep = NULL;
@@ -502,6 +566,7 @@ run(int argc, char **argv)
 		case 'v': log_init(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("gearboxd %s\n", PACKAGE_VERSION); return 0;
+		case 'C': cat = true; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -509,15 +574,25 @@ run(int argc, char **argv)
 		log_error("unexpected argument '%s' (see gearboxd --help)", argv[optind]);
 		return 2;
 	}
+	if (cat) {
+		for (unsigned i = 0; i < npaths; i++)
+			free(paths[i]);
+		free(paths);
+		return cat_config(&d);
+	}
 	config_defaults(&d.config);
-	if (d.config_path == NULL && access(GEARBOXD_CONFIG, F_OK) == 0)
-		d.config_path = GEARBOXD_CONFIG;
-	if (d.config_path != NULL && config_load(&d.config, d.config_path, &cause) != 0) {
+	nfiles = config_file_list(&d, &files);
+	if (config_load_files(&d.config, files, nfiles, &cause) != 0) {
 		log_error("%s", cause);
 		free(cause);
+		config_files_free(files, nfiles);
 		config_free(&d.config);
 		return 1;
 	}
+	file_names(files, nfiles, cfg_names, sizeof(cfg_names));
+	if (nfiles > 0)
+		log_info("configuration: %s", cfg_names);
+	config_files_free(files, nfiles);
 	/* Command-line models and socket win over the file. */
 	if (npaths > 0) {
 		for (unsigned i = 0; i < d.config.nmodels; i++)
@@ -590,8 +665,8 @@ run(int argc, char **argv)
 	}
 	sd_notify(0, "READY=1");
 	notify_status(&d);
-	log_notice("ready: %u model%s on %u placement%s", d.nhosts, d.nhosts == 1 ? "" : "s", d.nplaces,
-	           d.nplaces == 1 ? "" : "s");
+	log_event(LOG_NOTICE, GBX_MID_READY, NULL, "ready: %u model%s on %u placement%s", d.nhosts, d.nhosts == 1 ? "" : "s",
+	          d.nplaces, d.nplaces == 1 ? "" : "s");
 	ret = sd_event_loop(d.event) < 0 ? 1 : 0;
 out:
 	serve_stop(&d);

@@ -252,10 +252,12 @@ apply_frequency(struct daemon *d, struct request *r, const struct pol_point *pt,
 	if (gov_set_cluster_freq(d->platform, c, level, &cause) == 0) {
 		d->applied_khz[dom] = level;
 		d->changed_freq = true;
-		log_debug("%s: %lu kHz", c->name, level);
+		log_event(LOG_INFO, GBX_MID_DVFS_CHANGED, &(struct log_fields){ .placement = c->name, .freq_khz = level },
+		          "%s: %lu kHz", c->name, level);
 		return level;
 	}
-	log_warning("%s: cannot set %lu kHz, running without DVFS there: %s", c->name, level, cause);
+	log_event(LOG_WARNING, GBX_MID_DVFS_CHANGED, &(struct log_fields){ .placement = c->name, .freq_khz = level },
+	          "%s: cannot set %lu kHz, running without DVFS there: %s", c->name, level, cause);
 	d->dvfs_off[dom] = true;
 	free(cause);
 	return c->cur_khz;
@@ -310,8 +312,10 @@ disable_place(struct host *h, unsigned place, const char *why)
 	pthread_mutex_lock(&h->lock);
 	h->control.predictor.places[place].disabled = true;
 	pthread_mutex_unlock(&h->lock);
-	log_warning("%s: %s failed, moving its work to the CPU: %s", dnn_model_name(h->model),
-	            h->control.predictor.places[place].name, why);
+	log_event(LOG_WARNING, GBX_MID_PLACEMENT_FAILED,
+	          &(struct log_fields){ .model = dnn_model_name(h->model), .placement = h->control.predictor.places[place].name },
+	          "%s: %s failed, moving its work to the CPU: %s", dnn_model_name(h->model),
+	          h->control.predictor.places[place].name, why);
 }
 
 /* Run r at its point on this worker's placement. false when an OpenCL
@@ -400,6 +404,20 @@ announce(struct daemon *d, const struct request *r)
 		json_object_object_add(ev, "now", json_object_new_string(placement));
 		json_object_object_add(ev, GBX_KEY_REASON, json_object_new_string(r->fallback));
 		broadcast_event(d, ev);
+	}
+	/* the journal hears of a session's budget turning infeasible once, not
+	 * of every request while it stays so */
+	struct session *s = session_find(&d->sessions, r->session);
+	if (s != NULL && r->choice.feasible != !s->infeasible) {
+		s->infeasible = !r->choice.feasible;
+		if (s->infeasible) {
+			char sid[16];
+			snprintf(sid, sizeof(sid), "%u", (unsigned)s->id);
+			log_event(LOG_WARNING, GBX_MID_BUDGET_INFEASIBLE,
+			          &(struct log_fields){ .model = model, .session = sid, .placement = placement },
+			          "%s: session %u's budget is infeasible (running g=%u on %s): %s", model, (unsigned)s->id,
+			          pt->groups, placement, r->choice.reason);
+		}
 	}
 	if (!request_met(r) || !r->choice.feasible) {
 		ev = json_object_new_object();
@@ -1378,7 +1396,8 @@ serve_open(struct daemon *d, char **cause)
 		for (unsigned i = 0; i < POL_MAX_PLACES; i++)
 			d->dvfs_off[i] = true;
 	} else if (recovered) {
-		log_notice("restored cpufreq/devfreq/PM QoS settings left by a previous run that ended without restoring them");
+		log_event(LOG_NOTICE, GBX_MID_DVFS_RESTORED, NULL,
+		          "restored cpufreq/devfreq/PM QoS settings left by a previous run that ended without restoring them");
 	}
 	if (!unreadable && gov_has_saved_state(d->platform)) {
 		/* an operator's `gearbox platform set-freq` hold: not ours to move */
@@ -1501,7 +1520,7 @@ serve_close(struct daemon *d)
 			log_error("cannot restore the CPU frequencies: %s (the next start retries)", cause);
 			free(cause);
 		} else {
-			log_info("restored the CPU frequencies");
+			log_event(LOG_INFO, GBX_MID_DVFS_RESTORED, NULL, "restored the CPU frequencies");
 		}
 	}
 	if (d->platform != NULL)

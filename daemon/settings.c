@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/cause.h"
 #include "common/ini_file.h"
@@ -171,6 +172,12 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 	if (strcmp(key, "socket") == 0) {
 		free(c->socket);
 		c->socket = strdup(value);
+	} else if ((strcmp(key, "model") == 0 || strcmp(key, "models") == 0) && value[0] == '\0') {
+		/* systemd's way: an empty assignment resets the list (a drop-in
+		 * replacing the models an earlier file named) */
+		for (unsigned i = 0; i < c->nmodels; i++)
+			free(c->models[i]);
+		c->nmodels = 0;
 	} else if (strcmp(key, "model") == 0) {
 		config_add_model(c, value);
 	} else if (strcmp(key, "models") == 0) {
@@ -224,6 +231,105 @@ int
 config_load(struct config *c, const char *path, char **cause)
 {
 	return ini_file_load(path, on_entry, c, cause);
+}
+
+int
+config_load_files(struct config *c, char *const *files, unsigned n, char **cause)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (config_load(c, files[i], cause) != 0)
+			return -1;
+	return 0;
+}
+
+const char *
+config_etc_dir(void)
+{
+	const char *env = getenv("GEARBOX_CONFIG_DIR");
+	return env && *env ? env : GEARBOX_SYSCONFDIR;
+}
+
+const char *
+config_vendor_dir(void)
+{
+	const char *env = getenv("GEARBOX_VENDOR_CONFIG_DIR");
+	return env && *env ? env : GEARBOX_DATADIR;
+}
+
+static void
+push_path(char ***files, unsigned *n, const char *dir, const char *sub, const char *name)
+{
+	char *path = NULL;
+
+	if (asprintf(&path, "%s%s/%s", dir, sub, name) < 0)
+		return;
+	*files = realloc(*files, (*n + 1) * sizeof(char *));
+	(*files)[(*n)++] = path;
+}
+
+/* The *.conf names of dir (not hidden ones), appended to names. */
+static void
+list_dropins(const char *dir, char ***names, unsigned *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (e->d_name[0] == '.' || len <= 5 || strcmp(e->d_name + len - 5, ".conf") != 0)
+			continue;
+		*names = realloc(*names, (*n + 1) * sizeof(char *));
+		(*names)[(*n)++] = strdup(e->d_name);
+	}
+	closedir(d);
+}
+
+unsigned
+config_files(const char *etcdir, const char *vendordir, char ***files)
+{
+	char path[4096], **names = NULL;
+	unsigned n = 0, nnames = 0;
+
+	*files = NULL;
+	snprintf(path, sizeof(path), "%s/gearboxd.conf", etcdir);
+	if (access(path, F_OK) == 0) {
+		push_path(files, &n, etcdir, "", "gearboxd.conf");
+	} else {
+		snprintf(path, sizeof(path), "%s/gearboxd.conf", vendordir);
+		if (access(path, F_OK) == 0)
+			push_path(files, &n, vendordir, "", "gearboxd.conf");
+	}
+	snprintf(path, sizeof(path), "%s/gearboxd.conf.d", etcdir);
+	list_dropins(path, &names, &nnames);
+	if (strcmp(etcdir, vendordir) != 0) {
+		snprintf(path, sizeof(path), "%s/gearboxd.conf.d", vendordir);
+		list_dropins(path, &names, &nnames);
+	}
+	if (nnames > 0)
+		qsort(names, nnames, sizeof(char *), compare_names);
+	for (unsigned i = 0; i < nnames; i++) {
+		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+			continue; /* the same name in both: the administrator's masks the vendor's */
+		snprintf(path, sizeof(path), "%s/gearboxd.conf.d/%s", etcdir, names[i]);
+		if (access(path, F_OK) == 0)
+			push_path(files, &n, etcdir, "/gearboxd.conf.d", names[i]);
+		else
+			push_path(files, &n, vendordir, "/gearboxd.conf.d", names[i]);
+	}
+	for (unsigned i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	return n;
+}
+
+void
+config_files_free(char **files, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		free(files[i]);
+	free(files);
 }
 
 void

@@ -4,9 +4,9 @@
  *   [daemon]
  *   socket = /run/gearbox/gearboxd.sock
  *   models = /usr/share/gearbox/models    # a folder: every *.safetensors in it
- *   model = /opt/my.safetensors           # one more model (repeatable)
+ *   model = /opt/my.safetensors           # one more model (repeatable; empty: forget the earlier ones)
  *   policy = default                      # the policy of sessions that name none
- *   policies = /etc/gearbox/policies      # administrator's policy files (override the shipped ones)
+ *   policies = SYSCONFDIR/gearbox/policies # administrator's policy files (override the shipped ones)
  *   margin = 0.10                         # overrides every policy's margin (optional)
  *   threads = 2                           # at most this many threads per request (0: all CPUs)
  *   opencl = yes                          # offer OpenCL devices as placements
@@ -35,7 +35,12 @@
 
 #include <stdbool.h>
 
-#define GEARBOXD_CONFIG "/etc/gearbox/gearboxd.conf"
+/* The administrator's folder (configure's --sysconfdir) over the vendor's
+ * (the package's datadir); see config_files. */
+#ifndef GEARBOX_SYSCONFDIR
+#define GEARBOX_SYSCONFDIR "/etc/gearbox" /* only builds outside Makefile.am (the fuzz harnesses) */
+#endif
+#define GEARBOXD_CONFIG GEARBOX_SYSCONFDIR "/gearboxd.conf"
 #define RESERVED_CLIENTS 16 /* of max_clients, kept for root and the gearbox group */
 
 struct config {
@@ -67,6 +72,24 @@ void config_defaults(struct config *c);
 /* Parse path into c (which keeps earlier values for keys the file lacks).
  * Returns 0, or -1 with *cause = "file:line: problem". */
 int config_load(struct config *c, const char *path, char **cause);
+/* Parse each of files[0..n) in order (later files' keys win); stops at the
+ * first bad one. */
+int config_load_files(struct config *c, char *const *files, unsigned n, char **cause);
+
+/* The files the configuration is made of, in the order they apply, as
+ * systemd-analyze cat-config lists them (gearboxd(8), CONFIGURATION):
+ * ETC/gearboxd.conf, or VENDOR/gearboxd.conf when ETC has none; then every
+ * *.conf of ETC/gearboxd.conf.d/ and VENDOR/gearboxd.conf.d/, sorted by file
+ * name across both, a file in ETC masking the VENDOR file of the same name.
+ * Files that do not exist are left out. Returns how many (*files: malloc'ed
+ * paths, free with config_files_free). */
+unsigned config_files(const char *etcdir, const char *vendordir, char ***files);
+void config_files_free(char **files, unsigned n);
+/* The administrator's folder: $GEARBOX_CONFIG_DIR or SYSCONFDIR/gearbox;
+ * the vendor's: $GEARBOX_VENDOR_CONFIG_DIR or DATADIR/gearbox (tests set both). */
+const char *config_etc_dir(void);
+const char *config_vendor_dir(void);
+
 /* Add every *.safetensors of a folder, sorted. */
 int config_add_folder(struct config *c, const char *dir, char **cause);
 void config_add_model(struct config *c, const char *path);

@@ -107,7 +107,11 @@ struct pol_set {
 	unsigned n;
 	struct pol_policy *policies;
 };
-#define POL_DEFAULT_ETCDIR "/etc/gearbox/policies"
+/* The administrator's policies: SYSCONFDIR/gearbox/policies (configure's --sysconfdir). */
+#ifndef GEARBOX_SYSCONFDIR
+#define GEARBOX_SYSCONFDIR "/etc/gearbox" /* only builds outside Makefile.am (the fuzz harnesses) */
+#endif
+#define POL_DEFAULT_ETCDIR GEARBOX_SYSCONFDIR "/policies"
 int pol_set_load(struct pol_set *set, const char *datadir, const char *etcdir, char **cause);
 void pol_set_clear(struct pol_set *set);
 const struct pol_policy *pol_set_find(const struct pol_set *set, const char *name);
