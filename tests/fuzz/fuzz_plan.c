@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-layer plan files (dnn/lplan.c, dnn_lplan_load) for the bundled model:
  * what loads saves and loads back to the same choices and runs one
  * inference at every g it names; what does not says the file and why.
