@@ -1,0 +1,38 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# debian/ agrees with the build (cheap; scripts/package.sh builds the .debs):
+#   - the symbols libgearbox exports are the ones debian/libgearbox0.symbols
+#     lists (a new or removed gbx_ function must be recorded there);
+#   - its SONAME is libgearbox.so.0, which the package name libgearbox0 says;
+#   - debian/changelog's upstream version is configure's;
+#   - every package of debian/control has an .install list.
+set -eu
+B=${top_builddir:-.}
+S=${top_srcdir:-.}
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[ -d "$S/debian" ] || { echo "SKIP: no debian/ (a release tarball)"; exit 77; }
+lib=$B/.libs/libgearbox.so
+[ -f "$lib" ] || { echo "SKIP: no $lib (a static-only build?)"; exit 77; }
+command -v nm >/dev/null && command -v readelf >/dev/null || { echo "SKIP: no nm/readelf"; exit 77; }
+T=$(mktemp -d /tmp/gearbox-debian-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+nm -D --defined-only "$lib" | awk '$2 == "T" || $2 == "D" || $2 == "B" || $2 == "R" { print $3 }' | sed 's/@.*//' | sort -u >"$T/exported"
+grep -v '^[a-z*]' "$S/debian/libgearbox0.symbols" | sed -n 's/^ \([^@ ]*\)@Base .*/\1/p' | sort -u >"$T/listed"
+if ! cmp -s "$T/exported" "$T/listed"; then
+	echo "exported by $lib (<) and listed in debian/libgearbox0.symbols (>):" >&2
+	diff "$T/exported" "$T/listed" >&2 || true
+	fail "debian/libgearbox0.symbols is out of date (dpkg-gensymbols, or edit it: new symbols get the version that adds them)"
+fi
+soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = libgearbox.so.0 ] || fail "SONAME $soname: rename libgearbox0 (debian/control, .install, .symbols)"
+head -n 1 "$S/debian/libgearbox0.symbols" | grep -q "^$soname libgearbox0 " || fail "the symbols file names another library"
+
+version=$(sed -n 's/^#define PACKAGE_VERSION "\(.*\)"/\1/p' "$B/config.h")
+deb=$(sed -n '1s/^gearbox (\([^)-]*\)-[^)]*).*/\1/p' "$S/debian/changelog")
+[ "$deb" = "$version" ] || fail "debian/changelog says $deb, configure.ac $version"
+
+for p in $(sed -n 's/^Package: //p' "$S/debian/control"); do
+	[ -f "$S/debian/$p.install" ] || [ "$p" = python3-gearbox ] || fail "debian/$p.install missing"
+done
+echo "ok: debian/ matches the build ($(wc -l <"$T/exported") symbols, $soname, $version)"
