@@ -41,8 +41,9 @@ fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
 git clone --quiet --no-hardlinks . "$OUT/gearbox"
-# python/ lands from another branch: package it when the clone has it
-(cd "$OUT/gearbox" && dpkg-buildpackage -us -uc -b) >"$OUT/build.log" 2>&1 || {
+# A distribution's build environment: Debian's tools only (an interpreter
+# first on PATH, e.g. a pyenv python3, would otherwise build the Python part).
+(cd "$OUT/gearbox" && env PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b) >"$OUT/build.log" 2>&1 || {
 	tail -40 "$OUT/build.log"
 	echo "package: dpkg-buildpackage failed (whole log: $OUT/build.log)" >&2
 	exit 1
