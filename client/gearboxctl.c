@@ -21,6 +21,7 @@
 
 #include "client/gearbox.h"
 #include "common/clock.h"
+#include "common/json_num.h"
 #include "common/plot.h"
 #include "proto/protocol.h"
 #include "common/dataset.h"
@@ -36,46 +37,77 @@ struct opts {
 	struct gbx_budget budget;
 	const char *schedule;   /* "SECONDS:DEADLINE_US,..." */
 	const char *policy, *plot;
+	bool all;               /* pareto: every point */
 	double interval;
 };
+
+/* Each command's usage, so that `gearboxctl COMMAND --help` shows only its own. */
+static const struct command {
+	const char *name, *args, *summary, *options;
+} commands[] = {
+	{ "status", "", "what the daemon serves, sessions, hit rates", "" },
+	{ "models", "", "hosted models: groups, input shape, accuracy per g", "" },
+	{ "infer", "INPUT [BUDGET]", "run inference; one JSON line per request with --json",
+	  "INPUT:  --idx FILE [--index I]   IDX images (gzip or not), e.g.\n"
+	  "                                 /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+	  "        --image FILE             a PNG or binary PGM (P5) image (PNG colour: R, G, B planes)\n"
+	  "        --raw FILE               float32 values, already normalised\n"
+	  "        --count N [--rate HZ]    a stream of N requests (cycling through the IDX images)\n"
+	  "        --model NAME             which hosted model (needed when several are)\n"
+	  "        --policy NAME            the session's policy (default: the daemon's)\n"
+	  "BUDGET: --deadline-us N  --energy-uj N  --min-accuracy X\n"
+	  "        --deadline-schedule 'T:US,...'   change the deadline T seconds into a stream\n" },
+	{ "budget", "SESSION BUDGET", "change a running session's budget",
+	  "BUDGET: --deadline-us N  --energy-uj N  --min-accuracy X\n" },
+	{ "watch", "[--interval S]", "live view: operating point, latency, hit rate, events",
+	  "  --interval S     seconds between status lines (default 1)\n" },
+	{ "platform", "", "the daemon's view of the platform", "" },
+	{ "reload", "", "re-read configuration and policies, load changed model files again (root, admin group)", "" },
+	{ "pareto", "[--model NAME] [--policy P] [--all] [--plot FILE.png]",
+	  "the Pareto front of a model's operating points, as the daemon predicts them now",
+	  "  --model NAME     which hosted model (needed when several are)\n"
+	  "  --policy NAME    limit the points as this policy does (default: the daemon's)\n"
+	  "  --all            print every point, not only the front\n"
+	  "  --plot FILE.png  draw the points (needs gnuplot)\n" },
+	{ "calibrate", "[--model NAME]", "re-measure a model's latency predictor (root, gearbox-admin group)",
+	  "  --model NAME     which hosted model (needed when several are)\n" },
+};
+
+static const char common_options[] =
+	"  --socket PATH   gearboxd's socket (default $GEARBOX_SOCKET or " GBX_DEFAULT_SOCKET ")\n"
+	"  --json          machine-readable output\n"
+	"  -h, --help      this help (after a command: that command's)\n";
+
+static const struct command *
+find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
 
 static void
 usage(FILE *out)
 {
-	fputs("Usage: gearboxctl [--socket PATH] COMMAND [OPTIONS]\n"
-	      "\n"
-	      "Commands:\n"
-	      "  status                 what the daemon serves, sessions, hit rates\n"
-	      "  models                 hosted models: groups, input shape, accuracy per g\n"
-	      "  infer [INPUT] [BUDGET] run inference; one JSON line per request with --json\n"
-	      "  budget SESSION BUDGET  change a running session's budget\n"
-	      "  watch [--interval S]   live view: operating point, latency, hit rate, events\n"
-	      "  platform               the daemon's view of the platform\n"
-	      "  reload                 re-read configuration and policies, load changed model files again\n"
-	      "                         (root, admin group)\n"
-	      "  pareto [--policy P] [--plot FILE.png]\n"
-	      "                         the Pareto front of a model's operating points, as the daemon\n"
-	      "                         predicts them now (accuracy, latency, energy)\n"
-	      "  calibrate              re-measure a model's latency predictor (root, gearbox group)\n"
-	      "\n"
-	      "INPUT:  --idx FILE [--index I]   IDX images (gzip or not), e.g.\n"
-	      "                                 /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-	      "        --image FILE             a PNG or binary PGM (P5) image (PNG colour: R, G, B planes)\n"
-	      "        --raw FILE               float32 values, already normalised\n"
-	      "        --count N [--rate HZ]    a stream of N requests (cycling through the IDX images)\n"
-	      "        --model NAME             which hosted model (needed when several are)\n"
-	      "        --policy NAME            the session's policy (default: the daemon's)\n"
-	      "BUDGET: --deadline-us N  --energy-uj N  --min-accuracy X\n"
-	      "        --deadline-schedule 'T:US,...'   change the deadline T seconds into a stream\n"
-	      "\n"
-	      "  --socket PATH   gearboxd's socket (default $GEARBOX_SOCKET or " GBX_DEFAULT_SOCKET ")\n"
-	      "  --json          machine-readable output\n"
-	      "\n"
-	      "Environment: GEARBOX_BUSY_POLL_US=N polls up to N us for each reply before sleeping\n"
-	      "(no wake-up when it comes in time; costs a busy CPU, see libgearbox(3)).\n"
-	      "GEARBOX_WAKE_AHEAD_US=N: otherwise, wake N us before a reply is due and poll for it\n"
-	      "(default 20; 0 sleeps until the reply wakes it).\n",
-	      out);
+	fputs("Usage: gearboxctl [--socket PATH] [--json] COMMAND [OPTIONS]\n\nCommands:\n", out);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n%s\n"
+	        "'gearboxctl COMMAND --help' shows that command's options.\n"
+	        "\n"
+	        "Environment: GEARBOX_BUSY_POLL_US=N polls up to N us for each reply before sleeping\n"
+	        "(no wake-up when it comes in time; costs a busy CPU, see libgearbox(3)).\n"
+	        "GEARBOX_WAKE_AHEAD_US=N: otherwise, wake N us before a reply is due and poll for it\n"
+	        "(default 20; 0 sleeps until the reply wakes it).\n",
+	        common_options);
+}
+
+static void
+command_usage(const struct command *cmd, FILE *out)
+{
+	fprintf(out, "Usage: gearboxctl [--socket PATH] [--json] %s%s%s\n\n%s\n\n%s%s%s", cmd->name, *cmd->args ? " " : "",
+	        cmd->args, cmd->summary, cmd->options, *cmd->options ? "\n" : "", common_options);
 }
 
 static int
@@ -127,6 +159,38 @@ read_idx(const char *path, struct images *im)
 	return 0;
 }
 
+/* The next token of a PGM header, skipping white space and '#' comments
+ * (to the end of their line), as netpbm and GIMP write them. */
+static int
+pgm_number(FILE *f, unsigned *v)
+{
+	int ch;
+	unsigned long n = 0;
+	bool digits = false;
+
+	for (;;) {
+		ch = fgetc(f);
+		if (ch == '#')
+			while ((ch = fgetc(f)) != EOF && ch != '\n' && ch != '\r')
+				;
+		else if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r' && ch != '\v' && ch != '\f')
+			break;
+	}
+	for (; ch >= '0' && ch <= '9'; ch = fgetc(f)) {
+		digits = true;
+		if ((n = n * 10 + (unsigned long)(ch - '0')) > 1u << 26)
+			return -1;
+	}
+	/* one white-space character ends the token (after maxval it is the last header byte) */
+	if (!digits || (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r' && ch != '\v' && ch != '\f' && ch != '#'))
+		return -1;
+	if (ch == '#') /* a comment right after the number: to the end of its line */
+		while ((ch = fgetc(f)) != EOF && ch != '\n' && ch != '\r')
+			;
+	*v = (unsigned)n;
+	return 0;
+}
+
 static int
 read_pgm(const char *path, struct images *im)
 {
@@ -135,11 +199,11 @@ read_pgm(const char *path, struct images *im)
 
 	if (f == NULL)
 		return error_out("%s: %s", path, strerror(errno));
-	if (fscanf(f, "P5 %u %u %u", &w, &h, &maxv) != 3 || maxv != 255 || w == 0 || h == 0 || w * h > 1u << 26) {
+	if (fgetc(f) != 'P' || fgetc(f) != '5' || pgm_number(f, &w) != 0 || pgm_number(f, &h) != 0 ||
+	    pgm_number(f, &maxv) != 0 || maxv != 255 || w == 0 || h == 0 || (uint64_t)w * h > 1u << 26) {
 		fclose(f);
-		return error_out("%s: not an 8-bit binary PGM (P5) image", path);
+		return error_out("%s: not an 8-bit binary PGM (P5, maxval 255) image", path);
 	}
-	fgetc(f);
 	im->count = 1;
 	im->size = (size_t)w * h;
 	im->pixels = malloc(im->size);
@@ -227,6 +291,14 @@ read_raw(const char *path, struct images *im)
 }
 
 /* ------------------------------------------------------------------------ */
+
+/* One object on one line (JSON Lines), then freed. */
+static void
+print_line(struct json_object *j)
+{
+	puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(j);
+}
 
 static void
 print_reply(const char *reply)
@@ -341,8 +413,13 @@ models_text(struct json_object *r)
 		struct json_object *m = json_object_array_get_idx(models, i), *acc = json_object_object_get(m, "accuracy");
 		printf("%s: G=%s, input %s, %s classes, on %s, accuracy per g:", str_of(m, "name"), str_of(m, "groups"),
 		       str_of(m, "input_shape"), str_of(m, "classes"), str_of(m, "placement"));
-		for (size_t g = 0; acc && g < json_object_array_length(acc); g++)
-			printf(" %s", json_object_get_string(json_object_array_get_idx(acc, g)));
+		for (size_t g = 0; acc && g < json_object_array_length(acc); g++) {
+			struct json_object *a = json_object_array_get_idx(acc, g);
+			if (a == NULL)
+				printf(" -");
+			else
+				printf(" %.2f%%", 100 * json_object_get_double(a));
+		}
 		putchar('\n');
 	}
 }
@@ -422,17 +499,30 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 			met += lat[i] <= (double)b.deadline_us;
 		}
 		if (o->json) {
-			struct json_object *fallback = r->fallback[0] ? json_object_new_string(r->fallback) : NULL;
-			printf("{\"request\":%lu,\"image\":%zu,\"latency_us\":%.1f,\"server_latency_us\":%.1f,\"queue_us\":%.1f,"
-			       "\"class\":%u,\"label\":\"%s\",\"groups\":%u,\"placement\":\"%s\",\"threads\":%u,\"freq_khz\":%lu,"
-			       "\"energy_uj\":%.1f,\"energy_source\":\"%s\",\"deadline_us\":%llu,\"deadline_met\":%s,\"energy_met\":%s,"
-			       "\"feasible\":%s,\"policy\":\"%s\",\"predicted_us\":%.1f,\"daemon_e2e_us\":%.1f,\"fallback\":%s}\n",
-			       i, k, lat[i], r->latency_us, r->queue_us, r->cls, r->label, r->groups, r->placement, r->threads,
-			       r->freq_khz, r->energy_uj, r->energy_source, (unsigned long long)b.deadline_us,
-			       (!b.deadline_us || lat[i] <= (double)b.deadline_us) ? "true" : "false", r->energy_met ? "true" : "false",
-			       r->feasible ? "true" : "false", r->policy, r->predicted_us, r->e2e_us,
-			       json_object_to_json_string(fallback));
-			json_object_put(fallback);
+			struct json_object *j = json_object_new_object();
+			json_object_object_add(j, "request", json_object_new_int64((int64_t)i));
+			json_object_object_add(j, "image", json_object_new_int64((int64_t)k));
+			json_object_object_add(j, "latency_us", json_num(lat[i], 1));
+			json_object_object_add(j, "server_latency_us", json_num(r->latency_us, 1));
+			json_object_object_add(j, "queue_us", json_num(r->queue_us, 1));
+			json_object_object_add(j, "class", json_object_new_int64(r->cls));
+			json_object_object_add(j, "label", json_object_new_string(r->label));
+			json_object_object_add(j, "groups", json_object_new_int64(r->groups));
+			json_object_object_add(j, "placement", json_object_new_string(r->placement));
+			json_object_object_add(j, "threads", json_object_new_int64(r->threads));
+			json_object_object_add(j, "freq_khz", json_object_new_int64((int64_t)r->freq_khz));
+			json_object_object_add(j, "energy_uj", json_num(r->energy_uj, 1));
+			json_object_object_add(j, "energy_source", json_object_new_string(r->energy_source));
+			json_object_object_add(j, "deadline_us", json_object_new_int64((int64_t)b.deadline_us));
+			json_object_object_add(j, "deadline_met", json_object_new_boolean(!b.deadline_us || lat[i] <= (double)b.deadline_us));
+			json_object_object_add(j, "energy_met", json_object_new_boolean(r->energy_met));
+			json_object_object_add(j, "feasible", json_object_new_boolean(r->feasible));
+			json_object_object_add(j, "reason", r->feasible ? NULL : json_object_new_string(r->reason));
+			json_object_object_add(j, "policy", json_object_new_string(r->policy));
+			json_object_object_add(j, "predicted_us", json_num(r->predicted_us, 1));
+			json_object_object_add(j, "daemon_e2e_us", json_num(r->e2e_us, 1));
+			json_object_object_add(j, "fallback", r->fallback[0] ? json_object_new_string(r->fallback) : NULL);
+			print_line(j);
 		} else {
 			printf("image %zu: %s (class %u), g=%u on %s, %.0f us end to end (%.0f us inference), %.0f uJ (%s)%s%s%s%s\n",
 			       k, r->label, r->cls, r->groups, r->placement, lat[i], r->latency_us, r->energy_uj, r->energy_source,
@@ -452,16 +542,21 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 				lat[j] = lat[j - 1];
 				lat[j - 1] = t;
 			}
-		char rate[32] = "null";
-		if (with_deadline)
-			snprintf(rate, sizeof(rate), "%.4f", (double)met / (double)with_deadline);
-		if (o->json)
-			printf("{\"summary\":true,\"requests\":%lu,\"mean_us\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"mean_groups\":%.3f,"
-			       "\"deadline_hit_rate\":%s}\n",
-			       n, sorted_sum / (double)n, lat[n / 2], lat[(size_t)ceil(0.99 * (double)n) - 1], acc_groups / (double)n, rate);
-		else
+		if (o->json) {
+			struct json_object *j = json_object_new_object();
+			json_object_object_add(j, "summary", json_object_new_boolean(true));
+			json_object_object_add(j, "requests", json_object_new_int64((int64_t)n));
+			json_object_object_add(j, "mean_us", json_num(sorted_sum / (double)n, 1));
+			json_object_object_add(j, "p50_us", json_num(lat[n / 2], 1));
+			json_object_object_add(j, "p99_us", json_num(lat[(size_t)ceil(0.99 * (double)n) - 1], 1));
+			json_object_object_add(j, "mean_groups", json_num(acc_groups / (double)n, 3));
+			json_object_object_add(j, "deadline_hit_rate",
+			                       with_deadline ? json_num((double)met / (double)with_deadline, 4) : NULL);
+			print_line(j);
+		} else {
 			printf("%lu requests: mean %.0f us, p50 %.0f us, p99 %.0f us, mean g %.2f\n", n, sorted_sum / (double)n,
 			       lat[n / 2], lat[(size_t)ceil(0.99 * (double)n) - 1], acc_groups / (double)n);
+		}
 		if (with_deadline && !o->json)
 			printf("deadlines met: %lu of %lu (%.1f%%)\n", met, with_deadline, 100.0 * (double)met / (double)with_deadline);
 	}
@@ -474,7 +569,7 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 
 /* Request JSON with the optional model and policy. */
 static char *
-model_policy_json(const struct opts *o)
+model_policy_json(const struct opts *o, bool all)
 {
 	struct json_object *req = json_object_new_object();
 	char *text;
@@ -483,6 +578,8 @@ model_policy_json(const struct opts *o)
 		json_object_object_add(req, "model", json_object_new_string(o->model));
 	if (o->policy)
 		json_object_object_add(req, "policy", json_object_new_string(o->policy));
+	if (all)
+		json_object_object_add(req, GBX_KEY_ALL, json_object_new_boolean(true));
 	text = strdup(json_object_to_json_string(req));
 	json_object_put(req);
 	return text;
@@ -491,8 +588,8 @@ model_policy_json(const struct opts *o)
 static int
 cmd_pareto(struct gbx_conn *c, const struct opts *o)
 {
-	char *req = model_policy_json(o), *reply = NULL, *cause = NULL;
-	struct json_object *r, *front;
+	char *req = model_policy_json(o, o->all), *reply = NULL, *cause = NULL;
+	struct json_object *r, *list;
 	struct plot_point *pts;
 	size_t n;
 	int ret = 0;
@@ -502,35 +599,22 @@ cmd_pareto(struct gbx_conn *c, const struct opts *o)
 		return error_out("%s", gbx_last_error(c));
 	}
 	free(req);
-	r = json_tokener_parse(reply);
-	front = json_object_object_get(r, "front");
-	n = front ? json_object_array_length(front) : 0;
-	if (o->json) {
-		print_reply(reply);
-	} else {
-		printf("%s under policy %s: %zu of %s operating points on the front (measured on this machine)\n",
-		       str_of(r, "model"), str_of(r, "policy"), n, str_of(r, "points"));
-		printf("%3s  %-10s %7s %9s %9s %11s %11s\n", "g", "placement", "threads", "freq_MHz", "accuracy", "latency_us",
-		       "energy_uj");
+	if ((r = json_tokener_parse(reply)) == NULL) {
+		free(reply);
+		return error_out("gearboxd sent bad JSON");
 	}
+	list = json_object_object_get(r, o->all ? GBX_KEY_ALL : GBX_KEY_FRONT);
+	n = list ? json_object_array_length(list) : 0;
 	pts = calloc(n ? n : 1, sizeof(*pts));
 	for (size_t i = 0; i < n; i++) {
-		struct json_object *p = json_object_array_get_idx(front, i);
-		double acc = json_object_get_double(json_object_object_get(p, "accuracy"));
+		struct json_object *p = json_object_array_get_idx(list, i);
 		pts[i].latency_us = json_object_get_double(json_object_object_get(p, "latency_us"));
 		pts[i].energy_uj = json_object_get_double(json_object_object_get(p, "energy_uj"));
-		pts[i].accuracy = acc;
+		pts[i].accuracy = json_object_get_double(json_object_object_get(p, "accuracy"));
 		pts[i].groups = (unsigned)json_object_get_int(json_object_object_get(p, "groups"));
 		snprintf(pts[i].label, sizeof(pts[i].label), "%s x%s", str_of(p, "placement"), str_of(p, "threads"));
-		if (!o->json) {
-			double mhz = json_object_get_double(json_object_object_get(p, "freq_khz")) / 1e3;
-			char freq[16] = "-";
-			if (mhz > 0)
-				snprintf(freq, sizeof(freq), "%.0f", mhz);
-			printf("%3u  %-10s %7s %9s %8.2f%% %11.0f %11.1f\n", pts[i].groups, str_of(p, "placement"),
-			       str_of(p, "threads"), freq, acc * 100, pts[i].latency_us, pts[i].energy_uj);
-		}
 	}
+	/* The plot first: when it cannot be drawn, nothing has been printed. */
 	if (o->plot != NULL) {
 		char title[160];
 		snprintf(title, sizeof(title), "%s, policy %s (gearboxd's predictions)", str_of(r, "model"),
@@ -538,10 +622,35 @@ cmd_pareto(struct gbx_conn *c, const struct opts *o)
 		if (plot_pareto(o->plot, title, pts, n, &cause) != 0) {
 			ret = error_out("%s", cause);
 			free(cause);
-		} else if (!o->json) {
-			printf("plot: %s\n", o->plot);
+			goto out;
 		}
 	}
+	if (o->json) {
+		print_reply(reply);
+		goto out;
+	}
+	if (o->all)
+		printf("%s under policy %s: all %zu operating points, %s of them on the Pareto front (gearboxd's "
+		       "predictions, interference included)\n",
+		       str_of(r, "model"), str_of(r, "policy"), n, str_of(r, "front_points"));
+	else
+		printf("%s under policy %s: %zu of %s operating points on the Pareto front (gearboxd's predictions, "
+		       "interference included)\n",
+		       str_of(r, "model"), str_of(r, "policy"), n, str_of(r, "points"));
+	printf("%3s  %-10s %7s %8s %9s %11s %11s\n", "g", "placement", "threads", "MHz", "accuracy", "latency_us",
+	       "energy_uj");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(list, i);
+		double mhz = json_object_get_double(json_object_object_get(p, "freq_khz")) / 1e3;
+		char freq[16] = "-";
+		if (mhz > 0)
+			snprintf(freq, sizeof(freq), "%.0f", mhz);
+		printf("%3u  %-10s %7s %8s %8.2f%% %11.0f %11.1f\n", pts[i].groups, str_of(p, "placement"),
+		       str_of(p, "threads"), freq, pts[i].accuracy * 100, pts[i].latency_us, pts[i].energy_uj);
+	}
+	if (o->plot != NULL)
+		printf("plot: %s\n", o->plot);
+out:
 	free(pts);
 	json_object_put(r);
 	free(reply);
@@ -551,7 +660,7 @@ cmd_pareto(struct gbx_conn *c, const struct opts *o)
 static int
 cmd_calibrate(struct gbx_conn *c, const struct opts *o)
 {
-	char *req = model_policy_json(o), *reply = NULL;
+	char *req = model_policy_json(o, false), *reply = NULL;
 	struct json_object *r;
 
 	if (gbx_call(c, GBX_MSG_CALIBRATE, req, &reply) != 0) {
@@ -580,12 +689,17 @@ cmd_budget(struct gbx_conn *c, const struct opts *o, const char *session)
 		return error_out("budget needs a session number (see gearboxctl status)");
 	if (gbx_set_budget(c, (uint32_t)id, &o->budget) != 0)
 		return error_out("%s", gbx_last_error(c));
-	if (o->json)
-		printf("{\"session\":%lu,\"deadline_us\":%llu,\"energy_uj\":%llu,\"min_accuracy\":%g}\n", id,
-		       (unsigned long long)o->budget.deadline_us, (unsigned long long)o->budget.energy_uj, o->budget.min_accuracy);
-	else
+	if (o->json) {
+		struct json_object *j = json_object_new_object();
+		json_object_object_add(j, "session", json_object_new_int64((int64_t)id));
+		json_object_object_add(j, "deadline_us", json_object_new_int64((int64_t)o->budget.deadline_us));
+		json_object_object_add(j, "energy_uj", json_object_new_int64((int64_t)o->budget.energy_uj));
+		json_object_object_add(j, "min_accuracy", json_num(o->budget.min_accuracy, 4));
+		print_line(j);
+	} else {
 		printf("session %lu: deadline %llu us, energy %llu uJ, min accuracy %g\n", id,
 		       (unsigned long long)o->budget.deadline_us, (unsigned long long)o->budget.energy_uj, o->budget.min_accuracy);
+	}
 	return 0;
 }
 
@@ -692,10 +806,12 @@ main(int argc, char **argv)
 		{ "energy-uj", required_argument, NULL, 'e' }, { "min-accuracy", required_argument, NULL, 'a' },
 		{ "deadline-schedule", required_argument, NULL, 'S' }, { "interval", required_argument, NULL, 'w' },
 		{ "policy", required_argument, NULL, 'P' },  { "plot", required_argument, NULL, 'O' },
+		{ "all", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .interval = 1.0 };
+	const struct command *cmd;
 	const char *verb;
 	struct gbx_conn *c;
 	double v;
@@ -717,6 +833,8 @@ main(int argc, char **argv)
 	if (optind >= argc)
 		return usage(stderr), EXIT_USAGE;
 	verb = argv[optind];
+	if ((cmd = find_command(verb)) == NULL)
+		return error_out("unknown command '%s' (try gearboxctl --help)", verb), EXIT_USAGE;
 	argc -= optind;
 	argv += optind;
 	optind = 0; /* glibc: 0 restarts scanning with a new argv */
@@ -731,6 +849,7 @@ main(int argc, char **argv)
 		case 'S': o.schedule = optarg; break;
 		case 'P': o.policy = optarg; break;
 		case 'O': o.plot = optarg; break;
+		case 'A': o.all = true; break;
 		case 'i':
 		case 'n':
 			if (parse_double(optarg, ch == 'n' ? 1 : 0, 1e9, &v) != 0 || v != floor(v))
@@ -753,17 +872,13 @@ main(int argc, char **argv)
 			if (parse_double(optarg, 0, 1, &o.budget.min_accuracy) != 0)
 				return error_out("--min-accuracy takes a number in [0, 1], not '%s'", optarg), EXIT_USAGE;
 			break;
-		case 'h': return usage(stdout), 0;
-		default: return usage(stderr), EXIT_USAGE;
+		case 'h': return command_usage(cmd, stdout), 0;
+		default: return command_usage(cmd, stderr), EXIT_USAGE;
 		}
 	}
 	if ((strcmp(verb, "budget") == 0) != (optind + 1 == argc) || (strcmp(verb, "budget") != 0 && optind != argc))
 		return error_out(strcmp(verb, "budget") == 0 ? "budget needs one SESSION number" : "unexpected argument '%s'",
 		                 argv[optind]), EXIT_USAGE;
-	if (strcmp(verb, "status") && strcmp(verb, "models") && strcmp(verb, "infer") && strcmp(verb, "budget") &&
-	    strcmp(verb, "watch") && strcmp(verb, "platform") && strcmp(verb, "reload") && strcmp(verb, "pareto") &&
-	    strcmp(verb, "calibrate"))
-		return error_out("unknown command '%s' (try gearboxctl --help)", verb), EXIT_USAGE;
 	if ((c = gbx_connect(o.socket)) == NULL)
 		return error_out("%s", gbx_connect_error());
 	if (strcmp(verb, "status") == 0)

@@ -122,7 +122,10 @@ gbx_connect(const char *path)
 	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		int err = errno;
 		snprintf(connect_error, sizeof(connect_error), "%s: %s%s", path, strerror(err),
-		         err == ENOENT || err == ECONNREFUSED ? " (is gearboxd running?)" : "");
+		         err == ENOENT || err == ECONNREFUSED ? " (is gearboxd running?)"
+		         : err == EACCES || err == EPERM ? " (the socket is for root and the 'gearbox' group: join it with "
+		                                           "'sudo usermod -aG gearbox $USER', then log in again)"
+		                                         : "");
 		if (fd >= 0)
 			close(fd);
 		errno = err;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/cause.h"
 #include "common/plot.h"
@@ -20,16 +21,25 @@ quote(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* gnuplot, reading its commands on a pipe. The PNG is created here first,
+ * so that a path that cannot be written is an error that names it; and
+ * gnuplot's standard output goes to /dev/null: when it cannot open its
+ * output it falls back to stdout, which would put PNG bytes on a terminal. */
 static FILE *
-open_gnuplot(char **cause)
+open_gnuplot(const char *png, char **cause)
 {
-	FILE *gp;
+	FILE *gp, *out;
 
 	if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
 		set_cause(cause, "--plot needs gnuplot (apt-get install gnuplot-nox)");
 		return NULL;
 	}
-	if ((gp = popen("gnuplot", "w")) == NULL)
+	if ((out = fopen(png, "wb")) == NULL) {
+		set_cause(cause, "cannot write the plot %s: %s", png, strerror(errno));
+		return NULL;
+	}
+	fclose(out);
+	if ((gp = popen("exec gnuplot >/dev/null", "w")) == NULL)
 		set_cause(cause, "cannot run gnuplot: %s", strerror(errno));
 	return gp;
 }
@@ -39,15 +49,17 @@ close_gnuplot(FILE *gp, const char *png, char **cause)
 {
 	int status = pclose(gp);
 
-	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		unlink(png); /* the empty file open_gnuplot made */
 		return set_cause(cause, "gnuplot failed to draw %s", png);
+	}
 	return 0;
 }
 
 int
 plot_timeseries(const char *png, const char *title, const struct plot_sample *samples, size_t n, char **cause)
 {
-	FILE *gp = open_gnuplot(cause);
+	FILE *gp = open_gnuplot(png, cause);
 
 	if (gp == NULL)
 		return -1;
@@ -75,7 +87,7 @@ plot_timeseries(const char *png, const char *title, const struct plot_sample *sa
 int
 plot_pareto(const char *png, const char *title, const struct plot_point *points, size_t n, char **cause)
 {
-	FILE *gp = open_gnuplot(cause);
+	FILE *gp = open_gnuplot(png, cause);
 
 	if (gp == NULL)
 		return -1;
@@ -109,7 +121,7 @@ plot_search(const char *png, const char *title, const char *const *panel_titles,
             size_t per_panel, size_t panels, char **cause)
 {
 	static const char *const colours[] = { "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd" };
-	FILE *gp = open_gnuplot(cause);
+	FILE *gp = open_gnuplot(png, cause);
 
 	if (gp == NULL)
 		return -1;

@@ -138,9 +138,15 @@ decode_session(struct decoded *d, struct decode_error *err)
 static int
 decode_model_policy(struct decoded *d, struct decode_error *err)
 {
-	(void)err;
+	struct json_object *v;
+
 	get_name(d->json, GBX_KEY_MODEL, &d->model, &d->model_is_string);
 	get_name(d->json, GBX_KEY_POLICY, &d->policy, &d->policy_is_string);
+	if (json_object_object_get_ex(d->json, GBX_KEY_ALL, &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return refuse(err, GBX_ERR_BAD_REQUEST, "'all' must be true or false");
+		d->all = json_object_get_boolean(v);
+	}
 	return 0;
 }
 

@@ -30,6 +30,7 @@ struct decoded {
 	struct budget budget;       /* OPEN, BUDGET */
 	uint64_t priority;          /* OPEN */
 	bool pixels;                /* INFER: the input is uint8 pixels */
+	bool all;                   /* PARETO: every point, not only the front */
 	bool has_sent_ns, has_return_us;
 	uint64_t sent_ns;           /* INFER: as the client gave them (handlers check them against the clock) */
 	double return_us;

@@ -443,13 +443,14 @@ on_pareto(struct daemon *d, struct conn *c, const struct decoded *q, struct json
 	}
 	k = pol_pareto(points, n, front);
 	list = json_object_new_array();
-	for (unsigned i = 0; i < k; i++)
-		json_object_array_add(list, point_json(d, &front[i]));
+	for (unsigned i = 0; i < (q->all ? n : k); i++)
+		json_object_array_add(list, point_json(d, q->all ? &points[i] : &front[i]));
 	json_object_object_add(reply, GBX_KEY_MODEL, json_object_new_string(dnn_model_name(h->model)));
 	json_object_object_add(reply, GBX_KEY_POLICY, json_object_new_string(params.name));
 	json_object_object_add(reply, "points", json_object_new_int((int)n));
 	json_object_object_add(reply, "simulated", json_object_new_boolean(false));
-	json_object_object_add(reply, "front", list);
+	json_object_object_add(reply, "front_points", json_object_new_int((int)k));
+	json_object_object_add(reply, q->all ? GBX_KEY_ALL : GBX_KEY_FRONT, list);
 	free(points);
 	free(front);
 	return 0;

@@ -159,8 +159,10 @@ stats_status(struct daemon *d, const struct conn *viewer)
 	json_object_object_add(o, "requests_per_s", json_object_new_double(d->requests_per_s));
 	json_object_object_add(o, "deadline_hit_rate", rate_or_null(d->deadline_met, d->deadline_total));
 	json_object_object_add(o, "dvfs", json_object_new_boolean(d->platform->cpufreq));
+	/* the same name as a RESULT's energy_source: the sensor, else the power model */
 	json_object_object_add(o, GBX_KEY_ENERGY_SOURCE,
-	                       json_object_new_string(d->energy_counter ? d->energy_counter->name : "model"));
+	                       json_object_new_string(d->energy_counter ? d->energy_counter->name
+	                                              : d->nplaces > 0 ? d->places[0].power_source : "estimate"));
 	json_object_object_add(o, "realtime_demotions", json_object_new_int64((int64_t)gov_realtime_demotions()));
 	json_object_object_add(o, "pm_qos", json_object_new_boolean(d->pm_qos != NULL && gov_pm_qos_held(d->pm_qos)));
 	json_object_object_add(o, "models", models);

@@ -61,9 +61,10 @@ enum gbx_msg_type {
 	GBX_MSG_CLOSE_REPLY = 20,
 	GBX_MSG_PLATFORM = 21,     /* {} */
 	GBX_MSG_PLATFORM_REPLY = 22, /* what `gearbox platform --json` prints */
-	GBX_MSG_PARETO = 23,       /* {"model", "policy"} (both optional) */
-	GBX_MSG_PARETO_REPLY = 24, /* {"model", "policy", "points": N, "front": [{"groups", "placement", "threads",
-	                              "freq_khz", "accuracy", "latency_us", "energy_uj", "power_w"}]} */
+	GBX_MSG_PARETO = 23,       /* {"model", "policy", "all"} (all optional) */
+	GBX_MSG_PARETO_REPLY = 24, /* {"model", "policy", "points": N, "front" (or "all" when asked): [{"groups",
+	                              "placement", "threads", "freq_khz", "accuracy", "latency_us", "energy_uj",
+	                              "power_w"}]} */
 	GBX_MSG_CALIBRATE = 25,    /* {"model"} (optional): root or the gearbox group only */
 	GBX_MSG_CALIBRATE_REPLY = 26, /* {"model", "measured": N, "seconds"} */
 	GBX_MSG_EVENT = 30,        /* unsolicited: {"event": "operating-point"|"budget-violation"|..., ...} */
@@ -81,6 +82,8 @@ enum gbx_msg_type {
 #define GBX_KEY_MIN_ACCURACY "min_accuracy"
 #define GBX_KEY_PRIORITY "priority"
 #define GBX_KEY_PIXELS "pixels"
+#define GBX_KEY_ALL "all"               /* PARETO: every operating point, not only the front */
+#define GBX_KEY_FRONT "front"
 #define GBX_KEY_SENT_NS "sent_ns"       /* INFER: the client's CLOCK_MONOTONIC when it sent it */
 #define GBX_KEY_RETURN_US "return_us"   /* INFER: how long the previous reply took to reach it */
 #define GBX_KEY_CLASS "class"

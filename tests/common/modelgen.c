@@ -200,8 +200,8 @@ mg_write(const struct mg_spec *spec, const char *path, unsigned keep)
 	json_object_object_add(input, "std", json_object_new_array());
 	json_object_array_add(json_object_object_get(input, "std"), json_object_new_double(0.5));
 	for (unsigned i = 0; i < spec->classes; i++) {
-		char l[16];
-		snprintf(l, sizeof(l), "class%u", i);
+		char l[80];
+		snprintf(l, sizeof(l), "%s%u", spec->label_prefix ? spec->label_prefix : "class", i);
 		json_object_array_add(labels, json_object_new_string(l));
 	}
 	json_object_object_add(graph, "name", json_object_new_string(spec->name));
@@ -272,9 +272,9 @@ static const struct mg_layer alexnet_cifar_layers[] = {
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 static const struct mg_spec archs[] = {
-	{ "tiny", 4, 2, 8, 8, 5, tiny_layers, N(tiny_layers), 1 },
-	{ "alexnet-fmnist", 4, 1, 28, 28, 10, alexnet_fmnist_layers, N(alexnet_fmnist_layers), 1 },
-	{ "alexnet-cifar", 4, 3, 32, 32, 10, alexnet_cifar_layers, N(alexnet_cifar_layers), 1 },
+	{ "tiny", 4, 2, 8, 8, 5, tiny_layers, N(tiny_layers), 1, NULL },
+	{ "alexnet-fmnist", 4, 1, 28, 28, 10, alexnet_fmnist_layers, N(alexnet_fmnist_layers), 1, NULL },
+	{ "alexnet-cifar", 4, 3, 32, 32, 10, alexnet_cifar_layers, N(alexnet_cifar_layers), 1, NULL },
 };
 
 const struct mg_spec *

@@ -27,6 +27,7 @@ struct mg_spec {
 	const struct mg_layer *layers;
 	size_t n_layers;
 	uint32_t seed;
+	const char *label_prefix; /* labels are PREFIX0, PREFIX1, ...; NULL: "class" */
 };
 
 /* Write spec to path. keep = 0 writes the whole G-group model; 1 <= keep <= G

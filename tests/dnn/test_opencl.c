@@ -115,7 +115,7 @@ static const struct family families[] = {
 START_TEST(test_op_families)
 {
 	const struct family *f = &families[_i];
-	struct mg_spec spec = { "family", 4, f->in_c, f->in_h, f->in_w, 0, f->layers, f->n, 7 + (uint32_t)_i };
+	struct mg_spec spec = { "family", 4, f->in_c, f->in_h, f->in_w, 0, f->layers, f->n, 7 + (uint32_t)_i, NULL };
 	char tag[32];
 	struct dnn_model *m;
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "policies/policy.h"
 #include "tools/gearbox/cli.h"
 
 void
@@ -75,4 +76,17 @@ cli_quantile(double *samples, size_t n, double q)
 	qsort(samples, n, sizeof(double), compare_double);
 	rank = (size_t)ceil(q * (double)n);
 	return samples[rank == 0 ? 0 : rank - 1];
+}
+
+char *
+cli_no_policy(const struct pol_set *set, const char *name, const char *shipped, const char *etcdir)
+{
+	char have[512] = "", *msg = NULL;
+	size_t n = 0;
+
+	for (unsigned i = 0; i < set->n && n < sizeof(have); i++)
+		n += (size_t)snprintf(have + n, sizeof(have) - n, "%s%s", i ? ", " : "", set->policies[i].params.name);
+	if (asprintf(&msg, "no policy '%s' (have: %s; looked in %s and %s)", name, have, shipped, etcdir) < 0)
+		return NULL;
+	return msg;
 }

@@ -19,6 +19,10 @@ int cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned
 int cli_parse_groups(const char *s, unsigned G, unsigned *first, unsigned *last);
 
 
+/* "no policy 'NAME' (have: ...; looked in SHIPPED and ETCDIR)", malloc'ed. */
+struct pol_set;
+char *cli_no_policy(const struct pol_set *set, const char *name, const char *shipped, const char *etcdir);
+
 /* Sort `n` samples and return the q-quantile (0..1), nearest rank. */
 double cli_quantile(double *samples, size_t n, double q);
 

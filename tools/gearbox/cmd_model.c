@@ -32,34 +32,54 @@ struct model_opts {
 	const char *plan;      /* per-layer plan file (gearbox tune), or NULL */
 };
 
+/* Usage of one model command (verb), or of all of them (NULL): each line
+ * says which commands take it. */
 static void
-model_usage(FILE *out)
+model_usage(FILE *out, const char *verb)
 {
-	fputs("Usage: gearbox model info FILE [--json]\n"
-	      "       gearbox model eval FILE --dataset DIR [--groups N|all] [--limit N] [--threads N]\n"
-	      "                              [--kernels ref|blas|fast] [--device cpu|opencl:N] [--plan PLAN] [--json]\n"
-	      "       gearbox model run FILE --idx IMAGES [--index I] [--count N] [--groups N|all] [--plan PLAN] [--json]\n"
-	      "       gearbox model bench FILE [--groups N|all] [--threads N] [--iterations N] [--warmup N]\n"
-	      "                              [--kernels ref|blas|fast] [--cpuset LIST | --cluster C]\n"
-	      "                              [--device cpu|opencl:N] [--plan PLAN] [--json]\n"
-	      "\n"
-	      "  --dataset DIR     Fashion-MNIST/MNIST IDX test set folder (e.g. /usr/share/datasets/fashion-mnist)\n"
-	      "                    or a CIFAR-10 binary test batch (test_batch.bin, or its folder)\n"
-	      "  --groups N|all    active channel groups to run (default all: every g from 1 to G)\n"
-	      "  --limit N         evaluate only the first N images\n"
-	      "  --idx IMAGES      IDX image file (gzip or not), e.g. .../t10k-images-idx3-ubyte.gz\n"
-	      "  --index I         first image to run (default 0); --count N images (default 1)\n"
-	      "  --threads N       threads for one inference (default 1)\n"
-	      "  --iterations N    timed runs per g (default 200), after --warmup runs (default 20)\n"
-	      "  --kernels K       kernel family: fast (default: direct convolution on packed weights),\n"
-	      "                    blas (im2col + GEMM), ref (plain C)\n"
-	      "  --cpuset LIST     bind the threads to these CPUs (hwloc list syntax, e.g. 0-3)\n"
-	      "  --cluster C       bind the threads to the first --threads CPUs of a cluster (see gearbox platform)\n"
-	      "  --device D        cpu (the CPU engine, default) or opencl:N (an OpenCL device, see gearbox platform)\n"
-	      "  --plan PLAN       run each layer as the per-layer plan made by gearbox tune says (refused when it\n"
-	      "                    was made for other model contents, another CPU or other instruction sets)\n"
-	      "  --json            machine-readable output (keys documented in gearbox(1))\n",
-	      out);
+	static const struct {
+		const char *verbs, *text;
+	} lines[] = {
+		{ "info", "Usage: gearbox model info FILE [--json]\n" },
+		{ "eval", "       gearbox model eval FILE --dataset DIR [--groups N|all] [--limit N] [--threads N]\n"
+		          "                              [--kernels ref|blas|fast] [--device cpu|opencl:N] [--plan PLAN] [--json]\n" },
+		{ "run", "       gearbox model run FILE --idx IMAGES [--index I] [--count N] [--groups N|all] [--plan PLAN] [--json]\n" },
+		{ "bench", "       gearbox model bench FILE [--groups N|all] [--threads N] [--iterations N] [--warmup N]\n"
+		           "                              [--kernels ref|blas|fast] [--cpuset LIST | --cluster C]\n"
+		           "                              [--device cpu|opencl:N] [--plan PLAN] [--json]\n" },
+		{ "info eval run bench", "\n" },
+		{ "eval", "  --dataset DIR     Fashion-MNIST/MNIST IDX test set folder (e.g. /usr/share/datasets/fashion-mnist)\n"
+		          "                    or a CIFAR-10 binary test batch (test_batch.bin, or its folder)\n" },
+		{ "eval run bench", "  --groups N|all    active channel groups to run (default all: every g from 1 to G)\n" },
+		{ "eval", "  --limit N         evaluate only the first N images\n" },
+		{ "run", "  --idx IMAGES      IDX image file (gzip or not), e.g. .../t10k-images-idx3-ubyte.gz\n"
+		         "  --index I         first image to run (default 0); --count N images (default 1)\n" },
+		{ "eval bench", "  --threads N       threads for one inference (default 1)\n" },
+		{ "bench", "  --iterations N    timed runs per g (default 200), after --warmup runs (default 20)\n" },
+		{ "eval bench", "  --kernels K       kernel family: fast (default: direct convolution on packed weights),\n"
+		                "                    blas (im2col + GEMM), ref (plain C)\n" },
+		{ "bench", "  --cpuset LIST     bind the threads to these CPUs (hwloc list syntax, e.g. 0-3)\n"
+		           "  --cluster C       bind the threads to the first --threads CPUs of a cluster (see gearbox platform)\n" },
+		{ "eval bench", "  --device D        cpu (the CPU engine, default) or opencl:N (an OpenCL device, see gearbox platform)\n" },
+		{ "eval run bench", "  --plan PLAN       run each layer as the per-layer plan made by gearbox tune says (refused when it\n"
+		                    "                    was made for other model contents, another CPU or other instruction sets)\n" },
+		{ "info eval run bench", "  --json            machine-readable output (keys documented in gearbox(1))\n" },
+	};
+	bool first = true;
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		const char *text = lines[i].text;
+		size_t n = verb ? strlen(verb) : 0;
+		const char *at = verb ? strstr(lines[i].verbs, verb) : lines[i].verbs;
+		if (at == NULL || (verb && ((at != lines[i].verbs && at[-1] != ' ') || (at[n] != '\0' && at[n] != ' '))))
+			continue;
+		/* the first usage line shown starts with "Usage:" */
+		if (first && strncmp(text, "       gearbox", 14) == 0)
+			fprintf(out, "Usage:%s", text + 6);
+		else
+			fputs(text, out);
+		first = false;
+	}
 }
 
 static int
@@ -156,8 +176,8 @@ parse_model_opts(int argc, char **argv, struct model_opts *o, const char **file)
 			}
 			break;
 		case 'P': o->plan = optarg; break;
-		case 'h': model_usage(stdout); exit(0);
-		default: model_usage(stderr); return -1;
+		case 'h': model_usage(stdout, argv[0]); exit(0);
+		default: model_usage(stderr, argv[0]); return -1;
 		}
 	}
 	if (o->cluster != NULL && o->cpuset != NULL) {
@@ -713,7 +733,7 @@ cmd_model(int argc, char **argv)
 	int ret;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		model_usage(argc < 2 ? stderr : stdout);
+		model_usage(argc < 2 ? stderr : stdout, NULL);
 		return argc < 2 ? EXIT_USAGE : 0;
 	}
 	verb = argv[1];

@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "common/clock.h"
+#include "common/json_num.h"
 #include "common/plot.h"
 #include "dnn/dnn.h"
 #include "governor/governor.h"
@@ -93,21 +96,30 @@ usage(FILE *out)
 	      out);
 }
 
+static struct json_object *
+point_json(const struct pol_predictor *pr, const struct pol_point *pt, double measured)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "groups", json_object_new_int((int)pt->groups));
+	json_object_object_add(o, "placement", json_object_new_string(pr->places[pt->place].name));
+	json_object_object_add(o, "threads", json_object_new_int((int)pt->threads));
+	json_object_object_add(o, "freq_khz", json_object_new_int64((int64_t)pt->khz));
+	json_object_object_add(o, "accuracy", pt->accuracy >= 0 ? json_num(pt->accuracy, 4) : NULL);
+	json_object_object_add(o, "latency_us", json_num(pt->latency_us, 1));
+	json_object_object_add(o, "energy_uj", json_num(pt->energy_uj, 1));
+	json_object_object_add(o, "power_w", json_num(pt->power_w, 3));
+	if (!isnan(measured))
+		json_object_object_add(o, "measured_us", json_num(measured, 1));
+	return o;
+}
+
 static void
-print_point(const struct pol_predictor *pr, const struct pol_point *pt, bool json, double measured, bool last)
+print_point(const struct pol_predictor *pr, const struct pol_point *pt, double measured)
 {
 	const char *place = pr->places[pt->place].name;
-
-	if (json) {
-		printf("    {\"groups\": %u, \"placement\": \"%s\", \"threads\": %u, \"freq_khz\": %lu, \"accuracy\": %.4f, "
-		       "\"latency_us\": %.1f, \"energy_uj\": %.1f, \"power_w\": %.3f",
-		       pt->groups, place, pt->threads, pt->khz, pt->accuracy, pt->latency_us, pt->energy_uj, pt->power_w);
-		if (!isnan(measured))
-			printf(", \"measured_us\": %.1f", measured);
-		printf("}%s\n", last ? "" : ",");
-		return;
-	}
 	char freq[16] = "-";
+
 	if (pt->khz)
 		snprintf(freq, sizeof(freq), "%lu", pt->khz / 1000);
 	printf("%3u  %-10s %7u %8s %8.2f%% %11.0f %11.1f", pt->groups, place, pt->threads, freq, pt->accuracy * 100,
@@ -138,6 +150,7 @@ cmd_pareto(int argc, char **argv)
 	struct pol_place places[POL_MAX_PLACES];
 	struct pol_model facts;
 	char *cause = NULL, cache[512];
+	struct json_object *out = NULL, *list = NULL;
 	double err_sum = 0, err_max = 0;
 	unsigned n, k, nvalid = 0, nplaces;
 	int ch, ret = 1;
@@ -164,7 +177,7 @@ cmd_pareto(int argc, char **argv)
 	if (pol_set_load(&set, pol_shipped_dir(), POL_DEFAULT_ETCDIR, &cause) != 0)
 		goto fail;
 	if (pol_set_find(&set, policy_name) == NULL) {
-		cause = strdup("no such policy (see the *.conf files in the policies folders)");
+		cause = cli_no_policy(&set, policy_name, pol_shipped_dir(), POL_DEFAULT_ETCDIR);
 		goto fail;
 	}
 	pol_policy_resolve(pol_set_find(&set, policy_name), NULL, &params);
@@ -221,37 +234,7 @@ cmd_pareto(int argc, char **argv)
 		n = pol_table_build(&pr, &params, NULL, NULL, points, cap);
 	}
 	k = pol_pareto(points, n, front);
-	if (json)
-		printf("{\n  \"model\": \"%s\",\n  \"policy\": \"%s\",\n  \"simulated\": false,\n  \"points\": %u,\n"
-		       "  \"%s\": [\n",
-		       facts.name, params.name, n, all ? "all" : "front");
-	else
-		printf("%s under policy %s: %u of %u operating points on the Pareto front (predicted; energy from the %s "
-		       "power model)\n%3s  %-10s %7s %8s %9s %11s %11s%s\n",
-		       facts.name, params.name, k, n, pr.places[0].power_source, "g", "placement", "threads", "MHz",
-		       "accuracy", "latency_us", "energy_uj", validate ? "  measured_us   error" : "");
-	for (unsigned i = 0; i < (all ? n : k); i++) {
-		const struct pol_point *pt = all ? &points[i] : &front[i];
-		double measured = NAN;
-		if (validate) {
-			measured = median_of(&b, pt, runs ? (unsigned)runs : 9);
-			double e = fabs(pt->latency_us - measured) / measured;
-			err_sum += e;
-			err_max = fmax(err_max, e);
-			nvalid++;
-		}
-		print_point(&pr, pt, json, measured, i + 1 == (all ? n : k));
-	}
-	if (json) {
-		printf("  ]");
-		if (validate)
-			printf(",\n  \"prediction_error\": {\"mean\": %.4f, \"max\": %.4f, \"points\": %u}", err_sum / nvalid,
-			       err_max, nvalid);
-		printf("\n}\n");
-	} else if (validate) {
-		printf("prediction error over %u points: mean %.1f%%, max %.1f%% (%u of them measured for calibration)\n",
-		       nvalid, 100 * err_sum / nvalid, 100 * err_max, pr.measurements);
-	}
+	/* The plot first: when it cannot be drawn, nothing has been printed. */
 	if (plot != NULL) {
 		struct plot_point *pp = calloc(k ? k : 1, sizeof(*pp));
 		char title[200];
@@ -266,15 +249,64 @@ cmd_pareto(int argc, char **argv)
 			goto fail;
 		}
 		free(pp);
-		if (!json)
-			printf("plot: %s\n", plot);
 	}
+	if (json) {
+		out = json_object_new_object();
+		list = json_object_new_array();
+		json_object_object_add(out, "model", json_object_new_string(facts.name));
+		json_object_object_add(out, "policy", json_object_new_string(params.name));
+		json_object_object_add(out, "simulated", json_object_new_boolean(false));
+		json_object_object_add(out, "points", json_object_new_int((int)n));
+		json_object_object_add(out, "front_points", json_object_new_int((int)k));
+		json_object_object_add(out, all ? "all" : "front", list);
+	} else {
+		if (all)
+			printf("%s under policy %s: all %u operating points, %u of them on the Pareto front", facts.name,
+			       params.name, n, k);
+		else
+			printf("%s under policy %s: %u of %u operating points on the Pareto front", facts.name, params.name, k, n);
+		printf(" (predicted; energy from the %s power model)\n%3s  %-10s %7s %8s %9s %11s %11s%s\n",
+		       pr.places[0].power_source, "g", "placement", "threads", "MHz", "accuracy", "latency_us", "energy_uj",
+		       validate ? "  measured_us   error" : "");
+	}
+	for (unsigned i = 0; i < (all ? n : k); i++) {
+		const struct pol_point *pt = all ? &points[i] : &front[i];
+		double measured = NAN;
+		if (validate) {
+			measured = median_of(&b, pt, runs ? (unsigned)runs : 9);
+			double e = fabs(pt->latency_us - measured) / measured;
+			err_sum += e;
+			err_max = fmax(err_max, e);
+			nvalid++;
+		}
+		if (json)
+			json_object_array_add(list, point_json(&pr, pt, measured));
+		else
+			print_point(&pr, pt, measured);
+	}
+	if (json) {
+		if (validate) {
+			struct json_object *e = json_object_new_object();
+			json_object_object_add(e, "mean", json_num(err_sum / nvalid, 4));
+			json_object_object_add(e, "max", json_num(err_max, 4));
+			json_object_object_add(e, "points", json_object_new_int((int)nvalid));
+			json_object_object_add(out, "prediction_error", e);
+		}
+		puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+		                                             JSON_C_TO_STRING_NOSLASHESCAPE));
+	} else if (validate) {
+		printf("prediction error over %u points: mean %.1f%%, max %.1f%% (%u of them measured for calibration)\n",
+		       nvalid, 100 * err_sum / nvalid, 100 * err_max, pr.measurements);
+	}
+	if (plot != NULL && !json)
+		printf("plot: %s\n", plot);
 	ret = 0;
 fail:
 	if (cause != NULL) {
 		cli_error("%s", cause);
 		free(cause);
 	}
+	json_object_put(out);
 	free(points);
 	free(front);
 	pol_runtime_free(b.runtime);

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
+#include "common/json_num.h"
 #include "common/plot.h"
 #include "dnn/dnn.h"
 #include "policies/control.h"
@@ -69,6 +72,14 @@ noise(void)
 	return 1.0 + 0.03 * ((double)(rng_state % 20001) / 10000.0 - 1.0);
 }
 
+/* One object on one line (JSON Lines), then freed. */
+static void
+print_json_line(struct json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
 /* Time and energy dynamic range over every point at no load: all points
  * (mapping and DVFS with g), and g alone on the fastest placement at its
  * highest frequency. */
@@ -93,12 +104,21 @@ dynamic_range(const struct pol_point *pts, unsigned n, bool json)
 			if (pts[i].groups == G)
 				fast_tG = pts[i].latency_us, fast_eG = pts[i].energy_uj;
 		}
-	if (json)
-		printf("{\"dynamic_range\":true,\"simulated\":true,\"points\":%u,\"time\":%.2f,\"energy\":%.2f,"
-		       "\"time_groups_only\":%.2f,\"energy_groups_only\":%.2f,\"fastest_us\":%.1f,\"slowest_us\":%.1f,"
-		       "\"least_uj\":%.1f,\"most_uj\":%.1f}\n",
-		       n, tmax / tmin, emax / emin, fast_tG / fast_t1, fast_eG / fast_e1, tmin, tmax, emin, emax);
-	else
+	if (json) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "dynamic_range", json_object_new_boolean(true));
+		json_object_object_add(o, "simulated", json_object_new_boolean(true));
+		json_object_object_add(o, "points", json_object_new_int((int)n));
+		json_object_object_add(o, "time", json_num(tmax / tmin, 2));
+		json_object_object_add(o, "energy", json_num(emax / emin, 2));
+		json_object_object_add(o, "time_groups_only", json_num(fast_tG / fast_t1, 2));
+		json_object_object_add(o, "energy_groups_only", json_num(fast_eG / fast_e1, 2));
+		json_object_object_add(o, "fastest_us", json_num(tmin, 1));
+		json_object_object_add(o, "slowest_us", json_num(tmax, 1));
+		json_object_object_add(o, "least_uj", json_num(emin, 1));
+		json_object_object_add(o, "most_uj", json_num(emax, 1));
+		print_json_line(o);
+	} else
 		printf("[simulated] operating-point space: %u points; time range %.1fx (%.0f..%.0f us), energy range "
 		       "%.1fx (%.0f..%.0f uJ); groups alone (fastest placement): time %.2fx, energy %.2fx\n",
 		       n, tmax / tmin, tmin, tmax, emax / emin, emin, emax, fast_tG / fast_t1, fast_eG / fast_e1);
@@ -169,7 +189,7 @@ cmd_simulate(int argc, char **argv)
 	    (model = dnn_model_load(model_path, &cause)) == NULL)
 		goto out;
 	if (pol_set_find(&set, policy_name) == NULL) {
-		cause = strdup("no such policy");
+		cause = cli_no_policy(&set, policy_name, pol_shipped_dir(), POL_DEFAULT_ETCDIR);
 		goto out;
 	}
 	pol_policy_resolve(pol_set_find(&set, policy_name), dnn_model_name(model), &params);
@@ -223,11 +243,21 @@ cmd_simulate(int argc, char **argv)
 		uj_sum += uj;
 		samples[i] = (struct plot_sample){ t, us, deadline, load, pt->groups };
 		if (json) {
-			printf("{\"t_s\":%.3f,\"simulated\":true,\"load\":%.2f,\"groups\":%u,\"placement\":\"%s\",\"threads\":%u,"
-			       "\"freq_khz\":%lu,\"latency_us\":%.1f,\"predicted_us\":%.1f,\"energy_uj\":%.1f,\"accuracy\":%.4f,"
-			       "\"deadline_met\":%s,\"feasible\":%s}\n",
-			       t, load, pt->groups, sim.places[pt->place].name, pt->threads, pt->khz, us, pt->latency_us, uj,
-			       pt->accuracy, ok ? "true" : "false", c.feasible ? "true" : "false");
+			struct json_object *o = json_object_new_object();
+			json_object_object_add(o, "t_s", json_num(t, 3));
+			json_object_object_add(o, "simulated", json_object_new_boolean(true));
+			json_object_object_add(o, "load", json_num(load, 2));
+			json_object_object_add(o, "groups", json_object_new_int((int)pt->groups));
+			json_object_object_add(o, "placement", json_object_new_string(sim.places[pt->place].name));
+			json_object_object_add(o, "threads", json_object_new_int((int)pt->threads));
+			json_object_object_add(o, "freq_khz", json_object_new_int64((int64_t)pt->khz));
+			json_object_object_add(o, "latency_us", json_num(us, 1));
+			json_object_object_add(o, "predicted_us", json_num(pt->latency_us, 1));
+			json_object_object_add(o, "energy_uj", json_num(uj, 1));
+			json_object_object_add(o, "accuracy", pt->accuracy >= 0 ? json_num(pt->accuracy, 4) : NULL);
+			json_object_object_add(o, "deadline_met", json_object_new_boolean(ok));
+			json_object_object_add(o, "feasible", json_object_new_boolean(c.feasible));
+			print_json_line(o);
 		} else if (i == 0 || pt->groups != last.groups || pt->place != last.place || pt->threads != last.threads ||
 		           pt->freq != last.freq) {
 			printf("t=%7.2fs load %.2f: g=%u on %s x%u at %lu MHz, %.0f us (%s), %.0f uJ%s%s\n", t, load, pt->groups,
@@ -236,12 +266,21 @@ cmd_simulate(int argc, char **argv)
 		}
 		last = *pt;
 	}
-	if (json)
-		printf("{\"summary\":true,\"simulated\":true,\"platform\":\"%s\",\"requests\":%u,\"deadline_hit_rate\":%.4f,"
-		       "\"energy_hit_rate\":%.4f,\"mean_accuracy\":%.4f,\"mean_energy_uj\":%.1f,\"infeasible\":%u}\n",
-		       sim.name, nreq, nreq ? (double)met / nreq : 0, nreq ? (double)energy_met / nreq : 0,
-		       nreq ? acc_sum / nreq : 0, nreq ? uj_sum / nreq : 0, infeasible);
-	else
+	if (json) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "summary", json_object_new_boolean(true));
+		json_object_object_add(o, "simulated", json_object_new_boolean(true));
+		json_object_object_add(o, "platform", json_object_new_string(sim.name));
+		json_object_object_add(o, "model", json_object_new_string(facts.name));
+		json_object_object_add(o, "policy", json_object_new_string(params.name));
+		json_object_object_add(o, "requests", json_object_new_int64(nreq));
+		json_object_object_add(o, "deadline_hit_rate", json_num(nreq ? (double)met / nreq : 0, 4));
+		json_object_object_add(o, "energy_hit_rate", json_num(nreq ? (double)energy_met / nreq : 0, 4));
+		json_object_object_add(o, "mean_accuracy", json_num(nreq ? acc_sum / nreq : 0, 4));
+		json_object_object_add(o, "mean_energy_uj", json_num(nreq ? uj_sum / nreq : 0, 1));
+		json_object_object_add(o, "infeasible", json_object_new_int64(infeasible));
+		print_json_line(o);
+	} else
 		printf("[simulated] %u requests: %.2f%% deadlines met, mean accuracy %.2f%%, mean energy %.0f uJ per "
 		       "inference, %u infeasible\n",
 		       nreq, nreq ? 100.0 * met / nreq : 0, nreq ? 100 * acc_sum / nreq : 0, nreq ? uj_sum / nreq : 0,

@@ -4,9 +4,12 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tools/gearbox/cli.h"
+
+static int run(int argc, char **argv);
 
 static void
 usage(FILE *out)
@@ -27,7 +30,8 @@ usage(FILE *out)
 	      "  tune FILE --out PLAN [...]               per-layer implementations (Winograd, int8, ...) searched\n"
 	      "\n"
 	      "Options:\n"
-	      "  -h, --help       show this help (also after a command: gearbox model --help)\n"
+	      "  -h, --help       show this help (after a command, that command's: gearbox model info --help)\n"
+	      "  --json           before the command: the command's machine-readable output (gearbox --json platform)\n"
 	      "  -V, --version    show the version\n"
 	      "\n"
 	      "See gearbox(1).\n",
@@ -36,6 +40,30 @@ usage(FILE *out)
 
 int
 main(int argc, char **argv)
+{
+	char **args = NULL;
+	int ret;
+
+	/* --json before the command (gearbox --json platform), as gearboxctl
+	 * takes it: handed to the command at the end of its arguments. */
+	if (argc >= 2 && strcmp(argv[1], "--json") == 0) {
+		if ((args = calloc((size_t)argc + 1, sizeof(*args))) == NULL)
+			return 1;
+		args[0] = argv[0];
+		for (int i = 2; i < argc; i++)
+			args[i - 1] = argv[i];
+		args[argc - 1] = argv[1];
+		argv = args;
+		if (argc == 2) /* nothing but --json */
+			argc = 1;
+	}
+	ret = run(argc, argv);
+	free(args);
+	return ret;
+}
+
+static int
+run(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
