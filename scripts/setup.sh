@@ -16,6 +16,7 @@ PACKAGES="$PACKAGES libopenblas-dev libjson-c-dev libinih-dev zlib1g-dev libpng-
 PACKAGES="$PACKAGES dataset-fashion-mnist python3-torch python3-numpy"   # training, parity
 PACKAGES="$PACKAGES umockdev libumockdev-dev valgrind systemd gnuplot-nox stress-ng"   # tests, benches
 PACKAGES="$PACKAGES clang libclang-rt-dev"   # fuzz harnesses (libFuzzer)
+PACKAGES="$PACKAGES python3-pil"   # the Python client's tests (PIL images; numpy is above)
 
 # Installed for this machine's architecture (or arch-independent): an :arm64
 # or :armhf copy that scripts/cross.sh installed does not count.
