@@ -5,7 +5,8 @@
 #     lists (a new or removed gbx_ function must be recorded there);
 #   - its SONAME is libgearbox.so.0, which the package name libgearbox0 says;
 #   - debian/changelog's upstream version is configure's;
-#   - every package of debian/control has an .install list.
+#   - python/pyproject.toml's version is configure's, and python3-gearbox packages it;
+#   - every package of debian/control has an .install list (pybuild fills python3-gearbox).
 set -eu
 B=${top_builddir:-.}
 S=${top_srcdir:-.}
@@ -33,6 +34,12 @@ head -n 1 "$S/debian/libgearbox0.symbols" | grep -q "^$soname libgearbox0 " || f
 version=$(sed -n 's/^#define PACKAGE_VERSION "\(.*\)"/\1/p' "$B/config.h")
 deb=$(sed -n '1s/^gearbox (\([^)-]*\)-[^)]*).*/\1/p' "$S/debian/changelog")
 [ "$deb" = "$version" ] || fail "debian/changelog says $deb, configure.ac $version"
+
+if [ -f "$S/python/pyproject.toml" ]; then
+	py=$(sed -n 's/^version = "\(.*\)"/\1/p' "$S/python/pyproject.toml")
+	[ "$py" = "$version" ] || fail "python/pyproject.toml says $py, configure.ac $version"
+	grep -q '^Package: python3-gearbox$' "$S/debian/control" || fail "python/ is not packaged (python3-gearbox)"
+fi
 
 for p in $(sed -n 's/^Package: //p' "$S/debian/control"); do
 	[ -f "$S/debian/$p.install" ] || [ "$p" = python3-gearbox ] || fail "debian/$p.install missing"
