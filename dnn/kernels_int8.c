@@ -242,6 +242,34 @@ q8_word(const struct q8_args *a, unsigned k, unsigned j)
 	return word;
 }
 
+/* Dispatch to the instance of a tile kernel with constant MR and NR (its
+ * accumulators then stay in registers), over the shapes q8_isas allows each
+ * kernel (max_mr, max_nr, budget): 6 for AVX2 and the dot product, 28 for
+ * AVX-512. Any other shape is a bug, and aborts. */
+#define Q8_CASE(fn, mr, nr)             \
+	case (mr) * 16 + (nr):          \
+		fn(a, (mr), (nr));      \
+		return;
+#define Q8_CASES_6(fn)                                                                                      \
+	switch (MR * 16 + NR) {                                                                             \
+		Q8_CASE(fn, 1, 1) Q8_CASE(fn, 1, 2) Q8_CASE(fn, 1, 3) Q8_CASE(fn, 1, 4) Q8_CASE(fn, 1, 5)    \
+		Q8_CASE(fn, 1, 6) Q8_CASE(fn, 2, 1) Q8_CASE(fn, 2, 2) Q8_CASE(fn, 2, 3)                      \
+	default:                                                                                            \
+		break;                                                                                      \
+	}
+#define Q8_CASES_512(fn)                                                                                    \
+	switch (MR * 16 + NR) {                                                                             \
+		Q8_CASE(fn, 1, 1) Q8_CASE(fn, 1, 2) Q8_CASE(fn, 1, 3) Q8_CASE(fn, 1, 4) Q8_CASE(fn, 1, 5)    \
+		Q8_CASE(fn, 1, 6) Q8_CASE(fn, 1, 7) Q8_CASE(fn, 2, 1) Q8_CASE(fn, 2, 2) Q8_CASE(fn, 2, 3)    \
+		Q8_CASE(fn, 2, 4) Q8_CASE(fn, 2, 5) Q8_CASE(fn, 2, 6) Q8_CASE(fn, 2, 7) Q8_CASE(fn, 3, 1)    \
+		Q8_CASE(fn, 3, 2) Q8_CASE(fn, 3, 3) Q8_CASE(fn, 3, 4) Q8_CASE(fn, 3, 5) Q8_CASE(fn, 3, 6)    \
+		Q8_CASE(fn, 3, 7) Q8_CASE(fn, 4, 1)                                                         \
+		Q8_CASE(fn, 4, 2) Q8_CASE(fn, 4, 3) Q8_CASE(fn, 4, 4) Q8_CASE(fn, 4, 5) Q8_CASE(fn, 4, 6)    \
+		Q8_CASE(fn, 4, 7)                                                                           \
+	default:                                                                                            \
+		break;                                                                                      \
+	}
+
 static void
 q8_tile_generic(const struct q8_args *a, unsigned MR, unsigned NR)
 {
@@ -299,17 +327,7 @@ q8_tile_avx2_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
 static void
 q8_tile_avx2(const struct q8_args *a, unsigned MR, unsigned NR)
 {
-#define Q8_CASE(mr, nr)                                 \
-	case (mr) * 16 + (nr):                          \
-		q8_tile_avx2_k(a, (mr), (nr));          \
-		return;
-	switch (MR * 16 + NR) {
-		Q8_CASE(1, 1) Q8_CASE(1, 2) Q8_CASE(1, 3) Q8_CASE(1, 4) Q8_CASE(1, 5) Q8_CASE(1, 6)
-		Q8_CASE(2, 1) Q8_CASE(2, 2) Q8_CASE(2, 3)
-	default:
-		break;
-	}
-#undef Q8_CASE
+	Q8_CASES_6(q8_tile_avx2_k)
 	abort();
 }
 #pragma GCC pop_options
@@ -373,22 +391,6 @@ q8_tile_vnni_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
 }
 #pragma GCC pop_options
 
-#define Q8_CASES_512(fn)                                                                                    \
-	switch (MR * 16 + NR) {                                                                             \
-		Q8_CASE(fn, 1, 1) Q8_CASE(fn, 1, 2) Q8_CASE(fn, 1, 3) Q8_CASE(fn, 1, 4) Q8_CASE(fn, 1, 5)    \
-		Q8_CASE(fn, 1, 6) Q8_CASE(fn, 1, 7) Q8_CASE(fn, 2, 1) Q8_CASE(fn, 2, 2) Q8_CASE(fn, 2, 3)    \
-		Q8_CASE(fn, 2, 4) Q8_CASE(fn, 2, 5) Q8_CASE(fn, 2, 6) Q8_CASE(fn, 2, 7) Q8_CASE(fn, 3, 1)    \
-		Q8_CASE(fn, 3, 2) Q8_CASE(fn, 3, 3) Q8_CASE(fn, 3, 4) Q8_CASE(fn, 3, 5) Q8_CASE(fn, 3, 6)    \
-		Q8_CASE(fn, 3, 7) Q8_CASE(fn, 4, 1)                                                         \
-		Q8_CASE(fn, 4, 2) Q8_CASE(fn, 4, 3) Q8_CASE(fn, 4, 4) Q8_CASE(fn, 4, 5) Q8_CASE(fn, 4, 6)    \
-		Q8_CASE(fn, 4, 7)                                                                           \
-	default:                                                                                            \
-		break;                                                                                      \
-	}
-#define Q8_CASE(fn, mr, nr)             \
-	case (mr) * 16 + (nr):          \
-		fn(a, (mr), (nr));      \
-		return;
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,fma")
@@ -409,8 +411,6 @@ q8_tile_vnni(const struct q8_args *a, unsigned MR, unsigned NR)
 	abort();
 }
 #pragma GCC pop_options
-#undef Q8_CASE
-#undef Q8_CASES_512
 #endif
 
 #ifdef Q8_HAVE_DOTPROD
@@ -452,17 +452,7 @@ q8_tile_dot_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
 static void
 q8_tile_dot(const struct q8_args *a, unsigned MR, unsigned NR)
 {
-#define Q8_CASE(mr, nr)                                 \
-	case (mr) * 16 + (nr):                          \
-		q8_tile_dot_k(a, (mr), (nr));           \
-		return;
-	switch (MR * 16 + NR) {
-		Q8_CASE(1, 1) Q8_CASE(1, 2) Q8_CASE(1, 3) Q8_CASE(1, 4) Q8_CASE(1, 5) Q8_CASE(1, 6)
-		Q8_CASE(2, 1) Q8_CASE(2, 2) Q8_CASE(2, 3)
-	default:
-		break;
-	}
-#undef Q8_CASE
+	Q8_CASES_6(q8_tile_dot_k)
 	abort();
 }
 #pragma GCC pop_options
