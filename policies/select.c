@@ -139,6 +139,7 @@ pol_table_build(const struct pol_predictor *pr, const struct pol_params *params,
 					pt->accuracy = pr->model.accuracy[g];
 					pt->power_w = watts;
 					pt->latency_us = t_us * (fb ? fb->factor[p][t] : 1.0);
+					pt->tail_us = 0; /* unknown here (policies/control.c sets it) */
 					pt->energy_uj = watts * pt->latency_us * (fb ? fb->energy_factor[p] : 1.0);
 				}
 			}

@@ -17,6 +17,7 @@ PACKAGES="$PACKAGES dataset-fashion-mnist python3-torch python3-numpy"   # train
 PACKAGES="$PACKAGES umockdev libumockdev-dev valgrind systemd gnuplot-nox stress-ng"   # tests, benches
 PACKAGES="$PACKAGES clang libclang-rt-dev"   # fuzz harnesses (libFuzzer)
 PACKAGES="$PACKAGES python3-pil"   # the Python client's tests (PIL images; numpy is above)
+PACKAGES="$PACKAGES liblpsolve55-dev lp-solve"   # tenant solver (MIP, LGPL-2.1+)
 
 # Installed for this machine's architecture (or arch-independent): an :arm64
 # or :armhf copy that scripts/cross.sh installed does not count.

@@ -1,0 +1,799 @@
+/* The tenant solver (policies/tenants.h): the MIP, its exhaustive reference,
+ * the greedy baseline, and the explanation of what binds.
+ *
+ * MIP (columns):
+ *   x[i][j]  binary: tenant i runs its kept candidate j
+ *   d[i]     in [0, 1]: tenant i is dropped (integral through the row below)
+ *   y[p][f]  binary: DVFS placement p runs at frequency f (only the
+ *            frequencies some kept candidate uses)
+ * rows:
+ *   sum_j x[i][j] + d[i] = 1                       per tenant
+ *   sum_f y[p][f] <= 1                             per DVFS placement
+ *   sum_{j at (p,f)} x[i][j] - y[p][f] <= 0        per tenant, placement, frequency
+ *   sum_ij rate_i lat_ij threads_ij x[i][j] <= max_util x cpus_p   per placement
+ *   sum_ij rate_i energy_ij x[i][j] <= power cap   (if any)
+ *   sum_ij mem_ij x[i][j] <= memory                (if any)
+ *   sum_i w_i d[i] <= W*                           (second phase when some must go)
+ * Candidates that miss their tenant's budgets or cannot fit alone are left
+ * out, and so is every candidate dominated by another of the same tenant at
+ * the same placement and frequency (no better objective, no less of any
+ * resource): with a deadline met, one thread more only costs utilisation,
+ * energy and power, so this keeps about one point per (placement,
+ * frequency, g, plan). */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/cause.h"
+#include "policies/milp.h"
+#include "policies/tenants.h"
+
+#define TIE 1e-6 /* weight of the tie-breaking term */
+
+void
+ten_problem_init(struct ten_problem *p, const struct pol_place *places, unsigned nplaces)
+{
+	memset(p, 0, sizeof(*p));
+	p->nplaces = nplaces > POL_MAX_PLACES ? POL_MAX_PLACES : nplaces;
+	memcpy(p->places, places, p->nplaces * sizeof(*places));
+	p->max_util = 1.0;
+}
+
+void
+ten_problem_clear(struct ten_problem *p)
+{
+	for (unsigned i = 0; i < p->ntenants; i++)
+		free(p->cands[i]);
+	p->ntenants = 0;
+}
+
+int
+ten_problem_add(struct ten_problem *p, const struct ten_tenant *t, const struct ten_candidate *c, unsigned n,
+                char **cause)
+{
+	unsigned i = p->ntenants;
+
+	if (i == TEN_MAX_TENANTS)
+		return set_cause(cause, "too many tenants (at most %d)", TEN_MAX_TENANTS);
+	if (!(t->rate_hz > 0) || !(t->weight > 0))
+		return set_cause(cause, "tenant %s: rate and weight must be positive", t->name);
+	for (unsigned j = 0; j < n; j++)
+		if (c[j].point.place >= p->nplaces || c[j].point.freq >= p->places[c[j].point.place].nfreqs ||
+		    c[j].point.threads == 0)
+			return set_cause(cause, "tenant %s: candidate %u names no placement/frequency of the platform", t->name,
+			                 j);
+	if ((p->cands[i] = malloc((n ? n : 1) * sizeof(*c))) == NULL)
+		return set_cause(cause, "out of memory");
+	memcpy(p->cands[i], c, n * sizeof(*c));
+	p->ncands[i] = n;
+	p->tenants[i] = *t;
+	p->ntenants++;
+	return (int)i;
+}
+
+double
+ten_util(const struct ten_tenant *t, const struct ten_candidate *c)
+{
+	return t->rate_hz * c->point.latency_us * 1e-6 * c->point.threads;
+}
+
+double
+ten_power(const struct ten_tenant *t, const struct ten_candidate *c)
+{
+	return t->rate_hz * c->point.energy_uj * 1e-6;
+}
+
+static double
+capacity(const struct ten_problem *p, unsigned place)
+{
+	const struct pol_place *pl = &p->places[place];
+	return (pl->kind == POL_PLACE_CPU ? pl->max_threads : 1) * (p->max_util > 0 ? p->max_util : 1.0);
+}
+
+static bool
+shared_freq(const struct ten_problem *p, unsigned place)
+{
+	return p->places[place].dvfs && p->places[place].nfreqs > 1;
+}
+
+static double
+accuracy_of(const struct ten_candidate *c)
+{
+	return c->point.accuracy > 0 ? c->point.accuracy : 0;
+}
+
+/* What a candidate adds to the objective (always maximised). */
+static double
+contribution(const struct ten_problem *p, unsigned i, const struct ten_candidate *c)
+{
+	const struct ten_tenant *t = &p->tenants[i];
+	double w = t->weight;
+
+	if (p->objective == TEN_MIN_ENERGY)
+		return -w * ten_power(t, c) + TIE * w * accuracy_of(c);
+	return w * accuracy_of(c) - TIE * ten_power(t, c);
+}
+
+bool
+ten_candidate_ok(const struct ten_problem *p, unsigned i, const struct ten_candidate *c)
+{
+	const struct ten_tenant *t = &p->tenants[i];
+	double lat = c->point.tail_us > 0 ? c->point.tail_us : c->point.latency_us;
+
+	if (c->point.place >= p->nplaces || c->point.threads > p->places[c->point.place].max_threads)
+		return false;
+	if (t->deadline_us > 0 && lat * (1 + p->margin) > t->deadline_us)
+		return false;
+	if (t->energy_uj > 0 && c->point.energy_uj * (1 + p->margin) > t->energy_uj)
+		return false;
+	if (t->min_accuracy > 0 && accuracy_of(c) < t->min_accuracy)
+		return false;
+	if (ten_util(t, c) > capacity(p, c->point.place) + 1e-12)
+		return false;
+	if (p->power_cap_w > 0 && ten_power(t, c) > p->power_cap_w + 1e-12)
+		return false;
+	if (p->memory_bytes > 0 && c->mem_bytes > p->memory_bytes + 1e-6)
+		return false;
+	return true;
+}
+
+void
+ten_candidate_describe(const struct ten_problem *p, const struct ten_candidate *c, char *buf, unsigned size)
+{
+	const struct pol_place *pl = &p->places[c->point.place];
+	char f[32] = "";
+
+	if (pl->freqs_khz[c->point.freq] > 0)
+		snprintf(f, sizeof(f), " @%lu MHz", pl->freqs_khz[c->point.freq] / 1000);
+	snprintf(buf, size, "g=%u %s x%u%s%s%s", c->point.groups, pl->name, c->point.threads, f, c->plan[0] ? " plan " : "",
+	         c->plan);
+}
+
+/* ---- evaluating one assignment --------------------------------------------------- */
+
+/* Fill r from choice[i] (candidate index or -1). Returns whether it meets
+ * every constraint. */
+static bool
+evaluate(const struct ten_problem *p, const int *choice, struct ten_result *r)
+{
+	bool ok = true;
+
+	r->ndropped = 0;
+	r->dropped_weight = r->objective = r->weighted_accuracy = r->power_w = r->mem_bytes = 0;
+	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
+		r->freq[q] = -1, r->util[q] = 0;
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		struct ten_assignment *a = &r->a[i];
+		a->cand = choice[i];
+		a->util = a->power_w = 0;
+		if (choice[i] < 0) {
+			r->ndropped++;
+			r->dropped_weight += p->tenants[i].weight;
+			continue;
+		}
+		const struct ten_candidate *c = &p->cands[i][choice[i]];
+		unsigned q = c->point.place;
+		if (!ten_candidate_ok(p, i, c))
+			ok = false;
+		a->util = ten_util(&p->tenants[i], c);
+		a->power_w = ten_power(&p->tenants[i], c);
+		r->util[q] += a->util;
+		r->power_w += a->power_w;
+		r->mem_bytes += c->mem_bytes;
+		r->objective += contribution(p, i, c);
+		r->weighted_accuracy += p->tenants[i].weight * accuracy_of(c);
+		if (r->freq[q] < 0)
+			r->freq[q] = (int)c->point.freq;
+		else if (shared_freq(p, q) && r->freq[q] != (int)c->point.freq)
+			ok = false;
+	}
+	for (unsigned q = 0; q < p->nplaces; q++)
+		if (r->util[q] > capacity(p, q) + 1e-9)
+			ok = false;
+	if (p->power_cap_w > 0 && r->power_w > p->power_cap_w + 1e-9)
+		ok = false;
+	if (p->memory_bytes > 0 && r->mem_bytes > p->memory_bytes + 1e-6)
+		ok = false;
+	r->all_served = r->ndropped == 0;
+	return ok;
+}
+
+int
+ten_compare(const struct ten_result *a, const struct ten_result *b, double tol)
+{
+	if (a->dropped_weight > b->dropped_weight + 1e-9)
+		return -1;
+	if (a->dropped_weight < b->dropped_weight - 1e-9)
+		return 1;
+	if (a->objective < b->objective - tol)
+		return -1;
+	if (a->objective > b->objective + tol)
+		return 1;
+	return 0;
+}
+
+static int
+best_alone(const struct ten_problem *p, unsigned i)
+{
+	int best = -1;
+	double bv = -INFINITY;
+
+	for (unsigned j = 0; j < p->ncands[i]; j++) {
+		const struct ten_candidate *c = &p->cands[i][j];
+		double v;
+		if (!ten_candidate_ok(p, i, c))
+			continue;
+		v = contribution(p, i, c);
+		if (v > bv)
+			bv = v, best = (int)j;
+	}
+	return best;
+}
+
+/* ---- exhaustive ------------------------------------------------------------------ */
+
+struct search {
+	const struct ten_problem *p;
+	int choice[TEN_MAX_TENANTS], best[TEN_MAX_TENANTS];
+	double util[POL_MAX_PLACES];
+	int freq[POL_MAX_PLACES], freq_users[POL_MAX_PLACES];
+	double power, mem, served, value;
+	double best_served, best_value;
+	bool have;
+};
+
+static void
+search(struct search *s, unsigned i)
+{
+	const struct ten_problem *p = s->p;
+
+	if (i == p->ntenants) {
+		if (!s->have || s->served > s->best_served + 1e-9 ||
+		    (s->served > s->best_served - 1e-9 && s->value > s->best_value)) {
+			s->have = true;
+			s->best_served = s->served;
+			s->best_value = s->value;
+			memcpy(s->best, s->choice, sizeof(s->best));
+		}
+		return;
+	}
+	for (int j = -1; j < (int)p->ncands[i]; j++) {
+		s->choice[i] = j;
+		if (j < 0) {
+			search(s, i + 1);
+			continue;
+		}
+		const struct ten_candidate *c = &p->cands[i][j];
+		const struct ten_tenant *t = &p->tenants[i];
+		unsigned q = c->point.place;
+		double u = ten_util(t, c), w = ten_power(t, c);
+		if (!ten_candidate_ok(p, i, c) || s->util[q] + u > capacity(p, q) + 1e-9 ||
+		    (p->power_cap_w > 0 && s->power + w > p->power_cap_w + 1e-9) ||
+		    (p->memory_bytes > 0 && s->mem + c->mem_bytes > p->memory_bytes + 1e-6) ||
+		    (shared_freq(p, q) && s->freq_users[q] > 0 && s->freq[q] != (int)c->point.freq))
+			continue;
+		int old_freq = s->freq[q];
+		s->util[q] += u, s->power += w, s->mem += c->mem_bytes;
+		s->served += t->weight, s->value += contribution(p, i, c);
+		s->freq[q] = (int)c->point.freq, s->freq_users[q]++;
+		search(s, i + 1);
+		s->util[q] -= u, s->power -= w, s->mem -= c->mem_bytes;
+		s->served -= t->weight, s->value -= contribution(p, i, c);
+		s->freq[q] = old_freq, s->freq_users[q]--;
+	}
+	s->choice[i] = -1;
+}
+
+static void finish(const struct ten_problem *p, struct ten_result *r, const char *method);
+
+int
+ten_solve_exhaustive(const struct ten_problem *p, double max_combinations, struct ten_result *r, char **cause)
+{
+	static struct search s;
+	double combos = 1;
+
+	for (unsigned i = 0; i < p->ntenants; i++)
+		combos *= p->ncands[i] + 1.0;
+	if (combos > max_combinations)
+		return set_cause(cause, "%.3g combinations (more than %.3g)", combos, max_combinations);
+	memset(&s, 0, sizeof(s));
+	s.p = p;
+	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
+		s.freq[q] = -1;
+	search(&s, 0);
+	memset(r, 0, sizeof(*r));
+	evaluate(p, s.best, r);
+	finish(p, r, "exhaustive");
+	return 0;
+}
+
+/* ---- greedy ---------------------------------------------------------------------- */
+
+void
+ten_solve_greedy(const struct ten_problem *p, struct ten_result *r)
+{
+	unsigned order[TEN_MAX_TENANTS];
+	int choice[TEN_MAX_TENANTS];
+	double util[POL_MAX_PLACES] = { 0 }, power = 0, mem = 0;
+	int freq[POL_MAX_PLACES];
+
+	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
+		freq[q] = -1;
+	for (unsigned i = 0; i < p->ntenants; i++)
+		order[i] = i, choice[i] = -1;
+	for (unsigned a = 1; a < p->ntenants; a++) /* stable, heaviest first */
+		for (unsigned b = a; b > 0 && p->tenants[order[b]].weight > p->tenants[order[b - 1]].weight; b--) {
+			unsigned tmp = order[b];
+			order[b] = order[b - 1], order[b - 1] = tmp;
+		}
+	for (unsigned k = 0; k < p->ntenants; k++) {
+		unsigned i = order[k];
+		const struct ten_tenant *t = &p->tenants[i];
+		int best = -1;
+		double bv = -INFINITY;
+		for (unsigned j = 0; j < p->ncands[i]; j++) {
+			const struct ten_candidate *c = &p->cands[i][j];
+			unsigned q = c->point.place;
+			double v;
+			if (!ten_candidate_ok(p, i, c) || util[q] + ten_util(t, c) > capacity(p, q) + 1e-9 ||
+			    (p->power_cap_w > 0 && power + ten_power(t, c) > p->power_cap_w + 1e-9) ||
+			    (p->memory_bytes > 0 && mem + c->mem_bytes > p->memory_bytes + 1e-6) ||
+			    (shared_freq(p, q) && freq[q] >= 0 && freq[q] != (int)c->point.freq))
+				continue;
+			v = contribution(p, i, c);
+			if (v > bv)
+				bv = v, best = (int)j;
+		}
+		choice[i] = best;
+		if (best >= 0) {
+			const struct ten_candidate *c = &p->cands[i][best];
+			util[c->point.place] += ten_util(t, c);
+			power += ten_power(t, c);
+			mem += c->mem_bytes;
+			freq[c->point.place] = (int)c->point.freq;
+		}
+	}
+	memset(r, 0, sizeof(*r));
+	evaluate(p, choice, r);
+	finish(p, r, "greedy");
+}
+
+/* ---- the MIP ----------------------------------------------------------------------- */
+
+struct model {
+	struct milp *m;
+	unsigned nx;
+	unsigned *x_tenant, *x_cand;  /* per x column */
+	unsigned d0;                  /* first d column */
+	int y_col[POL_MAX_PLACES][POL_MAX_FREQS];
+	int one_freq_row[POL_MAX_PLACES], util_row[POL_MAX_PLACES], power_row, mem_row, drop_row;
+	bool solvable[TEN_MAX_TENANTS]; /* has a kept candidate */
+	unsigned kept, total;
+};
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static bool
+dominated(const struct ten_problem *p, unsigned i, const struct ten_candidate *a, const struct ten_candidate *b)
+{
+	/* b dominates a? */
+	const struct ten_tenant *t = &p->tenants[i];
+	return a->point.place == b->point.place && a->point.freq == b->point.freq &&
+	       contribution(p, i, b) >= contribution(p, i, a) && ten_util(t, b) <= ten_util(t, a) &&
+	       ten_power(t, b) <= ten_power(t, a) && b->mem_bytes <= a->mem_bytes;
+}
+
+static int
+build(const struct ten_problem *p, struct model *md, char **cause)
+{
+	unsigned total = 0, nx = 0, ny = 0, ncols;
+	bool *keep[TEN_MAX_TENANTS] = { 0 };
+	unsigned *cols = NULL;
+	double *vals = NULL;
+	int ret = -1;
+
+	memset(md, 0, sizeof(*md));
+	md->power_row = md->mem_row = md->drop_row = -1;
+	for (unsigned q = 0; q < POL_MAX_PLACES; q++) {
+		md->one_freq_row[q] = md->util_row[q] = -1;
+		for (unsigned f = 0; f < POL_MAX_FREQS; f++)
+			md->y_col[q][f] = -1;
+	}
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		total += p->ncands[i];
+		if ((keep[i] = calloc(p->ncands[i] + 1, sizeof(bool))) == NULL)
+			goto oom;
+		for (unsigned j = 0; j < p->ncands[i]; j++)
+			keep[i][j] = ten_candidate_ok(p, i, &p->cands[i][j]);
+		for (unsigned j = 0; j < p->ncands[i]; j++) {
+			if (!keep[i][j])
+				continue;
+			for (unsigned k = 0; k < p->ncands[i] && keep[i][j]; k++)
+				if (k != j && keep[i][k] && dominated(p, i, &p->cands[i][j], &p->cands[i][k]) &&
+				    (!dominated(p, i, &p->cands[i][k], &p->cands[i][j]) || k < j))
+					keep[i][j] = false;
+		}
+		for (unsigned j = 0; j < p->ncands[i]; j++)
+			if (keep[i][j]) {
+				const struct ten_candidate *c = &p->cands[i][j];
+				nx++;
+				md->solvable[i] = true;
+				if (shared_freq(p, c->point.place) && md->y_col[c->point.place][c->point.freq] < 0)
+					md->y_col[c->point.place][c->point.freq] = 0, ny++;
+			}
+	}
+	md->nx = nx;
+	md->kept = nx;
+	md->total = total;
+	ncols = nx + p->ntenants + ny;
+	if ((md->m = milp_new(ncols, cause)) == NULL)
+		goto out;
+	if ((md->x_tenant = calloc(nx + 1, sizeof(unsigned))) == NULL ||
+	    (md->x_cand = calloc(nx + 1, sizeof(unsigned))) == NULL || (cols = calloc(ncols + 1, sizeof(unsigned))) == NULL ||
+	    (vals = calloc(ncols + 1, sizeof(double))) == NULL)
+		goto oom;
+	{
+		unsigned x = 0, y = nx + p->ntenants;
+		for (unsigned i = 0; i < p->ntenants; i++)
+			for (unsigned j = 0; j < p->ncands[i]; j++)
+				if (keep[i][j])
+					md->x_tenant[x] = i, md->x_cand[x] = j, milp_set_binary(md->m, x), x++;
+		md->d0 = nx;
+		for (unsigned i = 0; i < p->ntenants; i++)
+			milp_set_bounds(md->m, nx + i, 0, 1);
+		for (unsigned q = 0; q < p->nplaces; q++)
+			for (unsigned f = 0; f < p->places[q].nfreqs; f++)
+				if (md->y_col[q][f] == 0)
+					md->y_col[q][f] = (int)y, milp_set_binary(md->m, y), y++;
+	}
+	/* one point per tenant, or dropped */
+	for (unsigned i = 0, x = 0; i < p->ntenants; i++) {
+		unsigned n = 0;
+		while (x < nx && md->x_tenant[x] == i)
+			cols[n] = x, vals[n] = 1, n++, x++;
+		cols[n] = md->d0 + i, vals[n] = 1, n++;
+		if (milp_add_row(md->m, n, cols, vals, MILP_EQ, 1) < 0)
+			goto oom;
+	}
+	/* one frequency per DVFS placement, and each tenant's points on it at that one */
+	for (unsigned q = 0; q < p->nplaces; q++) {
+		unsigned n = 0;
+		for (unsigned f = 0; f < p->places[q].nfreqs; f++)
+			if (md->y_col[q][f] >= 0)
+				cols[n] = (unsigned)md->y_col[q][f], vals[n] = 1, n++;
+		if (n == 0)
+			continue;
+		if ((md->one_freq_row[q] = milp_add_row(md->m, n, cols, vals, MILP_LE, 1)) < 0)
+			goto oom;
+		for (unsigned i = 0; i < p->ntenants; i++)
+			for (unsigned f = 0; f < p->places[q].nfreqs; f++) {
+				if (md->y_col[q][f] < 0)
+					continue;
+				n = 0;
+				for (unsigned x = 0; x < nx; x++) {
+					const struct ten_candidate *c = &p->cands[md->x_tenant[x]][md->x_cand[x]];
+					if (md->x_tenant[x] == i && c->point.place == q && c->point.freq == f)
+						cols[n] = x, vals[n] = 1, n++;
+				}
+				if (n == 0)
+					continue;
+				cols[n] = (unsigned)md->y_col[q][f], vals[n] = -1, n++;
+				if (milp_add_row(md->m, n, cols, vals, MILP_LE, 0) < 0)
+					goto oom;
+			}
+	}
+	/* utilisation per placement, power, memory */
+	for (unsigned q = 0; q < p->nplaces; q++) {
+		unsigned n = 0;
+		double sum = 0;
+		for (unsigned x = 0; x < nx; x++) {
+			const struct ten_candidate *c = &p->cands[md->x_tenant[x]][md->x_cand[x]];
+			if (c->point.place == q) {
+				cols[n] = x, vals[n] = ten_util(&p->tenants[md->x_tenant[x]], c), sum += vals[n], n++;
+			}
+		}
+		if (n > 0 && (md->util_row[q] = milp_add_row(md->m, n, cols, vals, MILP_LE, capacity(p, q))) < 0)
+			goto oom;
+	}
+	if (p->power_cap_w > 0) {
+		for (unsigned x = 0; x < nx; x++)
+			cols[x] = x, vals[x] = ten_power(&p->tenants[md->x_tenant[x]], &p->cands[md->x_tenant[x]][md->x_cand[x]]);
+		if (nx > 0 && (md->power_row = milp_add_row(md->m, nx, cols, vals, MILP_LE, p->power_cap_w)) < 0)
+			goto oom;
+	}
+	if (p->memory_bytes > 0) {
+		for (unsigned x = 0; x < nx; x++)
+			cols[x] = x, vals[x] = p->cands[md->x_tenant[x]][md->x_cand[x]].mem_bytes / 1048576.0;
+		if (nx > 0 && (md->mem_row = milp_add_row(md->m, nx, cols, vals, MILP_LE, p->memory_bytes / 1048576.0)) < 0)
+			goto oom;
+	}
+	{
+		double all = 1;
+		for (unsigned i = 0; i < p->ntenants; i++)
+			cols[i] = md->d0 + i, vals[i] = p->tenants[i].weight, all += p->tenants[i].weight;
+		if ((md->drop_row = milp_add_row(md->m, p->ntenants, cols, vals, MILP_LE, all)) < 0)
+			goto oom;
+	}
+	ret = 0;
+	goto out;
+oom:
+	set_cause(cause, "out of memory");
+out:
+	for (unsigned i = 0; i < p->ntenants; i++)
+		free(keep[i]);
+	free(cols);
+	free(vals);
+	return ret;
+}
+
+static void
+model_free(struct model *md)
+{
+	milp_free(md->m);
+	free(md->x_tenant);
+	free(md->x_cand);
+}
+
+static void
+set_main_objective(const struct ten_problem *p, struct model *md, unsigned *cols, double *vals)
+{
+	for (unsigned x = 0; x < md->nx; x++)
+		cols[x] = x, vals[x] = contribution(p, md->x_tenant[x], &p->cands[md->x_tenant[x]][md->x_cand[x]]);
+	milp_set_objective(md->m, md->nx, cols, vals, true);
+}
+
+/* Lexicographic solve: every tenant that can be served; if that is
+ * infeasible, the least dropped weight first, then the objective. Fills
+ * choice. 0, 1 when the solver gave up (choice: all dropped), -1 on error. */
+static int
+solve_lex(const struct ten_problem *p, struct model *md, int *choice, unsigned *solves, long *nodes, char **cause)
+{
+	unsigned ncols = milp_cols(md->m);
+	unsigned *cols = calloc(ncols + 1, sizeof(unsigned));
+	double *vals = calloc(ncols + 1, sizeof(double)), *x = calloc(ncols + 1, sizeof(double)), obj;
+	double all = 1;
+	enum milp_status st;
+	bool found;
+	int ret = -1;
+
+	if (cols == NULL || vals == NULL || x == NULL) {
+		set_cause(cause, "out of memory");
+		goto out;
+	}
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		milp_set_bounds(md->m, md->d0 + i, md->solvable[i] ? 0 : 1, 1);
+		choice[i] = -1;
+		if (md->solvable[i])
+			milp_set_bounds(md->m, md->d0 + i, 0, 0);
+		all += p->tenants[i].weight;
+	}
+	milp_set_rhs(md->m, (unsigned)md->drop_row, all);
+	set_main_objective(p, md, cols, vals);
+	st = milp_solve(md->m, 2, x, &obj, &found);
+	(*solves)++, *nodes += milp_nodes(md->m);
+	if (st == MILP_INFEASIBLE) {
+		/* phase 1: least dropped weight */
+		for (unsigned i = 0; i < p->ntenants; i++) {
+			milp_set_bounds(md->m, md->d0 + i, md->solvable[i] ? 0 : 1, 1);
+			cols[i] = md->d0 + i, vals[i] = p->tenants[i].weight;
+		}
+		milp_set_objective(md->m, p->ntenants, cols, vals, false);
+		st = milp_solve(md->m, 2, x, &obj, &found);
+		(*solves)++, *nodes += milp_nodes(md->m);
+		if (st != MILP_OPTIMAL) {
+			set_cause(cause, "the MIP solver failed in phase 1 (status %d)", st);
+			goto out;
+		}
+		milp_set_rhs(md->m, (unsigned)md->drop_row, obj + 1e-7);
+		set_main_objective(p, md, cols, vals);
+		st = milp_solve(md->m, 2, x, &obj, &found);
+		(*solves)++, *nodes += milp_nodes(md->m);
+	}
+	if (!found) {
+		set_cause(cause, "the MIP solver found no solution (status %d)", st);
+		goto out;
+	}
+	for (unsigned c = 0; c < md->nx; c++)
+		if (x[c] > 0.5)
+			choice[md->x_tenant[c]] = (int)md->x_cand[c];
+	ret = st == MILP_OPTIMAL ? 0 : 1;
+out:
+	free(cols);
+	free(vals);
+	free(x);
+	return ret;
+}
+
+int
+ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char **cause)
+{
+	struct model md;
+	int choice[TEN_MAX_TENANTS];
+	double t0 = now_us();
+	int st;
+
+	memset(r, 0, sizeof(*r));
+	if (build(p, &md, cause) != 0) {
+		model_free(&md);
+		return -1;
+	}
+	r->cols = milp_cols(md.m);
+	r->rows = milp_rows(md.m);
+	r->binaries = md.nx;
+	for (unsigned q = 0; q < p->nplaces; q++)
+		for (unsigned f = 0; f < p->places[q].nfreqs; f++)
+			r->binaries += md.y_col[q][f] >= 0;
+	r->candidates_kept = md.kept;
+	r->candidates_total = md.total;
+	if ((st = solve_lex(p, &md, choice, &r->solves, &r->nodes, cause)) < 0) {
+		model_free(&md);
+		return -1;
+	}
+	r->solve_us = now_us() - t0;
+	{
+		unsigned rows = r->rows, cols = r->cols, bins = r->binaries, kept = r->candidates_kept,
+		         total = r->candidates_total, solves = r->solves;
+		long nodes = r->nodes;
+		double us = r->solve_us;
+		evaluate(p, choice, r);
+		r->rows = rows, r->cols = cols, r->binaries = bins, r->candidates_kept = kept;
+		r->candidates_total = total, r->solves = solves, r->nodes = nodes, r->solve_us = us;
+	}
+	finish(p, r, "milp");
+	if (explain) {
+		double t1 = now_us();
+		for (unsigned k = 0; k < r->nbind; k++) {
+			struct ten_binding *b = &r->bind[k];
+			struct ten_result rr;
+			int row = -1;
+			double relaxed = 1e9, old;
+			unsigned q = 0;
+			if (!strncmp(b->what, "utilisation of ", 15) || !strncmp(b->what, "one frequency on ", 17)) {
+				const char *name = strrchr(b->what, ' ') + 1;
+				for (q = 0; q < p->nplaces && strcmp(p->places[q].name, name); q++)
+					;
+				if (q == p->nplaces)
+					continue;
+				row = b->what[0] == 'u' ? md.util_row[q] : md.one_freq_row[q];
+				if (b->what[0] == 'o')
+					relaxed = p->places[q].nfreqs;
+			} else if (!strcmp(b->what, "power cap")) {
+				row = md.power_row;
+			} else if (!strcmp(b->what, "memory")) {
+				row = md.mem_row;
+			}
+			if (row < 0)
+				continue;
+			old = b->what[0] == 'u' ? capacity(p, q) : b->what[0] == 'o' ? 1 : b->what[0] == 'p' ? p->power_cap_w
+			                                                                                   : p->memory_bytes / 1048576.0;
+			milp_set_rhs(md.m, (unsigned)row, relaxed);
+			memset(&rr, 0, sizeof(rr));
+			if (solve_lex(p, &md, choice, &rr.solves, &rr.nodes, NULL) >= 0) {
+				evaluate(p, choice, &rr);
+				b->weight_gain = r->dropped_weight - rr.dropped_weight;
+				b->gain = rr.dropped_weight < r->dropped_weight - 1e-9 ? 0 : rr.objective - r->objective;
+				if (b->gain < 1e-9)
+					b->gain = 0;
+				b->binds = b->weight_gain > 1e-9 || b->gain > 1e-7;
+			}
+			r->solves += rr.solves;
+			milp_set_rhs(md.m, (unsigned)row, old);
+		}
+		r->explain_us = now_us() - t1;
+		finish(p, r, "milp"); /* the reasons again, with what binds now known */
+		r->explain_us = now_us() - t1;
+	}
+	model_free(&md);
+	return 0;
+}
+
+/* ---- what binds, and why each tenant got what it got ------------------------------- */
+
+static void
+add_bind(struct ten_result *r, const char *what, double used, double limit)
+{
+	for (unsigned k = 0; k < r->nbind; k++)
+		if (!strcmp(r->bind[k].what, what)) {
+			r->bind[k].used = used, r->bind[k].limit = limit;
+			return;
+		}
+	if (r->nbind == TEN_MAX_BINDS)
+		return;
+	struct ten_binding *b = &r->bind[r->nbind++];
+	memset(b, 0, sizeof(*b));
+	snprintf(b->what, sizeof(b->what), "%s", what);
+	b->used = used, b->limit = limit;
+	b->binds = limit > 0 && used >= 0.99 * limit;
+}
+
+/* The constraint families (every one, binding or not), and each tenant's
+ * reason. Called again after the explanation has set `binds`. */
+static void
+finish(const struct ten_problem *p, struct ten_result *r, const char *method)
+{
+	char what[96], binding[200] = "";
+	size_t len = 0;
+
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	for (unsigned q = 0; q < p->nplaces; q++) {
+		bool used = false;
+		for (unsigned i = 0; i < p->ntenants; i++)
+			for (unsigned j = 0; j < p->ncands[i] && !used; j++)
+				used = p->cands[i][j].point.place == q;
+		if (!used)
+			continue;
+		snprintf(what, sizeof(what), "utilisation of %s", p->places[q].name);
+		add_bind(r, what, r->util[q], capacity(p, q));
+		if (shared_freq(p, q)) {
+			snprintf(what, sizeof(what), "one frequency on %s", p->places[q].name);
+			add_bind(r, what, 0, 0);
+		}
+	}
+	if (p->power_cap_w > 0)
+		add_bind(r, "power cap", r->power_w, p->power_cap_w);
+	if (p->memory_bytes > 0)
+		add_bind(r, "memory", r->mem_bytes, p->memory_bytes);
+	for (unsigned k = 0; k < r->nbind; k++)
+		if (r->bind[k].binds)
+			len += (size_t)snprintf(binding + len, len < sizeof(binding) ? sizeof(binding) - len : 0, "%s%s",
+			                        len ? ", " : "", r->bind[k].what);
+	if (len >= sizeof(binding))
+		len = sizeof(binding) - 1;
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		struct ten_assignment *a = &r->a[i];
+		char desc[128];
+		a->best_alone = best_alone(p, i);
+		if (a->best_alone < 0) {
+			double fastest = INFINITY;
+			for (unsigned j = 0; j < p->ncands[i]; j++)
+				fastest = fmin(fastest, p->cands[i][j].point.tail_us > 0 ? p->cands[i][j].point.tail_us
+				                                                          : p->cands[i][j].point.latency_us);
+			snprintf(a->why, sizeof(a->why),
+			         "no operating point meets its budgets even alone (deadline %.0f us, fastest point %.0f us)",
+			         p->tenants[i].deadline_us, fastest);
+		} else if (a->cand < 0) {
+			snprintf(a->why, sizeof(a->why), "dropped (weight %g) so that the others fit: %s", p->tenants[i].weight,
+			         len ? binding : "resources shared with heavier tenants");
+		} else if (contribution(p, i, &p->cands[i][a->cand]) >=
+		           contribution(p, i, &p->cands[i][a->best_alone]) - 1e-12) {
+			snprintf(a->why, sizeof(a->why), "its best point even alone");
+		} else {
+			ten_candidate_describe(p, &p->cands[i][a->best_alone], desc, sizeof(desc));
+			snprintf(a->why, sizeof(a->why), "alone it would get %s (accuracy %.4f); held back by %s", desc,
+			         accuracy_of(&p->cands[i][a->best_alone]), len ? binding : "what the others need");
+		}
+	}
+}
+
+/* ---- candidates from a predictor --------------------------------------------------- */
+
+unsigned
+ten_candidates_from_predictor(const struct pol_predictor *pr, const struct pol_params *params, const double *mem_bytes,
+                              struct ten_candidate *out, unsigned max)
+{
+	unsigned cap = pol_table_capacity(pr), n;
+	struct pol_point *pts = malloc((cap ? cap : 1) * sizeof(*pts));
+
+	if (pts == NULL)
+		return 0;
+	n = pol_table_build(pr, params, NULL, NULL, pts, cap);
+	if (n > max)
+		n = max;
+	for (unsigned k = 0; k < n; k++) {
+		memset(&out[k], 0, sizeof(out[k]));
+		out[k].point = pts[k];
+		out[k].mem_bytes = mem_bytes ? mem_bytes[pts[k].groups] : 0;
+	}
+	free(pts);
+	return n;
+}

@@ -1,0 +1,331 @@
+/* policies/tenants: the MIP against exhaustive enumeration on many small
+ * random instances (feasible and infeasible ones: tenants dropped by weight),
+ * never worse than greedy on larger ones, what binds and why, and the
+ * simulated Odroid XU3 with eight tenants. */
+#include "config.h"
+#include "tests/common/check_main.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policies/milp.h"
+#include "policies/policy.h"
+#include "policies/tenants.h"
+
+static uint64_t rng = 88172645463325252ull;
+
+static double
+uniform(void)
+{
+	rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+	return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+static unsigned
+below(unsigned n)
+{
+	return (unsigned)(uniform() * n) % n;
+}
+
+/* A random platform of 1-3 placements and a random problem on it. */
+static void
+random_problem(struct ten_problem *p, unsigned max_tenants, unsigned max_cands)
+{
+	struct pol_place places[3];
+	unsigned np = 1 + below(3);
+
+	memset(places, 0, sizeof(places));
+	for (unsigned q = 0; q < np; q++) {
+		struct pol_place *pl = &places[q];
+		snprintf(pl->name, sizeof(pl->name), "p%u", q);
+		pl->kind = below(4) == 0 ? POL_PLACE_OPENCL : POL_PLACE_CPU;
+		pl->max_threads = pl->kind == POL_PLACE_CPU ? 1 + below(4) : 1;
+		pl->nfreqs = 1 + below(3);
+		pl->dvfs = below(4) != 0;
+		for (unsigned f = 0; f < pl->nfreqs; f++)
+			pl->freqs_khz[f] = 500000 + 500000 * f;
+	}
+	ten_problem_init(p, places, np);
+	p->objective = below(4) == 0 ? TEN_MIN_ENERGY : TEN_MAX_ACCURACY;
+	p->margin = below(2) ? 0.1 : 0;
+	p->power_cap_w = below(3) == 0 ? 0.2 + uniform() : 0;
+	p->memory_bytes = below(3) == 0 ? (20 + below(60)) * 1048576.0 : 0;
+	unsigned nt = 1 + below(max_tenants);
+	for (unsigned i = 0; i < nt; i++) {
+		struct ten_tenant t = { 0 };
+		struct ten_candidate c[64];
+		unsigned nc = 1 + below(max_cands);
+		snprintf(t.name, sizeof(t.name), "t%u", i);
+		t.rate_hz = 20 + below(200);
+		t.deadline_us = below(3) ? 1000 + below(9000) : 0;
+		t.energy_uj = below(4) == 0 ? 2000 + below(8000) : 0;
+		t.min_accuracy = below(4) == 0 ? 0.6 + 0.3 * uniform() : 0;
+		t.weight = 1 + below(3);
+		for (unsigned j = 0; j < nc; j++) {
+			struct pol_point *pt = &c[j].point;
+			memset(&c[j], 0, sizeof(c[j]));
+			pt->place = below(np);
+			pt->freq = below(places[pt->place].nfreqs);
+			pt->khz = places[pt->place].freqs_khz[pt->freq];
+			pt->threads = 1 + below(places[pt->place].max_threads);
+			pt->groups = 1 + below(4);
+			pt->accuracy = 0.5 + 0.001 * below(450);
+			pt->latency_us = 200 + below(8000);
+			pt->energy_uj = 100 + below(9000);
+			pt->power_w = pt->energy_uj / pt->latency_us;
+			c[j].mem_bytes = (1 + below(30)) * 1048576.0;
+		}
+		ck_assert_int_eq(ten_problem_add(p, &t, c, nc, NULL), (int)i);
+	}
+}
+
+/* Checks a result meets every constraint on its own (not trusting evaluate). */
+static void
+assert_feasible(const struct ten_problem *p, const struct ten_result *r)
+{
+	double util[POL_MAX_PLACES] = { 0 }, power = 0, mem = 0;
+	int freq[POL_MAX_PLACES];
+
+	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
+		freq[q] = -1;
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		if (r->a[i].cand < 0)
+			continue;
+		const struct ten_candidate *c = &p->cands[i][r->a[i].cand];
+		const struct ten_tenant *t = &p->tenants[i];
+		unsigned q = c->point.place;
+		if (t->deadline_us > 0)
+			ck_assert((c->point.tail_us > 0 ? c->point.tail_us : c->point.latency_us) * (1 + p->margin) <= t->deadline_us);
+		if (t->energy_uj > 0)
+			ck_assert(c->point.energy_uj * (1 + p->margin) <= t->energy_uj);
+		if (t->min_accuracy > 0)
+			ck_assert(c->point.accuracy >= t->min_accuracy);
+		util[q] += t->rate_hz * c->point.latency_us * 1e-6 * c->point.threads;
+		power += t->rate_hz * c->point.energy_uj * 1e-6;
+		mem += c->mem_bytes;
+		if (p->places[q].dvfs && p->places[q].nfreqs > 1) {
+			ck_assert(freq[q] < 0 || freq[q] == (int)c->point.freq);
+			freq[q] = (int)c->point.freq;
+		}
+	}
+	for (unsigned q = 0; q < p->nplaces; q++)
+		ck_assert(util[q] <= (p->places[q].kind == POL_PLACE_CPU ? p->places[q].max_threads : 1) + 1e-9);
+	if (p->power_cap_w > 0)
+		ck_assert(power <= p->power_cap_w + 1e-9);
+	if (p->memory_bytes > 0)
+		ck_assert(mem <= p->memory_bytes + 1e-6);
+}
+
+START_TEST(milp_equals_exhaustive)
+{
+	unsigned dropped = 0, served = 0, none = 0;
+
+	if (!milp_available())
+		return;
+	for (unsigned k = 0; k < 600; k++) {
+		struct ten_problem p;
+		static struct ten_result a, b;
+		char *cause = NULL;
+		random_problem(&p, 4, 6);
+		ck_assert_msg(ten_solve(&p, false, &a, &cause) == 0, "%s", cause);
+		ck_assert_msg(ten_solve_exhaustive(&p, 1e6, &b, &cause) == 0, "%s", cause);
+		assert_feasible(&p, &a);
+		assert_feasible(&p, &b);
+		ck_assert_msg(ten_compare(&a, &b, 1e-6) == 0,
+		              "instance %u: milp dropped %g, objective %.9f; exhaustive dropped %g, objective %.9f", k,
+		              a.dropped_weight, a.objective, b.dropped_weight, b.objective);
+		if (a.ndropped == p.ntenants)
+			none++;
+		else if (a.ndropped > 0)
+			dropped++;
+		else
+			served++;
+		ten_problem_clear(&p);
+	}
+	/* both kinds of instance were met, many times */
+	ck_assert_msg(dropped >= 60 && served >= 60, "%u with some dropped, %u all served, %u none", dropped, served, none);
+}
+END_TEST
+
+START_TEST(milp_not_worse_than_greedy)
+{
+	unsigned better = 0;
+
+	if (!milp_available())
+		return;
+	for (unsigned k = 0; k < 60; k++) {
+		struct ten_problem p;
+		static struct ten_result a, g;
+		char *cause = NULL;
+		random_problem(&p, 10, 40);
+		ck_assert_msg(ten_solve(&p, false, &a, &cause) == 0, "%s", cause);
+		ten_solve_greedy(&p, &g);
+		assert_feasible(&p, &a);
+		assert_feasible(&p, &g);
+		ck_assert_msg(ten_compare(&a, &g, 1e-6) >= 0, "instance %u: milp %g/%.6f below greedy %g/%.6f", k,
+		              a.dropped_weight, a.objective, g.dropped_weight, g.objective);
+		better += ten_compare(&a, &g, 1e-6) > 0;
+		ten_problem_clear(&p);
+	}
+	ck_assert_msg(better > 0, "the MIP never did better than greedy");
+}
+END_TEST
+
+/* Two tenants on one single-CPU placement, each filling it alone: the
+ * heavier stays, the other is dropped, and the reason says why. */
+START_TEST(drops_the_lighter)
+{
+	struct pol_place pl = { 0 };
+	struct ten_problem p;
+	struct ten_tenant a = { .name = "light", .rate_hz = 100, .deadline_us = 10000, .weight = 1 };
+	struct ten_tenant b = { .name = "heavy", .rate_hz = 100, .deadline_us = 10000, .weight = 3 };
+	struct ten_candidate c = { 0 };
+	static struct ten_result r;
+	char *cause = NULL;
+
+	if (!milp_available())
+		return;
+	snprintf(pl.name, sizeof(pl.name), "solo");
+	pl.max_threads = 1, pl.nfreqs = 1;
+	c.point.threads = 1, c.point.groups = 1, c.point.accuracy = 0.9, c.point.latency_us = 6000;
+	c.point.energy_uj = 100;
+	ten_problem_init(&p, &pl, 1);
+	ck_assert_int_eq(ten_problem_add(&p, &a, &c, 1, NULL), 0);
+	ck_assert_int_eq(ten_problem_add(&p, &b, &c, 1, NULL), 1);
+	ck_assert_msg(ten_solve(&p, true, &r, &cause) == 0, "%s", cause);
+	ck_assert_int_eq(r.a[0].cand, -1);
+	ck_assert_int_eq(r.a[1].cand, 0);
+	ck_assert_double_eq_tol(r.dropped_weight, 1, 1e-9);
+	ck_assert_msg(strstr(r.a[0].why, "utilisation of solo") != NULL, "%s", r.a[0].why);
+	ck_assert(r.nbind >= 1 && r.bind[0].binds && r.bind[0].weight_gain > 0.5);
+	ten_problem_clear(&p);
+}
+END_TEST
+
+/* Two tenants that want different frequencies of one cluster: they share
+ * one, and the explanation says the shared frequency binds. */
+START_TEST(shared_frequency_binds)
+{
+	struct pol_place pl = { 0 };
+	struct ten_problem p;
+	struct ten_tenant t = { .rate_hz = 10, .deadline_us = 2000, .weight = 1 };
+	struct ten_candidate c[2];
+
+	memset(c, 0, sizeof(c));
+	static struct ten_result r;
+	char *cause = NULL;
+
+	if (!milp_available())
+		return;
+	snprintf(pl.name, sizeof(pl.name), "big");
+	pl.max_threads = 4, pl.nfreqs = 2, pl.dvfs = true, pl.freqs_khz[0] = 1000000, pl.freqs_khz[1] = 2000000;
+	ten_problem_init(&p, &pl, 1);
+	/* tenant 0 is best at the low frequency, tenant 1 at the high one */
+	for (unsigned k = 0; k < 2; k++) {
+		c[k].point.threads = 1, c[k].point.freq = k, c[k].point.latency_us = 1000, c[k].point.energy_uj = 100;
+	}
+	c[0].point.accuracy = 0.9, c[1].point.accuracy = 0.8;
+	snprintf(t.name, sizeof(t.name), "low");
+	ten_problem_add(&p, &t, c, 2, NULL);
+	c[0].point.accuracy = 0.7, c[1].point.accuracy = 0.95;
+	snprintf(t.name, sizeof(t.name), "high");
+	ten_problem_add(&p, &t, c, 2, NULL);
+	ck_assert_msg(ten_solve(&p, true, &r, &cause) == 0, "%s", cause);
+	ck_assert_int_eq(r.a[0].cand, 1); /* 0.8 + 0.95 beats 0.9 + 0.7 */
+	ck_assert_int_eq(r.a[1].cand, 1);
+	ck_assert_int_eq(r.freq[0], 1);
+	bool found = false;
+	for (unsigned k = 0; k < r.nbind; k++)
+		if (!strcmp(r.bind[k].what, "one frequency on big")) {
+			found = r.bind[k].binds && fabs(r.bind[k].gain - 0.1) < 1e-3;
+		}
+	ck_assert(found);
+	ck_assert_msg(strstr(r.a[0].why, "one frequency on big") != NULL, "%s", r.a[0].why);
+	ck_assert_str_eq(r.a[1].why, "its best point even alone");
+	ten_problem_clear(&p);
+}
+END_TEST
+
+static struct {
+	const struct pol_sim *sim;
+	const struct pol_model *model;
+} sim_ctx;
+
+static int
+sim_measure(void *ctx, const struct pol_point *pt, double *us, char **cause)
+{
+	(void)ctx, (void)cause;
+	*us = pol_sim_latency(sim_ctx.sim, sim_ctx.model, pt, 0.0);
+	return 0;
+}
+
+/* The simulated XU3 (13 and 19 frequencies, a GPU) with eight tenants of a
+ * model with realistic MACs: solved, every tenant served. */
+START_TEST(xu3_eight_tenants)
+{
+	static struct pol_sim sim;
+	static struct pol_predictor pr;
+	static struct ten_candidate cands[8192];
+	static struct ten_result r, g;
+	struct pol_model m = { 0 };
+	struct pol_params all;
+	struct ten_problem p;
+	char *cause = NULL;
+
+	if (!milp_available())
+		return;
+	ck_assert_msg(pol_sim_load("xu3", &sim, &cause) == 0, "%s", cause);
+	snprintf(m.name, sizeof(m.name), "synthetic");
+	m.groups = 4;
+	for (unsigned gg = 1; gg <= 4; gg++)
+		m.macs[gg] = 1.5e6 * gg * gg, m.accuracy[gg] = 0.80 + 0.03 * gg;
+	pol_predictor_init(&pr, &m, sim.places, sim.nplaces);
+	sim_ctx.sim = &sim, sim_ctx.model = &m;
+	ck_assert_msg(pol_predictor_calibrate(&pr, 1, sim_measure, &sim_ctx, NULL, &cause) == 0, "%s", cause);
+	pol_params_defaults(&all, "all");
+	unsigned n = ten_candidates_from_predictor(&pr, &all, NULL, cands, 8192);
+	ck_assert_uint_gt(n, 400);
+	ten_problem_init(&p, sim.places, sim.nplaces);
+	for (unsigned i = 0; i < 8; i++) {
+		struct ten_tenant t = { .rate_hz = 10 + 5 * i, .deadline_us = 8000 + 2000 * (i % 4), .weight = 1 + i % 2 };
+		snprintf(t.name, sizeof(t.name), "t%u", i);
+		ck_assert_int_eq(ten_problem_add(&p, &t, cands, n, NULL), (int)i);
+	}
+	ck_assert_msg(ten_solve(&p, true, &r, &cause) == 0, "%s", cause);
+	ten_solve_greedy(&p, &g);
+	assert_feasible(&p, &r);
+	ck_assert(ten_compare(&r, &g, 1e-6) >= 0);
+	ck_assert_msg(r.all_served, "dropped %u", r.ndropped);
+	ck_assert(r.candidates_kept < r.candidates_total);
+	fprintf(stderr, "xu3, 8 tenants: %u of %u candidates kept, MIP %u rows x %u cols (%u binary), %.1f ms, %ld nodes\n",
+	        r.candidates_kept, r.candidates_total, r.rows, r.cols, r.binaries, r.solve_us / 1e3, r.nodes);
+	ten_problem_clear(&p);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite *s = suite_create("tenants");
+	TCase *tc = tcase_create("solver");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, milp_equals_exhaustive);
+	tcase_add_test(tc, milp_not_worse_than_greedy);
+	tcase_add_test(tc, drops_the_lighter);
+	tcase_add_test(tc, shared_frequency_binds);
+	tcase_add_test(tc, xu3_eight_tenants);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	if (!milp_available())
+		fprintf(stderr, "built without lp_solve: the solver tests only check that it says so\n");
+	return run_suite(suite());
+}
