@@ -151,3 +151,53 @@ plot_search(const char *png, const char *title, const char *const *panel_titles,
 	fputs("unset multiplot\n", gp);
 	return close_gnuplot(gp, png, cause);
 }
+
+int
+plot_panels(const char *png, const char *title, size_t panels, const char *const *xlabels, const char *const *ylabels,
+            const struct plot_series *series, const size_t *per_panel, char **cause)
+{
+	FILE *gp = open_gnuplot(cause);
+	size_t k = 0, total = 0;
+
+	if (gp == NULL)
+		return -1;
+	for (size_t j = 0; j < panels; j++)
+		total += per_panel[j];
+	for (size_t s = 0; s < total; s++) {
+		fprintf(gp, "$s%zu << EOD\n", s);
+		for (size_t i = 0; i < series[s].n; i++)
+			fprintf(gp, "%.6g %.6g\n", series[s].x[i], series[s].y[i]);
+		fputs("EOD\n", gp);
+	}
+	fprintf(gp, "set terminal pngcairo size %zu,560 noenhanced font ',10'\nset output ", 560 * panels + 80);
+	quote(gp, png);
+	fprintf(gp, "\nset multiplot layout 1,%zu title ", panels);
+	quote(gp, title);
+	fputs("\nset grid\nset key bottom right\n", gp);
+	for (size_t j = 0; j < panels; j++) {
+		fputs("set xlabel ", gp);
+		quote(gp, xlabels[j]);
+		fputs("\nset ylabel ", gp);
+		quote(gp, ylabels[j]);
+		fputs("\nplot ", gp);
+		if (per_panel[j] == 0)
+			fputs("NaN notitle", gp);
+		for (size_t s = 0; s < per_panel[j]; s++, k++) {
+			const struct plot_series *se = &series[k];
+			const char *style = se->style ? se->style : "points";
+			fprintf(gp, "%s$s%zu using 1:2 with %s", s ? ", " : "", k, style);
+			if (strcmp(style, "lines") != 0)
+				fprintf(gp, " pt %d ps %.2f", se->point_type ? se->point_type : 7,
+				        se->point_size > 0 ? se->point_size : 0.8);
+			if (strcmp(style, "points") != 0)
+				fputs(" lw 2", gp);
+			if (se->color > 0)
+				fprintf(gp, " lc %d", se->color);
+			fputs(" title ", gp);
+			quote(gp, se->name ? se->name : "");
+		}
+		fputs("\n", gp);
+	}
+	fputs("unset multiplot\n", gp);
+	return close_gnuplot(gp, png, cause);
+}

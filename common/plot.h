@@ -39,4 +39,20 @@ struct plot_curve {
 int plot_search(const char *png, const char *title, const char *const *panel_titles, const struct plot_curve *curves,
                 size_t per_panel, size_t panels, char **cause);
 
+/* Panels side by side, each with its series: x against y as points
+ * ("points", the default), lines ("lines") or both ("linespoints"). The
+ * series of panel j follow those of panel j - 1; per_panel[j] says how many. */
+struct plot_series {
+	const char *name;
+	const double *x, *y;
+	size_t n;
+	const char *style;
+	int point_type;          /* gnuplot pt, 0 = 7 (a filled circle) */
+	double point_size;       /* 0 = 0.8 */
+	int color;               /* gnuplot linetype for the colour, 0 = the next one */
+};
+
+int plot_panels(const char *png, const char *title, size_t panels, const char *const *xlabels,
+                const char *const *ylabels, const struct plot_series *series, const size_t *per_panel, char **cause);
+
 #endif

@@ -686,7 +686,6 @@ ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char 
 					b->gain = 0;
 				b->binds = b->weight_gain > 1e-9 || b->gain > 1e-7;
 			}
-			r->solves += rr.solves;
 			milp_set_rhs(md.m, (unsigned)row, old);
 		}
 		r->explain_us = now_us() - t1;
@@ -767,6 +766,10 @@ finish(const struct ten_problem *p, struct ten_result *r, const char *method)
 		} else if (contribution(p, i, &p->cands[i][a->cand]) >=
 		           contribution(p, i, &p->cands[i][a->best_alone]) - 1e-12) {
 			snprintf(a->why, sizeof(a->why), "its best point even alone");
+		} else if (p->objective == TEN_MAX_ACCURACY &&
+		           accuracy_of(&p->cands[i][a->cand]) >= accuracy_of(&p->cands[i][a->best_alone]) - 1e-12) {
+			snprintf(a->why, sizeof(a->why), "its best accuracy even alone (at more power than alone: %s)",
+			         len ? binding : "a frequency it shares");
 		} else {
 			ten_candidate_describe(p, &p->cands[i][a->best_alone], desc, sizeof(desc));
 			snprintf(a->why, sizeof(a->why), "alone it would get %s (accuracy %.4f); held back by %s", desc,

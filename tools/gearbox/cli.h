@@ -31,6 +31,7 @@ int cmd_model(int argc, char **argv);
 int cmd_platform(int argc, char **argv);
 int cmd_pareto(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
+int cmd_solve(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 
 #endif

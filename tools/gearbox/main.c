@@ -27,6 +27,7 @@ usage(FILE *out)
 	      "  platform set-freq|set-gpu-freq|restore   control frequencies (see gearbox platform --help)\n"
 	      "  pareto FILE [--validate] [--plot PNG]    operating points and their Pareto front here\n"
 	      "  simulate --platform xu3|nano --trace CSV run the policies against a platform model\n"
+	      "  solve --platform xu3|nano --tenants FILE one point per tenant by integer programming (simulated)\n"
 	      "  tune FILE --out PLAN [...]               per-layer implementations (Winograd, int8, ...) searched\n"
 	      "\n"
 	      "Options:\n"
@@ -85,6 +86,8 @@ run(int argc, char **argv)
 		return cmd_pareto(argc - 1, argv + 1);
 	if (strcmp(argv[1], "simulate") == 0)
 		return cmd_simulate(argc - 1, argv + 1);
+	if (strcmp(argv[1], "solve") == 0)
+		return cmd_solve(argc - 1, argv + 1);
 	if (strcmp(argv[1], "tune") == 0)
 		return cmd_tune(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (try 'gearbox --help')", argv[1]);
