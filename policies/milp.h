@@ -42,12 +42,17 @@ int milp_add_row(struct milp *m, unsigned n, const unsigned *cols, const double 
 /* Stop when the best bound is within `absolute` of the best solution (1e-7
  * unless told). */
 void milp_set_gap(struct milp *m, double absolute);
+/* Branch on columns of higher priority first (default 0). */
+void milp_set_priority(struct milp *m, unsigned col, int priority);
 void milp_set_rhs(struct milp *m, unsigned row, double rhs);
 /* Solve; x (ncols) and *objective get the solution when status is
- * MILP_OPTIMAL (or TIMEOUT with one found: *found). timeout_s <= 0: none. */
+ * MILP_OPTIMAL, or MILP_TIMEOUT with one found (*found: the best found when
+ * time ran out). timeout_s <= 0: no limit. */
 enum milp_status milp_solve(struct milp *m, double timeout_s, double *x, double *objective, bool *found);
 unsigned milp_rows(const struct milp *m);
 unsigned milp_cols(const struct milp *m);
+/* What the library said of the last solve, in words. */
+const char *milp_status_text(const struct milp *m);
 /* Branch-and-bound nodes of the last solve. */
 long milp_nodes(const struct milp *m);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cause.h"
 #include "policies/milp.h"
@@ -30,11 +31,15 @@ struct milp {
 	unsigned ncols;
 	bool *binary;
 	double *lo, *hi, *obj;
+	int *prio;
+	bool have_prio;
 	bool maximise;
 	unsigned nrows, cap;
 	struct milp_row *rows;
 	long nodes;
 	double gap_abs;
+	int last;
+	double deadline;
 };
 
 bool
@@ -75,7 +80,7 @@ milp_new(unsigned ncols, char **cause)
 	}
 	if ((m = calloc(1, sizeof(*m))) == NULL || (m->binary = calloc(ncols + 1, sizeof(bool))) == NULL ||
 	    (m->lo = calloc(ncols + 1, sizeof(double))) == NULL || (m->hi = calloc(ncols + 1, sizeof(double))) == NULL ||
-	    (m->obj = calloc(ncols + 1, sizeof(double))) == NULL) {
+	    (m->obj = calloc(ncols + 1, sizeof(double))) == NULL || (m->prio = calloc(ncols + 1, sizeof(int))) == NULL) {
 		milp_free(m);
 		set_cause(cause, "out of memory");
 		return NULL;
@@ -101,6 +106,7 @@ milp_free(struct milp *m)
 	free(m->lo);
 	free(m->hi);
 	free(m->obj);
+	free(m->prio);
 	free(m);
 }
 
@@ -164,6 +170,13 @@ milp_set_gap(struct milp *m, double absolute)
 }
 
 void
+milp_set_priority(struct milp *m, unsigned col, int priority)
+{
+	m->prio[col] = priority;
+	m->have_prio = true;
+}
+
+void
 milp_set_rhs(struct milp *m, unsigned row, double rhs)
 {
 	m->rows[row].rhs = rhs;
@@ -181,11 +194,36 @@ milp_cols(const struct milp *m)
 	return m->ncols;
 }
 
+const char *
+milp_status_text(const struct milp *m)
+{
+	static const char *const names[] = { "optimal", "suboptimal", "infeasible", "unbounded", "degenerate",
+		                             "numerical failure", "user abort", "timeout", "running", "presolved" };
+	static char other[32];
+	if (m->last >= 0 && m->last < (int)(sizeof(names) / sizeof(names[0])))
+		return names[m->last];
+	snprintf(other, sizeof(other), "lp_solve status %d", m->last);
+	return other;
+}
+
 long
 milp_nodes(const struct milp *m)
 {
 	return m->nodes;
 }
+
+#ifdef HAVE_LPSOLVE
+static int __WINAPI
+abort_when_late(lprec *lp, void *handle)
+{
+	const struct milp *m = handle;
+	struct timespec ts;
+
+	(void)lp;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9 > m->deadline;
+}
+#endif
 
 enum milp_status
 milp_solve(struct milp *m, double timeout_s, double *x, double *objective, bool *found)
@@ -228,23 +266,50 @@ milp_solve(struct milp *m, double timeout_s, double *x, double *objective, bool 
 			set_binary(lp, (int)c + 1, TRUE);
 		set_bounds(lp, (int)c + 1, m->lo[c], isinf(m->hi[c]) ? get_infinite(lp) : m->hi[c]);
 	}
-	if (timeout_s > 0)
-		set_timeout(lp, (long)ceil(timeout_s));
+	if (timeout_s > 0) {
+		/* lp_solve's own timeout counts whole seconds: abort from its
+		 * callback instead */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		m->deadline = ts.tv_sec + ts.tv_nsec / 1e9 + timeout_s;
+		put_abortfunc(lp, abort_when_late, m);
+	}
+	if (m->have_prio) {
+		/* lp_solve takes a weight per column: lower weights branch first */
+		for (unsigned c = 0; c < m->ncols; c++)
+			val[c] = -(double)m->prio[c] * (double)m->ncols + c;
+		set_var_weights(lp, val);
+	}
 	/* An absolute gap of 1e-7: the tenant solver's tie-breaking terms are
 	 * 1e-6 of the objective's unit, and proving optimality below that costs
 	 * a hundred times the nodes (lp_solve's default is 1e-11). */
 	set_mip_gap(lp, TRUE, m->gap_abs);
 	ret = solve(lp);
+	m->last = ret;
+	/* GEARBOX_MILP_DUMP=PREFIX: each problem in LP format, PREFIX.N, with
+	 * lp_solve's status (a debugging aid: lp_solve -S4 PREFIX.N solves it) */
+	if (getenv("GEARBOX_MILP_DUMP")) {
+		static int count;
+		char path[512];
+		snprintf(path, sizeof(path), "%s.%d", getenv("GEARBOX_MILP_DUMP"), count++);
+		write_lp(lp, path);
+		FILE *f = fopen(path, "a");
+		if (f) {
+			fprintf(f, "/* status %d objective %.9f */\n", ret, get_objective(lp));
+			fclose(f);
+		}
+	}
 	m->nodes = (long)get_total_nodes(lp);
-	if (ret == OPTIMAL || ret == PRESOLVED || ret == SUBOPTIMAL) {
+	if (ret == OPTIMAL || ret == PRESOLVED || ret == SUBOPTIMAL ||
+	    ((ret == USERABORT || ret == TIMEOUT) && get_solutioncount(lp) > 0)) {
 		get_variables(lp, val);
 		memcpy(x, val, m->ncols * sizeof(double));
 		*objective = get_objective(lp);
 		*found = true;
-		st = ret == SUBOPTIMAL ? MILP_TIMEOUT : MILP_OPTIMAL;
+		st = ret == OPTIMAL || ret == PRESOLVED ? MILP_OPTIMAL : MILP_TIMEOUT;
 	} else if (ret == INFEASIBLE) {
 		st = MILP_INFEASIBLE;
-	} else if (ret == TIMEOUT) {
+	} else if (ret == TIMEOUT || ret == USERABORT) {
 		st = MILP_TIMEOUT;
 	}
 out:

@@ -3,7 +3,7 @@
  *
  * MIP (columns):
  *   x[i][j]  binary: tenant i runs its kept candidate j
- *   d[i]     in [0, 1]: tenant i is dropped (integral through the row below)
+ *   d[i]     binary: tenant i is dropped
  *   y[p][f]  binary: DVFS placement p runs at frequency f (only the
  *            frequencies some kept candidate uses)
  * rows:
@@ -13,7 +13,9 @@
  *   sum_ij rate_i lat_ij threads_ij x[i][j] <= max_util x cpus_p   per placement
  *   sum_ij rate_i energy_ij x[i][j] <= power cap   (if any)
  *   sum_ij mem_ij x[i][j] <= memory                (if any)
- *   sum_i w_i d[i] <= W*                           (second phase when some must go)
+ * objective: sum_ij c_ij x[i][j], c = w x accuracy (- 1e-6 x power), or
+ * -w x power (+ 1e-6 x w x accuracy); when not everyone fits, - M w_i d[i]
+ * with M above the objective's whole range (tenants.c: solve_lex).
  * Candidates that miss their tenant's budgets or cannot fit alone are left
  * out, and so is every candidate dominated by another of the same tenant at
  * the same placement and frequency (no better objective, no less of any
@@ -32,7 +34,6 @@
 #include "policies/milp.h"
 #include "policies/tenants.h"
 
-#define TIE 1e-6 /* weight of the tie-breaking term */
 
 void
 ten_problem_init(struct ten_problem *p, const struct pol_place *places, unsigned nplaces)
@@ -106,7 +107,12 @@ accuracy_of(const struct ten_candidate *c)
 	return c->point.accuracy > 0 ? c->point.accuracy : 0;
 }
 
-/* What a candidate adds to the objective (always maximised). */
+/* What a candidate adds to the objective (always maximised). No
+ * tie-breaking term: with one (1e-6 x power beside the accuracy) lp_solve
+ * took ten to a hundred times longer to prove optimality, over the many
+ * plans of equal accuracy, and failed numerically on some; ties are broken
+ * after the solve instead (polish: least power for the same g and
+ * placements). */
 static double
 contribution(const struct ten_problem *p, unsigned i, const struct ten_candidate *c)
 {
@@ -114,8 +120,8 @@ contribution(const struct ten_problem *p, unsigned i, const struct ten_candidate
 	double w = t->weight;
 
 	if (p->objective == TEN_MIN_ENERGY)
-		return -w * ten_power(t, c) + TIE * w * accuracy_of(c);
-	return w * accuracy_of(c) - TIE * ten_power(t, c);
+		return -w * ten_power(t, c);
+	return w * accuracy_of(c);
 }
 
 bool
@@ -370,7 +376,9 @@ struct model {
 	unsigned *x_tenant, *x_cand;  /* per x column */
 	unsigned d0;                  /* first d column */
 	int y_col[POL_MAX_PLACES][POL_MAX_FREQS];
-	int one_freq_row[POL_MAX_PLACES], util_row[POL_MAX_PLACES], power_row, mem_row, drop_row;
+	int one_freq_row[POL_MAX_PLACES], util_row[POL_MAX_PLACES], power_row, mem_row;
+	int futil_row[POL_MAX_PLACES][POL_MAX_FREQS];
+	unsigned nfutil[POL_MAX_PLACES];
 	bool solvable[TEN_MAX_TENANTS]; /* has a kept candidate */
 	unsigned kept, total;
 };
@@ -380,6 +388,14 @@ now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static double
+cpu_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
@@ -403,7 +419,7 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 	int ret = -1;
 
 	memset(md, 0, sizeof(*md));
-	md->power_row = md->mem_row = md->drop_row = -1;
+	md->power_row = md->mem_row = -1;
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++) {
 		md->one_freq_row[q] = md->util_row[q] = -1;
 		for (unsigned f = 0; f < POL_MAX_FREQS; f++)
@@ -449,12 +465,16 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 				if (keep[i][j])
 					md->x_tenant[x] = i, md->x_cand[x] = j, milp_set_binary(md->m, x), x++;
 		md->d0 = nx;
+		/* binary, though integral anyway: lp_solve 5.5.2.5 returned a
+		 * suboptimal "optimum" with them continuous (its objective-step
+		 * heuristic takes the objective to move in steps of the integer
+		 * columns' coefficients) */
 		for (unsigned i = 0; i < p->ntenants; i++)
-			milp_set_bounds(md->m, nx + i, 0, 1);
+			milp_set_binary(md->m, nx + i), milp_set_priority(md->m, nx + i, 1);
 		for (unsigned q = 0; q < p->nplaces; q++)
 			for (unsigned f = 0; f < p->places[q].nfreqs; f++)
 				if (md->y_col[q][f] == 0)
-					md->y_col[q][f] = (int)y, milp_set_binary(md->m, y), y++;
+					md->y_col[q][f] = (int)y, milp_set_binary(md->m, y), milp_set_priority(md->m, y, 2), y++;
 	}
 	/* one point per tenant, or dropped */
 	for (unsigned i = 0, x = 0; i < p->ntenants; i++) {
@@ -504,6 +524,28 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 		}
 		if (n > 0 && (md->util_row[q] = milp_add_row(md->m, n, cols, vals, MILP_LE, capacity(p, q))) < 0)
 			goto oom;
+		/* The same per frequency, on the frequency's variable: only one
+		 * frequency is on, so the load at each is at most cap x y[p][f].
+		 * Implied by the rows above for integers, much tighter for the LP
+		 * relaxation (which otherwise spreads y thinly over frequencies):
+		 * it cut lp_solve's solve times on the XU3 by an order of
+		 * magnitude. Relaxed with the row above (right-hand side). */
+		md->nfutil[q] = 0;
+		for (unsigned f = 0; f < p->places[q].nfreqs; f++) {
+			if (md->y_col[q][f] < 0)
+				continue;
+			n = 0;
+			for (unsigned x = 0; x < nx; x++) {
+				const struct ten_candidate *c = &p->cands[md->x_tenant[x]][md->x_cand[x]];
+				if (c->point.place == q && c->point.freq == f)
+					cols[n] = x, vals[n] = ten_util(&p->tenants[md->x_tenant[x]], c), n++;
+			}
+			if (n == 0)
+				continue;
+			cols[n] = (unsigned)md->y_col[q][f], vals[n] = -capacity(p, q), n++;
+			if ((md->futil_row[q][md->nfutil[q]++] = milp_add_row(md->m, n, cols, vals, MILP_LE, 0)) < 0)
+				goto oom;
+		}
 	}
 	if (p->power_cap_w > 0) {
 		for (unsigned x = 0; x < nx; x++)
@@ -515,13 +557,6 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 		for (unsigned x = 0; x < nx; x++)
 			cols[x] = x, vals[x] = p->cands[md->x_tenant[x]][md->x_cand[x]].mem_bytes / 1048576.0;
 		if (nx > 0 && (md->mem_row = milp_add_row(md->m, nx, cols, vals, MILP_LE, p->memory_bytes / 1048576.0)) < 0)
-			goto oom;
-	}
-	{
-		double all = 1;
-		for (unsigned i = 0; i < p->ntenants; i++)
-			cols[i] = md->d0 + i, vals[i] = p->tenants[i].weight, all += p->tenants[i].weight;
-		if ((md->drop_row = milp_add_row(md->m, p->ntenants, cols, vals, MILP_LE, all)) < 0)
 			goto oom;
 	}
 	ret = 0;
@@ -552,16 +587,36 @@ set_main_objective(const struct ten_problem *p, struct model *md, unsigned *cols
 	milp_set_objective(md->m, md->nx, cols, vals, true);
 }
 
+/* The largest of 1, 0.1, ... 1e-6 that every weight is a whole multiple
+ * of: the least difference between two sums of weights. */
+static double
+weight_quantum(const struct ten_problem *p)
+{
+	double q = 1;
+
+	for (int k = 0; k < 6; k++, q /= 10) {
+		bool whole = true;
+		for (unsigned i = 0; i < p->ntenants && whole; i++) {
+			double m = p->tenants[i].weight / q;
+			whole = fabs(m - round(m)) < 1e-6 * fmax(1, m);
+		}
+		if (whole)
+			return q;
+	}
+	return q;
+}
+
 /* Lexicographic solve: every tenant that can be served; if that is
  * infeasible, the least dropped weight first, then the objective. Fills
- * choice. 0, 1 when the solver gave up (choice: all dropped), -1 on error. */
+ * choice. 0 (proven optimal), 1 (time ran out: the best found), 2 (time ran
+ * out with nothing found: choice all dropped), -1 on error. */
 static int
 solve_lex(const struct ten_problem *p, struct model *md, int *choice, unsigned *solves, long *nodes, char **cause)
 {
 	unsigned ncols = milp_cols(md->m);
 	unsigned *cols = calloc(ncols + 1, sizeof(unsigned));
 	double *vals = calloc(ncols + 1, sizeof(double)), *x = calloc(ncols + 1, sizeof(double)), obj;
-	double all = 1;
+	double all = 1, limit = p->time_limit_s > 0 ? p->time_limit_s : 1.0;
 	enum milp_status st;
 	bool found;
 	int ret = -1;
@@ -577,30 +632,41 @@ solve_lex(const struct ten_problem *p, struct model *md, int *choice, unsigned *
 			milp_set_bounds(md->m, md->d0 + i, 0, 0);
 		all += p->tenants[i].weight;
 	}
-	milp_set_rhs(md->m, (unsigned)md->drop_row, all);
 	set_main_objective(p, md, cols, vals);
-	st = milp_solve(md->m, 2, x, &obj, &found);
+	st = milp_solve(md->m, limit, x, &obj, &found);
 	(*solves)++, *nodes += milp_nodes(md->m);
 	if (st == MILP_INFEASIBLE) {
-		/* phase 1: least dropped weight */
-		for (unsigned i = 0; i < p->ntenants; i++) {
+		/* Some must go: one solve with each dropped tenant's weight at a
+		 * penalty M large enough that serving more weight always wins (M x
+		 * the weights' quantum above the whole objective's range): the least
+		 * dropped weight first, then the best objective with it. (Two
+		 * phases, least weight and then the objective under it, take lp_solve
+		 * orders of magnitude longer: the first is very degenerate.) */
+		double range = 1, quantum = weight_quantum(p), big;
+		unsigned n = 0;
+		double most[TEN_MAX_TENANTS] = { 0 };
+		for (unsigned c = 0; c < md->nx; c++)
+			most[md->x_tenant[c]] = fmax(most[md->x_tenant[c]],
+			                             fabs(contribution(p, md->x_tenant[c], &p->cands[md->x_tenant[c]][md->x_cand[c]])));
+		for (unsigned i = 0; i < p->ntenants; i++)
+			range += 2 * most[i];
+		big = 2 * range / quantum;
+		for (unsigned c = 0; c < md->nx; c++, n++)
+			cols[n] = c, vals[n] = contribution(p, md->x_tenant[c], &p->cands[md->x_tenant[c]][md->x_cand[c]]);
+		for (unsigned i = 0; i < p->ntenants; i++, n++) {
 			milp_set_bounds(md->m, md->d0 + i, md->solvable[i] ? 0 : 1, 1);
-			cols[i] = md->d0 + i, vals[i] = p->tenants[i].weight;
+			cols[n] = md->d0 + i, vals[n] = -big * p->tenants[i].weight;
 		}
-		milp_set_objective(md->m, p->ntenants, cols, vals, false);
-		st = milp_solve(md->m, 2, x, &obj, &found);
-		(*solves)++, *nodes += milp_nodes(md->m);
-		if (st != MILP_OPTIMAL) {
-			set_cause(cause, "the MIP solver failed in phase 1 (status %d)", st);
-			goto out;
-		}
-		milp_set_rhs(md->m, (unsigned)md->drop_row, obj + 1e-7);
-		set_main_objective(p, md, cols, vals);
-		st = milp_solve(md->m, 2, x, &obj, &found);
+		milp_set_objective(md->m, n, cols, vals, true);
+		st = milp_solve(md->m, limit, x, &obj, &found);
 		(*solves)++, *nodes += milp_nodes(md->m);
 	}
 	if (!found) {
-		set_cause(cause, "the MIP solver found no solution (status %d)", st);
+		if (st == MILP_TIMEOUT) {
+			ret = 2; /* nothing in time */
+			goto out;
+		}
+		set_cause(cause, "the MIP solver found no solution (%s)", milp_status_text(md->m));
 		goto out;
 	}
 	for (unsigned c = 0; c < md->nx; c++)
@@ -614,12 +680,79 @@ out:
 	return ret;
 }
 
+/* Ties: the MIP maximises weighted accuracy alone, so among plans of the
+ * same accuracy it may pick any. Keep each tenant's g and placement and
+ * choose, per placement, the frequency (one for all its tenants) and each
+ * tenant's thread count that draw the least power while every constraint
+ * still holds. Accuracy-objective only (the energy objective has no ties to
+ * break but accuracy ones, which this leaves). */
+static void
+polish(const struct ten_problem *p, int *choice)
+{
+	if (p->objective != TEN_MAX_ACCURACY)
+		return;
+	for (unsigned q = 0; q < p->nplaces; q++) {
+		int best[TEN_MAX_TENANTS];
+		double best_power = INFINITY, other_power = 0, other_mem = 0;
+		bool any = false;
+		for (unsigned i = 0; i < p->ntenants; i++)
+			if (choice[i] >= 0 && p->cands[i][choice[i]].point.place != q)
+				other_power += ten_power(&p->tenants[i], &p->cands[i][choice[i]]),
+				        other_mem += p->cands[i][choice[i]].mem_bytes;
+			else if (choice[i] >= 0)
+				any = true;
+		if (!any)
+			continue;
+		for (unsigned f = 0; f < p->places[q].nfreqs; f++) {
+			int pick[TEN_MAX_TENANTS];
+			double util = 0, power = 0, mem = 0;
+			bool ok = true;
+			for (unsigned i = 0; i < p->ntenants && ok; i++) {
+				pick[i] = choice[i];
+				if (choice[i] < 0 || p->cands[i][choice[i]].point.place != q)
+					continue;
+				const struct ten_candidate *now = &p->cands[i][choice[i]];
+				double bp = INFINITY;
+				pick[i] = -1;
+				for (unsigned j = 0; j < p->ncands[i]; j++) {
+					const struct ten_candidate *c = &p->cands[i][j];
+					if (c->point.place != q || c->point.freq != f || c->point.groups != now->point.groups ||
+					    strcmp(c->plan, now->plan) || accuracy_of(c) < accuracy_of(now) || !ten_candidate_ok(p, i, c))
+						continue;
+					if (!shared_freq(p, q) && j != (unsigned)choice[i] && c->point.freq != now->point.freq)
+						continue;
+					if (ten_power(&p->tenants[i], c) < bp)
+						bp = ten_power(&p->tenants[i], c), pick[i] = (int)j;
+				}
+				if (pick[i] < 0) {
+					ok = false;
+					break;
+				}
+				util += ten_util(&p->tenants[i], &p->cands[i][pick[i]]);
+				power += bp;
+				mem += p->cands[i][pick[i]].mem_bytes;
+			}
+			if (!ok || util > capacity(p, q) + 1e-9 ||
+			    (p->power_cap_w > 0 && other_power + power > p->power_cap_w + 1e-9) ||
+			    (p->memory_bytes > 0 && other_mem + mem > p->memory_bytes + 1e-6))
+				continue;
+			if (power < best_power - 1e-12) {
+				best_power = power;
+				memcpy(best, pick, sizeof(best));
+			}
+		}
+		if (best_power < INFINITY)
+			for (unsigned i = 0; i < p->ntenants; i++)
+				choice[i] = best[i];
+	}
+}
+
 int
 ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char **cause)
 {
 	struct model md;
 	int choice[TEN_MAX_TENANTS];
-	double t0 = now_us();
+	double t0 = now_us(), c0 = cpu_us();
 	int st;
 
 	memset(r, 0, sizeof(*r));
@@ -639,17 +772,30 @@ ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char 
 		model_free(&md);
 		return -1;
 	}
+	if (st > 0) {
+		/* out of time: the best found, or greedy's plan when that is better */
+		static struct ten_result g, found;
+		ten_solve_greedy(p, &g);
+		evaluate(p, choice, &found);
+		if (st == 2 || ten_compare(&found, &g, 1e-9) < 0)
+			for (unsigned i = 0; i < p->ntenants; i++)
+				choice[i] = g.a[i].cand;
+	}
+	polish(p, choice);
 	r->solve_us = now_us() - t0;
+	r->solve_cpu_us = cpu_us() - c0;
 	{
 		unsigned rows = r->rows, cols = r->cols, bins = r->binaries, kept = r->candidates_kept,
 		         total = r->candidates_total, solves = r->solves;
 		long nodes = r->nodes;
-		double us = r->solve_us;
+		double us = r->solve_us, cus = r->solve_cpu_us;
 		evaluate(p, choice, r);
+		r->solve_cpu_us = cus;
 		r->rows = rows, r->cols = cols, r->binaries = bins, r->candidates_kept = kept;
 		r->candidates_total = total, r->solves = solves, r->nodes = nodes, r->solve_us = us;
 	}
 	finish(p, r, "milp");
+	r->proven = st == 0;
 	if (explain) {
 		double t1 = now_us();
 		for (unsigned k = 0; k < r->nbind; k++) {
@@ -677,6 +823,9 @@ ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char 
 			old = b->what[0] == 'u' ? capacity(p, q) : b->what[0] == 'o' ? 1 : b->what[0] == 'p' ? p->power_cap_w
 			                                                                                   : p->memory_bytes / 1048576.0;
 			milp_set_rhs(md.m, (unsigned)row, relaxed);
+			if (b->what[0] == 'u')
+				for (unsigned k2 = 0; k2 < md.nfutil[q]; k2++)
+					milp_set_rhs(md.m, (unsigned)md.futil_row[q][k2], relaxed);
 			memset(&rr, 0, sizeof(rr));
 			if (solve_lex(p, &md, choice, &rr.solves, &rr.nodes, NULL) >= 0) {
 				evaluate(p, choice, &rr);
@@ -687,6 +836,9 @@ ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char 
 				b->binds = b->weight_gain > 1e-9 || b->gain > 1e-7;
 			}
 			milp_set_rhs(md.m, (unsigned)row, old);
+			if (b->what[0] == 'u')
+				for (unsigned k2 = 0; k2 < md.nfutil[q]; k2++)
+					milp_set_rhs(md.m, (unsigned)md.futil_row[q][k2], 0);
 		}
 		r->explain_us = now_us() - t1;
 		finish(p, r, "milp"); /* the reasons again, with what binds now known */

@@ -6,7 +6,7 @@
  * weight. Each has candidate operating points (g, placement, threads,
  * frequency, precision plan) with predicted latency, energy, accuracy and
  * memory. The solver picks one per tenant that maximises the weighted
- * accuracy (or minimises the weighted energy) subject to
+ * accuracy (or minimises the weighted power) subject to
  *   - every deadline, energy budget and accuracy floor (per candidate),
  *   - utilisation <= max_util per placement: the sum over tenants of
  *     rate x latency x threads is at most the placement's CPUs (a device: 1),
@@ -51,8 +51,8 @@ struct ten_candidate {
 };
 
 enum ten_objective {
-	TEN_MAX_ACCURACY, /* maximise sum of weight x accuracy (ties: less power) */
-	TEN_MIN_ENERGY,   /* minimise sum of weight x average power (ties: more accuracy) */
+	TEN_MAX_ACCURACY, /* maximise sum of weight x accuracy (ties: least power, after the solve) */
+	TEN_MIN_ENERGY,   /* minimise sum of weight x average power */
 };
 
 struct ten_problem {
@@ -63,6 +63,7 @@ struct ten_problem {
 	double margin;           /* latency x (1 + margin) must meet the deadline */
 	double power_cap_w;      /* 0 = none */
 	double memory_bytes;     /* 0 = none */
+	double time_limit_s;     /* per MIP solve, 0 = 1 s; out of time: the best found, or greedy's */
 	unsigned ntenants;
 	struct ten_tenant tenants[TEN_MAX_TENANTS];
 	struct ten_candidate *cands[TEN_MAX_TENANTS]; /* malloc'ed, freed by ten_problem_clear */
@@ -93,6 +94,7 @@ struct ten_assignment {
 
 struct ten_result {
 	char method[16];         /* "milp", "exhaustive", "greedy" */
+	bool proven;             /* milp: solved to optimality in time */
 	bool all_served;
 	unsigned ndropped;
 	double dropped_weight;
@@ -107,7 +109,8 @@ struct ten_result {
 	unsigned rows, cols, binaries, candidates_kept, candidates_total;
 	unsigned solves;
 	long nodes;
-	double solve_us;         /* the solve itself, without the explanation's solves */
+	double solve_us;         /* the solve itself (wall clock), without the explanation's solves */
+	double solve_cpu_us;     /* the same in this thread's CPU time (what other load does not change) */
 	double explain_us;
 };
 

@@ -270,6 +270,8 @@ result_json(const struct ten_problem *p, const struct ten_result *r, const struc
 	json_object_object_add(mip, "candidates_kept", json_object_new_int((int)r->candidates_kept));
 	json_object_object_add(mip, "candidates_total", json_object_new_int((int)r->candidates_total));
 	json_object_object_add(mip, "solve_ms", json_object_new_double(r->solve_us / 1e3));
+	json_object_object_add(mip, "solve_cpu_ms", json_object_new_double(r->solve_cpu_us / 1e3));
+	json_object_object_add(mip, "proven", json_object_new_boolean(r->proven));
 	json_object_object_add(mip, "explain_ms", json_object_new_double(r->explain_us / 1e3));
 	json_object_object_add(mip, "nodes", json_object_new_int64(r->nodes));
 	json_object_object_add(o, "mip", mip);
@@ -291,10 +293,11 @@ print_text(const struct ten_problem *p, const struct ten_result *r, const char *
 		printf("; power cap %.2f W", p->power_cap_w);
 	if (p->memory_bytes > 0)
 		printf("; memory %.0f MiB", p->memory_bytes / 1048576.0);
-	printf("\nMIP (%s): %u of %u candidates kept; %u rows x %u columns (%u binary); solved in %.2f ms (%u solve%s, "
-	       "%ld nodes)\n\n",
+	printf("\nMIP (%s): %u of %u candidates kept; %u rows x %u columns (%u binary); solved in %.2f ms (%.2f ms CPU; "
+	       "%u solve%s, %ld nodes)%s\n\n",
 	       milp_backend(), r->candidates_kept, r->candidates_total, r->rows, r->cols, r->binaries, r->solve_us / 1e3,
-	       r->solves, r->solves == 1 ? "" : "s", r->nodes);
+	       r->solve_cpu_us / 1e3, r->solves, r->solves == 1 ? "" : "s", r->nodes,
+	       r->proven ? "" : "; NOT proven optimal in the time limit");
 	printf("%-10s %8s %9s  %-26s %8s %9s %9s %6s %7s  %s\n", "tenant", "rate/s", "deadline", "point", "accuracy",
 	       "latency", "energy", "util", "power", "why");
 	for (unsigned i = 0; i < p->ntenants; i++) {
@@ -479,6 +482,7 @@ cmd_solve(int argc, char **argv)
 	prob.memory_bytes = spec.memory_mb * 1048576.0;
 	prob.max_util = spec.max_util;
 	prob.margin = spec.margin;
+	prob.time_limit_s = 10;
 	for (unsigned i = 0; i < spec.n; i++) {
 		struct ten_candidate *c = NULL;
 		unsigned n = 0;
