@@ -27,6 +27,7 @@ char *cli_no_policy(const struct pol_set *set, const char *name, const char *shi
 double cli_quantile(double *samples, size_t n, double q);
 
 /* Subcommands. */
+int cmd_accuracy(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_platform(int argc, char **argv);
 int cmd_pareto(int argc, char **argv);

@@ -19,6 +19,7 @@ usage(FILE *out)
 	      "Offline toolkit of the gearbox runtime adaptation daemon.\n"
 	      "\n"
 	      "Commands:\n"
+	      "  accuracy FILE --dataset DIR [...]        int8 sensitivity per layer; plan accuracy predictor\n"
 	      "  model info FILE [--json]                 layers, parameters, FLOPs and accuracy per g\n"
 	      "  model eval FILE --dataset DIR [...]      top-1 accuracy per active-group count\n"
 	      "  model run FILE --idx IMAGES [...]        classify images, print class scores\n"
@@ -78,6 +79,8 @@ run(int argc, char **argv)
 		printf("gearbox %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	if (strcmp(argv[1], "accuracy") == 0)
+		return cmd_accuracy(argc - 1, argv + 1);
 	if (strcmp(argv[1], "model") == 0)
 		return cmd_model(argc - 1, argv + 1);
 	if (strcmp(argv[1], "platform") == 0)
