@@ -71,6 +71,7 @@ static const struct command {
 	  "  --plot FILE.png  draw the points (needs gnuplot)\n" },
 	{ "calibrate", "[--model NAME]", "re-measure a model's latency predictor (root, gearbox-admin group)",
 	  "  --model NAME     which hosted model (needed when several are)\n" },
+	{ "plan", "", "the tenant plan: what each session was given and why, what binds", "" },
 };
 
 static const char common_options[] =
@@ -770,6 +771,75 @@ cmd_watch(struct gbx_conn *c, const struct opts *o)
 	return 0;
 }
 
+static double
+num_of(struct json_object *o, const char *key)
+{
+	return json_object_get_double(json_object_object_get(o, key));
+}
+
+static void
+plan_text(struct json_object *r)
+{
+	struct json_object *ts = json_object_object_get(r, "tenants"), *ps = json_object_object_get(r, "places"),
+	                   *cs = json_object_object_get(r, "constraints"), *mip = json_object_object_get(r, "mip");
+	unsigned nb = 0;
+
+	if (!json_object_get_boolean(json_object_object_get(r, "enabled"))) {
+		printf("no tenant plan: %s; each request is chosen for on its own\n", str_of(r, "reason"));
+		return;
+	}
+	if (json_object_object_get(r, "generation") == NULL) {
+		printf("no plan yet (%s)%s\n", str_of(r, "solver"),
+		       json_object_get_boolean(json_object_object_get(r, "pending")) ? ": one is being made" : ": no sessions");
+		return;
+	}
+	printf("plan %s, %.1f s old, made because %s; %s, solved in %.1f ms (%s), %s rows x %s columns\n",
+	       str_of(r, "generation"), num_of(r, "age_s"), str_of(r, "reason"), str_of(r, "solver"),
+	       num_of(mip, "solve_ms"), json_object_get_boolean(json_object_object_get(mip, "proven")) ? "optimal" : "best found in time",
+	       str_of(mip, "rows"), str_of(mip, "cols"));
+	printf("%-8s %-18s %8s %9s  %-28s %8s %10s %6s  %s\n", "session", "model", "rate/s", "deadline", "room", "accuracy",
+	       "predicted", "util", "why");
+	for (size_t i = 0; ts && i < json_object_array_length(ts); i++) {
+		struct json_object *t = json_object_array_get_idx(ts, i);
+		char room[64] = "dropped (g=1, what is left)";
+		if (json_object_get_boolean(json_object_object_get(t, "served"))) {
+			double mhz = num_of(t, "freq_khz") / 1e3;
+			snprintf(room, sizeof(room), "g<=%s %s x%s", str_of(t, "groups"), str_of(t, "placement"), str_of(t, "threads"));
+			if (mhz > 0)
+				snprintf(room + strlen(room), sizeof(room) - strlen(room), " <=%.0f MHz", mhz);
+			printf("%-8s %-18s %8.1f %6.0f us  %-28s %7.2f%% %7.0f us %6.3f  %s\n", str_of(t, "session"), str_of(t, "model"),
+			       num_of(t, "rate_hz"), num_of(t, "deadline_us"), room, 100 * num_of(t, "accuracy"),
+			       num_of(t, "predicted_us"), num_of(t, "util"), str_of(t, "why"));
+		} else {
+			printf("%-8s %-18s %8.1f %6.0f us  %-28s %8s %10s %6s  %s\n", str_of(t, "session"), str_of(t, "model"),
+			       num_of(t, "rate_hz"), num_of(t, "deadline_us"), room, "-", "-", "-", str_of(t, "why"));
+		}
+	}
+	printf("placements:");
+	for (size_t i = 0; ps && i < json_object_array_length(ps); i++) {
+		struct json_object *p = json_object_array_get_idx(ps, i);
+		if (json_object_get_boolean(json_object_object_get(p, "used")))
+			printf(" %s %.2f of %.2f busy;", str_of(p, "name"), num_of(p, "util"), num_of(p, "capacity"));
+		else
+			printf(" %s unused;", str_of(p, "name"));
+	}
+	printf("\nbinding:");
+	for (size_t i = 0; cs && i < json_object_array_length(cs); i++) {
+		struct json_object *b = json_object_array_get_idx(cs, i);
+		if (!json_object_get_boolean(json_object_object_get(b, "binds")))
+			continue;
+		nb++;
+		printf("\n  %s", str_of(b, "what"));
+		if (num_of(b, "limit") > 0)
+			printf(" (%.3g of %.3g)", num_of(b, "used"), num_of(b, "limit"));
+		if (num_of(b, "weight_gain") > 0)
+			printf(": relaxed, it would serve %g more weight", num_of(b, "weight_gain"));
+		else if (num_of(b, "gain") > 0)
+			printf(": relaxed, weighted accuracy would gain %.4f", num_of(b, "gain"));
+	}
+	printf("%s\n", nb ? "" : " nothing");
+}
+
 static void
 platform_text(struct json_object *r)
 {
@@ -897,6 +967,8 @@ main(int argc, char **argv)
 		ret = cmd_pareto(c, &o);
 	else if (strcmp(verb, "calibrate") == 0)
 		ret = cmd_calibrate(c, &o);
+	else if (strcmp(verb, "plan") == 0)
+		ret = simple_call(c, GBX_MSG_PLAN, &o, plan_text);
 	else
 		ret = cmd_watch(c, &o);
 	gbx_disconnect(c);

@@ -255,6 +255,8 @@ conn_close_locked(struct daemon *d, struct conn *c)
 		*pp = c->next;
 	d->nconns--;
 	epoll_ctl(d->conn_epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	if (session_count_owned(&d->sessions, c) > 0)
+		plan_request(d, "a client with sessions left");
 	session_close_owned(&d->sessions, c);
 	serve_forget_conn(d, c);
 	pthread_mutex_lock(&c->lock);

@@ -172,6 +172,12 @@ struct session {
 	unsigned home_threads, home_groups;
 	double home_us;             /* what it took */
 	bool infeasible;            /* its last request's budget fit no point (logged once) */
+	/* the tenant plan's room for it (plan.c; daemon.lock) */
+	bool planned, plan_served;
+	uint64_t plan_gen;
+	unsigned plan_groups, plan_place, plan_threads;
+	unsigned long plan_khz;      /* 0: the placement's clock is not planned */
+	double planned_rate;         /* the rate the last plan assumed */
 	/* statistics */
 	uint64_t requests, deadline_met, deadline_total, groups_sum;
 	double recent_us[SESSION_WINDOW]; /* end-to-end, for percentiles */
@@ -334,6 +340,27 @@ void serve_hold_pm_qos(struct daemon *d);
 /* -1: something refused, *error says what; `loading` as serve_reload_models. */
 int daemon_reload(struct daemon *d, char **error, struct json_object *loading);
 
+/* ---- the tenant plan (plan.c) -------------------------------------------- */
+
+struct daemon_plan {
+	bool enabled;                /* plan = yes and a solver built in */
+	bool started;
+	pthread_t thread;
+	pthread_cond_t cond;         /* with daemon.lock */
+	uint64_t wanted, done;       /* plans asked for, and the last one made (or given up) */
+	char why[128];               /* what asked for the next */
+	struct json_object *last;    /* the last plan, as PLAN shows it */
+	uint64_t made_ns, plans;
+};
+int plan_start(struct daemon *d, char **cause);
+void plan_stop(struct daemon *d); /* after serve_stop */
+/* Ask for a new plan (daemon.lock held): the tenants changed. */
+void plan_request(struct daemon *d, const char *why);
+/* Narrow a request's policy to the room its session was planned (daemon.lock). */
+void plan_room(struct daemon *d, const struct session *s, struct pol_params *params);
+/* The PLAN reply (daemon.lock). */
+struct json_object *plan_json(struct daemon *d);
+
 /* ---- handlers (handlers.c) ----------------------------------------------- */
 
 /* Handle one complete frame of c (its owner thread). */
@@ -428,6 +455,7 @@ struct daemon {
 	pthread_mutex_t post_lock;
 	struct conn *posted;
 	int post_fd;                 /* eventfd */
+	struct daemon_plan plan;
 	/* counters */
 	uint64_t requests, served, deadline_met, deadline_total;
 	uint64_t served_at_last_status;

@@ -98,6 +98,18 @@ get_budget(struct json_object *o, struct budget *b, struct decode_error *err)
 			return refuse(err, GBX_ERR_BAD_REQUEST, "'min_accuracy' must be a number in [0, 1]");
 		b->min_accuracy = a;
 	}
+	if ((v = field(o, GBX_KEY_RATE_HZ)) != NULL) {
+		double x = json_object_get_double(v);
+		if ((!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) || !(x > 0 && x <= 1e6))
+			return refuse(err, GBX_ERR_BAD_REQUEST, "'rate_hz' must be a number of requests per second in (0, 1e6]");
+		b->rate_hz = x;
+	}
+	if ((v = field(o, GBX_KEY_WEIGHT)) != NULL) {
+		double x = json_object_get_double(v);
+		if ((!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) || !(x > 0 && x <= 1e6))
+			return refuse(err, GBX_ERR_BAD_REQUEST, "'weight' must be a number in (0, 1e6]");
+		b->weight = x;
+	}
 	return 0;
 }
 
@@ -193,7 +205,7 @@ decode_request(uint16_t type, const unsigned char *payload, size_t len, struct d
 	else if (type == GBX_MSG_PARETO || type == GBX_MSG_CALIBRATE)
 		ret = decode_model_policy(out, err);
 	else
-		ret = 0; /* HELLO, MODELS, STATUS, SUBSCRIBE, RELOAD, PLATFORM: no fields read */
+		ret = 0; /* HELLO, MODELS, STATUS, SUBSCRIBE, RELOAD, PLATFORM, PLAN: no fields read */
 	if (ret != 0)
 		decoded_clear(out);
 	return ret;

@@ -17,6 +17,8 @@ struct budget {
 	uint64_t deadline_us;   /* 0: none */
 	uint64_t energy_uj;     /* 0: none */
 	double min_accuracy;    /* 0: none */
+	double rate_hz;         /* what the client says it will send, 0: not said (learnt) */
+	double weight;          /* 0: not said (1) */
 };
 
 /* What a request says. Strings point into json. */

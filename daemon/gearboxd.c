@@ -659,7 +659,7 @@ run(int argc, char **argv)
 	sd_event_source_set_enabled(timer, SD_EVENT_ON);
 	sd_event_source_set_enabled(sweep, SD_EVENT_ON);
 	sd_event_set_watchdog(d.event, true);
-	if (serve_start(&d, &cause) != 0) {
+	if (serve_start(&d, &cause) != 0 || plan_start(&d, &cause) != 0) {
 		log_error("%s", cause);
 		goto out;
 	}
@@ -674,6 +674,7 @@ out:
 	while (d.conns != NULL)
 		conn_close_locked(&d, d.conns);
 	pthread_mutex_unlock(&d.lock);
+	plan_stop(&d);
 	if (d.post_fd >= 0)
 		conn_take_notices(&d);
 	session_table_free(&d.sessions);

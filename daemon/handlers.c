@@ -177,13 +177,20 @@ request_from_session(struct daemon *d, struct request *r, struct session *s, str
 	r->session = s->id;
 	r->budget = s->budget;
 	resolve_policy(d, s->host, s->policy, &r->params);
+	plan_room(d, s, &r->params);
 	r->received_ns = c->frame_ns;
 	r->origin_ns = t.origin_ns ? t.origin_ns : c->frame_ns;
 	if (t.return_us >= 0)
 		c->return_us[c->nreturn++ % RETURN_SAMPLES] = t.return_us;
 	r->return_us = conn_return_estimate(c);
-	if (t.origin_ns)
+	if (t.origin_ns) {
 		arrival_note(&s->arrival, t.origin_ns);
+		/* a rate learnt, or moved by half: the plan assumed another (smaller
+		 * drifts wait for the periodic plan) */
+		if (s->budget.rate_hz == 0 && s->arrival.steady >= 4 && s->arrival.period_ns > 0 &&
+		    fabs(1e9 / s->arrival.period_ns - s->planned_rate) > 0.5 * s->planned_rate)
+			plan_request(d, "a session's request rate was learnt or moved");
+	}
 }
 
 static void
@@ -309,6 +316,7 @@ on_open(struct daemon *d, struct conn *c, const struct decoded *q, struct json_o
 	json_object_object_add(reply, GBX_KEY_SESSION, json_object_new_int64(s->id));
 	json_object_object_add(reply, GBX_KEY_MODEL, json_object_new_string(dnn_model_name(h->model)));
 	json_object_object_add(reply, GBX_KEY_POLICY, json_object_new_string(s->policy));
+	plan_request(d, "a session opened");
 	return 0;
 }
 
@@ -321,6 +329,7 @@ on_budget(struct daemon *d, struct conn *c, const struct decoded *q, struct json
 		return -1;
 	s->budget = q->budget;
 	json_object_object_add(reply, GBX_KEY_SESSION, json_object_new_int64(s->id));
+	plan_request(d, "a budget changed");
 	return 0;
 }
 
@@ -334,6 +343,18 @@ on_close(struct daemon *d, struct conn *c, const struct decoded *q, struct json_
 	json_object_object_add(reply, GBX_KEY_SESSION, json_object_new_int64(s->id));
 	pol_votes_drop(&d->votes, s->id);
 	session_close(&d->sessions, s);
+	plan_request(d, "a session closed");
+	return 0;
+}
+
+static int
+on_plan(struct daemon *d, struct conn *c, const struct decoded *q, struct json_object *reply)
+{
+	struct json_object *plan = plan_json(d);
+
+	(void)c, (void)q;
+	json_object_object_foreach(plan, key, val) json_object_object_add(reply, key, json_object_get(val));
+	json_object_put(plan);
 	return 0;
 }
 
@@ -532,6 +553,7 @@ static const struct {
 	{ GBX_MSG_PLATFORM, "platform", false, on_platform, NULL },
 	{ GBX_MSG_PARETO, "pareto", false, on_pareto, NULL },
 	{ GBX_MSG_CALIBRATE, "calibrate", true, NULL, on_calibrate },
+	{ GBX_MSG_PLAN, "plan", false, on_plan, NULL },
 };
 
 void

@@ -1271,6 +1271,7 @@ swap_main(void *arg)
 	h->calibrating = false;
 	for (unsigned p = 0; p < d->nplaces; p++)
 		wake_worker(&d->workers[p]);
+	plan_request(d, "a model was loaded again");
 	pthread_mutex_unlock(&d->lock);
 	log_notice("%s: now serving the new %s", dnn_model_name(h->model), h->path);
 	json_object_object_add(ev, "event", json_object_new_string("model-reloaded"));

@@ -20,6 +20,7 @@ config_defaults(struct config *c)
 	c->margin = -1;
 	c->threads = 0;
 	c->opencl = true;
+	c->plan = true;
 	c->realtime = CONFIG_REALTIME_AUTO;
 	c->realtime_priority = 10;
 	c->realtime_limit_ms = 1000;
@@ -200,6 +201,9 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 	} else if (strcmp(key, "opencl") == 0) {
 		if (parse_bool(value, &c->opencl) != 0)
 			return ini_file_fail(f, "opencl '%s' must be yes or no", value);
+	} else if (strcmp(key, "plan") == 0) {
+		if (parse_bool(value, &c->plan) != 0)
+			return ini_file_fail(f, "plan '%s' must be yes or no", value);
 	} else if (strcmp(key, "split") == 0) {
 		free(c->split);
 		c->split = strdup(value);
@@ -219,7 +223,7 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		return rc == 0;
 	} else {
 		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
-		                        "opencl, split, realtime, realtime_priority, realtime_limit_ms, realtime_share, warm_ahead, pm_qos, "
+		                        "opencl, plan, split, realtime, realtime_priority, realtime_limit_ms, realtime_share, warm_ahead, pm_qos, "
 		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device, max_clients, max_clients_per_uid, "
 		                        "client_output_kib, output_total_mib, input_total_mib, frame_timeout_s, idle_timeout_s, admin_group)",
 		                     key);

@@ -10,6 +10,7 @@
  *   margin = 0.10                         # overrides every policy's margin (optional)
  *   threads = 2                           # at most this many threads per request (0: all CPUs)
  *   opencl = yes                          # offer OpenCL devices as placements
+ *   plan = yes                            # plan the sessions jointly (the tenant solver; needs lp_solve)
  *   split = cluster0                      # one placement per CPU of these clusters ("all")
  *   realtime = auto                       # workers in SCHED_FIFO: auto (when permitted), yes, no
  *   realtime_priority = 10                # 1..99
@@ -52,6 +53,7 @@ struct config {
 	char *policy;        /* default policy name */
 	char *policy_dir;    /* /etc override folder */
 	bool opencl;         /* offer OpenCL devices as placements */
+	bool plan;           /* the tenant solver plans the sessions (daemon/plan.c) */
 	char *split;         /* clusters split per CPU, NULL: none */
 	enum { CONFIG_REALTIME_AUTO, CONFIG_REALTIME_YES, CONFIG_REALTIME_NO } realtime;
 	int realtime_priority;

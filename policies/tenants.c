@@ -92,7 +92,15 @@ static double
 capacity(const struct ten_problem *p, unsigned place)
 {
 	const struct pol_place *pl = &p->places[place];
-	return (pl->kind == POL_PLACE_CPU ? pl->max_threads : 1) * (p->max_util > 0 ? p->max_util : 1.0);
+	return (pl->kind == POL_PLACE_CPU && !p->serial ? pl->max_threads : 1) * (p->max_util > 0 ? p->max_util : 1.0);
+}
+
+/* What a candidate takes of its placement's capacity. */
+static double
+util_of(const struct ten_problem *p, unsigned i, const struct ten_candidate *c)
+{
+	const struct ten_tenant *t = &p->tenants[i];
+	return p->serial ? t->rate_hz * c->point.latency_us * 1e-6 : ten_util(t, c);
 }
 
 static bool
@@ -138,7 +146,7 @@ ten_candidate_ok(const struct ten_problem *p, unsigned i, const struct ten_candi
 		return false;
 	if (t->min_accuracy > 0 && accuracy_of(c) < t->min_accuracy)
 		return false;
-	if (ten_util(t, c) > capacity(p, c->point.place) + 1e-12)
+	if (util_of(p, i, c) > capacity(p, c->point.place) + 1e-12)
 		return false;
 	if (p->power_cap_w > 0 && ten_power(t, c) > p->power_cap_w + 1e-12)
 		return false;
@@ -185,7 +193,7 @@ evaluate(const struct ten_problem *p, const int *choice, struct ten_result *r)
 		unsigned q = c->point.place;
 		if (!ten_candidate_ok(p, i, c))
 			ok = false;
-		a->util = ten_util(&p->tenants[i], c);
+		a->util = util_of(p, i, c);
 		a->power_w = ten_power(&p->tenants[i], c);
 		r->util[q] += a->util;
 		r->power_w += a->power_w;
@@ -276,7 +284,7 @@ search(struct search *s, unsigned i)
 		const struct ten_candidate *c = &p->cands[i][j];
 		const struct ten_tenant *t = &p->tenants[i];
 		unsigned q = c->point.place;
-		double u = ten_util(t, c), w = ten_power(t, c);
+		double u = util_of(p, i, c), w = ten_power(t, c);
 		if (!ten_candidate_ok(p, i, c) || s->util[q] + u > capacity(p, q) + 1e-9 ||
 		    (p->power_cap_w > 0 && s->power + w > p->power_cap_w + 1e-9) ||
 		    (p->memory_bytes > 0 && s->mem + c->mem_bytes > p->memory_bytes + 1e-6) ||
@@ -345,7 +353,7 @@ ten_solve_greedy(const struct ten_problem *p, struct ten_result *r)
 			const struct ten_candidate *c = &p->cands[i][j];
 			unsigned q = c->point.place;
 			double v;
-			if (!ten_candidate_ok(p, i, c) || util[q] + ten_util(t, c) > capacity(p, q) + 1e-9 ||
+			if (!ten_candidate_ok(p, i, c) || util[q] + util_of(p, i, c) > capacity(p, q) + 1e-9 ||
 			    (p->power_cap_w > 0 && power + ten_power(t, c) > p->power_cap_w + 1e-9) ||
 			    (p->memory_bytes > 0 && mem + c->mem_bytes > p->memory_bytes + 1e-6) ||
 			    (shared_freq(p, q) && freq[q] >= 0 && freq[q] != (int)c->point.freq))
@@ -357,7 +365,7 @@ ten_solve_greedy(const struct ten_problem *p, struct ten_result *r)
 		choice[i] = best;
 		if (best >= 0) {
 			const struct ten_candidate *c = &p->cands[i][best];
-			util[c->point.place] += ten_util(t, c);
+			util[c->point.place] += util_of(p, i, c);
 			power += ten_power(t, c);
 			mem += c->mem_bytes;
 			freq[c->point.place] = (int)c->point.freq;
@@ -405,7 +413,7 @@ dominated(const struct ten_problem *p, unsigned i, const struct ten_candidate *a
 	/* b dominates a? */
 	const struct ten_tenant *t = &p->tenants[i];
 	return a->point.place == b->point.place && a->point.freq == b->point.freq &&
-	       contribution(p, i, b) >= contribution(p, i, a) && ten_util(t, b) <= ten_util(t, a) &&
+	       contribution(p, i, b) >= contribution(p, i, a) && util_of(p, i, b) <= util_of(p, i, a) &&
 	       ten_power(t, b) <= ten_power(t, a) && b->mem_bytes <= a->mem_bytes;
 }
 
@@ -519,7 +527,7 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 		for (unsigned x = 0; x < nx; x++) {
 			const struct ten_candidate *c = &p->cands[md->x_tenant[x]][md->x_cand[x]];
 			if (c->point.place == q) {
-				cols[n] = x, vals[n] = ten_util(&p->tenants[md->x_tenant[x]], c), sum += vals[n], n++;
+				cols[n] = x, vals[n] = util_of(p, md->x_tenant[x], c), sum += vals[n], n++;
 			}
 		}
 		if (n > 0 && (md->util_row[q] = milp_add_row(md->m, n, cols, vals, MILP_LE, capacity(p, q))) < 0)
@@ -538,7 +546,7 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 			for (unsigned x = 0; x < nx; x++) {
 				const struct ten_candidate *c = &p->cands[md->x_tenant[x]][md->x_cand[x]];
 				if (c->point.place == q && c->point.freq == f)
-					cols[n] = x, vals[n] = ten_util(&p->tenants[md->x_tenant[x]], c), n++;
+					cols[n] = x, vals[n] = util_of(p, md->x_tenant[x], c), n++;
 			}
 			if (n == 0)
 				continue;
@@ -623,6 +631,12 @@ solve_lex(const struct ten_problem *p, struct model *md, int *choice, unsigned *
 
 	if (cols == NULL || vals == NULL || x == NULL) {
 		set_cause(cause, "out of memory");
+		goto out;
+	}
+	if (md->nx == 0) { /* no tenant has a point: all dropped, nothing to solve */
+		for (unsigned i = 0; i < p->ntenants; i++)
+			choice[i] = -1;
+		ret = 0;
 		goto out;
 	}
 	for (unsigned i = 0; i < p->ntenants; i++) {
@@ -728,7 +742,7 @@ polish(const struct ten_problem *p, int *choice)
 					ok = false;
 					break;
 				}
-				util += ten_util(&p->tenants[i], &p->cands[i][pick[i]]);
+				util += util_of(p, i, &p->cands[i][pick[i]]);
 				power += bp;
 				mem += p->cands[i][pick[i]].mem_bytes;
 			}

@@ -60,6 +60,8 @@ struct ten_problem {
 	unsigned nplaces;
 	struct pol_place places[POL_MAX_PLACES]; /* max_threads = CPUs; freqs; dvfs */
 	double max_util;         /* per placement, default 1 */
+	bool serial;             /* each placement runs one request at a time (gearboxd's workers):
+	                            its capacity is max_util of its time, rate x latency, not of its CPUs */
 	double margin;           /* latency x (1 + margin) must meet the deadline */
 	double power_cap_w;      /* 0 = none */
 	double memory_bytes;     /* 0 = none */

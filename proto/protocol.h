@@ -40,13 +40,14 @@ enum gbx_msg_type {
 	GBX_MSG_HELLO_REPLY = 2,   /* {"server": "gearboxd", "version": "0.1.0", "protocol": 1} */
 	GBX_MSG_MODELS = 3,        /* {} */
 	GBX_MSG_MODELS_REPLY = 4,  /* {"models": [{"name", "groups", "input_shape", "classes", "labels", "accuracy"}]} */
-	GBX_MSG_OPEN = 5,          /* {"model", "deadline_us", "energy_uj", "min_accuracy", "priority", "policy"} */
+	GBX_MSG_OPEN = 5,          /* {"model", "deadline_us", "energy_uj", "min_accuracy", "priority", "policy",
+	                              "rate_hz", "weight"} */
 	GBX_MSG_OPEN_REPLY = 6,    /* {"session": N} */
 	GBX_MSG_INFER = 7,         /* {"session": N} NUL input */
 	GBX_MSG_INFER_REPLY = 8,   /* {"class", "label", "scores", "groups", "placement", "threads", "freq_khz",
 	                              "latency_us", "queue_us", "energy_uj", "energy_source", "deadline_met",
 	                              "energy_met", "feasible", "reason"} */
-	GBX_MSG_BUDGET = 9,        /* {"session", "deadline_us", "energy_uj", "min_accuracy"} */
+	GBX_MSG_BUDGET = 9,        /* {"session", "deadline_us", "energy_uj", "min_accuracy", "rate_hz", "weight"} */
 	GBX_MSG_BUDGET_REPLY = 10, /* {"session"} */
 	GBX_MSG_STATUS = 11,       /* {} */
 	GBX_MSG_STATUS_REPLY = 12, /* {"uptime_s", "models", "sessions", "clients", "requests", "busy", ...} */
@@ -67,6 +68,9 @@ enum gbx_msg_type {
 	                              "power_w"}]} */
 	GBX_MSG_CALIBRATE = 25,    /* {"model"} (optional): root or the gearbox group only */
 	GBX_MSG_CALIBRATE_REPLY = 26, /* {"model", "measured": N, "seconds"} */
+	GBX_MSG_PLAN = 27,         /* {} */
+	GBX_MSG_PLAN_REPLY = 28,   /* {"enabled", "solver", "generation", "age_s", "reason", "all_served", "tenants": [...],
+	                              "places": [...], "constraints": [...], "mip": {...}} (docs/protocol.md) */
 	GBX_MSG_EVENT = 30,        /* unsolicited: {"event": "operating-point"|"budget-violation"|..., ...} */
 	GBX_MSG_TYPE_MAX = 31,
 };
@@ -81,6 +85,8 @@ enum gbx_msg_type {
 #define GBX_KEY_ENERGY_UJ "energy_uj"
 #define GBX_KEY_MIN_ACCURACY "min_accuracy"
 #define GBX_KEY_PRIORITY "priority"
+#define GBX_KEY_RATE_HZ "rate_hz"       /* OPEN, BUDGET: requests per second the session will send (planning) */
+#define GBX_KEY_WEIGHT "weight"         /* OPEN, BUDGET: its weight when the plan cannot serve everyone */
 #define GBX_KEY_PIXELS "pixels"
 #define GBX_KEY_ALL "all"               /* PARETO: every operating point, not only the front */
 #define GBX_KEY_FRONT "front"

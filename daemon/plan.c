@@ -1,0 +1,352 @@
+/* gearboxd's tenant plan: the sessions planned jointly by the tenant solver
+ * (policies/tenants.h), re-planned when the set of tenants changes (a
+ * session opens or closes, a budget changes, a model is loaded, a session's
+ * request rate is learnt or moves) and every few seconds while sessions
+ * exist (feedback has learnt interference since).
+ *
+ * Each session is a tenant: its model, its deadline and energy budget (less
+ * its connection's return path), its accuracy floor, its rate (what OPEN or
+ * BUDGET said, else what its arrivals show, else one request per two
+ * deadlines) and its weight (OPEN/BUDGET "weight", default 1). Its
+ * candidates are its model's operating points as the control loop predicts
+ * them now (calibration and feedback), under its policy. Placements are the
+ * daemon's: each has one worker that runs one request at a time, so a
+ * placement's capacity is time (sum of rate x latency <= PLAN_UTIL), not
+ * CPUs.
+ *
+ * What the plan gives a session is room: per request, the control loop
+ * still chooses (feedback, hysteresis, the shared frequency votes), but at
+ * most the planned g, threads and frequency, on the planned placement
+ * (plan_room). Under interference a session may go below its point; it
+ * never takes more than it was given. A session the plan could not serve
+ * runs at one group wherever it fits best.
+ *
+ * The solve runs on a thread of its own: the problem is copied under
+ * daemon.lock (the tables under each model's lock, after it), solved with
+ * no lock held, and the result applied under daemon.lock if no newer plan
+ * was asked for meanwhile.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/cause.h"
+#include "common/clock.h"
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+#include "policies/milp.h"
+#include "policies/tenants.h"
+
+#define PLAN_UTIL 0.8        /* of each placement's time: the rest absorbs queueing and jitter */
+#define PLAN_PERIOD_S 2      /* re-plan this often while sessions exist */
+#define PLAN_LIMIT_S 0.2     /* per MIP solve; then the best found (or greedy's) */
+
+struct snapshot {
+	unsigned n;
+	uint32_t session[TEN_MAX_TENANTS];
+	unsigned host[TEN_MAX_TENANTS];
+	struct pol_params params[TEN_MAX_TENANTS];
+	struct ten_tenant t[TEN_MAX_TENANTS];
+	const char *rate_from[TEN_MAX_TENANTS];
+	uint64_t generation;
+	char reason[128];
+};
+
+static double
+session_rate(const struct session *s, const char **from)
+{
+	if (s->budget.rate_hz > 0)
+		return *from = "said", s->budget.rate_hz;
+	if (s->arrival.steady >= 4 && s->arrival.period_ns > 0)
+		return *from = "measured", 1e9 / s->arrival.period_ns;
+	if (s->budget.deadline_us > 0)
+		return *from = "guessed", 1e6 / (2.0 * (double)s->budget.deadline_us);
+	return *from = "guessed", 10.0;
+}
+
+void
+plan_request(struct daemon *d, const char *why)
+{
+	struct daemon_plan *pl = &d->plan;
+
+	if (!pl->enabled)
+		return;
+	pl->wanted++;
+	snprintf(pl->why, sizeof(pl->why), "%s", why);
+	pthread_cond_signal(&pl->cond);
+}
+
+/* The tenants as they are now (daemon.lock held). */
+static void
+take_snapshot(struct daemon *d, struct snapshot *sn)
+{
+	memset(sn, 0, sizeof(*sn));
+	sn->generation = d->plan.wanted;
+	snprintf(sn->reason, sizeof(sn->reason), "%s", d->plan.why);
+	for (unsigned k = 0; k < d->sessions.n && sn->n < TEN_MAX_TENANTS; k++) {
+		struct session *s = d->sessions.v[k];
+		unsigned i = sn->n++;
+		double ret_us = s->owner ? conn_return_estimate(s->owner) : 0;
+		sn->session[i] = s->id;
+		sn->host[i] = (unsigned)(s->host - d->hosts);
+		resolve_policy(d, s->host, s->policy, &sn->params[i]);
+		snprintf(sn->t[i].name, sizeof(sn->t[i].name), "session %u", s->id);
+		snprintf(sn->t[i].model, sizeof(sn->t[i].model), "%s", dnn_model_name(s->host->model));
+		sn->t[i].rate_hz = session_rate(s, &sn->rate_from[i]);
+		sn->t[i].deadline_us = s->budget.deadline_us ? fmax((double)s->budget.deadline_us - ret_us, 1) : 0;
+		sn->t[i].energy_uj = (double)s->budget.energy_uj;
+		sn->t[i].min_accuracy = fmax(s->budget.min_accuracy, sn->params[i].min_accuracy);
+		sn->t[i].weight = s->budget.weight > 0 ? s->budget.weight : 1;
+		s->planned_rate = sn->t[i].rate_hz;
+	}
+}
+
+/* Build and solve (no daemon.lock held). */
+static int
+solve(struct daemon *d, const struct snapshot *sn, struct ten_problem *p, struct ten_result *r, char **cause)
+{
+	ten_problem_init(p, d->places, d->nplaces);
+	p->objective = TEN_MAX_ACCURACY;
+	p->serial = true;
+	p->max_util = PLAN_UTIL;
+	p->time_limit_s = PLAN_LIMIT_S;
+	if (sn->n > 0)
+		p->margin = sn->params[0].margin;
+	for (unsigned i = 0; i < sn->n; i++) {
+		struct host *h = &d->hosts[sn->host[i]];
+		struct pol_point *pts;
+		struct ten_candidate *c;
+		unsigned n, cap;
+		pthread_mutex_lock(&h->lock);
+		cap = pol_table_capacity(&h->control.predictor);
+		pts = calloc(cap ? cap : 1, sizeof(*pts));
+		c = calloc(cap ? cap : 1, sizeof(*c));
+		if (pts == NULL || c == NULL) {
+			pthread_mutex_unlock(&h->lock);
+			free(pts), free(c);
+			return set_cause(cause, "out of memory");
+		}
+		n = pol_table_build(&h->control.predictor, &sn->params[i], &h->control.feedback, NULL, pts, cap);
+		pthread_mutex_unlock(&h->lock);
+		for (unsigned k = 0; k < n; k++) {
+			c[k].point = pts[k];
+			c[k].mem_bytes = 0;
+		}
+		int ok = ten_problem_add(p, &sn->t[i], c, n, cause);
+		free(pts), free(c);
+		if (ok < 0)
+			return -1;
+	}
+	return ten_solve(p, true, r, cause);
+}
+
+/* Keep the result (daemon.lock held). */
+static void
+apply(struct daemon *d, const struct snapshot *sn, const struct ten_problem *p, const struct ten_result *r)
+{
+	struct daemon_plan *pl = &d->plan;
+	json_object *o = json_object_new_object(), *ts = json_object_new_array(), *ps = json_object_new_array(),
+	            *cs = json_object_new_array(), *mip = json_object_new_object();
+
+	for (unsigned i = 0; i < sn->n; i++) {
+		struct session *s = session_find(&d->sessions, sn->session[i]);
+		json_object *t = json_object_new_object();
+		const struct ten_candidate *c = r->a[i].cand >= 0 ? &p->cands[i][r->a[i].cand] : NULL;
+		json_object_object_add(t, GBX_KEY_SESSION, json_object_new_int64(sn->session[i]));
+		json_object_object_add(t, GBX_KEY_MODEL, json_object_new_string(sn->t[i].model));
+		json_object_object_add(t, GBX_KEY_RATE_HZ, json_object_new_double(sn->t[i].rate_hz));
+		json_object_object_add(t, "rate_from", json_object_new_string(sn->rate_from[i]));
+		json_object_object_add(t, GBX_KEY_DEADLINE_US, json_object_new_double(sn->t[i].deadline_us));
+		json_object_object_add(t, GBX_KEY_WEIGHT, json_object_new_double(sn->t[i].weight));
+		json_object_object_add(t, "served", json_object_new_boolean(c != NULL));
+		if (c != NULL) {
+			json_object_object_add(t, GBX_KEY_GROUPS, json_object_new_int((int)c->point.groups));
+			json_object_object_add(t, GBX_KEY_PLACEMENT, json_object_new_string(d->places[c->point.place].name));
+			json_object_object_add(t, GBX_KEY_THREADS, json_object_new_int((int)c->point.threads));
+			json_object_object_add(t, GBX_KEY_FREQ_KHZ, json_object_new_int64((int64_t)c->point.khz));
+			json_object_object_add(t, "accuracy", json_object_new_double(c->point.accuracy));
+			json_object_object_add(t, GBX_KEY_PREDICTED_US, json_object_new_double(c->point.latency_us));
+			json_object_object_add(t, "util", json_object_new_double(r->a[i].util));
+		}
+		json_object_object_add(t, "why", json_object_new_string(r->a[i].why));
+		json_object_array_add(ts, t);
+		if (s == NULL)
+			continue; /* closed while solving: the next plan leaves it out */
+		s->plan_gen = sn->generation;
+		s->planned = true;
+		s->plan_served = c != NULL;
+		if (c != NULL) {
+			s->plan_groups = c->point.groups;
+			s->plan_place = c->point.place;
+			s->plan_threads = c->point.threads;
+			s->plan_khz = p->places[c->point.place].dvfs && p->places[c->point.place].nfreqs > 1 ? c->point.khz : 0;
+		}
+	}
+	for (unsigned q = 0; q < p->nplaces; q++) {
+		json_object *x = json_object_new_object();
+		json_object_object_add(x, "name", json_object_new_string(p->places[q].name));
+		json_object_object_add(x, "used", json_object_new_boolean(r->freq[q] >= 0));
+		json_object_object_add(x, GBX_KEY_FREQ_KHZ,
+		                       json_object_new_int64(r->freq[q] >= 0 ? (int64_t)p->places[q].freqs_khz[r->freq[q]] : 0));
+		json_object_object_add(x, "util", json_object_new_double(r->util[q]));
+		json_object_object_add(x, "capacity", json_object_new_double(PLAN_UTIL));
+		json_object_array_add(ps, x);
+	}
+	for (unsigned k = 0; k < r->nbind; k++) {
+		json_object *b = json_object_new_object();
+		json_object_object_add(b, "what", json_object_new_string(r->bind[k].what));
+		json_object_object_add(b, "binds", json_object_new_boolean(r->bind[k].binds));
+		json_object_object_add(b, "used", json_object_new_double(r->bind[k].used));
+		json_object_object_add(b, "limit", json_object_new_double(r->bind[k].limit));
+		json_object_object_add(b, "gain", json_object_new_double(r->bind[k].gain));
+		json_object_object_add(b, "weight_gain", json_object_new_double(r->bind[k].weight_gain));
+		json_object_array_add(cs, b);
+	}
+	json_object_object_add(mip, "rows", json_object_new_int((int)r->rows));
+	json_object_object_add(mip, "cols", json_object_new_int((int)r->cols));
+	json_object_object_add(mip, "binaries", json_object_new_int((int)r->binaries));
+	json_object_object_add(mip, "candidates_kept", json_object_new_int((int)r->candidates_kept));
+	json_object_object_add(mip, "candidates_total", json_object_new_int((int)r->candidates_total));
+	json_object_object_add(mip, "solve_ms", json_object_new_double(r->solve_us / 1e3));
+	json_object_object_add(mip, "solve_cpu_ms", json_object_new_double(r->solve_cpu_us / 1e3));
+	json_object_object_add(mip, "proven", json_object_new_boolean(r->proven));
+	json_object_object_add(o, "generation", json_object_new_int64((int64_t)sn->generation));
+	json_object_object_add(o, GBX_KEY_REASON, json_object_new_string(sn->reason));
+	json_object_object_add(o, "all_served", json_object_new_boolean(r->all_served));
+	json_object_object_add(o, "dropped_weight", json_object_new_double(r->dropped_weight));
+	json_object_object_add(o, "weighted_accuracy", json_object_new_double(r->weighted_accuracy));
+	json_object_object_add(o, "tenants", ts);
+	json_object_object_add(o, "places", ps);
+	json_object_object_add(o, "constraints", cs);
+	json_object_object_add(o, "mip", mip);
+	json_object_put(pl->last);
+	pl->last = o;
+	pl->made_ns = monotonic_ns();
+	pl->done = sn->generation;
+	pl->plans++;
+}
+
+static void *
+planner_main(void *arg)
+{
+	struct daemon *d = arg;
+	struct daemon_plan *pl = &d->plan;
+	static struct snapshot sn;
+	static struct ten_problem p;
+	static struct ten_result r;
+
+	pthread_mutex_lock(&d->lock);
+	while (!d->stopping) {
+		if (pl->wanted == pl->done) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += PLAN_PERIOD_S;
+			if (pthread_cond_timedwait(&pl->cond, &d->lock, &ts) == ETIMEDOUT && d->sessions.n > 0 &&
+			    pl->wanted == pl->done) {
+				pl->wanted++;
+				snprintf(pl->why, sizeof(pl->why), "periodic (what feedback learnt since)");
+			}
+			continue;
+		}
+		take_snapshot(d, &sn);
+		pthread_mutex_unlock(&d->lock);
+		char *cause = NULL;
+		int rc = solve(d, &sn, &p, &r, &cause);
+		pthread_mutex_lock(&d->lock);
+		if (rc != 0) {
+			log_warning("plan: %s", cause ? cause : "the solver failed");
+			free(cause);
+			pl->done = sn.generation;
+		} else if (pl->wanted == sn.generation || pl->wanted - sn.generation > 8) {
+			apply(d, &sn, &p, &r);
+			log_info("plan %llu (%s): %u session%s, %u served, weighted accuracy %.4f, solved in %.1f ms",
+			         (unsigned long long)sn.generation, sn.reason, sn.n, sn.n == 1 ? "" : "s", sn.n - r.ndropped,
+			         r.weighted_accuracy, r.solve_us / 1e3);
+		}
+		ten_problem_clear(&p);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+int
+plan_start(struct daemon *d, char **cause)
+{
+	struct daemon_plan *pl = &d->plan;
+
+	pthread_cond_init(&pl->cond, NULL);
+	pl->enabled = d->config.plan && milp_available();
+	if (d->config.plan && !milp_available())
+		log_notice("plan: %s; sessions are chosen for one by one", milp_backend());
+	if (!pl->enabled)
+		return 0;
+	if ((errno = pthread_create(&pl->thread, NULL, planner_main, d)) != 0)
+		return set_cause(cause, "cannot start the planner: %s", strerror(errno));
+	pl->started = true;
+	return 0;
+}
+
+void
+plan_stop(struct daemon *d)
+{
+	struct daemon_plan *pl = &d->plan;
+
+	if (pl->started) {
+		pthread_mutex_lock(&d->lock);
+		pthread_cond_signal(&pl->cond);
+		pthread_mutex_unlock(&d->lock);
+		pthread_join(pl->thread, NULL);
+		pl->started = false;
+	}
+	json_object_put(pl->last);
+	pl->last = NULL;
+}
+
+void
+plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
+{
+	if (!d->plan.enabled || !s->planned)
+		return;
+	if (!s->plan_served) {
+		params->max_groups = 1; /* the least room: whatever is left */
+		return;
+	}
+	if (params->max_groups == 0 || params->max_groups > s->plan_groups)
+		params->max_groups = s->plan_groups;
+	if (params->min_groups > params->max_groups)
+		params->min_groups = params->max_groups;
+	snprintf(params->placements, sizeof(params->placements), "%s", d->places[s->plan_place].name);
+	if (params->max_threads == 0 || params->max_threads > s->plan_threads)
+		params->max_threads = s->plan_threads;
+	if (s->plan_khz && (params->max_khz == 0 || params->max_khz > s->plan_khz))
+		params->max_khz = s->plan_khz;
+	if (params->min_khz > params->max_khz && params->max_khz)
+		params->min_khz = 0;
+}
+
+json_object *
+plan_json(struct daemon *d)
+{
+	struct daemon_plan *pl = &d->plan;
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "enabled", json_object_new_boolean(pl->enabled));
+	json_object_object_add(o, "solver", json_object_new_string(milp_backend()));
+	if (!pl->enabled) {
+		json_object_object_add(o, GBX_KEY_REASON,
+		                       json_object_new_string(!d->config.plan ? "plan = no in gearboxd.conf" : milp_backend()));
+		return o;
+	}
+	json_object_object_add(o, "plans", json_object_new_int64((int64_t)pl->plans));
+	json_object_object_add(o, "pending", json_object_new_boolean(pl->wanted != pl->done));
+	if (pl->last != NULL) {
+		json_object_object_add(o, "age_s", json_object_new_double((double)(monotonic_ns() - pl->made_ns) / 1e9));
+		json_object_object_foreach(pl->last, key, val) json_object_object_add(o, key, json_object_get(val));
+	}
+	return o;
+}

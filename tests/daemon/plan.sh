@@ -1,0 +1,119 @@
+#!/bin/sh
+# gearboxd's tenant plan (daemon/plan.c): two sessions at different rates and
+# deadlines are planned jointly when they open; gearboxctl plan shows what
+# each was given and why; every request stays inside its session's room (g,
+# placement, threads); closing a session plans again; plan = no in
+# gearboxd.conf turns it off and PLAN says so.
+set -eu
+B=${top_builddir:-.}
+S=$(cd "${top_srcdir:-.}" && pwd)
+[ -x "$B/gearboxd" ] || { echo "SKIP: gearboxd not built (no libsystemd)"; exit 77; }
+grep -q '^#define HAVE_LPSOLVE 1' "$B/config.h" || { echo "SKIP: built without lp_solve"; exit 77; }
+T=$(mktemp -d /tmp/gearboxd-plan-XXXXXX)
+DPID=""
+cleanup() {
+	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+export OPENBLAS_NUM_THREADS=1 GEARBOX_STATE_DIR="$T/state" GEARBOX_CACHE_DIR="$T/cache" XDG_CACHE_HOME="$T/xdg-cache" \
+	GEARBOX_POLICY_DIR="$S/policies"
+fail() {
+	echo "FAIL: $*" >&2
+	[ -f "$T/daemon.log" ] && { echo "--- daemon log"; tail -30 "$T/daemon.log"; } >&2
+	exit 1
+}
+IDX=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+[ -f "$IDX" ] || { echo "SKIP: no Fashion-MNIST (dataset-fashion-mnist)"; exit 77; }
+MODEL="$S/models/fmnist-alexnet-g4.safetensors"
+SOCK=$T/gearboxd.sock
+CTL="$B/gearboxctl --socket $SOCK"
+start_daemon() {
+	rm -f "$SOCK"
+	"$B/gearboxd" --socket "$SOCK" --model "$MODEL" -v ${1:+--config "$1"} >"$T/daemon.log" 2>&1 &
+	DPID=$!
+	for i in $(seq 1 900); do
+		[ -S "$SOCK" ] && $CTL status >/dev/null 2>&1 && return 0
+		kill -0 "$DPID" 2>/dev/null || fail "gearboxd exited at start"
+		sleep 0.1
+	done
+	fail "gearboxd did not come up"
+}
+stop_daemon() {
+	kill -TERM "$DPID"
+	wait "$DPID" || fail "gearboxd exited with $? on SIGTERM"
+	DPID=""
+}
+
+start_daemon
+$CTL plan --json >"$T/p0.json"
+python3 - "$T/p0.json" <<'PY' || fail "plan before any session: $(cat "$T/p0.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["enabled"] is True and d["solver"].startswith("lp_solve"), d
+assert "tenants" not in d or d["tenants"] == [], d
+PY
+$CTL plan | grep -q "no plan yet" || fail "text before any session: $($CTL plan)"
+
+# two streams: a relaxed one and a tight one
+$CTL infer --idx "$IDX" --count 150 --rate 50 --deadline-us 20000 --json >"$T/a.json" &
+A=$!
+$CTL infer --idx "$IDX" --count 300 --rate 100 --deadline-us 5000 --json >"$T/b.json" &
+Bp=$!
+sleep 1.5
+$CTL plan --json >"$T/p1.json"
+$CTL plan >"$T/p1.txt"
+wait $A || fail "stream a"
+wait $Bp || fail "stream b"
+python3 - "$T/p1.json" "$T/a.json" "$T/b.json" <<'PY' || fail "plan with two sessions: $(cat "$T/p1.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["enabled"] and d["plans"] >= 1 and d["generation"] >= 1, d
+ts = d["tenants"]
+assert len(ts) == 2, ts
+assert d["reason"], d
+for t in ts:
+    assert t["why"], t
+    assert t["rate_from"] in ("said", "measured", "guessed"), t
+    if t["served"]:
+        assert 1 <= t["groups"] <= 4 and t["threads"] >= 1 and t["placement"], t
+        assert t["predicted_us"] * 1.0 <= t["deadline_us"] + 1e-6, t
+places = {p["name"]: p for p in d["places"]}
+for t in ts:
+    if t["served"]:
+        assert t["placement"] in places and places[t["placement"]]["used"], (t, places)
+for p in d["places"]:
+    assert p["util"] <= p["capacity"] + 1e-9, p
+assert d["mip"]["rows"] > 0 and d["mip"]["cols"] > 0
+# each stream's requests stayed inside the room its session had then: no
+# request above the most groups any plan gave the sessions
+most = max(t["groups"] for t in ts if t["served"]) if any(t["served"] for t in ts) else 1
+for f in sys.argv[2:]:
+    rows = [json.loads(l) for l in open(f) if l.strip()]
+    reqs = [r for r in rows if not r.get("summary")]
+    assert reqs, f
+    assert all(r["groups"] <= most for r in reqs), (f, most, sorted({r["groups"] for r in reqs}))
+PY
+grep -q "^plan [0-9]" "$T/p1.txt" || fail "text: $(cat "$T/p1.txt")"
+grep -q "^binding:" "$T/p1.txt" || fail "text has no binding line: $(cat "$T/p1.txt")"
+# both clients gone: planned again without them
+sleep 0.5
+$CTL plan --json >"$T/p2.json"
+python3 - "$T/p1.json" "$T/p2.json" <<'PY' || fail "plan after the sessions closed: $(cat "$T/p2.json")"
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert b["generation"] > a["generation"], (a["generation"], b["generation"])
+assert b["tenants"] == [], b["tenants"]
+PY
+grep -q "plan [0-9]* (a session opened)" "$T/daemon.log" || fail "no plan logged on open"
+stop_daemon
+
+# plan = no
+printf '[daemon]\nplan = no\n' >"$T/gearboxd.conf"
+start_daemon "$T/gearboxd.conf"
+$CTL plan --json >"$T/off.json"
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['enabled'] is False and 'plan = no' in d['reason'], d" "$T/off.json" ||
+	fail "plan = no: $(cat "$T/off.json")"
+$CTL plan | grep -q "no tenant plan" || fail "plan = no, text"
+stop_daemon
+echo "gearboxd plan: ok"
