@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/solver: the tenant solver's figures (never run by make check).
  *
  *   build/bench/solver [MODEL] [--instances N] [--limit-ms MS]   (BENCH_OVERLOAD=1: heavier tenant sets)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearboxd's tenant plan: the sessions planned jointly by the tenant solver
  * (policies/tenants.h), re-planned when the set of tenants changes (a
  * session opens or closes, a budget changes, a model is loaded, a session's

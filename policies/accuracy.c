@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* policies/accuracy.h: the additive per-layer sensitivity predictor and its
  * file. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* accuracy — predicting the top-1 accuracy of a mixed int8/fp32 plan that
  * was never measured, from per-layer sensitivity measured once: at each g,
  * the accuracy with every layer fp32, and the drop when only layer l runs

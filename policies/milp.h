@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* milp — a small mixed-integer linear programming interface, so that the
  * tenant solver (policies/tenants.c) does not depend on one solver library.
  * Backed by lp_solve 5.5 (policies/milp_lpsolve.c, LGPL-2.1+); another

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* policies/milp.h on lp_solve 5.5 (LGPL-2.1+, Debian liblpsolve55-dev and
  * lp-solve). The problem is kept here (columns, bounds, sparse rows) and
  * handed to a fresh lprec at each solve, so that bounds and right-hand sides

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The tenant solver (policies/tenants.h): the MIP, its exhaustive reference,
  * the greedy baseline, and the explanation of what binds.
  *

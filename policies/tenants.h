@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tenants — one operating point per tenant, chosen jointly by integer
  * programming (HAO-style) over the MIP interface of policies/milp.h.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gearboxd's tenant plan (daemon/plan.c): two sessions at different rates and
 # deadlines are planned jointly when they open; gearboxctl plan shows what
 # each was given and why; every request stays inside its session's room (g,

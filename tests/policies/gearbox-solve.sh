@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gearbox solve as a user runs it: the shipped four-tenant file on the XU3
 # and Nano models (a plan that meets every deadline, utilisation, frequency
 # and power constraint, labelled simulated, never worse than greedy), a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* policies/tenants: the MIP against exhaustive enumeration on many small
  * random instances (feasible and infeasible ones: tenants dropped by weight),
  * never worse than greedy on larger ones, what binds and why, and the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gearbox accuracy: the cached per-layer sensitivity of the bundled model
 # (models/fmnist-alexnet-g4.sensitivity.json, made by
 #   gearbox accuracy MODEL --dataset DIR --images 2000 --out FILE)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearbox accuracy MODEL --dataset DIR: the accuracy predictor for mixed
  * int8/fp32 plans (policies/accuracy.h). Measures each weighted layer's
  * sensitivity once (top-1 drop when only that layer runs int8, per g) on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gearbox solve: the tenant solver (policies/tenants.h) on a modelled
  * platform: what-ifs of which tenant gets which placement, threads,
  * frequency and g, and what binds. Latency and power come from the
