@@ -156,7 +156,7 @@ int
 plot_panels(const char *png, const char *title, size_t panels, const char *const *xlabels, const char *const *ylabels,
             const struct plot_series *series, const size_t *per_panel, char **cause)
 {
-	FILE *gp = open_gnuplot(cause);
+	FILE *gp = open_gnuplot(png, cause);
 	size_t k = 0, total = 0;
 
 	if (gp == NULL)
