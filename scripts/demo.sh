@@ -15,7 +15,7 @@ set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 MODEL=$(ls models/*.safetensors | head -n 1)
-B=build
+B=${BUILD_DIR:-build} # where scripts/setup.sh built
 DATA=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 T=$(mktemp -d /tmp/gearbox-demo-XXXXXX)
 SOCK=$T/gearboxd.sock
