@@ -26,7 +26,7 @@ grep -v '^[a-z*(|#]' "$S/debian/libgearbox0.symbols" | sed -n 's/^ \([^@ ]*\)@[A
 if ! cmp -s "$T/exported" "$T/listed"; then
 	echo "exported by $lib (<) and listed in debian/libgearbox0.symbols (>):" >&2
 	diff "$T/exported" "$T/listed" >&2 || true
-	fail "debian/libgearbox0.symbols is out of date (dpkg-gensymbols, or edit it: new symbols get the version that adds them)"
+	fail "debian/libgearbox0.symbols is out of date: run scripts/update-symbols.sh BUILD_DIR (new symbols get the version that adds them)"
 fi
 soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [ "$soname" = libgearbox.so.0 ] || fail "SONAME $soname: rename libgearbox0 (debian/control, .install, .symbols)"
