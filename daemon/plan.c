@@ -6,14 +6,15 @@
  * exist (feedback has learnt interference since).
  *
  * Each session is a tenant: its model, its deadline and energy budget (less
- * its connection's return path), its accuracy floor, its rate (what OPEN or
+ * its connection's return path, at most half the deadline), its accuracy floor, its rate (what OPEN or
  * BUDGET said, else what its arrivals show, else one request per two
  * deadlines) and its weight (OPEN/BUDGET "weight", default 1). Its
  * candidates are its model's operating points as the control loop predicts
  * them now (calibration and feedback), under its policy. Placements are the
  * daemon's: each has one worker that runs one request at a time, so a
  * placement's capacity is time (sum of rate x latency <= PLAN_UTIL), not
- * CPUs.
+ * CPUs. An OpenCL device of CPU type (PoCL) is left out of the plan: it
+ * computes on the clusters' CPUs, so its capacity is theirs.
  *
  * What the plan gives a session is room: per request, the control loop
  * still chooses (feedback, hysteresis, the shared frequency votes), but at
@@ -99,7 +100,13 @@ take_snapshot(struct daemon *d, struct snapshot *sn)
 		snprintf(sn->t[i].name, sizeof(sn->t[i].name), "session %u", s->id);
 		snprintf(sn->t[i].model, sizeof(sn->t[i].model), "%s", dnn_model_name(s->host->model));
 		sn->t[i].rate_hz = session_rate(s, &sn->rate_from[i]);
-		sn->t[i].deadline_us = s->budget.deadline_us ? fmax((double)s->budget.deadline_us - ret_us, 1) : 0;
+		/* the connection's return path (what its client measured, about the
+		 * 90th percentile) comes off the deadline, at most half of it: on a
+		 * loaded machine the client's own wake-ups can exceed the deadline,
+		 * and a plan with no room for the session helps nobody */
+		sn->t[i].deadline_us =
+		        s->budget.deadline_us ? (double)s->budget.deadline_us - fmin(ret_us, 0.5 * (double)s->budget.deadline_us)
+		                              : 0;
 		sn->t[i].energy_uj = (double)s->budget.energy_uj;
 		sn->t[i].min_accuracy = fmax(s->budget.min_accuracy, sn->params[i].min_accuracy);
 		sn->t[i].weight = s->budget.weight > 0 ? s->budget.weight : 1;
@@ -134,11 +141,18 @@ solve(struct daemon *d, const struct snapshot *sn, struct ten_problem *p, struct
 		}
 		n = pol_table_build(&h->control.predictor, &sn->params[i], &h->control.feedback, NULL, pts, cap);
 		pthread_mutex_unlock(&h->lock);
+		unsigned m = 0;
 		for (unsigned k = 0; k < n; k++) {
-			c[k].point = pts[k];
-			c[k].mem_bytes = 0;
+			/* an OpenCL device of CPU type (PoCL) computes on the clusters'
+			 * own CPUs: as a placement of its own it would look like room
+			 * the clusters do not lose */
+			if (d->places[pts[k].place].kind == POL_PLACE_OPENCL && !d->places[pts[k].place].is_gpu)
+				continue;
+			c[m].point = pts[k];
+			c[m].mem_bytes = 0;
+			m++;
 		}
-		int ok = ten_problem_add(p, &sn->t[i], c, n, cause);
+		int ok = ten_problem_add(p, &sn->t[i], c, m, cause);
 		free(pts), free(c);
 		if (ok < 0)
 			return -1;

@@ -23,7 +23,7 @@ acc_predict(const struct acc_sensitivity *s, unsigned g, const bool *int8)
 		return -1;
 	a = s->fp32[g];
 	for (unsigned k = 0; k < s->nlayers; k++)
-		if (int8[k])
+		if (int8[k] && s->drop[g][k] > 0)
 			a -= s->drop[g][k];
 	return a < 0 ? 0 : a > 1 ? 1 : a;
 }

@@ -3,9 +3,10 @@
  * was never measured, from per-layer sensitivity measured once: at each g,
  * the accuracy with every layer fp32, and the drop when only layer l runs
  * int8. A plan's accuracy at g is predicted as
- *     fp32(g) - sum over its int8 layers of drop(g, l)
+ *     fp32(g) - sum over its int8 layers of max(drop(g, l), 0)
  * (drops add: one layer's quantisation noise hardly changes another's
- * effect). Used by the tenant solver for plan candidates, and measured
+ * effect; a layer that gained accuracy when quantised alone gained an image
+ * or two of the test set by chance, and counts as no change). Used by the tenant solver for plan candidates, and measured
  * against held-out plans by `gearbox accuracy`.
  *
  * Sensitivity files (JSON, docs/plan-format.md): made by `gearbox accuracy

@@ -91,7 +91,8 @@ usage(FILE *out)
 	      "  --recalibrate    measure again even when a cached calibration fits\n"
 	      "  --validate       also measure every point and report the prediction error\n"
 	      "  --all            print every point, not only the front\n"
-	      "  --plot FILE.png  draw the front (needs gnuplot)\n"
+	      "  --plot FILE.png  draw the front (needs gnuplot); with --validate, the measured\n"
+	      "                   latencies marked apart from the predicted\n"
 	      "  --json           machine-readable output\n",
 	      out);
 }
@@ -269,11 +270,16 @@ cmd_pareto(int argc, char **argv)
 		       pr.places[0].power_source, "g", "placement", "threads", "MHz", "accuracy", "latency_us", "energy_uj",
 		       validate ? "  measured_us   error" : "");
 	}
+	double *meas_x = validate ? calloc((all ? n : k) + 1, sizeof(double)) : NULL;
+	double *meas_y = validate ? calloc((all ? n : k) + 1, sizeof(double)) : NULL;
+	unsigned nmeas = 0;
 	for (unsigned i = 0; i < (all ? n : k); i++) {
 		const struct pol_point *pt = all ? &points[i] : &front[i];
 		double measured = NAN;
 		if (validate) {
 			measured = median_of(&b, pt, runs ? (unsigned)runs : 9);
+			if (meas_x && meas_y && !all)
+				meas_x[nmeas] = measured / 1e3, meas_y[nmeas] = pt->accuracy * 100, nmeas++;
 			double e = fabs(pt->latency_us - measured) / measured;
 			err_sum += e;
 			err_max = fmax(err_max, e);
@@ -298,6 +304,30 @@ cmd_pareto(int argc, char **argv)
 		printf("prediction error over %u points: mean %.1f%%, max %.1f%% (%u of them measured for calibration)\n",
 		       nvalid, 100 * err_sum / nvalid, 100 * err_max, pr.measurements);
 	}
+	if (plot != NULL && validate && nmeas > 0) {
+		/* again, with the measured latencies marked apart from the predicted */
+		double *px = calloc(k + 1, sizeof(double)), *py = calloc(k + 1, sizeof(double));
+		struct plot_series se[2];
+		const char *xl[1] = { "latency (ms)" }, *yl[1] = { "top-1 accuracy (%)" };
+		size_t per[1] = { 2 };
+		char title[200];
+		for (unsigned i = 0; px && py && i < k; i++)
+			px[i] = front[i].latency_us / 1e3, py[i] = front[i].accuracy * 100;
+		se[0] = (struct plot_series){ "front, predicted", px, py, k, "points", 7, 1.2, 1 };
+		se[1] = (struct plot_series){ "the same points, measured", meas_x, meas_y, nmeas, "points", 4, 1.6, 2 };
+		snprintf(title, sizeof(title), "%s on this machine, policy %s: predicted and measured", facts.name,
+		         params.name);
+		int rc = px && py ? plot_panels(plot, title, 1, xl, yl, se, per, &cause) : -1;
+		free(px);
+		free(py);
+		if (rc != 0) {
+			free(meas_x);
+			free(meas_y);
+			goto fail;
+		}
+	}
+	free(meas_x);
+	free(meas_y);
 	if (plot != NULL && !json)
 		printf("plot: %s\n", plot);
 	ret = 0;

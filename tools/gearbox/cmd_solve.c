@@ -18,6 +18,7 @@
 #include "common/ini_file.h"
 #include "common/plot.h"
 #include "dnn/dnn.h"
+#include "policies/accuracy.h"
 #include "policies/milp.h"
 #include "policies/policy.h"
 #include "policies/tenants.h"
@@ -35,6 +36,8 @@ struct spec {
 		struct ten_tenant t;
 		char path[1024];
 		double macs_scale;
+		char sensitivity[1024];  /* the accuracy predictor: int8 plan candidates too */
+		double int8_speedup;     /* what the platform model's int8 kernels are assumed to gain */
 	} tenant[TEN_MAX_TENANTS];
 };
 
@@ -141,9 +144,17 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		return number(f, key, value, 1e-6, 1e6, &t->weight);
 	if (!strcmp(key, "macs_scale"))
 		return number(f, key, value, 1e-3, 1e3, &s->tenant[i].macs_scale);
+	if (!strcmp(key, "int8_speedup"))
+		return number(f, key, value, 0.1, 100, &s->tenant[i].int8_speedup);
+	if (!strcmp(key, "sensitivity")) {
+		char joined[sizeof(s->tenant[i].sensitivity)];
+		snprintf(joined, sizeof(joined), value[0] == '/' ? "%s%s" : "%s/%s", value[0] == '/' ? "" : s->dir, value);
+		memcpy(s->tenant[i].sensitivity, joined, sizeof(joined));
+		return 1;
+	}
 	return ini_file_fail(f,
 	                     "unknown key '%s' in [tenant %s] (known: model, rate_hz, period_ms, deadline_us, energy_uj, "
-	                     "min_accuracy, weight, macs_scale)",
+	                     "min_accuracy, weight, macs_scale, sensitivity, int8_speedup)",
 	                     key, t->name);
 }
 
@@ -189,6 +200,43 @@ tenant_candidates(const struct pol_sim *sim, const struct dnn_model *model, doub
 	if ((*out = calloc(cap ? cap : 1, sizeof(**out))) == NULL)
 		return set_cause(cause, "out of memory");
 	*n = ten_candidates_from_predictor(&pr, &all, mem, *out, cap);
+	return 0;
+}
+
+/* Every candidate again with the int8 plan (every int8-capable layer):
+ * accuracy from the accuracy predictor (the drop it predicts, off the
+ * model's own accuracy at g), latency and energy divided by the assumed
+ * speed-up, weights a quarter. */
+static int
+int8_candidates(const struct dnn_model *m, const char *path, double speedup, struct ten_candidate **c, unsigned *n,
+                char **cause)
+{
+	static struct acc_sensitivity sens;
+	bool all[ACC_MAX_LAYERS];
+	struct ten_candidate *grown;
+
+	if (acc_sensitivity_load(&sens, path, dnn_model_fingerprint(m), cause) != 0)
+		return -1;
+	if (!(speedup > 0))
+		return set_cause(cause, "%s: a tenant with a sensitivity file needs int8_speedup", path);
+	for (unsigned k = 0; k < ACC_MAX_LAYERS; k++)
+		all[k] = true;
+	if ((grown = realloc(*c, 2 * (*n ? *n : 1) * sizeof(**c))) == NULL)
+		return set_cause(cause, "out of memory");
+	*c = grown;
+	for (unsigned k = 0; k < *n; k++) {
+		struct ten_candidate *q = &grown[*n + k];
+		unsigned g = grown[k].point.groups;
+		*q = grown[k];
+		snprintf(q->plan, sizeof(q->plan), "int8");
+		q->point.latency_us /= speedup;
+		q->point.energy_uj /= speedup;
+		if (g <= sens.groups)
+			q->point.accuracy = grown[k].point.accuracy - (sens.fp32[g] - acc_predict(&sens, g, all));
+		q->accuracy_predicted = true;
+		q->mem_bytes = grown[k].mem_bytes * 0.3;
+	}
+	*n *= 2;
 	return 0;
 }
 
@@ -493,6 +541,8 @@ cmd_solve(int argc, char **argv)
 			goto out;
 		}
 		if (tenant_candidates(&sim, models[i], spec.tenant[i].macs_scale, &c, &n, spec.tenant[i].t.model, &cause) != 0 ||
+		    (spec.tenant[i].sensitivity[0] &&
+		     int8_candidates(models[i], spec.tenant[i].sensitivity, spec.tenant[i].int8_speedup, &c, &n, &cause) != 0) ||
 		    ten_problem_add(&prob, &spec.tenant[i].t, c, n, &cause) < 0) {
 			free(c);
 			goto out;
