@@ -55,6 +55,7 @@ struct snapshot {
 	struct pol_params params[TEN_MAX_TENANTS];
 	struct ten_tenant t[TEN_MAX_TENANTS];
 	const char *rate_from[TEN_MAX_TENANTS];
+	bool outside[TEN_MAX_TENANTS];  /* no point of its on a placement the plan covers */
 	uint64_t generation;
 	char reason[128];
 };
@@ -116,7 +117,7 @@ take_snapshot(struct daemon *d, struct snapshot *sn)
 
 /* Build and solve (no daemon.lock held). */
 static int
-solve(struct daemon *d, const struct snapshot *sn, struct ten_problem *p, struct ten_result *r, char **cause)
+solve(struct daemon *d, struct snapshot *sn, struct ten_problem *p, struct ten_result *r, char **cause)
 {
 	ten_problem_init(p, d->places, d->nplaces);
 	p->objective = TEN_MAX_ACCURACY;
@@ -152,6 +153,7 @@ solve(struct daemon *d, const struct snapshot *sn, struct ten_problem *p, struct
 			c[m].mem_bytes = 0;
 			m++;
 		}
+		sn->outside[i] = m == 0;
 		int ok = ten_problem_add(p, &sn->t[i], c, m, cause);
 		free(pts), free(c);
 		if (ok < 0)
@@ -188,12 +190,16 @@ apply(struct daemon *d, const struct snapshot *sn, const struct ten_problem *p, 
 			json_object_object_add(t, GBX_KEY_PREDICTED_US, json_object_new_double(c->point.latency_us));
 			json_object_object_add(t, "util", json_object_new_double(r->a[i].util));
 		}
-		json_object_object_add(t, "why", json_object_new_string(r->a[i].why));
+		json_object_object_add(t, "why", json_object_new_string(
+		        sn->outside[i] ? "outside the plan: its policy allows only placements the plan does not cover (an "
+		                         "OpenCL device of CPU type); chosen for request by request"
+		                       : r->a[i].why));
+		json_object_object_add(t, "outside", json_object_new_boolean(sn->outside[i]));
 		json_object_array_add(ts, t);
 		if (s == NULL)
 			continue; /* closed while solving: the next plan leaves it out */
 		s->plan_gen = sn->generation;
-		s->planned = true;
+		s->planned = !sn->outside[i];
 		s->plan_served = c != NULL;
 		if (c != NULL) {
 			s->plan_groups = c->point.groups;

@@ -110,10 +110,12 @@ shared_freq(const struct ten_problem *p, unsigned place)
 	return p->places[place].dvfs && p->places[place].nfreqs > 1;
 }
 
+/* Unknown accuracy (negative): more groups are taken to be better, as the
+ * per-request selection does. */
 static double
 accuracy_of(const struct ten_candidate *c)
 {
-	return c->point.accuracy > 0 ? c->point.accuracy : 0;
+	return c->point.accuracy >= 0 ? c->point.accuracy : c->point.groups * 1e-6;
 }
 
 /* What a candidate adds to the objective (always maximised). No
