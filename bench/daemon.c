@@ -56,7 +56,7 @@ client_main(void *arg)
 	struct worker *w = arg;
 	struct gbx_conn *c = gbx_connect(w->socket);
 	struct gbx_budget b = { .deadline_us = 1000000 };
-	struct gbx_result *r = malloc(sizeof(*r));
+	struct gbx_result *r = gbx_result_new();
 	uint8_t pixels[784];
 	uint32_t s;
 
@@ -73,7 +73,7 @@ client_main(void *arg)
 	if (w->error) {
 		fprintf(stderr, "bench/daemon: %s\n", c ? gbx_last_error(c) : gbx_connect_error());
 		gbx_disconnect(c);
-		free(r);
+		gbx_result_free(r);
 		return NULL;
 	}
 	w->cpu_us = -thread_cpu_us();
@@ -85,14 +85,14 @@ client_main(void *arg)
 			break;
 		}
 		w->rtt[i] = monotonic_us() - t0;
-		w->overhead[i] = w->rtt[i] - r->latency_us;
-		w->unqueued[i] = w->overhead[i] - r->queue_us;
-		w->threads_seen[r->threads < 64 ? r->threads : 64]++;
+		w->overhead[i] = w->rtt[i] - gbx_result_latency_us(r);
+		w->unqueued[i] = w->overhead[i] - gbx_result_queue_us(r);
+		w->threads_seen[gbx_result_threads(r) < 64 ? gbx_result_threads(r) : 64]++;
 		w->done++;
 	}
 	w->cpu_us += thread_cpu_us();
 	gbx_disconnect(c);
-	free(r);
+	gbx_result_free(r);
 	return NULL;
 }
 

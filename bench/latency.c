@@ -345,20 +345,18 @@ engine_once(struct bench *b, unsigned i, struct rate_result *out)
 /* ---- daemon: through libgearbox ------------------------------------------- */
 
 /* The time the daemon says it spent from reading the frame to sending the
- * reply, and its prediction of the end-to-end time: newer daemons add both
- * to the reply, but struct gbx_result has neither field yet and libgearbox
- * does not hand out a reply's JSON, so both are not available (NAN). Read
- * them here once gbx_result has them. */
+ * reply, and its prediction of the end-to-end time (NaN from a daemon that
+ * does not send them). */
 static double
 reply_daemon_us(const struct gbx_result *r)
 {
-	return r->daemon_us;
+	return gbx_result_daemon_us(r);
 }
 
 static double
 reply_predicted_e2e_us(const struct gbx_result *r)
 {
-	return r->predicted_e2e_us;
+	return gbx_result_predicted_e2e_us(r);
 }
 
 static int
@@ -371,7 +369,7 @@ daemon_connect(struct bench *b)
 		fprintf(stderr, "bench/latency: %s\n", gbx_connect_error());
 		return -1;
 	}
-	if ((b->reply = malloc(sizeof(*b->reply))) == NULL ||
+	if ((b->reply = gbx_result_new()) == NULL ||
 	    gbx_open_session_policy(b->conn, dnn_model_name(b->model), &budget, b->o.policy, &b->session) != 0) {
 		fprintf(stderr, "bench/latency: %s\n", gbx_last_error(b->conn));
 		return -1;
@@ -397,10 +395,10 @@ daemon_once(struct bench *b, unsigned i, struct rate_result *out)
 	predicted = reply_predicted_e2e_us(r);
 	out->has_daemon_us = !isnan(daemon_us);
 	series_add(&out->e2e, e2e);
-	series_add(&out->daemon_side, isnan(daemon_us) ? r->queue_us + r->latency_us : daemon_us);
+	series_add(&out->daemon_side, isnan(daemon_us) ? gbx_result_queue_us(r) + gbx_result_latency_us(r) : daemon_us);
 	if (!isnan(predicted))
 		series_add(&out->predicted_error, fabs(predicted - e2e) / e2e);
-	out->mismatched += r->groups != b->groups || r->threads != b->threads;
+	out->mismatched += gbx_result_groups(r) != b->groups || gbx_result_threads(r) != b->threads;
 	return 0;
 }
 
@@ -412,9 +410,9 @@ daemon_probe(struct bench *b)
 	for (unsigned i = 0; i < WARMUP; i++)
 		if (daemon_once(b, i, NULL) != 0)
 			return -1;
-	b->groups = b->reply->groups;
-	b->threads = b->reply->threads;
-	snprintf(b->placement, sizeof(b->placement), "%s", b->reply->placement);
+	b->groups = gbx_result_groups(b->reply);
+	b->threads = gbx_result_threads(b->reply);
+	snprintf(b->placement, sizeof(b->placement), "%s", gbx_result_placement(b->reply));
 	if ((b->o.groups && b->o.groups != b->groups) || (b->o.threads && b->o.threads != b->threads))
 		fprintf(stderr, "bench/latency: the daemon runs g=%u on %u threads, not the g=%u, %u threads asked for; "
 		        "the engine follows the daemon\n", b->groups, b->threads, b->o.groups, b->o.threads);
@@ -767,7 +765,7 @@ bench_close(struct bench *b)
 	gbx_disconnect(b->conn);
 	dnn_engine_free(b->engine);
 	dnn_model_free(b->model);
-	free(b->reply);
+	gbx_result_free(b->reply);
 	free(b->inputs);
 	free(b->output);
 }

@@ -57,7 +57,7 @@ next_reply(struct gbx_conn *c, struct gbx_result *r)
 		int got = gbx_receive(c, r);
 		if (got < 0)
 			return -1;
-		if (got == 1 && r->request_id != 0)
+		if (got == 1 && gbx_result_request_id(r) != 0)
 			return 0;
 		if (got == 0) {
 			struct pollfd p = { .fd = gbx_fd(c), .events = POLLIN };
@@ -87,7 +87,7 @@ run_round(const char *socket, const char *policy, double seconds, unsigned pipel
 {
 	struct gbx_conn *c = gbx_connect(socket);
 	struct gbx_budget b = { .deadline_us = 10000000 };
-	struct gbx_result *r = malloc(sizeof(*r));
+	struct gbx_result *r = gbx_result_new();
 	float *input = NULL;
 	size_t n = 784;
 	uint32_t s, id;
@@ -99,7 +99,7 @@ run_round(const char *socket, const char *policy, double seconds, unsigned pipel
 	memset(rr, 0, sizeof(*rr));
 	if (c == NULL) {
 		fprintf(stderr, "bench/throughput: %s\n", gbx_connect_error());
-		free(r);
+		gbx_result_free(r);
 		return -1;
 	}
 	input = calloc(n, sizeof(float));
@@ -120,9 +120,9 @@ run_round(const char *socket, const char *policy, double seconds, unsigned pipel
 		if (next_reply(c, r) != 0)
 			goto out;
 		done++;
-		count_place(rr, r->placement);
+		count_place(rr, gbx_result_placement(r));
 		if (nlat < sizeof(lat) / sizeof(lat[0]))
-			lat[nlat++] = r->latency_us;
+			lat[nlat++] = gbx_result_latency_us(r);
 		if (gbx_send_infer(c, s, input, n, &id) != 0)
 			goto out;
 	}
@@ -139,7 +139,7 @@ out:
 		fprintf(stderr, "bench/throughput: %s\n", gbx_last_error(c));
 	gbx_disconnect(c);
 	free(input);
-	free(r);
+	gbx_result_free(r);
 	return ret;
 }
 

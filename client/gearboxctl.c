@@ -311,12 +311,13 @@ print_reply(const char *reply)
 }
 
 static int
-simple_call(struct gbx_conn *c, unsigned type, const struct opts *o, void (*text)(struct json_object *))
+simple_call(struct gbx_conn *c, int (*request)(struct gbx_conn *, char **), const struct opts *o,
+            void (*text)(struct json_object *))
 {
 	char *reply = NULL;
 	struct json_object *r;
 
-	if (gbx_call(c, type, "{}", &reply) != 0)
+	if (request(c, &reply) != 0)
 		return error_out("%s", gbx_last_error(c));
 	if (o->json || text == NULL) {
 		print_reply(reply);
@@ -338,7 +339,7 @@ cmd_reload(struct gbx_conn *c, const struct opts *o)
 	struct json_object *r, *v;
 	bool ok;
 
-	if (gbx_call(c, GBX_MSG_RELOAD, "{}", &reply) != 0)
+	if (gbx_reload(c, &reply) != 0)
 		return error_out("%s", gbx_last_error(c));
 	r = json_tokener_parse(reply);
 	ok = r != NULL && json_object_object_get_ex(r, "reloaded", &v) && json_object_get_boolean(v);
@@ -449,7 +450,7 @@ static int
 cmd_infer(struct gbx_conn *c, const struct opts *o)
 {
 	struct images im = { 0 };
-	struct gbx_result *r = malloc(sizeof(*r));
+	struct gbx_result *r = gbx_result_new();
 	struct gbx_budget b = o->budget;
 	uint32_t session;
 	unsigned long n = o->count ? o->count : 1, met = 0, with_deadline = 0;
@@ -494,7 +495,7 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 		}
 		t1 = monotonic_us();
 		lat[i] = t1 - t0;
-		acc_groups += r->groups;
+		acc_groups += gbx_result_groups(r);
 		if (b.deadline_us) {
 			with_deadline++;
 			met += lat[i] <= (double)b.deadline_us;
@@ -504,31 +505,31 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 			json_object_object_add(j, "request", json_object_new_int64((int64_t)i));
 			json_object_object_add(j, "image", json_object_new_int64((int64_t)k));
 			json_object_object_add(j, "latency_us", json_num(lat[i], 1));
-			json_object_object_add(j, "server_latency_us", json_num(r->latency_us, 1));
-			json_object_object_add(j, "queue_us", json_num(r->queue_us, 1));
-			json_object_object_add(j, "class", json_object_new_int64(r->cls));
-			json_object_object_add(j, "label", json_object_new_string(r->label));
-			json_object_object_add(j, "groups", json_object_new_int64(r->groups));
-			json_object_object_add(j, "placement", json_object_new_string(r->placement));
-			json_object_object_add(j, "threads", json_object_new_int64(r->threads));
-			json_object_object_add(j, "freq_khz", json_object_new_int64((int64_t)r->freq_khz));
-			json_object_object_add(j, "energy_uj", json_num(r->energy_uj, 1));
-			json_object_object_add(j, "energy_source", json_object_new_string(r->energy_source));
+			json_object_object_add(j, "server_latency_us", json_num(gbx_result_latency_us(r), 1));
+			json_object_object_add(j, "queue_us", json_num(gbx_result_queue_us(r), 1));
+			json_object_object_add(j, "class", json_object_new_int64(gbx_result_class(r)));
+			json_object_object_add(j, "label", json_object_new_string(gbx_result_label(r)));
+			json_object_object_add(j, "groups", json_object_new_int64(gbx_result_groups(r)));
+			json_object_object_add(j, "placement", json_object_new_string(gbx_result_placement(r)));
+			json_object_object_add(j, "threads", json_object_new_int64(gbx_result_threads(r)));
+			json_object_object_add(j, "freq_khz", json_object_new_int64((int64_t)gbx_result_freq_khz(r)));
+			json_object_object_add(j, "energy_uj", json_num(gbx_result_energy_uj(r), 1));
+			json_object_object_add(j, "energy_source", json_object_new_string(gbx_result_energy_source(r)));
 			json_object_object_add(j, "deadline_us", json_object_new_int64((int64_t)b.deadline_us));
 			json_object_object_add(j, "deadline_met", json_object_new_boolean(!b.deadline_us || lat[i] <= (double)b.deadline_us));
-			json_object_object_add(j, "energy_met", json_object_new_boolean(r->energy_met));
-			json_object_object_add(j, "feasible", json_object_new_boolean(r->feasible));
-			json_object_object_add(j, "reason", r->feasible ? NULL : json_object_new_string(r->reason));
-			json_object_object_add(j, "policy", json_object_new_string(r->policy));
-			json_object_object_add(j, "predicted_us", json_num(r->predicted_us, 1));
-			json_object_object_add(j, "daemon_e2e_us", json_num(r->e2e_us, 1));
-			json_object_object_add(j, "fallback", r->fallback[0] ? json_object_new_string(r->fallback) : NULL);
+			json_object_object_add(j, "energy_met", json_object_new_boolean(gbx_result_energy_met(r)));
+			json_object_object_add(j, "feasible", json_object_new_boolean(gbx_result_feasible(r)));
+			json_object_object_add(j, "reason", gbx_result_feasible(r) ? NULL : json_object_new_string(gbx_result_reason(r)));
+			json_object_object_add(j, "policy", json_object_new_string(gbx_result_policy(r)));
+			json_object_object_add(j, "predicted_us", json_num(gbx_result_predicted_us(r), 1));
+			json_object_object_add(j, "daemon_e2e_us", json_num(gbx_result_e2e_us(r), 1));
+			json_object_object_add(j, "fallback", gbx_result_fallback(r)[0] ? json_object_new_string(gbx_result_fallback(r)) : NULL);
 			print_line(j);
 		} else {
 			printf("image %zu: %s (class %u), g=%u on %s, %.0f us end to end (%.0f us inference), %.0f uJ (%s)%s%s%s%s\n",
-			       k, r->label, r->cls, r->groups, r->placement, lat[i], r->latency_us, r->energy_uj, r->energy_source,
-			       r->feasible ? "" : ", infeasible: ", r->feasible ? "" : r->reason,
-			       r->fallback[0] ? ", moved off the device: " : "", r->fallback);
+			       k, gbx_result_label(r), gbx_result_class(r), gbx_result_groups(r), gbx_result_placement(r), lat[i], gbx_result_latency_us(r), gbx_result_energy_uj(r), gbx_result_energy_source(r),
+			       gbx_result_feasible(r) ? "" : ", infeasible: ", gbx_result_feasible(r) ? "" : gbx_result_reason(r),
+			       gbx_result_fallback(r)[0] ? ", moved off the device: " : "", gbx_result_fallback(r));
 		}
 		fflush(stdout);
 	}
@@ -562,44 +563,23 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 			printf("deadlines met: %lu of %lu (%.1f%%)\n", met, with_deadline, 100.0 * (double)met / (double)with_deadline);
 	}
 	free(lat);
-	free(r);
+	gbx_result_free(r);
 	free(im.pixels);
 	free(im.values);
 	return ret;
 }
 
-/* Request JSON with the optional model and policy. */
-static char *
-model_policy_json(const struct opts *o, bool all)
-{
-	struct json_object *req = json_object_new_object();
-	char *text;
-
-	if (o->model)
-		json_object_object_add(req, "model", json_object_new_string(o->model));
-	if (o->policy)
-		json_object_object_add(req, "policy", json_object_new_string(o->policy));
-	if (all)
-		json_object_object_add(req, GBX_KEY_ALL, json_object_new_boolean(true));
-	text = strdup(json_object_to_json_string(req));
-	json_object_put(req);
-	return text;
-}
-
 static int
 cmd_pareto(struct gbx_conn *c, const struct opts *o)
 {
-	char *req = model_policy_json(o, o->all), *reply = NULL, *cause = NULL;
+	char *reply = NULL, *cause = NULL;
 	struct json_object *r, *list;
 	struct plot_point *pts;
 	size_t n;
 	int ret = 0;
 
-	if (gbx_call(c, GBX_MSG_PARETO, req, &reply) != 0) {
-		free(req);
+	if (gbx_pareto(c, o->model, o->policy, o->all, &reply) != 0)
 		return error_out("%s", gbx_last_error(c));
-	}
-	free(req);
 	if ((r = json_tokener_parse(reply)) == NULL) {
 		free(reply);
 		return error_out("gearboxd sent bad JSON");
@@ -661,14 +641,11 @@ out:
 static int
 cmd_calibrate(struct gbx_conn *c, const struct opts *o)
 {
-	char *req = model_policy_json(o, false), *reply = NULL;
+	char *reply = NULL;
 	struct json_object *r;
 
-	if (gbx_call(c, GBX_MSG_CALIBRATE, req, &reply) != 0) {
-		free(req);
+	if (gbx_calibrate(c, o->model, &reply) != 0)
 		return error_out("%s", gbx_last_error(c));
-	}
-	free(req);
 	if (o->json) {
 		print_reply(reply);
 	} else {
@@ -719,16 +696,17 @@ cmd_watch(struct gbx_conn *c, const struct opts *o)
 {
 	char *reply = NULL;
 	struct gbx_conn *events = gbx_connect(o->socket);
+	struct gbx_result *r;
 
-	if (events == NULL || gbx_call(events, GBX_MSG_SUBSCRIBE, "{}", &reply) != 0)
+	if (events == NULL || gbx_subscribe(events) != 0)
 		return error_out("%s", events ? gbx_last_error(events) : gbx_connect_error());
-	free(reply);
 	signal(SIGINT, on_sigint);
 	signal(SIGTERM, on_sigint);
+	if ((r = gbx_result_new()) == NULL)
+		return error_out("out of memory");
 	while (!stop_watch) {
-		struct gbx_result r;
 		double until = monotonic_us() + o->interval * 1e6;
-		if (gbx_call(c, GBX_MSG_STATUS, "{}", &reply) != 0)
+		if (gbx_status(c, &reply) != 0)
 			return error_out("%s", gbx_last_error(c));
 		if (o->json) {
 			struct json_object *j = json_tokener_parse(reply);
@@ -743,7 +721,7 @@ cmd_watch(struct gbx_conn *c, const struct opts *o)
 			status_text(j);
 			json_object_put(j);
 			/* latency percentiles per session */
-			if (gbx_call(c, GBX_MSG_STATS, "{}", &stats) == 0 && (st = json_tokener_parse(stats)) != NULL) {
+			if (gbx_stats(c, 0, &stats) == 0 && (st = json_tokener_parse(stats)) != NULL) {
 				list = json_object_object_get(st, "sessions");
 				for (size_t i = 0; list && i < json_object_array_length(list); i++) {
 					struct json_object *se = json_object_array_get_idx(list, i), *lat = json_object_object_get(se, "latency_us");
@@ -758,15 +736,18 @@ cmd_watch(struct gbx_conn *c, const struct opts *o)
 		free(reply);
 		fflush(stdout);
 		while (!stop_watch && monotonic_us() < until) {
-			int got = gbx_receive(events, &r);
-			if (got < 0)
+			int got = gbx_receive(events, r);
+			if (got < 0) {
+				gbx_result_free(r);
 				return error_out("%s", gbx_last_error(events));
-			if (got == 1 && gbx_last_event(events) != NULL)
+			}
+			if (got == 1 && gbx_result_request_id(r) == 0 && gbx_last_event(events) != NULL)
 				printf("event: %s\n", gbx_last_event(events));
 			if (got == 0)
 				usleep(50000);
 		}
 	}
+	gbx_result_free(r);
 	gbx_disconnect(events);
 	return 0;
 }
@@ -952,11 +933,11 @@ main(int argc, char **argv)
 	if ((c = gbx_connect(o.socket)) == NULL)
 		return error_out("%s", gbx_connect_error());
 	if (strcmp(verb, "status") == 0)
-		ret = simple_call(c, GBX_MSG_STATUS, &o, status_text);
+		ret = simple_call(c, gbx_status, &o, status_text);
 	else if (strcmp(verb, "models") == 0)
-		ret = simple_call(c, GBX_MSG_MODELS, &o, models_text);
+		ret = simple_call(c, gbx_models, &o, models_text);
 	else if (strcmp(verb, "platform") == 0)
-		ret = simple_call(c, GBX_MSG_PLATFORM, &o, platform_text);
+		ret = simple_call(c, gbx_platform, &o, platform_text);
 	else if (strcmp(verb, "reload") == 0)
 		ret = cmd_reload(c, &o);
 	else if (strcmp(verb, "infer") == 0)
@@ -968,7 +949,7 @@ main(int argc, char **argv)
 	else if (strcmp(verb, "calibrate") == 0)
 		ret = cmd_calibrate(c, &o);
 	else if (strcmp(verb, "plan") == 0)
-		ret = simple_call(c, GBX_MSG_PLAN, &o, plan_text);
+		ret = simple_call(c, gbx_plan, &o, plan_text);
 	else
 		ret = cmd_watch(c, &o);
 	gbx_disconnect(c);

@@ -24,10 +24,26 @@
 #include "common/clock.h"
 #include "common/spin.h"
 
+/* A result: the reply's JSON kept parsed, so that its strings are served
+ * from it; the scores copied out as floats. Opaque to programs (gearbox.h),
+ * so that it can grow. */
+struct gbx_result {
+	uint32_t request_id;
+	struct json_object *obj; /* the reply (NULL before the first) */
+	char *json;              /* its text */
+	unsigned cls, groups, threads;
+	unsigned long freq_khz;
+	float *scores;
+	size_t nscores, scores_cap;
+	double latency_us, queue_us, daemon_us, predicted_us, predicted_e2e_us, e2e_us, energy_uj;
+	bool deadline_met, energy_met, feasible, cold;
+};
+
 struct gbx_conn {
 	int fd;
 	uint32_t next_id;
 	char error[512];
+	char error_code[32];     /* the daemon's code of the last refusal, or "" */
 	char *event;              /* the last unsolicited event's JSON */
 	unsigned char *rbuf;      /* bytes received but not yet handled */
 	size_t rlen, rcap;
@@ -54,6 +70,7 @@ fail(struct gbx_conn *c, const char *fmt, ...)
 {
 	va_list ap;
 
+	c->error_code[0] = '\0';
 	va_start(ap, fmt);
 	vsnprintf(c->error, sizeof(c->error), fmt, ap);
 	va_end(ap);
@@ -62,6 +79,7 @@ fail(struct gbx_conn *c, const char *fmt, ...)
 
 const char *gbx_connect_error(void) { return connect_error; }
 const char *gbx_last_error(const struct gbx_conn *c) { return c->error; }
+const char *gbx_last_error_code(const struct gbx_conn *c) { return c->error_code; }
 const char *gbx_last_event(const struct gbx_conn *c) { return c->event; }
 int gbx_fd(const struct gbx_conn *c) { return c->fd; }
 
@@ -279,6 +297,22 @@ keep_event(struct gbx_conn *c, char *payload)
 	c->event = payload;
 }
 
+/* An error frame: its message in c->error, its code in c->error_code. */
+static void
+refused(struct gbx_conn *c, const char *payload)
+{
+	struct json_object *o = json_tokener_parse(payload), *e = NULL, *code = NULL;
+
+	if (o != NULL) {
+		json_object_object_get_ex(o, GBX_KEY_ERROR, &e);
+		json_object_object_get_ex(o, GBX_KEY_CODE, &code);
+	}
+	fail(c, "%s", e && json_object_is_type(e, json_type_string) ? json_object_get_string(e) : payload);
+	snprintf(c->error_code, sizeof(c->error_code), "%s",
+	         code && json_object_is_type(code, json_type_string) ? json_object_get_string(code) : "");
+	json_object_put(o);
+}
+
 /* Wait for the reply to `id`, keeping events that arrive meanwhile. */
 static int
 wait_reply(struct gbx_conn *c, uint32_t id, unsigned expect, char **reply)
@@ -297,10 +331,7 @@ wait_reply(struct gbx_conn *c, uint32_t id, unsigned expect, char **reply)
 			continue; /* a reply to an earlier asynchronous request */
 		}
 		if (h.type == GBX_MSG_ERROR) {
-			struct json_object *o = json_tokener_parse(payload);
-			struct json_object *e = o ? json_object_object_get(o, "error") : NULL;
-			fail(c, "%s", e ? json_object_get_string(e) : payload);
-			json_object_put(o);
+			refused(c, payload);
 			free(payload);
 			return -1;
 		}
@@ -323,6 +354,73 @@ gbx_call(struct gbx_conn *c, unsigned type, const char *json, char **reply)
 	return wait_reply(c, id, type + 1, reply);
 }
 
+/* A request built with json-c, its reply's text handed over. */
+static int
+call_text(struct gbx_conn *c, unsigned type, struct json_object *req, char **reply)
+{
+	int ret = gbx_call(c, type, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), reply);
+
+	json_object_put(req);
+	return ret;
+}
+
+static struct json_object *
+string_field(struct json_object *req, const char *key, const char *value)
+{
+	if (value != NULL)
+		json_object_object_add(req, key, json_object_new_string(value));
+	return req;
+}
+
+int
+gbx_hello(struct gbx_conn *c, const char *client_name, char **reply)
+{
+	return call_text(c, GBX_MSG_HELLO, string_field(json_object_new_object(), "client", client_name), reply);
+}
+
+int gbx_models(struct gbx_conn *c, char **reply) { return gbx_call(c, GBX_MSG_MODELS, "{}", reply); }
+int gbx_status(struct gbx_conn *c, char **reply) { return gbx_call(c, GBX_MSG_STATUS, "{}", reply); }
+int gbx_platform(struct gbx_conn *c, char **reply) { return gbx_call(c, GBX_MSG_PLATFORM, "{}", reply); }
+int gbx_reload(struct gbx_conn *c, char **reply) { return gbx_call(c, GBX_MSG_RELOAD, "{}", reply); }
+int gbx_plan(struct gbx_conn *c, char **reply) { return gbx_call(c, GBX_MSG_PLAN, "{}", reply); }
+
+int
+gbx_stats(struct gbx_conn *c, uint32_t session, char **reply)
+{
+	struct json_object *req = json_object_new_object();
+
+	if (session != 0)
+		json_object_object_add(req, GBX_KEY_SESSION, json_object_new_int64(session));
+	return call_text(c, GBX_MSG_STATS, req, reply);
+}
+
+int
+gbx_pareto(struct gbx_conn *c, const char *model, const char *policy, bool all, char **reply)
+{
+	struct json_object *req = string_field(string_field(json_object_new_object(), GBX_KEY_MODEL, model),
+	                                       GBX_KEY_POLICY, policy);
+
+	if (all)
+		json_object_object_add(req, GBX_KEY_ALL, json_object_new_boolean(true));
+	return call_text(c, GBX_MSG_PARETO, req, reply);
+}
+
+int
+gbx_calibrate(struct gbx_conn *c, const char *model, char **reply)
+{
+	return call_text(c, GBX_MSG_CALIBRATE, string_field(json_object_new_object(), GBX_KEY_MODEL, model), reply);
+}
+
+int
+gbx_subscribe(struct gbx_conn *c)
+{
+	char *reply = NULL;
+	int ret = gbx_call(c, GBX_MSG_SUBSCRIBE, "{}", &reply);
+
+	free(reply);
+	return ret;
+}
+
 static struct json_object *
 call_json(struct gbx_conn *c, unsigned type, struct json_object *req)
 {
@@ -337,14 +435,23 @@ call_json(struct gbx_conn *c, unsigned type, struct json_object *req)
 	return o;
 }
 
+/* A budget field the caller's struct has: a program built with an older,
+ * shorter struct gbx_budget (its `size`) is not read past its end; size 0
+ * is the first layout. */
+#define BUDGET_HAS(b, field) \
+	((b)->size == 0 || (b)->size >= offsetof(struct gbx_budget, field) + sizeof((b)->field))
+
 static void
 add_budget(struct json_object *o, const struct gbx_budget *b)
 {
 	if (b == NULL)
 		return;
-	json_object_object_add(o, "deadline_us", json_object_new_int64((int64_t)b->deadline_us));
-	json_object_object_add(o, "energy_uj", json_object_new_int64((int64_t)b->energy_uj));
-	json_object_object_add(o, "min_accuracy", json_object_new_double(b->min_accuracy));
+	if (BUDGET_HAS(b, deadline_us))
+		json_object_object_add(o, GBX_KEY_DEADLINE_US, json_object_new_int64((int64_t)b->deadline_us));
+	if (BUDGET_HAS(b, energy_uj))
+		json_object_object_add(o, GBX_KEY_ENERGY_UJ, json_object_new_int64((int64_t)b->energy_uj));
+	if (BUDGET_HAS(b, min_accuracy))
+		json_object_object_add(o, GBX_KEY_MIN_ACCURACY, json_object_new_double(b->min_accuracy));
 }
 
 int
@@ -396,55 +503,131 @@ gbx_close_session(struct gbx_conn *c, uint32_t session)
 	return 0;
 }
 
-static void
-copy_str(char *dst, size_t len, struct json_object *o, const char *key)
+struct gbx_result *
+gbx_result_new(void)
 {
-	struct json_object *v = json_object_object_get(o, key);
+	struct gbx_result *r = calloc(1, sizeof(*r));
 
-	snprintf(dst, len, "%s", v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "");
+	if (r != NULL)
+		r->daemon_us = r->predicted_e2e_us = NAN;
+	return r;
+}
+
+static void
+result_clear(struct gbx_result *r)
+{
+	json_object_put(r->obj);
+	r->obj = NULL;
+	free(r->json);
+	r->json = NULL;
+	r->request_id = 0;
+	r->nscores = 0;
+}
+
+void
+gbx_result_free(struct gbx_result *r)
+{
+	if (r == NULL)
+		return;
+	result_clear(r);
+	free(r->scores);
+	free(r);
+}
+
+static double
+get_double(struct json_object *o, const char *key, double missing)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && v != NULL ? json_object_get_double(v) : missing;
 }
 
 static int
-parse_result(struct gbx_conn *c, const char *payload, struct gbx_result *r)
+parse_result(struct gbx_conn *c, char *payload, struct gbx_result *r)
 {
 	uint64_t received = monotonic_ns(), done;
 	struct json_object *o = json_tokener_parse(payload), *scores, *v;
+	size_t n;
 
-	if (o == NULL)
+	if (o == NULL) {
+		free(payload);
 		return fail(c, "daemon sent bad JSON");
+	}
+	json_object_put(r->obj);
+	free(r->json);
+	r->obj = o;
+	r->json = payload; /* ours now */
 	/* Same host, same CLOCK_MONOTONIC (a daemon in another time namespace
 	 * gives implausible values, which are ignored). */
-	done = (uint64_t)json_object_get_int64(json_object_object_get(o, "done_ns"));
+	done = (uint64_t)json_object_get_int64(json_object_object_get(o, GBX_KEY_DONE_NS));
 	if (done != 0 && done <= received && received - done < 1000000000ull)
 		c->return_us = (double)(received - done) / 1e3;
-	r->cls = (unsigned)json_object_get_int(json_object_object_get(o, "class"));
-	copy_str(r->label, sizeof(r->label), o, "label");
-	scores = json_object_object_get(o, "scores");
-	r->nscores = 0;
-	for (size_t i = 0; scores != NULL && i < json_object_array_length(scores) && i < GBX_MAX_CLASSES; i++)
-		r->scores[r->nscores++] = (float)json_object_get_double(json_object_array_get_idx(scores, i));
-	r->groups = (unsigned)json_object_get_int(json_object_object_get(o, "groups"));
-	copy_str(r->placement, sizeof(r->placement), o, "placement");
-	r->threads = (unsigned)json_object_get_int(json_object_object_get(o, "threads"));
-	r->freq_khz = (unsigned long)json_object_get_int64(json_object_object_get(o, "freq_khz"));
-	r->latency_us = json_object_get_double(json_object_object_get(o, "latency_us"));
-	r->queue_us = json_object_get_double(json_object_object_get(o, "queue_us"));
-	r->energy_uj = json_object_get_double(json_object_object_get(o, "energy_uj"));
-	copy_str(r->energy_source, sizeof(r->energy_source), o, "energy_source");
-	r->deadline_met = json_object_get_boolean(json_object_object_get(o, "deadline_met"));
-	r->energy_met = json_object_get_boolean(json_object_object_get(o, "energy_met"));
-	r->feasible = json_object_get_boolean(json_object_object_get(o, "feasible"));
-	copy_str(r->reason, sizeof(r->reason), o, "reason");
-	copy_str(r->policy, sizeof(r->policy), o, "policy");
-	r->predicted_us = json_object_get_double(json_object_object_get(o, "predicted_us"));
-	copy_str(r->fallback, sizeof(r->fallback), o, "fallback");
-	r->e2e_us = json_object_get_double(json_object_object_get(o, "e2e_us"));
-	r->daemon_us = json_object_object_get_ex(o, GBX_KEY_DAEMON_US, &v) ? json_object_get_double(v) : NAN;
-	r->predicted_e2e_us = json_object_object_get_ex(o, GBX_KEY_PREDICTED_E2E_US, &v) ? json_object_get_double(v) : NAN;
+	r->cls = (unsigned)json_object_get_int(json_object_object_get(o, GBX_KEY_CLASS));
+	scores = json_object_object_get(o, GBX_KEY_SCORES);
+	n = scores != NULL && json_object_is_type(scores, json_type_array) ? json_object_array_length(scores) : 0;
+	if (n > r->scores_cap) {
+		float *grown = realloc(r->scores, n * sizeof(*grown));
+		if (grown == NULL)
+			return fail(c, "out of memory");
+		r->scores = grown;
+		r->scores_cap = n;
+	}
+	for (size_t i = 0; i < n; i++)
+		r->scores[i] = (float)json_object_get_double(json_object_array_get_idx(scores, i));
+	r->nscores = n;
+	r->groups = (unsigned)json_object_get_int(json_object_object_get(o, GBX_KEY_GROUPS));
+	r->threads = (unsigned)json_object_get_int(json_object_object_get(o, GBX_KEY_THREADS));
+	r->freq_khz = (unsigned long)json_object_get_int64(json_object_object_get(o, GBX_KEY_FREQ_KHZ));
+	r->latency_us = get_double(o, GBX_KEY_LATENCY_US, 0);
+	r->queue_us = get_double(o, GBX_KEY_QUEUE_US, 0);
+	r->energy_uj = get_double(o, GBX_KEY_ENERGY_UJ, 0);
+	r->predicted_us = get_double(o, GBX_KEY_PREDICTED_US, NAN);
+	r->e2e_us = get_double(o, GBX_KEY_E2E_US, NAN);
+	r->daemon_us = get_double(o, GBX_KEY_DAEMON_US, NAN);
+	r->predicted_e2e_us = get_double(o, GBX_KEY_PREDICTED_E2E_US, NAN);
+	r->deadline_met = json_object_get_boolean(json_object_object_get(o, GBX_KEY_DEADLINE_MET));
+	r->energy_met = json_object_get_boolean(json_object_object_get(o, GBX_KEY_ENERGY_MET));
+	r->feasible = json_object_get_boolean(json_object_object_get(o, GBX_KEY_FEASIBLE));
 	r->cold = json_object_object_get_ex(o, GBX_KEY_COLD, &v) && json_object_get_boolean(v);
-	json_object_put(o);
 	return 0;
 }
+
+/* A string field of the last reply, or "". */
+static const char *
+result_str(const struct gbx_result *r, const char *key)
+{
+	struct json_object *v;
+
+	if (r->obj == NULL || !json_object_object_get_ex(r->obj, key, &v) || !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
+}
+
+uint32_t gbx_result_request_id(const struct gbx_result *r) { return r->request_id; }
+unsigned gbx_result_class(const struct gbx_result *r) { return r->cls; }
+const char *gbx_result_label(const struct gbx_result *r) { return result_str(r, GBX_KEY_LABEL); }
+size_t gbx_result_nscores(const struct gbx_result *r) { return r->nscores; }
+const float *gbx_result_scores(const struct gbx_result *r) { return r->scores; }
+unsigned gbx_result_groups(const struct gbx_result *r) { return r->groups; }
+const char *gbx_result_placement(const struct gbx_result *r) { return result_str(r, GBX_KEY_PLACEMENT); }
+unsigned gbx_result_threads(const struct gbx_result *r) { return r->threads; }
+unsigned long gbx_result_freq_khz(const struct gbx_result *r) { return r->freq_khz; }
+const char *gbx_result_policy(const struct gbx_result *r) { return result_str(r, GBX_KEY_POLICY); }
+double gbx_result_latency_us(const struct gbx_result *r) { return r->latency_us; }
+double gbx_result_queue_us(const struct gbx_result *r) { return r->queue_us; }
+double gbx_result_daemon_us(const struct gbx_result *r) { return r->daemon_us; }
+double gbx_result_predicted_us(const struct gbx_result *r) { return r->predicted_us; }
+double gbx_result_predicted_e2e_us(const struct gbx_result *r) { return r->predicted_e2e_us; }
+double gbx_result_e2e_us(const struct gbx_result *r) { return r->e2e_us; }
+double gbx_result_energy_uj(const struct gbx_result *r) { return r->energy_uj; }
+const char *gbx_result_energy_source(const struct gbx_result *r) { return result_str(r, GBX_KEY_ENERGY_SOURCE); }
+bool gbx_result_deadline_met(const struct gbx_result *r) { return r->deadline_met; }
+bool gbx_result_energy_met(const struct gbx_result *r) { return r->energy_met; }
+bool gbx_result_feasible(const struct gbx_result *r) { return r->feasible; }
+const char *gbx_result_reason(const struct gbx_result *r) { return result_str(r, GBX_KEY_REASON); }
+const char *gbx_result_fallback(const struct gbx_result *r) { return result_str(r, GBX_KEY_FALLBACK); }
+bool gbx_result_cold(const struct gbx_result *r) { return r->cold; }
+const char *gbx_result_json(const struct gbx_result *r) { return r->json ? r->json : ""; }
 
 static int
 send_infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes, bool pixels, uint32_t *id)
@@ -518,6 +701,8 @@ infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes, boo
 	uint64_t sent;
 	int ret;
 
+	if (r == NULL)
+		return fail(c, "no result to fill (gbx_result_new)");
 	if (send_infer(c, session, input, bytes, pixels, &id) != 0)
 		return -1;
 	sent = monotonic_ns();
@@ -526,9 +711,8 @@ infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes, boo
 	if (wait_reply(c, id, GBX_MSG_INFER_REPLY, &reply) != 0)
 		return -1;
 	wake_ahead_learn_rtt(&c->wake, monotonic_ns() - sent);
-	r->request_id = id;
 	ret = parse_result(c, reply, r);
-	free(reply);
+	r->request_id = id;
 	return ret;
 }
 
@@ -551,28 +735,39 @@ gbx_send_infer(struct gbx_conn *c, uint32_t session, const float *input, size_t 
 }
 
 int
+gbx_send_infer_pixels(struct gbx_conn *c, uint32_t session, const uint8_t *pixels, size_t n, uint32_t *request_id)
+{
+	return send_infer(c, session, pixels, n, true, request_id);
+}
+
+int
 gbx_receive(struct gbx_conn *c, struct gbx_result *r)
 {
 	struct gbx_header h;
 	char *payload = NULL;
-	int got = next_frame(c, false, &h, &payload), ret;
+	int got;
 
+	if (r == NULL)
+		return fail(c, "no result to fill (gbx_result_new)");
+	/* a reply to another request (not an INFER's) is skipped */
+	while ((got = next_frame(c, false, &h, &payload)) == 1 && h.type != GBX_MSG_EVENT && h.type != GBX_MSG_ERROR &&
+	       h.type != GBX_MSG_INFER_REPLY)
+		free(payload);
 	if (got != 1)
 		return got;
-	memset(r, 0, sizeof(*r));
+	result_clear(r);
 	if (h.type == GBX_MSG_EVENT) {
 		keep_event(c, payload);
 		return 1;
 	}
 	r->request_id = h.id;
 	if (h.type == GBX_MSG_ERROR) {
-		struct json_object *o = json_tokener_parse(payload);
-		fail(c, "%s", o && json_object_object_get(o, "error") ? json_object_get_string(json_object_object_get(o, "error")) : payload);
-		json_object_put(o);
+		refused(c, payload);
 		free(payload);
 		return -1;
 	}
-	ret = h.type == GBX_MSG_INFER_REPLY ? parse_result(c, payload, r) : 0;
-	free(payload);
-	return ret == 0 ? 1 : -1;
+	if (parse_result(c, payload, r) != 0)
+		return -1;
+	r->request_id = h.id;
+	return 1;
 }

@@ -11,6 +11,7 @@
  *   async_client SOCKET N */
 #include "config.h"
 
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ receive_one(struct gbx_conn *c, struct gbx_result *r)
 		int ret = gbx_receive(c, r);
 		if (ret < 0)
 			return -1;
-		if (ret == 1 && r->request_id != 0)
+		if (ret == 1 && gbx_result_request_id(r) != 0)
 			return 0;
 		if (ret == 0 && poll(&pfd, 1, 10000) != 1)
 			return -1;
@@ -49,7 +50,7 @@ static int
 infer_behind(struct gbx_conn *c, uint32_t session, struct gbx_conn *other, uint32_t other_session, unsigned n,
              const float *input, struct gbx_result *r, uint32_t expected_class)
 {
-	struct gbx_result *theirs = malloc(sizeof(*theirs));
+	struct gbx_result *theirs = gbx_result_new();
 	uint32_t id;
 	int ret = 0;
 
@@ -58,12 +59,12 @@ infer_behind(struct gbx_conn *c, uint32_t session, struct gbx_conn *other, uint3
 			ret = fail("queue requests ahead", other);
 	if (ret == 0 && gbx_infer(c, session, input, 784, r) != 0)
 		ret = fail("infer behind a queue", c);
-	if (ret == 0 && (r->cls != expected_class || (n > 0 && r->queue_us <= 0)))
+	if (ret == 0 && (gbx_result_class(r) != expected_class || (n > 0 && gbx_result_queue_us(r) <= 0)))
 		ret = fail("a reply behind a queue came back wrong or was not queued", c);
 	for (unsigned i = 0; i < n && ret == 0; i++)
 		if (receive_one(other, theirs) != 0)
 			ret = fail("take the second connection's replies", other);
-	free(theirs);
+	gbx_result_free(theirs);
 	return ret;
 }
 
@@ -89,7 +90,7 @@ wake_ahead_late_and_early(const char *socket, struct gbx_conn *c, uint32_t sessi
 	for (unsigned i = 0; i < 16; i++)
 		if (gbx_infer(c, session, input, 784, r) != 0)
 			return fail("infer with wake-ahead", c);
-	expected_class = r->cls;
+	expected_class = gbx_result_class(r);
 	if (infer_behind(c, session, other, other_session, 16, input, r, expected_class) != 0)
 		return 1;
 	for (unsigned i = 0; i < 16; i++)
@@ -103,12 +104,82 @@ wake_ahead_late_and_early(const char *socket, struct gbx_conn *c, uint32_t sessi
 	return 0;
 }
 
+/* The named requests and what the opaque result gives, as a program built
+ * against the installed header sees them. */
+static int
+abi_checks(struct gbx_conn *c)
+{
+	struct gbx_budget zero = { .deadline_us = 1000000 }, sized = GBX_BUDGET_INIT;
+	struct gbx_result *r = gbx_result_new();
+	char *replies[6] = { NULL };
+	uint8_t pixels[784];
+	uint32_t s1, s2, id;
+	int ret = 0;
+
+	if (r == NULL)
+		return fail("gbx_result_new", c);
+	if (gbx_result_request_id(r) != 0 || gbx_result_nscores(r) != 0 || strcmp(gbx_result_label(r), "") != 0 ||
+	    strcmp(gbx_result_json(r), "") != 0 || !isnan(gbx_result_daemon_us(r)))
+		ret = fail("a new result should be empty", c);
+	/* every named request answers with its keys */
+	const struct {
+		const char *what, *key;
+		int ret;
+	} calls[] = {
+		{ "gbx_hello", "\"server\"", gbx_hello(c, "async_client", &replies[0]) },
+		{ "gbx_models", "\"input_shape\"", gbx_models(c, &replies[1]) },
+		{ "gbx_status", "\"session_list\"", gbx_status(c, &replies[2]) },
+		{ "gbx_stats", "\"sessions\"", gbx_stats(c, 0, &replies[3]) },
+		{ "gbx_platform", "\"placements\"", gbx_platform(c, &replies[4]) },
+		{ "gbx_pareto", "\"all\"", gbx_pareto(c, NULL, NULL, true, &replies[5]) },
+	};
+	for (unsigned i = 0; i < 6 && ret == 0; i++) {
+		if (calls[i].ret != 0 || replies[i] == NULL || strstr(replies[i], calls[i].key) == NULL) {
+			fprintf(stderr, "async_client: %s: %s\n", calls[i].what, replies[i] ? replies[i] : gbx_last_error(c));
+			ret = 1;
+		}
+	}
+	for (unsigned i = 0; i < 6; i++)
+		free(replies[i]);
+	/* a budget without its size (the first layout) and one with it */
+	sized.deadline_us = 2000000;
+	if (ret == 0 && (gbx_open_session(c, NULL, &zero, &s1) != 0 || gbx_open_session(c, NULL, &sized, &s2) != 0))
+		ret = fail("open with a budget of size 0 and of GBX_BUDGET_INIT", c);
+	if (ret == 0) {
+		char *st = NULL;
+		if (gbx_status(c, &st) != 0 || strstr(st, "\"deadline_us\":1000000") == NULL ||
+		    strstr(st, "\"deadline_us\":2000000") == NULL)
+			ret = fail("both budgets should reach the daemon", c);
+		free(st);
+	}
+	for (unsigned i = 0; i < sizeof(pixels); i++)
+		pixels[i] = (uint8_t)(i * 3);
+	if (ret == 0 && (gbx_send_infer_pixels(c, s2, pixels, sizeof(pixels), &id) != 0 || receive_one(c, r) != 0 ||
+	                 gbx_result_request_id(r) != id))
+		ret = fail("gbx_send_infer_pixels", c);
+	if (ret == 0 && (gbx_result_nscores(r) != 10 || strstr(gbx_result_json(r), "\"label\"") == NULL ||
+	                 strcmp(gbx_result_label(r), "") == 0 || strcmp(gbx_result_placement(r), "") == 0 ||
+	                 strcmp(gbx_result_policy(r), "") == 0 || strcmp(gbx_result_energy_source(r), "") == 0 ||
+	                 /* a reason exactly when infeasible (a busy machine may make it so) */
+	                 gbx_result_feasible(r) != (strcmp(gbx_result_reason(r), "") == 0) ||
+	                 isnan(gbx_result_daemon_us(r)) || gbx_result_scores(r) == NULL)) {
+		fprintf(stderr, "async_client: the result's accessors disagree with its JSON: %s\n", gbx_result_json(r));
+		ret = 1;
+	}
+	if (ret == 0 && (gbx_close_session(c, s1) != 0 || gbx_close_session(c, s2) != 0))
+		ret = fail("close", c);
+	if (ret == 0)
+		printf("abi: named requests, budgets with and without their size, an opaque result's accessors\n");
+	gbx_result_free(r);
+	return ret;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct gbx_conn *c;
 	struct gbx_budget b = { .deadline_us = 1000000 };
-	struct gbx_result *r = malloc(sizeof(*r));
+	struct gbx_result *r = gbx_result_new();
 	uint32_t session, ids[MAX_REQUESTS];
 	unsigned n = argc > 2 ? (unsigned)atoi(argv[2]) : 16, got = 0, seen[MAX_REQUESTS] = { 0 };
 	float input[784];
@@ -122,10 +193,15 @@ main(int argc, char **argv)
 	/* Errors come back with the daemon's words. */
 	if (gbx_open_session(c, "no-such-model", &b, &session) == 0 || strstr(gbx_last_error(c), "no model") == NULL)
 		return fail("opening a missing model should fail with the daemon's message", c);
+	if (strcmp(gbx_last_error_code(c), "no-such-model") != 0)
+		return fail("the error code of a missing model", c);
+	if (abi_checks(c) != 0)
+		return 1;
 	if (gbx_open_session(c, NULL, &b, &session) != 0)
 		return fail("open", c);
-	if (gbx_infer(c, session, input, 10, r) == 0 || strstr(gbx_last_error(c), "expects 784") == NULL)
-		return fail("a short input should be refused", c);
+	if (gbx_infer(c, session, input, 10, r) == 0 || strstr(gbx_last_error(c), "expects 784") == NULL ||
+	    strcmp(gbx_last_error_code(c), "bad-input") != 0)
+		return fail("a short input should be refused (bad-input)", c);
 	for (unsigned i = 0; i < 784; i++)
 		input[i] = (float)(i % 29) / 29.0f - 0.5f;
 	for (unsigned i = 0; i < n; i++)
@@ -138,17 +214,17 @@ main(int argc, char **argv)
 			return fail("no reply within 10 s", c);
 		while ((ret = gbx_receive(c, r)) == 1) {
 			unsigned k;
-			if (r->request_id == 0)
+			if (gbx_result_request_id(r) == 0)
 				continue; /* an event */
-			for (k = 0; k < n && ids[k] != r->request_id; k++)
+			for (k = 0; k < n && ids[k] != gbx_result_request_id(r); k++)
 				;
 			if (k == n || seen[k]++) {
-				fprintf(stderr, "async_client: unexpected or repeated reply id %u\n", r->request_id);
+				fprintf(stderr, "async_client: unexpected or repeated reply id %u\n", gbx_result_request_id(r));
 				return 1;
 			}
-			if (r->groups < 1 || r->groups > 4 || r->nscores != 10 || r->cls >= 10 || r->latency_us <= 0) {
-				fprintf(stderr, "async_client: implausible result (g=%u, %u scores, class %u)\n", r->groups,
-				        r->nscores, r->cls);
+			if (gbx_result_groups(r) < 1 || gbx_result_groups(r) > 4 || gbx_result_nscores(r) != 10 || gbx_result_class(r) >= 10 || gbx_result_latency_us(r) <= 0) {
+				fprintf(stderr, "async_client: implausible result (g=%u, %zu scores, class %u)\n", gbx_result_groups(r),
+				        gbx_result_nscores(r), gbx_result_class(r));
 				return 1;
 			}
 			got++;
@@ -166,7 +242,7 @@ main(int argc, char **argv)
 		for (unsigned i = 0; i < 8; i++) {
 			if (gbx_infer(c, session, input, 784, r) != 0)
 				return fail("busy-polled infer", c);
-			if (r->nscores != 10 || r->cls >= 10 || r->latency_us <= 0)
+			if (gbx_result_nscores(r) != 10 || gbx_result_class(r) >= 10 || gbx_result_latency_us(r) <= 0)
 				return fail("implausible busy-polled result", c);
 		}
 	}
@@ -176,6 +252,6 @@ main(int argc, char **argv)
 	if (gbx_close_session(c, session) != 0)
 		return fail("close", c);
 	gbx_disconnect(c);
-	free(r);
+	gbx_result_free(r);
 	return 0;
 }
