@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +59,8 @@ close_gnuplot(FILE *gp, const char *png, char **cause)
 }
 
 int
-plot_timeseries(const char *png, const char *title, const struct plot_sample *samples, size_t n, char **cause)
+plot_timeseries(const char *png, const char *title, const struct plot_sample *samples, size_t n,
+                const char *const *place_names, size_t nplaces, unsigned max_groups, char **cause)
 {
 	FILE *gp = open_gnuplot(png, cause);
 
@@ -65,54 +68,122 @@ plot_timeseries(const char *png, const char *title, const struct plot_sample *sa
 		return -1;
 	fputs("$run << EOD\n", gp);
 	for (size_t i = 0; i < n; i++)
-		fprintf(gp, "%.4f %.4f %.4f %u %.3f\n", samples[i].t_s, samples[i].latency_us / 1e3,
-		        samples[i].deadline_us / 1e3, samples[i].groups, samples[i].load);
-	fputs("EOD\nset terminal pngcairo size 1200,900 noenhanced font ',10'\nset output ", gp);
+		fprintf(gp, "%.4f %.4f %.4f %u %.3f %u %.1f %.3f\n", samples[i].t_s, samples[i].latency_us / 1e3,
+		        samples[i].deadline_us / 1e3, samples[i].groups, samples[i].load, samples[i].place,
+		        samples[i].freq_mhz, samples[i].energy_uj);
+	fputs("EOD\nset terminal pngcairo size 1200,1300 noenhanced font ',10'\nset output ", gp);
 	quote(gp, png);
-	fputs("\nset multiplot layout 3,1 title ", gp);
+	fputs("\nset multiplot layout 5,1 title ", gp);
 	quote(gp, title);
-	fputs("\nset grid\nset key top left\nset lmargin 10\n"
+	fputs("\nset grid\nset key top left\nset lmargin 12\nset rmargin 10\nset autoscale xfix\n"
 	      "set ylabel 'latency (ms)'\n"
 	      "plot $run using 1:2 with points pt 7 ps 0.3 lc rgb '#1f77b4' title 'latency', "
-	      "'' using 1:3 with lines lw 2 lc rgb '#d62728' title 'deadline'\n"
-	      "set ylabel 'active groups g'\nset yrange [0:*]\n"
-	      "plot $run using 1:4 with steps lw 2 lc rgb '#2ca02c' title 'chosen g'\n"
-	      "set ylabel 'co-runner load'\nset xlabel 'time (s)'\nset yrange [0:1.05]\n"
-	      "plot $run using 1:5 with filledcurves y1=0 lc rgb '#ff7f0e' title 'load'\n"
-	      "unset multiplot\n",
+	      "'' using 1:3 with lines lw 2 lc rgb '#d62728' title 'deadline'\n",
 	      gp);
+	/* whole numbers only on the g axis */
+	fprintf(gp, "set ylabel 'active groups g'\nset yrange [0.5:%u.5]\nset ytics 1\n"
+	        "plot $run using 1:4 with steps lw 2 lc rgb '#2ca02c' title 'chosen g'\n",
+	        max_groups ? max_groups : 1);
+	/* placements by name, the frequency on the right */
+	fputs("set ylabel 'placement'\nset ytics (", gp);
+	for (size_t p = 0; p < nplaces; p++) {
+		fputs(p ? ", " : "", gp);
+		quote(gp, place_names[p]);
+		fprintf(gp, " %zu", p);
+	}
+	fprintf(gp, ")\nset yrange [-0.5:%zu.5]\nset y2label 'frequency (MHz)'\nset y2tics\nset y2range [0:*]\n"
+	        "plot $run using 1:6 with points pt 7 ps 0.4 lc rgb '#9467bd' title 'placement', "
+	        "'' using 1:7 axes x1y2 with steps lw 1 lc rgb '#8c564b' title 'frequency (right)'\n"
+	        "unset y2tics\nunset y2label\nset ytics autofreq\nset yrange [0:*]\n"
+	        "set ylabel 'energy per inference (uJ)'\n"
+	        "plot $run using 1:8 with points pt 7 ps 0.3 lc rgb '#e377c2' title 'energy'\n"
+	        "set ylabel 'co-runner load'\nset xlabel 'time (s)'\nset yrange [0:1.05]\n"
+	        "plot $run using 1:5 with filledcurves y1=0 lc rgb '#ff7f0e' title 'load'\n"
+	        "unset multiplot\n",
+	        nplaces ? nplaces - 1 : 0);
 	return close_gnuplot(gp, png, cause);
+}
+
+static int
+by_latency(const void *a, const void *b)
+{
+	const struct plot_point *x = a, *y = b;
+	return (x->latency_us > y->latency_us) - (x->latency_us < y->latency_us);
 }
 
 int
 plot_pareto(const char *png, const char *title, const struct plot_point *points, size_t n, char **cause)
 {
-	FILE *gp = open_gnuplot(png, cause);
+	static const char *const colours[] = { "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+		                               "#9467bd", "#8c564b", "#e377c2", "#17becf" };
+	const char *labels[8];
+	struct plot_point *sorted;
+	size_t nlabels = 0;
+	FILE *gp;
 
-	if (gp == NULL)
+	if ((sorted = malloc((n ? n : 1) * sizeof(*sorted))) == NULL)
+		return set_cause(cause, "out of memory");
+	memcpy(sorted, points, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), by_latency);
+	if ((gp = open_gnuplot(png, cause)) == NULL) {
+		free(sorted);
 		return -1;
+	}
+	/* one colour per placement x threads (the ninth and later share the last) */
 	fputs("$front << EOD\n", gp);
 	for (size_t i = 0; i < n; i++) {
-		fprintf(gp, "%.3f %.3f %.5f %u ", points[i].latency_us / 1e3, points[i].energy_uj / 1e3,
-		        points[i].accuracy * 100, points[i].groups);
-		quote(gp, points[i].label);
-		fputc('\n', gp);
+		size_t k;
+		for (k = 0; k < nlabels && strcmp(labels[k], sorted[i].label) != 0; k++)
+			;
+		if (k == nlabels && nlabels < 8)
+			labels[nlabels++] = sorted[i].label;
+		if (k == 8)
+			k = 7;
+		fprintf(gp, "%.4f %.5f %.5f %u %zu\n", sorted[i].latency_us / 1e3, sorted[i].energy_uj / 1e3,
+		        sorted[i].accuracy * 100, sorted[i].groups, k);
 	}
 	fputs("EOD\n", gp);
-	fputs("set terminal pngcairo size 1200,520 noenhanced font ',10'\n", gp);
-	fputs("set output ", gp);
+	fputs("set terminal pngcairo size 1200,560 noenhanced font ',10'\nset output ", gp);
 	quote(gp, png);
 	fputs("\nset multiplot layout 1,2 title ", gp);
 	quote(gp, title);
-	fputs("\nset grid\nset key off\nset ylabel 'top-1 accuracy (%)'\n"
-	      "set xlabel 'latency (ms)'\n"
-	      "plot $front using 1:3 with linespoints pt 7 lc rgb '#1f77b4', "
-	      "'' using 1:3:5 with labels offset 0,0.8 font ',7'\n"
-	      "set xlabel 'energy per inference (mJ)'\n"
-	      "plot $front using 2:3 with points pt 7 lc rgb '#d62728', "
-	      "'' using 2:3:(sprintf('g=%d', $4)) with labels offset 0,0.8 font ',7'\n"
-	      "unset multiplot\n",
-	      gp);
+	/* g at its accuracy on the right-hand axis (no labels among the points),
+	 * over the same accuracy range as the left-hand one */
+	double lo = 100, hi = 0;
+	for (size_t i = 0; i < n; i++) {
+		lo = fmin(lo, sorted[i].accuracy * 100);
+		hi = fmax(hi, sorted[i].accuracy * 100);
+	}
+	if (n == 0 || hi - lo < 0.1) {
+		lo -= 0.5;
+		hi += 0.5;
+	}
+	fprintf(gp, "\nset grid\nset logscale x\nset ylabel 'top-1 accuracy (%%)'\nset yrange [%.4f:%.4f]\n"
+	        "set y2range [%.4f:%.4f]\nset y2tics (",
+	        lo - 0.06 * (hi - lo), hi + 0.06 * (hi - lo), lo - 0.06 * (hi - lo), hi + 0.06 * (hi - lo));
+	for (size_t i = 0, shown = 0; i < n; i++) {
+		bool seen = false;
+		for (size_t j = 0; j < i; j++)
+			seen |= sorted[j].groups == sorted[i].groups;
+		if (seen)
+			continue;
+		fprintf(gp, "%s\"g=%u\" %.5f", shown++ ? ", " : "", sorted[i].groups, sorted[i].accuracy * 100);
+	}
+	/* the front rises to the right: its top left is free for the key */
+	fputs(")\nset key top left box opaque\nset offsets graph 0.05, graph 0.05, 0, 0\n", gp);
+	for (int panel = 0; panel < 2; panel++) {
+		fprintf(gp, "set xlabel '%s'\nplot $front using %d:3 with lines lc rgb '#bbbbbb' notitle", 
+		        panel ? "energy per inference (mJ, log)" : "latency (ms, log)", panel ? 2 : 1);
+		for (size_t k = 0; k < nlabels; k++) {
+			fprintf(gp, ", '' using ($5 == %zu ? $%d : NaN):3 with points pt 7 ps 1.3 lc rgb '%s' title ", k,
+			        panel ? 2 : 1, colours[k]);
+			quote(gp, labels[k]);
+		}
+		fputc('\n', gp);
+		fputs("set key off\n", gp);
+	}
+	fputs("unset multiplot\n", gp);
+	free(sorted);
 	return close_gnuplot(gp, png, cause);
 }
 

@@ -13,18 +13,26 @@ struct plot_point {
 	char label[64];       /* e.g. "cluster1 x2 1400MHz" */
 };
 
-/* Draw accuracy against latency and against energy (two panels) into a PNG.
- * 0, or -1 with *cause (gnuplot missing, cannot write the file). */
+/* Draw accuracy against latency and against energy (two panels, log time
+ * and energy axes) into a PNG: the points in one colour per label
+ * (placement x threads) with a key, the front as a line, and g on the
+ * right-hand axis at each accuracy. 0, or -1 with *cause (gnuplot missing,
+ * cannot write the file). */
 int plot_pareto(const char *png, const char *title, const struct plot_point *points, size_t n, char **cause);
 
 struct plot_sample {
 	double t_s, latency_us, deadline_us, load;
 	unsigned groups;
+	unsigned place;        /* index into the placement names */
+	double freq_mhz;       /* 0: unknown */
+	double energy_uj;
 };
 
-/* Latency against the deadline, the chosen g and the co-runner load over
- * time (three stacked panels) into a PNG. */
-int plot_timeseries(const char *png, const char *title, const struct plot_sample *samples, size_t n, char **cause);
+/* Over time, five stacked panels into a PNG: latency against the deadline,
+ * the chosen g (1 to max_groups), the placement (its name on the axis) with
+ * the frequency, the energy per inference, and the co-runner load. */
+int plot_timeseries(const char *png, const char *title, const struct plot_sample *samples, size_t n,
+                    const char *const *place_names, size_t nplaces, unsigned max_groups, char **cause);
 
 /* A search's progress: best latency against measurements spent. Curve k of
  * panel j is curves[j * per_panel + k]: y[i] (µs) after x0 + i + 1

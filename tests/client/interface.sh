@@ -143,6 +143,33 @@ else
 	ok "plots: an unwritable path is refused by name with nothing on stdout (no gnuplot: no PNG drawn)"
 fi
 
+# What the plots draw: a stand-in gnuplot first on PATH keeps the script it
+# is fed (the PNG file itself is made by gearbox before gnuplot runs).
+mkdir -p "$T/fakebin"
+cat >"$T/fakebin/gnuplot" <<'EOF'
+#!/bin/sh
+cat >"$GP_KEEP/gnuplot.$$.gp"
+EOF
+chmod +x "$T/fakebin/gnuplot"
+export GP_KEEP=$T
+rm -f "$T"/gnuplot.*.gp
+PATH="$T/fakebin:$PATH" $CTL pareto --all --plot "$T/all.png" >/dev/null || fail "pareto --plot with the stand-in gnuplot"
+gp=$(ls "$T"/gnuplot.*.gp)
+if grep -q "with labels" $gp; then fail "pareto plot: text labels among the points (they overlap)"; fi
+grep -q 'y2tics ("g=1"' $gp || fail "pareto plot: no g on the right-hand axis: $(cat $gp)"
+grep -q "title \"cluster0 x1\"" $gp || fail "pareto plot: no key per placement: $(cat $gp)"
+grep -q "logscale x" $gp || fail "pareto plot: linear time axis"
+rm -f "$T"/gnuplot.*.gp
+PATH="$T/fakebin:$PATH" "$B/gearbox" simulate --platform xu3 --model "$MODEL" --duration 2 --plot "$T/sim.png" >/dev/null ||
+	fail "simulate --plot with the stand-in gnuplot"
+gp=$(ls "$T"/gnuplot.*.gp)
+[ "$(grep -io "simulated" $gp | wc -l)" -ge 1 ] || fail "simulate plot: not labelled simulated"
+grep "multiplot" $gp | grep -qi "simulated.*simulated" && fail "simulate plot: 'simulated' twice in the title: $(grep multiplot $gp)"
+grep -q "set ytics 1$" $gp || fail "simulate plot: g axis without whole-number ticks"
+grep -q "set ytics (\"little\" 0" $gp && grep -q "frequency (MHz)" $gp && grep -q "energy per inference" $gp ||
+	fail "simulate plot: no placement, frequency or energy panel: $(cat $gp)"
+ok "plot scripts: pareto keys placements and puts g on the right (no labels among points), log time; simulate has g ticks of 1, placement, frequency and energy, 'simulated' once"
+
 # --- 3. text output -----------------------------------------------------------
 $CTL models >"$T/models.txt"
 grep -q "accuracy per g:" "$T/models.txt" || fail "models text: $(cat "$T/models.txt")"

@@ -241,7 +241,7 @@ cmd_simulate(int argc, char **argv)
 		met += ok, energy_met += eok, infeasible += !c.feasible;
 		acc_sum += pt->accuracy;
 		uj_sum += uj;
-		samples[i] = (struct plot_sample){ t, us, deadline, load, pt->groups };
+		samples[i] = (struct plot_sample){ t, us, deadline, load, pt->groups, pt->place, pt->khz / 1e3, uj };
 		if (json) {
 			struct json_object *o = json_object_new_object();
 			json_object_object_add(o, "t_s", json_num(t, 3));
@@ -286,9 +286,14 @@ cmd_simulate(int argc, char **argv)
 		       nreq, nreq ? 100.0 * met / nreq : 0, nreq ? 100 * acc_sum / nreq : 0, nreq ? uj_sum / nreq : 0,
 		       infeasible);
 	if (plot != NULL) {
-		char title[256];
-		snprintf(title, sizeof(title), "SIMULATED: %s, %s, policy %s", sim.name, facts.name, params.name);
-		if (plot_timeseries(plot, title, samples, nreq, &cause) != 0)
+		char title[320];
+		const char *names[POL_MAX_PLACES];
+		for (unsigned p = 0; p < sim.nplaces; p++)
+			names[p] = sim.places[p].name;
+		/* say "simulated" once: the shipped platforms' names already do */
+		snprintf(title, sizeof(title), "%s%s; model %s, policy %s, deadline %.0f us",
+		         strstr(sim.name, "simulated") ? "" : "simulated: ", sim.name, facts.name, params.name, deadline);
+		if (plot_timeseries(plot, title, samples, nreq, names, sim.nplaces, facts.groups, &cause) != 0)
 			goto out;
 		if (!json)
 			printf("plot: %s\n", plot);
