@@ -741,8 +741,17 @@ cmd_watch(struct gbx_conn *c, const struct opts *o)
 				gbx_result_free(r);
 				return error_out("%s", gbx_last_error(events));
 			}
-			if (got == 1 && gbx_result_request_id(r) == 0 && gbx_last_event(events) != NULL)
-				printf("event: %s\n", gbx_last_event(events));
+			/* with --json, the event's own JSON on its line (JSON Lines, as the status lines) */
+			if (got == 1 && gbx_result_request_id(r) == 0 && gbx_last_event(events) != NULL) {
+				if (o->json) {
+					struct json_object *j = json_tokener_parse(gbx_last_event(events));
+					if (j != NULL)
+						print_line(j);
+				} else {
+					printf("event: %s\n", gbx_last_event(events));
+				}
+				fflush(stdout);
+			}
 			if (got == 0)
 				usleep(50000);
 		}

@@ -127,6 +127,18 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 assert rows[0]["dynamic_range"] and rows[-1]["summary"] and rows[-1]["model"] == 'q"uo\\te', rows[-1]
 assert len([r for r in rows if "t_s" in r]) == 30, len(rows)
 EOF
+# watch --json: status lines and events, every line JSON
+timeout 3 $CTL watch --json --interval 0.5 >"$T/watch.jsonl" 2>"$T/watch.err" &
+WPID=$!
+sleep 1
+$CTL infer --image "$T/img.pgm" --deadline-us 1 >/dev/null # a budget-violation event
+wait "$WPID" || true
+check_json "$T/watch.jsonl" lines
+python3 -c "
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert any(r.get('event') == 'budget-violation' for r in rows) and any('session_list' in r for r in rows), rows
+" "$T/watch.jsonl" || fail "watch --json: no status line or no event: $(head -c 600 "$T/watch.jsonl")"
 ok "quoting: every --json output parses and keeps '\"' and '\\' in names and labels"
 
 # --- 2. a plot that cannot be written ---------------------------------------
