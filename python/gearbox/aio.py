@@ -144,6 +144,9 @@ class AsyncClient:
             req["all"] = True
         return Pareto.from_json(await self.call(P.PARETO, req))
 
+    async def plan(self):
+        return await self.call(P.PLAN)
+
     async def subscribe(self):
         await self.call(P.SUBSCRIBE)
 

@@ -206,6 +206,11 @@ class Client:
             req["all"] = True
         return Pareto.from_json(self.call(P.PARETO, req))
 
+    def plan(self):
+        """PLAN: the tenant solver's plan (what each session was given and
+        why, what binds; see docs/protocol.md)."""
+        return self.call(P.PLAN)
+
     def reload(self):
         """RELOAD (root and the admin group): re-read gearboxd.conf and the
         policies. Raises GearboxError naming the bad file when one is refused

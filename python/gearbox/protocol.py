@@ -30,6 +30,7 @@ CLOSE = 19
 PLATFORM = 21
 PARETO = 23
 CALIBRATE = 25
+PLAN = 27
 EVENT = 30
 
 #: How many INFER requests one connection may have in flight (the daemon

@@ -156,7 +156,9 @@ st = gb.status()
 assert st["server"] == "gearboxd" and st["models"][0]["name"] == M.name
 plat = gb.platform()
 assert plat["placements"] and "clusters" in plat
-ok(f"hello, models ({M.name}, G={M.groups}), status, platform")
+plan = gb.plan()
+assert "enabled" in plan and "solver" in plan, plan
+ok(f"hello, models ({M.name}, G={M.groups}), status, platform, plan")
 
 # --- a session: every kind of input gives the same class -------------------------
 s = gb.open_session(deadline_us=50000)
