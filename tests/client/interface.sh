@@ -47,7 +47,12 @@ MODEL=$T/model.safetensors
 "$B/tests/tools/mkmodel" --arch tiny --name "$NAME" --label-prefix "$LABEL" "$MODEL"
 SOCK=$T/gearboxd.sock
 CTL="$B/gearboxctl --socket $SOCK"
-"$B/gearboxd" --socket "$SOCK" --model "$MODEL" -v >"$T/daemon.log" 2>&1 &
+# a policy that always runs all groups, for comparing classes across inputs
+# (the synthetic model's classes differ between group counts)
+mkdir -p "$T/policies"
+printf '[policy]\ncontroller = fixed\ngroups = 4\n' >"$T/policies/all-groups.conf"
+printf '[daemon]\npolicies = %s/policies\n' "$T" >"$T/gearboxd.conf"
+"$B/gearboxd" --socket "$SOCK" --model "$MODEL" --config "$T/gearboxd.conf" -v >"$T/daemon.log" 2>&1 &
 DPID=$!
 for i in $(seq 1 600); do
 	[ -S "$SOCK" ] && $CTL status >/dev/null 2>&1 && break
@@ -263,13 +268,13 @@ else
 fi
 
 # --- 6. PGM with comments -----------------------------------------------------
-$CTL infer --image "$T/img.pgm" --json >"$T/c.json" || fail "PGM with comments refused"
-$CTL infer --image "$T/plain.pgm" --json >"$T/p.json" || fail "plain PGM refused"
-$CTL infer --raw "$T/img.raw" --json >"$T/r.json"
+$CTL infer --image "$T/img.pgm" --policy all-groups --json >"$T/c.json" || fail "PGM with comments refused"
+$CTL infer --image "$T/plain.pgm" --policy all-groups --json >"$T/p.json" || fail "plain PGM refused"
+$CTL infer --raw "$T/img.raw" --policy all-groups --json >"$T/r.json"
 python3 -c "
 import json, sys
 c, p, r = (json.loads(open(f).readline()) for f in sys.argv[1:4])
-assert c['class'] == p['class'] == r['class'], (c, p, r)" "$T/c.json" "$T/p.json" "$T/r.json" || fail "PGM classes differ"
+assert c['groups'] == p['groups'] == r['groups'] == 4 and c['class'] == p['class'] == r['class'], (c, p, r)" "$T/c.json" "$T/p.json" "$T/r.json" || fail "PGM classes differ"
 printf 'P5\n# no size\n' >"$T/bad.pgm"
 if $CTL infer --image "$T/bad.pgm" 2>"$T/err"; then fail "a PGM without a size was read"; fi
 grep -q "not an 8-bit binary PGM" "$T/err" || fail "bad PGM message: $(cat "$T/err")"

@@ -30,7 +30,12 @@ import struct, random; random.seed(1)
 open('$IDX', 'wb').write(struct.pack('>IIII', 0x803, 200, 28, 28) + bytes(random.randrange(256) for _ in range(200 * 784)))"
 fi
 SOCK=$T/gearboxd.sock
-"$B/gearboxd" --socket "$SOCK" --model "$MODEL" -v >"$T/daemon.log" 2>&1 &
+# a policy that always runs all groups, so that classes compare across inputs
+# and ways of sending (another g may classify an image otherwise)
+mkdir -p "$T/policies"
+printf '[policy]\ncontroller = fixed\ngroups = 4\n' >"$T/policies/all-groups.conf"
+printf '[daemon]\npolicies = %s/policies\n' "$T" >"$T/gearboxd.conf"
+"$B/gearboxd" --socket "$SOCK" --model "$MODEL" --config "$T/gearboxd.conf" -v >"$T/daemon.log" 2>&1 &
 DPID=$!
 for i in $(seq 1 600); do
 	[ -S "$SOCK" ] && "$B/gearboxctl" --socket "$SOCK" status >/dev/null 2>&1 && break

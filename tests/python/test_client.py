@@ -161,11 +161,11 @@ assert "enabled" in plan and "solver" in plan, plan
 ok(f"hello, models ({M.name}, G={M.groups}), status, platform, plan")
 
 # --- a session: every kind of input gives the same class -------------------------
-s = gb.open_session(deadline_us=50000)
-assert s.model.name == M.name and s.budget["deadline_us"] == 50000
+s = gb.open_session(deadline_us=50000, policy="all-groups")  # g=4 always: classes compare
+assert s.model.name == M.name and s.budget["deadline_us"] == 50000 and s.policy == "all-groups"
 ref = s.infer(images[0])
 assert ref.session == s.id and 1 <= ref.groups <= 4 and ref.label == M.labels[ref.class_id]
-assert len(ref.scores) == M.classes and ref.latency_us > 0 and ref.rtt_us >= ref.latency_us and ref.energy_source
+assert ref.groups == 4 and len(ref.scores) == M.classes and ref.latency_us > 0 and ref.rtt_us >= ref.latency_us and ref.energy_source
 assert str(ref.operating_point).startswith(f"g={ref.groups} on {ref.placement}")
 inputs = {"bytes": images[0], "PGM bytes": pgm, "PNG bytes": png_bytes(images[0], 28, 28),
           "array.array('B')": array.array("B", images[0]),
@@ -278,7 +278,7 @@ async def async_part():
     async with await gearbox.aio.connect(path) as agb:
         ms = await agb.models()
         assert ms[0].name == M.name
-        a = await agb.open_session(deadline_us=50000)
+        a = await agb.open_session(deadline_us=50000, policy="all-groups")
         t0 = time.monotonic()
         rs = await asyncio.gather(*(a.infer(x) for x in images[:100]))
         dt = time.monotonic() - t0
