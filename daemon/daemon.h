@@ -339,6 +339,8 @@ void serve_hold_pm_qos(struct daemon *d);
 /* Re-read gearboxd.conf and the policies (gearboxd.c); takes daemon.lock. */
 /* -1: something refused, *error says what; `loading` as serve_reload_models. */
 int daemon_reload(struct daemon *d, char **error, struct json_object *loading);
+/* The administrator's policy folder (gearboxd.conf policies, or SYSCONFDIR's). */
+const char *daemon_policy_dir(const struct daemon *d);
 
 /* ---- the tenant plan (plan.c) -------------------------------------------- */
 

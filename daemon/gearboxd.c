@@ -77,8 +77,8 @@ same_models(const struct config *a, const struct config *b)
 	return true;
 }
 
-static const char *
-policy_etc_dir(const struct daemon *d)
+const char *
+daemon_policy_dir(const struct daemon *d)
 {
 	return d->config.policy_dir ? d->config.policy_dir : POL_DEFAULT_ETCDIR;
 }
@@ -98,7 +98,7 @@ reload_policies(struct daemon *d, char **cause)
 		log_error("policies not reloaded, keeping the running ones: %s", *cause);
 		return -1;
 	}
-	if (pol_set_load(&next, pol_shipped_dir(), policy_etc_dir(d), cause) != 0) {
+	if (pol_set_load(&next, pol_shipped_dir(), daemon_policy_dir(d), cause) != 0) {
 		log_error("policies not reloaded, keeping the running ones: %s", *cause);
 		return -1;
 	}
@@ -618,7 +618,7 @@ run(int argc, char **argv)
 		log_info("no group '%s' (admin_group): only root administers gearboxd", d.config.admin_group);
 	d.started = time(NULL);
 
-	if (pol_set_load(&d.policies, pol_shipped_dir(), policy_etc_dir(&d), &cause) != 0) {
+	if (pol_set_load(&d.policies, pol_shipped_dir(), daemon_policy_dir(&d), &cause) != 0) {
 		log_error("%s", cause);
 		goto out;
 	}
@@ -628,7 +628,7 @@ run(int argc, char **argv)
 		char names[512];
 		policy_names(&d, names, sizeof(names));
 		log_error("no policy '%s' (have: %s; shipped in %s, yours in %s)", d.default_policy, names,
-		          pol_shipped_dir(), policy_etc_dir(&d));
+		          pol_shipped_dir(), daemon_policy_dir(&d));
 		goto out;
 	}
 	daemon_mutex_init(&d.lock);

@@ -80,7 +80,8 @@ requested_policy(struct daemon *d, struct conn *c, const struct decoded *q, char
 		return 0;
 	if (!q->policy_is_string || pol_set_find(&d->policies, q->policy) == NULL) {
 		policy_names(d, names, sizeof(names));
-		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "no policy '%s' (have: %s)", q->policy, names);
+		send_error(c, c->h.id, GBX_ERR_BAD_REQUEST, "no policy '%s' in %s or %s (have: %s)",
+		           q->policy, daemon_policy_dir(d), pol_shipped_dir(), names);
 		return -1;
 	}
 	snprintf(name, POL_NAME, "%s", q->policy);
