@@ -557,8 +557,9 @@ dnn_lplan_load(const struct dnn_model *m, const char *path, char **cause)
 			c = choice_at(here, (unsigned)g, (size_t)idx);
 			c->impl = impl;
 			if (get_double(jl, "scale", &scale) && get_int(jl, "zero_point", &zp)) {
-				if (!(scale > 0) || !isfinite(scale) || zp < 0 || zp > 127) {
-					set_cause(cause, "%s: g=%lld, layer %lld: scale must be positive and zero_point 0..127",
+				/* kept as a float: 1e308 or 1e-50 would become inf or 0 */
+				if (!((float)scale > 0) || !isfinite((float)scale) || zp < 0 || zp > 127) {
+					set_cause(cause, "%s: g=%lld, layer %lld: scale must be a positive float and zero_point 0..127",
 					          path, (long long)g, (long long)idx);
 					goto fail;
 				}
