@@ -310,6 +310,13 @@ struct worker {
 	size_t scratch_in_n, scratch_out_n;
 };
 
+/* Per-layer plans (plans.c, gearboxd.conf `plans`): load those of the
+ * folder made for h's model into h's runtime, logging each refused and why;
+ * returns the hash of the plans in use (0: none) for the calibration key.
+ * plans_json: [{placement, threads, plan}] for STATUS. */
+uint64_t plans_attach(struct daemon *d, struct host *h);
+struct json_object *plans_json(const struct host *h);
+
 int serve_open(struct daemon *d, char **cause);
 int serve_start(struct daemon *d, char **cause);
 void serve_stop(struct daemon *d);

@@ -1152,6 +1152,7 @@ host_open(struct daemon *d, struct host *h, const char *path, const struct pol_p
 	    (h->runtime = pol_runtime_new(h->model, d->platform, d->devices, cause)) == NULL)
 		return -1;
 	pol_model_from_dnn(&facts, h->model);
+	facts.plan_hash = plans_attach(d, h); /* before calibrating: it measures what the plans run */
 	if (pol_control_init(&h->control, &facts, d->places, d->nplaces, cause) != 0)
 		return -1;
 	/* Open each device now (kernels built or loaded, weights uploaded), so

@@ -216,6 +216,10 @@ int dnn_lplan_set(struct dnn_lplan *plan, const struct dnn_model *model, unsigne
 enum dnn_impl dnn_lplan_get(const struct dnn_lplan *plan, unsigned groups, size_t layer);
 void dnn_lplan_set_threads(struct dnn_lplan *plan, unsigned threads);
 unsigned dnn_lplan_threads(const struct dnn_lplan *plan);
+/* The cluster it was tuned on ("" when not said): a name the plan carries
+ * for whoever places it (gearboxd), not used here. */
+void dnn_lplan_set_cluster(struct dnn_lplan *plan, const char *cluster);
+const char *dnn_lplan_cluster(const struct dnn_lplan *plan);
 /* What the search measured at g (latency_us, accuracy in [0,1]; < 0: not). */
 void dnn_lplan_set_measured(struct dnn_lplan *plan, unsigned groups, double latency_us, double accuracy);
 /* The int8 input scale and zero point of every weighted layer at g, from the

@@ -38,6 +38,7 @@ struct dnn_lplan {
 	uint64_t model_hash;
 	char cpu[160];
 	char isa[32], isa_int8[32];
+	char cluster[64];              /* where it was tuned ("": not said); carried, not interpreted */
 	unsigned threads;
 	struct choice *c;              /* [g - 1][layer] */
 	double latency_us[DNN_MAX_GROUPS], accuracy[DNN_MAX_GROUPS]; /* < 0: not measured */
@@ -183,6 +184,18 @@ unsigned
 dnn_lplan_threads(const struct dnn_lplan *p)
 {
 	return p->threads;
+}
+
+void
+dnn_lplan_set_cluster(struct dnn_lplan *p, const char *cluster)
+{
+	snprintf(p->cluster, sizeof(p->cluster), "%s", cluster != NULL ? cluster : "");
+}
+
+const char *
+dnn_lplan_cluster(const struct dnn_lplan *p)
+{
+	return p->cluster;
 }
 
 void
@@ -404,6 +417,8 @@ dnn_lplan_save(const struct dnn_lplan *p, const struct dnn_model *m, const char 
 	json_object_object_add(root, "isa", json_object_new_string(p->isa));
 	json_object_object_add(root, "isa_int8", json_object_new_string(p->isa_int8));
 	json_object_object_add(root, "threads", json_object_new_int((int)p->threads));
+	if (p->cluster[0])
+		json_object_object_add(root, "cluster", json_object_new_string(p->cluster));
 	for (unsigned g = 1; g <= p->groups; g++) {
 		struct json_object *jg = json_object_new_object(), *layers = json_object_new_array();
 		json_object_object_add(jg, "g", json_object_new_int((int)g));
@@ -521,6 +536,8 @@ dnn_lplan_load(const struct dnn_model *m, const char *path, char **cause)
 	}
 	if (get_int(root, "threads", &v) && v >= 1 && v <= 1024)
 		here->threads = (unsigned)v;
+	if ((s = get_string(root, "cluster")) != NULL)
+		dnn_lplan_set_cluster(here, s);
 	if (!json_object_object_get_ex(root, "plans", &plans) || !json_object_is_type(plans, json_type_array)) {
 		set_cause(cause, "%s: no \"plans\" array", path);
 		goto fail;

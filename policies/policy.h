@@ -172,6 +172,8 @@ struct pol_model {
 	double accuracy[POL_MAX_GROUPS + 1];  /* [g], negative = unknown */
 	double macs[POL_MAX_GROUPS + 1];      /* [g] multiply-accumulates */
 	uint64_t file_hash;      /* FNV-1a of the model file's bytes, 0 = not known */
+	uint64_t plan_hash;      /* the per-layer plans its placements run under (their contents and where
+	                          * each runs; gearboxd's plans.c), 0 = none: part of the calibration's key */
 };
 
 void pol_model_from_dnn(struct pol_model *m, const struct dnn_model *model);

@@ -178,6 +178,8 @@ make_key(struct pol_predictor *pr)
 	h = fnv1a(h, pr->model.name, strlen(pr->model.name));
 	h = fnv1a(h, &pr->model.groups, sizeof(pr->model.groups));
 	h = fnv1a(h, pr->model.macs, sizeof(pr->model.macs));
+	if (pr->model.plan_hash != 0) /* without plans, the key of a build before plans */
+		h = fnv1a(h, &pr->model.plan_hash, sizeof(pr->model.plan_hash));
 	for (unsigned i = 0; i < pr->nplaces; i++) {
 		const struct pol_place *pl = &pr->places[i];
 		h = fnv1a(h, pl->name, strlen(pl->name));
@@ -367,6 +369,8 @@ pol_predictor_save(const struct pol_predictor *pr, const char *cache_dir, char *
 		char hex[20];
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)pr->model.file_hash);
 		json_object_object_add(root, "model_file_fnv1a", json_object_new_string(hex));
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)pr->model.plan_hash);
+		json_object_object_add(root, "plans_fnv1a", json_object_new_string(hex));
 	}
 	json_object_object_add(root, "gearbox_version", json_object_new_string(pr->identity.version));
 	json_object_object_add(root, "build", json_object_new_string(pr->identity.flavour));
@@ -437,9 +441,13 @@ key_mismatch(const struct pol_predictor *pr, json_object *root, const char *path
 	const char *version = field(root, "gearbox_version"), *flavour = field(root, "build");
 	const char *kernels = field(root, "kernels"), *cpu = field(root, "cpu");
 	const char *file = field(root, "model_file_fnv1a"), *key = field(root, "key");
-	char hex[20];
+	const char *plans = field(root, "plans_fnv1a");
+	char hex[20], plan_hex[20];
 
 	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)pr->model.file_hash);
+	snprintf(plan_hex, sizeof(plan_hex), "%016llx", (unsigned long long)pr->model.plan_hash);
+	if (plans == NULL)
+		plans = "0000000000000000"; /* made before plans: without any */
 	if (version == NULL || flavour == NULL)
 		set_cause(why, "calibration cache %s was made by an older gearbox (it records no build); "
 		          "this is gearbox %s %s", path, id->version, id->flavour);
@@ -455,6 +463,9 @@ key_mismatch(const struct pol_predictor *pr, json_object *root, const char *path
 	else if (differs(file, hex))
 		set_cause(why, "calibration cache %s was made from another model file for %s "
 		          "(FNV-1a %s; this file's is %s)", path, pr->model.name, file ? file : "unknown", hex);
+	else if (differs(plans, plan_hex))
+		set_cause(why, "calibration cache %s was measured under other per-layer plans (FNV-1a %s; "
+		          "the plans in use now: %s)", path, plans, plan_hex);
 	else
 		set_cause(why, "calibration cache %s was made for other placements or another model shape "
 		          "(key %s; this is %s)", path, key ? key : "none", pr->key);

@@ -25,6 +25,8 @@ struct pol_runtime {
 	struct pol_devices *devices;
 	int realtime;            /* priority given to new pools, 0 = none */
 	struct dnn_engine *engines[POL_MAX_PLACES][POL_MAX_THREADS + 1];
+	struct dnn_lplan *plans[POL_MAX_PLACES][POL_MAX_THREADS + 1]; /* owned; NULL: the fast kernels */
+	char *plan_labels[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 };
 
 struct pol_devices *
@@ -104,8 +106,11 @@ pol_runtime_free(struct pol_runtime *rt)
 	if (rt == NULL)
 		return;
 	for (unsigned p = 0; p < POL_MAX_PLACES; p++)
-		for (unsigned t = 0; t <= POL_MAX_THREADS; t++)
+		for (unsigned t = 0; t <= POL_MAX_THREADS; t++) {
 			dnn_engine_free(rt->engines[p][t]);
+			dnn_lplan_free(rt->plans[p][t]);
+			free(rt->plan_labels[p][t]);
+		}
 	free(rt);
 }
 
@@ -146,12 +151,53 @@ pol_runtime_engine(struct pol_runtime *rt, const struct pol_place *places, unsig
 		return *e;
 	if (pl->kind == POL_PLACE_OPENCL && (cl = device_get(rt->devices, pl->index, cause)) == NULL)
 		return NULL;
-	if ((*e = pol_place_engine(pl, rt->platform, rt->model, threads, cl, cause)) != NULL && rt->realtime > 0) {
+	if ((*e = pol_place_engine(pl, rt->platform, rt->model, threads, cl, cause)) != NULL &&
+	    rt->plans[place][threads] != NULL && dnn_engine_set_lplan(*e, rt->plans[place][threads], cause) != 0) {
+		dnn_engine_free(*e);
+		*e = NULL;
+	}
+	if (*e != NULL && rt->realtime > 0) {
 		char *why = NULL;
 		dnn_engine_set_realtime(*e, rt->realtime, &why); /* refused: it runs, only not first */
 		free(why);
 	}
 	return *e;
+}
+
+int
+pol_runtime_set_plan(struct pol_runtime *rt, unsigned place, unsigned threads, struct dnn_lplan *plan,
+                     const char *label, char **cause)
+{
+	char *copy = NULL;
+
+	if (place >= POL_MAX_PLACES || threads == 0 || threads > POL_MAX_THREADS) {
+		dnn_lplan_free(plan);
+		return set_cause(cause, "no placement %u with %u threads", place, threads);
+	}
+	if (rt->engines[place][threads] != NULL &&
+	    dnn_engine_set_lplan(rt->engines[place][threads], plan, cause) != 0) {
+		dnn_lplan_free(plan);
+		return -1;
+	}
+	if (plan != NULL && (copy = strdup(label != NULL ? label : "")) == NULL) {
+		if (rt->engines[place][threads] != NULL)
+			dnn_engine_set_lplan(rt->engines[place][threads], rt->plans[place][threads], NULL);
+		dnn_lplan_free(plan);
+		return set_cause(cause, "out of memory");
+	}
+	dnn_lplan_free(rt->plans[place][threads]);
+	free(rt->plan_labels[place][threads]);
+	rt->plans[place][threads] = plan;
+	rt->plan_labels[place][threads] = copy;
+	return 0;
+}
+
+const char *
+pol_runtime_plan(const struct pol_runtime *rt, unsigned place, unsigned threads)
+{
+	if (place >= POL_MAX_PLACES || threads == 0 || threads > POL_MAX_THREADS || rt->plans[place][threads] == NULL)
+		return NULL;
+	return rt->plan_labels[place][threads];
 }
 
 int

@@ -18,6 +18,7 @@
 struct dnn_model;
 struct dnn_cl_info;
 struct dnn_engine;
+struct dnn_lplan;
 struct gov_platform;
 struct pol_devices;
 struct pol_runtime;
@@ -34,6 +35,15 @@ void pol_runtime_free(struct pol_runtime *rt);
 /* The engine of (place, threads) for placements `places` (a predictor's). */
 struct dnn_engine *pol_runtime_engine(struct pol_runtime *rt, const struct pol_place *places, unsigned place,
                                       unsigned threads, char **cause);
+/* Run the CPU engine of (place, threads) under a per-layer plan
+ * (docs/plan-format.md) from now on; NULL: the fast kernels. The runtime
+ * owns the plan (freed with it, or at once when refused); label names it
+ * (its file) for pol_runtime_plan. Returns -1 with *cause when the engine
+ * already made refuses it (the plan in use then stays). */
+int pol_runtime_set_plan(struct pol_runtime *rt, unsigned place, unsigned threads, struct dnn_lplan *plan,
+                         const char *label, char **cause);
+/* The label of the plan (place, threads) runs under, NULL when none. */
+const char *pol_runtime_plan(const struct pol_runtime *rt, unsigned place, unsigned threads);
 /* Let threads made from now on, and those already made, run in the
  * real-time class at `priority` (0: normal). Failures are the caller's to
  * log: *cause names the first. */

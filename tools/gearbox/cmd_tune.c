@@ -830,6 +830,7 @@ cmd_tune(int argc, char **argv)
 		goto out;
 	}
 	dnn_lplan_set_threads(t.plan, (unsigned)o.threads);
+	dnn_lplan_set_cluster(t.plan, o.cluster); /* gearboxd gives it to that cluster's placements */
 	for (size_t i = 0; i < dnn_model_layer_count(t.m); i++)
 		if (dnn_impl_applies(t.m, i, DNN_IMPL_GEMM) && t.nslots < 64)
 			t.slots[t.nslots++].index = i;
