@@ -20,6 +20,12 @@ struct direct_tile_args {
 	size_t out_stride;  /* floats between channels */
 	unsigned rows;      /* valid channels of the MR * 16 */
 	bool relu;
+	/* NHWC and blocked layouts (out_step > 0; 0: NCHW as above): input
+	 * positions xstep floats apart; output channel row0 + r of position j at
+	 * out + base(row0 + r) + j * out_step, base(c) = c (out_B == 0, NHWC) or
+	 * (c / out_B) * out_HW * out_B + c % out_B (blocked). */
+	size_t xstep, out_step, out_HW;
+	unsigned out_B, row0;
 };
 
 /* One tile of MR panels of 16 output channels by NR positions of a row:

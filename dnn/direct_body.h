@@ -25,8 +25,14 @@ typedef int32_t DIRECT_NAME(vi) __attribute__((vector_size(DIRECT_VBYTES)));
  * on AVX2) is lowered piecewise through the stack, which made the AVX2 tile
  * 3x slower than im2col + BLAS. A block of 16 channels is DIRECT_VN such
  * registers. */
+static inline __attribute__((always_inline)) size_t
+DIRECT_NAME(out_base)(const struct direct_tile_args *a, unsigned c)
+{
+	return a->out_B == 0 ? c : (size_t)(c / a->out_B) * a->out_HW * a->out_B + c % a->out_B;
+}
+
 static inline __attribute__((always_inline)) void
-DIRECT_NAME(tile)(const struct direct_tile_args *a, const unsigned MR, const unsigned NR)
+DIRECT_NAME(tile)(const struct direct_tile_args *a, const unsigned MR, const unsigned NR, const size_t XS)
 {
 	DIRECT_VF acc[4 * DIRECT_VN][14];
 	const DIRECT_VF zero = { 0 };
@@ -49,11 +55,39 @@ DIRECT_NAME(tile)(const struct direct_tile_args *a, const unsigned MR, const uns
 			                            (i % DIRECT_VN) * DIRECT_VL);
 #pragma GCC unroll 14
 		for (unsigned j = 0; j < NR; j++) {
-			float xj = x[j];
+			float xj = x[j * XS];
 #pragma GCC unroll 16
 			for (unsigned i = 0; i < R; i++)
 				acc[i][j] += w[i] * xj;
 		}
+	}
+	if (a->out_step != 0) {
+		/* NHWC / blocked: a register's channels side by side at each
+		 * position (whole registers where they fall in one block) */
+		for (unsigned m = 0; m < MR; m++)
+#pragma GCC unroll 4
+			for (unsigned v = 0; v < DIRECT_VN; v++) {
+				unsigned c = m * 16 + v * DIRECT_VL, abs = a->row0 + c;
+				bool whole = c + DIRECT_VL <= a->rows &&
+				             (a->out_B == 0 || abs % a->out_B + DIRECT_VL <= a->out_B);
+				if (c >= a->rows)
+					continue;
+				for (unsigned j = 0; j < NR; j++) {
+					DIRECT_VF y = acc[m * DIRECT_VN + v][j];
+					float *o = a->out + (size_t)j * a->out_step;
+					if (a->relu)
+						y = (DIRECT_VF)((DIRECT_VI)y & (DIRECT_VI)(y > zero));
+					if (whole) {
+						memcpy(o + DIRECT_NAME(out_base)(a, abs), &y, sizeof(y));
+					} else {
+						float t[DIRECT_VL];
+						memcpy(t, &y, sizeof(y));
+						for (unsigned r = 0; r < DIRECT_VL && c + r < a->rows; r++)
+							o[DIRECT_NAME(out_base)(a, abs + r)] = t[r];
+					}
+				}
+			}
+		return;
 	}
 	for (unsigned m = 0; m < MR; m++) {
 		float t[14][16];
@@ -89,7 +123,10 @@ DIRECT_NAME(tile_any)(const struct direct_tile_args *a, unsigned MR, unsigned NR
 #define DIRECT_CASE(mr, nr)                                               \
 	case (mr) * 16 + (nr):                                            \
 		if ((mr) * (nr) <= DIRECT_BUDGET) {                       \
-			DIRECT_NAME(tile)(a, (mr), (nr));                 \
+			if (a->xstep <= 1)                                \
+				DIRECT_NAME(tile)(a, (mr), (nr), 1);      \
+			else                                              \
+				DIRECT_NAME(tile)(a, (mr), (nr), a->xstep); \
 			return;                                           \
 		}                                                         \
 		break;

@@ -197,6 +197,22 @@ enum dnn_impl {
 	DNN_IMPL_INT8,   /* u8 x s8 -> int32, weights per channel, input per tensor (calibrated) */
 };
 #define DNN_IMPL_COUNT 6
+/* How a layer's input and output activations are laid out (dnn/layout.c):
+ * NCHW (every kernel's), NHWC, or blocks of dnn_layout_block() channels
+ * (NCHW{B}c: 16 on AVX-512, 8 on AVX2, 4 on NEON and generic). The direct
+ * convolution runs in all three; pooling follows the layout it is given;
+ * the executor converts between layers where the layouts differ (and to
+ * NCHW before flatten, linear layers and the output). */
+enum dnn_layout {
+	DNN_LAYOUT_NCHW,
+	DNN_LAYOUT_NHWC,
+	DNN_LAYOUT_BLOCKED,
+};
+#define DNN_LAYOUT_COUNT 3
+const char *dnn_layout_name(enum dnn_layout layout);
+int dnn_layout_parse(const char *name, enum dnn_layout *layout);
+/* Channels per block of the blocked layout in this process. */
+unsigned dnn_layout_block(void);
 struct dnn_lplan;
 
 const char *dnn_impl_name(enum dnn_impl impl);
@@ -214,6 +230,14 @@ void dnn_lplan_free(struct dnn_lplan *plan);
 int dnn_lplan_set(struct dnn_lplan *plan, const struct dnn_model *model, unsigned groups, size_t layer,
                   enum dnn_impl impl);
 enum dnn_impl dnn_lplan_get(const struct dnn_lplan *plan, unsigned groups, size_t layer);
+/* Layer `layer`'s layout at g (NCHW unless set). -EINVAL when the layer's
+ * implementation at g does not run in it (only `direct` runs in NHWC or
+ * blocked; blocked also needs the input's group segments to be whole
+ * blocks); set the implementation first. */
+int dnn_lplan_set_layout(struct dnn_lplan *plan, const struct dnn_model *model, unsigned groups, size_t layer,
+                         enum dnn_layout layout);
+enum dnn_layout dnn_lplan_get_layout(const struct dnn_lplan *plan, unsigned groups, size_t layer);
+bool dnn_layout_applies(const struct dnn_model *model, size_t index, enum dnn_impl impl, enum dnn_layout layout);
 void dnn_lplan_set_threads(struct dnn_lplan *plan, unsigned threads);
 unsigned dnn_lplan_threads(const struct dnn_lplan *plan);
 /* The cluster it was tuned on ("" when not said): a name the plan carries
@@ -243,6 +267,18 @@ int dnn_engine_set_lplan(struct dnn_engine *engine, const struct dnn_lplan *plan
  * run from now on to ns[layer] (dnn_model_layer_count values; NULL: stop). */
 void dnn_exec_set_profile(struct dnn_exec *exec, uint64_t *ns);
 void dnn_engine_set_profile(struct dnn_engine *engine, uint64_t *ns);
+/* The layout conversions a plan makes, likewise: ns[layer] gets the time of
+ * the conversion made before layer `layer` (NULL: stop). */
+void dnn_exec_set_convert_profile(struct dnn_exec *exec, uint64_t *ns);
+/* Median time (µs, over `runs`) of converting the input of layer `layer`
+ * at g from one layout to another, on the context's threads and buffers:
+ * what a plan that switches layouts there pays. -EINVAL for a layer or g out
+ * of range. */
+int dnn_exec_convert_us(struct dnn_exec *exec, unsigned groups, size_t layer, enum dnn_layout from,
+                        enum dnn_layout to, unsigned runs, double *us);
+int dnn_engine_convert_us(struct dnn_engine *engine, unsigned groups, size_t layer, enum dnn_layout from,
+                          enum dnn_layout to, unsigned runs, double *us);
+void dnn_engine_set_convert_profile(struct dnn_engine *engine, uint64_t *ns);
 
 const char *dnn_kernels_name(enum dnn_kernels kernels);
 /* The instruction set the fast kernels run with in this process: the best

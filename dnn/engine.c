@@ -71,6 +71,22 @@ dnn_engine_set_lplan(struct dnn_engine *e, const struct dnn_lplan *plan, char **
 	return dnn_exec_set_lplan(e->exec, plan, cause);
 }
 
+int
+dnn_engine_convert_us(struct dnn_engine *e, unsigned groups, size_t layer, enum dnn_layout from, enum dnn_layout to,
+                      unsigned runs, double *us)
+{
+	if (e->exec == NULL)
+		return -EINVAL;
+	return dnn_exec_convert_us(e->exec, groups, layer, from, to, runs, us);
+}
+
+void
+dnn_engine_set_convert_profile(struct dnn_engine *e, uint64_t *ns)
+{
+	if (e->exec != NULL)
+		dnn_exec_set_convert_profile(e->exec, ns);
+}
+
 void
 dnn_engine_set_profile(struct dnn_engine *e, uint64_t *ns)
 {

@@ -20,6 +20,7 @@ struct dnn_exec {
 	struct dnn_pool *pool;
 	enum dnn_kernels family;
 	float *act[2];
+	size_t act_floats;
 	float *col;
 	size_t col_floats;
 	float *pad;
@@ -28,6 +29,7 @@ struct dnn_exec {
 	void (*observe)(void *arg, size_t layer, const float *in, size_t n);
 	void *observe_arg;
 	uint64_t *profile_ns; /* per layer, added to by every run, or NULL */
+	uint64_t *convert_ns; /* per layer: the conversions before it, or NULL */
 };
 
 /* The kernel each family uses for each op (flatten needs none); the fast
@@ -101,8 +103,17 @@ dnn_exec_create(const struct dnn_model *model, struct dnn_pool *pool, enum dnn_k
 	e->model = model;
 	e->pool = pool;
 	e->family = family;
-	e->act[0] = malloc(model->max_act * sizeof(float));
-	e->act[1] = malloc(model->max_act * sizeof(float));
+	/* room for any layer's input or output in blocks of up to 16 channels */
+	e->act_floats = model->max_act;
+	for (size_t i = 0; i < model->n_layers; i++) {
+		const struct dnn_layer *l = &model->layers[i];
+		size_t a = dnn_layout_floats(DNN_LAYOUT_BLOCKED, l->in_c, l->in_h, l->in_w, 16);
+		size_t b = dnn_layout_floats(DNN_LAYOUT_BLOCKED, l->out_c, l->out_h, l->out_w, 16);
+		e->act_floats = a > e->act_floats ? a : e->act_floats;
+		e->act_floats = b > e->act_floats ? b : e->act_floats;
+	}
+	e->act[0] = malloc(e->act_floats * sizeof(float));
+	e->act[1] = malloc(e->act_floats * sizeof(float));
 	e->col_floats = model->max_col + 1;
 	e->col = malloc(e->col_floats * sizeof(float));
 	e->pad = calloc((size_t)threads * model->pad_floats + 1, sizeof(float)); /* borders stay zero */
@@ -180,13 +191,96 @@ run_share(void *arg, unsigned index, unsigned count)
 	job->fn(job->op, index, count);
 }
 
+void
+dnn_exec_set_convert_profile(struct dnn_exec *e, uint64_t *ns)
+{
+	e->convert_ns = ns;
+}
+
+/* A layout conversion of a layer's input (the executor's own step). */
+struct convert_job {
+	const float *src;
+	float *dst;
+	enum dnn_layout from, to;
+	unsigned C, active, H, W, B;
+};
+
+static void
+convert_share(void *arg, unsigned index, unsigned count)
+{
+	const struct convert_job *j = arg;
+
+	dnn_layout_convert(j->src, j->from, j->dst, j->to, j->C, j->active, j->H, j->W, j->B, index, count);
+}
+
+static void
+run_convert(struct dnn_exec *e, struct convert_job *j)
+{
+	if (e->family == DNN_KERNELS_FAST && dnn_pool_threads(e->pool) > 1)
+		dnn_pool_run(e->pool, convert_share, j);
+	else
+		convert_share(j, 0, 1);
+}
+
+/* The layout layer i wants its input in at g: the plan's for a weighted
+ * layer, the one it is given for pooling, NCHW for everything else. */
+static enum dnn_layout
+wanted_layout(const struct dnn_exec *e, unsigned g, size_t i, enum dnn_layout cur)
+{
+	const struct dnn_layer *l = &e->model->layers[i];
+
+	if (l->type == DNN_MAXPOOL || l->type == DNN_AVGPOOL)
+		return cur;
+	if (l->weight != NULL && e->lplan != NULL)
+		return dnn_lplan_get_layout(e->lplan, g, i);
+	return DNN_LAYOUT_NCHW;
+}
+
+int
+dnn_exec_convert_us(struct dnn_exec *e, unsigned g, size_t layer, enum dnn_layout from, enum dnn_layout to,
+                    unsigned runs, double *us)
+{
+	const struct dnn_model *m = e->model;
+	const struct dnn_layer *l;
+	double best[64];
+	struct convert_job j;
+
+	if (g < 1 || g > m->groups || layer >= m->n_layers || runs == 0 || (unsigned)from >= DNN_LAYOUT_COUNT ||
+	    (unsigned)to >= DNN_LAYOUT_COUNT)
+		return -EINVAL;
+	if (runs > 64)
+		runs = 64;
+	l = &m->layers[layer];
+	j = (struct convert_job){ .src = e->act[0], .dst = e->act[1], .from = from, .to = to, .C = l->in_c,
+		                  .active = m->plans[g - 1].layers[layer].in_c, .H = l->in_h, .W = l->in_w,
+		                  .B = dnn_layout_block() };
+	memset(e->act[0], 0, e->act_floats * sizeof(float));
+	dnn_pool_enter(e->pool);
+	run_convert(e, &j); /* warm */
+	for (unsigned k = 0; k < runs; k++) {
+		uint64_t t0 = monotonic_ns();
+		run_convert(e, &j);
+		best[k] = (double)(monotonic_ns() - t0) / 1e3;
+	}
+	dnn_pool_leave(e->pool);
+	for (unsigned a = 1; a < runs; a++) /* insertion sort: a handful */
+		for (unsigned b = a; b > 0 && best[b] < best[b - 1]; b--) {
+			double t = best[b];
+			best[b] = best[b - 1];
+			best[b - 1] = t;
+		}
+	*us = from == to ? 0.0 : best[runs / 2];
+	return 0;
+}
+
 int
 dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 {
 	const struct dnn_model *m = e->model;
 	const float *src = input;
 	float *dst = NULL;
-	unsigned next = 0;
+	unsigned next = 0, B = dnn_layout_block();
+	enum dnn_layout cur = DNN_LAYOUT_NCHW; /* src's */
 	bool threaded = e->family == DNN_KERNELS_FAST && dnn_pool_threads(e->pool) > 1;
 
 	if (g < 1 || g > m->groups)
@@ -203,6 +297,20 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 		                     .scratch = e->scratch };
 		struct op_job job = { .fn = kernel_of(e->family, l->type), .op = &op };
 
+		enum dnn_layout want = wanted_layout(e, g, i, cur);
+		if (want != cur) {
+			struct convert_job j = { .src = src, .dst = e->act[next], .from = cur, .to = want, .C = l->in_c,
+				                 .active = lp->in_c, .H = l->in_h, .W = l->in_w, .B = B };
+			uint64_t t0 = e->convert_ns != NULL ? monotonic_ns() : 0;
+			run_convert(e, &j);
+			if (e->convert_ns != NULL)
+				e->convert_ns[i] += monotonic_ns() - t0;
+			src = e->act[next];
+			next ^= 1;
+			cur = want;
+		}
+		op.in = src;
+		op.layout = cur;
 		if (l->type == DNN_FLATTEN)
 			continue; /* CHW order already is the flat order */
 		if (l->weight != NULL && e->observe != NULL)
@@ -212,6 +320,8 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 			if (fn != NULL)
 				job.fn = fn;
 		}
+		if ((l->type == DNN_MAXPOOL || l->type == DNN_AVGPOOL) && cur != DNN_LAYOUT_NCHW)
+			job.fn = dnn_f32_pool_layout;
 		op.n = lp->out_n;
 		/* ReLU and softmax work in place, except on the caller's input. */
 		if ((l->type == DNN_RELU || l->type == DNN_SOFTMAX) && src != input) {
@@ -234,6 +344,14 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 		if (e->profile_ns != NULL)
 			e->profile_ns[op.relu ? i - 1 : i] += monotonic_ns() - t0;
 		src = dst;
+	}
+	if (cur != DNN_LAYOUT_NCHW) { /* a model that ends in a convolution */
+		const struct dnn_layer *l = &m->layers[m->n_layers - 1];
+		struct convert_job j = { .src = src, .dst = e->act[next], .from = cur, .to = DNN_LAYOUT_NCHW, .C = l->out_c,
+			                 .active = m->plans[g - 1].layers[m->n_layers - 1].out_c, .H = l->out_h,
+			                 .W = l->out_w, .B = B };
+		run_convert(e, &j);
+		src = e->act[next];
 	}
 	memcpy(output, src, m->classes * sizeof(float));
 	dnn_pool_leave(e->pool);

@@ -24,6 +24,7 @@ struct dnn_op {
 	                   * padded input of each share, borders zero (the kernel keeps them so) */
 	float *scratch;   /* pooling: parts * layer->in_w floats of row buffers */
 	bool relu;        /* conv: apply ReLU in the epilogue */
+	enum dnn_layout layout; /* pooling: the layout of in and out (layout.c); NCHW for the rest */
 	float q_scale;    /* int8: the input's scale and zero point (per tensor) */
 	int q_zp;
 	size_t n;         /* relu/softmax: number of elements */
@@ -120,6 +121,38 @@ dnn_kernel_fn *dnn_lplan_kernel(const struct dnn_lplan *p, unsigned g, size_t i,
 /* Calibration's view of a run: fn(arg, layer, input, values) before every
  * weighted layer. */
 void dnn_exec_observe(struct dnn_exec *e, void (*fn)(void *arg, size_t layer, const float *in, size_t n), void *arg);
+
+/* Layouts (layout.c). A tensor of C channels (the layer's full width) by
+ * H x W in a layout: channel c at position p is at base(c) + p * step. */
+struct dnn_tensor_view {
+	enum dnn_layout layout;
+	unsigned C, B;
+	size_t HW, step;
+};
+struct dnn_tensor_view dnn_view(enum dnn_layout layout, unsigned C, unsigned H, unsigned W, unsigned B);
+static inline size_t
+dnn_view_base(const struct dnn_tensor_view *v, unsigned c)
+{
+	switch (v->layout) {
+	case DNN_LAYOUT_NHWC: return c;
+	case DNN_LAYOUT_BLOCKED: return (size_t)(c / v->B) * v->HW * v->B + c % v->B;
+	default: return (size_t)c * v->HW;
+	}
+}
+/* Floats a C x H x W tensor takes in a layout (blocked: whole blocks). */
+size_t dnn_layout_floats(enum dnn_layout layout, unsigned C, unsigned H, unsigned W, unsigned B);
+/* Channels [0, active) from one layout to another, share part of parts. */
+void dnn_layout_convert(const float *src, enum dnn_layout from, float *dst, enum dnn_layout to, unsigned C,
+                        unsigned active, unsigned H, unsigned W, unsigned B, unsigned part, unsigned parts);
+/* Pooling in op->layout (NCHW: the reference). */
+dnn_kernel_fn dnn_f32_pool_layout;
+/* The direct convolution with input and output in NHWC / blocked layout
+ * (kernels_direct.c), on the tiles of the chosen instruction set (NEON's
+ * through the generic vector build), blocks of dnn_layout_block() channels.
+ * Both read op->pad past the NCHW kernel's part of it. */
+dnn_kernel_fn dnn_f32_conv2d_direct_nhwc, dnn_f32_conv2d_direct_blocked;
+/* Whether the direct convolution runs layer l in `layout` with G groups. */
+bool dnn_direct_layout_eligible(const struct dnn_layer *l, unsigned G, enum dnn_layout layout);
 
 /* Whether this CPU runs kernels of instruction set `isa`, and its name. */
 bool dnn_isa_runs(enum dnn_isa isa);

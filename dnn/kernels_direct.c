@@ -34,6 +34,8 @@ struct dnn_packed {
 	float *w;            /* ntiles * weight_cols * 16, tile-major, zero-padded */
 	float *bias;         /* ntiles * 16 */
 	int32_t *koff;       /* weight column -> offset in the padded input */
+	int32_t *koff_nhwc;  /* the same in NHWC */
+	int32_t *koff_blk[3]; /* and in blocks of 4, 8, 16 channels */
 	unsigned pad_h, pad_w;
 };
 
@@ -80,6 +82,7 @@ struct direct_isa {
 	enum dnn_isa isa;
 	direct_tile_fn *tile;
 	unsigned budget; /* 16-float accumulators that fit in registers */
+	unsigned block;  /* floats per vector register: the blocked layout's channels per block */
 	const char *name;
 	dnn_kernel_fn *linear, *maxpool, *avgpool, *relu;
 };
@@ -87,16 +90,16 @@ struct direct_isa {
 /* The instruction sets this build has, best first. */
 static const struct direct_isa isas[] = {
 #ifdef DNN_HAVE_X86_KERNELS
-	{ DNN_ISA_AVX512, tile_any_avx512, 28, "avx512", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
+	{ DNN_ISA_AVX512, tile_any_avx512, 28, 16, "avx512", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
 	  dnn_f32_avgpool_vec, dnn_f32_relu_vec },
-	{ DNN_ISA_AVX2, tile_any_avx2, 6, "avx2", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
+	{ DNN_ISA_AVX2, tile_any_avx2, 6, 8, "avx2", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
 	  dnn_f32_avgpool_vec, dnn_f32_relu_vec },
 #endif
 #ifdef HAVE_NEON
-	{ DNN_ISA_NEON, dnn_direct_tile_neon, DIRECT_NEON_BUDGET, "neon", dnn_f32_conv2d_gemm_fused_neon,
+	{ DNN_ISA_NEON, dnn_direct_tile_neon, DIRECT_NEON_BUDGET, 4, "neon", dnn_f32_conv2d_gemm_fused_neon,
 	  dnn_f32_maxpool_neon, dnn_f32_avgpool_neon, dnn_f32_relu_neon },
 #endif
-	{ DNN_ISA_BASE, tile_any_generic, GENERIC_BUDGET, "generic", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
+	{ DNN_ISA_BASE, tile_any_generic, GENERIC_BUDGET, 4, "generic", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
 	  dnn_f32_avgpool_vec, dnn_f32_relu_vec },
 };
 #define N_ISAS (sizeof(isas) / sizeof(isas[0]))
@@ -173,6 +176,12 @@ dnn_kernels_isa(void)
 	return isa()->name;
 }
 
+unsigned
+dnn_layout_block(void)
+{
+	return isa()->block;
+}
+
 dnn_kernel_fn *
 dnn_fast_kernel(enum dnn_layer_type type)
 {
@@ -217,12 +226,32 @@ direct_eligible(const struct dnn_layer *l)
 	       l->out_h * l->out_w > 1;
 }
 
+/* The NCHW kernel's padded input, then the layout kernels' (whole blocks of
+ * up to 16 channels), which they clear before each use. */
+static size_t
+nchw_pad_floats(const struct dnn_layer *l)
+{
+	return (size_t)l->in_c * (l->in_h + 2 * l->ph) * (l->in_w + 2 * l->pw);
+}
+
 size_t
 dnn_direct_pad_floats(const struct dnn_layer *l)
 {
 	if (!direct_eligible(l))
 		return 0;
-	return (size_t)l->in_c * (l->in_h + 2 * l->ph) * (l->in_w + 2 * l->pw);
+	return nchw_pad_floats(l) + dnn_layout_floats(DNN_LAYOUT_BLOCKED, l->in_c, l->in_h + 2 * l->ph,
+	                                              l->in_w + 2 * l->pw, 16);
+}
+
+bool
+dnn_direct_layout_eligible(const struct dnn_layer *l, unsigned G, enum dnn_layout layout)
+{
+	if (l->packed == NULL)
+		return false;
+	if (layout == DNN_LAYOUT_BLOCKED)
+		/* a block's first weight channel starts a block of the input */
+		return !l->in_grouped || (l->in_c / G) % dnn_layout_block() == 0;
+	return true;
 }
 
 void
@@ -237,6 +266,9 @@ dnn_layer_unpack(struct dnn_layer *l)
 	free(p->w);
 	free(p->bias);
 	free(p->koff);
+	free(p->koff_nhwc);
+	for (unsigned i = 0; i < 3; i++)
+		free(p->koff_blk[i]);
 	free(p);
 	l->packed = NULL;
 }
@@ -280,7 +312,11 @@ dnn_layer_pack(struct dnn_layer *l, unsigned G)
 	p->w = mem;
 	p->bias = calloc((size_t)p->ntiles * 16, sizeof(float));
 	p->koff = calloc(K, sizeof(int32_t));
-	if (p->bias == NULL || p->koff == NULL)
+	p->koff_nhwc = calloc(K, sizeof(int32_t));
+	for (unsigned i = 0; i < 3; i++)
+		p->koff_blk[i] = calloc(K, sizeof(int32_t));
+	if (p->bias == NULL || p->koff == NULL || p->koff_nhwc == NULL || p->koff_blk[0] == NULL ||
+	    p->koff_blk[1] == NULL || p->koff_blk[2] == NULL)
 		goto oom;
 	for (unsigned t = 0; t < p->ntiles; t++) {
 		float *panel = p->w + (size_t)t * K * 16;
@@ -296,7 +332,13 @@ dnn_layer_pack(struct dnn_layer *l, unsigned G)
 	p->pad_w = l->in_w + 2 * l->pw;
 	for (unsigned k = 0; k < K; k++) {
 		unsigned c = k / kk, ky = k % kk / l->kw, kx = k % l->kw;
+		size_t pos = (size_t)ky * p->pad_w + kx;
 		p->koff[k] = (int32_t)(((size_t)c * p->pad_h + ky) * p->pad_w + kx);
+		p->koff_nhwc[k] = (int32_t)(pos * l->in_c + c);
+		for (unsigned i = 0; i < 3; i++) {
+			unsigned B = 4u << i;
+			p->koff_blk[i][k] = (int32_t)((size_t)(c / B) * p->pad_h * p->pad_w * B + pos * B + c % B);
+		}
 	}
 	return 0;
 oom:
@@ -438,6 +480,110 @@ void
 dnn_f32_conv2d_direct(const struct dnn_op *op, unsigned part, unsigned parts)
 {
 	direct_run(op, part, parts, isa());
+}
+
+/* ---- NHWC and blocked layouts -------------------------------------------- */
+
+static const struct direct_isa *isa_of(enum dnn_isa which);
+
+/* Channels [0, channels) into the padded copy, borders cleared first (the
+ * region is shared by both layouts): whole rows of W positions, each of
+ * `step` floats, are contiguous in both. */
+static void
+pad_input_layout(const struct dnn_layer *l, const struct dnn_packed *p, const float *in, unsigned channels,
+                 float *pad, enum dnn_layout layout, unsigned B)
+{
+	struct dnn_tensor_view vi = dnn_view(layout, l->in_c, l->in_h, l->in_w, B);
+	struct dnn_tensor_view vp = dnn_view(layout, l->in_c, p->pad_h, p->pad_w, B);
+	unsigned units = layout == DNN_LAYOUT_BLOCKED ? (channels + B - 1) / B : 1;
+	size_t row = (size_t)l->in_w * vi.step;
+
+	for (unsigned u = 0; u < units; u++) {
+		const float *src = in + (layout == DNN_LAYOUT_BLOCKED ? dnn_view_base(&vi, u * B) : 0);
+		float *dst = pad + (layout == DNN_LAYOUT_BLOCKED ? dnn_view_base(&vp, u * B) : 0);
+		memset(dst, 0, vp.HW * vp.step * sizeof(float));
+		dst += ((size_t)l->ph * p->pad_w + l->pw) * vp.step;
+		for (unsigned y = 0; y < l->in_h; y++, dst += (size_t)p->pad_w * vp.step, src += row)
+			memcpy(dst, src, row * sizeof(float));
+	}
+}
+
+static void
+direct_run_layout(const struct dnn_op *op, unsigned part, unsigned parts, const struct direct_isa *is,
+                  enum dnn_layout layout)
+{
+	const struct dnn_layer *l = op->layer;
+	const struct dnn_packed *p = l->packed;
+	const struct dnn_block *blocks = op->plan->blocks;
+	unsigned nb = op->plan->nblocks, mr, nr, B = is->block, kk = l->kh * l->kw, K = l->weight_cols;
+	struct block_work work[DNN_MAX_GROUPS];
+	size_t total = 0, first, last, base = 0;
+	const int32_t *koff;
+	struct dnn_tensor_view vp, vo;
+	float *pad;
+
+	if (p == NULL) {
+		is->linear(op, part, parts);
+		return;
+	}
+	if (is->isa == DNN_ISA_NEON) /* its intrinsic tiles write NCHW only: the generic build, also NEON */
+		is = isa_of(DNN_ISA_BASE); /* the same block of 4 */
+	koff = layout == DNN_LAYOUT_NHWC ? p->koff_nhwc : p->koff_blk[B == 4 ? 0 : B == 8 ? 1 : 2];
+	vp = dnn_view(layout, l->in_c, p->pad_h, p->pad_w, B);
+	vo = dnn_view(layout, l->out_c, l->out_h, l->out_w, B);
+	direct_shape(is, l->out_w, &mr, &nr);
+	for (unsigned b = 0; b < nb; b++) {
+		work[b] = block_work(l, p, &blocks[b], mr, nr);
+		total += work[b].items;
+	}
+	dnn_share(total, part, parts, 1, &first, &last);
+	if (first >= last)
+		return;
+	pad = op->pad + (size_t)part * dnn_direct_pad_floats(l) + nchw_pad_floats(l);
+	pad_input_layout(l, p, op->in, blocks[nb - 1].ch1, pad, layout, B);
+	for (unsigned b = 0; b < nb; b++) {
+		const struct dnn_block *bl = &blocks[b];
+		const struct block_work *w = &work[b];
+		size_t lo = first > base ? first - base : 0, hi = last - base < w->items ? last - base : w->items;
+		for (size_t item = lo; item < hi && last > base; item++) {
+			unsigned rc = (unsigned)(item % w->row_chunks), oy = (unsigned)(item / w->row_chunks % l->out_h);
+			unsigned chunk = (unsigned)(item / w->row_chunks / l->out_h);
+			unsigned t = w->t0 + chunk * w->mr, tiles = w->t1 - t < w->mr ? w->t1 - t : w->mr;
+			unsigned ox = rc * nr, n = l->out_w - ox < nr ? l->out_w - ox : nr;
+			unsigned row0 = p->tile_row0[t];
+			struct direct_tile_args a = {
+				.w = p->w + (size_t)t * K * 16,
+				.wstride = (size_t)K * 16,
+				.bias = p->bias + (size_t)t * 16,
+				.koff = koff,
+				.x = pad + dnn_view_base(&vp, bl->wch0) + ((size_t)oy * p->pad_w + ox) * vp.step,
+				.k0 = (bl->ch0 - bl->wch0) * kk,
+				.k1 = (bl->ch1 - bl->wch0) * kk,
+				.out = op->out + ((size_t)oy * l->out_w + ox) * vo.step,
+				.rows = p->tile_row0[t + tiles - 1] + p->tile_rows[t + tiles - 1] - row0,
+				.relu = op->relu,
+				.xstep = vp.step,
+				.out_step = vo.step,
+				.out_HW = vo.HW,
+				.out_B = layout == DNN_LAYOUT_BLOCKED ? B : 0,
+				.row0 = row0,
+			};
+			is->tile(&a, tiles, n);
+		}
+		base += w->items;
+	}
+}
+
+void
+dnn_f32_conv2d_direct_nhwc(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	direct_run_layout(op, part, parts, isa(), DNN_LAYOUT_NHWC);
+}
+
+void
+dnn_f32_conv2d_direct_blocked(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	direct_run_layout(op, part, parts, isa(), DNN_LAYOUT_BLOCKED);
 }
 
 static const struct direct_isa *

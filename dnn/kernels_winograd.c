@@ -38,20 +38,7 @@
 
 #include "dnn/kernels.h"
 
-/* The arguments direct_body.h's tile reads (the same fields as in
- * kernels_direct.c, which defines its own copy). */
-struct direct_tile_args {
-	const float *w;
-	size_t wstride;
-	const float *bias;
-	const int32_t *koff;
-	const float *x;
-	unsigned k0, k1;
-	float *out;
-	size_t out_stride;
-	unsigned rows;
-	bool relu;
-};
+#include "dnn/direct.h" /* the arguments direct_body.h's tile reads */
 
 #define DIRECT_ISA generic
 #if defined(__aarch64__)

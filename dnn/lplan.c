@@ -22,10 +22,11 @@
 #include "dnn/kernels.h"
 
 #define PLAN_FORMAT "gearbox-plan"
-#define PLAN_VERSION 1
+#define PLAN_VERSION 2 /* 2: layouts; version 1 (everything NCHW) is read too */
 
 struct choice {
 	enum dnn_impl impl;
+	enum dnn_layout layout;
 	float scale;
 	int zp;
 	bool calibrated;
@@ -163,7 +164,39 @@ dnn_lplan_set(struct dnn_lplan *p, const struct dnn_model *m, unsigned g, size_t
 	if (c == NULL || !dnn_impl_applies(m, layer, impl))
 		return -EINVAL;
 	c->impl = impl;
+	if (!dnn_layout_applies(m, layer, impl, c->layout))
+		c->layout = DNN_LAYOUT_NCHW;
 	return 0;
+}
+
+bool
+dnn_layout_applies(const struct dnn_model *m, size_t index, enum dnn_impl impl, enum dnn_layout layout)
+{
+	if (layout == DNN_LAYOUT_NCHW)
+		return index < m->n_layers;
+	if ((unsigned)layout >= DNN_LAYOUT_COUNT || impl != DNN_IMPL_DIRECT || !dnn_impl_applies(m, index, impl))
+		return false;
+	return dnn_direct_layout_eligible(&m->layers[index], m->groups, layout);
+}
+
+int
+dnn_lplan_set_layout(struct dnn_lplan *p, const struct dnn_model *m, unsigned g, size_t layer,
+                     enum dnn_layout layout)
+{
+	struct choice *c = choice_at(p, g, layer);
+
+	if (c == NULL || !dnn_layout_applies(m, layer, c->impl, layout))
+		return -EINVAL;
+	c->layout = layout;
+	return 0;
+}
+
+enum dnn_layout
+dnn_lplan_get_layout(const struct dnn_lplan *p, unsigned g, size_t layer)
+{
+	const struct choice *c = choice_at(p, g, layer);
+
+	return c != NULL ? c->layout : DNN_LAYOUT_NCHW;
 }
 
 enum dnn_impl
@@ -311,6 +344,9 @@ dnn_lplan_prepare(const struct dnn_lplan *p, const struct dnn_model *cm, char **
 			const struct choice *c = choice_at(p, g, i);
 			if (!dnn_impl_applies(m, i, c->impl)) {
 				ret = (set_cause(cause, "layer %zu '%s' cannot run %s", i, l->name, dnn_impl_name(c->impl)), -EINVAL);
+			} else if (!dnn_layout_applies(m, i, c->impl, c->layout)) {
+				ret = (set_cause(cause, "layer %zu '%s' cannot run %s in %s layout", i, l->name,
+				                 dnn_impl_name(c->impl), dnn_layout_name(c->layout)), -EINVAL);
 			} else if (c->impl == DNN_IMPL_INT8 && !c->calibrated) {
 				ret = (set_cause(cause, "layer %zu '%s' is int8 at g=%u but has no calibrated scale", i, l->name,
 				                g), -EINVAL);
@@ -357,7 +393,10 @@ dnn_lplan_kernel(const struct dnn_lplan *p, unsigned g, size_t i, float *scale, 
 	*zp = c->zp;
 	switch (c->impl) {
 	case DNN_IMPL_GEMM: return dnn_f32_conv2d_gemm_fused;
-	case DNN_IMPL_DIRECT: return dnn_f32_conv2d_direct;
+	case DNN_IMPL_DIRECT:
+		return c->layout == DNN_LAYOUT_NHWC      ? dnn_f32_conv2d_direct_nhwc
+		       : c->layout == DNN_LAYOUT_BLOCKED ? dnn_f32_conv2d_direct_blocked
+		                                         : dnn_f32_conv2d_direct;
 	case DNN_IMPL_WINO2: return dnn_f32_conv2d_wino2;
 	case DNN_IMPL_WINO4: return dnn_f32_conv2d_wino4;
 	case DNN_IMPL_INT8: return dnn_q8_conv2d;
@@ -416,6 +455,7 @@ dnn_lplan_save(const struct dnn_lplan *p, const struct dnn_model *m, const char 
 	json_object_object_add(root, "cpu", json_object_new_string(p->cpu));
 	json_object_object_add(root, "isa", json_object_new_string(p->isa));
 	json_object_object_add(root, "isa_int8", json_object_new_string(p->isa_int8));
+	json_object_object_add(root, "block", json_object_new_int((int)dnn_layout_block()));
 	json_object_object_add(root, "threads", json_object_new_int((int)p->threads));
 	if (p->cluster[0])
 		json_object_object_add(root, "cluster", json_object_new_string(p->cluster));
@@ -435,6 +475,8 @@ dnn_lplan_save(const struct dnn_lplan *p, const struct dnn_model *m, const char 
 			json_object_object_add(jl, "index", json_object_new_int64((int64_t)i));
 			json_object_object_add(jl, "name", json_object_new_string(m->layers[i].name));
 			json_object_object_add(jl, "impl", json_object_new_string(dnn_impl_name(c->impl)));
+			if (c->layout != DNN_LAYOUT_NCHW)
+				json_object_object_add(jl, "layout", json_object_new_string(dnn_layout_name(c->layout)));
 			if (c->calibrated) {
 				json_object_object_add(jl, "scale", json_object_new_double(c->scale));
 				json_object_object_add(jl, "zero_point", json_object_new_int(c->zp));
@@ -490,7 +532,7 @@ dnn_lplan_load(const struct dnn_model *m, const char *path, char **cause)
 	struct json_object *root = json_object_from_file(path), *model, *plans;
 	struct dnn_lplan *p = NULL, *here = NULL;
 	const char *s;
-	int64_t v;
+	int64_t v, version;
 	char hash[32];
 
 	if (root == NULL) {
@@ -501,11 +543,12 @@ dnn_lplan_load(const struct dnn_model *m, const char *path, char **cause)
 		set_cause(cause, "%s: not a gearbox plan (format is not \"%s\")", path, PLAN_FORMAT);
 		goto fail;
 	}
-	if (!get_int(root, "version", &v) || v != PLAN_VERSION) {
-		set_cause(cause, "%s: plan format version %lld; this gearbox reads version %d", path,
+	if (!get_int(root, "version", &v) || v < 1 || v > PLAN_VERSION) {
+		set_cause(cause, "%s: plan format version %lld; this gearbox reads versions 1 to %d", path,
 		          get_int(root, "version", &v) ? (long long)v : -1LL, PLAN_VERSION);
 		goto fail;
 	}
+	version = v;
 	if ((here = dnn_lplan_new(m)) == NULL) {
 		set_cause(cause, "out of memory");
 		goto fail;
@@ -573,6 +616,15 @@ dnn_lplan_load(const struct dnn_model *m, const char *path, char **cause)
 			}
 			c = choice_at(here, (unsigned)g, (size_t)idx);
 			c->impl = impl;
+			c->layout = DNN_LAYOUT_NCHW;
+			if ((s = get_string(jl, "layout")) != NULL &&
+			    (version < 2 || dnn_layout_parse(s, &c->layout) != 0 ||
+			     !dnn_layout_applies(m, (size_t)idx, impl, c->layout))) {
+				set_cause(cause, "%s: g=%lld, layer %lld: layout \"%s\" %s", path, (long long)g, (long long)idx, s,
+				          version < 2 ? "in a version 1 plan (layouts came with version 2)"
+				                      : "is not one this layer runs (nchw; nhwc and blocked with direct)");
+				goto fail;
+			}
 			if (get_double(jl, "scale", &scale) && get_int(jl, "zero_point", &zp)) {
 				/* kept as a float: 1e308 or 1e-50 would become inf or 0 */
 				if (!((float)scale > 0) || !isfinite((float)scale) || zp < 0 || zp > 127) {

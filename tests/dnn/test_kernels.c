@@ -418,6 +418,182 @@ START_TEST(test_direct_model_shapes)
 }
 END_TEST
 
+/* ---- layouts ------------------------------------------------------------
+ * A layout kernel runs wrapped: the NCHW input converted to the layout, the
+ * kernel in all its parts, the output converted back (unwritten active
+ * values stay NaN and fail the comparison), so compare() checks it against
+ * the reference like any other. */
+static enum dnn_layout wrap_layout;
+static dnn_kernel_fn *wrap_fn;
+
+static void
+layout_wrapped(const struct dnn_op *op, unsigned part, unsigned parts)
+{
+	const struct dnn_layer *l = op->layer;
+	unsigned B = dnn_layout_block();
+	size_t in_n = dnn_layout_floats(DNN_LAYOUT_BLOCKED, l->in_c, l->in_h, l->in_w, 16);
+	size_t out_n = dnn_layout_floats(DNN_LAYOUT_BLOCKED, l->out_c, l->out_h, l->out_w, 16);
+	float *in = malloc((in_n + 1) * sizeof(float)), *out = malloc((out_n + 1) * sizeof(float));
+	struct dnn_op lop = *op;
+
+	if (part != 0) {
+		free(in);
+		free(out);
+		return;
+	}
+	for (size_t i = 0; i < in_n; i++)
+		in[i] = NAN; /* inactive channels: never read */
+	for (size_t i = 0; i < out_n; i++)
+		out[i] = NAN;
+	dnn_layout_convert(op->in, DNN_LAYOUT_NCHW, in, wrap_layout, l->in_c, op->plan->in_c, l->in_h, l->in_w, B, 0, 1);
+	lop.in = in;
+	lop.out = out;
+	lop.layout = wrap_layout;
+	for (unsigned p = 0; p < parts; p++)
+		wrap_fn(&lop, p, parts);
+	dnn_layout_convert(out, wrap_layout, op->out, DNN_LAYOUT_NCHW, l->out_c, op->plan->out_c, l->out_h, l->out_w, B,
+	                   0, 1);
+	free(in);
+	free(out);
+}
+
+/* Conversions between every pair of layouts give back the same values,
+ * bit for bit, for every active channel count, over odd shapes. */
+START_TEST(test_layout_round_trip)
+{
+	static const unsigned Cs[] = { 1, 3, 4, 5, 8, 16, 17, 33 }, sizes[] = { 1, 2, 3, 7, 9 };
+	static const unsigned Bs[] = { 4, 8, 16 };
+	uint32_t seed = 5;
+	unsigned checked = 0;
+
+	for (size_t ci = 0; ci < 8; ci++)
+		for (size_t hi = 0; hi < 5; hi++)
+			for (size_t bi = 0; bi < 3; bi++) {
+				unsigned C = Cs[ci], H = sizes[hi], W = sizes[(hi + ci) % 5], B = Bs[bi];
+				size_t n = dnn_layout_floats(DNN_LAYOUT_BLOCKED, C, H, W, B);
+				float *src = random_floats(n, &seed), *mid = malloc(n * sizeof(float)), *back = malloc(n * sizeof(float));
+				for (unsigned active = 1; active <= C; active += (C > 4 ? C / 3 : 1))
+					for (unsigned a = 0; a < DNN_LAYOUT_COUNT; a++)
+						for (unsigned b = 0; b < DNN_LAYOUT_COUNT; b++)
+							for (unsigned parts = 1; parts <= 3; parts += 2) {
+								struct dnn_tensor_view va = dnn_view((enum dnn_layout)a, C, H, W, B);
+								for (size_t i = 0; i < n; i++)
+									mid[i] = back[i] = NAN;
+								for (unsigned p = 0; p < parts; p++)
+									dnn_layout_convert(src, (enum dnn_layout)a, mid, (enum dnn_layout)b, C, active, H,
+									                   W, B, p, parts);
+								for (unsigned p = 0; p < parts; p++)
+									dnn_layout_convert(mid, (enum dnn_layout)b, back, (enum dnn_layout)a, C, active,
+									                   H, W, B, p, parts);
+								for (unsigned c = 0; c < active; c++)
+									for (size_t q = 0; q < (size_t)H * W; q++) {
+										size_t at = dnn_view_base(&va, c) + q * va.step;
+										ck_assert_msg(memcmp(&src[at], &back[at], sizeof(float)) == 0,
+										              "%s -> %s -> %s, C=%u (active %u) %ux%u B=%u, %u parts: "
+										              "channel %u position %zu differs",
+										              dnn_layout_name(a), dnn_layout_name(b), dnn_layout_name(a), C,
+										              active, H, W, B, parts, c, q);
+									}
+								checked++;
+							}
+				free(src);
+				free(mid);
+				free(back);
+			}
+	printf("layouts: %u round trips between nchw, nhwc and blocked (B = 4, 8, 16)\n", checked);
+	ck_assert_uint_gt(checked, 1000);
+}
+END_TEST
+
+/* The direct convolution in NHWC and blocked layouts on every instruction
+ * set this CPU runs, and pooling in both, against the reference. */
+START_TEST(test_layout_kernels)
+{
+	static const char *const names[] = { "avx512", "avx2", "neon", "generic" };
+	static const unsigned ipgs[] = { 1, 4, 3, 8, 16 }, opgs[] = { 1, 3, 4, 8, 16, 17, 33 };
+	static const unsigned sizes[] = { 2, 3, 5, 7, 8, 9, 15 };
+	static const struct { unsigned k, p; } geoms[] = { { 3, 1 }, { 5, 2 }, { 3, 0 }, { 2, 0 } };
+	static const struct { enum dnn_connectivity conn; bool in_g, out_g; } conns[] = {
+		{ DNN_CONN_GROUPED, true, true }, { DNN_CONN_NESTED, true, true },
+		{ DNN_CONN_DENSE, false, true }, { DNN_CONN_DENSE, true, false },
+	};
+	const struct kernel_entry wrapped = { "layout", DNN_CONV2D, layout_wrapped, dnn_f32_conv2d_ref, DNN_ISA_BASE };
+	const struct kernel_entry pool_max = { "layout", DNN_MAXPOOL, layout_wrapped, dnn_f32_maxpool_ref, DNN_ISA_BASE };
+	const struct kernel_entry pool_avg = { "layout", DNN_AVGPOOL, layout_wrapped, dnn_f32_avgpool_ref, DNN_ISA_BASE };
+	uint32_t seed = 77;
+	unsigned checked = 0, skipped = 0;
+	double worst = 0;
+
+	for (size_t n = 0; n < 4; n++) {
+		if (dnn_direct_use_isa(names[n]) != 0)
+			continue;
+		for (unsigned lay = DNN_LAYOUT_NHWC; lay <= DNN_LAYOUT_BLOCKED; lay++) {
+			wrap_layout = (enum dnn_layout)lay;
+			wrap_fn = lay == DNN_LAYOUT_NHWC ? dnn_f32_conv2d_direct_nhwc : dnn_f32_conv2d_direct_blocked;
+			for (size_t ci = 0; ci < 4; ci++)
+				for (unsigned G = 1; G <= 4; G += 3)
+					for (size_t si = 0; si < 7; si++) {
+						unsigned gi = (unsigned)(si + ci) % 4, H = sizes[si], W = sizes[(si + 2 * ci + 1) % 7];
+						unsigned ipg = ipgs[(si + ci + G) % 5], opg = opgs[(si * 3 + ci) % 7];
+						struct dnn_layer l;
+						if (H + 2 * geoms[gi].p < geoms[gi].k || W + 2 * geoms[gi].p < geoms[gi].k)
+							continue;
+						l = make_weighted(conns[ci].conn, conns[ci].in_g, conns[ci].out_g, G, ipg, opg, H, W,
+						                  geoms[gi].k, 1, geoms[gi].p, si % 2 == 0, &seed);
+						if (!dnn_direct_layout_eligible(&l, G, wrap_layout)) {
+							skipped++;
+							free_weighted(&l);
+							continue;
+						}
+						for (unsigned g = 1; g <= G; g++)
+							for (unsigned parts = 1; parts <= 3; parts++) {
+								double err = compare(&wrapped, &l, g, G, parts, parts != 2, &seed);
+								ck_assert_msg(err < TOLERANCE, "direct %s [%s] %ux%ux%u -> %u k%u p%u conn %zu at g=%u/%u, "
+								              "%u parts: normalised error %g", dnn_layout_name(wrap_layout), names[n],
+								              l.in_c, H, W, l.out_c, geoms[gi].k, geoms[gi].p, ci, g, G, parts, err);
+								worst = err > worst ? err : worst;
+								checked++;
+							}
+						free_weighted(&l);
+					}
+			/* pooling in the layout */
+			wrap_fn = dnn_f32_pool_layout;
+			for (int avg = 0; avg <= 1; avg++)
+				for (size_t si = 0; si < 7; si++) {
+					struct dnn_layer l = { 0 };
+					l.type = avg ? DNN_AVGPOOL : DNN_MAXPOOL;
+					l.in_grouped = l.out_grouped = true;
+					l.in_c = l.out_c = (unsigned)(4 * (1 + si % 5));
+					l.in_h = sizes[si];
+					l.in_w = sizes[(si + 3) % 7];
+					l.kh = l.kw = 2 + (unsigned)(si % 2);
+					l.sh = l.sw = 2;
+					if (l.kh > l.in_h || l.kw > l.in_w)
+						continue;
+					l.out_h = (l.in_h - l.kh) / l.sh + 1;
+					l.out_w = (l.in_w - l.kw) / l.sw + 1;
+					for (unsigned g = 1; g <= 4; g++)
+						for (unsigned parts = 1; parts <= 3; parts += 2) {
+							double err = compare(avg ? &pool_avg : &pool_max, &l, g, 4, parts, false, &seed);
+							ck_assert_msg(err < TOLERANCE, "%s %s [%s] %ux%ux%u at g=%u: normalised error %g",
+							              avg ? "avgpool" : "maxpool", dnn_layout_name(wrap_layout), names[n], l.in_c,
+							              l.in_h, l.in_w, g, err);
+							checked++;
+						}
+				}
+		}
+		printf("layouts: direct and pooling in nhwc and blocked (B=%u) with the %s tiles\n", dnn_layout_block(),
+		       names[n]);
+	}
+	printf("layouts: %u comparisons, worst normalised error %.2g, %u layer shapes not eligible for blocked\n",
+	       checked, worst, skipped);
+	fflush(stdout);
+	ck_assert_uint_gt(checked, 500);
+	for (size_t n = 0; n < 4 && dnn_direct_use_isa(names[n]) != 0; n++)
+		; /* back to the best this CPU runs */
+}
+END_TEST
+
 /* The int8 kernels on every instruction set this CPU runs, against the
  * quantised reference in units of each channel's accumulator LSB (scale *
  * s_o): the integer sums must agree exactly, so any difference is float
@@ -557,6 +733,8 @@ main(void)
 	tcase_add_test(tc, test_linear_kernels);
 	tcase_add_test(tc, test_pool_kernels);
 	tcase_add_test(tc, test_relu_kernels);
+	tcase_add_test(tc, test_layout_round_trip);
+	tcase_add_test(tc, test_layout_kernels);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
