@@ -306,7 +306,10 @@ run_plan(const struct dnn_model *m, unsigned threads, const struct dnn_lplan *p,
 
 /* Every float implementation, put on every layer that can run it, computes
  * what the reference does, at every g and on 1 and 2 threads; and a mixed
- * plan (a different choice per layer and per g) too. */
+ * plan (a different choice per layer and per g) too; then the direct
+ * convolution in NHWC and blocked layouts everywhere it can, and layouts
+ * mixed per layer and per g (conversions between layers, pooling in the
+ * layouts, back to NCHW before the classifier). */
 START_TEST(test_plan_float_variants)
 {
 	static const char *const archs[] = { "tiny", "alexnet-fmnist" };
@@ -316,16 +319,23 @@ START_TEST(test_plan_float_variants)
 		struct dnn_model *m = write_and_load(archs[ai], 0, 5);
 		size_t out_n = dnn_model_output_size(m), L = dnn_model_layer_count(m);
 		float *in = random_input(m, 19), *want = malloc(out_n * sizeof(float)), *got = malloc(out_n * sizeof(float));
-		for (size_t k = 0; k <= 4; k++) {
+		for (size_t k = 0; k <= 7; k++) {
 			struct dnn_lplan *p = dnn_lplan_new(m);
-			unsigned set = 0;
+			unsigned set = 0, laid = 0;
 			for (unsigned g = 1; g <= dnn_model_groups(m); g++)
 				for (size_t i = 0; i < L; i++) {
-					enum dnn_impl impl = k < 4 ? impls[k] : impls[(i + g) % 4];
+					enum dnn_impl impl = k < 4 ? impls[k] : k == 4 ? impls[(i + g) % 4] : DNN_IMPL_DIRECT;
+					enum dnn_layout lay = k == 5 ? DNN_LAYOUT_NHWC : k == 6 ? DNN_LAYOUT_BLOCKED
+					                                                        : (enum dnn_layout)((i + g) % 3);
 					if (dnn_impl_applies(m, i, impl) && dnn_lplan_set(p, m, g, i, impl) == 0)
 						set++;
+					if (k >= 5 && dnn_layout_applies(m, i, impl, lay) && dnn_lplan_set_layout(p, m, g, i, lay) == 0 &&
+					    lay != DNN_LAYOUT_NCHW)
+						laid++;
 				}
 			ck_assert_uint_gt(set, 0);
+			if (k >= 5)
+				ck_assert_uint_gt(laid, 0);
 			for (unsigned g = 1; g <= dnn_model_groups(m); g++) {
 				run(m, 1, DNN_KERNELS_REF, g, in, want);
 				for (unsigned t = 1; t <= 2; t++) {
@@ -333,7 +343,8 @@ START_TEST(test_plan_float_variants)
 					run_plan(m, t, p, g, in, got);
 					err = normalised_error(got, want, out_n);
 					ck_assert_msg(err < 1e-4, "%s, plan %s, g=%u, %u threads: error %g", archs[ai],
-					              k < 4 ? dnn_impl_name(impls[k]) : "mixed", g, t, err);
+					              k < 4 ? dnn_impl_name(impls[k]) : k == 4 ? "mixed" : k == 5 ? "nhwc"
+					              : k == 6 ? "blocked" : "mixed layouts", g, t, err);
 				}
 			}
 			dnn_lplan_free(p);
@@ -483,7 +494,10 @@ START_TEST(test_plan_file)
 			enum dnn_impl impl = order[(i + g) % 5];
 			if (dnn_impl_applies(m, i, impl) && m->layers[i].weight != NULL)
 				ck_assert_int_eq(dnn_lplan_set(p, m, g, i, impl), 0);
+			if (impl == DNN_IMPL_DIRECT && dnn_layout_applies(m, i, impl, (enum dnn_layout)(g % 3)))
+				ck_assert_int_eq(dnn_lplan_set_layout(p, m, g, i, (enum dnn_layout)(g % 3)), 0);
 		}
+		ck_assert_int_eq(dnn_lplan_set_layout(p, m, g, 1, DNN_LAYOUT_NHWC), -EINVAL); /* a ReLU */
 		dnn_lplan_set_measured(p, g, 100.0 * g, 0.5 + 0.1 * g);
 	}
 	ck_assert_int_eq(dnn_lplan_set(p, m, 1, 1, DNN_IMPL_INT8), -EINVAL); /* a ReLU has no weights */
@@ -495,6 +509,7 @@ START_TEST(test_plan_file)
 			float s1, s2;
 			int z1, z2;
 			ck_assert_int_eq(dnn_lplan_get(q, g, i), dnn_lplan_get(p, g, i));
+			ck_assert_int_eq(dnn_lplan_get_layout(q, g, i), dnn_lplan_get_layout(p, g, i));
 			if (m->layers[i].weight == NULL)
 				continue;
 			ck_assert_int_eq(dnn_lplan_scale(p, g, i, &s1, &z1), 0);
@@ -517,10 +532,34 @@ START_TEST(test_plan_file)
 		cause = NULL;
 	}
 	ck_assert_int_eq(dnn_lplan_save(p, m, path, &cause), 0);
-	rewrite_key(path, "version", json_object_new_int(2));
+	rewrite_key(path, "version", json_object_new_int(3));
 	ck_assert_ptr_null(dnn_lplan_load(m, path, &cause));
-	ck_assert_msg(strstr(cause, "version 2") != NULL, "%s", cause);
+	ck_assert_msg(strstr(cause, "version 3; this gearbox reads versions 1 to 2") != NULL, "%s", cause);
 	free(cause);
+	cause = NULL;
+	/* version 1: read (NCHW everywhere), unless it names layouts */
+	{
+		struct dnn_lplan *v1 = dnn_lplan_copy(p);
+		for (unsigned g = 1; g <= dnn_model_groups(m); g++)
+			for (size_t i = 0; i < L; i++)
+				dnn_lplan_set_layout(v1, m, g, i, DNN_LAYOUT_NCHW);
+		ck_assert_int_eq(dnn_lplan_save(v1, m, path, &cause), 0);
+		rewrite_key(path, "version", json_object_new_int(1));
+		q = dnn_lplan_load(m, path, &cause);
+		ck_assert_msg(q != NULL, "version 1: %s", cause);
+		for (unsigned g = 1; g <= dnn_model_groups(m); g++)
+			for (size_t i = 0; i < L; i++) {
+				ck_assert_int_eq(dnn_lplan_get(q, g, i), dnn_lplan_get(p, g, i));
+				ck_assert_int_eq(dnn_lplan_get_layout(q, g, i), DNN_LAYOUT_NCHW);
+			}
+		dnn_lplan_free(q);
+		dnn_lplan_free(v1);
+		ck_assert_int_eq(dnn_lplan_save(p, m, path, &cause), 0);
+		rewrite_key(path, "version", json_object_new_int(1));
+		ck_assert_ptr_null(dnn_lplan_load(m, path, &cause));
+		ck_assert_msg(strstr(cause, "layouts came with version 2") != NULL, "%s", cause);
+		free(cause);
+	}
 	dnn_lplan_free(p);
 	free(calib);
 	dnn_model_free(m);

@@ -42,10 +42,13 @@ set -e
 	--out "$T/fm.plan" --json >"$T/tune.json"
 [ "$(json "$T/tune.json" '[g["active"] for g in d["groups"]]')" = "[1, 2, 3, 4]" ] || fail "tune groups"
 [ "$(json "$T/tune.json" 'all(len(g["layers"]) == 8 and all(l["impl"] in ("gemm", "direct", "wino2", "wino4", "int8") for l in g["layers"]) for g in d["groups"])')" = True ] || fail "tune layers"
-[ "$(json "$T/tune.json" 'all(g["latency_us"] > 0 and g["exact_measured_us"] == g["latency_us"] and g["table_measurements"] == 5 for g in d["groups"])')" = True ] || fail "tune figures"
+[ "$(json "$T/tune.json" 'all(g["latency_us"] > 0 and g["exact_measured_us"] == g["latency_us"] and g["table_measurements"] == 7 for g in d["groups"])')" = True ] || fail "tune figures"
 [ "$(json "$T/tune.json" 'all(0 <= g["accuracy"] <= 1 and 0 <= g["accuracy_fp32"] <= 1 for g in d["groups"])')" = True ] || fail "tune accuracy"
 [ "$(json "$T/tune.json" 'all(set(l["cost_us"]) >= {"gemm", "int8"} for g in d["groups"] for l in g["layers"])')" = True ] || fail "tune cost table"
-[ "$(json "$T/fm.plan" '(d["format"], d["version"], len(d["plans"]))')" = "('gearbox-plan', 1, 4)" ] || fail "plan file"
+# layouts: the direct convolution in NHWC and blocked is a candidate of every 3x3 stride-1 layer
+[ "$(json "$T/tune.json" 'all(set(l["cost_us"]) >= {"direct-nhwc", "direct-blocked"} for g in d["groups"] for l in g["layers"] if l["name"] in ("conv2", "conv3", "conv4", "conv5"))')" = True ] || fail "layout candidates"
+[ "$(json "$T/tune.json" 'all(l["layout"] in ("nchw", "nhwc", "blocked") and (l["layout"] == "nchw" or l["impl"] == "direct") for g in d["groups"] for l in g["layers"])')" = True ] || fail "layouts in the report"
+[ "$(json "$T/fm.plan" '(d["format"], d["version"], len(d["plans"]))')" = "('gearbox-plan', 2, 4)" ] || fail "plan file"
 "$GEARBOX" model bench "$T/fm.st" --plan "$T/fm.plan" --iterations 3 --warmup 0 --json >"$T/bench.json"
 [ "$(json "$T/bench.json" 'all(g["median_us"] > 0 for g in d["groups"])')" = True ] || fail "bench --plan"
 "$GEARBOX" model eval "$T/fm.st" --plan "$T/fm.plan" --dataset "$T" --json >"$T/eval.json"
@@ -65,6 +68,16 @@ set -e
 "$GEARBOX" tune "$T/tiny.st" --search random --episodes 4 --runs 2 --warmup 0 --impls gemm,direct \
 	--out "$T/tiny2.plan" --json >"$T/rnd.json"
 [ "$(json "$T/rnd.json" 'all(l["impl"] in ("gemm", "direct") for g in d["groups"] for l in g["layers"])')" = True ] || fail "--impls"
+# only layouts: every layer that can runs the direct convolution in NHWC or blocked, the plan says so and runs
+"$GEARBOX" tune "$T/fm.st" --search exact --runs 1 --warmup 0 --groups 2 --impls gemm,direct-nhwc,direct-blocked \
+	--out "$T/lay.plan" --json >"$T/lay.json"
+[ "$(json "$T/lay.json" 'sorted(set(l["layout"] for l in d["groups"][0]["layers"] if l["name"] in ("conv2", "conv3", "conv4", "conv5")))')" != "['nchw']" ] || fail "no layout chosen"
+grep -q '"layout":' "$T/lay.plan" || fail "no layout in the plan file"
+"$GEARBOX" model bench "$T/fm.st" --plan "$T/lay.plan" --iterations 2 --warmup 0 >/dev/null || fail "bench a plan with layouts"
+set +e
+"$GEARBOX" tune "$T/fm.st" --impls wino2-nhwc --out "$T/x.plan" >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc = 2 ] && grep -q "direct-nhwc" "$T/err" || fail "--impls wino2-nhwc: rc $rc, $(cat "$T/err")"
 "$GEARBOX" tune "$T/tiny.st" --search random --episodes 4 --runs 1 --warmup 0 --groups 1 --impls gemm --out "$T/t.plan" | grep -q "plan written to" || fail "tune text output"
 
 # Refusals, each naming why.

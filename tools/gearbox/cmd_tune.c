@@ -59,7 +59,8 @@ tune_usage(FILE *out)
 	      "  --calibration-count N  calibration images (default 256)\n"
 	      "  --dataset DIR          held-out validation set (the test set folder, as model eval)\n"
 	      "  --validation-limit N   validation images (default 1000)\n"
-	      "  --impls LIST           candidates, comma separated (default gemm,direct,wino2,wino4,int8)\n"
+	      "  --impls LIST           candidates, comma separated (default gemm,direct,wino2,wino4,int8,\n"
+	      "                         direct-nhwc,direct-blocked: the direct convolution in NHWC and blocked layouts)\n"
 	      "  --runs N, --warmup N   timed runs per measurement (default 15) after warm-up runs (default 3)\n"
 	      "  --json                 machine-readable output (keys in gearbox(1))\n"
 	      "  --plot FILE.png        best latency against measurements spent for rl, random and exact\n"
@@ -94,7 +95,7 @@ parse_tune_opts(int argc, char **argv, struct tune_opts *o, const char **file)
 	o->calib_count = 256;
 	o->val_limit = 1000;
 	o->max_drop = 0.5;
-	o->impls = "gemm,direct,wino2,wino4,int8";
+	o->impls = "gemm,direct,wino2,wino4,int8,direct-nhwc,direct-blocked";
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -198,7 +199,24 @@ struct layer_slot {
 	size_t index;                      /* model layer */
 	unsigned n;                        /* candidates */
 	enum dnn_impl impl[TS_MAX_CHOICES];
+	enum dnn_layout layout[TS_MAX_CHOICES]; /* the layout each runs in */
 };
+
+/* A candidate: an implementation in a layout. */
+struct kind {
+	enum dnn_impl impl;
+	enum dnn_layout layout;
+};
+
+static const char *
+kind_name(enum dnn_impl impl, enum dnn_layout layout, char *buf, size_t size)
+{
+	if (layout == DNN_LAYOUT_NCHW)
+		snprintf(buf, size, "%s", dnn_impl_name(impl));
+	else
+		snprintf(buf, size, "%s-%s", dnn_impl_name(impl), dnn_layout_name(layout));
+	return buf;
+}
 
 struct tuner {
 	const struct tune_opts *o;
@@ -221,9 +239,12 @@ apply(struct tuner *t, const unsigned *choice)
 {
 	char *cause = NULL;
 
-	for (size_t s = 0; s < t->nslots; s++)
+	for (size_t s = 0; s < t->nslots; s++) {
 		dnn_lplan_set(t->plan, t->m, t->g, t->slots[s].index,
 		              choice != NULL ? t->slots[s].impl[choice[s]] : DNN_IMPL_AUTO);
+		dnn_lplan_set_layout(t->plan, t->m, t->g, t->slots[s].index,
+		                     choice != NULL ? t->slots[s].layout[choice[s]] : DNN_LAYOUT_NCHW);
+	}
 	if (dnn_engine_set_lplan(t->engine, t->plan, &cause) != 0) {
 		cli_error("%s", cause);
 		free(cause);
@@ -284,21 +305,29 @@ progress(void *arg, unsigned done, unsigned total, double best)
 		fputs("\r\033[K", stderr);
 }
 
-/* Per-layer medians (µs) with every slot that can run candidate `impl` on it;
- * cost[s] gets the slot's time when it runs impl. One measurement. */
+/* Per-layer medians (µs) with every slot that can run candidate `kind` on
+ * it; cost[s] gets the slot's time when it runs the kind, has[s] whether it
+ * does, and between[s] the time of the layers between slot s - 1 and slot s
+ * (pooling, which runs in the layout slot s - 1 left). One measurement. */
 static int
-layer_table(struct tuner *t, enum dnn_impl impl, double *cost)
+layer_table(struct tuner *t, struct kind kind, double *cost, bool *has, double *between)
 {
 	size_t L = dnn_model_layer_count(t->m);
-	double *samples = malloc(t->o->runs * t->nslots * sizeof(double));
+	double *samples = malloc(t->o->runs * t->nslots * 2 * sizeof(double));
 	char *cause = NULL;
 
 	for (size_t s = 0; s < t->nslots; s++) {
 		enum dnn_impl use = DNN_IMPL_AUTO;
+		enum dnn_layout lay = DNN_LAYOUT_NCHW;
+		has[s] = false;
 		for (unsigned k = 0; k < t->slots[s].n; k++)
-			if (t->slots[s].impl[k] == impl)
-				use = impl;
+			if (t->slots[s].impl[k] == kind.impl && t->slots[s].layout[k] == kind.layout) {
+				use = kind.impl;
+				lay = kind.layout;
+				has[s] = true;
+			}
 		dnn_lplan_set(t->plan, t->m, t->g, t->slots[s].index, use);
+		dnn_lplan_set_layout(t->plan, t->m, t->g, t->slots[s].index, lay);
 	}
 	if (dnn_engine_set_lplan(t->engine, t->plan, &cause) != 0) {
 		cli_error("%s", cause);
@@ -312,13 +341,18 @@ layer_table(struct tuner *t, enum dnn_impl impl, double *cost)
 	for (unsigned long k = 0; k < t->o->runs; k++) {
 		memset(t->prof, 0, L * sizeof(uint64_t));
 		dnn_engine_run(t->engine, t->g, t->input, t->output, NULL, NULL);
-		for (size_t s = 0; s < t->nslots; s++)
+		for (size_t s = 0; s < t->nslots; s++) {
+			double b = 0;
 			samples[s * t->o->runs + k] = (double)t->prof[t->slots[s].index] / 1e3;
+			for (size_t j = s > 0 ? t->slots[s - 1].index + 1 : 0; j < t->slots[s].index; j++)
+				b += (double)t->prof[j] / 1e3;
+			samples[(t->nslots + s) * t->o->runs + k] = b;
+		}
 	}
 	dnn_engine_set_profile(t->engine, NULL);
-	for (size_t s = 0; s < t->nslots; s++) {
+	for (size_t s = 0; s < 2 * t->nslots; s++) {
 		qsort(samples + s * t->o->runs, t->o->runs, sizeof(double), cmp_double);
-		cost[s] = samples[s * t->o->runs + t->o->runs / 2];
+		*(s < t->nslots ? &cost[s] : &between[s - t->nslots]) = samples[s * t->o->runs + t->o->runs / 2];
 	}
 	free(samples);
 	t->measurements++;
@@ -345,19 +379,29 @@ accuracy(struct tuner *t, const struct dataset *val, size_t n)
 }
 
 static bool
-parse_impls(const char *list, enum dnn_impl *impls, unsigned *n)
+parse_impls(const char *list, struct kind *kinds, unsigned *n)
 {
 	char buf[256], *save = NULL;
 
 	snprintf(buf, sizeof(buf), "%s", list);
 	*n = 0;
 	for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-		enum dnn_impl impl;
-		if (dnn_impl_parse(tok, &impl) != 0 || impl == DNN_IMPL_AUTO || *n >= TS_MAX_CHOICES) {
-			cli_error("--impls: '%s' is not one of gemm, direct, wino2, wino4, int8", tok);
+		struct kind k = { .layout = DNN_LAYOUT_NCHW };
+		char *dash = strchr(tok, '-');
+		if (dash != NULL) {
+			*dash = '\0';
+			if (dnn_layout_parse(dash + 1, &k.layout) != 0)
+				k.impl = DNN_IMPL_AUTO; /* refused below */
+		}
+		if (dnn_impl_parse(tok, &k.impl) != 0 || k.impl == DNN_IMPL_AUTO || *n >= TS_MAX_CHOICES ||
+		    (k.layout != DNN_LAYOUT_NCHW && k.impl != DNN_IMPL_DIRECT)) {
+			if (dash != NULL)
+				*dash = '-';
+			cli_error("--impls: '%s' is not one of gemm, direct, wino2, wino4, int8, direct-nhwc, direct-blocked "
+			          "(at most %d)", tok, TS_MAX_CHOICES);
 			return false;
 		}
-		impls[(*n)++] = impl;
+		kinds[(*n)++] = k;
 	}
 	return *n > 0;
 }
@@ -414,6 +458,54 @@ calibration_inputs(const struct tune_opts *o, const struct dnn_model *m, size_t 
 	return in;
 }
 
+/* What switching layouts costs, measured: the conversion before slot s from
+ * slot s - 1's layout to slot s's (where the executor makes it: before slot
+ * s, or before the first layer after slot s - 1 that wants NCHW, such as
+ * flatten), plus what the pooling between them costs in slot s - 1's layout
+ * beyond NCHW; slot 0's conversion from the NCHW input goes to its cost. */
+static int
+conversion_costs(struct tuner *t, double *cost, double *trans, double between[][DNN_LAYOUT_COUNT],
+                 bool known[][DNN_LAYOUT_COUNT])
+{
+	const unsigned M = TS_MAX_CHOICES;
+	unsigned runs = t->o->runs > 64 ? 64 : (unsigned)t->o->runs;
+	double conv[DNN_LAYOUT_COUNT][DNN_LAYOUT_COUNT];
+
+	for (size_t s = 0; s < t->nslots; s++) {
+		size_t at = t->slots[s].index;
+		if (s > 0) /* the first layer after slot s - 1 that is no pooling or fused ReLU */
+			for (at = t->slots[s - 1].index + 1; at < t->slots[s].index; at++) {
+				struct dnn_layer_info li;
+				dnn_model_layer_info(t->m, at, t->g, &li);
+				if (li.type != DNN_MAXPOOL && li.type != DNN_AVGPOOL && li.type != DNN_RELU)
+					break;
+			}
+		for (unsigned b = 0; b < DNN_LAYOUT_COUNT; b++)
+			for (unsigned a = 0; a < DNN_LAYOUT_COUNT; a++) {
+				conv[b][a] = 0;
+				if (a != b && dnn_engine_convert_us(t->engine, t->g, at, (enum dnn_layout)b, (enum dnn_layout)a,
+				                                    runs, &conv[b][a]) != 0) {
+					cli_error("cannot time a layout conversion at layer %zu", at);
+					return -1;
+				}
+			}
+		if (s == 0) {
+			for (unsigned a = 0; a < t->slots[0].n; a++)
+				cost[a] += conv[DNN_LAYOUT_NCHW][t->slots[0].layout[a]];
+			continue;
+		}
+		for (unsigned b = 0; b < t->slots[s - 1].n; b++)
+			for (unsigned a = 0; a < t->slots[s].n; a++) {
+				enum dnn_layout lb = t->slots[s - 1].layout[b], la = t->slots[s].layout[a];
+				double extra = known[s][lb] && known[s][DNN_LAYOUT_NCHW]
+				                       ? between[s][lb] - between[s][DNN_LAYOUT_NCHW]
+				                       : 0.0;
+				trans[(s * M + b) * M + a] = conv[lb][la] + extra;
+			}
+	}
+	return 0;
+}
+
 struct g_result {
 	unsigned g;
 	double cost[64][TS_MAX_CHOICES];
@@ -446,22 +538,28 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 {
 	unsigned choices[64];
 	double cost[64 * TS_MAX_CHOICES] = { 0 };
-	struct ts_problem p = { .n = t->nslots, .choices = choices, .cost = cost, .measure = measure_choice, .arg = t };
+	static double trans[64 * TS_MAX_CHOICES * TS_MAX_CHOICES];
+	double between[64][DNN_LAYOUT_COUNT];
+	bool between_known[64][DNN_LAYOUT_COUNT];
+	struct ts_problem p = { .n = t->nslots, .choices = choices, .cost = cost, .trans = trans, .measure = measure_choice,
+		                .arg = t };
 	struct ts_opts so = { .episodes = (unsigned)t->o->episodes, .seed = 17 + g, .alpha = 0.3, .replay = 128,
 		              .progress = progress, .progress_arg = t };
 	unsigned plan[64], exact[64];
 	char *cause = NULL;
-	enum dnn_impl impls[TS_MAX_CHOICES];
+	struct kind impls[TS_MAX_CHOICES];
 	unsigned nimpls = 0;
 	bool want_int8 = false;
 
+	memset(trans, 0, sizeof(trans));
+	memset(between_known, 0, sizeof(between_known));
 	memset(r, 0, sizeof(*r));
 	r->g = g;
 	r->acc = r->acc_fp32 = -1;
 	t->g = g;
 	parse_impls(t->o->impls, impls, &nimpls);
 	for (unsigned k = 0; k < nimpls; k++)
-		want_int8 |= impls[k] == DNN_IMPL_INT8;
+		want_int8 |= impls[k].impl == DNN_IMPL_INT8;
 	if (want_int8 && calib != NULL &&
 	    dnn_lplan_calibrate(t->plan, t->m, g, calib, ncalib, &cause) != 0) {
 		cli_error("%s", cause);
@@ -471,10 +569,16 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 	for (size_t s = 0; s < t->nslots; s++) {
 		t->slots[s].n = 0;
 		for (unsigned k = 0; k < nimpls; k++)
-			if (dnn_impl_applies(t->m, t->slots[s].index, impls[k]) && (impls[k] != DNN_IMPL_INT8 || calib != NULL))
-				t->slots[s].impl[t->slots[s].n++] = impls[k];
-		if (t->slots[s].n == 0)
+			if (dnn_impl_applies(t->m, t->slots[s].index, impls[k].impl) &&
+			    dnn_layout_applies(t->m, t->slots[s].index, impls[k].impl, impls[k].layout) &&
+			    (impls[k].impl != DNN_IMPL_INT8 || calib != NULL)) {
+				t->slots[s].layout[t->slots[s].n] = impls[k].layout;
+				t->slots[s].impl[t->slots[s].n++] = impls[k].impl;
+			}
+		if (t->slots[s].n == 0) {
+			t->slots[s].layout[t->slots[s].n] = DNN_LAYOUT_NCHW;
 			t->slots[s].impl[t->slots[s].n++] = DNN_IMPL_AUTO;
+		}
 		choices[s] = t->slots[s].n;
 	}
 
@@ -484,8 +588,10 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 	r->auto_us = time_plan(t);
 	if (nval > 0)
 		r->acc_fp32 = accuracy(t, val, nval);
-	for (size_t s = 0; s < t->nslots; s++)
+	for (size_t s = 0; s < t->nslots; s++) {
 		dnn_lplan_set(t->plan, t->m, g, t->slots[s].index, DNN_IMPL_GEMM);
+		dnn_lplan_set_layout(t->plan, t->m, g, t->slots[s].index, DNN_LAYOUT_NCHW);
+	}
 	if (dnn_engine_set_lplan(t->engine, t->plan, &cause) != 0) {
 		cli_error("%s", cause);
 		free(cause);
@@ -496,14 +602,23 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 
 	/* the per-layer table: one measurement per candidate */
 	for (unsigned k = 0; k < nimpls; k++) {
-		double c[64];
-		if (layer_table(t, impls[k], c) != 0)
+		double c[64], b[64];
+		bool has[64];
+		if (layer_table(t, impls[k], c, has, b) != 0)
 			return -1;
-		for (size_t s = 0; s < t->nslots; s++)
+		for (size_t s = 0; s < t->nslots; s++) {
 			for (unsigned a = 0; a < t->slots[s].n; a++)
-				if (t->slots[s].impl[a] == impls[k])
+				if (t->slots[s].impl[a] == impls[k].impl && t->slots[s].layout[a] == impls[k].layout)
 					cost[s * TS_MAX_CHOICES + a] = c[s];
+			/* the layers after slot s - 1, in the layout it ran */
+			if (s > 0 && has[s - 1] && !between_known[s][impls[k].layout]) {
+				between[s][impls[k].layout] = b[s];
+				between_known[s][impls[k].layout] = true;
+			}
+		}
 	}
+	if (conversion_costs(t, cost, trans, between, between_known) != 0)
+		return -1;
 	for (size_t s = 0; s < t->nslots; s++)
 		for (unsigned a = 0; a < t->slots[s].n; a++)
 			r->cost[s][a] = cost[s * TS_MAX_CHOICES + a];
@@ -642,10 +757,12 @@ print_text(const struct tuner *t, const struct g_result *res, unsigned n)
 		printf(" %s\n", "candidates (chosen *)");
 		for (size_t s = 0; s < t->nslots; s++) {
 			struct dnn_layer_info info;
+			char kn[48];
 			dnn_model_layer_info(t->m, t->slots[s].index, r->g, &info);
 			printf("  %-10s", info.name);
 			for (unsigned a = 0; a < t->slots[s].n; a++)
-				printf(" %s%s %.1f", a == r->choice[s] ? "*" : " ", dnn_impl_name(t->slots[s].impl[a]),
+				printf(" %s%s %.1f", a == r->choice[s] ? "*" : " ",
+				       kind_name(t->slots[s].impl[a], t->slots[s].layout[a], kn, sizeof(kn)),
 				       r->cost[s][a]);
 			putchar('\n');
 		}
@@ -683,6 +800,7 @@ print_json(const struct tuner *t, const struct g_result *res, unsigned n)
 	for (unsigned k = 0; k < n; k++) {
 		const struct g_result *r = &res[k];
 		struct json_object *go = json_object_new_object(), *layers = json_object_new_array();
+		char kn[48];
 		json_object_object_add(go, "active", json_object_new_int((int)r->g));
 		for (size_t s = 0; s < t->nslots; s++) {
 			struct json_object *lo = json_object_new_object(), *costs = json_object_new_object();
@@ -691,8 +809,11 @@ print_json(const struct tuner *t, const struct g_result *res, unsigned n)
 			json_object_object_add(lo, "index", json_object_new_int64((int64_t)t->slots[s].index));
 			json_object_object_add(lo, "name", json_object_new_string(info.name));
 			json_object_object_add(lo, "impl", json_object_new_string(dnn_impl_name(t->slots[s].impl[r->choice[s]])));
+			json_object_object_add(lo, "layout",
+			                       json_object_new_string(dnn_layout_name(t->slots[s].layout[r->choice[s]])));
 			for (unsigned a = 0; a < t->slots[s].n; a++)
-				json_object_object_add(costs, dnn_impl_name(t->slots[s].impl[a]), json_object_new_double(r->cost[s][a]));
+				json_object_object_add(costs, kind_name(t->slots[s].impl[a], t->slots[s].layout[a], kn, sizeof(kn)),
+				                       json_object_new_double(r->cost[s][a]));
 			json_object_object_add(lo, "cost_us", costs);
 			json_object_array_add(layers, lo);
 		}
@@ -774,7 +895,7 @@ cmd_tune(int argc, char **argv)
 	float *calib = NULL;
 	size_t ncalib = 0, nval = 0;
 	int ret = 1;
-	enum dnn_impl impls[TS_MAX_CHOICES];
+	struct kind impls[TS_MAX_CHOICES];
 	unsigned nimpls;
 
 	memset(&val, 0, sizeof(val));
@@ -808,7 +929,7 @@ cmd_tune(int argc, char **argv)
 		nval = val.count < o.val_limit ? val.count : o.val_limit;
 	}
 	for (unsigned k = 0; k < nimpls; k++)
-		if (impls[k] == DNN_IMPL_INT8) {
+		if (impls[k].impl == DNN_IMPL_INT8) {
 			if ((calib = calibration_inputs(&o, t.m, &ncalib)) == NULL && o.calibration != NULL)
 				goto out;
 			if (calib == NULL)
