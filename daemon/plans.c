@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-layer plans in gearboxd (gearboxd.conf `plans = FOLDER`): every
  * *.plan or *.json file of the folder that names a hosted model (its
  * "model.name") is loaded for it. dnn_lplan_load refuses a plan made for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Activation layouts and the conversions between them.
  *
  * NCHW (every kernel's own), NHWC (a position's channels side by side) and a

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gearboxd with per-layer plans (gearboxd.conf `plans = FOLDER`): a plan made
 # here runs on every CPU placement at its thread count and STATUS names it;
 # plans for other model contents or another CPU are refused with a log line
