@@ -117,16 +117,24 @@ DIRECT_NAME(tile)(const struct direct_tile_args *a, const unsigned MR, const uns
  * in registers). NR <= 14, MR <= 4, MR * NR <= DIRECT_BUDGET. MR = 3 is the
  * last chunk of a block whose panels are not a multiple of 4 (AVX-512's
  * budget gives MR = 4 for rows of 7 or fewer). */
+/* kernels_direct.c (DIRECT_LAYOUTS) also reads inputs in NHWC / blocked
+ * layout, positions a->xstep apart; Winograd's tiles only NCHW. */
+#ifdef DIRECT_LAYOUTS
+#define DIRECT_CASE_RUN(mr, nr)                                   \
+	if (a->xstep <= 1)                                        \
+		DIRECT_NAME(tile)(a, (mr), (nr), 1);              \
+	else                                                      \
+		DIRECT_NAME(tile)(a, (mr), (nr), a->xstep);
+#else
+#define DIRECT_CASE_RUN(mr, nr) DIRECT_NAME(tile)(a, (mr), (nr), 1);
+#endif
 static void
 DIRECT_NAME(tile_any)(const struct direct_tile_args *a, unsigned MR, unsigned NR)
 {
 #define DIRECT_CASE(mr, nr)                                               \
 	case (mr) * 16 + (nr):                                            \
 		if ((mr) * (nr) <= DIRECT_BUDGET) {                       \
-			if (a->xstep <= 1)                                \
-				DIRECT_NAME(tile)(a, (mr), (nr), 1);      \
-			else                                              \
-				DIRECT_NAME(tile)(a, (mr), (nr), a->xstep); \
+			DIRECT_CASE_RUN(mr, nr)                           \
 			return;                                           \
 		}                                                         \
 		break;
@@ -144,6 +152,7 @@ DIRECT_NAME(tile_any)(const struct direct_tile_args *a, unsigned MR, unsigned NR
 	}
 #undef DIRECT_CASES
 #undef DIRECT_CASE
+#undef DIRECT_CASE_RUN
 	/* Never reached: direct_shape() only asks for shapes within budget. */
 	abort();
 }

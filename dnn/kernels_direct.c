@@ -39,6 +39,7 @@ struct dnn_packed {
 	unsigned pad_h, pad_w;
 };
 
+#define DIRECT_LAYOUTS 1 /* the tiles read NHWC and blocked inputs too */
 #define DIRECT_ISA generic
 #if defined(__aarch64__)
 #define GENERIC_BUDGET 6 /* lowered to NEON: 32 registers, 24 accumulators */

@@ -334,31 +334,60 @@ q8_tile_avx2(const struct q8_args *a, unsigned MR, unsigned NR)
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,fma")
+/* Requantisation in registers: (acc - comp) * mult + bias (+ ReLU) for 16
+ * channels at once, then each channel's NR neighbours stored (NCHW). */
+static inline __attribute__((always_inline)) void
+q8_store_512(const struct q8_args *a, const unsigned MR, const unsigned NR, __m512i acc[4][7])
+{
+	const __m512 zero = _mm512_setzero_ps();
+
+	for (unsigned m = 0; m < MR; m++) {
+		float t[7][16];
+		unsigned rows = a->rows > m * 16 ? a->rows - m * 16 : 0;
+		const __m512i comp = _mm512_loadu_si512((const void *)(a->comp + m * 16));
+		const __m512 mult = _mm512_loadu_ps(a->mult + m * 16), bias = _mm512_loadu_ps(a->bias + m * 16);
+		if (rows > 16)
+			rows = 16;
+#pragma GCC unroll 7
+		for (unsigned j = 0; j < NR; j++) {
+			__m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[m][j], comp)), mult, bias);
+			if (a->relu)
+				v = _mm512_max_ps(v, zero);
+			_mm512_storeu_ps(t[j], v);
+		}
+		for (unsigned r = 0; r < rows; r++) {
+			float *o = a->out + (size_t)(m * 16 + r) * a->out_stride;
+			for (unsigned j = 0; j < NR; j++)
+				o[j] = t[j][r];
+		}
+	}
+}
+
 static inline __attribute__((always_inline)) void
 q8_tile_avx512_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
 {
 	__m512i acc[4][7];
 	const __m512i ones = _mm512_set1_epi16(1);
 
+#pragma GCC unroll 4
 	for (unsigned m = 0; m < MR; m++)
+#pragma GCC unroll 7
 		for (unsigned j = 0; j < NR; j++)
 			acc[m][j] = _mm512_setzero_si512();
 	for (unsigned k = a->k0; k < a->k1; k++) {
 		__m512i w[4];
+#pragma GCC unroll 4
 		for (unsigned m = 0; m < MR; m++)
 			w[m] = _mm512_load_si512((const void *)(a->w + m * a->wstride + (size_t)k * 64));
+#pragma GCC unroll 7
 		for (unsigned j = 0; j < NR; j++) {
 			__m512i xb = _mm512_set1_epi32((int)q8_word(a, k, j));
+#pragma GCC unroll 4
 			for (unsigned m = 0; m < MR; m++)
 				acc[m][j] = _mm512_add_epi32(acc[m][j], _mm512_madd_epi16(_mm512_maddubs_epi16(xb, w[m]), ones));
 		}
 	}
-	for (unsigned m = 0; m < MR; m++)
-		for (unsigned j = 0; j < NR; j++) {
-			int32_t t[16];
-			_mm512_storeu_si512((void *)t, acc[m][j]);
-			q8_store(a, m, j, t);
-		}
+	q8_store_512(a, MR, NR, acc);
 }
 #pragma GCC pop_options
 
@@ -369,25 +398,25 @@ q8_tile_vnni_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
 {
 	__m512i acc[4][7];
 
+#pragma GCC unroll 4
 	for (unsigned m = 0; m < MR; m++)
+#pragma GCC unroll 7
 		for (unsigned j = 0; j < NR; j++)
 			acc[m][j] = _mm512_setzero_si512();
 	for (unsigned k = a->k0; k < a->k1; k++) {
 		__m512i w[4];
+#pragma GCC unroll 4
 		for (unsigned m = 0; m < MR; m++)
 			w[m] = _mm512_load_si512((const void *)(a->w + m * a->wstride + (size_t)k * 64));
+#pragma GCC unroll 7
 		for (unsigned j = 0; j < NR; j++) {
 			__m512i xb = _mm512_set1_epi32((int)q8_word(a, k, j));
+#pragma GCC unroll 4
 			for (unsigned m = 0; m < MR; m++)
 				acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xb, w[m]);
 		}
 	}
-	for (unsigned m = 0; m < MR; m++)
-		for (unsigned j = 0; j < NR; j++) {
-			int32_t t[16];
-			_mm512_storeu_si512((void *)t, acc[m][j]);
-			q8_store(a, m, j, t);
-		}
+	q8_store_512(a, MR, NR, acc);
 }
 #pragma GCC pop_options
 
@@ -546,6 +575,37 @@ dnn_q8_use_isa(const char *name)
 /* ------------------------------------------------------------------------ */
 /* Running. */
 
+#ifdef Q8_HAVE_X86
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl")
+/* One row of a whole quad, 16 positions at a time: the same arithmetic as
+ * dnn_q8_activation (a product, then the sum: no FMA), four channels packed
+ * into each position's word. */
+static void
+quantise_quad_row_avx512(const float *const src[4], unsigned W, float inv, int zp, uint8_t *dst)
+{
+	const __m512 vinv = _mm512_set1_ps(inv), vzp = _mm512_set1_ps((float)zp), lo = _mm512_setzero_ps();
+	const __m512 hi = _mm512_set1_ps(127.0f), half = _mm512_set1_ps(0.5f);
+	unsigned x = 0;
+
+	for (; x + 16 <= W; x += 16) {
+		__m512i word = _mm512_setzero_si512();
+		for (unsigned j = 0; j < 4; j++) {
+			__m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(src[j] + x), vinv), vzp);
+			v = _mm512_min_ps(_mm512_max_ps(v, lo), hi); /* max(NaN, 0) is 0 */
+			word = _mm512_or_si512(word, _mm512_slli_epi32(_mm512_cvttps_epi32(_mm512_add_ps(v, half)), 8 * j));
+		}
+		_mm512_storeu_si512((void *)(dst + (size_t)x * 4), word);
+	}
+	for (; x < W; x++)
+		for (unsigned j = 0; j < 4; j++)
+			dst[(size_t)x * 4 + j] = dnn_q8_activation(src[j][x], inv, zp);
+}
+#pragma GCC pop_options
+#endif
+
+static bool q8_wide_quantise(void);
+
 /* Quantise input quads [0, quads) into the padded buffer; the border and the
  * channels past a segment's end hold the zero point (their weights are 0). */
 static void
@@ -561,6 +621,17 @@ quantise_input(const struct dnn_layer *l, const struct dnn_q8 *q, const float *i
 		unsigned s = Q / q->seg_q, c0 = s * q->seg_c + (Q % q->seg_q) * 4;
 		unsigned n = q->seg_c - (Q % q->seg_q) * 4 < 4 ? q->seg_c - (Q % q->seg_q) * 4 : 4;
 		uint8_t *dst = pad + ((size_t)Q * plane + (size_t)l->ph * q->pad_w + l->pw) * 4;
+#ifdef Q8_HAVE_X86
+		if (n == 4 && q8_wide_quantise()) {
+			for (unsigned y = 0; y < H; y++) {
+				const float *src[4];
+				for (unsigned j = 0; j < 4; j++)
+					src[j] = in + (size_t)(c0 + j) * H * W + (size_t)y * W;
+				quantise_quad_row_avx512(src, W, inv, zp, dst + (size_t)y * q->pad_w * 4);
+			}
+			continue;
+		}
+#endif
 		for (unsigned j = 0; j < n; j++) {
 			const float *src = in + (size_t)(c0 + j) * H * W;
 			for (unsigned y = 0; y < H; y++)
@@ -568,6 +639,18 @@ quantise_input(const struct dnn_layer *l, const struct dnn_q8 *q, const float *i
 					dst[((size_t)y * q->pad_w + x) * 4 + j] = dnn_q8_activation(src[(size_t)y * W + x], inv, zp);
 		}
 	}
+}
+
+/* The 512-bit tiles are chosen: their CPU runs the AVX-512 quantisation. */
+static bool
+q8_wide_quantise(void)
+{
+#ifdef Q8_HAVE_X86
+	const struct q8_isa *is = q8_isa();
+	return is->tile == q8_tile_vnni || is->tile == q8_tile_avx512;
+#else
+	return false;
+#endif
 }
 
 void
@@ -629,7 +712,9 @@ dnn_q8_conv2d(const struct dnn_op *op, unsigned part, unsigned parts)
 		/* weight quads of the block's channels, from the block's first weight channel */
 		unsigned q0 = (bk->ch0 - bk->wch0) / q->seg_c * q->seg_q, q1 = (bk->ch1 - bk->wch0) / q->seg_c * q->seg_q;
 		unsigned in_q0 = bk->wch0 / q->seg_c * q->seg_q;
-		unsigned c0 = bk->ch0 - bk->wch0, c1 = bk->ch1 - bk->wch0;
+		unsigned c0 = bk->ch0 - bk->wch0, c1 = bk->ch1 - bk->wch0, made = UINT32_MAX;
+		float mult[64], bias[64];
+		int32_t comp[64];
 		for (size_t i = lo; i < hi && last > base; i++) {
 			unsigned rc = (unsigned)(i % work[b].row_chunks), oy = (unsigned)(i / work[b].row_chunks % OH);
 			unsigned chunk = (unsigned)(i / work[b].row_chunks / OH);
@@ -638,15 +723,16 @@ dnn_q8_conv2d(const struct dnn_op *op, unsigned part, unsigned parts)
 			unsigned ox = rc * nr, n = OW - ox < nr ? OW - ox : nr;
 			unsigned row0 = q->tile_row0[p];
 			unsigned rows = q->tile_row0[p + panels - 1] + q->tile_rows[p + panels - 1] - row0;
-			float mult[64], bias[64];
-			int32_t comp[64];
-			for (unsigned r = 0; r < rows; r++) {
+			/* the chunk's channels' factors, once per chunk (items go row by row
+			 * through one chunk); zero past its rows, read 16 at a time */
+			for (unsigned r = 0; r < 64 && made != p; r++) {
 				unsigned o = row0 + r;
 				const int32_t *cs = q->csum + (size_t)o * (q->cw + 1);
-				mult[r] = op->q_scale * q->wscale[o];
-				bias[r] = l->bias != NULL ? l->bias[o] : 0.0f;
-				comp[r] = op->q_zp * (cs[c1] - cs[c0]);
+				mult[r] = r < rows ? op->q_scale * q->wscale[o] : 0.0f;
+				bias[r] = r < rows && l->bias != NULL ? l->bias[o] : 0.0f;
+				comp[r] = r < rows ? op->q_zp * (cs[c1] - cs[c0]) : 0;
 			}
+			made = p;
 			struct q8_args a = {
 				.w = q->w + (size_t)p * q->kq * 64,
 				.wstride = (size_t)q->kq * 64,
