@@ -267,9 +267,6 @@ int dnn_engine_set_lplan(struct dnn_engine *engine, const struct dnn_lplan *plan
  * run from now on to ns[layer] (dnn_model_layer_count values; NULL: stop). */
 void dnn_exec_set_profile(struct dnn_exec *exec, uint64_t *ns);
 void dnn_engine_set_profile(struct dnn_engine *engine, uint64_t *ns);
-/* The layout conversions a plan makes, likewise: ns[layer] gets the time of
- * the conversion made before layer `layer` (NULL: stop). */
-void dnn_exec_set_convert_profile(struct dnn_exec *exec, uint64_t *ns);
 /* Median time (µs, over `runs`) of converting the input of layer `layer`
  * at g from one layout to another, on the context's threads and buffers:
  * what a plan that switches layouts there pays. -EINVAL for a layer or g out
@@ -278,7 +275,6 @@ int dnn_exec_convert_us(struct dnn_exec *exec, unsigned groups, size_t layer, en
                         enum dnn_layout to, unsigned runs, double *us);
 int dnn_engine_convert_us(struct dnn_engine *engine, unsigned groups, size_t layer, enum dnn_layout from,
                           enum dnn_layout to, unsigned runs, double *us);
-void dnn_engine_set_convert_profile(struct dnn_engine *engine, uint64_t *ns);
 
 const char *dnn_kernels_name(enum dnn_kernels kernels);
 /* The instruction set the fast kernels run with in this process: the best

@@ -81,13 +81,6 @@ dnn_engine_convert_us(struct dnn_engine *e, unsigned groups, size_t layer, enum 
 }
 
 void
-dnn_engine_set_convert_profile(struct dnn_engine *e, uint64_t *ns)
-{
-	if (e->exec != NULL)
-		dnn_exec_set_convert_profile(e->exec, ns);
-}
-
-void
 dnn_engine_set_profile(struct dnn_engine *e, uint64_t *ns)
 {
 	if (e->exec != NULL)

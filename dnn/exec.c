@@ -29,7 +29,6 @@ struct dnn_exec {
 	void (*observe)(void *arg, size_t layer, const float *in, size_t n);
 	void *observe_arg;
 	uint64_t *profile_ns; /* per layer, added to by every run, or NULL */
-	uint64_t *convert_ns; /* per layer: the conversions before it, or NULL */
 };
 
 /* The kernel each family uses for each op (flatten needs none); the fast
@@ -191,12 +190,6 @@ run_share(void *arg, unsigned index, unsigned count)
 	job->fn(job->op, index, count);
 }
 
-void
-dnn_exec_set_convert_profile(struct dnn_exec *e, uint64_t *ns)
-{
-	e->convert_ns = ns;
-}
-
 /* A layout conversion of a layer's input (the executor's own step). */
 struct convert_job {
 	const float *src;
@@ -301,10 +294,7 @@ dnn_exec_run(struct dnn_exec *e, unsigned g, const float *input, float *output)
 		if (want != cur) {
 			struct convert_job j = { .src = src, .dst = e->act[next], .from = cur, .to = want, .C = l->in_c,
 				                 .active = lp->in_c, .H = l->in_h, .W = l->in_w, .B = B };
-			uint64_t t0 = e->convert_ns != NULL ? monotonic_ns() : 0;
-			run_convert(e, &j);
-			if (e->convert_ns != NULL)
-				e->convert_ns[i] += monotonic_ns() - t0;
+			run_convert(e, &j); /* timed by dnn_exec_convert_us, not in the layer's profile */
 			src = e->act[next];
 			next ^= 1;
 			cur = want;
