@@ -310,7 +310,7 @@ struct worker {
 	size_t scratch_in_n, scratch_out_n;
 };
 
-/* Per-layer plans (plans.c, gearboxd.conf `plans`): load those of the
+/* Per-layer plans (plans.c, gearboxd.conf `layer_plans`): load those of the
  * folder made for h's model into h's runtime, logging each refused and why;
  * returns the hash of the plans in use (0: none) for the calibration key.
  * plans_json: [{placement, threads, plan}] for STATUS. */

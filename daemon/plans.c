@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Per-layer plans in gearboxd (gearboxd.conf `plans = FOLDER`): every
+/* Per-layer plans in gearboxd (gearboxd.conf `layer_plans = FOLDER`): every
  * *.plan or *.json file of the folder that names a hosted model (its
  * "model.name") is loaded for it. dnn_lplan_load refuses a plan made for
  * other model contents, another CPU model or other instruction sets, and
@@ -129,7 +129,7 @@ place_plan(struct daemon *d, struct host *h, const struct dnn_lplan *plan, const
 uint64_t
 plans_attach(struct daemon *d, struct host *h)
 {
-	const char *dir = d->config.plans, *model = dnn_model_name(h->model);
+	const char *dir = d->config.layer_plans, *model = dnn_model_name(h->model);
 	struct dirent **names = NULL;
 	uint64_t hash = FNV1A_INIT;
 	unsigned used = 0;

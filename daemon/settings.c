@@ -207,9 +207,9 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 	} else if (strcmp(key, "split") == 0) {
 		free(c->split);
 		c->split = strdup(value);
-	} else if (strcmp(key, "plans") == 0) {
-		free(c->plans);
-		c->plans = value[0] ? strdup(value) : NULL;
+	} else if (strcmp(key, "layer_plans") == 0) {
+		free(c->layer_plans);
+		c->layer_plans = value[0] ? strdup(value) : NULL;
 	} else if (strcmp(key, "admin_group") == 0) {
 		free(c->admin_group);
 		c->admin_group = value[0] ? strdup(value) : NULL;
@@ -226,7 +226,7 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		return rc == 0;
 	} else {
 		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
-		                        "opencl, plan, split, plans, realtime, realtime_priority, realtime_limit_ms, realtime_share, warm_ahead, pm_qos, "
+		                        "opencl, plan, split, layer_plans, realtime, realtime_priority, realtime_limit_ms, realtime_share, warm_ahead, pm_qos, "
 		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device, max_clients, max_clients_per_uid, "
 		                        "client_output_kib, output_total_mib, input_total_mib, frame_timeout_s, idle_timeout_s, admin_group)",
 		                     key);
@@ -349,7 +349,7 @@ config_free(struct config *c)
 	free(c->policy);
 	free(c->policy_dir);
 	free(c->split);
-	free(c->plans);
+	free(c->layer_plans);
 	free(c->pm_qos_device);
 	free(c->admin_group);
 	memset(c, 0, sizeof(*c));

@@ -12,7 +12,7 @@
  *   opencl = yes                          # offer OpenCL devices as placements
  *   plan = yes                            # plan the sessions jointly (the tenant solver; needs lp_solve)
  *   split = cluster0                      # one placement per CPU of these clusters ("all")
- *   plans = /var/lib/gearbox/plans        # per-layer plans (gearbox tune --out), a placement and thread count each
+ *   layer_plans = /var/lib/gearbox/plans  # per-layer plans (gearbox tune --out), a placement and thread count each
  *   realtime = auto                       # workers in SCHED_FIFO: auto (when permitted), yes, no
  *   realtime_priority = 10                # 1..99
  *   realtime_limit_ms = 1000              # an RT thread running this long without blocking drops to SCHED_OTHER
@@ -56,7 +56,7 @@ struct config {
 	bool opencl;         /* offer OpenCL devices as placements */
 	bool plan;           /* the tenant solver plans the sessions (daemon/plan.c) */
 	char *split;         /* clusters split per CPU, NULL: none */
-	char *plans;         /* folder of per-layer plans, NULL: none */
+	char *layer_plans;   /* folder of per-layer plans (plans.c), NULL: none */
 	enum { CONFIG_REALTIME_AUTO, CONFIG_REALTIME_YES, CONFIG_REALTIME_NO } realtime;
 	int realtime_priority;
 	unsigned realtime_limit_ms;

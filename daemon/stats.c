@@ -62,7 +62,7 @@ host_json(const struct host *h)
 	json_object_object_add(o, GBX_KEY_THREADS, json_object_new_int((int)h->last_threads));
 	json_object_object_add(o, GBX_KEY_FREQ_KHZ, json_object_new_int64((int64_t)h->last_khz));
 	json_object_object_add(o, "calibrated_points", json_object_new_int((int)h->control.predictor.measurements));
-	json_object_object_add(o, "plans", plans_json(h));
+	json_object_object_add(o, "layer_plans", plans_json(h));
 	json_object_object_add(o, "queued", json_object_new_int((int)h->queued));
 	json_object_object_add(o, "requests", json_object_new_int64((int64_t)h->requests));
 	json_object_object_add(o, "busy_rejections", json_object_new_int64((int64_t)h->busy_rejections));

@@ -370,7 +370,7 @@ pol_predictor_save(const struct pol_predictor *pr, const char *cache_dir, char *
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)pr->model.file_hash);
 		json_object_object_add(root, "model_file_fnv1a", json_object_new_string(hex));
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)pr->model.plan_hash);
-		json_object_object_add(root, "plans_fnv1a", json_object_new_string(hex));
+		json_object_object_add(root, "layer_plans_fnv1a", json_object_new_string(hex));
 	}
 	json_object_object_add(root, "gearbox_version", json_object_new_string(pr->identity.version));
 	json_object_object_add(root, "build", json_object_new_string(pr->identity.flavour));
@@ -441,7 +441,7 @@ key_mismatch(const struct pol_predictor *pr, json_object *root, const char *path
 	const char *version = field(root, "gearbox_version"), *flavour = field(root, "build");
 	const char *kernels = field(root, "kernels"), *cpu = field(root, "cpu");
 	const char *file = field(root, "model_file_fnv1a"), *key = field(root, "key");
-	const char *plans = field(root, "plans_fnv1a");
+	const char *plans = field(root, "layer_plans_fnv1a");
 	char hex[20], plan_hex[20];
 
 	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)pr->model.file_hash);
