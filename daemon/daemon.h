@@ -303,6 +303,7 @@ struct worker {
 	uint64_t served, warmups;
 	uint64_t blocked_ns;         /* when it last blocked (realtime_share, RLIMIT_RTTIME: see breathe) */
 	bool in_fifo;                /* in SCHED_FIFO now (see share_when_saturated) */
+	bool tight;                  /* its last request was due within realtime_below_ms */
 	double duty;                 /* recent share of its CPU spent serving */
 	uint64_t duty_ns;            /* when duty was last brought up to date */
 	unsigned long shared;        /* times it left SCHED_FIFO, saturated */

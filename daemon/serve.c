@@ -789,7 +789,13 @@ duty_note(struct worker *w, bool was_busy, uint64_t now)
  * worker's recent share of its CPU (duty) is above realtime_share, it and
  * its placement's pool threads run in SCHED_OTHER; at realtime_share less
  * 10 points they are real time again: at its next request, or in idle()
- * once the duty has decayed. */
+ * once the duty has decayed.
+ *
+ * Nor does a request gain from it whose deadline is further off than a
+ * co-runner's time slice or two (realtime_below_ms, 50 ms): the worker
+ * runs in SCHED_OTHER while its last request was such a one (a throughput
+ * client with a 10 s deadline, say), so that it shares the CPUs with the
+ * clients feeding it; the next request due sooner takes SCHED_FIFO again. */
 static void
 share_when_saturated(struct worker *w, bool was_busy)
 {
@@ -799,8 +805,9 @@ share_when_saturated(struct worker *w, bool was_busy)
 	char *cause = NULL;
 
 	duty_note(w, was_busy, monotonic_ns());
-	fifo = w->in_fifo ? w->duty <= share : w->duty < share - 0.10;
-	if (!w->realtime || fifo == w->in_fifo || d->config.realtime_share >= 100)
+	fifo = d->config.realtime_share >= 100 || (w->in_fifo ? w->duty <= share : w->duty < share - 0.10);
+	fifo = fifo && w->tight;
+	if (!w->realtime || fifo == w->in_fifo)
 		return;
 	if (fifo ? gov_realtime_enter(d->realtime_priority, &cause) != 0 : gov_realtime_leave() != 0) {
 		free(cause);
@@ -808,8 +815,8 @@ share_when_saturated(struct worker *w, bool was_busy)
 	}
 	w->in_fifo = fifo;
 	w->blocked_ns = monotonic_ns();
-	if (!fifo)
-		w->shared++;
+	if (!fifo && w->tight)
+		w->shared++; /* saturated, not a loose deadline */
 	for (unsigned i = 0; i < d->nhosts; i++)
 		pol_runtime_set_place_realtime(d->hosts[i].runtime, w->place, fifo ? d->realtime_priority : 0, NULL);
 }
@@ -858,7 +865,7 @@ idle(struct worker *w)
 			poll_until(w, next.at_ns + WARM_TAIL_NS + 3 * next.jitter_ns);
 			return;
 		}
-	} else if (w->realtime && !w->in_fifo) {
+	} else if (w->realtime && !w->in_fifo && w->tight) {
 		/* saturated until now: real time again once the duty has decayed,
 		 * so that the next request's wake-up preempts co-runners again */
 		wait_events(w, (int64_t)(2 * DUTY_TAU_NS));
@@ -927,6 +934,7 @@ worker_main(void *arg)
 
 	self_worker = w;
 	enter_realtime(w);
+	w->tight = true; /* until a request says otherwise */
 	w->blocked_ns = monotonic_ns();
 	for (;;) {
 		struct request *r;
@@ -943,6 +951,8 @@ worker_main(void *arg)
 		r = take_work(d, w);
 		pthread_mutex_unlock(&d->lock);
 		if (r != NULL) {
+			uint64_t now = monotonic_ns(), below = (uint64_t)d->config.realtime_below_ms * 1000000ull;
+			w->tight = below == 0 || (r->deadline_ns != UINT64_MAX && r->deadline_ns < now + below);
 			share_when_saturated(w, true);
 			serve_request(d, w, r);
 		} else {

@@ -25,6 +25,7 @@ config_defaults(struct config *c)
 	c->realtime_priority = 10;
 	c->realtime_limit_ms = 1000;
 	c->realtime_share = 90;
+	c->realtime_below_ms = 50;
 	c->max_clients = 1024;
 	c->max_clients_per_uid = 64;
 	c->client_output_kib = 4096;
@@ -133,6 +134,7 @@ number_key(struct ini_file *f, const char *key, const char *value, struct config
 		{ "realtime_priority", 1, 99, offsetof(struct config, realtime_priority), true },
 		{ "realtime_limit_ms", 1, 60000, offsetof(struct config, realtime_limit_ms), false },
 		{ "realtime_share", 20, 100, offsetof(struct config, realtime_share), false },
+		{ "realtime_below_ms", 0, 3600000, offsetof(struct config, realtime_below_ms), false },
 		{ "pm_qos_latency_us", 0, 1000000, offsetof(struct config, pm_qos_latency_us), false },
 		{ "pm_qos_release_s", 1, 86400, offsetof(struct config, pm_qos_release_s), false },
 		{ "max_clients", RESERVED_CLIENTS + 1, 1000000, offsetof(struct config, max_clients), false },
@@ -226,7 +228,7 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		return rc == 0;
 	} else {
 		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
-		                        "opencl, plan, split, layer_plans, realtime, realtime_priority, realtime_limit_ms, realtime_share, warm_ahead, pm_qos, "
+		                        "opencl, plan, split, layer_plans, realtime, realtime_priority, realtime_limit_ms, realtime_share, realtime_below_ms, warm_ahead, pm_qos, "
 		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device, max_clients, max_clients_per_uid, "
 		                        "client_output_kib, output_total_mib, input_total_mib, frame_timeout_s, idle_timeout_s, admin_group)",
 		                     key);

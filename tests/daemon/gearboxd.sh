@@ -750,7 +750,8 @@ def saturation():
     if not any(w["realtime"] for w in status()["workers"]):
         print("saturation: skipped (the workers are not real-time here)")
         return
-    s = conn(); sid = open_session(s)
+    # (a deadline within realtime_below_ms, so that real time is theirs)
+    s = conn(); sid = open_session(s, deadline_us=40000)
     s.sendall(b"".join(infer(sid, i) for i in range(16)))
     end, n = time.time() + 1.0, 0
     while time.time() < end:
@@ -768,6 +769,28 @@ def saturation():
     print(f"saturation: {[(w['placement'], w['saturated_shares']) for w in shared]} left SCHED_FIFO "
           f"during {n} requests back to back, and came back when idle")
 
+def loose():
+    # A request due in 10 s gains nothing from real time (realtime_below_ms,
+    # 50 ms): its worker serves it in SCHED_OTHER, not counted as saturated;
+    # the next request due within 50 ms takes SCHED_FIFO again.
+    if not any(w["realtime"] for w in status()["workers"]):
+        print("loose: skipped (the workers are not real-time here)")
+        return
+    s = conn()
+    slow, fast = open_session(s, deadline_us=10000000), open_session(s, deadline_us=20000)
+    def worker_of(r):
+        return next(w for w in status()["workers"] if w["placement"] == r["placement"])
+    before = {w["placement"]: w["saturated_shares"] for w in status()["workers"]}
+    s.sendall(infer(slow, 1)); _, _, r = read(s)
+    w = worker_of(r)
+    assert w["realtime"] and not w["realtime_now"], f"a 10 s deadline ran in SCHED_FIFO: {w}"
+    assert w["saturated_shares"] == before[w["placement"]], w
+    s.sendall(infer(fast, 2)); _, _, r = read(s)
+    w = worker_of(r)
+    assert not w["realtime"] or w["realtime_now"], f"a 20 ms deadline ran outside SCHED_FIFO: {w}"
+    s.close()
+    print(f"loose: a 10 s deadline in SCHED_OTHER on {r['placement']}, a 20 ms one back in SCHED_FIFO")
+
 for check in checks:
     globals()[check]()
 EOF
@@ -780,7 +803,7 @@ if [ "$(id -u)" = 0 ] && command -v chrt >/dev/null; then RP="chrt -f 20 $RP"; f
 rp_started=$(date +%s)
 DAEMON_CONFIG=
 start_daemon
-$RP "$SOCK" "$IDX" fairness edf admission vanish stats record saturation || fail "request path"
+$RP "$SOCK" "$IDX" fairness edf admission vanish stats record saturation loose || fail "request path"
 stop_daemon
 
 # A real-time class that is not permitted (no CAP_SYS_NICE, RLIMIT_RTPRIO
