@@ -934,7 +934,12 @@ worker_main(void *arg)
 
 	self_worker = w;
 	enter_realtime(w);
-	w->tight = true; /* until a request says otherwise */
+	/* Real time from its first request due soon: a worker that never
+	 * serves one (an OpenCL device's, when the CPUs are faster) would
+	 * otherwise wake in SCHED_FIFO for every frame it reads for the others
+	 * and take the CPU from the clients. */
+	w->tight = false;
+	share_when_saturated(w, false);
 	w->blocked_ns = monotonic_ns();
 	for (;;) {
 		struct request *r;
