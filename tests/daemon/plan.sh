@@ -106,7 +106,9 @@ a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 assert b["generation"] > a["generation"], (a["generation"], b["generation"])
 assert b["tenants"] == [], b["tenants"]
 PY
-grep -q "plan [0-9]* (a session opened)" "$T/daemon.log" || fail "no plan logged on open"
+# (a plan for the two sessions, whatever event came last: under the
+# sanitizers solving takes long enough for a later one to supersede the open)
+grep -Eq "plan [0-9]+ \(.*\): 2 sessions" "$T/daemon.log" || fail "no plan logged for the two sessions"
 stop_daemon
 
 # plan = no

@@ -49,9 +49,10 @@ stop_daemon() {
 mkdir -p "$T/plans"
 "$B/tests/tools/mkmodel" --arch tiny "$T/tiny.st"
 "$B/tests/tools/mkmodel" --arch tiny --seed 9 "$T/tiny-other.st"
-# one int8 layer at least, so that the plan is not the fast kernels' own
+# int8 layers, so that the plan is not the fast kernels' own (int8 only: which
+# of several candidates wins is timing, and under the sanitizers BLAS does)
 "$B/gearbox" tune "$T/tiny.st" --search random --episodes 2 --runs 1 --warmup 0 --calibration random \
-	--calibration-count 4 --impls gemm,int8 --out "$T/plans/b-good.plan" >/dev/null
+	--calibration-count 4 --impls int8 --out "$T/plans/b-good.plan" >/dev/null
 "$B/gearbox" tune "$T/tiny-other.st" --search random --episodes 2 --runs 1 --warmup 0 --impls gemm \
 	--out "$T/plans/d-other.plan" >/dev/null
 python3 - "$T/plans" <<'EOF'
