@@ -604,7 +604,9 @@ quantise_quad_row_avx512(const float *const src[4], unsigned W, float inv, int z
 #pragma GCC pop_options
 #endif
 
+#ifdef Q8_HAVE_X86
 static bool q8_wide_quantise(void);
+#endif
 
 /* Quantise input quads [0, quads) into the padded buffer; the border and the
  * channels past a segment's end hold the zero point (their weights are 0). */
@@ -641,17 +643,15 @@ quantise_input(const struct dnn_layer *l, const struct dnn_q8 *q, const float *i
 	}
 }
 
+#ifdef Q8_HAVE_X86
 /* The 512-bit tiles are chosen: their CPU runs the AVX-512 quantisation. */
 static bool
 q8_wide_quantise(void)
 {
-#ifdef Q8_HAVE_X86
 	const struct q8_isa *is = q8_isa();
 	return is->tile == q8_tile_vnni || is->tile == q8_tile_avx512;
-#else
-	return false;
-#endif
 }
+#endif
 
 void
 dnn_q8_conv2d(const struct dnn_op *op, unsigned part, unsigned parts)

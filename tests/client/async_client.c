@@ -59,8 +59,12 @@ infer_behind(struct gbx_conn *c, uint32_t session, struct gbx_conn *other, uint3
 			ret = fail("queue requests ahead", other);
 	if (ret == 0 && gbx_infer(c, session, input, 784, r) != 0)
 		ret = fail("infer behind a queue", c);
-	if (ret == 0 && (gbx_result_class(r) != expected_class || (n > 0 && gbx_result_queue_us(r) <= 0)))
-		ret = fail("a reply behind a queue came back wrong or was not queued", c);
+	if (ret == 0 && (gbx_result_class(r) != expected_class || (n > 0 && gbx_result_queue_us(r) <= 0))) {
+		fprintf(stderr, "async_client: behind %u queued requests: class %u (want %u), queue_us %.1f, on %s\n", n,
+		        (unsigned)gbx_result_class(r), (unsigned)expected_class, gbx_result_queue_us(r),
+		        gbx_result_placement(r));
+		ret = 1;
+	}
 	for (unsigned i = 0; i < n && ret == 0; i++)
 		if (receive_one(other, theirs) != 0)
 			ret = fail("take the second connection's replies", other);
