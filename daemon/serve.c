@@ -934,12 +934,11 @@ worker_main(void *arg)
 
 	self_worker = w;
 	enter_realtime(w);
-	/* Real time from its first request due soon: a worker that never
-	 * serves one (an OpenCL device's, when the CPUs are faster) would
-	 * otherwise wake in SCHED_FIFO for every frame it reads for the others
-	 * and take the CPU from the clients. */
-	w->tight = false;
-	share_when_saturated(w, false);
+	/* Real time until a request says otherwise: an idle worker reads the
+	 * frames of every connection (leader/follower), and in SCHED_OTHER a
+	 * client flooding the daemon held a third client's STATUS off for
+	 * 120 ms (tests/daemon/limits.py flood) instead of under 1 ms. */
+	w->tight = true;
 	w->blocked_ns = monotonic_ns();
 	for (;;) {
 		struct request *r;
