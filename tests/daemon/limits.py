@@ -4,6 +4,8 @@
 # max_clients_per_uid = 4, frame_timeout_s = 1, idle_timeout_s = 2 and
 # client_output_kib = 64).
 import json
+import os
+import signal
 import socket
 import struct
 import sys
@@ -85,39 +87,54 @@ def output():
 
 def flood():
     # two clients stream pipelined HELLOs (and read the replies); a third
-    # client's STATUS is still answered at once
-    stop = threading.Event()
-
+    # client's STATUS is still answered at once. The flooders are processes
+    # of their own: as threads of this one they would hold the interpreter
+    # lock and time this process rather than the daemon.
     def flooder():
         s = conn()
 
         def drain():
             try:
-                while not stop.is_set() and read(s) is not None:
+                while read(s) is not None:
                     pass
             except OSError:
                 pass
 
         threading.Thread(target=drain, daemon=True).start()
         batch = b"".join(frame(1, i, json.dumps({"client": "flood"}).encode()) for i in range(64))
-        while not stop.is_set():
+        while True:
             try:
                 s.sendall(batch)
             except OSError:
                 break
 
+    pids = []
     for _ in range(2):
-        threading.Thread(target=flooder, daemon=True).start()
-    time.sleep(0.5)
-    s, times = conn(), []
-    for i in range(7):
-        t0 = time.time()
-        assert status(s, i + 1)[0] == 12
-        times.append(time.time() - t0)
-    stop.set()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                flooder()
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    try:
+        time.sleep(0.5)
+        s, times = conn(), []
+        for i in range(7):
+            t0 = time.time()
+            assert status(s, i + 1)[0] == 12
+            times.append(time.time() - t0)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
     times.sort()
-    print(f"flood: a third client's STATUS took {times[3] * 1e3:.1f} ms (median of 7) beside two flooders")
-    assert times[3] < 0.1, times
+    # 100 ms (issue 21); the sanitizer build's daemon reads frames several
+    # times slower and gets GEARBOX_FLOOD_BOUND_S = 0.5 from gearboxd.sh
+    bound = float(os.environ.get("GEARBOX_FLOOD_BOUND_S", "0.1"))
+    print(f"flood: a third client's STATUS took {times[3] * 1e3:.1f} ms (median of 7) beside two flooders "
+          f"(bound {bound * 1e3:.0f} ms)")
+    assert times[3] < bound, times
 
 
 def input_total():
