@@ -22,7 +22,7 @@ srcdir ?= .
 builddir ?= .
 OBJ = $(FUZZ_OUT)/obj
 
-HARNESSES = model infer frame request policy config platform plan
+HARNESSES = model infer frame request policy config platform plan tenants
 
 ifeq ($(FUZZ_ENGINE),driver)
 FUZZ_COMPILE_ENGINE =
