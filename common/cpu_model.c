@@ -3,6 +3,7 @@
  * per-layer plans). */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,8 +12,8 @@
 /* The CPU model: /proc/cpuinfo's "model name" (x86, some Arm kernels), and on
  * Arm the distinct "CPU implementer:CPU part" pairs, which tell a Cortex-A15
  * from an A7 where "model name" says "ARMv7 Processor rev 3 (v7l)" for both. */
-void
-cpu_model_name(char *buf, size_t size)
+static void
+read_model_name(char *buf, size_t size)
 {
 	char line[512], name[128] = "", parts[128] = "", impl[32] = "";
 	FILE *f = fopen("/proc/cpuinfo", "r");
@@ -51,4 +52,22 @@ cpu_model_name(char *buf, size_t size)
 		snprintf(buf, size, "Arm parts %s", parts);
 	else
 		snprintf(buf, size, "%s", name[0] ? name : "unknown");
+}
+
+/* Read once: every plan load and calibration key asks, and the CPU does not
+ * change under a running process. */
+static char cached[320]; /* name[128] + parts[128] + " (parts )" */
+static pthread_once_t cached_once = PTHREAD_ONCE_INIT;
+
+static void
+read_cached(void)
+{
+	read_model_name(cached, sizeof(cached));
+}
+
+void
+cpu_model_name(char *buf, size_t size)
+{
+	pthread_once(&cached_once, read_cached);
+	snprintf(buf, size, "%s", cached);
 }

@@ -53,6 +53,10 @@ struct dnn_model {
 	char *name;
 	void *map;         /* the file, read whole (see read_whole in model.c) */
 	size_t map_size;
+	/* dnn_model_fingerprint's hash of map, made on the first call (the copy
+	 * never changes); both through __atomic (models are shared by threads) */
+	uint64_t fingerprint;
+	int fingerprint_known;
 	unsigned groups;
 	unsigned in_c, in_h, in_w;
 	unsigned classes;

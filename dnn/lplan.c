@@ -92,7 +92,16 @@ dnn_impl_applies(const struct dnn_model *m, size_t index, enum dnn_impl impl)
 uint64_t
 dnn_model_fingerprint(const struct dnn_model *m)
 {
-	return fnv1a(FNV1A_INIT, m->map, m->map_size);
+	/* every plan load and save asks, and the hash reads the whole file */
+	struct dnn_model *w = (struct dnn_model *)m;
+	uint64_t h;
+
+	if (__atomic_load_n(&m->fingerprint_known, __ATOMIC_ACQUIRE))
+		return __atomic_load_n(&m->fingerprint, __ATOMIC_RELAXED);
+	h = fnv1a(FNV1A_INIT, m->map, m->map_size);
+	__atomic_store_n(&w->fingerprint, h, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->fingerprint_known, 1, __ATOMIC_RELEASE);
+	return h;
 }
 
 struct dnn_lplan *
