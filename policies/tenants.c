@@ -388,6 +388,7 @@ struct model {
 	unsigned d0;                  /* first d column */
 	int y_col[POL_MAX_PLACES][POL_MAX_FREQS];
 	int one_freq_row[POL_MAX_PLACES], util_row[POL_MAX_PLACES], power_row, mem_row;
+	int dropped_row;              /* sum of dropped weights <= rhs (solve_lex's two phases), -1 = none yet */
 	int futil_row[POL_MAX_PLACES][POL_MAX_FREQS];
 	unsigned nfutil[POL_MAX_PLACES];
 	bool solvable[TEN_MAX_TENANTS]; /* has a kept candidate */
@@ -430,7 +431,7 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 	int ret = -1;
 
 	memset(md, 0, sizeof(*md));
-	md->power_row = md->mem_row = -1;
+	md->power_row = md->mem_row = md->dropped_row = -1;
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++) {
 		md->one_freq_row[q] = md->util_row[q] = -1;
 		for (unsigned f = 0; f < POL_MAX_FREQS; f++)
@@ -617,6 +618,10 @@ weight_quantum(const struct ten_problem *p)
 	return q;
 }
 
+/* The largest dropped-weight penalty (big x the heaviest weight) the
+ * single-solve lexicographic objective uses; above it, two solves. */
+#define BIG_M_LIMIT 1e6
+
 /* Lexicographic solve: every tenant that can be served; if that is
  * infeasible, the least dropped weight first, then the objective. Fills
  * choice. 0 (proven optimal), 1 (time ran out: the best found), 2 (time ran
@@ -627,12 +632,13 @@ solve_lex(const struct ten_problem *p, struct model *md, int *choice, unsigned *
 	unsigned ncols = milp_cols(md->m);
 	unsigned *cols = calloc(ncols + 1, sizeof(unsigned));
 	double *vals = calloc(ncols + 1, sizeof(double)), *x = calloc(ncols + 1, sizeof(double)), obj;
+	double *first = calloc(ncols + 1, sizeof(double));
 	double all = 1, limit = p->time_limit_s > 0 ? p->time_limit_s : 1.0;
 	enum milp_status st;
 	bool found;
 	int ret = -1;
 
-	if (cols == NULL || vals == NULL || x == NULL) {
+	if (cols == NULL || vals == NULL || x == NULL || first == NULL) {
 		set_cause(cause, "out of memory");
 		goto out;
 	}
@@ -649,6 +655,8 @@ solve_lex(const struct ten_problem *p, struct model *md, int *choice, unsigned *
 			milp_set_bounds(md->m, md->d0 + i, 0, 0);
 		all += p->tenants[i].weight;
 	}
+	if (md->dropped_row >= 0) /* an earlier solve's bound on the dropped weight: off */
+		milp_set_rhs(md->m, (unsigned)md->dropped_row, all);
 	set_main_objective(p, md, cols, vals);
 	st = milp_solve(md->m, limit, x, &obj, &found);
 	(*solves)++, *nodes += milp_nodes(md->m);
@@ -659,24 +667,60 @@ solve_lex(const struct ten_problem *p, struct model *md, int *choice, unsigned *
 		 * dropped weight first, then the best objective with it. (Two
 		 * phases, least weight and then the objective under it, take lp_solve
 		 * orders of magnitude longer: the first is very degenerate.) */
-		double range = 1, quantum = weight_quantum(p), big;
+		double range = 1, quantum = weight_quantum(p), big, wmax = 0;
 		unsigned n = 0;
 		double most[TEN_MAX_TENANTS] = { 0 };
 		for (unsigned c = 0; c < md->nx; c++)
 			most[md->x_tenant[c]] = fmax(most[md->x_tenant[c]],
 			                             fabs(contribution(p, md->x_tenant[c], &p->cands[md->x_tenant[c]][md->x_cand[c]])));
 		for (unsigned i = 0; i < p->ntenants; i++)
-			range += 2 * most[i];
+			range += 2 * most[i], wmax = fmax(wmax, p->tenants[i].weight);
 		big = 2 * range / quantum;
-		for (unsigned c = 0; c < md->nx; c++, n++)
-			cols[n] = c, vals[n] = contribution(p, md->x_tenant[c], &p->cands[md->x_tenant[c]][md->x_cand[c]]);
-		for (unsigned i = 0; i < p->ntenants; i++, n++) {
+		for (unsigned i = 0; i < p->ntenants; i++)
 			milp_set_bounds(md->m, md->d0 + i, md->solvable[i] ? 0 : 1, 1);
-			cols[n] = md->d0 + i, vals[n] = -big * p->tenants[i].weight;
+		if (big * wmax <= BIG_M_LIMIT) {
+			for (unsigned c = 0; c < md->nx; c++, n++)
+				cols[n] = c, vals[n] = contribution(p, md->x_tenant[c], &p->cands[md->x_tenant[c]][md->x_cand[c]]);
+			for (unsigned i = 0; i < p->ntenants; i++, n++)
+				cols[n] = md->d0 + i, vals[n] = -big * p->tenants[i].weight;
+			milp_set_objective(md->m, n, cols, vals, true);
+			st = milp_solve(md->m, limit, x, &obj, &found);
+			(*solves)++, *nodes += milp_nodes(md->m);
+		} else {
+			/* The penalty would dwarf the objective beyond what the simplex
+			 * keeps apart (weights 1 and 1e-6: lp_solve lost feasibility
+			 * and called a plan optimal that served a worse tenant set,
+			 * found by fuzz-tenants): the two phases, slow as they are.
+			 * First the least dropped weight, then the objective with no
+			 * more dropped than that (give or take half a quantum). */
+			for (unsigned i = 0; i < p->ntenants; i++, n++)
+				cols[n] = md->d0 + i, vals[n] = -p->tenants[i].weight;
+			milp_set_objective(md->m, n, cols, vals, true);
+			st = milp_solve(md->m, limit, x, &obj, &found);
+			(*solves)++, *nodes += milp_nodes(md->m);
+			if (st == MILP_OPTIMAL) {
+				double most_dropped = -obj + quantum / 2;
+				for (unsigned i = 0; i < p->ntenants; i++)
+					vals[i] = p->tenants[i].weight;
+				if (md->dropped_row < 0)
+					md->dropped_row = milp_add_row(md->m, n, cols, vals, MILP_LE, most_dropped);
+				else
+					milp_set_rhs(md->m, (unsigned)md->dropped_row, most_dropped);
+				if (md->dropped_row < 0) {
+					set_cause(cause, "the MIP solver could not take a row");
+					goto out;
+				}
+				memcpy(first, x, ncols * sizeof(double));
+				set_main_objective(p, md, cols, vals);
+				st = milp_solve(md->m, limit, x, &obj, &found);
+				(*solves)++, *nodes += milp_nodes(md->m);
+				if (!found) { /* the least dropped weight stands */
+					memcpy(x, first, ncols * sizeof(double));
+					found = true;
+					st = MILP_TIMEOUT;
+				}
+			}
 		}
-		milp_set_objective(md->m, n, cols, vals, true);
-		st = milp_solve(md->m, limit, x, &obj, &found);
-		(*solves)++, *nodes += milp_nodes(md->m);
 	}
 	if (!found) {
 		if (st == MILP_TIMEOUT) {
@@ -694,6 +738,7 @@ out:
 	free(cols);
 	free(vals);
 	free(x);
+	free(first);
 	return ret;
 }
 
