@@ -6,6 +6,8 @@
 # corpus) until its time is up. OUT/summary.tsv gets one line per harness:
 # name, seconds, executions, crashes.
 #   tests/fuzz/campaign.sh BUILD_DIR OUT SECONDS NAME...
+# With CAMPAIGN_RUNS=N in the environment a harness also stops once it has
+# run N executions (a target such as 10000000), whichever comes first.
 # Run it under nice on a shared machine; two in parallel use two cores.
 set -u
 build=$(cd "$1" && pwd) out=$2 seconds=$3
@@ -21,12 +23,17 @@ for name in "$@"; do
 	case $name in model|infer) max_len=32768 ;; frame) max_len=8192 ;; *) max_len=4096 ;; esac
 	dict=""
 	[ -f "$src/tests/fuzz/dict/$name.dict" ] && dict="-dict=$src/tests/fuzz/dict/$name.dict"
-	start=$(date +%s) execs=0 crashes=0 round=0
+	start=$(date +%s) execs=0 crashes=0 round=0 target=${CAMPAIGN_RUNS:-0}
 	while left=$((start + seconds - $(date +%s))); [ "$left" -gt 5 ]; do
+		runs=""
+		if [ "$target" -gt 0 ]; then
+			[ "$execs" -lt "$target" ] || break
+			runs="-runs=$((target - execs))"
+		fi
 		round=$((round + 1))
 		log=$out/$name.$round.log
 		# shellcheck disable=SC2086
-		"$bin" -max_total_time="$left" -max_len="$max_len" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+		"$bin" -max_total_time="$left" $runs -max_len="$max_len" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
 			-artifact_prefix="$out/crash-$name-" $dict "$out/corpus/$name" "$src/tests/fuzz/corpus/$name" >"$log" 2>&1
 		status=$?
 		n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
