@@ -618,8 +618,11 @@ weight_quantum(const struct ten_problem *p)
 	return q;
 }
 
-/* The largest dropped-weight penalty (big x the heaviest weight) the
- * single-solve lexicographic objective uses; above it, two solves. */
+/* The single-solve lexicographic objective's penalty for the heaviest
+ * dropped weight (big x that weight) over the weights' quantum, at most:
+ * above it the simplex does not keep the penalties and the objective apart
+ * (weights on a quantum of 1e-5 or finer always go over; whole and 0.5
+ * weights stay under with any 32 tenants), and two solves are made. */
 #define BIG_M_LIMIT 1e6
 
 /* Lexicographic solve: every tenant that can be served; if that is
@@ -678,7 +681,7 @@ solve_lex(const struct ten_problem *p, struct model *md, int *choice, unsigned *
 		big = 2 * range / quantum;
 		for (unsigned i = 0; i < p->ntenants; i++)
 			milp_set_bounds(md->m, md->d0 + i, md->solvable[i] ? 0 : 1, 1);
-		if (big * wmax <= BIG_M_LIMIT) {
+		if (big * wmax / quantum <= BIG_M_LIMIT) {
 			for (unsigned c = 0; c < md->nx; c++, n++)
 				cols[n] = c, vals[n] = contribution(p, md->x_tenant[c], &p->cands[md->x_tenant[c]][md->x_cand[c]]);
 			for (unsigned i = 0; i < p->ntenants; i++, n++)
@@ -688,9 +691,10 @@ solve_lex(const struct ten_problem *p, struct model *md, int *choice, unsigned *
 			(*solves)++, *nodes += milp_nodes(md->m);
 		} else {
 			/* The penalty would dwarf the objective beyond what the simplex
-			 * keeps apart (weights 1 and 1e-6: lp_solve lost feasibility
-			 * and called a plan optimal that served a worse tenant set,
-			 * found by fuzz-tenants): the two phases, slow as they are.
+			 * keeps apart (weights 1 and 1e-6, a penalty of 8.7e6: lp_solve
+			 * lost feasibility and called optimal a plan that served a
+			 * worse tenant set; fuzz-tenants found it): the two phases,
+			 * slow as they are.
 			 * First the least dropped weight, then the objective with no
 			 * more dropped than that (give or take half a quantum). */
 			for (unsigned i = 0; i < p->ntenants; i++, n++)
