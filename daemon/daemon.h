@@ -361,6 +361,7 @@ struct daemon_plan {
 	char why[128];               /* what asked for the next */
 	struct json_object *last;    /* the last plan, as PLAN shows it */
 	uint64_t made_ns, plans;
+	uint64_t outcome;            /* what the last plan gave whom (a hash): logged when it changes */
 };
 int plan_start(struct daemon *d, char **cause);
 void plan_stop(struct daemon *d); /* after serve_stop */

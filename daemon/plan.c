@@ -19,9 +19,11 @@
  * What the plan gives a session is room: per request, the control loop
  * still chooses (feedback, hysteresis, the shared frequency votes), but at
  * most the planned g, threads and frequency, on the planned placement
- * (plan_room). Under interference a session may go below its point; it
- * never takes more than it was given. A session the plan could not serve
- * runs at one group wherever it fits best.
+ * (plan_room), or on a placement no other session was promised. Under
+ * interference a session may go below its point; it never takes room
+ * another was promised. A session the plan could not serve runs on the
+ * placements nobody was promised, as its policy chooses, or at one group
+ * wherever it fits best when every placement is promised.
  *
  * The solve runs on a thread of its own: the problem is copied under
  * daemon.lock (the tables under each model's lock, after it), solved with
@@ -31,6 +33,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +255,22 @@ apply(struct daemon *d, const struct snapshot *sn, const struct ten_problem *p, 
 	pl->plans++;
 }
 
+/* What a plan gives whom: each session's point, or that it was dropped. */
+static uint64_t
+outcome_hash(const struct snapshot *sn, const struct ten_problem *p, const struct ten_result *r)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (unsigned i = 0; i < sn->n; i++) {
+		const struct ten_candidate *c = r->a[i].cand >= 0 ? &p->cands[i][r->a[i].cand] : NULL;
+		uint64_t v[5] = { sn->session[i], c ? c->point.groups : 0, c ? c->point.place : UINT_MAX,
+		                  c ? c->point.threads : 0, c ? c->point.khz : 0 };
+		for (unsigned k = 0; k < 5; k++)
+			h = (h ^ v[k]) * 1099511628211ull;
+	}
+	return h;
+}
+
 static void *
 planner_main(void *arg)
 {
@@ -284,10 +303,15 @@ planner_main(void *arg)
 			free(cause);
 			pl->done = sn.generation;
 		} else if (pl->wanted == sn.generation || pl->wanted - sn.generation > 8) {
+			uint64_t outcome = outcome_hash(&sn, &p, &r);
 			apply(d, &sn, &p, &r);
-			log_info("plan %llu (%s): %u session%s, %u served, weighted accuracy %.4f, solved in %.1f ms",
-			         (unsigned long long)sn.generation, sn.reason, sn.n, sn.n == 1 ? "" : "s", sn.n - r.ndropped,
-			         r.weighted_accuracy, r.solve_us / 1e3);
+			/* a saturating session's learnt rate moves all the time: say
+			 * only what changed something, the rest at debug level */
+			log_msg(outcome != pl->outcome ? LOG_INFO : LOG_DEBUG,
+			        "plan %llu (%s): %u session%s, %u served, weighted accuracy %.4f, solved in %.1f ms",
+			        (unsigned long long)sn.generation, sn.reason, sn.n, sn.n == 1 ? "" : "s", sn.n - r.ndropped,
+			        r.weighted_accuracy, r.solve_us / 1e3);
+			pl->outcome = outcome;
 		}
 		ten_problem_clear(&p);
 	}
@@ -308,6 +332,7 @@ plan_start(struct daemon *d, char **cause)
 		return 0;
 	if ((errno = pthread_create(&pl->thread, NULL, planner_main, d)) != 0)
 		return set_cause(cause, "cannot start the planner: %s", strerror(errno));
+	pthread_setname_np(pl->thread, "gbx-planner");
 	pl->started = true;
 	return 0;
 }
@@ -328,20 +353,68 @@ plan_stop(struct daemon *d)
 	pl->last = NULL;
 }
 
+/* Is placement q promised to a served session other than `self`? (daemon.lock) */
+static bool
+promised_to_other(struct daemon *d, const struct session *self, unsigned q)
+{
+	for (unsigned k = 0; k < d->sessions.n; k++) {
+		const struct session *o = d->sessions.v[k];
+		if (o != self && o->planned && o->plan_served && o->plan_place == q)
+			return true;
+	}
+	return false;
+}
+
+/* The placements the policy allows that no other served session was
+ * promised, after `first` (when it is not UINT_MAX), as a placements list:
+ * the number of them. Room nobody was promised is taken from nobody. */
+static unsigned
+unpromised_placements(struct daemon *d, const struct session *s, const char *allowed, unsigned first, char *out,
+                      size_t size)
+{
+	size_t used = 0;
+	unsigned n = 0;
+
+	out[0] = '\0';
+	if (first != UINT_MAX)
+		used = (size_t)snprintf(out, size, "%s", d->places[first].name), n++;
+	for (unsigned q = 0; q < d->nplaces && used < size; q++) {
+		/* PoCL's CPU device is the clusters' CPUs, left out of the plan */
+		bool cpu_device = d->places[q].kind == POL_PLACE_OPENCL && !d->places[q].is_gpu;
+		if (q == first || cpu_device || d->places[q].disabled || !pol_place_allowed(&d->places[q], allowed) ||
+		    promised_to_other(d, s, q))
+			continue;
+		used += (size_t)snprintf(out + used, size - used, "%s%s", used ? " " : "", d->places[q].name);
+		n++;
+	}
+	return n;
+}
+
 void
 plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 {
+	char room[sizeof(params->placements)];
+
 	if (!d->plan.enabled || !s->planned)
 		return;
 	if (!s->plan_served) {
-		params->max_groups = 1; /* the least room: whatever is left */
+		/* whatever is left: placements nobody was promised, as its policy
+		 * chooses; where every one is promised, one group */
+		if (unpromised_placements(d, s, params->placements, UINT_MAX, room, sizeof(room)) > 0)
+			snprintf(params->placements, sizeof(params->placements), "%s", room);
+		else
+			params->max_groups = 1;
 		return;
 	}
 	if (params->max_groups == 0 || params->max_groups > s->plan_groups)
 		params->max_groups = s->plan_groups;
 	if (params->min_groups > params->max_groups)
 		params->min_groups = params->max_groups;
-	snprintf(params->placements, sizeof(params->placements), "%s", d->places[s->plan_place].name);
+	/* its planned placement, and those no other session was promised: one
+	 * saturating client (the solver gives each tenant one placement) would
+	 * otherwise leave the other CPUs idle */
+	unpromised_placements(d, s, params->placements, s->plan_place, room, sizeof(room));
+	snprintf(params->placements, sizeof(params->placements), "%s", room);
 	if (params->max_threads == 0 || params->max_threads > s->plan_threads)
 		params->max_threads = s->plan_threads;
 	if (s->plan_khz && (params->max_khz == 0 || params->max_khz > s->plan_khz))

@@ -926,6 +926,37 @@ enter_realtime(struct worker *w)
 	}
 }
 
+/* A CPU placement's worker lives on that placement's CPUs, not only while
+ * an inference runs: the frames it reads, the replies it writes and its
+ * polling stay there too. Unbound between runs, the worker of cpu1 woke
+ * wherever the scheduler put it, on cpu0 beside cpu0's worker most of all,
+ * and two single-CPU placements served little more than one. An OpenCL
+ * device's worker goes wherever there is room. */
+static void
+bind_worker(struct worker *w)
+{
+	struct daemon *d = w->daemon;
+	const struct pol_place *pl = &d->places[w->place];
+	hwloc_bitmap_t set;
+	cpu_set_t cpus;
+	int cpu, err;
+
+	if (pl->kind != POL_PLACE_CPU)
+		return;
+	set = pl->single_cpu ? hwloc_bitmap_alloc() : gov_cluster_cpuset(&d->platform->clusters[pl->index], 0);
+	if (pl->single_cpu)
+		hwloc_bitmap_only(set, pl->cpu);
+	CPU_ZERO(&cpus);
+	hwloc_bitmap_foreach_begin(cpu, set) {
+		if (cpu < CPU_SETSIZE)
+			CPU_SET(cpu, &cpus);
+	}
+	hwloc_bitmap_foreach_end();
+	hwloc_bitmap_free(set);
+	if ((err = pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus)) != 0)
+		log_info("%s: the worker runs on any CPU: binding it to its CPUs failed: %s", pl->name, strerror(err));
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -933,6 +964,7 @@ worker_main(void *arg)
 	struct daemon *d = w->daemon;
 
 	self_worker = w;
+	bind_worker(w);
 	enter_realtime(w);
 	/* Real time until a request says otherwise: an idle worker reads the
 	 * frames of every connection (leader/follower), and in SCHED_OTHER a
@@ -1437,6 +1469,18 @@ serve_open(struct daemon *d, char **cause)
 	return 0;
 }
 
+/* Threads named for what they serve ("w:cluster0:cpu1"), so that top -H,
+ * ps -L and perf say which placement's worker holds a CPU. The kernel
+ * keeps 15 bytes: the end of a long name, which tells placements apart. */
+static void
+name_thread(pthread_t t, const char *prefix, const char *what)
+{
+	char name[64];
+	size_t n = (size_t)snprintf(name, sizeof(name), "%s%s", prefix, what);
+
+	pthread_setname_np(t, n > 15 ? name + n - 15 : name);
+}
+
 int
 serve_start(struct daemon *d, char **cause)
 {
@@ -1460,6 +1504,7 @@ serve_start(struct daemon *d, char **cause)
 		sigdelset(&w->wait_mask, SIGUSR1);
 		if ((errno = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
 			return set_cause(cause, "cannot start the worker of %s: %s", d->places[p].name, strerror(errno));
+		name_thread(w->thread, "w:", d->places[p].name);
 		pthread_mutex_lock(&d->lock);
 		w->started = true;
 		pthread_mutex_unlock(&d->lock);

@@ -173,6 +173,7 @@ dnn_pool_create(unsigned threads, hwloc_const_cpuset_t cpuset, char **cause)
 			goto error;
 		}
 		started++;
+		pthread_setname_np(pool->tids[started - 1], "gbx-pool");
 		if (pool->cpuset != NULL &&
 		    hwloc_set_thread_cpubind(pool->topology, pool->tids[started - 1], pool->cpuset, HWLOC_CPUBIND_THREAD) != 0) {
 			char *s = NULL;
