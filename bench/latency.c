@@ -20,7 +20,7 @@
  * threads are as cold in the engine as in the daemon.
  *
  *   bench/latency SOCKET MODEL [--rates 20,50,200,1000,0] [--seconds S | --requests N]
- *                 [--policy NAME] [--groups N] [--threads N] [--images DIR|FILE] [--json]
+ *                 [--policy NAME] [--groups N] [--threads N] [--deadline-us US] [--images DIR|FILE] [--json]
  *
  * Start gearboxd first (scripts/bench-latency.sh does, with a pinned policy). */
 #include "config.h"
@@ -64,6 +64,7 @@ struct options {
 	double seconds;
 	unsigned requests;        /* per kind and rate; 0: from --seconds */
 	unsigned groups, threads; /* what the policy pins (0: not said) */
+	unsigned deadline_us;     /* the session's deadline (0: none) */
 	bool json;
 };
 
@@ -362,8 +363,12 @@ reply_predicted_e2e_us(const struct gbx_result *r)
 static int
 daemon_connect(struct bench *b)
 {
-	/* No deadline: the policy alone fixes the operating point. */
-	struct gbx_budget budget = { 0 };
+	/* The policy fixes the operating point; the deadline (--deadline-us)
+	 * says how soon the client needs it, as a camera or control loop does:
+	 * gearboxd runs requests due within realtime_below_ms in SCHED_FIFO,
+	 * and those without a deadline as throughput work, time-sliced with
+	 * co-runners. */
+	struct gbx_budget budget = { .deadline_us = b->o.deadline_us };
 
 	if ((b->conn = gbx_connect(b->o.socket)) == NULL) {
 		fprintf(stderr, "bench/latency: %s\n", gbx_connect_error());
@@ -544,9 +549,9 @@ static void
 print_header(const struct bench *b, const char *cpu, const char *command)
 {
 	printf("# %s, nproc %ld; %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN), command);
-	printf("# model %s, g=%u, %u thread%s on %s; request %zu bytes, reply %u; %u rounds, first %u of each kind "
-	       "not counted\n\n",
-	       dnn_model_name(b->model), b->groups, b->threads, b->threads == 1 ? "" : "s", b->placement,
+	printf("# model %s, g=%u, %u thread%s on %s; deadline %u us; request %zu bytes, reply %u; %u rounds, first %u of "
+	       "each kind not counted\n\n",
+	       dnn_model_name(b->model), b->groups, b->threads, b->threads == 1 ? "" : "s", b->placement, b->o.deadline_us,
 	       b->request_bytes, REPLY_BYTES, ROUNDS, WARMUP);
 	printf("%-6s %2s %3s | %8s %8s | %8s %8s | %8s %8s | %8s %8s | %8s %8s %-6s | %8s %8s %-6s | %6s\n", "rate",
 	       "g", "thr", "engine50", "p99", "daemon50", "p99", "e2e50", "p99", "floor50", "p99", "ovh50", "target",
@@ -663,12 +668,14 @@ print_json_summary(const struct bench *b, const char *cpu, const char *command, 
 
 static const char usage[] =
 	"usage: bench/latency SOCKET MODEL [--rates 20,50,200,1000,0] [--seconds S | --requests N]\n"
-	"                     [--policy NAME] [--groups N] [--threads N] [--images DIR|FILE] [--json]\n"
+	"                     [--policy NAME] [--groups N] [--threads N] [--deadline-us US] [--images DIR|FILE]\n"
+	"                     [--json]\n"
 	"  --rates     requests/s, comma-separated; 0: back to back (default 20,50,200,1000,0)\n"
 	"  --seconds   how long each kind (floor, engine, daemon) runs at each rate (default 3)\n"
 	"  --requests  or how many requests each kind makes at each rate\n"
 	"  --policy    the session's policy (default: the daemon's default)\n"
 	"  --groups, --threads  what the policy pins; a warning when the daemon runs otherwise\n"
+	"  --deadline-us  the session's deadline, us (default 20000, inside gearboxd's realtime_below_ms; 0: none)\n"
 	"  --images    Fashion-MNIST folder or IDX file (default " DEFAULT_IMAGES "; else random pixels)\n";
 
 static int
@@ -704,11 +711,14 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "requests", required_argument, NULL, 'n' }, { "policy", required_argument, NULL, 'p' },
 		{ "groups", required_argument, NULL, 'g' },  { "threads", required_argument, NULL, 't' },
 		{ "images", required_argument, NULL, 'i' },  { "json", no_argument, NULL, 'j' },
+		{ "deadline-us", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	*o = (struct options){ .seconds = 3, .images = DEFAULT_IMAGES, .rates = { 20, 50, 200, 1000, 0 }, .nrates = 5 };
+	*o = (struct options){
+		.seconds = 3, .images = DEFAULT_IMAGES, .rates = { 20, 50, 200, 1000, 0 }, .nrates = 5, .deadline_us = 20000
+	};
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		bool ok = true;
 		switch (c) {
@@ -720,6 +730,13 @@ parse_options(int argc, char **argv, struct options *o)
 		case 't': ok = (o->threads = positive(optarg)) > 0; break;
 		case 'i': o->images = optarg; break;
 		case 'j': o->json = true; break;
+		case 'd': {
+			char *end;
+			unsigned long us = strtoul(optarg, &end, 10);
+			ok = *end == '\0' && *optarg != '\0' && us <= 100000000;
+			o->deadline_us = (unsigned)us;
+			break;
+		}
 		default: ok = false;
 		}
 		if (!ok) {
