@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* bench/solver: the tenant solver's figures (never run by make check).
  *
- *   build/bench/solver [MODEL] [--instances N] [--limit-ms MS]   (BENCH_OVERLOAD=1: heavier tenant sets)
+ *   build/bench/solver [MODEL] [--instances N] [--limit-ms MS] [--only 1|2|3|4] [--lpsolve]
+ *   (BENCH_OVERLOAD=1: heavier tenant sets; --only: one of the four runs below, 2 = 8 tenants with
+ *   a power cap; --lpsolve: the whole MIP on lp_solve instead of the solver's own branch-and-bound)
  *
  * 1. Solve time and MIP size for 8 tenants on the simulated Odroid XU3 (13
  *    LITTLE and 19 big frequencies, the Mali GPU's 7), over random tenant
@@ -74,9 +76,12 @@ struct tally {
 	double *ms, *ms_fit, *ms_drop;
 	unsigned nfit, ndrop, unproven;
 	unsigned rows, cols, bins, kept, total;
+	long nodes;
 };
 
 static bool overload;
+static int only;
+static bool lpsolve;
 static double limit_s = 1.0;
 
 static void
@@ -106,6 +111,8 @@ run(unsigned ntenants, unsigned instances, bool power_cap, struct tally *t)
 		if (power_cap)
 			p.power_cap_w = 0.5 + 2.5 * uniform();
 		p.time_limit_s = limit_s;
+		if (lpsolve)
+			p.solver = TEN_SOLVER_LPSOLVE;
 		if (ten_solve(&p, false, &r, &cause) != 0) {
 			fprintf(stderr, "solver: %s\n", cause);
 			exit(1);
@@ -135,6 +142,7 @@ run(unsigned ntenants, unsigned instances, bool power_cap, struct tally *t)
 			}
 		}
 		t->n++;
+		t->nodes += r.nodes;
 		ten_problem_clear(&p);
 	}
 }
@@ -149,6 +157,7 @@ report(const char *what, unsigned ntenants, bool cap, struct tally *t)
 	       overload ? ", overloaded (10-300/s, models up to 8x)" : " (10-100/s, models 1-4x)", t->n);
 	printf("  MIP: mean %u rows x %u columns (%u binary); %u of %u candidates kept after pruning\n", t->rows / t->n,
 	       t->cols / t->n, t->bins / t->n, t->kept / t->n, t->total / t->n);
+	printf("  branch-and-bound nodes: %ld on average\n", t->nodes / (long)t->n);
 	printf("  solve time (CPU time of the solving thread): median %.2f ms, p90 %.2f ms, max %.2f ms; %u not proven "
 	       "optimal within the time limit (%.0f ms)\n",
 	       t->ms[t->n / 2], t->ms[t->n * 9 / 10], t->ms[t->n - 1], t->unproven, limit_s * 1e3);
@@ -182,6 +191,15 @@ main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--instances") && i + 1 < argc)
 			instances = (unsigned)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--lpsolve"))
+			lpsolve = true;
+		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: bench/solver [MODEL] [--instances N] [--limit-ms MS] [--only 1|2|3|4] [--lpsolve]\n"
+			       "  runs: 1 = 8 tenants, 2 = 8 tenants with a power cap of 0.5-3 W, 3 = 16 and 4 = 32 tenants with\n"
+			       "  one; --lpsolve: the whole MIP on lp_solve; BENCH_OVERLOAD=1: heavier tenant sets\n");
+			return 0;
+		} else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+			only = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--limit-ms") && i + 1 < argc)
 			limit_s = atof(argv[++i]) / 1e3;
 		else
@@ -196,17 +214,18 @@ main(int argc, char **argv)
 		return 1;
 	}
 	pol_model_from_dnn(&base, model);
-	printf("solver: %s; model %s; platform %s\n", milp_backend(), base.name, sim.name);
+	printf("solver: %s; model %s; platform %s\n",
+	       lpsolve ? milp_backend() : "branch-and-bound with lp_solve's relaxation", base.name, sim.name);
 	if (getenv("BENCH_OVERLOAD"))
 		overload = true;
-	run(8, instances, false, &t);
-	report("Odroid XU3", 8, false, &t);
-	run(8, instances, true, &t);
-	report("Odroid XU3", 8, true, &t);
-	run(16, instances / 2 ? instances / 2 : 1, true, &t);
-	report("Odroid XU3", 16, true, &t);
-	run(32, instances / 4 ? instances / 4 : 1, true, &t);
-	report("Odroid XU3", 32, true, &t);
+	if (!only || only == 1)
+		run(8, instances, false, &t), report("Odroid XU3", 8, false, &t);
+	if (!only || only == 2)
+		run(8, instances, true, &t), report("Odroid XU3", 8, true, &t);
+	if (!only || only == 3)
+		run(16, instances / 2 ? instances / 2 : 1, true, &t), report("Odroid XU3", 16, true, &t);
+	if (!only || only == 4)
+		run(32, instances / 4 ? instances / 4 : 1, true, &t), report("Odroid XU3", 32, true, &t);
 	dnn_model_free(model);
 	return 0;
 }

@@ -50,6 +50,10 @@ void milp_set_rhs(struct milp *m, unsigned row, double rhs);
  * MILP_OPTIMAL, or MILP_TIMEOUT with one found (*found: the best found when
  * time ran out). timeout_s <= 0: no limit. */
 enum milp_status milp_solve(struct milp *m, double timeout_s, double *x, double *objective, bool *found);
+/* The linear relaxation (every column continuous): its optimum and the
+ * rows' dual values (nrows, the objective's change per unit of right-hand
+ * side). 0, or -1 when it has none (infeasible, no solver). */
+int milp_relax(struct milp *m, double *objective, double *duals);
 unsigned milp_rows(const struct milp *m);
 unsigned milp_cols(const struct milp *m);
 /* What the library said of the last solve, in words. */

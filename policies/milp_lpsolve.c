@@ -226,6 +226,64 @@ abort_when_late(lprec *lp, void *handle)
 }
 #endif
 
+int
+milp_relax(struct milp *m, double *objective, double *duals)
+{
+#ifdef HAVE_LPSOLVE
+	lprec *lp = make_lp(0, (int)m->ncols);
+	int *idx = malloc((m->ncols + 1) * sizeof(int));
+	REAL *val = malloc((m->ncols + 1) * sizeof(REAL)), *d = NULL;
+	int ret = -1;
+
+	if (lp == NULL || idx == NULL || val == NULL)
+		goto out;
+	set_verbose(lp, NEUTRAL);
+	set_add_rowmode(lp, TRUE);
+	for (unsigned r = 0; r < m->nrows; r++) {
+		const struct milp_row *row = &m->rows[r];
+		for (unsigned i = 0; i < row->n; i++)
+			idx[i] = (int)row->cols[i] + 1, val[i] = row->vals[i];
+		if (!add_constraintex(lp, (int)row->n, val, idx,
+		                      row->sense == MILP_LE ? LE : row->sense == MILP_GE ? GE : EQ, row->rhs))
+			goto out;
+	}
+	set_add_rowmode(lp, FALSE);
+	{
+		unsigned n = 0;
+		for (unsigned c = 0; c < m->ncols; c++)
+			if (m->obj[c] != 0)
+				idx[n] = (int)c + 1, val[n] = m->obj[c], n++;
+		if (!set_obj_fnex(lp, (int)n, val, idx))
+			goto out;
+	}
+	if (m->maximise)
+		set_maxim(lp);
+	else
+		set_minim(lp);
+	for (unsigned c = 0; c < m->ncols; c++)
+		set_bounds(lp, (int)c + 1, m->lo[c], isinf(m->hi[c]) ? get_infinite(lp) : m->hi[c]);
+	set_presolve(lp, PRESOLVE_SENSDUALS, get_presolveloops(lp));
+	m->last = solve(lp);
+	if (m->last != OPTIMAL && m->last != PRESOLVED)
+		goto out;
+	*objective = get_objective(lp);
+	if (!get_ptr_dual_solution(lp, &d) || d == NULL)
+		goto out;
+	for (unsigned r = 0; r < m->nrows; r++)
+		duals[r] = d[r + 1];
+	ret = 0;
+out:
+	free(idx);
+	free(val);
+	if (lp != NULL)
+		delete_lp(lp);
+	return ret;
+#else
+	(void)m, (void)objective, (void)duals;
+	return -1;
+#endif
+}
+
 enum milp_status
 milp_solve(struct milp *m, double timeout_s, double *x, double *objective, bool *found)
 {

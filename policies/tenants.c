@@ -19,10 +19,19 @@
  * with M above the objective's whole range (tenants.c: solve_lex).
  * Candidates that miss their tenant's budgets or cannot fit alone are left
  * out, and so is every candidate dominated by another of the same tenant at
- * the same placement and frequency (no better objective, no less of any
- * resource): with a deadline met, one thread more only costs utilisation,
- * energy and power, so this keeps about one point per (placement,
- * frequency, g, plan). */
+ * the same placement and frequency (no better objective, no more of any
+ * resource that is limited: power only with a power cap or the energy
+ * objective, memory only with a memory limit): with a deadline met, one
+ * thread more only costs utilisation, energy and power, so this keeps about
+ * one point per (placement, frequency, g, plan). A frequency whose every
+ * point is dominated by one at another frequency of the same placement goes
+ * too (without a power cap, the maximum-accuracy objective keeps only each
+ * placement's fastest frequency; polish picks the least power afterwards).
+ *
+ * The MIP is solved by solve_bb (a depth-first branch-and-bound over the
+ * tenants, bounded by the Lagrangian relaxation with the multipliers of
+ * lp_solve's linear relaxation), or whole by lp_solve (TEN_SOLVER_LPSOLVE:
+ * solve_lex), which the tests compare. */
 #include "config.h"
 
 #include <math.h>
@@ -392,6 +401,7 @@ struct model {
 	int futil_row[POL_MAX_PLACES][POL_MAX_FREQS];
 	unsigned nfutil[POL_MAX_PLACES];
 	bool solvable[TEN_MAX_TENANTS]; /* has a kept candidate */
+	unsigned nrows, ncols;          /* the MIP's size (built or not) */
 	unsigned kept, total;
 };
 
@@ -411,19 +421,98 @@ cpu_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
+/* b dominates a: the same placement (and frequency, unless any_freq), no
+ * worse objective, and no more of any resource that is limited. */
 static bool
-dominated(const struct ten_problem *p, unsigned i, const struct ten_candidate *a, const struct ten_candidate *b)
+dominated(const struct ten_problem *p, unsigned i, const struct ten_candidate *a, const struct ten_candidate *b,
+          bool any_freq)
 {
-	/* b dominates a? */
 	const struct ten_tenant *t = &p->tenants[i];
-	return a->point.place == b->point.place && a->point.freq == b->point.freq &&
+	bool power = p->power_cap_w > 0 || p->objective == TEN_MIN_ENERGY, mem = p->memory_bytes > 0;
+	return a->point.place == b->point.place && (any_freq || a->point.freq == b->point.freq) &&
 	       contribution(p, i, b) >= contribution(p, i, a) && util_of(p, i, b) <= util_of(p, i, a) &&
-	       ten_power(t, b) <= ten_power(t, a) && b->mem_bytes <= a->mem_bytes;
+	       (!power || ten_power(t, b) <= ten_power(t, a)) && (!mem || b->mem_bytes <= a->mem_bytes);
+}
+
+/* Whether every kept candidate at (q, f) has a kept one at (q, g) of the
+ * same tenant that dominates it. */
+static bool
+freq_dominated(const struct ten_problem *p, bool *const *keep, unsigned q, unsigned f, unsigned g)
+{
+	for (unsigned i = 0; i < p->ntenants; i++)
+		for (unsigned j = 0; j < p->ncands[i]; j++) {
+			const struct ten_candidate *a = &p->cands[i][j];
+			bool covered = false;
+			if (!keep[i][j] || a->point.place != q || a->point.freq != f)
+				continue;
+			for (unsigned k = 0; k < p->ncands[i] && !covered; k++)
+				covered = keep[i][k] && p->cands[i][k].point.place == q && p->cands[i][k].point.freq == g &&
+				          dominated(p, i, a, &p->cands[i][k], true);
+			if (!covered)
+				return false;
+		}
+	return true;
+}
+
+/* A frequency of a placement whose every point (of every tenant) is
+ * dominated by a point at another frequency of that placement is never
+ * needed: moving the placement and all its tenants to the other frequency
+ * takes no more of anything and loses nothing. Its points are dropped
+ * (dominance is transitive, so dropping one at a time is safe; of two
+ * frequencies that dominate each other the higher index goes). */
+static void
+drop_dominated_freqs(const struct ten_problem *p, bool *const *keep)
+{
+	for (unsigned q = 0; q < p->nplaces; q++) {
+		unsigned nf = p->places[q].nfreqs;
+		bool gone[POL_MAX_FREQS] = { 0 };
+		if (!shared_freq(p, q))
+			continue;
+		for (unsigned f = 0; f < nf; f++)
+			for (unsigned g = 0; g < nf && !gone[f]; g++) {
+				if (g == f || gone[g] || !freq_dominated(p, keep, q, f, g))
+					continue;
+				if (freq_dominated(p, keep, q, g, f) && g > f)
+					continue; /* equal: the later one goes */
+				gone[f] = true;
+			}
+		for (unsigned i = 0; i < p->ntenants; i++)
+			for (unsigned j = 0; j < p->ncands[i]; j++)
+				if (p->cands[i][j].point.place == q && gone[p->cands[i][j].point.freq])
+					keep[i][j] = false;
+	}
+}
+
+struct at {
+	unsigned q, f, j;
+};
+
+static int
+cmp_at(const void *a, const void *b)
+{
+	const struct at *x = a, *y = b;
+	if (x->q != y->q)
+		return x->q < y->q ? -1 : 1;
+	if (x->f != y->f)
+		return x->f < y->f ? -1 : 1;
+	return x->j < y->j ? -1 : x->j > y->j;
+}
+
+/* A row of the MIP, or only counted when the MIP is not built (the
+ * branch-and-bound needs none of it). */
+static int
+add_row(struct model *md, unsigned n, const unsigned *cols, const double *vals, enum milp_sense sense, double rhs)
+{
+	if (md->m == NULL)
+		return (int)md->nrows++;
+	return milp_add_row(md->m, n, cols, vals, sense, rhs);
 }
 
 static int
-build(const struct ten_problem *p, struct model *md, char **cause)
+build(const struct ten_problem *p, struct model *md, bool want_milp, char **cause)
 {
+	unsigned first[TEN_MAX_TENANTS + 1], most = 0;
+	struct at *at = NULL;
 	unsigned total = 0, nx = 0, ny = 0, ncols;
 	bool *keep[TEN_MAX_TENANTS] = { 0 };
 	unsigned *cols = NULL;
@@ -437,20 +526,38 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 		for (unsigned f = 0; f < POL_MAX_FREQS; f++)
 			md->y_col[q][f] = -1;
 	}
+	for (unsigned i = 0; i < p->ntenants; i++)
+		most = p->ncands[i] > most ? p->ncands[i] : most;
+	if ((at = malloc((most + 1) * sizeof(*at))) == NULL)
+		goto oom;
 	for (unsigned i = 0; i < p->ntenants; i++) {
 		total += p->ncands[i];
 		if ((keep[i] = calloc(p->ncands[i] + 1, sizeof(bool))) == NULL)
 			goto oom;
 		for (unsigned j = 0; j < p->ncands[i]; j++)
 			keep[i][j] = ten_candidate_ok(p, i, &p->cands[i][j]);
-		for (unsigned j = 0; j < p->ncands[i]; j++) {
-			if (!keep[i][j])
-				continue;
-			for (unsigned k = 0; k < p->ncands[i] && keep[i][j]; k++)
-				if (k != j && keep[i][k] && dominated(p, i, &p->cands[i][j], &p->cands[i][k]) &&
-				    (!dominated(p, i, &p->cands[i][k], &p->cands[i][j]) || k < j))
-					keep[i][j] = false;
+		/* within each (placement, frequency) only */
+		unsigned n = 0;
+		for (unsigned j = 0; j < p->ncands[i]; j++)
+			if (keep[i][j])
+				at[n].q = p->cands[i][j].point.place, at[n].f = p->cands[i][j].point.freq, at[n].j = j, n++;
+		qsort(at, n, sizeof(*at), cmp_at);
+		for (unsigned a = 0, e; a < n; a = e) {
+			for (e = a; e < n && at[e].q == at[a].q && at[e].f == at[a].f; e++)
+				;
+			for (unsigned u = a; u < e; u++) {
+				unsigned j = at[u].j;
+				for (unsigned v = a; v < e && keep[i][j]; v++) {
+					unsigned k = at[v].j;
+					if (k != j && keep[i][k] && dominated(p, i, &p->cands[i][j], &p->cands[i][k], false) &&
+					    (!dominated(p, i, &p->cands[i][k], &p->cands[i][j], false) || k < j))
+						keep[i][j] = false;
+				}
+			}
 		}
+	}
+	drop_dominated_freqs(p, keep);
+	for (unsigned i = 0; i < p->ntenants; i++) {
 		for (unsigned j = 0; j < p->ncands[i]; j++)
 			if (keep[i][j]) {
 				const struct ten_candidate *c = &p->cands[i][j];
@@ -464,7 +571,8 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 	md->kept = nx;
 	md->total = total;
 	ncols = nx + p->ntenants + ny;
-	if ((md->m = milp_new(ncols, cause)) == NULL)
+	md->ncols = ncols;
+	if (want_milp && (md->m = milp_new(ncols, cause)) == NULL)
 		goto out;
 	if ((md->x_tenant = calloc(nx + 1, sizeof(unsigned))) == NULL ||
 	    (md->x_cand = calloc(nx + 1, sizeof(unsigned))) == NULL || (cols = calloc(ncols + 1, sizeof(unsigned))) == NULL ||
@@ -475,18 +583,27 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 		for (unsigned i = 0; i < p->ntenants; i++)
 			for (unsigned j = 0; j < p->ncands[i]; j++)
 				if (keep[i][j])
-					md->x_tenant[x] = i, md->x_cand[x] = j, milp_set_binary(md->m, x), x++;
+					md->x_tenant[x] = i, md->x_cand[x] = j, x++;
 		md->d0 = nx;
 		/* binary, though integral anyway: lp_solve 5.5.2.5 returned a
 		 * suboptimal "optimum" with them continuous (its objective-step
 		 * heuristic takes the objective to move in steps of the integer
 		 * columns' coefficients) */
 		for (unsigned i = 0; i < p->ntenants; i++)
-			milp_set_binary(md->m, nx + i), milp_set_priority(md->m, nx + i, 1);
+			if (md->m)
+				milp_set_binary(md->m, nx + i), milp_set_priority(md->m, nx + i, 1);
 		for (unsigned q = 0; q < p->nplaces; q++)
 			for (unsigned f = 0; f < p->places[q].nfreqs; f++)
 				if (md->y_col[q][f] == 0)
-					md->y_col[q][f] = (int)y, milp_set_binary(md->m, y), milp_set_priority(md->m, y, 2), y++;
+					md->y_col[q][f] = (int)y, y++;
+		if (md->m)
+			for (unsigned c = 0; c < nx; c++)
+				milp_set_binary(md->m, c);
+		for (unsigned q = 0; q < p->nplaces && md->m; q++)
+			for (unsigned f = 0; f < p->places[q].nfreqs; f++)
+				if (md->y_col[q][f] >= 0)
+					milp_set_binary(md->m, (unsigned)md->y_col[q][f]),
+					        milp_set_priority(md->m, (unsigned)md->y_col[q][f], 2);
 	}
 	/* one point per tenant, or dropped */
 	for (unsigned i = 0, x = 0; i < p->ntenants; i++) {
@@ -494,10 +611,15 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 		while (x < nx && md->x_tenant[x] == i)
 			cols[n] = x, vals[n] = 1, n++, x++;
 		cols[n] = md->d0 + i, vals[n] = 1, n++;
-		if (milp_add_row(md->m, n, cols, vals, MILP_EQ, 1) < 0)
+		if (add_row(md, n, cols, vals, MILP_EQ, 1) < 0)
 			goto oom;
 	}
 	/* one frequency per DVFS placement, and each tenant's points on it at that one */
+	for (unsigned i = 0, x = 0; i <= p->ntenants; i++) {
+		while (x < nx && md->x_tenant[x] < i)
+			x++;
+		first[i] = x;
+	}
 	for (unsigned q = 0; q < p->nplaces; q++) {
 		unsigned n = 0;
 		for (unsigned f = 0; f < p->places[q].nfreqs; f++)
@@ -505,22 +627,22 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 				cols[n] = (unsigned)md->y_col[q][f], vals[n] = 1, n++;
 		if (n == 0)
 			continue;
-		if ((md->one_freq_row[q] = milp_add_row(md->m, n, cols, vals, MILP_LE, 1)) < 0)
+		if ((md->one_freq_row[q] = add_row(md, n, cols, vals, MILP_LE, 1)) < 0)
 			goto oom;
 		for (unsigned i = 0; i < p->ntenants; i++)
 			for (unsigned f = 0; f < p->places[q].nfreqs; f++) {
 				if (md->y_col[q][f] < 0)
 					continue;
 				n = 0;
-				for (unsigned x = 0; x < nx; x++) {
-					const struct ten_candidate *c = &p->cands[md->x_tenant[x]][md->x_cand[x]];
-					if (md->x_tenant[x] == i && c->point.place == q && c->point.freq == f)
+				for (unsigned x = first[i]; x < first[i + 1]; x++) {
+					const struct ten_candidate *c = &p->cands[i][md->x_cand[x]];
+					if (c->point.place == q && c->point.freq == f)
 						cols[n] = x, vals[n] = 1, n++;
 				}
 				if (n == 0)
 					continue;
 				cols[n] = (unsigned)md->y_col[q][f], vals[n] = -1, n++;
-				if (milp_add_row(md->m, n, cols, vals, MILP_LE, 0) < 0)
+				if (add_row(md, n, cols, vals, MILP_LE, 0) < 0)
 					goto oom;
 			}
 	}
@@ -534,7 +656,7 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 				cols[n] = x, vals[n] = util_of(p, md->x_tenant[x], c), sum += vals[n], n++;
 			}
 		}
-		if (n > 0 && (md->util_row[q] = milp_add_row(md->m, n, cols, vals, MILP_LE, capacity(p, q))) < 0)
+		if (n > 0 && (md->util_row[q] = add_row(md, n, cols, vals, MILP_LE, capacity(p, q))) < 0)
 			goto oom;
 		/* The same per frequency, on the frequency's variable: only one
 		 * frequency is on, so the load at each is at most cap x y[p][f].
@@ -555,20 +677,20 @@ build(const struct ten_problem *p, struct model *md, char **cause)
 			if (n == 0)
 				continue;
 			cols[n] = (unsigned)md->y_col[q][f], vals[n] = -capacity(p, q), n++;
-			if ((md->futil_row[q][md->nfutil[q]++] = milp_add_row(md->m, n, cols, vals, MILP_LE, 0)) < 0)
+			if ((md->futil_row[q][md->nfutil[q]++] = add_row(md, n, cols, vals, MILP_LE, 0)) < 0)
 				goto oom;
 		}
 	}
 	if (p->power_cap_w > 0) {
 		for (unsigned x = 0; x < nx; x++)
 			cols[x] = x, vals[x] = ten_power(&p->tenants[md->x_tenant[x]], &p->cands[md->x_tenant[x]][md->x_cand[x]]);
-		if (nx > 0 && (md->power_row = milp_add_row(md->m, nx, cols, vals, MILP_LE, p->power_cap_w)) < 0)
+		if (nx > 0 && (md->power_row = add_row(md, nx, cols, vals, MILP_LE, p->power_cap_w)) < 0)
 			goto oom;
 	}
 	if (p->memory_bytes > 0) {
 		for (unsigned x = 0; x < nx; x++)
 			cols[x] = x, vals[x] = p->cands[md->x_tenant[x]][md->x_cand[x]].mem_bytes / 1048576.0;
-		if (nx > 0 && (md->mem_row = milp_add_row(md->m, nx, cols, vals, MILP_LE, p->memory_bytes / 1048576.0)) < 0)
+		if (nx > 0 && (md->mem_row = add_row(md, nx, cols, vals, MILP_LE, p->memory_bytes / 1048576.0)) < 0)
 			goto oom;
 	}
 	ret = 0;
@@ -578,6 +700,7 @@ oom:
 out:
 	for (unsigned i = 0; i < p->ntenants; i++)
 		free(keep[i]);
+	free(at);
 	free(cols);
 	free(vals);
 	return ret;
@@ -746,6 +869,421 @@ out:
 	return ret;
 }
 
+/* ---- the MIP by a dedicated branch-and-bound ------------------------------------- */
+
+/* The limits a solve is held to: the problem's, or with one relaxed to
+ * explain what binds. */
+struct limits {
+	double cap[POL_MAX_PLACES];
+	double power, mem;             /* 0 = none */
+	bool one_freq[POL_MAX_PLACES]; /* the placement's tenants share one frequency */
+};
+
+static void
+limits_of(const struct ten_problem *p, struct limits *lim)
+{
+	memset(lim, 0, sizeof(*lim));
+	for (unsigned q = 0; q < p->nplaces; q++)
+		lim->cap[q] = capacity(p, q), lim->one_freq[q] = shared_freq(p, q);
+	lim->power = p->power_cap_w;
+	lim->mem = p->memory_bytes;
+}
+
+/* A tenant's choice: one of its kept points, or dropped (cand < 0, no
+ * resources, objective -big x weight). */
+struct bb_cand {
+	int cand;
+	unsigned q, f;
+	double c, pw, u, mem, reduced;
+};
+
+struct bb {
+	const struct ten_problem *p;
+	const struct limits *lim;
+	unsigned nt, order[TEN_MAX_TENANTS];
+	struct bb_cand *all, *cand[TEN_MAX_TENANTS];
+	unsigned nall, ncand[TEN_MAX_TENANTS];
+	double big;            /* the objective lost per unit of weight dropped */
+	bool lex;              /* big too large for one objective (weights far apart): the dropped weight
+	                          and the objective bounded apart */
+	double lb_dropped;     /* bb_bound in lex: the dropped weight no completion avoids */
+	double lambda, mu[POL_MAX_PLACES], nu; /* multipliers of power, utilisations, memory */
+	double step;           /* a better objective is better by more than this */
+	double first;          /* bb_bound: the first remaining tenant's part */
+	/* the state on the way down */
+	int freq[POL_MAX_PLACES];
+	unsigned users[POL_MAX_PLACES];
+	double util[POL_MAX_PLACES], power, mem, value, dropped;
+	int pick[TEN_MAX_TENANTS];
+	/* the best found */
+	bool have;
+	double best_value, best_dropped, best_total;
+	int best[TEN_MAX_TENANTS];
+	long nodes;
+	double deadline;
+	bool late;
+};
+
+static bool
+bb_fits(const struct bb *b, const struct bb_cand *c)
+{
+	if (c->cand < 0)
+		return true;
+	return b->util[c->q] + c->u <= b->lim->cap[c->q] + 1e-9 &&
+	       (b->lim->power <= 0 || b->power + c->pw <= b->lim->power + 1e-9) &&
+	       (b->lim->mem <= 0 || b->mem + c->mem <= b->lim->mem + 1e-6) &&
+	       (!b->lim->one_freq[c->q] || b->users[c->q] == 0 || b->freq[c->q] == (int)c->f);
+}
+
+/* An upper bound of the objective (less big x dropped weight) of any
+ * completion of the tenants order[k..]: the Lagrangian relaxation of the
+ * power cap, the utilisations and memory, with what is left of each, each
+ * tenant taking its best reduced value among the points that still fit
+ * beside those placed (so the frequencies fixed on the way down count). */
+static double
+bb_bound(struct bb *b, unsigned k)
+{
+	double forced = b->dropped;
+	const struct ten_problem *p = b->p;
+	double bound = b->lex ? b->value : b->value - b->big * b->dropped;
+
+	if (b->lim->power > 0)
+		bound += b->lambda * (b->lim->power - b->power);
+	if (b->lim->mem > 0)
+		bound += b->nu * (b->lim->mem - b->mem) / 1048576.0;
+	for (unsigned q = 0; q < p->nplaces; q++)
+		bound += b->mu[q] * (b->lim->cap[q] - b->util[q]);
+	for (unsigned r = k; r < b->nt; r++) {
+		unsigned i = b->order[r];
+		double m = -INFINITY;
+		for (unsigned j = 0; j < b->ncand[i]; j++)
+			if ((!b->lex || b->cand[i][j].cand >= 0) && bb_fits(b, &b->cand[i][j])) {
+				m = b->cand[i][j].reduced;
+				break;
+			}
+		if (r == k)
+			b->first = m;
+		if (b->lex && m == -INFINITY)
+			forced += p->tenants[i].weight; /* nothing of its fits: dropped whatever comes */
+		else
+			bound += m;
+	}
+	b->lb_dropped = forced;
+	return bound;
+}
+
+static void
+bb_search(struct bb *b, unsigned k)
+{
+	if ((++b->nodes & 1023) == 0 && now_us() / 1e6 > b->deadline)
+		b->late = true;
+	if (b->late)
+		return;
+	if (k == b->nt) {
+		if (!b->have || b->dropped < b->best_dropped - 1e-9 ||
+		    (b->dropped < b->best_dropped + 1e-9 && b->value > b->best_value + 1e-12)) {
+			b->have = true;
+			b->best_value = b->value, b->best_dropped = b->dropped;
+			b->best_total = b->value - b->big * b->dropped;
+			memcpy(b->best, b->pick, sizeof(b->best));
+		}
+		return;
+	}
+	double bound = bb_bound(b, k), first = b->first;
+	bool tight = false; /* lex: no completion drops less than the best found */
+	if (b->have && b->lex) {
+		if (b->lb_dropped > b->best_dropped + 1e-9)
+			return;
+		tight = b->lb_dropped > b->best_dropped - 1e-9;
+		if (tight && bound <= b->best_value + b->step)
+			return;
+	} else if (b->have && bound <= b->best_total + b->step) {
+		return;
+	}
+	unsigned i = b->order[k];
+	for (unsigned j = 0; j < b->ncand[i]; j++) {
+		const struct bb_cand *c = &b->cand[i][j];
+		/* in decreasing reduced value (lex: dropping last): a child's
+		 * bound is at most this node's less what its choice gives up */
+		if (b->have && !b->lex && bound - first + c->reduced <= b->best_total + b->step)
+			break;
+		if (tight && c->cand >= 0 && bound - first + c->reduced <= b->best_value + b->step)
+			continue;
+		if (!bb_fits(b, c))
+			continue;
+		b->pick[i] = c->cand;
+		if (c->cand < 0) {
+			b->dropped += b->p->tenants[i].weight;
+			bb_search(b, k + 1);
+			b->dropped -= b->p->tenants[i].weight;
+		} else {
+			int old = b->freq[c->q];
+			b->util[c->q] += c->u, b->power += c->pw, b->mem += c->mem, b->value += c->c;
+			b->freq[c->q] = (int)c->f, b->users[c->q]++;
+			bb_search(b, k + 1);
+			b->util[c->q] -= c->u, b->power -= c->pw, b->mem -= c->mem, b->value -= c->c;
+			b->freq[c->q] = old, b->users[c->q]--;
+		}
+		if (b->late)
+			return;
+	}
+	b->pick[i] = -1;
+}
+
+static int
+cmp_bb_cand(const void *a, const void *b)
+{
+	double x = ((const struct bb_cand *)a)->reduced, y = ((const struct bb_cand *)b)->reduced;
+	return x > y ? -1 : x < y;
+}
+
+static double
+bb_objective(const struct bb *b, const struct bb_cand *c)
+{
+	return c->c - (c->cand < 0 ? 0 : b->lambda * c->pw + b->mu[c->q] * c->u + b->nu * c->mem / 1048576.0);
+}
+
+/* Multipliers without a linear-programming solver: a projected
+ * subgradient descent on the root's Lagrangian bound. */
+static void
+bb_subgradient(struct bb *b)
+{
+	const struct ten_problem *p = b->p;
+	double lam = 0, mu[POL_MAX_PLACES] = { 0 }, nu = 0, best = INFINITY, theta = 1, scale = 1e-9;
+	unsigned stall = 0;
+
+	for (unsigned x = 0; x < b->nall; x++)
+		if (b->all[x].cand >= 0)
+			scale = fmax(scale, fabs(b->all[x].c));
+	for (unsigned it = 0; it < 300; it++) {
+		double L = 0, gl = b->lim->power, gn = b->lim->mem / 1048576.0, gm[POL_MAX_PLACES], norm = 0;
+		if (b->lim->power > 0)
+			L += lam * b->lim->power;
+		if (b->lim->mem > 0)
+			L += nu * b->lim->mem / 1048576.0;
+		for (unsigned q = 0; q < p->nplaces; q++)
+			L += mu[q] * b->lim->cap[q], gm[q] = b->lim->cap[q];
+		for (unsigned i = 0; i < p->ntenants; i++) {
+			const struct bb_cand *arg = NULL;
+			double m = -INFINITY;
+			for (unsigned j = 0; j < b->ncand[i]; j++) {
+				const struct bb_cand *c = &b->cand[i][j];
+				double r = c->cand < 0 ? c->c : c->c - lam * c->pw - mu[c->q] * c->u - nu * c->mem / 1048576.0;
+				if (r > m)
+					m = r, arg = c;
+			}
+			L += m;
+			if (arg != NULL && arg->cand >= 0)
+				gl -= arg->pw, gn -= arg->mem / 1048576.0, gm[arg->q] -= arg->u;
+		}
+		if (L < best - 1e-12) {
+			best = L, stall = 0;
+			b->lambda = lam, b->nu = nu;
+			memcpy(b->mu, mu, sizeof(mu));
+		} else if (++stall >= 10) {
+			theta /= 2, stall = 0;
+		}
+		if (b->lim->power > 0)
+			norm += gl * gl;
+		if (b->lim->mem > 0)
+			norm += gn * gn;
+		for (unsigned q = 0; q < p->nplaces; q++)
+			norm += gm[q] * gm[q];
+		if (norm < 1e-18 || theta < 1e-6)
+			break;
+		double step = theta * 0.01 * scale / norm;
+		if (b->lim->power > 0)
+			lam = fmax(0, lam - step * gl);
+		if (b->lim->mem > 0)
+			nu = fmax(0, nu - step * gn);
+		for (unsigned q = 0; q < p->nplaces; q++)
+			mu[q] = fmax(0, mu[q] - step * gm[q]);
+	}
+}
+
+/* The multipliers from the linear relaxation of the same relaxation (each
+ * tenant one point or dropped, power, utilisations, memory; the
+ * frequencies free): its rows' duals, so that the root's bound is that
+ * relaxation's optimum. -1 when the LP solver gave none. */
+static int
+bb_lp_multipliers(struct bb *b)
+{
+	const struct ten_problem *p = b->p;
+	unsigned n = b->nall, nrows = 0;
+	int util_row[POL_MAX_PLACES], power_row = -1, mem_row = -1;
+	unsigned *cols = calloc(n + 1, sizeof(unsigned));
+	double *vals = calloc(n + 1, sizeof(double)), *duals = NULL, obj;
+	struct milp *m = NULL;
+	int ret = -1;
+
+	if (cols == NULL || vals == NULL || (m = milp_new(n, NULL)) == NULL)
+		goto out;
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		unsigned k = 0;
+		for (unsigned j = 0; j < b->ncand[i]; j++)
+			cols[k] = (unsigned)(&b->cand[i][j] - b->all), vals[k] = 1, k++;
+		if (milp_add_row(m, k, cols, vals, MILP_EQ, 1) < 0)
+			goto out;
+		nrows++;
+	}
+	for (unsigned q = 0; q < p->nplaces; q++) {
+		unsigned k = 0;
+		for (unsigned x = 0; x < n; x++)
+			if (b->all[x].cand >= 0 && b->all[x].q == q)
+				cols[k] = x, vals[k] = b->all[x].u, k++;
+		util_row[q] = k ? milp_add_row(m, k, cols, vals, MILP_LE, b->lim->cap[q]) : -1;
+		nrows += k > 0;
+	}
+	if (b->lim->power > 0) {
+		for (unsigned x = 0; x < n; x++)
+			cols[x] = x, vals[x] = b->all[x].cand >= 0 ? b->all[x].pw : 0;
+		power_row = milp_add_row(m, n, cols, vals, MILP_LE, b->lim->power), nrows++;
+	}
+	if (b->lim->mem > 0) {
+		for (unsigned x = 0; x < n; x++)
+			cols[x] = x, vals[x] = b->all[x].cand >= 0 ? b->all[x].mem / 1048576.0 : 0;
+		mem_row = milp_add_row(m, n, cols, vals, MILP_LE, b->lim->mem / 1048576.0), nrows++;
+	}
+	for (unsigned x = 0; x < n; x++)
+		cols[x] = x, vals[x] = b->all[x].c, milp_set_bounds(m, x, 0, 1);
+	milp_set_objective(m, n, cols, vals, true);
+	if ((duals = calloc(nrows + 1, sizeof(double))) == NULL || milp_relax(m, &obj, duals) != 0)
+		goto out;
+	/* any multipliers >= 0 give a bound: the duals' magnitudes */
+	b->lambda = power_row >= 0 ? fabs(duals[power_row]) : 0;
+	b->nu = mem_row >= 0 ? fabs(duals[mem_row]) : 0;
+	for (unsigned q = 0; q < p->nplaces; q++)
+		b->mu[q] = util_row[q] >= 0 ? fabs(duals[util_row[q]]) : 0;
+	ret = 0;
+out:
+	milp_free(m);
+	free(cols);
+	free(vals);
+	free(duals);
+	return ret;
+}
+
+/* Every objective is a sum of the choices' contributions: when all of them
+ * are whole multiples of one power of ten (accuracies measured on a test
+ * set, whole weights), so is every objective, and a bound less than that
+ * quantum above the best found cannot be bettered: just under it. Else a
+ * tolerance of 1e-9 of the objective's scale (rounding). */
+static double
+objective_step(const struct bb_cand *c, unsigned n)
+{
+	double scale = 1e-9;
+
+	for (unsigned x = 0; x < n; x++)
+		if (c[x].cand >= 0)
+			scale = fmax(scale, fabs(c[x].c));
+	for (double q = 0.1; q >= 1e-7; q /= 10) {
+		bool whole = q > 1e-9 * scale;
+		for (unsigned x = 0; x < n && whole; x++) {
+			double m = c[x].c / q;
+			whole = fabs(m - round(m)) < 1e-6;
+		}
+		if (whole)
+			return q * (1 - 1e-3);
+	}
+	return 1e-9 * scale * n;
+}
+
+/* The MIP's optimum (the lexicographic one of solve_lex: least dropped
+ * weight, then the objective) by a depth-first branch-and-bound over the
+ * tenants, each one of its kept points or dropped, bounded by the
+ * Lagrangian relaxation of power, utilisations and memory with the
+ * multipliers of the root's linear relaxation (lp_solve's duals; without
+ * it a subgradient descent), the frequencies fixed on the way down and each
+ * remaining tenant's best point that still fits. lp_solve's own
+ * branch-and-bound took up to a second on XU3 instances with a power cap,
+ * where many plans are within a few 0.01 % of accuracy of each other; this
+ * one takes milliseconds. 0 proven optimal, 1 out of time (the best found
+ * in choice), 2 out of time with nothing, -1 out of memory. */
+static int
+solve_bb(const struct ten_problem *p, const struct model *md, const struct limits *lim, int *choice, long *nodes,
+         char **cause)
+{
+	static struct bb b;
+	int ret = -1;
+
+	memset(&b, 0, sizeof(b));
+	b.p = p, b.lim = lim;
+	b.deadline = now_us() / 1e6 + (p->time_limit_s > 0 ? p->time_limit_s : 1.0);
+	if ((b.all = malloc((md->nx + p->ntenants) * sizeof(*b.all))) == NULL) {
+		set_cause(cause, "out of memory");
+		return -1;
+	}
+	{
+		double range = 1, most[TEN_MAX_TENANTS] = { 0 };
+		for (unsigned x = 0; x < md->nx; x++)
+			most[md->x_tenant[x]] = fmax(most[md->x_tenant[x]],
+			                             fabs(contribution(p, md->x_tenant[x], &p->cands[md->x_tenant[x]][md->x_cand[x]])));
+		for (unsigned i = 0; i < p->ntenants; i++)
+			range += 2 * most[i];
+		/* a power of ten: with whole weights, dropping stays a whole
+		 * multiple of the accuracies' quantum */
+		b.big = pow(10, ceil(log10(2 * range / weight_quantum(p))));
+	}
+	for (unsigned i = 0, x = 0; i < p->ntenants; i++) {
+		b.cand[i] = &b.all[b.nall];
+		for (; x < md->nx && md->x_tenant[x] == i; x++) {
+			const struct ten_candidate *c = &p->cands[i][md->x_cand[x]];
+			struct bb_cand *bc = &b.all[b.nall++];
+			bc->cand = (int)md->x_cand[x], bc->q = c->point.place, bc->f = c->point.freq;
+			bc->c = contribution(p, i, c), bc->pw = ten_power(&p->tenants[i], c), bc->u = util_of(p, i, c);
+			bc->mem = c->mem_bytes;
+		}
+		struct bb_cand *d = &b.all[b.nall++];
+		memset(d, 0, sizeof(*d));
+		d->cand = -1, d->c = -b.big * p->tenants[i].weight;
+		b.ncand[i] = (unsigned)(&b.all[b.nall] - b.cand[i]);
+	}
+	{
+		/* the one objective only where rounding at its scale stays far
+		 * below the objective's own resolution */
+		double wsum = 0, step;
+		for (unsigned i = 0; i < p->ntenants; i++)
+			wsum += p->tenants[i].weight;
+		for (unsigned x = 0; x < b.nall; x++)
+			if (b.all[x].cand < 0)
+				b.all[x].c = 0;
+		step = objective_step(b.all, b.nall);
+		b.lex = b.big * wsum * 1e-15 > 1e-2 * step;
+		for (unsigned i = 0; i < p->ntenants && !b.lex; i++) /* each one's last: dropped */
+			b.cand[i][b.ncand[i] - 1].c = -b.big * p->tenants[i].weight;
+	}
+	if (bb_lp_multipliers(&b) != 0)
+		bb_subgradient(&b);
+	b.step = objective_step(b.all, b.nall);
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		for (unsigned j = 0; j < b.ncand[i]; j++)
+			b.cand[i][j].reduced =
+			        b.lex && b.cand[i][j].cand < 0 ? -INFINITY : bb_objective(&b, &b.cand[i][j]);
+		qsort(b.cand[i], b.ncand[i], sizeof(*b.cand[i]), cmp_bb_cand);
+	}
+	/* heaviest first, then those with fewer points */
+	b.nt = p->ntenants;
+	for (unsigned i = 0; i < p->ntenants; i++)
+		b.order[i] = i;
+	for (unsigned a = 1; a < b.nt; a++)
+		for (unsigned c = a; c > 0; c--) {
+			unsigned x = b.order[c], y = b.order[c - 1];
+			if (!(p->tenants[x].weight > p->tenants[y].weight ||
+			      (p->tenants[x].weight == p->tenants[y].weight && b.ncand[x] < b.ncand[y])))
+				break;
+			b.order[c] = y, b.order[c - 1] = x;
+		}
+	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
+		b.freq[q] = -1;
+	bb_search(&b, 0);
+	*nodes += b.nodes;
+	for (unsigned i = 0; i < p->ntenants; i++)
+		choice[i] = b.have ? b.best[i] : -1;
+	ret = !b.late ? 0 : b.have ? 1 : 2;
+	free(b.all);
+	return ret;
+}
+
 /* Ties: the MIP maximises weighted accuracy alone, so among plans of the
  * same accuracy it may pick any. Keep each tenant's g and placement and
  * choose, per placement, the frequency (one for all its tenants) and each
@@ -817,24 +1355,31 @@ int
 ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char **cause)
 {
 	struct model md;
+	struct limits lim;
 	int choice[TEN_MAX_TENANTS];
+	bool lpsolve = p->solver == TEN_SOLVER_LPSOLVE;
 	double t0 = now_us(), c0 = cpu_us();
 	int st;
 
 	memset(r, 0, sizeof(*r));
-	if (build(p, &md, cause) != 0) {
+	if (build(p, &md, lpsolve, cause) != 0) {
 		model_free(&md);
 		return -1;
 	}
-	r->cols = milp_cols(md.m);
-	r->rows = milp_rows(md.m);
+	r->cols = md.ncols;
+	r->rows = md.m ? milp_rows(md.m) : md.nrows;
 	r->binaries = md.nx;
 	for (unsigned q = 0; q < p->nplaces; q++)
 		for (unsigned f = 0; f < p->places[q].nfreqs; f++)
 			r->binaries += md.y_col[q][f] >= 0;
 	r->candidates_kept = md.kept;
 	r->candidates_total = md.total;
-	if ((st = solve_lex(p, &md, choice, &r->solves, &r->nodes, cause)) < 0) {
+	limits_of(p, &lim);
+	if (lpsolve)
+		st = solve_lex(p, &md, choice, &r->solves, &r->nodes, cause);
+	else
+		r->solves++, st = solve_bb(p, &md, &lim, choice, &r->nodes, cause);
+	if (st < 0) {
 		model_free(&md);
 		return -1;
 	}
@@ -860,15 +1405,16 @@ ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char 
 		r->rows = rows, r->cols = cols, r->binaries = bins, r->candidates_kept = kept;
 		r->candidates_total = total, r->solves = solves, r->nodes = nodes, r->solve_us = us;
 	}
-	finish(p, r, "milp");
+	finish(p, r, lpsolve ? "milp-lpsolve" : "milp");
 	r->proven = st == 0;
 	if (explain) {
 		double t1 = now_us();
 		for (unsigned k = 0; k < r->nbind; k++) {
 			struct ten_binding *b = &r->bind[k];
 			struct ten_result rr;
-			int row = -1;
-			double relaxed = 1e9, old;
+			struct limits relaxed = lim;
+			int row = -1, got;
+			double old = 0, wide = 1e9;
 			unsigned q = 0;
 			if (!strncmp(b->what, "utilisation of ", 15) || !strncmp(b->what, "one frequency on ", 17)) {
 				const char *name = strrchr(b->what, ' ') + 1;
@@ -878,22 +1424,33 @@ ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char 
 					continue;
 				row = b->what[0] == 'u' ? md.util_row[q] : md.one_freq_row[q];
 				if (b->what[0] == 'o')
-					relaxed = p->places[q].nfreqs;
+					wide = p->places[q].nfreqs, relaxed.one_freq[q] = false;
+				else
+					relaxed.cap[q] = 1e9;
 			} else if (!strcmp(b->what, "power cap")) {
-				row = md.power_row;
+				row = md.power_row, relaxed.power = 0;
 			} else if (!strcmp(b->what, "memory")) {
-				row = md.mem_row;
+				row = md.mem_row, relaxed.mem = 0;
 			}
 			if (row < 0)
 				continue;
-			old = b->what[0] == 'u' ? capacity(p, q) : b->what[0] == 'o' ? 1 : b->what[0] == 'p' ? p->power_cap_w
-			                                                                                   : p->memory_bytes / 1048576.0;
-			milp_set_rhs(md.m, (unsigned)row, relaxed);
-			if (b->what[0] == 'u')
-				for (unsigned k2 = 0; k2 < md.nfutil[q]; k2++)
-					milp_set_rhs(md.m, (unsigned)md.futil_row[q][k2], relaxed);
 			memset(&rr, 0, sizeof(rr));
-			if (solve_lex(p, &md, choice, &rr.solves, &rr.nodes, NULL) >= 0) {
+			if (lpsolve) {
+				old = b->what[0] == 'u' ? capacity(p, q) : b->what[0] == 'o' ? 1 : b->what[0] == 'p' ? p->power_cap_w
+				                                                                                   : p->memory_bytes / 1048576.0;
+				milp_set_rhs(md.m, (unsigned)row, wide);
+				if (b->what[0] == 'u')
+					for (unsigned k2 = 0; k2 < md.nfutil[q]; k2++)
+						milp_set_rhs(md.m, (unsigned)md.futil_row[q][k2], wide);
+				got = solve_lex(p, &md, choice, &rr.solves, &rr.nodes, NULL);
+				milp_set_rhs(md.m, (unsigned)row, old);
+				if (b->what[0] == 'u')
+					for (unsigned k2 = 0; k2 < md.nfutil[q]; k2++)
+						milp_set_rhs(md.m, (unsigned)md.futil_row[q][k2], 0);
+			} else {
+				got = solve_bb(p, &md, &relaxed, choice, &rr.nodes, NULL);
+			}
+			if (got >= 0 && got != 2) {
 				evaluate(p, choice, &rr);
 				b->weight_gain = r->dropped_weight - rr.dropped_weight;
 				b->gain = rr.dropped_weight < r->dropped_weight - 1e-9 ? 0 : rr.objective - r->objective;
@@ -901,13 +1458,9 @@ ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char 
 					b->gain = 0;
 				b->binds = b->weight_gain > 1e-9 || b->gain > 1e-7;
 			}
-			milp_set_rhs(md.m, (unsigned)row, old);
-			if (b->what[0] == 'u')
-				for (unsigned k2 = 0; k2 < md.nfutil[q]; k2++)
-					milp_set_rhs(md.m, (unsigned)md.futil_row[q][k2], 0);
 		}
 		r->explain_us = now_us() - t1;
-		finish(p, r, "milp"); /* the reasons again, with what binds now known */
+		finish(p, r, lpsolve ? "milp-lpsolve" : "milp"); /* the reasons again, with what binds now known */
 		r->explain_us = now_us() - t1;
 	}
 	model_free(&md);

@@ -56,8 +56,15 @@ enum ten_objective {
 	TEN_MIN_ENERGY,   /* minimise sum of weight x average power */
 };
 
+enum ten_solver {
+	TEN_SOLVER_BB,      /* a branch-and-bound of its own over the tenants, bounded by the linear
+	                       relaxation's duals (lp_solve's, or a subgradient descent without it) */
+	TEN_SOLVER_LPSOLVE, /* the whole MIP to the MIP library (policies/milp.h) */
+};
+
 struct ten_problem {
 	enum ten_objective objective;
+	enum ten_solver solver;  /* default TEN_SOLVER_BB */
 	unsigned nplaces;
 	struct pol_place places[POL_MAX_PLACES]; /* max_threads = CPUs; freqs; dvfs */
 	double max_util;         /* per placement, default 1 */

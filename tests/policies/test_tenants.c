@@ -31,6 +31,10 @@ below(unsigned n)
 	return (unsigned)(uniform() * n) % n;
 }
 
+/* Accuracies on a grid of 0.001 (as measured on a test set), or any double
+ * (predicted): the branch-and-bound's objective quantum, or none. */
+static bool fine_accuracy;
+
 /* A random platform of 1-3 placements and a random problem on it. */
 static void
 random_problem(struct ten_problem *p, unsigned max_tenants, unsigned max_cands)
@@ -74,7 +78,7 @@ random_problem(struct ten_problem *p, unsigned max_tenants, unsigned max_cands)
 			pt->khz = places[pt->place].freqs_khz[pt->freq];
 			pt->threads = 1 + below(places[pt->place].max_threads);
 			pt->groups = 1 + below(4);
-			pt->accuracy = 0.5 + 0.001 * below(450);
+			pt->accuracy = fine_accuracy ? 0.5 + 0.45 * uniform() : 0.5 + 0.001 * below(450);
 			pt->latency_us = 200 + below(8000);
 			pt->energy_uj = 100 + below(9000);
 			pt->power_w = pt->energy_uj / pt->latency_us;
@@ -173,6 +177,7 @@ START_TEST(milp_weights_far_apart)
 		struct ten_problem p;
 		static struct ten_result a, b;
 		char *cause = NULL;
+		fine_accuracy = k % 2; /* off any grid: the branch-and-bound bounds weight and objective apart */
 		random_problem(&p, 4, 6);
 		for (unsigned i = 0; i < p.ntenants; i++)
 			p.tenants[i].weight = weights[below(sizeof(weights) / sizeof(weights[0]))];
@@ -185,7 +190,63 @@ START_TEST(milp_weights_far_apart)
 		dropped += a.ndropped > 0;
 		ten_problem_clear(&p);
 	}
+	fine_accuracy = false;
 	ck_assert_msg(dropped >= 30, "only %u instances dropped a tenant", dropped);
+}
+END_TEST
+
+/* Larger instances (up to 5 tenants of 8 points, 9^5 combinations), half
+ * of them with accuracies off any grid. */
+START_TEST(milp_equals_exhaustive_larger)
+{
+	unsigned dropped = 0, served = 0;
+
+	for (unsigned k = 0; k < 150; k++) {
+		struct ten_problem p;
+		static struct ten_result a, b;
+		char *cause = NULL;
+		fine_accuracy = k % 2;
+		random_problem(&p, 5, 8);
+		ck_assert_msg(ten_solve(&p, false, &a, &cause) == 0, "%s", cause);
+		ck_assert_msg(ten_solve_exhaustive(&p, 1e6, &b, &cause) == 0, "%s", cause);
+		assert_feasible(&p, &a);
+		ck_assert_msg(ten_compare(&a, &b, 1e-6) == 0,
+		              "instance %u: milp dropped %g, objective %.9f; exhaustive dropped %g, objective %.9f", k,
+		              a.dropped_weight, a.objective, b.dropped_weight, b.objective);
+		dropped += a.ndropped > 0 && a.ndropped < p.ntenants;
+		served += a.ndropped == 0;
+		ten_problem_clear(&p);
+	}
+	fine_accuracy = false;
+	ck_assert_msg(dropped >= 15 && served >= 15, "%u with some dropped, %u all served", dropped, served);
+}
+END_TEST
+
+/* The branch-and-bound against lp_solve's on the whole MIP, on instances
+ * too large to enumerate (up to 8 tenants of 16 points). */
+START_TEST(bb_equals_lpsolve)
+{
+	if (!milp_available())
+		return;
+	for (unsigned k = 0; k < 80; k++) {
+		struct ten_problem p;
+		static struct ten_result a, b;
+		char *cause = NULL;
+		fine_accuracy = k % 2;
+		random_problem(&p, 8, 16);
+		ck_assert_msg(ten_solve(&p, false, &a, &cause) == 0, "%s", cause);
+		p.solver = TEN_SOLVER_LPSOLVE;
+		ck_assert_msg(ten_solve(&p, false, &b, &cause) == 0, "%s", cause);
+		assert_feasible(&p, &a);
+		assert_feasible(&p, &b);
+		ck_assert_str_eq(b.method, "milp-lpsolve");
+		if (a.proven && b.proven)
+			ck_assert_msg(ten_compare(&a, &b, 1e-6) == 0,
+			              "instance %u: bb dropped %g, objective %.9f; lp_solve dropped %g, objective %.9f", k,
+			              a.dropped_weight, a.objective, b.dropped_weight, b.objective);
+		ten_problem_clear(&p);
+	}
+	fine_accuracy = false;
 }
 END_TEST
 
@@ -348,6 +409,65 @@ START_TEST(xu3_eight_tenants)
 }
 END_TEST
 
+
+/* The XU3 with a power cap, where many plans are within 0.01 % of accuracy
+ * of each other (the bundled model's accuracies, two model sizes): the
+ * branch-and-bound against lp_solve's on the whole MIP. */
+START_TEST(xu3_power_cap_equals_lpsolve)
+{
+	static struct pol_sim sim;
+	static struct pol_predictor pr;
+	static struct ten_candidate cands[2][8192];
+	static struct ten_result a, b;
+	static const double acc[5] = { 0, 0.9065, 0.9111, 0.9132, 0.9154 };
+	unsigned n[2], same = 0;
+	char *cause = NULL;
+
+	if (!milp_available())
+		return;
+	ck_assert_msg(pol_sim_load("xu3", &sim, &cause) == 0, "%s", cause);
+	for (unsigned s = 0; s < 2; s++) {
+		struct pol_model m = { 0 };
+		struct pol_params all;
+		snprintf(m.name, sizeof(m.name), "synthetic");
+		m.groups = 4;
+		for (unsigned gg = 1; gg <= 4; gg++)
+			m.macs[gg] = (s ? 2.5 : 1) * 1.5e6 * gg * gg, m.accuracy[gg] = acc[gg];
+		pol_predictor_init(&pr, &m, sim.places, sim.nplaces);
+		sim_ctx.sim = &sim, sim_ctx.model = &m;
+		ck_assert_msg(pol_predictor_calibrate(&pr, 1, sim_measure, &sim_ctx, NULL, &cause) == 0, "%s", cause);
+		pol_params_defaults(&all, "all");
+		n[s] = ten_candidates_from_predictor(&pr, &all, NULL, cands[s], 8192);
+	}
+	for (unsigned k = 0; k < 12; k++) {
+		struct ten_problem p;
+		ten_problem_init(&p, sim.places, sim.nplaces);
+		p.time_limit_s = 60;
+		p.power_cap_w = 0.2 + 1.5 * uniform();
+		for (unsigned i = 0, nt = 3 + below(2); i < nt; i++) {
+			unsigned s = below(2);
+			struct ten_tenant t = { .rate_hz = 10 + 90 * uniform(), .deadline_us = 3000 + 15000 * uniform(),
+				                .weight = 1 + below(3) };
+			snprintf(t.name, sizeof(t.name), "t%u", i);
+			ck_assert_int_eq(ten_problem_add(&p, &t, cands[s], n[s], NULL), (int)i);
+		}
+		ck_assert_msg(ten_solve(&p, false, &a, &cause) == 0, "%s", cause);
+		p.solver = TEN_SOLVER_LPSOLVE;
+		ck_assert_msg(ten_solve(&p, false, &b, &cause) == 0, "%s", cause);
+		assert_feasible(&p, &a);
+		ck_assert(a.proven);
+		if (b.proven) {
+			ck_assert_msg(ten_compare(&a, &b, 1e-6) == 0,
+			              "instance %u: bb dropped %g, objective %.9f; lp_solve dropped %g, objective %.9f", k,
+			              a.dropped_weight, a.objective, b.dropped_weight, b.objective);
+			same++;
+		}
+		ten_problem_clear(&p);
+	}
+	ck_assert_uint_ge(same, 6);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -357,10 +477,13 @@ suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, milp_equals_exhaustive);
 	tcase_add_test(tc, milp_weights_far_apart);
+	tcase_add_test(tc, milp_equals_exhaustive_larger);
+	tcase_add_test(tc, bb_equals_lpsolve);
 	tcase_add_test(tc, milp_not_worse_than_greedy);
 	tcase_add_test(tc, drops_the_lighter);
 	tcase_add_test(tc, shared_frequency_binds);
 	tcase_add_test(tc, xu3_eight_tenants);
+	tcase_add_test(tc, xu3_power_cap_equals_lpsolve);
 	suite_add_tcase(s, tc);
 	return s;
 }
