@@ -127,6 +127,8 @@ solve(struct daemon *d, struct snapshot *sn, struct ten_problem *p, struct ten_r
 	p->serial = true;
 	p->max_util = PLAN_UTIL;
 	p->time_limit_s = PLAN_LIMIT_S;
+	p->power_cap_w = d->config.plan_power_w;
+	p->memory_bytes = d->config.plan_memory_mib * 1048576.0;
 	if (sn->n > 0)
 		p->margin = sn->params[0].margin;
 	for (unsigned i = 0; i < sn->n; i++) {
@@ -144,6 +146,12 @@ solve(struct daemon *d, struct snapshot *sn, struct ten_problem *p, struct ten_r
 			return set_cause(cause, "out of memory");
 		}
 		n = pol_table_build(&h->control.predictor, &sn->params[i], &h->control.feedback, NULL, pts, cap);
+		/* its model's weights at g (mapped once, but counted per session: a
+		 * bound from above) and the buffers it works in */
+		double mem[POL_MAX_GROUPS + 1] = { 0 };
+		if (p->memory_bytes > 0)
+			for (unsigned g = 1; g <= POL_MAX_GROUPS && g <= dnn_model_groups(h->model); g++)
+				mem[g] = (double)dnn_model_weight_bytes(h->model, g) + (double)dnn_model_buffer_bytes(h->model, g);
 		pthread_mutex_unlock(&h->lock);
 		unsigned m = 0;
 		for (unsigned k = 0; k < n; k++) {
@@ -153,7 +161,7 @@ solve(struct daemon *d, struct snapshot *sn, struct ten_problem *p, struct ten_r
 			if (d->places[pts[k].place].kind == POL_PLACE_OPENCL && !d->places[pts[k].place].is_gpu)
 				continue;
 			c[m].point = pts[k];
-			c[m].mem_bytes = 0;
+			c[m].mem_bytes = pts[k].groups <= POL_MAX_GROUPS ? mem[pts[k].groups] : 0;
 			m++;
 		}
 		sn->outside[i] = m == 0;

@@ -206,6 +206,15 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 	} else if (strcmp(key, "plan") == 0) {
 		if (parse_bool(value, &c->plan) != 0)
 			return ini_file_fail(f, "plan '%s' must be yes or no", value);
+	} else if (strcmp(key, "plan_power_w") == 0 || strcmp(key, "plan_memory_mib") == 0) {
+		bool power = key[5] == 'p';
+		double v;
+		errno = 0;
+		v = strtod(value, &end);
+		if (errno || *end || end == value || !(v >= 0 && v <= (power ? 1e4 : 1e8)))
+			return ini_file_fail(f, "%s '%s' must be a number from 0 (none) to %s", key, value,
+			                     power ? "10000 (watts)" : "100000000 (MiB)");
+		*(power ? &c->plan_power_w : &c->plan_memory_mib) = v;
 	} else if (strcmp(key, "split") == 0) {
 		free(c->split);
 		c->split = strdup(value);
@@ -228,7 +237,7 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		return rc == 0;
 	} else {
 		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
-		                        "opencl, plan, split, layer_plans, realtime, realtime_priority, realtime_limit_ms, realtime_share, realtime_below_ms, warm_ahead, pm_qos, "
+		                        "opencl, plan, plan_power_w, plan_memory_mib, split, layer_plans, realtime, realtime_priority, realtime_limit_ms, realtime_share, realtime_below_ms, warm_ahead, pm_qos, "
 		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device, max_clients, max_clients_per_uid, "
 		                        "client_output_kib, output_total_mib, input_total_mib, frame_timeout_s, idle_timeout_s, admin_group)",
 		                     key);

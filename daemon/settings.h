@@ -11,6 +11,8 @@
  *   threads = 2                           # at most this many threads per request (0: all CPUs)
  *   opencl = yes                          # offer OpenCL devices as placements
  *   plan = yes                            # plan the sessions jointly (the tenant solver; needs lp_solve)
+ *   plan_power_w = 0                      # the plan's power cap: the sessions' average power, summed (0: none)
+ *   plan_memory_mib = 0                   # the plan's memory: weights and buffers of the sessions' points (0: none)
  *   split = cluster0                      # one placement per CPU of these clusters ("all")
  *   layer_plans = /var/lib/gearbox/plans  # per-layer plans (gearbox tune --out), a placement and thread count each
  *   realtime = auto                       # workers in SCHED_FIFO: auto (when permitted), yes, no
@@ -56,6 +58,8 @@ struct config {
 	char *policy_dir;    /* /etc override folder */
 	bool opencl;         /* offer OpenCL devices as placements */
 	bool plan;           /* the tenant solver plans the sessions (daemon/plan.c) */
+	double plan_power_w; /* the plan's power cap (W), 0: none */
+	double plan_memory_mib; /* the plan's memory (MiB), 0: none */
 	char *split;         /* clusters split per CPU, NULL: none */
 	char *layer_plans;   /* folder of per-layer plans (plans.c), NULL: none */
 	enum { CONFIG_REALTIME_AUTO, CONFIG_REALTIME_YES, CONFIG_REALTIME_NO } realtime;

@@ -3,7 +3,8 @@
 # gearboxd's tenant plan (daemon/plan.c): two sessions at different rates and
 # deadlines are planned jointly when they open; gearboxctl plan shows what
 # each was given and why; every request stays inside its session's room (g,
-# placement, threads); closing a session plans again; plan = no in
+# placement, threads); closing a session plans again; plan_power_w and
+# plan_memory_mib in gearboxd.conf are the plan's constraints; plan = no in
 # gearboxd.conf turns it off and PLAN says so.
 set -eu
 B=${top_builddir:-.}
@@ -109,6 +110,27 @@ PY
 # (a plan for the two sessions, whatever event came last: under the
 # sanitizers solving takes long enough for a later one to supersede the open)
 grep -Eq "plan [0-9]+ \(.*\): 2 sessions" "$T/daemon.log" || fail "no plan logged for the two sessions"
+stop_daemon
+
+# the plan's power cap and memory from gearboxd.conf: both listed among the
+# constraints with their limits, and never exceeded by what is served
+printf '[daemon]\nplan_power_w = 0.5\nplan_memory_mib = 2\n' >"$T/limits.conf"
+start_daemon "$T/limits.conf"
+$CTL infer --idx "$IDX" --count 60 --rate 50 --deadline-us 20000 --json >"$T/l.json" &
+A=$!
+sleep 1
+$CTL plan --json >"$T/pl.json"
+wait $A || fail "stream under the limits"
+python3 - "$T/pl.json" <<'PY' || fail "plan under the limits: $(cat "$T/pl.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+cs = {c["what"]: c for c in d["constraints"]}
+assert "power cap" in cs and abs(cs["power cap"]["limit"] - 0.5) < 1e-9, cs
+assert "memory" in cs and abs(cs["memory"]["limit"] - 2 * 1048576) < 1e-3, cs
+for c in ("power cap", "memory"):
+    assert cs[c]["used"] <= cs[c]["limit"] * (1 + 1e-9), cs[c]
+assert len(d["tenants"]) == 1, d["tenants"]
+PY
 stop_daemon
 
 # plan = no

@@ -156,6 +156,36 @@ START_TEST(test_dropin_precedence)
 }
 END_TEST
 
+/* The plan's power cap and memory keys: numbers, 0 (none) by default,
+ * refused when negative or not numbers. */
+START_TEST(test_plan_limits)
+{
+	struct config c;
+	char path[512], *cause = NULL;
+
+	config_defaults(&c);
+	ck_assert(c.plan_power_w == 0 && c.plan_memory_mib == 0);
+	snprintf(path, sizeof(path), "%s/limits.conf", dir);
+	put("limits.conf", "[daemon]\nplan_power_w = 2.5\nplan_memory_mib = 64\n");
+	ck_assert_msg(config_load(&c, path, &cause) == 0, "%s", cause ? cause : "?");
+	ck_assert(c.plan_power_w == 2.5 && c.plan_memory_mib == 64);
+	config_free(&c);
+	static const char *bad[] = { "plan_power_w = -1", "plan_power_w = lots", "plan_memory_mib = -5",
+		                     "plan_memory_mib = 1e99", "plan_power_w =" };
+	for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		char text[128];
+		snprintf(text, sizeof(text), "[daemon]\n%s\n", bad[k]);
+		put("limits.conf", text);
+		config_defaults(&c);
+		cause = NULL;
+		ck_assert_msg(config_load(&c, path, &cause) != 0, "accepted '%s'", bad[k]);
+		ck_assert_msg(strstr(cause, "limits.conf:2") != NULL && strstr(cause, "plan_") != NULL, "cause: %s", cause);
+		free(cause);
+		config_free(&c);
+	}
+}
+END_TEST
+
 START_TEST(test_log_target)
 {
 	struct stat st = { 0 };
@@ -194,6 +224,7 @@ main(void)
 	TCase *tc = tcase_create("config");
 
 	tcase_add_test(tc, test_dropin_precedence);
+	tcase_add_test(tc, test_plan_limits);
 	tcase_add_test(tc, test_log_target);
 	suite_add_tcase(s, tc);
 	return run_suite_in_tmpdir(s, dir);
