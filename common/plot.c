@@ -246,6 +246,9 @@ plot_panels(const char *png, const char *title, size_t panels, const char *const
 	quote(gp, title);
 	fputs("\nset grid\nset key bottom right\n", gp);
 	for (size_t j = 0; j < panels; j++) {
+		size_t xl = strlen(xlabels[j]);
+		/* "... (log)": that panel's x axis in log scale */
+		fputs(xl > 6 && !strcmp(xlabels[j] + xl - 6, " (log)") ? "set logscale x\n" : "unset logscale x\n", gp);
 		fputs("set xlabel ", gp);
 		quote(gp, xlabels[j]);
 		fputs("\nset ylabel ", gp);

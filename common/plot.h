@@ -60,6 +60,7 @@ struct plot_series {
 	int color;               /* gnuplot linetype for the colour, 0 = the next one */
 };
 
+/* (An x label ending in " (log)" draws that panel's x axis in log scale.) */
 int plot_panels(const char *png, const char *title, size_t panels, const char *const *xlabels,
                 const char *const *ylabels, const struct plot_series *series, const size_t *per_panel, char **cause);
 

@@ -201,9 +201,10 @@ ok "text: models and reload print words and short numbers"
 # The options of a command, from its --help.
 opts_of() { "$@" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u; }
 # shared commands: what only one side can have, and why
-#   gearbox pareto: --runs, --recalibrate, --validate measure here (the daemon has its calibration)
+#   gearbox pareto: --runs, --recalibrate, --validate measure here (the daemon has its calibration);
+#   --plan, --sensitivity: a plan file's speed-up measured here and the accuracy predictor's file
 #   gearboxctl: --socket; --model names a hosted model (gearbox takes a model FILE)
-opts_of "$B/gearbox" pareto | grep -vxE -- '--(runs|recalibrate|validate|help)' >"$T/g-pareto"
+opts_of "$B/gearbox" pareto | grep -vxE -- '--(runs|recalibrate|validate|plan|sensitivity|help)' >"$T/g-pareto"
 opts_of $CTL pareto | grep -vxE -- '--(socket|model|help)' >"$T/c-pareto"
 diff "$T/g-pareto" "$T/c-pareto" >"$T/diff" || fail "pareto options differ (gearbox < > gearboxctl): $(cat "$T/diff")"
 opts_of "$B/gearbox" platform | grep -xE -- '--json' >"$T/g-platform"
