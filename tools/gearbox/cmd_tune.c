@@ -20,6 +20,7 @@
 #include "dnn/dnn.h"
 #include "governor/governor.h"
 #include "tools/gearbox/cli.h"
+#include "policies/accuracy.h"
 #include "tools/gearbox/tune_search.h"
 
 enum search { SEARCH_RL, SEARCH_RANDOM, SEARCH_EXACT };
@@ -27,6 +28,7 @@ static const char *const search_names[] = { "rl", "random", "exact" };
 
 struct tune_opts {
 	const char *cluster, *groups, *calibration, *dataset, *out, *plot, *impls;
+	const char *sensitivity; /* the accuracy predictor's first guess for the accuracy bound */
 	hwloc_bitmap_t cpuset;
 	unsigned long threads, episodes, runs, warmup, calib_count, val_limit;
 	enum search search;
@@ -59,6 +61,9 @@ tune_usage(FILE *out)
 	      "  --calibration-count N  calibration images (default 256)\n"
 	      "  --dataset DIR          held-out validation set (the test set folder, as model eval)\n"
 	      "  --validation-limit N   validation images (default 1000)\n"
+	      "  --sensitivity FILE     per-layer sensitivity (made by gearbox accuracy): the accuracy bound's\n"
+	      "                         first guess returns the layers it predicts cost most to fp32, then\n"
+	      "                         measures as without it\n"
 	      "  --impls LIST           candidates, comma separated (default gemm,direct,wino2,wino4,int8,\n"
 	      "                         direct-nhwc,direct-blocked: the direct convolution in NHWC and blocked layouts)\n"
 	      "  --runs N, --warmup N   timed runs per measurement (default 15) after warm-up runs (default 3)\n"
@@ -83,6 +88,7 @@ parse_tune_opts(int argc, char **argv, struct tune_opts *o, const char **file)
 		{ "runs", required_argument, NULL, 'r' },        { "warmup", required_argument, NULL, 'w' },
 		{ "out", required_argument, NULL, 'o' },         { "json", no_argument, NULL, 'j' },
 		{ "plot", required_argument, NULL, 'p' },        { "help", no_argument, NULL, 'h' },
+		{ "sensitivity", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -158,6 +164,7 @@ parse_tune_opts(int argc, char **argv, struct tune_opts *o, const char **file)
 			}
 			break;
 		case 'I': o->impls = optarg; break;
+		case 'S': o->sensitivity = optarg; break;
 		case 'r':
 			if (cli_parse_uint(optarg, 1, 100000, &o->runs) != 0) {
 				cli_error("--runs must be a positive number, not '%s'", optarg);
@@ -232,6 +239,7 @@ struct tuner {
 	bool progress;
 	const char *phase;
 	double t_start;
+	const struct acc_sensitivity *sens; /* --sensitivity, NULL: none */
 };
 
 static int
@@ -515,6 +523,8 @@ struct g_result {
 	const char *from;                 /* which plan the file got: the search's or exact's */
 	double acc_fp32, acc;             /* < 0: not measured */
 	unsigned table_measurements, search_measurements, reverted;
+	unsigned reverted_predicted;      /* by the accuracy predictor's first guess */
+	double drop_predicted;            /* the drop it predicts for the plan it guessed (points), < 0: none */
 	double *trace[3];                 /* rl, random, exact (exact: a flat line) */
 	uint64_t weight_bytes, weight_bytes_fp32;
 };
@@ -530,6 +540,49 @@ cheapest_float(const struct tuner *t, const double *cost, size_t s)
 		    (alt == UINT32_MAX || cost[s * TS_MAX_CHOICES + c] < cost[s * TS_MAX_CHOICES + alt]))
 			alt = c;
 	return alt;
+}
+
+/* The top-1 drop (points) the accuracy predictor gives the plan at t->g. */
+static double
+predicted_drop(const struct tuner *t, const unsigned *plan)
+{
+	bool int8[ACC_MAX_LAYERS] = { false };
+
+	for (size_t s = 0; s < t->nslots; s++) {
+		int k = acc_layer_slot(t->sens, (unsigned)t->slots[s].index);
+		if (k >= 0 && t->slots[s].impl[plan[s]] == DNN_IMPL_INT8)
+			int8[k] = true;
+	}
+	return 100.0 * (t->sens->fp32[t->g] - acc_predict(t->sens, t->g, int8));
+}
+
+/* The accuracy bound's first guess: while the predictor says the plan costs
+ * more than the bound, the int8 layer of the largest predicted drop goes
+ * back to its fastest float candidate. The measured loop then goes on from
+ * there as it would from the search's plan. */
+static void
+predicted_first_guess(struct tuner *t, const double *cost, unsigned *plan, struct g_result *r)
+{
+	if (t->g > t->sens->groups)
+		return;
+	while ((r->drop_predicted = predicted_drop(t, plan)) > t->o->max_drop) {
+		size_t worst = SIZE_MAX;
+		double most = 0;
+		for (size_t s = 0; s < t->nslots; s++) {
+			int k = acc_layer_slot(t->sens, (unsigned)t->slots[s].index);
+			if (k < 0 || t->slots[s].impl[plan[s]] != DNN_IMPL_INT8 || cheapest_float(t, cost, s) == UINT32_MAX)
+				continue;
+			if (t->sens->drop[t->g][k] > most)
+				most = t->sens->drop[t->g][k], worst = s;
+		}
+		if (worst == SIZE_MAX)
+			break;
+		plan[worst] = cheapest_float(t, cost, worst);
+		r->reverted_predicted++;
+		if (t->progress)
+			fprintf(stderr, "  g=%u: predicted to cost %.2f points; layer %zu back to fp32 (predicted)\n", t->g,
+			        r->drop_predicted, t->slots[worst].index);
+	}
 }
 
 static int
@@ -670,6 +723,9 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 		r->latency_us = e_us < s_us ? e_us : s_us;
 	}
 
+	r->drop_predicted = -1;
+	if (t->sens != NULL && nval > 0)
+		predicted_first_guess(t, cost, plan, r);
 	/* the accuracy bound, measured: int8 layers go back to fp32, the most
 	 * sensitive first, until the drop is within it */
 	for (;;) {
@@ -711,7 +767,7 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 	}
 	if (apply(t, plan) != 0)
 		return -1;
-	if (r->reverted > 0)
+	if (r->reverted > 0 || r->reverted_predicted > 0)
 		r->latency_us = time_plan(t);
 	memcpy(r->choice, plan, t->nslots * sizeof(unsigned));
 	r->weight_bytes = dnn_lplan_weight_bytes(t->plan, t->m, g);
@@ -777,6 +833,9 @@ print_text(const struct tuner *t, const struct g_result *res, unsigned n)
 		printf("  measurements: %u for the table, %u by the search\n", r->table_measurements, r->search_measurements);
 		printf("  weights read %.0f KiB (fp32 %.0f KiB, %.2fx smaller)\n", r->weight_bytes / 1024.0,
 		       r->weight_bytes_fp32 / 1024.0, (double)r->weight_bytes_fp32 / (double)r->weight_bytes);
+		if (r->drop_predicted >= 0)
+			printf("  the accuracy predictor's first guess: %u layer%s to fp32, predicted to cost %.2f points\n",
+			       r->reverted_predicted, r->reverted_predicted == 1 ? "" : "s", r->drop_predicted);
 		if (r->acc >= 0)
 			printf("  top-1 on the validation set: fp32 %.2f%%, plan %.2f%% (%+.2f points), %u layer%s returned to fp32\n",
 			       100 * r->acc_fp32, 100 * r->acc, 100 * (r->acc - r->acc_fp32), r->reverted,
@@ -835,6 +894,10 @@ print_json(const struct tuner *t, const struct g_result *res, unsigned n)
 			json_object_object_add(go, "accuracy_fp32", json_object_new_double(r->acc_fp32));
 		}
 		json_object_object_add(go, "reverted_to_fp32", json_object_new_int((int)r->reverted));
+		if (r->drop_predicted >= 0) {
+			json_object_object_add(go, "reverted_predicted", json_object_new_int((int)r->reverted_predicted));
+			json_object_object_add(go, "predicted_drop_points", json_object_new_double(r->drop_predicted));
+		}
 		for (int s = 0; s < 2; s++) {
 			if (r->trace[s] == NULL || r->trace[s][0] == 0)
 				continue;
@@ -938,6 +1001,14 @@ cmd_tune(int argc, char **argv)
 			else if (nval == 0)
 				fprintf(stderr, "gearbox: no --dataset: int8 layers are chosen without measuring accuracy\n");
 		}
+	static struct acc_sensitivity sens;
+	if (o.sensitivity != NULL) {
+		if (acc_sensitivity_load(&sens, o.sensitivity, dnn_model_fingerprint(t.m), &cause) != 0) {
+			cli_error("%s", cause);
+			goto out;
+		}
+		t.sens = &sens;
+	}
 	t.engine = dnn_engine_cpu(t.m, (unsigned)o.threads, o.cpuset, DNN_KERNELS_FAST, &cause);
 	t.plan = dnn_lplan_new(t.m);
 	t.input = calloc(dnn_model_input_size(t.m), sizeof(float));

@@ -1,11 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# gearbox pareto --plan: an int8 plan of the bundled model (gearbox tune) adds
-# its points with the accuracy predictor's accuracy and its speed-up measured
-# here; the accuracy-latency and accuracy-energy fronts are fronts (cheaper
-# points of less accuracy), predicted accuracies are marked apart from
-# measured ones in the JSON and the text; a sensitivity file of other model
-# contents is refused.
+# The accuracy predictor (per-layer sensitivity) in the tools:
+#   - gearbox pareto --plan: an int8 plan of the bundled model (gearbox tune)
+#     adds its points with the predictor's accuracy and its speed-up measured
+#     here; the accuracy-latency and accuracy-energy fronts are fronts
+#     (cheaper points of less accuracy), predicted accuracies are marked
+#     apart from measured ones in the JSON and the text; a sensitivity file
+#     of other model contents is refused;
+#   - gearbox tune --sensitivity: the accuracy bound's first guess returns to
+#     fp32 the layer the predictor says costs most (a file that makes conv3
+#     cost 3 points at every g), then measures.
 set -eu
 B=${top_builddir:-.}
 S=$(cd "${top_srcdir:-.}" && pwd)
@@ -54,4 +58,30 @@ if command -v gnuplot >/dev/null 2>&1; then
 	"$B/gearbox" pareto "$MODEL" --plan "$T/int8.plan" --runs 2 --plot "$T/f.png" >/dev/null 2>&1 || fail "--plot"
 	[ -s "$T/f.png" ] || fail "no plot"
 fi
-echo "gearbox pareto --plan: ok"
+python3 - "$S/models/fmnist-alexnet-g4.sensitivity.json" "$T/conv3.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for g in d["groups"]:
+    for l in g["layers"]:
+        if l["name"] == "conv3":
+            l["drop"] = 0.03
+json.dump(d, open(sys.argv[2], "w"))
+PY
+"$B/gearbox" tune "$MODEL" --search exact --impls gemm,int8 --runs 2 --warmup 1 --dataset "$DS" \
+	--validation-limit 100 --calibration-count 32 --max-accuracy-drop 0.5 --sensitivity "$T/conv3.json" \
+	--out "$T/guess.plan" --json >"$T/guess.json" 2>"$T/err" || fail "tune --sensitivity: $(cat "$T/err")"
+python3 - "$T/guess.json" <<'PY' || fail "first guess: $(cat "$T/guess.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+for g in d["groups"]:
+    conv3 = [l for l in g["layers"] if l["name"] == "conv3"]
+    assert conv3 and conv3[0]["impl"] != "int8", g          # the predicted worst went back to fp32
+    assert g["reverted_predicted"] >= 1 and g["predicted_drop_points"] <= 0.5, g
+    assert "accuracy" in g and "accuracy_fp32" in g, g      # and then measured
+PY
+if "$B/gearbox" tune "$MODEL" --impls gemm,int8 --dataset "$DS" --sensitivity "$T/other.json" --out "$T/x.plan" \
+	>/dev/null 2>"$T/err"; then
+	fail "tune used a sensitivity file of other model contents"
+fi
+grep -q "0123456789abcdef" "$T/err" || fail "tune: no reason: $(cat "$T/err")"
+echo "accuracy predictor in gearbox pareto --plan and tune --sensitivity: ok"
