@@ -289,6 +289,65 @@ time_plan(struct tuner *t)
 	return med;
 }
 
+#define REMEASURE_ROUNDS 10
+
+/* Plans measured again on the same terms: REMEASURE_ROUNDS rounds, each
+ * running every plan (warm-up, then o->runs timed runs) in turn, in the
+ * opposite order every other round, so that a slow spell of the machine
+ * falls on all of them. out[k]: the median of plan k's runs; ratio[k]: the
+ * median over the rounds of plan k's median in the round over the last
+ * plan's (the paired comparison, which a change of load between rounds
+ * does not move); 0 where !use[k]. */
+static int
+remeasure(struct tuner *t, const unsigned *const *plans, const bool *use, unsigned n, double *out, double *ratio)
+{
+	size_t runs = t->o->runs, per = REMEASURE_ROUNDS * runs;
+	double *v = calloc(per * n, sizeof(double)), *med = calloc((size_t)REMEASURE_ROUNDS * n, sizeof(double));
+	double rr[REMEASURE_ROUNDS];
+
+	if (v == NULL || med == NULL) {
+		free(v);
+		free(med);
+		cli_error("out of memory");
+		return -1;
+	}
+	for (unsigned round = 0; round < REMEASURE_ROUNDS; round++)
+		for (unsigned q = 0; q < n; q++) {
+			unsigned k = round % 2 == 0 ? q : n - 1 - q;
+			double *x = v + k * per + round * runs;
+			if (!use[k])
+				continue;
+			if (apply(t, plans[k]) != 0) {
+				free(v);
+				free(med);
+				return -1;
+			}
+			for (unsigned long w = 0; w < t->o->warmup; w++)
+				dnn_engine_run(t->engine, t->g, t->input, t->output, NULL, NULL);
+			for (size_t j = 0; j < runs; j++) {
+				double t0 = monotonic_us();
+				dnn_engine_run(t->engine, t->g, t->input, t->output, NULL, NULL);
+				x[j] = monotonic_us() - t0;
+			}
+			qsort(x, runs, sizeof(double), cmp_double);
+			med[k * REMEASURE_ROUNDS + round] = x[runs / 2];
+		}
+	for (unsigned k = 0; k < n; k++) {
+		out[k] = ratio[k] = 0;
+		if (!use[k])
+			continue;
+		qsort(v + k * per, per, sizeof(double), cmp_double);
+		out[k] = v[k * per + per / 2];
+		for (unsigned round = 0; round < REMEASURE_ROUNDS; round++)
+			rr[round] = med[k * REMEASURE_ROUNDS + round] / med[(n - 1) * REMEASURE_ROUNDS + round];
+		qsort(rr, REMEASURE_ROUNDS, sizeof(double), cmp_double);
+		ratio[k] = (rr[REMEASURE_ROUNDS / 2 - 1] + rr[REMEASURE_ROUNDS / 2]) / 2;
+	}
+	free(v);
+	free(med);
+	return 0;
+}
+
 static double
 measure_choice(void *arg, const unsigned *choice)
 {
@@ -313,15 +372,11 @@ progress(void *arg, unsigned done, unsigned total, double best)
 		fputs("\r\033[K", stderr);
 }
 
-/* Per-layer medians (µs) with every slot that can run candidate `kind` on
- * it; cost[s] gets the slot's time when it runs the kind, has[s] whether it
- * does, and between[s] the time of the layers between slot s - 1 and slot s
- * (pooling, which runs in the layout slot s - 1 left). One measurement. */
+/* Sets the plan that runs candidate `kind` on every slot that can run it;
+ * has[s]: whether slot s does. */
 static int
-layer_table(struct tuner *t, struct kind kind, double *cost, bool *has, double *between)
+set_kind(struct tuner *t, struct kind kind, bool *has)
 {
-	size_t L = dnn_model_layer_count(t->m);
-	double *samples = malloc(t->o->runs * t->nslots * 2 * sizeof(double));
 	char *cause = NULL;
 
 	for (size_t s = 0; s < t->nslots; s++) {
@@ -340,30 +395,66 @@ layer_table(struct tuner *t, struct kind kind, double *cost, bool *has, double *
 	if (dnn_engine_set_lplan(t->engine, t->plan, &cause) != 0) {
 		cli_error("%s", cause);
 		free(cause);
-		free(samples);
 		return -1;
 	}
-	for (unsigned long k = 0; k < t->o->warmup; k++)
-		dnn_engine_run(t->engine, t->g, t->input, t->output, NULL, NULL);
-	dnn_engine_set_profile(t->engine, t->prof);
-	for (unsigned long k = 0; k < t->o->runs; k++) {
-		memset(t->prof, 0, L * sizeof(uint64_t));
-		dnn_engine_run(t->engine, t->g, t->input, t->output, NULL, NULL);
-		for (size_t s = 0; s < t->nslots; s++) {
-			double b = 0;
-			samples[s * t->o->runs + k] = (double)t->prof[t->slots[s].index] / 1e3;
-			for (size_t j = s > 0 ? t->slots[s - 1].index + 1 : 0; j < t->slots[s].index; j++)
-				b += (double)t->prof[j] / 1e3;
-			samples[(t->nslots + s) * t->o->runs + k] = b;
+	return 0;
+}
+
+#define TABLE_ROUNDS 5
+
+/* Per-layer medians (µs) with every slot that can run candidate kinds[k] on
+ * it: cost[k][s] gets the slot's time when it runs the kind, has[k][s]
+ * whether it does, and between[k][s] the time of the layers between slot
+ * s - 1 and slot s (pooling, which runs in the layout slot s - 1 left). Each
+ * kind's o->runs runs are spread over TABLE_ROUNDS rounds that take the
+ * kinds in turn, so that a slow spell of the machine (another process on
+ * the core's other hardware thread makes every layer 30-50 % slower here)
+ * falls on all of them rather than on one kind's whole column. One
+ * measurement per kind. */
+static int
+layer_tables(struct tuner *t, const struct kind *kinds, unsigned n, double (*cost)[64], bool (*has)[64],
+             double (*between)[64])
+{
+	size_t L = dnn_model_layer_count(t->m), runs = t->o->runs, rows = 2 * t->nslots;
+	unsigned rounds = runs < TABLE_ROUNDS ? (unsigned)runs : TABLE_ROUNDS;
+	double *samples = malloc(n * rows * runs * sizeof(double) + 1);
+
+	if (samples == NULL) {
+		cli_error("out of memory");
+		return -1;
+	}
+	for (unsigned r = 0; r < rounds; r++)
+		for (unsigned k = 0; k < n; k++) {
+			double *v = samples + (size_t)k * rows * runs;
+			size_t from = runs * r / rounds, to = runs * (r + 1) / rounds;
+			if (set_kind(t, kinds[k], has[k]) != 0) {
+				free(samples);
+				return -1;
+			}
+			for (unsigned long w = 0; w < (r == 0 ? t->o->warmup : 1); w++)
+				dnn_engine_run(t->engine, t->g, t->input, t->output, NULL, NULL);
+			dnn_engine_set_profile(t->engine, t->prof);
+			for (size_t j = from; j < to; j++) {
+				memset(t->prof, 0, L * sizeof(uint64_t));
+				dnn_engine_run(t->engine, t->g, t->input, t->output, NULL, NULL);
+				for (size_t s = 0; s < t->nslots; s++) {
+					double b = 0;
+					v[s * runs + j] = (double)t->prof[t->slots[s].index] / 1e3;
+					for (size_t i = s > 0 ? t->slots[s - 1].index + 1 : 0; i < t->slots[s].index; i++)
+						b += (double)t->prof[i] / 1e3;
+					v[(t->nslots + s) * runs + j] = b;
+				}
+			}
+			dnn_engine_set_profile(t->engine, NULL);
 		}
-	}
-	dnn_engine_set_profile(t->engine, NULL);
-	for (size_t s = 0; s < 2 * t->nslots; s++) {
-		qsort(samples + s * t->o->runs, t->o->runs, sizeof(double), cmp_double);
-		*(s < t->nslots ? &cost[s] : &between[s - t->nslots]) = samples[s * t->o->runs + t->o->runs / 2];
-	}
+	for (unsigned k = 0; k < n; k++)
+		for (size_t s = 0; s < rows; s++) {
+			double *v = samples + ((size_t)k * rows + s) * runs;
+			qsort(v, runs, sizeof(double), cmp_double);
+			*(s < t->nslots ? &cost[k][s] : &between[k][s - t->nslots]) = v[runs / 2];
+		}
 	free(samples);
-	t->measurements++;
+	t->measurements += n;
 	return 0;
 }
 
@@ -526,6 +617,12 @@ struct g_result {
 	unsigned reverted_predicted;      /* by the accuracy predictor's first guess */
 	double drop_predicted;            /* the drop it predicts for the plan it guessed (points), < 0: none */
 	double *trace[3];                 /* rl, random, exact (exact: a flat line) */
+	double found_table_us[2];         /* the table's cost of rl's and random's best plans (0: not run) */
+	double *trace_table[2];           /* the table's cost of rl's and random's best plan so far */
+	double remeasured_us[3];          /* rl's, random's and exact's plans measured again (0: not) */
+	double remeasured_ratio[3];       /* each over exact's, paired round by round */
+	unsigned found[2][64], exact_plan[64];
+	double trans[64][TS_MAX_CHOICES][TS_MAX_CHOICES]; /* from slot s - 1's choice to slot s's */
 	uint64_t weight_bytes, weight_bytes_fp32;
 };
 
@@ -594,11 +691,14 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 	static double trans[64 * TS_MAX_CHOICES * TS_MAX_CHOICES];
 	double between[64][DNN_LAYOUT_COUNT];
 	bool between_known[64][DNN_LAYOUT_COUNT];
-	struct ts_problem p = { .n = t->nslots, .choices = choices, .cost = cost, .trans = trans, .measure = measure_choice,
-		                .arg = t };
+	unsigned state[64 * TS_MAX_CHOICES];
+	struct ts_problem p = { .n = t->nslots, .choices = choices, .cost = cost, .trans = trans, .state = state,
+		                .measure = measure_choice, .arg = t };
 	struct ts_opts so = { .episodes = (unsigned)t->o->episodes, .seed = 17 + g, .alpha = 0.3, .replay = 128,
-		              .progress = progress, .progress_arg = t };
+		              .q_init = 0.1, .progress = progress, .progress_arg = t };
 	unsigned plan[64], exact[64];
+	static double kc[TS_MAX_CHOICES][64], kb[TS_MAX_CHOICES][64];
+	static bool khas[TS_MAX_CHOICES][64];
 	char *cause = NULL;
 	struct kind impls[TS_MAX_CHOICES];
 	unsigned nimpls = 0;
@@ -633,6 +733,11 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 			t->slots[s].impl[t->slots[s].n++] = DNN_IMPL_AUTO;
 		}
 		choices[s] = t->slots[s].n;
+		/* rl's state after a choice: the layout and precision it leaves, which
+		 * is all the conversion into the next layer depends on */
+		for (unsigned a = 0; a < t->slots[s].n; a++)
+			state[s * TS_MAX_CHOICES + a] =
+				(unsigned)t->slots[s].layout[a] * 2 + (t->slots[s].impl[a] == DNN_IMPL_INT8);
 	}
 
 	/* baselines: the fast family as it is, and im2col + BLAS everywhere */
@@ -654,11 +759,11 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 	t->measurements = 0;
 
 	/* the per-layer table: one measurement per candidate */
+	if (layer_tables(t, impls, nimpls, kc, khas, kb) != 0)
+		return -1;
 	for (unsigned k = 0; k < nimpls; k++) {
-		double c[64], b[64];
-		bool has[64];
-		if (layer_table(t, impls[k], c, has, b) != 0)
-			return -1;
+		const double *c = kc[k], *b = kb[k];
+		const bool *has = khas[k];
 		for (size_t s = 0; s < t->nslots; s++) {
 			for (unsigned a = 0; a < t->slots[s].n; a++)
 				if (t->slots[s].impl[a] == impls[k].impl && t->slots[s].layout[a] == impls[k].layout)
@@ -673,14 +778,25 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 	if (conversion_costs(t, cost, trans, between, between_known) != 0)
 		return -1;
 	for (size_t s = 0; s < t->nslots; s++)
-		for (unsigned a = 0; a < t->slots[s].n; a++)
+		for (unsigned a = 0; a < t->slots[s].n; a++) {
 			r->cost[s][a] = cost[s * TS_MAX_CHOICES + a];
+			for (unsigned b = 0; s > 0 && b < t->slots[s - 1].n; b++)
+				r->trans[s][b][a] = trans[(s * TS_MAX_CHOICES + b) * TS_MAX_CHOICES + a];
+		}
 	r->table_measurements = t->measurements;
 
 	/* the searches: the chosen one, and the others when a plot compares them */
 	for (int k = 0; k < 3; k++)
 		r->trace[k] = calloc(so.episodes, sizeof(double));
+	for (int k = 0; k < 2; k++)
+		r->trace_table[k] = calloc(so.episodes, sizeof(double));
+	if (r->trace[0] == NULL || r->trace[1] == NULL || r->trace[2] == NULL || r->trace_table[0] == NULL ||
+	    r->trace_table[1] == NULL) {
+		cli_error("out of memory");
+		return -1;
+	}
 	r->exact_table_us = ts_exact(&p, exact);
+	memcpy(r->exact_plan, exact, t->nslots * sizeof(unsigned));
 	r->exact_us = measure_choice(t, exact);
 	for (unsigned e = 0; e < so.episodes; e++)
 		r->trace[SEARCH_EXACT][e] = r->exact_us;
@@ -692,7 +808,10 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 		t->phase = search_names[k];
 		t->t_start = monotonic_us();
 		t->measurements = 0;
+		so.trace_table = r->trace_table[k];
 		best = k == SEARCH_RL ? ts_rl(&p, &so, other, r->trace[k]) : ts_random(&p, &so, other, r->trace[k]);
+		r->found_table_us[k] = ts_table_cost(&p, other);
+		memcpy(r->found[k], other, t->nslots * sizeof(unsigned));
 		if ((enum search)k == t->o->search) {
 			memcpy(plan, other, t->nslots * sizeof(unsigned));
 			r->latency_us = best;
@@ -705,22 +824,27 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 		r->search_measurements = r->table_measurements + 1;
 		r->from = "exact";
 	} else {
-		/* A search's best is the least of many noisy medians; the plan file
-		 * gets whichever of it and the table's optimum is faster when both
-		 * are measured again, three times as long. */
-		unsigned long runs = t->o->runs;
+		/* A search's best is the least of many noisy medians (it is biased
+		 * low); it, the table's optimum and the other search's best are
+		 * measured again in the same way, interleaved, and the plan file
+		 * gets whichever of the search's and the optimum's is faster, round
+		 * by round. */
+		const unsigned *cand[3] = { r->found[SEARCH_RL], r->found[SEARCH_RANDOM], exact };
+		bool ran[3] = { r->found_table_us[SEARCH_RL] > 0, r->found_table_us[SEARCH_RANDOM] > 0, true };
 		double s_us, e_us;
-		((struct tune_opts *)t->o)->runs = runs * 3;
-		s_us = measure_choice(t, plan);
-		e_us = measure_choice(t, exact);
-		((struct tune_opts *)t->o)->runs = runs;
+		if (remeasure(t, cand, ran, 3, r->remeasured_us, r->remeasured_ratio) != 0)
+			return -1;
+		s_us = r->remeasured_us[t->o->search];
+		e_us = r->remeasured_us[SEARCH_EXACT];
+		for (unsigned e = 0; e < so.episodes; e++)
+			r->trace[SEARCH_EXACT][e] = e_us;
 		r->search_us = r->latency_us;
 		r->from = search_names[t->o->search];
-		if (e_us < s_us) {
+		if (r->remeasured_ratio[t->o->search] > 1) {
 			memcpy(plan, exact, t->nslots * sizeof(unsigned));
 			r->from = "exact";
 		}
-		r->latency_us = e_us < s_us ? e_us : s_us;
+		r->latency_us = r->remeasured_ratio[t->o->search] > 1 ? e_us : s_us;
 	}
 
 	r->drop_predicted = -1;
@@ -824,11 +948,16 @@ print_text(const struct tuner *t, const struct g_result *res, unsigned n)
 		}
 		printf("  plan %.1f us; fast kernels %.1f us (%.2fx), im2col+BLAS %.1f us (%.2fx)\n", r->latency_us,
 		       r->auto_us, r->auto_us / r->latency_us, r->gemm_us, r->gemm_us / r->latency_us);
-		if (o->search != SEARCH_EXACT)
-			printf("  %s's best %.1f us; exact optimum of the table %.1f us, measured %.1f us (%s %+.1f%%); "
-			       "measured again, %s's plan is kept\n", search_names[o->search], r->search_us, r->exact_table_us,
-			       r->exact_us, search_names[o->search], 100.0 * (r->search_us / r->exact_us - 1), r->from);
-		else
+		if (o->search != SEARCH_EXACT) {
+			double su = r->remeasured_us[o->search], eu = r->remeasured_us[SEARCH_EXACT];
+			printf("  %s's best plan: %.1f us in the table (exact optimum %.1f us, %s %+.1f%%)\n",
+			       search_names[o->search], r->found_table_us[o->search], r->exact_table_us, search_names[o->search],
+			       100.0 * (r->found_table_us[o->search] / r->exact_table_us - 1));
+			printf("  measured again, interleaved (%d rounds of %lu runs): %s's %.1f us, exact's %.1f us "
+			       "(%s %+.1f%%, paired by round); %s's plan is kept\n", REMEASURE_ROUNDS, o->runs,
+			       search_names[o->search], su, eu, search_names[o->search],
+			       100.0 * (r->remeasured_ratio[o->search] - 1), r->from);
+		} else
 			printf("  exact optimum of the table %.1f us, measured %.1f us\n", r->exact_table_us, r->exact_us);
 		printf("  measurements: %u for the table, %u by the search\n", r->table_measurements, r->search_measurements);
 		printf("  weights read %.0f KiB (fp32 %.0f KiB, %.2fx smaller)\n", r->weight_bytes / 1024.0,
@@ -844,6 +973,19 @@ print_text(const struct tuner *t, const struct g_result *res, unsigned n)
 			printf("  accuracy not measured (no --dataset)\n");
 	}
 	printf("\nplan written to %s\n", o->out);
+}
+
+/* A plan as the kind names of its layers' choices. */
+static struct json_object *
+plan_json(const struct tuner *t, const unsigned *choice)
+{
+	struct json_object *a = json_object_new_array();
+	char kn[48];
+
+	for (size_t s = 0; s < t->nslots; s++)
+		json_object_array_add(a, json_object_new_string(kind_name(t->slots[s].impl[choice[s]],
+		                                                          t->slots[s].layout[choice[s]], kn, sizeof(kn))));
+	return a;
 }
 
 static void
@@ -874,6 +1016,26 @@ print_json(const struct tuner *t, const struct g_result *res, unsigned n)
 				json_object_object_add(costs, kind_name(t->slots[s].impl[a], t->slots[s].layout[a], kn, sizeof(kn)),
 				                       json_object_new_double(r->cost[s][a]));
 			json_object_object_add(lo, "cost_us", costs);
+			if (s > 0) { /* what a change from the previous layer's layout costs, where it is not 0 */
+				struct json_object *conv = json_object_new_object();
+				char kb[48];
+				for (unsigned b = 0; b < t->slots[s - 1].n; b++) {
+					struct json_object *row = json_object_new_object();
+					for (unsigned a = 0; a < t->slots[s].n; a++)
+						if (r->trans[s][b][a] != 0)
+							json_object_object_add(
+								row, kind_name(t->slots[s].impl[a], t->slots[s].layout[a], kn, sizeof(kn)),
+								json_object_new_double(r->trans[s][b][a]));
+					if (json_object_object_length(row) > 0)
+						json_object_object_add(conv,
+						                       kind_name(t->slots[s - 1].impl[b], t->slots[s - 1].layout[b], kb,
+						                                 sizeof(kb)),
+						                       row);
+					else
+						json_object_put(row);
+				}
+				json_object_object_add(lo, "conversion_us", conv);
+			}
 			json_object_array_add(layers, lo);
 		}
 		json_object_object_add(go, "layers", layers);
@@ -884,6 +1046,15 @@ print_json(const struct tuner *t, const struct g_result *res, unsigned n)
 		if (t->o->search != SEARCH_EXACT)
 			json_object_object_add(go, "search_best_us", json_object_new_double(r->search_us));
 		json_object_object_add(go, "exact_table_us", json_object_new_double(r->exact_table_us));
+		json_object_object_add(go, "exact_plan", plan_json(t, r->exact_plan));
+		for (int q = 0; q < 2; q++)
+			if (r->found_table_us[q] > 0) {
+				char key[32];
+				snprintf(key, sizeof(key), "%s_table_us", search_names[q]);
+				json_object_object_add(go, key, json_object_new_double(r->found_table_us[q]));
+				snprintf(key, sizeof(key), "%s_plan", search_names[q]);
+				json_object_object_add(go, key, plan_json(t, r->found[q]));
+			}
 		json_object_object_add(go, "exact_measured_us", json_object_new_double(r->exact_us));
 		json_object_object_add(go, "table_measurements", json_object_new_int((int)r->table_measurements));
 		json_object_object_add(go, "search_measurements", json_object_new_int((int)r->search_measurements));
@@ -901,10 +1072,25 @@ print_json(const struct tuner *t, const struct g_result *res, unsigned n)
 		for (int s = 0; s < 2; s++) {
 			if (r->trace[s] == NULL || r->trace[s][0] == 0)
 				continue;
-			struct json_object *tr = json_object_new_array();
-			for (unsigned e = 0; e < t->o->episodes; e++)
+			struct json_object *tr = json_object_new_array(), *tt = json_object_new_array();
+			for (unsigned e = 0; e < t->o->episodes; e++) {
 				json_object_array_add(tr, json_object_new_double(r->trace[s][e]));
+				json_object_array_add(tt, json_object_new_double(r->trace_table[s][e]));
+			}
 			json_object_object_add(go, s == 0 ? "trace_rl_us" : "trace_random_us", tr);
+			json_object_object_add(go, s == 0 ? "trace_rl_table_us" : "trace_random_table_us", tt);
+		}
+		if (r->remeasured_us[SEARCH_EXACT] > 0) {
+			struct json_object *rm = json_object_new_object();
+			for (int s = 0; s < 3; s++)
+				if (r->remeasured_us[s] > 0)
+					json_object_object_add(rm, search_names[s], json_object_new_double(r->remeasured_us[s]));
+			json_object_object_add(go, "remeasured_us", rm);
+			rm = json_object_new_object();
+			for (int s = 0; s < 2; s++)
+				if (r->remeasured_us[s] > 0)
+					json_object_object_add(rm, search_names[s], json_object_new_double(r->remeasured_ratio[s]));
+			json_object_object_add(go, "remeasured_vs_exact", rm);
 		}
 		json_object_array_add(groups, go);
 	}
@@ -1044,8 +1230,11 @@ cmd_tune(int argc, char **argv)
 out:
 	free(cause);
 	for (unsigned k = 0; res != NULL && k <= last - first; k++)
-		for (int s = 0; s < 3; s++)
+		for (int s = 0; s < 3; s++) {
 			free(res[k].trace[s]);
+			if (s < 2)
+				free(res[k].trace_table[s]);
+		}
 	free(res);
 	free(calib);
 	free(t.input);

@@ -121,10 +121,12 @@ pick(uint32_t *s, unsigned n)
 }
 
 static void
-note(const struct ts_opts *o, double *trace, unsigned k, double best)
+note(const struct ts_problem *p, const struct ts_opts *o, double *trace, unsigned k, double best, const unsigned *plan)
 {
 	if (trace != NULL)
 		trace[k] = best;
+	if (o->trace_table != NULL)
+		o->trace_table[k] = isfinite(best) ? ts_table_cost(p, plan) : INFINITY;
 	if (o->progress != NULL)
 		o->progress(o->progress_arg, k + 1, o->episodes, best);
 }
@@ -147,7 +149,7 @@ ts_random(const struct ts_problem *p, const struct ts_opts *o, unsigned *plan, d
 			best = t;
 			memcpy(plan, cur, p->n * sizeof(unsigned));
 		}
-		note(o, trace, e, best);
+		note(p, o, trace, e, best, plan);
 	}
 	free(cur);
 	return best;
@@ -156,38 +158,78 @@ ts_random(const struct ts_problem *p, const struct ts_opts *o, unsigned *plan, d
 /* ---- Q-learning ---------------------------------------------------------- */
 
 struct transition {
-	unsigned layer, prev, action;
+	unsigned layer, state, action, next; /* next: the state the action leads to */
 	double reward;
 };
 
-/* Q[layer][prev][action]; layer 0 has one state (prev 0). */
-static double *
-q_at(double *q, size_t layer, unsigned prev, unsigned action)
+/* The state after layer i's choice a. */
+static unsigned
+state_of(const struct ts_problem *p, size_t i, unsigned a)
 {
-	return &q[(layer * M + prev) * M + action];
+	return p->state != NULL ? p->state[i * M + a] : a;
 }
 
+/* Q[layer][state][action]; layer 0 has one state (0). */
+static double *
+q_at(double *q, size_t layer, unsigned state, unsigned action)
+{
+	return &q[(layer * M + state) * M + action];
+}
+
+/* The greatest value in a state; *arg (when not NULL) gets its action, ties
+ * broken at random (a first-index rule would send every state not yet
+ * visited to choice 0). */
 static double
-q_max(const struct ts_problem *p, double *q, size_t layer, unsigned prev, unsigned *arg)
+q_max(const struct ts_problem *p, double *q, size_t layer, unsigned state, unsigned *arg, uint32_t *seed)
 {
 	double best = -INFINITY;
+	unsigned ties = 0;
 
-	for (unsigned a = 0; a < p->choices[layer]; a++)
-		if (*q_at(q, layer, prev, a) > best) {
-			best = *q_at(q, layer, prev, a);
+	for (unsigned a = 0; a < p->choices[layer]; a++) {
+		double v = *q_at(q, layer, state, a);
+		if (v > best) {
+			best = v;
+			ties = 1;
 			if (arg != NULL)
 				*arg = a;
+		} else if (v == best && arg != NULL && uniform(seed) * ++ties < 1.0) {
+			*arg = a;
 		}
+	}
 	return best;
 }
 
 static void
 q_update(const struct ts_problem *p, double *q, const struct transition *t, double alpha)
 {
-	double next = (size_t)t->layer + 1 < p->n ? q_max(p, q, t->layer + 1, t->action, NULL) : 0.0;
-	double *v = q_at(q, t->layer, t->prev, t->action);
+	double next = (size_t)t->layer + 1 < p->n ? q_max(p, q, t->layer + 1, t->next, NULL, NULL) : 0.0;
+	double *v = q_at(q, t->layer, t->state, t->action);
 
 	*v += alpha * (t->reward + next - *v); /* undiscounted: the sum is the latency */
+}
+
+/* Where the values start: minus the cost still to come if every layer from i
+ * on ran its cheapest choice (a lower bound, so untried choices look at least
+ * as good as any tried one and get tried: optimism drives the exploration),
+ * o->q_init of the way up to the table's average. */
+static void
+q_initialise(const struct ts_problem *p, const struct ts_opts *o, double *q)
+{
+	double low = 0, avg = 0;
+
+	for (size_t i = p->n; i-- > 0;) {
+		double lo = INFINITY, mean = 0, v;
+		for (unsigned a = 0; a < p->choices[i]; a++) {
+			lo = fmin(lo, p->cost[i * M + a]);
+			mean += p->cost[i * M + a] / p->choices[i];
+		}
+		low += lo;
+		avg += mean;
+		v = -(low + o->q_init * (avg - low));
+		for (unsigned b = 0; b < M; b++)
+			for (unsigned a = 0; a < M; a++)
+				*q_at(q, i, b, a) = v;
+	}
 }
 
 double
@@ -195,10 +237,10 @@ ts_rl(const struct ts_problem *p, const struct ts_opts *o, unsigned *plan, doubl
 {
 	size_t cap = (size_t)o->episodes * p->n + 1, used = 0;
 	struct transition *replay = malloc(cap * sizeof(*replay)), *ep = malloc((p->n + 1) * sizeof(*ep));
-	double *q = calloc(p->n * M * M, sizeof(double));
+	double *q = calloc(p->n * M * M + 1, sizeof(double));
 	unsigned *cur = malloc((p->n + 1) * sizeof(unsigned));
 	uint32_t seed = o->seed ? o->seed : 1;
-	double best = INFINITY, alpha = o->alpha > 0 ? o->alpha : 0.1, scale = 0;
+	double best = INFINITY, alpha = o->alpha > 0 ? o->alpha : 0.1;
 
 	if (replay == NULL || ep == NULL || q == NULL || cur == NULL) {
 		free(replay);
@@ -207,25 +249,15 @@ ts_rl(const struct ts_problem *p, const struct ts_opts *o, unsigned *plan, doubl
 		free(cur);
 		return -1;
 	}
-	/* Start every value at the table's average plan: neither optimistic nor
-	 * pessimistic about untried choices. */
-	for (size_t i = 0; i < p->n; i++) {
-		double mean = 0;
-		for (unsigned a = 0; a < p->choices[i]; a++)
-			mean += p->cost[i * M + a] / p->choices[i];
-		scale += mean;
-	}
-	for (size_t i = 0; i < p->n; i++)
-		for (unsigned b = 0; b < M; b++)
-			for (unsigned a = 0; a < M; a++)
-				*q_at(q, i, b, a) = -scale * (double)(p->n - i) / (double)p->n;
+	q_initialise(p, o, q);
 	for (unsigned e = 0; e < o->episodes; e++) {
-		/* ε: 1 for the first tenth of the episodes, then down to 0.05 by
-		 * three quarters of them; the last one is greedy */
+		/* ε from 0.2 down to 0.02 over the first 30 % of the episodes (the
+		 * optimistic start does most of the exploring); the last episode is
+		 * greedy */
 		double frac = o->episodes > 1 ? (double)e / (double)(o->episodes - 1) : 1.0;
-		double eps = frac < 0.1 ? 1.0 : frac >= 0.75 ? 0.05 : 1.0 - 0.95 * (frac - 0.1) / 0.65;
+		double eps = frac >= 0.3 ? 0.02 : 0.2 - 0.18 * frac / 0.3;
 		double sum = 0, t;
-		unsigned prev = 0;
+		unsigned prev = 0, st = 0;
 		if (e + 1 == o->episodes)
 			eps = 0;
 		for (size_t i = 0; i < p->n; i++) {
@@ -233,12 +265,13 @@ ts_rl(const struct ts_problem *p, const struct ts_opts *o, unsigned *plan, doubl
 			if (uniform(&seed) < eps)
 				a = pick(&seed, p->choices[i]);
 			else
-				q_max(p, q, i, prev, &a);
+				q_max(p, q, i, st, &a, &seed);
 			cur[i] = a;
-			ep[i] = (struct transition){ (unsigned)i, prev, a,
+			ep[i] = (struct transition){ (unsigned)i, st, a, state_of(p, i, a),
 				                     -(p->cost[i * M + a] + (i > 0 ? trans_cost(p, i, prev, a) : 0.0)) };
 			sum -= ep[i].reward;
 			prev = a;
+			st = ep[i].next;
 		}
 		t = measure(p, cur);
 		/* what the measurement says beyond the table goes to the last step */
@@ -254,7 +287,7 @@ ts_rl(const struct ts_problem *p, const struct ts_opts *o, unsigned *plan, doubl
 		}
 		for (unsigned r = 0; r < o->replay && used > 0; r++)
 			q_update(p, q, &replay[pick(&seed, (unsigned)used)], alpha);
-		note(o, trace, e, best);
+		note(p, o, trace, e, best, plan);
 	}
 	free(replay);
 	free(ep);

@@ -7,12 +7,15 @@
  * - exact: dynamic programming over the layers (state: the previous choice),
  *   the optimum of the cost table; the yardstick.
  * - random: uniformly drawn plans, each measured end to end.
- * - rl: Q-learning as in QS-DNN (de Prado et al.): state = (layer, previous
- *   layer's choice), action = this layer's choice, reward = minus its cost
- *   from the table, ε-greedy with ε decreasing over the episodes, experience
- *   replay; every episode's plan is measured end to end and the difference
- *   between that measurement and the table's sum is given to the last step,
- *   so the values learnt are those of measured latencies.
+ * - rl: Q-learning as in QS-DNN (de Prado et al.): state = (layer, the
+ *   layout/precision the previous layer's choice left, ts_problem.state),
+ *   action = this layer's choice, reward = minus its cost from the table
+ *   (its measured time and the conversion from the previous choice),
+ *   optimistic initial values (near the table's lower bound), ε-greedy with
+ *   ε decreasing over the episodes, experience replay; every episode's plan
+ *   is measured end to end and the difference between that measurement and
+ *   the table's sum is given to the last step, so the values learnt are
+ *   those of measured latencies.
  *
  * Independent of dnn/: a plan is an array of choice indices. */
 #ifndef GEARBOX_TOOLS_TUNE_SEARCH_H
@@ -29,6 +32,10 @@ struct ts_problem {
 	const double *cost;      /* n x TS_MAX_CHOICES: cost[i * TS_MAX_CHOICES + a] */
 	const double *trans;     /* n x TS_MAX_CHOICES x TS_MAX_CHOICES: trans[(i * M + b) * M + a], from
 	                          * layer i-1's choice b to layer i's a (row 0 unused); NULL: none */
+	/* rl's state after layer i's choice a: state[i * TS_MAX_CHOICES + a] (< TS_MAX_CHOICES), such as
+	 * the layout and precision it leaves the activations in; choices that lead to the same state must
+	 * have the same transition costs into layer i + 1. NULL: the choice itself. */
+	const unsigned *state;
 	/* One end-to-end measurement of a plan (n choices); NULL: the table's sum. */
 	double (*measure)(void *arg, const unsigned *plan);
 	void *arg;
@@ -39,6 +46,10 @@ struct ts_opts {
 	uint32_t seed;
 	double alpha;            /* learning rate (rl) */
 	unsigned replay;         /* transitions replayed after each episode (rl) */
+	double q_init;           /* where untried actions' values start (rl): 0 = the table's lower bound
+	                          * for the layers to come (optimistic), 1 = its average */
+	double *trace_table;     /* when not NULL (o->episodes values): the table's cost of the best
+	                          * measured plan after k + 1 measurements */
 	void (*progress)(void *arg, unsigned done, unsigned total, double best);
 	void *progress_arg;
 };
