@@ -915,6 +915,9 @@ struct bb {
 	unsigned users[POL_MAX_PLACES];
 	double util[POL_MAX_PLACES], power, mem, value, dropped;
 	int pick[TEN_MAX_TENANTS];
+	/* start[k][i]: where tenant i's first point that fits can be at depth k
+	 * (no earlier one fits at the node above, and below it only less fits) */
+	unsigned start[TEN_MAX_TENANTS + 1][TEN_MAX_TENANTS];
 	/* the best found */
 	bool have;
 	double best_value, best_dropped, best_total;
@@ -956,11 +959,13 @@ bb_bound(struct bb *b, unsigned k)
 	for (unsigned r = k; r < b->nt; r++) {
 		unsigned i = b->order[r];
 		double m = -INFINITY;
-		for (unsigned j = 0; j < b->ncand[i]; j++)
+		unsigned j = b->start[k][i];
+		for (; j < b->ncand[i]; j++)
 			if ((!b->lex || b->cand[i][j].cand >= 0) && bb_fits(b, &b->cand[i][j])) {
 				m = b->cand[i][j].reduced;
 				break;
 			}
+		b->start[k + 1][i] = j;
 		if (r == k)
 			b->first = m;
 		if (b->lex && m == -INFINITY)
@@ -1109,44 +1114,66 @@ static int
 bb_lp_multipliers(struct bb *b)
 {
 	const struct ten_problem *p = b->p;
-	unsigned n = b->nall, nrows = 0;
+	unsigned n = 0, nrows = 0, *col = calloc(b->nall + 1, sizeof(unsigned)), *at = calloc(b->nall + 1, sizeof(unsigned));
 	int util_row[POL_MAX_PLACES], power_row = -1, mem_row = -1;
-	unsigned *cols = calloc(n + 1, sizeof(unsigned));
-	double *vals = calloc(n + 1, sizeof(double)), *duals = NULL, obj;
+	double *vals = calloc(b->nall + 1, sizeof(double)), *duals = NULL, obj;
 	struct milp *m = NULL;
 	int ret = -1;
 
-	if (cols == NULL || vals == NULL || (m = milp_new(n, NULL)) == NULL)
+	if (col == NULL || at == NULL || vals == NULL)
+		goto out;
+	/* The relaxation leaves the frequencies free: a point no better and no
+	 * cheaper in any limited resource than another of its tenant on the
+	 * same placement at any frequency is not needed in it. at[k]: the point
+	 * of LP column k. */
+	for (unsigned i = 0; i < p->ntenants; i++)
+		for (unsigned j = 0; j < b->ncand[i]; j++) {
+			const struct bb_cand *a = &b->cand[i][j];
+			bool out = false;
+			for (unsigned l = 0; l < b->ncand[i] && a->cand >= 0 && !out; l++) {
+				const struct bb_cand *o = &b->cand[i][l];
+				if (l == j || o->cand < 0 || o->q != a->q || o->c < a->c || o->u > a->u ||
+				    (b->lim->power > 0 && o->pw > a->pw) || (b->lim->mem > 0 && o->mem > a->mem))
+					continue;
+				/* of two equal ones, the later goes */
+				out = !(o->c == a->c && o->u == a->u && (b->lim->power <= 0 || o->pw == a->pw) &&
+				        (b->lim->mem <= 0 || o->mem == a->mem) && l > j);
+			}
+			if (!out)
+				at[n++] = (unsigned)(a - b->all);
+		}
+	if ((m = milp_new(n, NULL)) == NULL)
 		goto out;
 	for (unsigned i = 0; i < p->ntenants; i++) {
 		unsigned k = 0;
-		for (unsigned j = 0; j < b->ncand[i]; j++)
-			cols[k] = (unsigned)(&b->cand[i][j] - b->all), vals[k] = 1, k++;
-		if (milp_add_row(m, k, cols, vals, MILP_EQ, 1) < 0)
+		for (unsigned c = 0; c < n; c++)
+			if (b->all + at[c] >= b->cand[i] && b->all + at[c] < b->cand[i] + b->ncand[i])
+				col[k] = c, vals[k] = 1, k++;
+		if (milp_add_row(m, k, col, vals, MILP_EQ, 1) < 0)
 			goto out;
 		nrows++;
 	}
 	for (unsigned q = 0; q < p->nplaces; q++) {
 		unsigned k = 0;
-		for (unsigned x = 0; x < n; x++)
-			if (b->all[x].cand >= 0 && b->all[x].q == q)
-				cols[k] = x, vals[k] = b->all[x].u, k++;
-		util_row[q] = k ? milp_add_row(m, k, cols, vals, MILP_LE, b->lim->cap[q]) : -1;
+		for (unsigned c = 0; c < n; c++)
+			if (b->all[at[c]].cand >= 0 && b->all[at[c]].q == q)
+				col[k] = c, vals[k] = b->all[at[c]].u, k++;
+		util_row[q] = k ? milp_add_row(m, k, col, vals, MILP_LE, b->lim->cap[q]) : -1;
 		nrows += k > 0;
 	}
 	if (b->lim->power > 0) {
-		for (unsigned x = 0; x < n; x++)
-			cols[x] = x, vals[x] = b->all[x].cand >= 0 ? b->all[x].pw : 0;
-		power_row = milp_add_row(m, n, cols, vals, MILP_LE, b->lim->power), nrows++;
+		for (unsigned c = 0; c < n; c++)
+			col[c] = c, vals[c] = b->all[at[c]].cand >= 0 ? b->all[at[c]].pw : 0;
+		power_row = milp_add_row(m, n, col, vals, MILP_LE, b->lim->power), nrows++;
 	}
 	if (b->lim->mem > 0) {
-		for (unsigned x = 0; x < n; x++)
-			cols[x] = x, vals[x] = b->all[x].cand >= 0 ? b->all[x].mem / 1048576.0 : 0;
-		mem_row = milp_add_row(m, n, cols, vals, MILP_LE, b->lim->mem / 1048576.0), nrows++;
+		for (unsigned c = 0; c < n; c++)
+			col[c] = c, vals[c] = b->all[at[c]].cand >= 0 ? b->all[at[c]].mem / 1048576.0 : 0;
+		mem_row = milp_add_row(m, n, col, vals, MILP_LE, b->lim->mem / 1048576.0), nrows++;
 	}
-	for (unsigned x = 0; x < n; x++)
-		cols[x] = x, vals[x] = b->all[x].c, milp_set_bounds(m, x, 0, 1);
-	milp_set_objective(m, n, cols, vals, true);
+	for (unsigned c = 0; c < n; c++)
+		col[c] = c, vals[c] = b->all[at[c]].c, milp_set_bounds(m, c, 0, 1);
+	milp_set_objective(m, n, col, vals, true);
 	if ((duals = calloc(nrows + 1, sizeof(double))) == NULL || milp_relax(m, &obj, duals) != 0)
 		goto out;
 	/* any multipliers >= 0 give a bound: the duals' magnitudes */
@@ -1157,7 +1184,8 @@ bb_lp_multipliers(struct bb *b)
 	ret = 0;
 out:
 	milp_free(m);
-	free(cols);
+	free(col);
+	free(at);
 	free(vals);
 	free(duals);
 	return ret;
