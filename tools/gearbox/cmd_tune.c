@@ -840,11 +840,11 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 			r->trace[SEARCH_EXACT][e] = e_us;
 		r->search_us = r->latency_us;
 		r->from = search_names[t->o->search];
-		if (r->remeasured_ratio[t->o->search] > 1) {
+		if (r->remeasured_ratio[t->o->search] > 1 && memcmp(plan, exact, t->nslots * sizeof(unsigned)) != 0) {
 			memcpy(plan, exact, t->nslots * sizeof(unsigned));
 			r->from = "exact";
 		}
-		r->latency_us = r->remeasured_ratio[t->o->search] > 1 ? e_us : s_us;
+		r->latency_us = strcmp(r->from, "exact") == 0 ? e_us : s_us;
 	}
 
 	r->drop_predicted = -1;
