@@ -382,6 +382,30 @@ str_of(struct json_object *o, const char *key)
 	return text;
 }
 
+/* A model's per-layer plans (STATUS models[].layer_plans), one line per plan
+ * file with the placements and thread counts it runs on. */
+static void
+layer_plans_text(struct json_object *plans)
+{
+	size_t n = plans != NULL && json_object_is_type(plans, json_type_array) ? json_object_array_length(plans) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *label = str_of(json_object_array_get_idx(plans, i), "plan");
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(str_of(json_object_array_get_idx(plans, j), "plan"), label) == 0;
+		if (seen)
+			continue;
+		printf("    per-layer plan %s on", label);
+		for (size_t j = i; j < n; j++) {
+			struct json_object *p = json_object_array_get_idx(plans, j);
+			if (strcmp(str_of(p, "plan"), label) == 0)
+				printf(" %s x%s", str_of(p, GBX_KEY_PLACEMENT), str_of(p, GBX_KEY_THREADS));
+		}
+		putchar('\n');
+	}
+}
+
 static void
 status_text(struct json_object *r)
 {
@@ -397,6 +421,7 @@ status_text(struct json_object *r)
 		printf("  %-24s on %-10s g=%s last %s us, %s queued, %s served, %s BUSY\n", str_of(m, "name"),
 		       str_of(m, "placement"), str_of(m, "last_groups"), str_of(m, "last_latency_us"), str_of(m, "queued"),
 		       str_of(m, "requests"), str_of(m, "busy_rejections"));
+		layer_plans_text(json_object_object_get(m, "layer_plans"));
 	}
 	for (size_t i = 0; sessions && i < json_object_array_length(sessions); i++) {
 		struct json_object *s = json_object_array_get_idx(sessions, i);

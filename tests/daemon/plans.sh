@@ -81,6 +81,9 @@ plans = d["models"][0]["layer_plans"]
 assert plans, "no plan in use"
 assert all(p["plan"] == sys.argv[2] and p["threads"] == 1 for p in plans), plans
 EOF
+# and gearboxctl status says so in its text
+$CTL status >"$T/status.txt"
+grep -q "^    per-layer plan $T/plans/b-good.plan on .* x1" "$T/status.txt" || fail "status text: $(cat "$T/status.txt")"
 log=$T/daemon.log
 grep -q "plan refused: .*a-cpu.plan was measured on another CPU (Imaginary CPU 9000)" "$log" || fail "other CPU not refused"
 grep -q "plan refused: .*d-other.plan was made for another model file" "$log" || fail "other contents not refused"
@@ -103,5 +106,6 @@ start_daemon "$T/without.conf"
 grep -q "was measured under other per-layer plans" "$T/daemon.log" || fail "cache of the plans used without them"
 $CTL --json status >"$T/status.json"
 [ "$(json "$T/status.json" 'd["models"][0]["layer_plans"]')" = "[]" ] || fail "plans without a plans folder"
+! $CTL status | grep -q "per-layer plan" || fail "status text names a plan without a plans folder"
 stop_daemon
 echo "ok"
