@@ -224,7 +224,43 @@ abort_when_late(lprec *lp, void *handle)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9 > m->deadline;
 }
+
+/* m's rows, objective, sense and bounds into lp; binary columns as such
+ * unless `relaxed` (the linear relaxation). idx and val hold ncols + 1. */
+static bool
+load_problem(const struct milp *m, lprec *lp, int *idx, REAL *val, bool relaxed)
+{
+	unsigned n = 0;
+
+	set_verbose(lp, NEUTRAL);
+	set_add_rowmode(lp, TRUE);
+	for (unsigned r = 0; r < m->nrows; r++) {
+		const struct milp_row *row = &m->rows[r];
+		for (unsigned i = 0; i < row->n; i++)
+			idx[i] = (int)row->cols[i] + 1, val[i] = row->vals[i];
+		if (!add_constraintex(lp, (int)row->n, val, idx,
+		                      row->sense == MILP_LE ? LE : row->sense == MILP_GE ? GE : EQ, row->rhs))
+			return false;
+	}
+	set_add_rowmode(lp, FALSE);
+	for (unsigned c = 0; c < m->ncols; c++)
+		if (m->obj[c] != 0)
+			idx[n] = (int)c + 1, val[n] = m->obj[c], n++;
+	if (!set_obj_fnex(lp, (int)n, val, idx))
+		return false;
+	if (m->maximise)
+		set_maxim(lp);
+	else
+		set_minim(lp);
+	for (unsigned c = 0; c < m->ncols; c++) {
+		if (!relaxed && m->binary[c])
+			set_binary(lp, (int)c + 1, TRUE);
+		set_bounds(lp, (int)c + 1, m->lo[c], isinf(m->hi[c]) ? get_infinite(lp) : m->hi[c]);
+	}
+	return true;
+}
 #endif
+
 
 int
 milp_relax(struct milp *m, double *objective, double *duals)
@@ -237,31 +273,8 @@ milp_relax(struct milp *m, double *objective, double *duals)
 
 	if (lp == NULL || idx == NULL || val == NULL)
 		goto out;
-	set_verbose(lp, NEUTRAL);
-	set_add_rowmode(lp, TRUE);
-	for (unsigned r = 0; r < m->nrows; r++) {
-		const struct milp_row *row = &m->rows[r];
-		for (unsigned i = 0; i < row->n; i++)
-			idx[i] = (int)row->cols[i] + 1, val[i] = row->vals[i];
-		if (!add_constraintex(lp, (int)row->n, val, idx,
-		                      row->sense == MILP_LE ? LE : row->sense == MILP_GE ? GE : EQ, row->rhs))
-			goto out;
-	}
-	set_add_rowmode(lp, FALSE);
-	{
-		unsigned n = 0;
-		for (unsigned c = 0; c < m->ncols; c++)
-			if (m->obj[c] != 0)
-				idx[n] = (int)c + 1, val[n] = m->obj[c], n++;
-		if (!set_obj_fnex(lp, (int)n, val, idx))
-			goto out;
-	}
-	if (m->maximise)
-		set_maxim(lp);
-	else
-		set_minim(lp);
-	for (unsigned c = 0; c < m->ncols; c++)
-		set_bounds(lp, (int)c + 1, m->lo[c], isinf(m->hi[c]) ? get_infinite(lp) : m->hi[c]);
+	if (!load_problem(m, lp, idx, val, true))
+		goto out;
 	set_presolve(lp, PRESOLVE_SENSDUALS, get_presolveloops(lp));
 	m->last = solve(lp);
 	if (m->last != OPTIMAL && m->last != PRESOLVED)
@@ -297,34 +310,8 @@ milp_solve(struct milp *m, double timeout_s, double *x, double *objective, bool 
 
 	if (lp == NULL || idx == NULL || val == NULL)
 		goto out;
-	set_verbose(lp, NEUTRAL);
-	set_add_rowmode(lp, TRUE);
-	for (unsigned r = 0; r < m->nrows; r++) {
-		const struct milp_row *row = &m->rows[r];
-		for (unsigned i = 0; i < row->n; i++)
-			idx[i] = (int)row->cols[i] + 1, val[i] = row->vals[i];
-		if (!add_constraintex(lp, (int)row->n, val, idx,
-		                      row->sense == MILP_LE ? LE : row->sense == MILP_GE ? GE : EQ, row->rhs))
-			goto out;
-	}
-	set_add_rowmode(lp, FALSE);
-	{
-		unsigned n = 0;
-		for (unsigned c = 0; c < m->ncols; c++)
-			if (m->obj[c] != 0)
-				idx[n] = (int)c + 1, val[n] = m->obj[c], n++;
-		if (!set_obj_fnex(lp, (int)n, val, idx))
-			goto out;
-	}
-	if (m->maximise)
-		set_maxim(lp);
-	else
-		set_minim(lp);
-	for (unsigned c = 0; c < m->ncols; c++) {
-		if (m->binary[c])
-			set_binary(lp, (int)c + 1, TRUE);
-		set_bounds(lp, (int)c + 1, m->lo[c], isinf(m->hi[c]) ? get_infinite(lp) : m->hi[c]);
-	}
+	if (!load_problem(m, lp, idx, val, false))
+		goto out;
 	if (timeout_s > 0) {
 		/* lp_solve's own timeout counts whole seconds: abort from its
 		 * callback instead */
