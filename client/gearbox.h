@@ -46,6 +46,10 @@ struct gbx_budget {
 	uint64_t deadline_us;  /* 0: no deadline */
 	uint64_t energy_uj;    /* 0: no energy budget */
 	double min_accuracy;   /* 0: no accuracy floor */
+	/* For gearboxd's tenant plan (appended: a program built with the
+	 * shorter struct sends neither): */
+	double rate_hz;        /* requests per second the client will send; 0: learnt from its arrivals */
+	double weight;         /* this session's weight against others; 0: 1 */
 };
 #define GBX_BUDGET_INIT { .size = sizeof(struct gbx_budget) }
 

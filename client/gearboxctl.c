@@ -479,6 +479,9 @@ cmd_infer(struct gbx_conn *c, const struct opts *o)
 	struct gbx_budget b = o->budget;
 	uint32_t session;
 	unsigned long n = o->count ? o->count : 1, met = 0, with_deadline = 0;
+
+	b.size = sizeof(b);
+	b.rate_hz = o->rate; /* the tenant plan knows the stream's rate from the start */
 	double *lat = calloc(n, sizeof(double)), start = monotonic_us(), acc_groups = 0;
 	int ret = 0;
 

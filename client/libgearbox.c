@@ -452,6 +452,10 @@ add_budget(struct json_object *o, const struct gbx_budget *b)
 		json_object_object_add(o, GBX_KEY_ENERGY_UJ, json_object_new_int64((int64_t)b->energy_uj));
 	if (BUDGET_HAS(b, min_accuracy))
 		json_object_object_add(o, GBX_KEY_MIN_ACCURACY, json_object_new_double(b->min_accuracy));
+	if (b->size != 0 && BUDGET_HAS(b, rate_hz) && b->rate_hz > 0)
+		json_object_object_add(o, GBX_KEY_RATE_HZ, json_object_new_double(b->rate_hz));
+	if (b->size != 0 && BUDGET_HAS(b, weight) && b->weight > 0)
+		json_object_object_add(o, GBX_KEY_WEIGHT, json_object_new_double(b->weight));
 }
 
 int
