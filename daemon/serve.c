@@ -943,9 +943,8 @@ bind_worker(struct worker *w)
 
 	if (pl->kind != POL_PLACE_CPU)
 		return;
-	set = pl->single_cpu ? hwloc_bitmap_alloc() : gov_cluster_cpuset(&d->platform->clusters[pl->index], 0);
-	if (pl->single_cpu)
-		hwloc_bitmap_only(set, pl->cpu);
+	if ((set = pol_place_cpuset(pl, d->platform)) == NULL)
+		return;
 	CPU_ZERO(&cpus);
 	hwloc_bitmap_foreach_begin(cpu, set) {
 		if (cpu < CPU_SETSIZE)

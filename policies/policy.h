@@ -191,6 +191,10 @@ unsigned pol_places_add_opencl(struct pol_place *places, unsigned n, unsigned ma
  * (the placement's OpenCL device, opened by the caller, which keeps it). */
 struct dnn_engine;
 struct dnn_cl;
+/* The CPUs a CPU placement runs on: its one CPU, or its cluster's (free
+ * with hwloc_bitmap_free). */
+struct hwloc_bitmap_s; /* hwloc_bitmap_t */
+struct hwloc_bitmap_s *pol_place_cpuset(const struct pol_place *place, const struct gov_platform *p);
 struct dnn_engine *pol_place_engine(const struct pol_place *place, const struct gov_platform *p,
                                     const struct dnn_model *model, unsigned threads, struct dnn_cl *device,
                                     char **cause);

@@ -114,6 +114,18 @@ pol_runtime_free(struct pol_runtime *rt)
 	free(rt);
 }
 
+hwloc_bitmap_t
+pol_place_cpuset(const struct pol_place *pl, const struct gov_platform *p)
+{
+	hwloc_bitmap_t set;
+
+	if (!pl->single_cpu)
+		return gov_cluster_cpuset(&p->clusters[pl->index], 0);
+	if ((set = hwloc_bitmap_alloc()) != NULL)
+		hwloc_bitmap_only(set, pl->cpu);
+	return set;
+}
+
 struct dnn_engine *
 pol_place_engine(const struct pol_place *pl, const struct gov_platform *p, const struct dnn_model *model,
                  unsigned threads, struct dnn_cl *device, char **cause)
@@ -123,12 +135,7 @@ pol_place_engine(const struct pol_place *pl, const struct gov_platform *p, const
 
 	if (pl->kind == POL_PLACE_OPENCL)
 		return dnn_engine_opencl(model, device, cause);
-	if (pl->single_cpu) {
-		set = hwloc_bitmap_alloc();
-		hwloc_bitmap_only(set, pl->cpu);
-	} else {
-		set = gov_cluster_cpuset(&p->clusters[pl->index], 0);
-	}
+	set = pol_place_cpuset(pl, p);
 	e = dnn_engine_cpu(model, threads, set, DNN_KERNELS_FAST, cause);
 	hwloc_bitmap_free(set);
 	return e;
