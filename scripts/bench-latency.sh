@@ -47,7 +47,7 @@ while [ "$n" -gt 0 ]; do
 	esac
 done
 
-M=$(ls models/*.safetensors | head -n 1)
+M=models/fmnist-alexnet-g4.safetensors
 . scripts/bench-lib.sh
 bench_folder latency
 

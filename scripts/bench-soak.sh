@@ -9,7 +9,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 B=${B:-build}
-M=$(ls models/*.safetensors | head -n 1)
+M=models/fmnist-alexnet-g4.safetensors
 IDX=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 [ -e "$IDX" ] || IDX=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte
 . scripts/bench-lib.sh

@@ -17,7 +17,7 @@ set -eu
 cd "$(dirname "$0")/.."
 B=${B:-build}
 
-M=$(ls models/*.safetensors | head -n 1)
+M=models/fmnist-alexnet-g4.safetensors
 groups=$("$B/gearbox" model info --json "$M" | sed -n 's/.*"groups": *\([0-9]*\).*/\1/p' | head -n 1)
 if [ "${1:-}" = --groups ]; then
 	groups=${2:?--groups needs a value}

@@ -14,7 +14,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-MODEL=$(ls models/*.safetensors | head -n 1)
+MODEL=models/fmnist-alexnet-g4.safetensors
 B=${BUILD_DIR:-build} # where scripts/setup.sh built
 DATA=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 T=$(mktemp -d /tmp/gearbox-demo-XXXXXX)
@@ -100,8 +100,9 @@ for line in sys.stdin:
     window.append(r)
 PY
 )
+# DEMO_LOG=FILE keeps the per-request stream (one JSON object a reply).
 $B/gearboxctl --socket "$SOCK" infer --idx "$DATA" --count 1000 --rate 50 --deadline-schedule "$SCHEDULE" --json |
-	python3 -c "$SUMMARY"
+	tee "${DEMO_LOG:-/dev/null}" | python3 -c "$SUMMARY"
 echo
 echo "== gearboxctl status"
 $B/gearboxctl --socket "$SOCK" status

@@ -8,6 +8,9 @@
 #   tests/fuzz/campaign.sh BUILD_DIR OUT SECONDS NAME...
 # With CAMPAIGN_RUNS=N in the environment a harness also stops once it has
 # run N executions (a target such as 10000000), whichever comes first.
+# CAMPAIGN_TIMEOUT=S sets libFuzzer's per-input timeout (default 20 s). It is
+# wall-clock time: raise it when the campaign may be paused (SIGSTOP while the
+# machine is needed for measuring), or every pause is reported as a timeout.
 # Run it under nice on a shared machine; two in parallel use two cores.
 set -u
 build=$(cd "$1" && pwd) out=$2 seconds=$3
@@ -33,7 +36,7 @@ for name in "$@"; do
 		round=$((round + 1))
 		log=$out/$name.$round.log
 		# shellcheck disable=SC2086
-		"$bin" -max_total_time="$left" $runs -max_len="$max_len" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+		"$bin" -max_total_time="$left" $runs -max_len="$max_len" -timeout="${CAMPAIGN_TIMEOUT:-20}" -rss_limit_mb=2048 -print_final_stats=1 \
 			-artifact_prefix="$out/crash-$name-" $dict "$out/corpus/$name" "$src/tests/fuzz/corpus/$name" >"$log" 2>&1
 		status=$?
 		n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
