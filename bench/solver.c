@@ -60,7 +60,7 @@ candidates(double scale, struct ten_candidate *out, unsigned max)
 	if (pol_predictor_calibrate(&pr, 1, sim_measure, &m, NULL, NULL) != 0)
 		return 0;
 	pol_params_defaults(&all, "all");
-	return ten_candidates_from_predictor(&pr, &all, NULL, out, max);
+	return ten_candidates_from_predictor(&pr, &all, NULL, NULL, out, max);
 }
 
 static int

@@ -146,12 +146,15 @@ solve(struct daemon *d, struct snapshot *sn, struct ten_problem *p, struct ten_r
 			return set_cause(cause, "out of memory");
 		}
 		n = pol_table_build(&h->control.predictor, &sn->params[i], &h->control.feedback, NULL, pts, cap);
-		/* its model's weights at g (mapped once, but counted per session: a
-		 * bound from above) and the buffers it works in */
-		double mem[POL_MAX_GROUPS + 1] = { 0 };
+		/* its model's weights at g (mapped once: the solver counts them once
+		 * for every session of the model, tenants.h) and the buffers it
+		 * works in */
+		double weights[POL_MAX_GROUPS + 1] = { 0 }, buffers[POL_MAX_GROUPS + 1] = { 0 };
 		if (p->memory_bytes > 0)
-			for (unsigned g = 1; g <= POL_MAX_GROUPS && g <= dnn_model_groups(h->model); g++)
-				mem[g] = (double)dnn_model_weight_bytes(h->model, g) + (double)dnn_model_buffer_bytes(h->model, g);
+			for (unsigned g = 1; g <= POL_MAX_GROUPS && g <= dnn_model_groups(h->model); g++) {
+				weights[g] = (double)dnn_model_weight_bytes(h->model, g);
+				buffers[g] = (double)dnn_model_buffer_bytes(h->model, g);
+			}
 		pthread_mutex_unlock(&h->lock);
 		unsigned m = 0;
 		for (unsigned k = 0; k < n; k++) {
@@ -161,7 +164,8 @@ solve(struct daemon *d, struct snapshot *sn, struct ten_problem *p, struct ten_r
 			if (d->places[pts[k].place].kind == POL_PLACE_OPENCL && !d->places[pts[k].place].is_gpu)
 				continue;
 			c[m].point = pts[k];
-			c[m].mem_bytes = pts[k].groups <= POL_MAX_GROUPS ? mem[pts[k].groups] : 0;
+			c[m].weight_bytes = pts[k].groups <= POL_MAX_GROUPS ? weights[pts[k].groups] : 0;
+			c[m].mem_bytes = pts[k].groups <= POL_MAX_GROUPS ? buffers[pts[k].groups] : 0;
 			m++;
 		}
 		sn->outside[i] = m == 0;

@@ -7,13 +7,19 @@
  *   d[i]     binary: tenant i is dropped
  *   y[p][f]  binary: DVFS placement p runs at frequency f (only the
  *            frequencies some kept candidate uses)
+ *   w[s]     continuous: the size of copy s of weights, one per model and
+ *            plan whose kept points two tenants or more have (with a
+ *            memory limit only). Tenants of one model share its mapped
+ *            weights: the copy is as large as its largest user's g needs.
  * rows:
  *   sum_j x[i][j] + d[i] = 1                       per tenant
  *   sum_f y[p][f] <= 1                             per DVFS placement
  *   sum_{j at (p,f)} x[i][j] - y[p][f] <= 0        per tenant, placement, frequency
  *   sum_ij rate_i lat_ij threads_ij x[i][j] <= max_util x cpus_p   per placement
  *   sum_ij rate_i energy_ij x[i][j] <= power cap   (if any)
- *   sum_ij mem_ij x[i][j] <= memory                (if any)
+ *   sum_ij (buf_ij [+ wt_ij]) x[i][j] + sum_s w[s] <= memory   (if any;
+ *            wt_ij where its copy has one tenant, else w[s] counts it)
+ *   sum_{j in s} wt_ij x[i][j] - w[s] <= 0         per shared copy s and tenant i of it
  * objective: sum_ij c_ij x[i][j], c = w x accuracy (- 1e-6 x power), or
  * -w x power (+ 1e-6 x w x accuracy); when not everyone fits, - M w_i d[i]
  * with M above the objective's whole range (tenants.c: solve_lex).
@@ -21,20 +27,28 @@
  * out, and so is every candidate dominated by another of the same tenant at
  * the same placement and frequency (no better objective, no more of any
  * resource that is limited: power only with a power cap or the energy
- * objective, memory only with a memory limit): with a deadline met, one
- * thread more only costs utilisation, energy and power, so this keeps about
- * one point per (placement, frequency, g, plan). A frequency whose every
- * point is dominated by one at another frequency of the same placement goes
- * too (without a power cap, the maximum-accuracy objective keeps only each
- * placement's fastest frequency; polish picks the least power afterwards).
+ * objective, memory only with a memory limit, where of one copy of weights
+ * no more weights and no more buffers, of another no more in all than the
+ * dominated one's buffers alone, since its copy may stay for other tenants
+ * of the model; a tenant alone with its model compares the sums): with a
+ * deadline met, one thread more only costs utilisation, energy and power,
+ * so this keeps about one point per (placement, frequency, g, plan). A
+ * frequency whose every point is dominated by one at another frequency of
+ * the same placement goes too (without a power cap, the maximum-accuracy
+ * objective keeps only each placement's fastest frequency; polish picks
+ * the least power afterwards).
  *
  * The MIP is solved by solve_bb (a depth-first branch-and-bound over the
  * tenants, bounded by the Lagrangian relaxation with the multipliers of
- * lp_solve's linear relaxation), or whole by lp_solve (TEN_SOLVER_LPSOLVE:
- * solve_lex), which the tests compare. */
+ * lp_solve's linear relaxation; memory charged to each tenant as its
+ * buffers and its share of its copy's weights, bb_memory_held), or whole by
+ * lp_solve (TEN_SOLVER_LPSOLVE: solve_lex), which the tests compare. The
+ * exhaustive search and greedy count each copy's weights once as they go
+ * (memory_added). */
 #include "config.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +176,7 @@ ten_candidate_ok(const struct ten_problem *p, unsigned i, const struct ten_candi
 		return false;
 	if (p->power_cap_w > 0 && ten_power(t, c) > p->power_cap_w + 1e-12)
 		return false;
-	if (p->memory_bytes > 0 && c->mem_bytes > p->memory_bytes + 1e-6)
+	if (p->memory_bytes > 0 && c->weight_bytes + c->mem_bytes > p->memory_bytes + 1e-6)
 		return false;
 	return true;
 }
@@ -179,6 +193,76 @@ ten_candidate_describe(const struct ten_problem *p, const struct ten_candidate *
 	         c->plan);
 }
 
+/* ---- memory: each model's weights once ------------------------------------------- */
+
+/* grp[i]: the first tenant of tenant i's model (i itself for a tenant with
+ * no model name, which shares with nobody). */
+static void
+model_groups(const struct ten_problem *p, unsigned *grp)
+{
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		grp[i] = i;
+		if (p->tenants[i].model[0] == '\0')
+			continue;
+		for (unsigned k = 0; k < i; k++)
+			if (!strncmp(p->tenants[k].model, p->tenants[i].model, POL_NAME)) {
+				grp[i] = grp[k];
+				break;
+			}
+	}
+}
+
+/* Whether c (of tenant i) and d (of tenant k) use one copy of weights: the
+ * same model and the same plan (another precision's weights are a copy of
+ * their own). */
+static bool
+same_copy(const unsigned *grp, unsigned i, const struct ten_candidate *c, unsigned k, const struct ten_candidate *d)
+{
+	return grp[i] == grp[k] && !strncmp(c->plan, d->plan, POL_NAME);
+}
+
+/* The most weights already held in c's copy by the served tenants of
+ * choice[0..n) other than i. */
+static double
+held_weights(const struct ten_problem *p, const unsigned *grp, const int *choice, unsigned n, unsigned i,
+             const struct ten_candidate *c)
+{
+	double most = 0;
+
+	for (unsigned k = 0; k < n; k++)
+		if (k != i && choice[k] >= 0 && same_copy(grp, i, c, k, &p->cands[k][choice[k]]))
+			most = fmax(most, p->cands[k][choice[k]].weight_bytes);
+	return most;
+}
+
+/* What c adds to the memory of the tenants of choice[0..n) (i not among
+ * them): its buffers, and its weights beyond what its copy holds already. */
+static double
+memory_added(const struct ten_problem *p, const unsigned *grp, const int *choice, unsigned n, unsigned i,
+             const struct ten_candidate *c)
+{
+	return c->mem_bytes + fmax(0, c->weight_bytes - held_weights(p, grp, choice, n, i, c));
+}
+
+/* The memory of an assignment: the served tenants' buffers, and each copy
+ * of weights once, as large as its largest user needs (*weights: that
+ * part). */
+static double
+assignment_memory(const struct ten_problem *p, const unsigned *grp, const int *choice, double *weights)
+{
+	double mem = 0, w = 0;
+
+	for (unsigned i = 0; i < p->ntenants; i++)
+		if (choice[i] >= 0) {
+			const struct ten_candidate *c = &p->cands[i][choice[i]];
+			mem += c->mem_bytes;
+			w += fmax(0, c->weight_bytes - held_weights(p, grp, choice, i, i, c));
+		}
+	if (weights != NULL)
+		*weights = w;
+	return mem + w;
+}
+
 /* ---- evaluating one assignment --------------------------------------------------- */
 
 /* Fill r from choice[i] (candidate index or -1). Returns whether it meets
@@ -187,9 +271,10 @@ static bool
 evaluate(const struct ten_problem *p, const int *choice, struct ten_result *r)
 {
 	bool ok = true;
+	unsigned grp[TEN_MAX_TENANTS];
 
 	r->ndropped = 0;
-	r->dropped_weight = r->objective = r->weighted_accuracy = r->power_w = r->mem_bytes = 0;
+	r->dropped_weight = r->objective = r->weighted_accuracy = r->power_w = r->mem_bytes = r->weight_bytes = 0;
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
 		r->freq[q] = -1, r->util[q] = 0;
 	for (unsigned i = 0; i < p->ntenants; i++) {
@@ -209,7 +294,6 @@ evaluate(const struct ten_problem *p, const int *choice, struct ten_result *r)
 		a->power_w = ten_power(&p->tenants[i], c);
 		r->util[q] += a->util;
 		r->power_w += a->power_w;
-		r->mem_bytes += c->mem_bytes;
 		r->objective += contribution(p, i, c);
 		r->weighted_accuracy += p->tenants[i].weight * accuracy_of(c);
 		if (r->freq[q] < 0)
@@ -217,6 +301,8 @@ evaluate(const struct ten_problem *p, const int *choice, struct ten_result *r)
 		else if (shared_freq(p, q) && r->freq[q] != (int)c->point.freq)
 			ok = false;
 	}
+	model_groups(p, grp);
+	r->mem_bytes = assignment_memory(p, grp, choice, &r->weight_bytes);
 	for (unsigned q = 0; q < p->nplaces; q++)
 		if (r->util[q] > capacity(p, q) + 1e-9)
 			ok = false;
@@ -264,6 +350,7 @@ best_alone(const struct ten_problem *p, unsigned i)
 
 struct search {
 	const struct ten_problem *p;
+	unsigned grp[TEN_MAX_TENANTS];
 	int choice[TEN_MAX_TENANTS], best[TEN_MAX_TENANTS];
 	double util[POL_MAX_PLACES];
 	int freq[POL_MAX_PLACES], freq_users[POL_MAX_PLACES];
@@ -296,18 +383,18 @@ search(struct search *s, unsigned i)
 		const struct ten_candidate *c = &p->cands[i][j];
 		const struct ten_tenant *t = &p->tenants[i];
 		unsigned q = c->point.place;
-		double u = util_of(p, i, c), w = ten_power(t, c);
+		double u = util_of(p, i, c), w = ten_power(t, c), m = memory_added(p, s->grp, s->choice, i, i, c);
 		if (!ten_candidate_ok(p, i, c) || s->util[q] + u > capacity(p, q) + 1e-9 ||
 		    (p->power_cap_w > 0 && s->power + w > p->power_cap_w + 1e-9) ||
-		    (p->memory_bytes > 0 && s->mem + c->mem_bytes > p->memory_bytes + 1e-6) ||
+		    (p->memory_bytes > 0 && s->mem + m > p->memory_bytes + 1e-6) ||
 		    (shared_freq(p, q) && s->freq_users[q] > 0 && s->freq[q] != (int)c->point.freq))
 			continue;
 		int old_freq = s->freq[q];
-		s->util[q] += u, s->power += w, s->mem += c->mem_bytes;
+		s->util[q] += u, s->power += w, s->mem += m;
 		s->served += t->weight, s->value += contribution(p, i, c);
 		s->freq[q] = (int)c->point.freq, s->freq_users[q]++;
 		search(s, i + 1);
-		s->util[q] -= u, s->power -= w, s->mem -= c->mem_bytes;
+		s->util[q] -= u, s->power -= w, s->mem -= m;
 		s->served -= t->weight, s->value -= contribution(p, i, c);
 		s->freq[q] = old_freq, s->freq_users[q]--;
 	}
@@ -328,6 +415,7 @@ ten_solve_exhaustive(const struct ten_problem *p, double max_combinations, struc
 		return set_cause(cause, "%.3g combinations (more than %.3g)", combos, max_combinations);
 	memset(&s, 0, sizeof(s));
 	s.p = p;
+	model_groups(p, s.grp);
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
 		s.freq[q] = -1;
 	search(&s, 0);
@@ -342,11 +430,12 @@ ten_solve_exhaustive(const struct ten_problem *p, double max_combinations, struc
 void
 ten_solve_greedy(const struct ten_problem *p, struct ten_result *r)
 {
-	unsigned order[TEN_MAX_TENANTS];
+	unsigned order[TEN_MAX_TENANTS], grp[TEN_MAX_TENANTS];
 	int choice[TEN_MAX_TENANTS];
 	double util[POL_MAX_PLACES] = { 0 }, power = 0, mem = 0;
 	int freq[POL_MAX_PLACES];
 
+	model_groups(p, grp);
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
 		freq[q] = -1;
 	for (unsigned i = 0; i < p->ntenants; i++)
@@ -367,7 +456,7 @@ ten_solve_greedy(const struct ten_problem *p, struct ten_result *r)
 			double v;
 			if (!ten_candidate_ok(p, i, c) || util[q] + util_of(p, i, c) > capacity(p, q) + 1e-9 ||
 			    (p->power_cap_w > 0 && power + ten_power(t, c) > p->power_cap_w + 1e-9) ||
-			    (p->memory_bytes > 0 && mem + c->mem_bytes > p->memory_bytes + 1e-6) ||
+			    (p->memory_bytes > 0 && mem + memory_added(p, grp, choice, p->ntenants, i, c) > p->memory_bytes + 1e-6) ||
 			    (shared_freq(p, q) && freq[q] >= 0 && freq[q] != (int)c->point.freq))
 				continue;
 			v = contribution(p, i, c);
@@ -379,7 +468,7 @@ ten_solve_greedy(const struct ten_problem *p, struct ten_result *r)
 			const struct ten_candidate *c = &p->cands[i][best];
 			util[c->point.place] += util_of(p, i, c);
 			power += ten_power(t, c);
-			mem += c->mem_bytes;
+			mem += memory_added(p, grp, choice, p->ntenants, i, c);
 			freq[c->point.place] = (int)c->point.freq;
 		}
 	}
@@ -390,10 +479,19 @@ ten_solve_greedy(const struct ten_problem *p, struct ten_result *r)
 
 /* ---- the MIP ----------------------------------------------------------------------- */
 
+/* a tenant set is a bit mask (struct model's slot_users) */
+_Static_assert(TEN_MAX_TENANTS <= 64, "tenant masks are 64 bits");
+
 struct model {
 	struct milp *m;
 	unsigned nx;
 	unsigned *x_tenant, *x_cand;  /* per x column */
+	unsigned *x_slot;             /* per x column: its copy of weights */
+	/* the copies of weights (slots): one per (model, plan) of the kept points */
+	unsigned nslots;
+	uint64_t *slot_users;         /* the tenants with a kept point in it (bit i) */
+	unsigned *slot_n;             /* how many */
+	int *slot_col;                /* its w column (shared by two or more, with a memory limit), or -1 */
 	unsigned d0;                  /* first d column */
 	int y_col[POL_MAX_PLACES][POL_MAX_FREQS];
 	int one_freq_row[POL_MAX_PLACES], util_row[POL_MAX_PLACES], power_row, mem_row;
@@ -421,23 +519,40 @@ cpu_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
+/* Whether b in a's place (of one tenant) never takes more memory, whatever
+ * the other tenants run. alone: no other tenant has its model, so its
+ * weights are its own. Else a's copy of the weights may stay for the
+ * others: of the same copy (plan), b needs no more weights and no more
+ * buffers; of another, b's weights may be new, and b's whole is at most a's
+ * buffers. */
+static bool
+memory_no_more(const struct ten_candidate *a, const struct ten_candidate *b, bool alone)
+{
+	if (alone)
+		return b->weight_bytes + b->mem_bytes <= a->weight_bytes + a->mem_bytes;
+	if (!strncmp(a->plan, b->plan, POL_NAME))
+		return b->weight_bytes <= a->weight_bytes && b->mem_bytes <= a->mem_bytes;
+	return b->weight_bytes + b->mem_bytes <= a->mem_bytes;
+}
+
 /* b dominates a: the same placement (and frequency, unless any_freq), no
- * worse objective, and no more of any resource that is limited. */
+ * worse objective, and no more of any resource that is limited (alone: as
+ * for memory_no_more). */
 static bool
 dominated(const struct ten_problem *p, unsigned i, const struct ten_candidate *a, const struct ten_candidate *b,
-          bool any_freq)
+          bool any_freq, bool alone)
 {
 	const struct ten_tenant *t = &p->tenants[i];
 	bool power = p->power_cap_w > 0 || p->objective == TEN_MIN_ENERGY, mem = p->memory_bytes > 0;
 	return a->point.place == b->point.place && (any_freq || a->point.freq == b->point.freq) &&
 	       contribution(p, i, b) >= contribution(p, i, a) && util_of(p, i, b) <= util_of(p, i, a) &&
-	       (!power || ten_power(t, b) <= ten_power(t, a)) && (!mem || b->mem_bytes <= a->mem_bytes);
+	       (!power || ten_power(t, b) <= ten_power(t, a)) && (!mem || memory_no_more(a, b, alone));
 }
 
 /* Whether every kept candidate at (q, f) has a kept one at (q, g) of the
  * same tenant that dominates it. */
 static bool
-freq_dominated(const struct ten_problem *p, bool *const *keep, unsigned q, unsigned f, unsigned g)
+freq_dominated(const struct ten_problem *p, bool *const *keep, const bool *alone, unsigned q, unsigned f, unsigned g)
 {
 	for (unsigned i = 0; i < p->ntenants; i++)
 		for (unsigned j = 0; j < p->ncands[i]; j++) {
@@ -447,7 +562,7 @@ freq_dominated(const struct ten_problem *p, bool *const *keep, unsigned q, unsig
 				continue;
 			for (unsigned k = 0; k < p->ncands[i] && !covered; k++)
 				covered = keep[i][k] && p->cands[i][k].point.place == q && p->cands[i][k].point.freq == g &&
-				          dominated(p, i, a, &p->cands[i][k], true);
+				          dominated(p, i, a, &p->cands[i][k], true, alone[i]);
 			if (!covered)
 				return false;
 		}
@@ -461,7 +576,7 @@ freq_dominated(const struct ten_problem *p, bool *const *keep, unsigned q, unsig
  * (dominance is transitive, so dropping one at a time is safe; of two
  * frequencies that dominate each other the higher index goes). */
 static void
-drop_dominated_freqs(const struct ten_problem *p, bool *const *keep)
+drop_dominated_freqs(const struct ten_problem *p, bool *const *keep, const bool *alone)
 {
 	for (unsigned q = 0; q < p->nplaces; q++) {
 		unsigned nf = p->places[q].nfreqs;
@@ -470,9 +585,9 @@ drop_dominated_freqs(const struct ten_problem *p, bool *const *keep)
 			continue;
 		for (unsigned f = 0; f < nf; f++)
 			for (unsigned g = 0; g < nf && !gone[f]; g++) {
-				if (g == f || gone[g] || !freq_dominated(p, keep, q, f, g))
+				if (g == f || gone[g] || !freq_dominated(p, keep, alone, q, f, g))
 					continue;
-				if (freq_dominated(p, keep, q, g, f) && g > f)
+				if (freq_dominated(p, keep, alone, q, g, f) && g > f)
 					continue; /* equal: the later one goes */
 				gone[f] = true;
 			}
@@ -511,15 +626,22 @@ add_row(struct model *md, unsigned n, const unsigned *cols, const double *vals, 
 static int
 build(const struct ten_problem *p, struct model *md, bool want_milp, char **cause)
 {
-	unsigned first[TEN_MAX_TENANTS + 1], most = 0;
+	unsigned first[TEN_MAX_TENANTS + 1], most = 0, grp[TEN_MAX_TENANTS], *rep = NULL;
 	struct at *at = NULL;
-	unsigned total = 0, nx = 0, ny = 0, ncols;
-	bool *keep[TEN_MAX_TENANTS] = { 0 };
+	unsigned total = 0, nx = 0, ny = 0, nw = 0, ncols;
+	bool *keep[TEN_MAX_TENANTS] = { 0 }, alone[TEN_MAX_TENANTS];
 	unsigned *cols = NULL;
 	double *vals = NULL;
 	int ret = -1;
 
 	memset(md, 0, sizeof(*md));
+	model_groups(p, grp);
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		alone[i] = true;
+		for (unsigned k = 0; k < p->ntenants; k++)
+			if (k != i && grp[k] == grp[i])
+				alone[i] = false;
+	}
 	md->power_row = md->mem_row = md->dropped_row = -1;
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++) {
 		md->one_freq_row[q] = md->util_row[q] = -1;
@@ -549,14 +671,14 @@ build(const struct ten_problem *p, struct model *md, bool want_milp, char **caus
 				unsigned j = at[u].j;
 				for (unsigned v = a; v < e && keep[i][j]; v++) {
 					unsigned k = at[v].j;
-					if (k != j && keep[i][k] && dominated(p, i, &p->cands[i][j], &p->cands[i][k], false) &&
-					    (!dominated(p, i, &p->cands[i][k], &p->cands[i][j], false) || k < j))
+					if (k != j && keep[i][k] && dominated(p, i, &p->cands[i][j], &p->cands[i][k], false, alone[i]) &&
+					    (!dominated(p, i, &p->cands[i][k], &p->cands[i][j], false, alone[i]) || k < j))
 						keep[i][j] = false;
 				}
 			}
 		}
 	}
-	drop_dominated_freqs(p, keep);
+	drop_dominated_freqs(p, keep, alone);
 	for (unsigned i = 0; i < p->ntenants; i++) {
 		for (unsigned j = 0; j < p->ncands[i]; j++)
 			if (keep[i][j]) {
@@ -570,20 +692,44 @@ build(const struct ten_problem *p, struct model *md, bool want_milp, char **caus
 	md->nx = nx;
 	md->kept = nx;
 	md->total = total;
-	ncols = nx + p->ntenants + ny;
+	if ((md->x_tenant = calloc(nx + 1, sizeof(unsigned))) == NULL ||
+	    (md->x_cand = calloc(nx + 1, sizeof(unsigned))) == NULL || (md->x_slot = calloc(nx + 1, sizeof(unsigned))) == NULL ||
+	    (md->slot_users = calloc(nx + 1, sizeof(uint64_t))) == NULL ||
+	    (md->slot_n = calloc(nx + 1, sizeof(unsigned))) == NULL || (md->slot_col = calloc(nx + 1, sizeof(int))) == NULL ||
+	    (rep = calloc(nx + 1, sizeof(unsigned))) == NULL)
+		goto oom;
+	for (unsigned i = 0, x = 0; i < p->ntenants; i++)
+		for (unsigned j = 0; j < p->ncands[i]; j++)
+			if (keep[i][j])
+				md->x_tenant[x] = i, md->x_cand[x] = j, x++;
+	/* the copies of weights: a point's is the first point's of the same
+	 * model and plan (rep: that point's column); the one before it first */
+	for (unsigned x = 0; x < nx; x++) {
+		unsigned i = md->x_tenant[x], sl = x > 0 ? md->x_slot[x - 1] : 0;
+		const struct ten_candidate *c = &p->cands[i][md->x_cand[x]];
+#define REP_OF(sl) md->x_tenant[rep[sl]], &p->cands[md->x_tenant[rep[sl]]][md->x_cand[rep[sl]]]
+		if (x == 0 || !same_copy(grp, i, c, REP_OF(sl)))
+			for (sl = 0; sl < md->nslots && !same_copy(grp, i, c, REP_OF(sl)); sl++)
+				;
+#undef REP_OF
+		if (sl == md->nslots)
+			rep[md->nslots++] = x;
+		md->x_slot[x] = sl;
+		if (!(md->slot_users[sl] & (UINT64_C(1) << i)))
+			md->slot_users[sl] |= UINT64_C(1) << i, md->slot_n[sl]++;
+	}
+	/* a copy two tenants or more may share, under a memory limit: a column
+	 * w for its size, at least each of its tenants' weights in it */
+	for (unsigned sl = 0; sl < md->nslots; sl++)
+		md->slot_col[sl] = p->memory_bytes > 0 && md->slot_n[sl] > 1 ? (int)(nx + p->ntenants + ny + nw++) : -1;
+	ncols = nx + p->ntenants + ny + nw;
 	md->ncols = ncols;
 	if (want_milp && (md->m = milp_new(ncols, cause)) == NULL)
 		goto out;
-	if ((md->x_tenant = calloc(nx + 1, sizeof(unsigned))) == NULL ||
-	    (md->x_cand = calloc(nx + 1, sizeof(unsigned))) == NULL || (cols = calloc(ncols + 1, sizeof(unsigned))) == NULL ||
-	    (vals = calloc(ncols + 1, sizeof(double))) == NULL)
+	if ((cols = calloc(ncols + 1, sizeof(unsigned))) == NULL || (vals = calloc(ncols + 1, sizeof(double))) == NULL)
 		goto oom;
 	{
-		unsigned x = 0, y = nx + p->ntenants;
-		for (unsigned i = 0; i < p->ntenants; i++)
-			for (unsigned j = 0; j < p->ncands[i]; j++)
-				if (keep[i][j])
-					md->x_tenant[x] = i, md->x_cand[x] = j, x++;
+		unsigned y = nx + p->ntenants;
 		md->d0 = nx;
 		/* binary, though integral anyway: lp_solve 5.5.2.5 returned a
 		 * suboptimal "optimum" with them continuous (its objective-step
@@ -687,11 +833,33 @@ build(const struct ten_problem *p, struct model *md, bool want_milp, char **caus
 		if (nx > 0 && (md->power_row = add_row(md, nx, cols, vals, MILP_LE, p->power_cap_w)) < 0)
 			goto oom;
 	}
-	if (p->memory_bytes > 0) {
-		for (unsigned x = 0; x < nx; x++)
-			cols[x] = x, vals[x] = p->cands[md->x_tenant[x]][md->x_cand[x]].mem_bytes / 1048576.0;
-		if (nx > 0 && (md->mem_row = add_row(md, nx, cols, vals, MILP_LE, p->memory_bytes / 1048576.0)) < 0)
+	/* memory (MiB): the buffers, the weights of a copy only one tenant
+	 * uses, and each shared copy's w; w at least the weights each tenant's
+	 * point in it needs */
+	if (p->memory_bytes > 0 && nx > 0) {
+		unsigned n = 0;
+		for (unsigned x = 0; x < nx; x++) {
+			const struct ten_candidate *c = &p->cands[md->x_tenant[x]][md->x_cand[x]];
+			cols[n] = x, vals[n] = (c->mem_bytes + (md->slot_col[md->x_slot[x]] < 0 ? c->weight_bytes : 0)) / 1048576.0;
+			n++;
+		}
+		for (unsigned sl = 0; sl < md->nslots; sl++)
+			if (md->slot_col[sl] >= 0)
+				cols[n] = (unsigned)md->slot_col[sl], vals[n] = 1, n++;
+		if ((md->mem_row = add_row(md, n, cols, vals, MILP_LE, p->memory_bytes / 1048576.0)) < 0)
 			goto oom;
+		for (unsigned sl = 0; sl < md->nslots; sl++)
+			for (unsigned i = 0; i < p->ntenants && md->slot_col[sl] >= 0; i++) {
+				if (!(md->slot_users[sl] & (UINT64_C(1) << i)))
+					continue;
+				n = 0;
+				for (unsigned x = first[i]; x < first[i + 1]; x++)
+					if (md->x_slot[x] == sl)
+						cols[n] = x, vals[n] = p->cands[i][md->x_cand[x]].weight_bytes / 1048576.0, n++;
+				cols[n] = (unsigned)md->slot_col[sl], vals[n] = -1, n++;
+				if (add_row(md, n, cols, vals, MILP_LE, 0) < 0)
+					goto oom;
+			}
 	}
 	ret = 0;
 	goto out;
@@ -700,6 +868,7 @@ oom:
 out:
 	for (unsigned i = 0; i < p->ntenants; i++)
 		free(keep[i]);
+	free(rep);
 	free(at);
 	free(cols);
 	free(vals);
@@ -712,6 +881,10 @@ model_free(struct model *md)
 	milp_free(md->m);
 	free(md->x_tenant);
 	free(md->x_cand);
+	free(md->x_slot);
+	free(md->slot_users);
+	free(md->slot_n);
+	free(md->slot_col);
 }
 
 static void
@@ -890,17 +1063,21 @@ limits_of(const struct ten_problem *p, struct limits *lim)
 }
 
 /* A tenant's choice: one of its kept points, or dropped (cand < 0, no
- * resources, objective -big x weight). */
+ * resources, objective -big x weight). mem: its buffers; wt: its weights,
+ * in copy slot (struct model); lc: what the bound charges it of memory, its
+ * buffers and its share of the weights (wt over the copy's tenants). */
 struct bb_cand {
 	int cand;
-	unsigned q, f;
-	double c, pw, u, mem, reduced;
+	unsigned q, f, slot;
+	double c, pw, u, mem, wt, lc, reduced;
 };
 
 struct bb {
 	const struct ten_problem *p;
 	const struct limits *lim;
+	const struct model *md;
 	unsigned nt, order[TEN_MAX_TENANTS];
+	uint64_t rest[TEN_MAX_TENANTS + 1]; /* the tenants order[k..] */
 	struct bb_cand *all, *cand[TEN_MAX_TENANTS];
 	unsigned nall, ncand[TEN_MAX_TENANTS];
 	double big;            /* the objective lost per unit of weight dropped */
@@ -914,6 +1091,7 @@ struct bb {
 	int freq[POL_MAX_PLACES];
 	unsigned users[POL_MAX_PLACES];
 	double util[POL_MAX_PLACES], power, mem, value, dropped;
+	double *held;          /* per copy of weights: the most its tenants placed use (mem counts it) */
 	int pick[TEN_MAX_TENANTS];
 	/* start[k][i]: where tenant i's first point that fits can be at depth k
 	 * (no earlier one fits at the node above, and below it only less fits) */
@@ -934,8 +1112,27 @@ bb_fits(const struct bb *b, const struct bb_cand *c)
 		return true;
 	return b->util[c->q] + c->u <= b->lim->cap[c->q] + 1e-9 &&
 	       (b->lim->power <= 0 || b->power + c->pw <= b->lim->power + 1e-9) &&
-	       (b->lim->mem <= 0 || b->mem + c->mem <= b->lim->mem + 1e-6) &&
+	       (b->lim->mem <= 0 || b->mem + c->mem + fmax(0, c->wt - b->held[c->slot]) <= b->lim->mem + 1e-6) &&
 	       (!b->lim->one_freq[c->q] || b->users[c->q] == 0 || b->freq[c->q] == (int)c->f);
+}
+
+/* The memory the bound counts as used at depth k, so that each remaining
+ * tenant can be charged its lc: the buffers placed, and of each copy of
+ * weights held (h) that n tenants may use, r of them still to come, h x (1
+ * - r / n). Valid: the copy ends at least max(h, H) >= h (1 - r/n) + H r/n,
+ * H the most any of the r uses, and their shares wt/n sum to at most H r/n.
+ * A tenant placed adds at least its lc to it (what the children's bounds
+ * rest on). */
+static double
+bb_memory_held(const struct bb *b, unsigned k)
+{
+	const struct model *md = b->md;
+	double used = b->mem;
+
+	for (unsigned sl = 0; sl < md->nslots; sl++)
+		if (md->slot_n[sl] > 1 && b->held[sl] > 0)
+			used -= b->held[sl] * __builtin_popcountll(md->slot_users[sl] & b->rest[k]) / md->slot_n[sl];
+	return used;
 }
 
 /* An upper bound of the objective (less big x dropped weight) of any
@@ -952,8 +1149,8 @@ bb_bound(struct bb *b, unsigned k)
 
 	if (b->lim->power > 0)
 		bound += b->lambda * (b->lim->power - b->power);
-	if (b->lim->mem > 0)
-		bound += b->nu * (b->lim->mem - b->mem) / 1048576.0;
+	if (b->lim->mem > 0 && b->nu > 0)
+		bound += b->nu * (b->lim->mem - bb_memory_held(b, k)) / 1048576.0;
 	for (unsigned q = 0; q < p->nplaces; q++)
 		bound += b->mu[q] * (b->lim->cap[q] - b->util[q]);
 	for (unsigned r = k; r < b->nt; r++) {
@@ -1023,11 +1220,12 @@ bb_search(struct bb *b, unsigned k)
 			b->dropped -= b->p->tenants[i].weight;
 		} else {
 			int old = b->freq[c->q];
-			b->util[c->q] += c->u, b->power += c->pw, b->mem += c->mem, b->value += c->c;
-			b->freq[c->q] = (int)c->f, b->users[c->q]++;
+			double held = b->held[c->slot], grow = c->mem + fmax(0, c->wt - held);
+			b->util[c->q] += c->u, b->power += c->pw, b->mem += grow, b->value += c->c;
+			b->freq[c->q] = (int)c->f, b->users[c->q]++, b->held[c->slot] = fmax(held, c->wt);
 			bb_search(b, k + 1);
-			b->util[c->q] -= c->u, b->power -= c->pw, b->mem -= c->mem, b->value -= c->c;
-			b->freq[c->q] = old, b->users[c->q]--;
+			b->util[c->q] -= c->u, b->power -= c->pw, b->mem -= grow, b->value -= c->c;
+			b->freq[c->q] = old, b->users[c->q]--, b->held[c->slot] = held;
 		}
 		if (b->late)
 			return;
@@ -1045,7 +1243,7 @@ cmp_bb_cand(const void *a, const void *b)
 static double
 bb_objective(const struct bb *b, const struct bb_cand *c)
 {
-	return c->c - (c->cand < 0 ? 0 : b->lambda * c->pw + b->mu[c->q] * c->u + b->nu * c->mem / 1048576.0);
+	return c->c - (c->cand < 0 ? 0 : b->lambda * c->pw + b->mu[c->q] * c->u + b->nu * c->lc / 1048576.0);
 }
 
 /* Multipliers without a linear-programming solver: a projected
@@ -1073,13 +1271,13 @@ bb_subgradient(struct bb *b)
 			double m = -INFINITY;
 			for (unsigned j = 0; j < b->ncand[i]; j++) {
 				const struct bb_cand *c = &b->cand[i][j];
-				double r = c->cand < 0 ? c->c : c->c - lam * c->pw - mu[c->q] * c->u - nu * c->mem / 1048576.0;
+				double r = c->cand < 0 ? c->c : c->c - lam * c->pw - mu[c->q] * c->u - nu * c->lc / 1048576.0;
 				if (r > m)
 					m = r, arg = c;
 			}
 			L += m;
 			if (arg != NULL && arg->cand >= 0)
-				gl -= arg->pw, gn -= arg->mem / 1048576.0, gm[arg->q] -= arg->u;
+				gl -= arg->pw, gn -= arg->lc / 1048576.0, gm[arg->q] -= arg->u;
 		}
 		if (L < best - 1e-12) {
 			best = L, stall = 0;
@@ -1133,11 +1331,11 @@ bb_lp_multipliers(struct bb *b)
 			for (unsigned l = 0; l < b->ncand[i] && a->cand >= 0 && !out; l++) {
 				const struct bb_cand *o = &b->cand[i][l];
 				if (l == j || o->cand < 0 || o->q != a->q || o->c < a->c || o->u > a->u ||
-				    (b->lim->power > 0 && o->pw > a->pw) || (b->lim->mem > 0 && o->mem > a->mem))
+				    (b->lim->power > 0 && o->pw > a->pw) || (b->lim->mem > 0 && o->lc > a->lc))
 					continue;
 				/* of two equal ones, the later goes */
 				out = !(o->c == a->c && o->u == a->u && (b->lim->power <= 0 || o->pw == a->pw) &&
-				        (b->lim->mem <= 0 || o->mem == a->mem) && l > j);
+				        (b->lim->mem <= 0 || o->lc == a->lc) && l > j);
 			}
 			if (!out)
 				at[n++] = (unsigned)(a - b->all);
@@ -1168,7 +1366,7 @@ bb_lp_multipliers(struct bb *b)
 	}
 	if (b->lim->mem > 0) {
 		for (unsigned c = 0; c < n; c++)
-			col[c] = c, vals[c] = b->all[at[c]].cand >= 0 ? b->all[at[c]].mem / 1048576.0 : 0;
+			col[c] = c, vals[c] = b->all[at[c]].cand >= 0 ? b->all[at[c]].lc / 1048576.0 : 0;
 		mem_row = milp_add_row(m, n, col, vals, MILP_LE, b->lim->mem / 1048576.0), nrows++;
 	}
 	for (unsigned c = 0; c < n; c++)
@@ -1235,9 +1433,11 @@ solve_bb(const struct ten_problem *p, const struct model *md, const struct limit
 	int ret = -1;
 
 	memset(&b, 0, sizeof(b));
-	b.p = p, b.lim = lim;
+	b.p = p, b.lim = lim, b.md = md;
 	b.deadline = now_us() / 1e6 + (p->time_limit_s > 0 ? p->time_limit_s : 1.0);
-	if ((b.all = malloc((md->nx + p->ntenants) * sizeof(*b.all))) == NULL) {
+	if ((b.all = malloc((md->nx + p->ntenants) * sizeof(*b.all))) == NULL ||
+	    (b.held = calloc(md->nslots + 1, sizeof(double))) == NULL) {
+		free(b.all);
 		set_cause(cause, "out of memory");
 		return -1;
 	}
@@ -1259,7 +1459,8 @@ solve_bb(const struct ten_problem *p, const struct model *md, const struct limit
 			struct bb_cand *bc = &b.all[b.nall++];
 			bc->cand = (int)md->x_cand[x], bc->q = c->point.place, bc->f = c->point.freq;
 			bc->c = contribution(p, i, c), bc->pw = ten_power(&p->tenants[i], c), bc->u = util_of(p, i, c);
-			bc->mem = c->mem_bytes;
+			bc->mem = c->mem_bytes, bc->wt = c->weight_bytes, bc->slot = md->x_slot[x];
+			bc->lc = bc->mem + bc->wt / md->slot_n[bc->slot];
 		}
 		struct bb_cand *d = &b.all[b.nall++];
 		memset(d, 0, sizeof(*d));
@@ -1301,6 +1502,8 @@ solve_bb(const struct ten_problem *p, const struct model *md, const struct limit
 				break;
 			b.order[c] = y, b.order[c - 1] = x;
 		}
+	for (unsigned k = b.nt; k-- > 0;)
+		b.rest[k] = b.rest[k + 1] | UINT64_C(1) << b.order[k];
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
 		b.freq[q] = -1;
 	bb_search(&b, 0);
@@ -1309,6 +1512,7 @@ solve_bb(const struct ten_problem *p, const struct model *md, const struct limit
 		choice[i] = b.have ? b.best[i] : -1;
 	ret = !b.late ? 0 : b.have ? 1 : 2;
 	free(b.all);
+	free(b.held);
 	return ret;
 }
 
@@ -1321,23 +1525,25 @@ solve_bb(const struct ten_problem *p, const struct model *md, const struct limit
 static void
 polish(const struct ten_problem *p, int *choice)
 {
+	unsigned grp[TEN_MAX_TENANTS];
+
 	if (p->objective != TEN_MAX_ACCURACY)
 		return;
+	model_groups(p, grp);
 	for (unsigned q = 0; q < p->nplaces; q++) {
 		int best[TEN_MAX_TENANTS];
-		double best_power = INFINITY, other_power = 0, other_mem = 0;
+		double best_power = INFINITY, other_power = 0;
 		bool any = false;
 		for (unsigned i = 0; i < p->ntenants; i++)
 			if (choice[i] >= 0 && p->cands[i][choice[i]].point.place != q)
-				other_power += ten_power(&p->tenants[i], &p->cands[i][choice[i]]),
-				        other_mem += p->cands[i][choice[i]].mem_bytes;
+				other_power += ten_power(&p->tenants[i], &p->cands[i][choice[i]]);
 			else if (choice[i] >= 0)
 				any = true;
 		if (!any)
 			continue;
 		for (unsigned f = 0; f < p->places[q].nfreqs; f++) {
 			int pick[TEN_MAX_TENANTS];
-			double util = 0, power = 0, mem = 0;
+			double util = 0, power = 0;
 			bool ok = true;
 			for (unsigned i = 0; i < p->ntenants && ok; i++) {
 				pick[i] = choice[i];
@@ -1362,11 +1568,12 @@ polish(const struct ten_problem *p, int *choice)
 				}
 				util += util_of(p, i, &p->cands[i][pick[i]]);
 				power += bp;
-				mem += p->cands[i][pick[i]].mem_bytes;
 			}
+			/* memory of the whole assignment: the placement's tenants may
+			 * share weights with the others' */
 			if (!ok || util > capacity(p, q) + 1e-9 ||
 			    (p->power_cap_w > 0 && other_power + power > p->power_cap_w + 1e-9) ||
-			    (p->memory_bytes > 0 && other_mem + mem > p->memory_bytes + 1e-6))
+			    (p->memory_bytes > 0 && assignment_memory(p, grp, pick, NULL) > p->memory_bytes + 1e-6))
 				continue;
 			if (power < best_power - 1e-12) {
 				best_power = power;
@@ -1586,8 +1793,9 @@ finish(const struct ten_problem *p, struct ten_result *r, const char *method)
 /* ---- candidates from a predictor --------------------------------------------------- */
 
 unsigned
-ten_candidates_from_predictor(const struct pol_predictor *pr, const struct pol_params *params, const double *mem_bytes,
-                              struct ten_candidate *out, unsigned max)
+ten_candidates_from_predictor(const struct pol_predictor *pr, const struct pol_params *params,
+                              const double *weight_bytes, const double *mem_bytes, struct ten_candidate *out,
+                              unsigned max)
 {
 	unsigned cap = pol_table_capacity(pr), n;
 	struct pol_point *pts = malloc((cap ? cap : 1) * sizeof(*pts));
@@ -1600,6 +1808,7 @@ ten_candidates_from_predictor(const struct pol_predictor *pr, const struct pol_p
 	for (unsigned k = 0; k < n; k++) {
 		memset(&out[k], 0, sizeof(out[k]));
 		out[k].point = pts[k];
+		out[k].weight_bytes = weight_bytes ? weight_bytes[pts[k].groups] : 0;
 		out[k].mem_bytes = mem_bytes ? mem_bytes[pts[k].groups] : 0;
 	}
 	free(pts);

@@ -14,7 +14,12 @@
  *   - one frequency per DVFS placement, shared by every tenant on it (binary
  *     variables per placement frequency),
  *   - an optional power cap (average power: rate x energy per request, summed),
- *   - optional memory (the points' weights and buffers, summed).
+ *   - optional memory: each model's weights once (the most any of its served
+ *     tenants' points needs: the g of a model share one mapped copy, and so
+ *     do its tenants) plus every served tenant's own buffers. A model's
+ *     weights are shared by the tenants whose points run the same plan
+ *     (another precision's weights are a copy of their own); tenants with no
+ *     model name share nothing.
  * When not every tenant fits, the fewest by weight are dropped (first the
  * dropped weight is minimised, then the objective with that weight), and the
  * result says which constraints bind: those whose relaxation would serve
@@ -47,7 +52,9 @@ struct ten_tenant {
 struct ten_candidate {
 	struct pol_point point;  /* g, place, threads, freq, khz, accuracy, latency, energy, power */
 	char plan[POL_NAME];     /* precision/kernel plan, "" = the default fp32 kernels */
-	double mem_bytes;        /* weights + buffers the point needs */
+	double weight_bytes;     /* its model's weights at this g (and plan): one copy for every tenant of
+	                            the model (ten_tenant.model) on the same plan */
+	double mem_bytes;        /* what the tenant needs of its own: activation and scratch buffers */
 	bool accuracy_predicted; /* from the accuracy predictor, not measured */
 };
 
@@ -109,7 +116,9 @@ struct ten_result {
 	unsigned ndropped;
 	double dropped_weight;
 	double objective;        /* the objective as defined above, over the served tenants */
-	double weighted_accuracy, power_w, mem_bytes;
+	double weighted_accuracy, power_w;
+	double mem_bytes;        /* the memory used: weight_bytes plus the served tenants' buffers */
+	double weight_bytes;     /* the weights in it, each model's (and plan's) once */
 	struct ten_assignment a[TEN_MAX_TENANTS];
 	int freq[POL_MAX_PLACES];   /* frequency index chosen per placement, -1 = unused */
 	double util[POL_MAX_PLACES];
@@ -149,10 +158,11 @@ double ten_power(const struct ten_tenant *t, const struct ten_candidate *c);
 bool ten_candidate_ok(const struct ten_problem *p, unsigned tenant, const struct ten_candidate *c);
 
 /* Candidates from a predictor's table (pol_table_build with every point
- * allowed): one per point, memory from mem_bytes[g] (NULL: 0). Returns the
- * count (<= max). */
+ * allowed): one per point, weights from weight_bytes[g] and buffers from
+ * mem_bytes[g] (NULL: 0). Returns the count (<= max). */
 unsigned ten_candidates_from_predictor(const struct pol_predictor *pr, const struct pol_params *params,
-                                       const double *mem_bytes, struct ten_candidate *out, unsigned max);
+                                       const double *weight_bytes, const double *mem_bytes,
+                                       struct ten_candidate *out, unsigned max);
 
 /* "g=4 big x2 @1800 MHz" */
 void ten_candidate_describe(const struct ten_problem *p, const struct ten_candidate *c, char *buf, unsigned size);

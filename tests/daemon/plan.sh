@@ -4,7 +4,8 @@
 # deadlines are planned jointly when they open; gearboxctl plan shows what
 # each was given and why; every request stays inside its session's room (g,
 # placement, threads); closing a session plans again; plan_power_w and
-# plan_memory_mib in gearboxd.conf are the plan's constraints; plan = no in
+# plan_memory_mib in gearboxd.conf are the plan's constraints, and the
+# memory counts a model's weights once for all its sessions; plan = no in
 # gearboxd.conf turns it off and PLAN says so.
 set -eu
 B=${top_builddir:-.}
@@ -145,6 +146,35 @@ assert "memory" in cs and abs(cs["memory"]["limit"] - 2 * 1048576) < 1e-3, cs
 for c in ("power cap", "memory"):
     assert cs[c]["used"] <= cs[c]["limit"] * (1 + 1e-9), cs[c]
 assert len(d["tenants"]) == 1, d["tenants"]
+PY
+stop_daemon
+
+# two sessions of one model share its mapped weights: the plan's memory is
+# the weights the larger g needs, once, beside both sessions' buffers (at
+# g=4, 2.0 + 2 x 1.4 MiB under 5 MiB; counted per session it was 6.9)
+"$B/gearbox" model info "$MODEL" --json >"$T/info.json" || fail "gearbox model info"
+printf '[daemon]\nplan_memory_mib = 5\n' >"$T/mem.conf"
+start_daemon "$T/mem.conf"
+$CTL infer --idx "$IDX" --count 60 --rate 30 --deadline-us 50000 --json >"$T/m1.json" &
+A=$!
+$CTL infer --idx "$IDX" --count 60 --rate 30 --deadline-us 50000 --json >"$T/m2.json" &
+Bp=$!
+sleep 1.5
+$CTL plan --json >"$T/pm.json"
+wait $A || fail "first stream under the memory limit"
+wait $Bp || fail "second stream under the memory limit"
+python3 - "$T/pm.json" "$T/info.json" <<'PY' || fail "two sessions under the memory limit: $(cat "$T/pm.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+per = {g["active"]: g for g in json.load(open(sys.argv[2]))["per_group"]}
+cs = {c["what"]: c for c in d["constraints"]}
+assert len(d["tenants"]) == 2, d["tenants"]
+served = [t for t in d["tenants"] if t["served"]]
+assert len(served) == 2, d["tenants"]
+want = max(per[t["groups"]]["weight_bytes"] for t in served) + sum(per[t["groups"]]["buffer_bytes"] for t in served)
+m = cs["memory"]
+assert abs(m["used"] - want) < 1, (m, want)
+assert m["used"] <= m["limit"] * (1 + 1e-9), m
 PY
 stop_daemon
 

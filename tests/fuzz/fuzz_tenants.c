@@ -52,7 +52,8 @@ in(double v, double lo, double hi)
 }
 
 /* What gearbox solve would compute from the model, made up: g 1..2 on big
- * (1 or 4 threads, either frequency) and g 2 on the device. */
+ * (1 or 4 threads, either frequency) and g 2 on the device; weights of 1
+ * MiB a group (scaled, 0.3 of it for int8), buffers a quarter of that. */
 static unsigned
 candidates(const struct ten_file_tenant *ft, struct ten_candidate *c)
 {
@@ -78,7 +79,8 @@ candidates(const struct ten_file_tenant *ft, struct ten_candidate *c)
 		q->point.latency_us = tab[k].us * ft->macs_scale;
 		q->point.power_w = pl->busy_w[tab[k].freq] * tab[k].threads;
 		q->point.energy_uj = q->point.power_w * q->point.latency_us;
-		q->mem_bytes = 1048576.0 * tab[k].g * ft->macs_scale;
+		q->weight_bytes = 1048576.0 * tab[k].g * ft->macs_scale;
+		q->mem_bytes = 262144.0 * tab[k].g;
 	}
 	if (ft->sensitivity[0] && ft->int8_speedup > 0)
 		for (unsigned k = 0; k < CANDS; k++) {
@@ -89,7 +91,7 @@ candidates(const struct ten_file_tenant *ft, struct ten_candidate *c)
 			q->point.energy_uj /= ft->int8_speedup;
 			q->point.accuracy -= 0.01;
 			q->accuracy_predicted = true;
-			q->mem_bytes *= 0.3;
+			q->weight_bytes *= 0.3;
 		}
 	return n;
 }
@@ -97,12 +99,29 @@ candidates(const struct ten_file_tenant *ft, struct ten_candidate *c)
 static void
 check_result(const struct ten_problem *p, const struct ten_result *r)
 {
+	double mem = 0;
+
 	FUZZ_ASSERT(r->ndropped <= p->ntenants);
 	for (unsigned i = 0; i < p->ntenants; i++) {
 		FUZZ_ASSERT(r->a[i].cand >= -1 && r->a[i].cand < (int)p->ncands[i]);
-		if (r->a[i].cand >= 0)
-			FUZZ_ASSERT(ten_candidate_ok(p, i, &p->cands[i][r->a[i].cand]));
+		if (r->a[i].cand < 0)
+			continue;
+		const struct ten_candidate *c = &p->cands[i][r->a[i].cand];
+		bool first = true;
+		double most = c->weight_bytes;
+		FUZZ_ASSERT(ten_candidate_ok(p, i, c));
+		/* each model's (and plan's) weights once, the largest; buffers each */
+		for (unsigned k = 0; k < p->ntenants; k++) {
+			const struct ten_candidate *d = r->a[k].cand >= 0 ? &p->cands[k][r->a[k].cand] : NULL;
+			if (k == i || d == NULL || strcmp(p->tenants[k].model, p->tenants[i].model) || strcmp(d->plan, c->plan))
+				continue;
+			first = first && k > i;
+			most = fmax(most, d->weight_bytes);
+		}
+		mem += c->mem_bytes + (first ? most : 0);
 	}
+	FUZZ_ASSERT(fabs(mem - r->mem_bytes) <= 1e-6 * fmax(1, mem));
+	FUZZ_ASSERT(p->memory_bytes <= 0 || mem <= p->memory_bytes * (1 + 1e-9) + 1e-6);
 	FUZZ_ASSERT(!isnan(r->objective) && !isnan(r->dropped_weight));
 }
 
@@ -123,7 +142,12 @@ solve(const struct ten_file *f)
 	p.time_limit_s = 1;
 	for (unsigned i = 0; i < f->n; i++) {
 		unsigned n = candidates(&f->tenant[i], c);
-		int k = ten_problem_add(&p, &f->tenant[i].t, c, n, &cause);
+		/* the model as gearbox solve names it: tenants of one file and
+		 * scale share its weights */
+		struct ten_tenant t = f->tenant[i].t;
+		const char *base = strrchr(f->tenant[i].path, '/');
+		snprintf(t.model, sizeof(t.model), "%.40s x%g", base ? base + 1 : "bundled", f->tenant[i].macs_scale);
+		int k = ten_problem_add(&p, &t, c, n, &cause);
 		if (k < 0)
 			fprintf(stderr, "fuzz-tenants: a loaded tenant is refused: %s\n", cause);
 		FUZZ_ASSERT(k == (int)i);
@@ -134,14 +158,18 @@ solve(const struct ten_file *f)
 		check_result(&p, &exact);
 		FUZZ_ASSERT(ten_compare(&exact, &greedy, 1e-6) >= 0);
 #ifdef HAVE_LPSOLVE
-		if (ten_solve(&p, false, &mip, &cause) == 0) {
-			check_result(&p, &mip);
-			if (mip.proven && ten_compare(&mip, &exact, 1e-6) != 0)
-				fprintf(stderr, "fuzz-tenants: milp %g/%.9g, exhaustive %g/%.9g\n", mip.dropped_weight,
-				        mip.objective, exact.dropped_weight, exact.objective);
-			FUZZ_ASSERT(!mip.proven || ten_compare(&mip, &exact, 1e-6) == 0);
-		} else
-			free(cause), cause = NULL;
+		/* the branch-and-bound, and lp_solve on the whole MIP */
+		for (int kind = TEN_SOLVER_BB; kind <= TEN_SOLVER_LPSOLVE; kind++) {
+			p.solver = (enum ten_solver)kind;
+			if (ten_solve(&p, false, &mip, &cause) == 0) {
+				check_result(&p, &mip);
+				if (mip.proven && ten_compare(&mip, &exact, 1e-6) != 0)
+					fprintf(stderr, "fuzz-tenants: %s %g/%.9g, exhaustive %g/%.9g\n", mip.method,
+					        mip.dropped_weight, mip.objective, exact.dropped_weight, exact.objective);
+				FUZZ_ASSERT(!mip.proven || ten_compare(&mip, &exact, 1e-6) == 0);
+			} else
+				free(cause), cause = NULL;
+		}
 #endif
 	} else
 		free(cause), cause = NULL;

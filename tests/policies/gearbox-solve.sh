@@ -100,6 +100,32 @@ assert any(c["binds"] and c["what"].startswith("utilisation of") and c["weight_g
 assert d["dropped_weight"] == sum(dropped)
 PY
 
+# memory: two tenants of the bundled model share its weights; a third is a
+# what-if of it at twice the size, a model of its own. At g=4 that is
+# 2.0 + 2 x 1.4 MiB and 4.1 + 1.4 MiB, 10.3 MiB under 12 (counted per
+# tenant, 12.3 would not fit)
+$EMU "$GEARBOX" model info "$MODEL" --json >"$T/info.json" || fail "gearbox model info"
+printf '[solve]\nmemory_mb = 12\n' >"$T/mem.tenants"
+for t in a b big; do
+	printf '[tenant %s]\nmodel = %s\ndeadline_us = 50000\n' "$t" "$MODEL"
+	[ $t = big ] && printf 'macs_scale = 2\n'
+done >>"$T/mem.tenants"
+$EMU "$GEARBOX" solve --platform xu3 --tenants "$T/mem.tenants" --json >"$T/m.json" || fail "solve under memory"
+check_plan "$T/m.json" || fail "plan under memory"
+$PY - "$T/m.json" "$T/info.json" <<'PY' || fail "memory: $(cat "$T/m.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+per = {g["active"]: g for g in json.load(open(sys.argv[2]))["per_group"]}
+ts = {t["name"]: t for t in d["tenants"]}
+assert all(t["served"] and t["groups"] == 4 for t in ts.values()), ts
+assert ts["a"]["model"] == ts["b"]["model"] != ts["big"]["model"], ts
+assert ts["big"]["model"].endswith(" x2"), ts["big"]["model"]
+w = per[4]["weight_bytes"] * 3  # once for a and b, twice that for big
+assert abs(d["weight_bytes"] - w) < 1, (d["weight_bytes"], w)
+assert abs(d["memory_bytes"] - (w + 3 * per[4]["buffer_bytes"])) < 1, d["memory_bytes"]
+assert d["memory_bytes"] <= 12 * 1048576
+PY
+
 # bad files and arguments
 printf '[tenant a]\nmodel = %s\nrate_hz = fast\n' "$MODEL" >"$T/bad.tenants"
 if $EMU "$GEARBOX" solve --platform xu3 --tenants "$T/bad.tenants" 2>"$T/err"; then fail "bad rate accepted"; fi

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* policies/tenants: the MIP against exhaustive enumeration on many small
  * random instances (feasible and infeasible ones: tenants dropped by weight),
- * never worse than greedy on larger ones, what binds and why, and the
- * simulated Odroid XU3 with eight tenants. */
+ * never worse than greedy on larger ones, what binds and why, memory with
+ * the weights of one model shared by its tenants, and the simulated Odroid
+ * XU3 with eight tenants. */
 #include "config.h"
 #include "tests/common/check_main.h"
 
@@ -35,6 +36,11 @@ below(unsigned n)
  * (predicted): the branch-and-bound's objective quantum, or none. */
 static bool fine_accuracy;
 
+/* Tenants of one or two models whose weights at g they share (a plan
+ * "int8" with a copy of its own, 0.3 of the size), small buffers each, and
+ * always a memory limit; else every point's memory its own buffers. */
+static bool shared_models;
+
 /* A random platform of 1-3 placements and a random problem on it. */
 static void
 random_problem(struct ten_problem *p, unsigned max_tenants, unsigned max_cands)
@@ -59,7 +65,14 @@ random_problem(struct ten_problem *p, unsigned max_tenants, unsigned max_cands)
 	p->power_cap_w = below(3) == 0 ? 0.2 + uniform() : 0;
 	p->memory_bytes = below(3) == 0 ? (20 + below(60)) * 1048576.0 : 0;
 	p->time_limit_s = 60; /* exact, however loaded the machine */
-	unsigned nt = 1 + below(max_tenants);
+	unsigned nt = 1 + below(max_tenants), nmodels = 0;
+	double model_mib[3] = { 0 };
+	if (shared_models) {
+		nmodels = 1 + below(2);
+		for (unsigned m = 0; m < nmodels; m++)
+			model_mib[m] = 3 + below(10); /* per group */
+		p->memory_bytes = (10 + below(40)) * 1048576.0;
+	}
 	for (unsigned i = 0; i < nt; i++) {
 		struct ten_tenant t = { 0 };
 		struct ten_candidate c[64];
@@ -70,6 +83,9 @@ random_problem(struct ten_problem *p, unsigned max_tenants, unsigned max_cands)
 		t.energy_uj = below(4) == 0 ? 2000 + below(8000) : 0;
 		t.min_accuracy = below(4) == 0 ? 0.6 + 0.3 * uniform() : 0;
 		t.weight = 1 + below(3);
+		unsigned model = shared_models ? below(nmodels) : 0;
+		if (shared_models)
+			snprintf(t.model, sizeof(t.model), "m%u", model);
 		for (unsigned j = 0; j < nc; j++) {
 			struct pol_point *pt = &c[j].point;
 			memset(&c[j], 0, sizeof(c[j]));
@@ -83,16 +99,53 @@ random_problem(struct ten_problem *p, unsigned max_tenants, unsigned max_cands)
 			pt->energy_uj = 100 + below(9000);
 			pt->power_w = pt->energy_uj / pt->latency_us;
 			c[j].mem_bytes = (1 + below(30)) * 1048576.0;
+			if (shared_models) {
+				bool int8 = below(4) == 0;
+				c[j].weight_bytes = model_mib[model] * pt->groups * (int8 ? 0.3 : 1) * 1048576.0;
+				c[j].mem_bytes = (0.5 + 0.25 * below(8)) * 1048576.0;
+				if (int8)
+					snprintf(c[j].plan, sizeof(c[j].plan), "int8");
+			}
 		}
 		ck_assert_int_eq(ten_problem_add(p, &t, c, nc, NULL), (int)i);
 	}
+}
+
+/* The memory of a result, counted here: every served tenant's buffers, and
+ * the weights of each (model, plan) once, its largest user's (a tenant with
+ * no model name shares nothing). sum: every weight counted per tenant. */
+static double
+memory_of(const struct ten_problem *p, const struct ten_result *r, double *sum)
+{
+	double mem = 0;
+
+	if (sum != NULL)
+		*sum = 0;
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		if (r->a[i].cand < 0)
+			continue;
+		const struct ten_candidate *c = &p->cands[i][r->a[i].cand];
+		double most = c->weight_bytes;
+		bool first = true;
+		for (unsigned k = 0; k < p->ntenants && p->tenants[i].model[0]; k++) {
+			if (k == i || r->a[k].cand < 0 || strcmp(p->tenants[k].model, p->tenants[i].model) ||
+			    strcmp(p->cands[k][r->a[k].cand].plan, c->plan))
+				continue;
+			first = first && k > i;
+			most = fmax(most, p->cands[k][r->a[k].cand].weight_bytes);
+		}
+		mem += c->mem_bytes + (first ? most : 0);
+		if (sum != NULL)
+			*sum += c->mem_bytes + c->weight_bytes;
+	}
+	return mem;
 }
 
 /* Checks a result meets every constraint on its own (not trusting evaluate). */
 static void
 assert_feasible(const struct ten_problem *p, const struct ten_result *r)
 {
-	double util[POL_MAX_PLACES] = { 0 }, power = 0, mem = 0;
+	double util[POL_MAX_PLACES] = { 0 }, power = 0, mem = memory_of(p, r, NULL);
 	int freq[POL_MAX_PLACES];
 
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
@@ -111,7 +164,6 @@ assert_feasible(const struct ten_problem *p, const struct ten_result *r)
 			ck_assert(c->point.accuracy >= t->min_accuracy);
 		util[q] += t->rate_hz * c->point.latency_us * 1e-6 * c->point.threads;
 		power += t->rate_hz * c->point.energy_uj * 1e-6;
-		mem += c->mem_bytes;
 		if (p->places[q].dvfs && p->places[q].nfreqs > 1) {
 			ck_assert(freq[q] < 0 || freq[q] == (int)c->point.freq);
 			freq[q] = (int)c->point.freq;
@@ -123,6 +175,8 @@ assert_feasible(const struct ten_problem *p, const struct ten_result *r)
 		ck_assert(power <= p->power_cap_w + 1e-9);
 	if (p->memory_bytes > 0)
 		ck_assert(mem <= p->memory_bytes + 1e-6);
+	ck_assert_msg(fabs(mem - r->mem_bytes) <= 1e-6 * fmax(1, mem), "%s: memory %.0f, counted here %.0f", r->method,
+	              r->mem_bytes, mem);
 }
 
 START_TEST(milp_equals_exhaustive)
@@ -351,6 +405,199 @@ START_TEST(shared_frequency_binds)
 }
 END_TEST
 
+/* Shared weights under a memory limit: both solvers against exhaustive
+ * enumeration, and instances where only the sharing lets the optimum fit
+ * (its weights summed per tenant would be over the limit) met many times. */
+START_TEST(shared_weights_equal_exhaustive)
+{
+	unsigned shared_fit = 0, dropped = 0, served = 0;
+
+	if (!milp_available())
+		return;
+	shared_models = true;
+	for (unsigned k = 0; k < 400; k++) {
+		struct ten_problem p;
+		static struct ten_result a, b, e, g;
+		double sum;
+		char *cause = NULL;
+		fine_accuracy = k % 2;
+		random_problem(&p, 4, 6);
+		ck_assert_msg(ten_solve_exhaustive(&p, 1e6, &e, &cause) == 0, "%s", cause);
+		ck_assert_msg(ten_solve(&p, false, &a, &cause) == 0, "%s", cause);
+		p.solver = TEN_SOLVER_LPSOLVE;
+		ck_assert_msg(ten_solve(&p, false, &b, &cause) == 0, "%s", cause);
+		ten_solve_greedy(&p, &g);
+		assert_feasible(&p, &e);
+		assert_feasible(&p, &a);
+		assert_feasible(&p, &b);
+		assert_feasible(&p, &g);
+		ck_assert_msg(ten_compare(&a, &e, 1e-6) == 0,
+		              "instance %u: bb dropped %g, objective %.9f; exhaustive dropped %g, objective %.9f", k,
+		              a.dropped_weight, a.objective, e.dropped_weight, e.objective);
+		if (b.proven)
+			ck_assert_msg(ten_compare(&b, &e, 1e-6) == 0,
+			              "instance %u: lp_solve dropped %g, objective %.9f; exhaustive dropped %g, objective %.9f", k,
+			              b.dropped_weight, b.objective, e.dropped_weight, e.objective);
+		ck_assert(ten_compare(&e, &g, 1e-6) >= 0);
+		memory_of(&p, &e, &sum);
+		shared_fit += sum > p.memory_bytes + 1e-6;
+		dropped += e.ndropped > 0 && e.ndropped < p.ntenants;
+		served += e.ndropped == 0;
+		ten_problem_clear(&p);
+	}
+	shared_models = fine_accuracy = false;
+	fprintf(stderr, "shared weights, 400 instances: %u fit only by sharing, %u with some dropped, %u all served\n",
+	        shared_fit, dropped, served);
+	ck_assert_msg(shared_fit >= 25 && dropped >= 40 && served >= 40,
+	              "%u fit only by sharing, %u with some dropped, %u all served", shared_fit, dropped, served);
+}
+END_TEST
+
+/* The same on instances too large to enumerate: the branch-and-bound
+ * against lp_solve on the whole MIP. */
+START_TEST(shared_weights_bb_equals_lpsolve)
+{
+	unsigned same = 0;
+
+	if (!milp_available())
+		return;
+	shared_models = true;
+	for (unsigned k = 0; k < 60; k++) {
+		struct ten_problem p;
+		static struct ten_result a, b;
+		char *cause = NULL;
+		fine_accuracy = k % 2;
+		random_problem(&p, 8, 16);
+		ck_assert_msg(ten_solve(&p, false, &a, &cause) == 0, "%s", cause);
+		p.solver = TEN_SOLVER_LPSOLVE;
+		ck_assert_msg(ten_solve(&p, false, &b, &cause) == 0, "%s", cause);
+		assert_feasible(&p, &a);
+		assert_feasible(&p, &b);
+		if (a.proven && b.proven) {
+			ck_assert_msg(ten_compare(&a, &b, 1e-6) == 0,
+			              "instance %u: bb dropped %g, objective %.9f; lp_solve dropped %g, objective %.9f", k,
+			              a.dropped_weight, a.objective, b.dropped_weight, b.objective);
+			same++;
+		}
+		ten_problem_clear(&p);
+	}
+	shared_models = fine_accuracy = false;
+	ck_assert_uint_ge(same, 30);
+}
+END_TEST
+
+/* One placement with room for all; tenant 0 (weight 1) and tenant 1
+ * (weight 2) of the given models, each with a point at g=4 (weights 60 MiB)
+ * and one at g=2 (30 MiB, less accurate), 5 MiB of buffers each. */
+static void
+two_tenants(struct ten_problem *p, const char *model0, const char *model1, const char *plan0, double memory_mib)
+{
+	struct pol_place pl = { 0 };
+	struct ten_tenant t = { .rate_hz = 10, .deadline_us = 10000 };
+	struct ten_candidate c[2];
+
+	snprintf(pl.name, sizeof(pl.name), "big");
+	pl.max_threads = 4, pl.nfreqs = 1;
+	ten_problem_init(p, &pl, 1);
+	p->memory_bytes = memory_mib * 1048576.0;
+	memset(c, 0, sizeof(c));
+	for (unsigned k = 0; k < 2; k++) {
+		c[k].point.threads = 1, c[k].point.latency_us = 1000, c[k].point.energy_uj = 100;
+		c[k].point.groups = k ? 2 : 4, c[k].point.accuracy = k ? 0.85 : 0.9;
+		c[k].weight_bytes = (k ? 30 : 60) * 1048576.0;
+		c[k].mem_bytes = 5 * 1048576.0;
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		snprintf(t.name, sizeof(t.name), "t%u", i);
+		snprintf(t.model, sizeof(t.model), "%s", i ? model1 : model0);
+		t.weight = 1 + i;
+		for (unsigned k = 0; k < 2; k++)
+			snprintf(c[k].plan, sizeof(c[k].plan), "%s", i ? "" : plan0);
+		ck_assert_int_eq(ten_problem_add(p, &t, c, 2, NULL), (int)i);
+	}
+}
+
+/* Every exact solver (the MIP ones where lp_solve is built in) gives
+ * tenant i candidate want[i] (-1: dropped), using mem_mib. */
+static void
+assert_plan(const struct ten_problem *p0, const int *want, double mem_mib)
+{
+	static struct ten_problem p;
+	static struct ten_result r;
+	char *cause = NULL;
+
+	p = *p0;
+	for (int kind = -1; kind <= (int)TEN_SOLVER_LPSOLVE; kind++) {
+		if (kind < 0)
+			ck_assert_msg(ten_solve_exhaustive(&p, 1e6, &r, &cause) == 0, "%s", cause);
+		else if (!milp_available())
+			break;
+		else {
+			p.solver = (enum ten_solver)kind;
+			ck_assert_msg(ten_solve(&p, true, &r, &cause) == 0, "%s", cause);
+		}
+		assert_feasible(&p, &r);
+		for (unsigned i = 0; i < p.ntenants; i++)
+			ck_assert_msg(r.a[i].cand == want[i], "%s: tenant %u got %d, not %d", r.method, i, r.a[i].cand, want[i]);
+		ck_assert_msg(fabs(r.mem_bytes - mem_mib * 1048576.0) < 1, "%s: memory %.0f", r.method, r.mem_bytes);
+	}
+}
+
+/* Two tenants of one model fit only because its weights are mapped once:
+ * 60 MiB of weights and 2 x 5 MiB of buffers under 100 MiB (summed per
+ * tenant, 130). Under 68 MiB a tenant at g=2 beside one at g=4 saves
+ * nothing (the copy is as large as g=4 needs): both at g=2 (40 MiB), not
+ * the lighter dropped. */
+START_TEST(one_model_shares_weights)
+{
+	struct ten_problem p;
+	static struct ten_result g;
+	static const int both4[2] = { 0, 0 }, both2[2] = { 1, 1 };
+
+	two_tenants(&p, "net", "net", "", 100);
+	assert_plan(&p, both4, 70);
+	ten_solve_greedy(&p, &g);
+	ck_assert(g.all_served && g.a[0].cand == 0 && g.a[1].cand == 0);
+	ck_assert_double_eq_tol(g.weight_bytes, 60 * 1048576.0, 1);
+	ten_problem_clear(&p);
+
+	two_tenants(&p, "net", "net", "", 68);
+	assert_plan(&p, both2, 40);
+	ten_problem_clear(&p);
+}
+END_TEST
+
+/* Two models under 100 MiB: 65 + 65 do not fit at g=4; the heavier keeps
+ * g=4 and the lighter takes g=2 (30 + 5 MiB beside 65). Under 66 MiB not
+ * even both at g=2 (70) fit: the lighter is dropped, and memory binds. The
+ * same with one model on two plans (another precision's weights are a copy
+ * of their own): shared, both at g=2 would take 40. */
+START_TEST(two_models_do_not_share)
+{
+	struct ten_problem p;
+	static struct ten_result r;
+	static const int mixed[2] = { 1, 0 }, light_dropped[2] = { -1, 0 };
+	char *cause = NULL;
+
+	two_tenants(&p, "net", "other", "", 100);
+	assert_plan(&p, mixed, 100);
+	ten_problem_clear(&p);
+
+	two_tenants(&p, "net", "other", "", 66);
+	assert_plan(&p, light_dropped, 65);
+	if (milp_available()) {
+		ck_assert_msg(ten_solve(&p, true, &r, &cause) == 0, "%s", cause);
+		ck_assert_msg(strstr(r.a[0].why, "memory") != NULL, "%s", r.a[0].why);
+	}
+	ten_problem_clear(&p);
+
+	/* one model, but tenant 0 on another plan: a copy of its own */
+	two_tenants(&p, "net", "net", "int8", 66);
+	assert_plan(&p, light_dropped, 65);
+	ten_problem_clear(&p);
+}
+END_TEST
+
 static struct {
 	const struct pol_sim *sim;
 	const struct pol_model *model;
@@ -388,7 +635,7 @@ START_TEST(xu3_eight_tenants)
 	sim_ctx.sim = &sim, sim_ctx.model = &m;
 	ck_assert_msg(pol_predictor_calibrate(&pr, 1, sim_measure, &sim_ctx, NULL, &cause) == 0, "%s", cause);
 	pol_params_defaults(&all, "all");
-	unsigned n = ten_candidates_from_predictor(&pr, &all, NULL, cands, 8192);
+	unsigned n = ten_candidates_from_predictor(&pr, &all, NULL, NULL, cands, 8192);
 	ck_assert_uint_gt(n, 400);
 	ten_problem_init(&p, sim.places, sim.nplaces);
 	p.time_limit_s = 60;
@@ -439,7 +686,7 @@ START_TEST(xu3_power_cap_equals_lpsolve)
 		sim_ctx.sim = &sim, sim_ctx.model = &m;
 		ck_assert_msg(pol_predictor_calibrate(&pr, 1, sim_measure, &sim_ctx, NULL, &cause) == 0, "%s", cause);
 		pol_params_defaults(&all, "all");
-		n[s] = ten_candidates_from_predictor(&pr, &all, NULL, cands[s], 8192);
+		n[s] = ten_candidates_from_predictor(&pr, &all, NULL, NULL, cands[s], 8192);
 	}
 	for (unsigned k = 0; k < 12; k++) {
 		struct ten_problem p;
@@ -484,6 +731,10 @@ suite(void)
 	tcase_add_test(tc, milp_not_worse_than_greedy);
 	tcase_add_test(tc, drops_the_lighter);
 	tcase_add_test(tc, shared_frequency_binds);
+	tcase_add_test(tc, shared_weights_equal_exhaustive);
+	tcase_add_test(tc, shared_weights_bb_equals_lpsolve);
+	tcase_add_test(tc, one_model_shares_weights);
+	tcase_add_test(tc, two_models_do_not_share);
 	tcase_add_test(tc, xu3_eight_tenants);
 	tcase_add_test(tc, xu3_power_cap_equals_lpsolve);
 	suite_add_tcase(s, tc);

@@ -62,7 +62,9 @@ sim_measure(void *ctx, const struct pol_point *pt, double *us, char **cause)
 }
 
 /* Candidates of one tenant: its model (MACs scaled) calibrated on the
- * platform model, every point. */
+ * platform model, every point. Its weights (scaled with the MACs) are
+ * shared with the other tenants of the same model (tenants.h), so a scaled
+ * what-if is a model of its own: "NAME x8". */
 static int
 tenant_candidates(const struct pol_sim *sim, const struct dnn_model *model, double scale, struct ten_candidate **out,
                   unsigned *n, char *model_name, char **cause)
@@ -70,15 +72,19 @@ tenant_candidates(const struct pol_sim *sim, const struct dnn_model *model, doub
 	static struct pol_predictor pr;
 	struct pol_model facts;
 	struct pol_params all;
-	double mem[POL_MAX_GROUPS + 1] = { 0 };
+	double weights[POL_MAX_GROUPS + 1] = { 0 }, buffers[POL_MAX_GROUPS + 1] = { 0 };
 	unsigned cap;
 
 	pol_model_from_dnn(&facts, model);
 	for (unsigned g = 1; g <= facts.groups; g++) {
 		facts.macs[g] *= scale;
-		mem[g] = (double)dnn_model_weight_bytes(model, g) * scale + (double)dnn_model_buffer_bytes(model, g);
+		weights[g] = (double)dnn_model_weight_bytes(model, g) * scale;
+		buffers[g] = (double)dnn_model_buffer_bytes(model, g);
 	}
-	snprintf(model_name, POL_NAME, "%s", facts.name);
+	if (scale == 1)
+		snprintf(model_name, POL_NAME, "%s", facts.name);
+	else
+		snprintf(model_name, POL_NAME, "%.40s x%g", facts.name, scale);
 	pol_predictor_init(&pr, &facts, sim->places, sim->nplaces);
 	struct sim_ctx ctx = { sim, &facts };
 	if (pol_predictor_calibrate(&pr, 1, sim_measure, &ctx, NULL, cause) != 0)
@@ -87,14 +93,18 @@ tenant_candidates(const struct pol_sim *sim, const struct dnn_model *model, doub
 	cap = pol_table_capacity(&pr);
 	if ((*out = calloc(cap ? cap : 1, sizeof(**out))) == NULL)
 		return set_cause(cause, "out of memory");
-	*n = ten_candidates_from_predictor(&pr, &all, mem, *out, cap);
+	*n = ten_candidates_from_predictor(&pr, &all, weights, buffers, *out, cap);
 	return 0;
 }
 
 /* Every candidate again with the int8 plan (every int8-capable layer):
  * accuracy from the accuracy predictor (the drop it predicts, off the
  * model's own accuracy at g), latency and energy divided by the assumed
- * speed-up, weights a quarter. */
+ * speed-up, weights 0.3 of the fp32 ones (a byte a weight, and a float
+ * scale and bias per channel: dnn_lplan_weight_bytes), a copy of their own
+ * (plan "int8": shared only with the model's other int8 tenants). The
+ * buffers stay: activations are floats, quantised as each layer reads
+ * them. */
 static int
 int8_candidates(const struct dnn_model *m, const char *path, double speedup, struct ten_candidate **c, unsigned *n,
                 char **cause)
@@ -122,7 +132,7 @@ int8_candidates(const struct dnn_model *m, const char *path, double speedup, str
 		if (g <= sens.groups)
 			q->point.accuracy = grown[k].point.accuracy - (sens.fp32[g] - acc_predict(&sens, g, all));
 		q->accuracy_predicted = true;
-		q->mem_bytes = grown[k].mem_bytes * 0.3;
+		q->weight_bytes = grown[k].weight_bytes * 0.3;
 	}
 	*n *= 2;
 	return 0;
@@ -151,6 +161,7 @@ result_json(const struct ten_problem *p, const struct ten_result *r, const struc
 	json_object_object_add(o, "weighted_accuracy", json_object_new_double(r->weighted_accuracy));
 	json_object_object_add(o, "power_w", json_object_new_double(r->power_w));
 	json_object_object_add(o, "memory_bytes", json_object_new_double(r->mem_bytes));
+	json_object_object_add(o, "weight_bytes", json_object_new_double(r->weight_bytes));
 	for (unsigned i = 0; i < p->ntenants; i++) {
 		json_object *t = json_object_new_object();
 		const struct ten_tenant *tt = &p->tenants[i];
@@ -419,8 +430,21 @@ cmd_solve(int argc, char **argv)
 		}
 		if (tenant_candidates(&sim, models[i], spec.tenant[i].macs_scale, &c, &n, spec.tenant[i].t.model, &cause) != 0 ||
 		    (spec.tenant[i].sensitivity[0] &&
-		     int8_candidates(models[i], spec.tenant[i].sensitivity, spec.tenant[i].int8_speedup, &c, &n, &cause) != 0) ||
-		    ten_problem_add(&prob, &spec.tenant[i].t, c, n, &cause) < 0) {
+		     int8_candidates(models[i], spec.tenant[i].sensitivity, spec.tenant[i].int8_speedup, &c, &n, &cause) != 0)) {
+			free(c);
+			goto out;
+		}
+		/* the name of an earlier tenant's model with other contents (another
+		 * file of that name): weights of their own, not shared */
+		for (unsigned k = 0; k < i; k++)
+			if (!strcmp(spec.tenant[k].t.model, spec.tenant[i].t.model) &&
+			    dnn_model_fingerprint(models[k]) != dnn_model_fingerprint(models[i])) {
+				char name[POL_NAME];
+				snprintf(name, sizeof(name), "%.48s #%u", spec.tenant[i].t.model, i + 1);
+				memcpy(spec.tenant[i].t.model, name, sizeof(name));
+				break;
+			}
+		if (ten_problem_add(&prob, &spec.tenant[i].t, c, n, &cause) < 0) {
 			free(c);
 			goto out;
 		}
