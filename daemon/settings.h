@@ -12,7 +12,7 @@
  *   opencl = yes                          # offer OpenCL devices as placements
  *   plan = yes                            # plan the sessions jointly (the tenant solver; needs lp_solve)
  *   plan_power_w = 0                      # the plan's power cap: the sessions' average power, summed (0: none)
- *   plan_memory_mib = 0                   # the plan's memory: weights and buffers of the sessions' points (0: none)
+ *   plan_memory_mib = 0                   # the plan's memory: each model's weights once, the sessions' buffers (0: none)
  *   split = cluster0                      # one placement per CPU of these clusters ("all")
  *   layer_plans = /var/lib/gearbox/plans  # per-layer plans (gearbox tune --out), a placement and thread count each
  *   realtime = auto                       # workers in SCHED_FIFO: auto (when permitted), yes, no
