@@ -181,6 +181,46 @@ ten_candidate_ok(const struct ten_problem *p, unsigned i, const struct ten_candi
 	return true;
 }
 
+/* ---- waiting on a serial placement ------------------------------------------------ */
+
+static double
+latency_of(const struct ten_candidate *c)
+{
+	return c->point.tail_us > 0 ? c->point.tail_us : c->point.latency_us;
+}
+
+/* On a serial placement (gearboxd's workers: one inference at a time, not
+ * preempted) a request that arrives while another tenant's runs waits for
+ * it. Utilisation alone let bench/tenants put a tenant with an 840 us
+ * deadline beside one whose 650 us inferences it then waited behind (98.4 %
+ * of its deadlines met where it alone met 99.9 %). So two tenants share a
+ * serial placement only when each one's deadline holds its own latency,
+ * with the margin, plus one of the other's. */
+static bool
+waits_too_long(const struct ten_problem *p, unsigned i, const struct ten_candidate *a, unsigned k,
+               const struct ten_candidate *b)
+{
+	const struct ten_tenant *ti = &p->tenants[i], *tk = &p->tenants[k];
+
+	if (!p->serial || a->point.place != b->point.place)
+		return false;
+	return (ti->deadline_us > 0 && latency_of(a) * (1 + p->margin) + latency_of(b) > ti->deadline_us + 1e-9) ||
+	       (tk->deadline_us > 0 && latency_of(b) * (1 + p->margin) + latency_of(a) > tk->deadline_us + 1e-9);
+}
+
+/* Whether tenant i at c can share with the tenants k < n that choice
+ * places (choice[k] >= 0). */
+static bool
+waits_fit(const struct ten_problem *p, const int *choice, unsigned n, unsigned i, const struct ten_candidate *c)
+{
+	if (!p->serial)
+		return true;
+	for (unsigned k = 0; k < n; k++)
+		if (k != i && choice[k] >= 0 && waits_too_long(p, i, c, k, &p->cands[k][choice[k]]))
+			return false;
+	return true;
+}
+
 void
 ten_candidate_describe(const struct ten_problem *p, const struct ten_candidate *c, char *buf, unsigned size)
 {
@@ -288,7 +328,7 @@ evaluate(const struct ten_problem *p, const int *choice, struct ten_result *r)
 		}
 		const struct ten_candidate *c = &p->cands[i][choice[i]];
 		unsigned q = c->point.place;
-		if (!ten_candidate_ok(p, i, c))
+		if (!ten_candidate_ok(p, i, c) || !waits_fit(p, choice, i, i, c))
 			ok = false;
 		a->util = util_of(p, i, c);
 		a->power_w = ten_power(&p->tenants[i], c);
@@ -384,7 +424,7 @@ search(struct search *s, unsigned i)
 		const struct ten_tenant *t = &p->tenants[i];
 		unsigned q = c->point.place;
 		double u = util_of(p, i, c), w = ten_power(t, c), m = memory_added(p, s->grp, s->choice, i, i, c);
-		if (!ten_candidate_ok(p, i, c) || s->util[q] + u > capacity(p, q) + 1e-9 ||
+		if (!ten_candidate_ok(p, i, c) || s->util[q] + u > capacity(p, q) + 1e-9 || !waits_fit(p, s->choice, i, i, c) ||
 		    (p->power_cap_w > 0 && s->power + w > p->power_cap_w + 1e-9) ||
 		    (p->memory_bytes > 0 && s->mem + m > p->memory_bytes + 1e-6) ||
 		    (shared_freq(p, q) && s->freq_users[q] > 0 && s->freq[q] != (int)c->point.freq))
@@ -455,6 +495,7 @@ ten_solve_greedy(const struct ten_problem *p, struct ten_result *r)
 			unsigned q = c->point.place;
 			double v;
 			if (!ten_candidate_ok(p, i, c) || util[q] + util_of(p, i, c) > capacity(p, q) + 1e-9 ||
+			    !waits_fit(p, choice, p->ntenants, i, c) ||
 			    (p->power_cap_w > 0 && power + ten_power(t, c) > p->power_cap_w + 1e-9) ||
 			    (p->memory_bytes > 0 && mem + memory_added(p, grp, choice, p->ntenants, i, c) > p->memory_bytes + 1e-6) ||
 			    (shared_freq(p, q) && freq[q] >= 0 && freq[q] != (int)c->point.freq))
@@ -546,7 +587,8 @@ dominated(const struct ten_problem *p, unsigned i, const struct ten_candidate *a
 	bool power = p->power_cap_w > 0 || p->objective == TEN_MIN_ENERGY, mem = p->memory_bytes > 0;
 	return a->point.place == b->point.place && (any_freq || a->point.freq == b->point.freq) &&
 	       contribution(p, i, b) >= contribution(p, i, a) && util_of(p, i, b) <= util_of(p, i, a) &&
-	       (!power || ten_power(t, b) <= ten_power(t, a)) && (!mem || memory_no_more(a, b, alone));
+	       (!power || ten_power(t, b) <= ten_power(t, a)) && (!mem || memory_no_more(a, b, alone)) &&
+	       (!p->serial || latency_of(b) <= latency_of(a)); /* others wait on it no longer */
 }
 
 /* Whether every kept candidate at (q, f) has a kept one at (q, g) of the
@@ -861,6 +903,24 @@ build(const struct ten_problem *p, struct model *md, bool want_milp, char **caus
 					goto oom;
 			}
 	}
+	/* waiting on a serial placement: a point of tenant i and the points of
+	 * a later tenant k that it cannot share the placement with, at most
+	 * one of them (k takes one point: every conflicting pair is excluded) */
+	for (unsigned x = 0; x < nx && p->serial; x++) {
+		unsigned i = md->x_tenant[x];
+		const struct ten_candidate *a = &p->cands[i][md->x_cand[x]];
+		for (unsigned k = i + 1; k < p->ntenants; k++) {
+			unsigned n = 0;
+			for (unsigned y = first[k]; y < first[k + 1]; y++)
+				if (waits_too_long(p, i, a, k, &p->cands[k][md->x_cand[y]]))
+					cols[n] = y, vals[n] = 1, n++;
+			if (n == 0)
+				continue;
+			cols[n] = x, vals[n] = 1, n++;
+			if (add_row(md, n, cols, vals, MILP_LE, 1) < 0)
+				goto oom;
+		}
+	}
 	ret = 0;
 	goto out;
 oom:
@@ -1068,7 +1128,7 @@ limits_of(const struct ten_problem *p, struct limits *lim)
  * buffers and its share of the weights (wt over the copy's tenants). */
 struct bb_cand {
 	int cand;
-	unsigned q, f, slot;
+	unsigned t, q, f, slot; /* its tenant, placement, frequency, copy of weights */
 	double c, pw, u, mem, wt, lc, reduced;
 };
 
@@ -1110,7 +1170,9 @@ bb_fits(const struct bb *b, const struct bb_cand *c)
 {
 	if (c->cand < 0)
 		return true;
-	return b->util[c->q] + c->u <= b->lim->cap[c->q] + 1e-9 &&
+	/* pick[] is -1 for every tenant not placed on the way down */
+	return waits_fit(b->p, b->pick, b->p->ntenants, c->t, &b->p->cands[c->t][c->cand]) &&
+	       b->util[c->q] + c->u <= b->lim->cap[c->q] + 1e-9 &&
 	       (b->lim->power <= 0 || b->power + c->pw <= b->lim->power + 1e-9) &&
 	       (b->lim->mem <= 0 || b->mem + c->mem + fmax(0, c->wt - b->held[c->slot]) <= b->lim->mem + 1e-6) &&
 	       (!b->lim->one_freq[c->q] || b->users[c->q] == 0 || b->freq[c->q] == (int)c->f);
@@ -1457,7 +1519,7 @@ solve_bb(const struct ten_problem *p, const struct model *md, const struct limit
 		for (; x < md->nx && md->x_tenant[x] == i; x++) {
 			const struct ten_candidate *c = &p->cands[i][md->x_cand[x]];
 			struct bb_cand *bc = &b.all[b.nall++];
-			bc->cand = (int)md->x_cand[x], bc->q = c->point.place, bc->f = c->point.freq;
+			bc->cand = (int)md->x_cand[x], bc->t = i, bc->q = c->point.place, bc->f = c->point.freq;
 			bc->c = contribution(p, i, c), bc->pw = ten_power(&p->tenants[i], c), bc->u = util_of(p, i, c);
 			bc->mem = c->mem_bytes, bc->wt = c->weight_bytes, bc->slot = md->x_slot[x];
 			bc->lc = bc->mem + bc->wt / md->slot_n[bc->slot];
@@ -1506,6 +1568,8 @@ solve_bb(const struct ten_problem *p, const struct model *md, const struct limit
 		b.rest[k] = b.rest[k + 1] | UINT64_C(1) << b.order[k];
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
 		b.freq[q] = -1;
+	for (unsigned i = 0; i < TEN_MAX_TENANTS; i++)
+		b.pick[i] = -1;
 	bb_search(&b, 0);
 	*nodes += b.nodes;
 	for (unsigned i = 0; i < p->ntenants; i++)
@@ -1571,6 +1635,8 @@ polish(const struct ten_problem *p, int *choice)
 			}
 			/* memory of the whole assignment: the placement's tenants may
 			 * share weights with the others' */
+			for (unsigned i = 0; i < p->ntenants && ok; i++)
+				ok = pick[i] < 0 || waits_fit(p, pick, p->ntenants, i, &p->cands[i][pick[i]]);
 			if (!ok || util > capacity(p, q) + 1e-9 ||
 			    (p->power_cap_w > 0 && other_power + power > p->power_cap_w + 1e-9) ||
 			    (p->memory_bytes > 0 && assignment_memory(p, grp, pick, NULL) > p->memory_bytes + 1e-6))

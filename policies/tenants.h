@@ -19,7 +19,11 @@
  *     do its tenants) plus every served tenant's own buffers. A model's
  *     weights are shared by the tenants whose points run the same plan
  *     (another precision's weights are a copy of their own); tenants with no
- *     model name share nothing.
+ *     model name share nothing,
+ *   - on a serial placement (one inference at a time, not preempted), two
+ *     tenants share it only when each one's deadline holds its own latency
+ *     with the margin plus one of the other's (a request that arrives while
+ *     the other's runs waits for it): x_ij + sum of k's conflicting x_kl <= 1.
  * When not every tenant fits, the fewest by weight are dropped (first the
  * dropped weight is minimised, then the objective with that weight), and the
  * result says which constraints bind: those whose relaxation would serve
@@ -75,7 +79,8 @@ struct ten_problem {
 	unsigned nplaces;
 	struct pol_place places[POL_MAX_PLACES]; /* max_threads = CPUs; freqs; dvfs */
 	double max_util;         /* per placement, default 1 */
-	bool serial;             /* each placement runs one request at a time (gearboxd's workers):
+	bool serial;             /* each placement runs one request at a time (gearboxd's workers), and
+	                            tenants on one wait for each other's inferences (see above):
 	                            its capacity is max_util of its time, rate x latency, not of its CPUs */
 	double margin;           /* latency x (1 + margin) must meet the deadline */
 	double power_cap_w;      /* 0 = none */

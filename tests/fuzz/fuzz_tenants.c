@@ -140,6 +140,9 @@ solve(const struct ten_file *f)
 	p.max_util = f->max_util;
 	p.margin = f->margin;
 	p.time_limit_s = 1;
+	/* gearboxd's case (one inference at a time per placement, tenants on
+	 * one waiting for each other) for files with an even tenant count */
+	p.serial = f->n % 2 == 0;
 	for (unsigned i = 0; i < f->n; i++) {
 		unsigned n = candidates(&f->tenant[i], c);
 		/* the model as gearbox solve names it: tenants of one file and

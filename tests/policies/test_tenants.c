@@ -40,6 +40,9 @@ static bool fine_accuracy;
  * "int8" with a copy of its own, 0.3 of the size), small buffers each, and
  * always a memory limit; else every point's memory its own buffers. */
 static bool shared_models;
+/* Set: every placement serial (gearboxd's workers), so that tenants sharing
+ * one wait for each other's inferences. */
+static bool serial_places;
 
 /* A random platform of 1-3 placements and a random problem on it. */
 static void
@@ -65,6 +68,7 @@ random_problem(struct ten_problem *p, unsigned max_tenants, unsigned max_cands)
 	p->power_cap_w = below(3) == 0 ? 0.2 + uniform() : 0;
 	p->memory_bytes = below(3) == 0 ? (20 + below(60)) * 1048576.0 : 0;
 	p->time_limit_s = 60; /* exact, however loaded the machine */
+	p->serial = serial_places;
 	unsigned nt = 1 + below(max_tenants), nmodels = 0;
 	double model_mib[3] = { 0 };
 	if (shared_models) {
@@ -147,6 +151,7 @@ assert_feasible(const struct ten_problem *p, const struct ten_result *r)
 {
 	double util[POL_MAX_PLACES] = { 0 }, power = 0, mem = memory_of(p, r, NULL);
 	int freq[POL_MAX_PLACES];
+#define LAT(c) ((c)->point.tail_us > 0 ? (c)->point.tail_us : (c)->point.latency_us)
 
 	for (unsigned q = 0; q < POL_MAX_PLACES; q++)
 		freq[q] = -1;
@@ -162,15 +167,22 @@ assert_feasible(const struct ten_problem *p, const struct ten_result *r)
 			ck_assert(c->point.energy_uj * (1 + p->margin) <= t->energy_uj);
 		if (t->min_accuracy > 0)
 			ck_assert(c->point.accuracy >= t->min_accuracy);
-		util[q] += t->rate_hz * c->point.latency_us * 1e-6 * c->point.threads;
+		util[q] += t->rate_hz * c->point.latency_us * 1e-6 * (p->serial ? 1 : c->point.threads);
 		power += t->rate_hz * c->point.energy_uj * 1e-6;
+		/* serial: its deadline holds its latency and one of every other
+		 * tenant's on its placement */
+		for (unsigned k = 0; k < p->ntenants && p->serial && t->deadline_us > 0; k++)
+			if (k != i && r->a[k].cand >= 0 && p->cands[k][r->a[k].cand].point.place == q)
+				ck_assert_msg(LAT(c) * (1 + p->margin) + LAT(&p->cands[k][r->a[k].cand]) <= t->deadline_us + 1e-6,
+				              "%s: tenant %u waits on tenant %u past its deadline", r->method, i, k);
 		if (p->places[q].dvfs && p->places[q].nfreqs > 1) {
 			ck_assert(freq[q] < 0 || freq[q] == (int)c->point.freq);
 			freq[q] = (int)c->point.freq;
 		}
 	}
+#undef LAT
 	for (unsigned q = 0; q < p->nplaces; q++)
-		ck_assert(util[q] <= (p->places[q].kind == POL_PLACE_CPU ? p->places[q].max_threads : 1) + 1e-9);
+		ck_assert(util[q] <= (p->places[q].kind == POL_PLACE_CPU && !p->serial ? p->places[q].max_threads : 1) + 1e-9);
 	if (p->power_cap_w > 0)
 		ck_assert(power <= p->power_cap_w + 1e-9);
 	if (p->memory_bytes > 0)
@@ -717,6 +729,91 @@ START_TEST(xu3_power_cap_equals_lpsolve)
 }
 END_TEST
 
+/* Serial placements: the waiting rule in every solver, against exhaustive
+ * enumeration and each other. */
+START_TEST(serial_equals_exhaustive)
+{
+	unsigned shared = 0;
+
+	if (!milp_available())
+		return;
+	serial_places = true;
+	for (unsigned k = 0; k < 400; k++) {
+		struct ten_problem p;
+		static struct ten_result a, b, c, g;
+		char *cause = NULL;
+		random_problem(&p, 4, 6);
+		ck_assert_msg(ten_solve(&p, false, &a, &cause) == 0, "%s", cause);
+		ck_assert_msg(ten_solve_exhaustive(&p, 1e6, &b, &cause) == 0, "%s", cause);
+		p.solver = TEN_SOLVER_LPSOLVE;
+		ck_assert_msg(ten_solve(&p, false, &c, &cause) == 0, "%s", cause);
+		ten_solve_greedy(&p, &g);
+		assert_feasible(&p, &a);
+		assert_feasible(&p, &b);
+		assert_feasible(&p, &c);
+		assert_feasible(&p, &g);
+		ck_assert_msg(ten_compare(&a, &b, 1e-6) == 0, "instance %u: bb %g/%.9f, exhaustive %g/%.9f", k,
+		              a.dropped_weight, a.objective, b.dropped_weight, b.objective);
+		ck_assert_msg(ten_compare(&c, &b, 1e-6) == 0, "instance %u: lp_solve %g/%.9f, exhaustive %g/%.9f", k,
+		              c.dropped_weight, c.objective, b.dropped_weight, b.objective);
+		ck_assert(ten_compare(&g, &b, 1e-6) <= 0);
+		for (unsigned i = 0; i < p.ntenants; i++)
+			for (unsigned j = i + 1; j < p.ntenants; j++)
+				if (b.a[i].cand >= 0 && b.a[j].cand >= 0 &&
+				    p.cands[i][b.a[i].cand].point.place == p.cands[j][b.a[j].cand].point.place)
+					shared++, i = j = p.ntenants;
+		ten_problem_clear(&p);
+	}
+	serial_places = false;
+	/* instances where tenants do share a placement, checked above */
+	ck_assert_msg(shared >= 40, "only %u instances share a placement", shared);
+}
+END_TEST
+
+/* bench/tenants' case: two single-CPU placements, a tight-deadline tenant
+ * and two that would hold it up. It gets a CPU of its own, at full width. */
+START_TEST(tight_tenant_waits_for_no_one)
+{
+	struct pol_place places[2];
+	struct ten_problem p;
+	static struct ten_result r;
+	char *cause = NULL;
+	/* deadline, g=1 and g=4 latencies (us); accuracy 0.90 and 0.915 */
+	const double spec[3][3] = { { 3700, 250, 650 }, { 840, 200, 650 }, { 1440, 200, 530 } };
+
+	if (!milp_available())
+		return;
+	memset(places, 0, sizeof(places));
+	for (unsigned q = 0; q < 2; q++) {
+		snprintf(places[q].name, sizeof(places[q].name), "cluster0:cpu%u", q);
+		places[q].kind = POL_PLACE_CPU, places[q].max_threads = 1, places[q].nfreqs = 1;
+	}
+	ten_problem_init(&p, places, 2);
+	p.serial = true, p.margin = 0.1, p.max_util = 0.8;
+	for (unsigned i = 0; i < 3; i++) {
+		struct ten_tenant t = { .rate_hz = 40, .deadline_us = spec[i][0], .weight = 1 };
+		struct ten_candidate c[4];
+		snprintf(t.name, sizeof(t.name), "%c", 'A' + i);
+		memset(c, 0, sizeof(c));
+		for (unsigned j = 0; j < 4; j++) {
+			c[j].point.place = j / 2, c[j].point.threads = 1, c[j].point.groups = j % 2 ? 4 : 1;
+			c[j].point.latency_us = spec[i][j % 2 ? 2 : 1];
+			c[j].point.accuracy = j % 2 ? 0.915 : 0.90;
+		}
+		ck_assert_int_eq(ten_problem_add(&p, &t, c, 4, NULL), (int)i);
+	}
+	ck_assert_msg(ten_solve(&p, true, &r, &cause) == 0, "%s", cause);
+	assert_feasible(&p, &r);
+	ck_assert(r.all_served);
+	for (unsigned i = 0; i < 3; i++)
+		ck_assert_int_eq(p.cands[i][r.a[i].cand].point.groups, 4);
+	/* B alone; A and C together on the other CPU (C: 530 x 1.1 + 650 <= 1440) */
+	ck_assert_uint_ne(p.cands[1][r.a[1].cand].point.place, p.cands[0][r.a[0].cand].point.place);
+	ck_assert_uint_eq(p.cands[2][r.a[2].cand].point.place, p.cands[0][r.a[0].cand].point.place);
+	ten_problem_clear(&p);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -737,6 +834,8 @@ suite(void)
 	tcase_add_test(tc, two_models_do_not_share);
 	tcase_add_test(tc, xu3_eight_tenants);
 	tcase_add_test(tc, xu3_power_cap_equals_lpsolve);
+	tcase_add_test(tc, serial_equals_exhaustive);
+	tcase_add_test(tc, tight_tenant_waits_for_no_one);
 	suite_add_tcase(s, tc);
 	return s;
 }
