@@ -55,7 +55,7 @@
 #define INFLIGHT_PER_CLIENT 32   /* requests one connection may have queued or running */
 #define READ_BUDGET (256u << 10) /* bytes read from one connection per turn: others get theirs */
 #define SESSION_WINDOW 256
-#define RETURN_SAMPLES 32
+#define RETURN_SAMPLES 64
 /* An idle worker's polling window after a request (adapts, see serve.c). */
 #define WORKER_SPIN_MIN_NS 20000
 #define WORKER_SPIN_START_NS 60000

@@ -31,7 +31,7 @@
 
 #include "policies/policy.h"
 
-#define POL_TAIL_SAMPLES 32
+#define POL_TAIL_SAMPLES 64
 
 /* Idle longer than this and a placement's next request is a cold start. */
 #define POL_COLD_GAP_US 2000.0
