@@ -704,8 +704,13 @@ next_expected(struct daemon *d, struct worker *w)
 			e.at_ns = t;
 			e.session = s->id;
 			e.host = s->host;
-			e.groups = s->home_groups;
-			e.run_us = s->home_us;
+			/* one group more than it last ran, where the model has one:
+			 * the policy steps up one at a time, and the step's weights,
+			 * never touched at the lower g, made its first requests 15 %
+			 * slower than predicted (several deadlines in a row went in
+			 * scripts/demo.sh's tight steps) */
+			e.groups = s->home_groups < dnn_model_groups(s->host->model) ? s->home_groups + 1 : s->home_groups;
+			e.run_us = s->home_us * e.groups / (s->home_groups ? s->home_groups : 1);
 			e.jitter_ns = (uint64_t)s->arrival.jitter_ns;
 			e.engine = pol_runtime_engine(s->host->runtime, s->host->control.predictor.places, w->place,
 			                              s->home_threads, NULL);
