@@ -19,25 +19,11 @@
 #include <json-c/json.h>
 
 #include "client/gearbox.h"
+#include "client/infer.h"
 #include "proto/protocol.h"
 #include "client/wake_ahead.h"
 #include "common/clock.h"
 #include "common/spin.h"
-
-/* A result: the reply's JSON kept parsed, so that its strings are served
- * from it; the scores copied out as floats. Opaque to programs (gearbox.h),
- * so that it can grow. */
-struct gbx_result {
-	uint32_t request_id;
-	struct json_object *obj; /* the reply (NULL before the first) */
-	char *json;              /* its text */
-	unsigned cls, groups, threads;
-	unsigned long freq_khz;
-	float *scores;
-	size_t nscores, scores_cap;
-	double latency_us, queue_us, daemon_us, predicted_us, predicted_e2e_us, e2e_us, energy_uj;
-	bool deadline_met, energy_met, feasible, cold;
-};
 
 struct gbx_conn {
 	int fd;
@@ -507,144 +493,32 @@ gbx_close_session(struct gbx_conn *c, uint32_t session)
 	return 0;
 }
 
-struct gbx_result *
-gbx_result_new(void)
-{
-	struct gbx_result *r = calloc(1, sizeof(*r));
-
-	if (r != NULL)
-		r->daemon_us = r->predicted_e2e_us = NAN;
-	return r;
-}
-
-static void
-result_clear(struct gbx_result *r)
-{
-	json_object_put(r->obj);
-	r->obj = NULL;
-	free(r->json);
-	r->json = NULL;
-	r->request_id = 0;
-	r->nscores = 0;
-}
-
-void
-gbx_result_free(struct gbx_result *r)
-{
-	if (r == NULL)
-		return;
-	result_clear(r);
-	free(r->scores);
-	free(r);
-}
-
-static double
-get_double(struct json_object *o, const char *key, double missing)
-{
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) && v != NULL ? json_object_get_double(v) : missing;
-}
-
+/* An INFER reply into r (infer.c: its fast reader, or json-c), and the
+ * reply's return path. */
 static int
 parse_result(struct gbx_conn *c, char *payload, struct gbx_result *r)
 {
-	uint64_t received = monotonic_ns(), done;
-	struct json_object *o = json_tokener_parse(payload), *scores, *v;
-	size_t n;
+	uint64_t received = monotonic_ns(), done = 0;
+	int ret = result_read(r, payload, &done);
 
-	if (o == NULL) {
-		free(payload);
+	if (ret == RESULT_BAD_JSON)
 		return fail(c, "daemon sent bad JSON");
-	}
-	json_object_put(r->obj);
-	free(r->json);
-	r->obj = o;
-	r->json = payload; /* ours now */
 	/* Same host, same CLOCK_MONOTONIC (a daemon in another time namespace
 	 * gives implausible values, which are ignored). */
-	done = (uint64_t)json_object_get_int64(json_object_object_get(o, GBX_KEY_DONE_NS));
 	if (done != 0 && done <= received && received - done < 1000000000ull)
 		c->return_us = (double)(received - done) / 1e3;
-	r->cls = (unsigned)json_object_get_int(json_object_object_get(o, GBX_KEY_CLASS));
-	scores = json_object_object_get(o, GBX_KEY_SCORES);
-	n = scores != NULL && json_object_is_type(scores, json_type_array) ? json_object_array_length(scores) : 0;
-	if (n > r->scores_cap) {
-		float *grown = realloc(r->scores, n * sizeof(*grown));
-		if (grown == NULL)
-			return fail(c, "out of memory");
-		r->scores = grown;
-		r->scores_cap = n;
-	}
-	for (size_t i = 0; i < n; i++)
-		r->scores[i] = (float)json_object_get_double(json_object_array_get_idx(scores, i));
-	r->nscores = n;
-	r->groups = (unsigned)json_object_get_int(json_object_object_get(o, GBX_KEY_GROUPS));
-	r->threads = (unsigned)json_object_get_int(json_object_object_get(o, GBX_KEY_THREADS));
-	r->freq_khz = (unsigned long)json_object_get_int64(json_object_object_get(o, GBX_KEY_FREQ_KHZ));
-	r->latency_us = get_double(o, GBX_KEY_LATENCY_US, 0);
-	r->queue_us = get_double(o, GBX_KEY_QUEUE_US, 0);
-	r->energy_uj = get_double(o, GBX_KEY_ENERGY_UJ, 0);
-	r->predicted_us = get_double(o, GBX_KEY_PREDICTED_US, NAN);
-	r->e2e_us = get_double(o, GBX_KEY_E2E_US, NAN);
-	r->daemon_us = get_double(o, GBX_KEY_DAEMON_US, NAN);
-	r->predicted_e2e_us = get_double(o, GBX_KEY_PREDICTED_E2E_US, NAN);
-	r->deadline_met = json_object_get_boolean(json_object_object_get(o, GBX_KEY_DEADLINE_MET));
-	r->energy_met = json_object_get_boolean(json_object_object_get(o, GBX_KEY_ENERGY_MET));
-	r->feasible = json_object_get_boolean(json_object_object_get(o, GBX_KEY_FEASIBLE));
-	r->cold = json_object_object_get_ex(o, GBX_KEY_COLD, &v) && json_object_get_boolean(v);
+	if (ret == RESULT_NO_MEMORY)
+		return fail(c, "out of memory");
 	return 0;
 }
-
-/* A string field of the last reply, or "". */
-static const char *
-result_str(const struct gbx_result *r, const char *key)
-{
-	struct json_object *v;
-
-	if (r->obj == NULL || !json_object_object_get_ex(r->obj, key, &v) || !json_object_is_type(v, json_type_string))
-		return "";
-	return json_object_get_string(v);
-}
-
-uint32_t gbx_result_request_id(const struct gbx_result *r) { return r->request_id; }
-unsigned gbx_result_class(const struct gbx_result *r) { return r->cls; }
-const char *gbx_result_label(const struct gbx_result *r) { return result_str(r, GBX_KEY_LABEL); }
-size_t gbx_result_nscores(const struct gbx_result *r) { return r->nscores; }
-const float *gbx_result_scores(const struct gbx_result *r) { return r->scores; }
-unsigned gbx_result_groups(const struct gbx_result *r) { return r->groups; }
-const char *gbx_result_placement(const struct gbx_result *r) { return result_str(r, GBX_KEY_PLACEMENT); }
-unsigned gbx_result_threads(const struct gbx_result *r) { return r->threads; }
-unsigned long gbx_result_freq_khz(const struct gbx_result *r) { return r->freq_khz; }
-const char *gbx_result_policy(const struct gbx_result *r) { return result_str(r, GBX_KEY_POLICY); }
-double gbx_result_latency_us(const struct gbx_result *r) { return r->latency_us; }
-double gbx_result_queue_us(const struct gbx_result *r) { return r->queue_us; }
-double gbx_result_daemon_us(const struct gbx_result *r) { return r->daemon_us; }
-double gbx_result_predicted_us(const struct gbx_result *r) { return r->predicted_us; }
-double gbx_result_predicted_e2e_us(const struct gbx_result *r) { return r->predicted_e2e_us; }
-double gbx_result_e2e_us(const struct gbx_result *r) { return r->e2e_us; }
-double gbx_result_energy_uj(const struct gbx_result *r) { return r->energy_uj; }
-const char *gbx_result_energy_source(const struct gbx_result *r) { return result_str(r, GBX_KEY_ENERGY_SOURCE); }
-bool gbx_result_deadline_met(const struct gbx_result *r) { return r->deadline_met; }
-bool gbx_result_energy_met(const struct gbx_result *r) { return r->energy_met; }
-bool gbx_result_feasible(const struct gbx_result *r) { return r->feasible; }
-const char *gbx_result_reason(const struct gbx_result *r) { return result_str(r, GBX_KEY_REASON); }
-const char *gbx_result_fallback(const struct gbx_result *r) { return result_str(r, GBX_KEY_FALLBACK); }
-bool gbx_result_cold(const struct gbx_result *r) { return r->cold; }
-const char *gbx_result_json(const struct gbx_result *r) { return r->json ? r->json : ""; }
 
 static int
 send_infer(struct gbx_conn *c, uint32_t session, const void *input, size_t bytes, bool pixels, uint32_t *id)
 {
-	char head[160], ret[48] = "";
-	int n;
-
-	if (c->return_us >= 0)
-		snprintf(ret, sizeof(ret), ",\"return_us\":%.1f", c->return_us);
+	char head[INFER_HEAD_MAX];
 	/* sent_ns: when the request left, so that the daemon counts the time
 	 * before it arrived against the deadline */
-	n = snprintf(head, sizeof(head), "{\"session\":%u%s,\"sent_ns\":%llu%s}", session, pixels ? ",\"pixels\":true" : "",
-	             (unsigned long long)monotonic_ns(), ret);
+	int n = infer_head(head, session, pixels, monotonic_ns(), c->return_us);
 
 	*id = c->next_id++;
 	return send_frame(c, GBX_MSG_INFER, *id, head, (size_t)n + 1 /* the NUL */, input, bytes);

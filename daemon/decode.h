@@ -23,7 +23,8 @@ struct budget {
 
 /* What a request says. Strings point into json. */
 struct decoded {
-	struct json_object *json;   /* the payload's object (decoded_clear puts it) */
+	struct json_object *json;   /* the payload's object (decoded_clear puts it); NULL for an
+	                               INFER that the fast reader read (decode.c) */
 	uint32_t session;           /* 0: none named */
 	const char *model;          /* NULL: none named (absent or null) */
 	bool model_is_string;       /* else model is the JSON text of what was given */
@@ -51,6 +52,10 @@ struct decode_error {
  * one JSON object or nothing. */
 int decode_request(uint16_t type, const unsigned char *payload, size_t len, struct decoded *out,
                    struct decode_error *err);
+/* The same with json-c alone, without INFER's fast reader: what that must
+ * equal (tests/daemon/test_decode.c, tests/fuzz/fuzz_request.c). */
+int decode_request_json(uint16_t type, const unsigned char *payload, size_t len, struct decoded *out,
+                        struct decode_error *err);
 void decoded_clear(struct decoded *d);
 
 #endif

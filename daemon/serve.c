@@ -721,11 +721,13 @@ next_expected(struct daemon *d, struct worker *w)
 
 /* The request path rehearsed for session e->session, keeping nothing:
  * decoding an INFER frame, its session's policy and room, and choosing its
- * point read json-c's code, the session and the predictor's tables, which
- * an idle gap (and the warm-up inference's weights) pushed out of the
+ * point read the decoder's code, the session and the predictor's tables,
+ * which an idle gap (and the warm-up inference's weights) pushed out of the
  * caches. At 50 requests/s on the 2-vCPU development VM a request spent
- * about 50 us from its frame to its inference (decoding 27, the session
- * 10, choosing 11), four times what it spends back to back. */
+ * about 50 us from its frame to its inference (decoding 27, then with
+ * json-c; the session 10, choosing 11), four times what it spends back to
+ * back. The frame below is of the form INFER's fast reader takes (decode.c),
+ * as libgearbox's requests are. */
 static void
 rehearse_request(struct daemon *d, const struct expected *e)
 {

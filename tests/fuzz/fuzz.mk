@@ -22,7 +22,7 @@ srcdir ?= .
 builddir ?= .
 OBJ = $(FUZZ_OUT)/obj
 
-HARNESSES = model infer frame request policy config platform plan tenants
+HARNESSES = model infer frame request reply policy config platform plan tenants
 
 ifeq ($(FUZZ_ENGINE),driver)
 FUZZ_COMPILE_ENGINE =
@@ -45,7 +45,7 @@ FUZZ_LDFLAGS = $(FUZZ_OPT) $(FUZZ_SAN) $(FUZZ_LINK_ENGINE)
 LIB_SOURCES = $(wildcard $(srcdir)/common/*.c) \
 	$(filter-out %/opencl_kernels.c %/kernels_neon.c,$(wildcard $(srcdir)/dnn/*.c)) \
 	$(wildcard $(srcdir)/governor/*.c) $(wildcard $(srcdir)/policies/*.c) \
-	proto/frame.c daemon/decode.c daemon/settings.c
+	proto/frame.c daemon/decode.c daemon/settings.c client/infer.c
 LIB_OBJS = $(patsubst %.c,$(OBJ)/%.o,$(patsubst $(srcdir)/%,%,$(LIB_SOURCES)))
 LIB = $(OBJ)/libgearbox-fuzz.a
 
