@@ -95,8 +95,10 @@ result_read_json(struct gbx_result *r, char *payload, uint64_t *done_ns)
 		r->scores = grown;
 		r->scores_cap = n;
 	}
-	for (size_t i = 0; i < n; i++)
-		r->scores[i] = (float)json_object_get_double(json_object_array_get_idx(scores, i));
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *x = json_object_array_get_idx(scores, i);
+		r->scores[i] = x != NULL ? (float)json_object_get_double(x) : NAN; /* null: not finite */
+	}
 	r->nscores = n;
 	r->groups = (unsigned)json_object_get_int(json_object_object_get(o, GBX_KEY_GROUPS));
 	r->threads = (unsigned)json_object_get_int(json_object_object_get(o, GBX_KEY_THREADS));

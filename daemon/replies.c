@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,18 @@ put_string(struct out *o, const char *key, const char *v)
 	put(o, "\"");
 }
 
+/* ,"key":number with one decimal, or null when it is not finite: JSON has
+ * no NaN or infinity, and a reply with "-nan" or "inf" (what printf writes)
+ * was refused by the client as bad JSON */
+static void
+put_number(struct out *o, const char *key, double v)
+{
+	if (isfinite(v))
+		put(o, ",\"%s\":%.1f", key, v);
+	else
+		put(o, ",\"%s\":null", key);
+}
+
 unsigned char *
 infer_reply_frame(const struct request *r, const char *placement, uint64_t sent_ns, size_t *frame_len)
 {
@@ -114,16 +127,21 @@ infer_reply_frame(const struct request *r, const char *placement, uint64_t sent_
 	put(&o, "{\"" GBX_KEY_SESSION "\":%u,\"" GBX_KEY_CLASS "\":%u", r->session, r->cls);
 	put_string(&o, GBX_KEY_LABEL, dnn_model_label(m, r->cls));
 	put(&o, ",\"" GBX_KEY_SCORES "\":[");
-	for (unsigned i = 0; i < classes; i++) /* float precision: 9 digits */
-		put(&o, "%s%.9g", i ? "," : "", (double)r->output[i]);
+	for (unsigned i = 0; i < classes; i++) /* float precision: 9 digits; JSON has no NaN or infinity */
+		if (isfinite(r->output[i]))
+			put(&o, "%s%.9g", i ? "," : "", (double)r->output[i]);
+		else
+			put(&o, "%snull", i ? "," : "");
 	put(&o, "],\"" GBX_KEY_GROUPS "\":%u", pt->groups);
 	put_string(&o, GBX_KEY_PLACEMENT, placement);
 	put(&o, ",\"" GBX_KEY_THREADS "\":%u,\"" GBX_KEY_FREQ_KHZ "\":%lu", pt->threads, r->khz);
 	put_string(&o, GBX_KEY_POLICY, r->params.name);
-	put(&o, ",\"" GBX_KEY_PREDICTED_US "\":%.1f,\"" GBX_KEY_PREDICTED_E2E_US "\":%.1f,\"" GBX_KEY_LATENCY_US
-	        "\":%.1f,\"" GBX_KEY_QUEUE_US "\":%.1f,\"" GBX_KEY_DAEMON_US "\":%.1f,\"" GBX_KEY_ENERGY_UJ "\":%.1f",
-	    pt->latency_us, r->predicted_e2e_us, r->latency_us, r->queue_us, (double)(sent_ns - r->received_ns) / 1e3,
-	    r->energy_uj);
+	put_number(&o, GBX_KEY_PREDICTED_US, pt->latency_us);
+	put_number(&o, GBX_KEY_PREDICTED_E2E_US, r->predicted_e2e_us);
+	put_number(&o, GBX_KEY_LATENCY_US, r->latency_us);
+	put_number(&o, GBX_KEY_QUEUE_US, r->queue_us);
+	put_number(&o, GBX_KEY_DAEMON_US, (double)(sent_ns - r->received_ns) / 1e3);
+	put_number(&o, GBX_KEY_ENERGY_UJ, r->energy_uj);
 	put_string(&o, GBX_KEY_ENERGY_SOURCE, r->energy_source ? r->energy_source : "?");
 	put(&o, ",\"" GBX_KEY_DEADLINE_MET "\":%s,\"" GBX_KEY_ENERGY_MET "\":%s,\"" GBX_KEY_FEASIBLE "\":%s,\"" GBX_KEY_COLD
 	        "\":%s",
@@ -131,7 +149,8 @@ infer_reply_frame(const struct request *r, const char *placement, uint64_t sent_
 	    r->cold ? "true" : "false");
 	put_string(&o, GBX_KEY_REASON, r->choice.feasible ? NULL : r->choice.reason);
 	put_string(&o, GBX_KEY_FALLBACK, r->fallback[0] ? r->fallback : NULL);
-	put(&o, ",\"" GBX_KEY_E2E_US "\":%.1f,\"" GBX_KEY_DONE_NS "\":%llu}", total_us, (unsigned long long)r->done_ns);
+	put_number(&o, GBX_KEY_E2E_US, total_us);
+	put(&o, ",\"" GBX_KEY_DONE_NS "\":%llu}", (unsigned long long)r->done_ns);
 	if (o.full) { /* cannot happen with the sizes above; say so rather than send half */
 		free(o.buf);
 		return NULL;

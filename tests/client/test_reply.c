@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "client/gearbox.h"
+#include <json-c/json.h>
+
 #include "client/infer.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
@@ -271,6 +273,10 @@ START_TEST(test_writer_wild)
 	for (unsigned i = 0; i < n; i++) {
 		size_t len;
 		char *text = writer_reply(false, &len);
+		/* valid JSON whatever the values: non-finite ones are null */
+		struct json_object *o = json_tokener_parse(text);
+		ck_assert_msg(o != NULL, "the writer's reply is not JSON: %s", text);
+		json_object_put(o);
 		fast += feed(text, len);
 		free(text);
 	}
