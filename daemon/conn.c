@@ -244,6 +244,24 @@ conn_return_estimate(struct conn *c)
 	return n >= 2 ? second : first;
 }
 
+double
+conn_return_typical(struct conn *c)
+{
+	unsigned n = c->nreturn < RETURN_SAMPLES ? c->nreturn : RETURN_SAMPLES;
+	double sorted[RETURN_SAMPLES];
+
+	if (n == 0)
+		return 0;
+	memcpy(sorted, c->return_us, n * sizeof(double));
+	for (unsigned i = 1; i < n; i++) /* insertion sort: at most 64 values */
+		for (unsigned j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+			double t = sorted[j];
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	return sorted[n / 2];
+}
+
 void
 conn_close_locked(struct daemon *d, struct conn *c)
 {

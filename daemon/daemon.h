@@ -135,6 +135,8 @@ void conn_close_locked(struct daemon *d, struct conn *c);
 /* The return-path estimate of the connection: the 90th percentile of what
  * its client measured (daemon.lock held). */
 double conn_return_estimate(struct conn *c);
+/* The median of the same: what the return path usually takes. */
+double conn_return_typical(struct conn *c);
 
 /* ---- replies (replies.c) ------------------------------------------------- */
 
@@ -214,7 +216,8 @@ struct request {
 	uint64_t origin_ns;     /* when the client sent it ("sent_ns"), else when it was read */
 	uint64_t received_ns;   /* its frame complete in the daemon */
 	uint64_t deadline_ns;   /* EDF key: origin + deadline - return path (UINT64_MAX: none) */
-	double return_us;       /* expected time from the reply leaving to the client having it */
+	double return_us;       /* time from the reply leaving to the client having it: about its 98.5th percentile */
+	double return_typical_us; /* the same, its median (what predicted_e2e_us adds) */
 	float *input, *output;
 	/* filled when it runs */
 	uint64_t start_ns, done_ns;

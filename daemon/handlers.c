@@ -184,6 +184,7 @@ request_from_session(struct daemon *d, struct request *r, struct session *s, str
 	if (t.return_us >= 0)
 		c->return_us[c->nreturn++ % RETURN_SAMPLES] = t.return_us;
 	r->return_us = conn_return_estimate(c);
+	r->return_typical_us = conn_return_typical(c);
 	if (t.origin_ns) {
 		arrival_note(&s->arrival, t.origin_ns);
 		/* a rate learnt, or moved by half: the plan assumed another (smaller

@@ -561,7 +561,9 @@ serve_request(struct daemon *d, struct worker *w, struct request *r)
 	pthread_mutex_unlock(&d->lock);
 	r->khz = khz;
 	/* what the client will see: waited so far, the inference, the way back */
-	r->predicted_e2e_us = (double)(now - r->origin_ns) / 1e3 + r->choice.point.latency_us + r->return_us;
+	/* a prediction, not the deadline's safe bound: the median return path
+	 * (the 98.5th percentile made it 24 % high at 50 requests/s) */
+	r->predicted_e2e_us = (double)(now - r->origin_ns) / 1e3 + r->choice.point.latency_us + r->return_typical_us;
 	if (measure_run(d, w, r)) {
 		finish(d, w, r, &state);
 		return;
