@@ -97,19 +97,20 @@ for p in d["places"]:
     assert p["util"] <= p["capacity"] + 1e-9, p
 assert d["mip"]["rows"] > 0 and d["mip"]["cols"] > 0
 # each stream's requests stayed inside the room its session had then: no
-# request above the most groups any plan seen gave the sessions (the first
-# of each stream may come before its session's first plan)
+# request above the most groups any plan seen gave the sessions. Only those
+# after p1 (1.5 s in) count: the plans of the first moments, with one session
+# open (which may take g=4 alone) or none, can come and go between two looks
 plans = [json.loads(l) for l in open(sys.argv[2]) if l.strip()] + [d]
 given = [t["groups"] for p in plans for t in p.get("tenants", []) if t["served"]]
 dropped = any(not t["served"] for p in plans for t in p.get("tenants", []))
 most = max(given) if given else 1
 if dropped:
     most = 4  # a session the plan could not serve runs as its policy chooses, on room nobody was promised
-for f in sys.argv[3:]:
+for f, rate in zip(sys.argv[3:], (50, 100)):
     rows = [json.loads(l) for l in open(f) if l.strip()]
     reqs = [r for r in rows if not r.get("summary")]
     assert reqs, f
-    over = [r for r in reqs[2:] if r["groups"] > most]
+    over = [r for r in reqs[int(1.5 * rate):] if r["groups"] > most]
     assert not over, (f, most, sorted({r["groups"] for r in reqs}))
 PY
 grep -q "^plan [0-9]" "$T/p1.txt" || fail "text: $(cat "$T/p1.txt")"
