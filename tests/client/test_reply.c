@@ -11,6 +11,7 @@
  * as it was. */
 #include "config.h"
 #include "tests/common/check_main.h"
+#include "tests/common/compare.h"
 
 #include <check.h>
 #include <limits.h>
@@ -45,16 +46,7 @@ static uint64_t rng = 0x2545f4914f6cdd1dull;
 static uint64_t
 next_random(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static bool
-same_double(double a, double b)
-{
-	return (isnan(a) && isnan(b)) || (a == b && signbit(a) == signbit(b));
+	return xorshift64(&rng);
 }
 
 static void

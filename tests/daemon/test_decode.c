@@ -8,6 +8,7 @@
  * mutations of both. */
 #include "config.h"
 #include "tests/common/check_main.h"
+#include "tests/common/compare.h"
 
 #include <check.h>
 #include <math.h>
@@ -24,16 +25,7 @@ static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t
 next_random(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static bool
-same_double(double a, double b)
-{
-	return (isnan(a) && isnan(b)) || (a == b && signbit(a) == signbit(b));
+	return xorshift64(&rng);
 }
 
 /* Both decoders on text NUL input; their results must be equal. true when
