@@ -341,6 +341,7 @@ q8_store_512(const struct q8_args *a, const unsigned MR, const unsigned NR, __m5
 {
 	const __m512 zero = _mm512_setzero_ps();
 
+#pragma GCC unroll 4
 	for (unsigned m = 0; m < MR; m++) {
 		float t[7][16];
 		unsigned rows = a->rows > m * 16 ? a->rows - m * 16 : 0;
@@ -384,7 +385,15 @@ q8_tile_avx512_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
 			__m512i xb = _mm512_set1_epi32((int)q8_word(a, k, j));
 #pragma GCC unroll 4
 			for (unsigned m = 0; m < MR; m++)
-				acc[m][j] = _mm512_add_epi32(acc[m][j], _mm512_madd_epi16(_mm512_maddubs_epi16(xb, w[m]), ones));
+			{
+				/* in asm: see q8_tile_vnni_k */
+				__m512i t;
+				__asm__("vpmaddubsw %[w], %[x], %[t]\n\t"
+				        "vpmaddwd %[ones], %[t], %[t]\n\t"
+				        "vpaddd %[t], %[acc], %[acc]"
+				        : [acc] "+v"(acc[m][j]), [t] "=&v"(t)
+				        : [x] "v"(xb), [w] "v"(w[m]), [ones] "v"(ones));
+			}
 		}
 	}
 	q8_store_512(a, MR, NR, acc);
@@ -413,7 +422,11 @@ q8_tile_vnni_k(const struct q8_args *a, const unsigned MR, const unsigned NR)
 			__m512i xb = _mm512_set1_epi32((int)q8_word(a, k, j));
 #pragma GCC unroll 4
 			for (unsigned m = 0; m < MR; m++)
-				acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xb, w[m]);
+				/* in asm: GCC 12 keeps the accumulators of
+				 * _mm512_dpbusd_epi32 in a stack array as well as in
+				 * registers, storing every one on every k (half the
+				 * speed); the asm leaves them in registers */
+				__asm__("vpdpbusd %2, %1, %0" : "+v"(acc[m][j]) : "v"(xb), "v"(w[m]));
 		}
 	}
 	q8_store_512(a, MR, NR, acc);
@@ -498,7 +511,7 @@ struct q8_isa {
 static const struct q8_isa q8_isas[] = {
 #ifdef Q8_HAVE_X86
 	{ q8_tile_vnni, 4, 7, 28, "avx512vnni" },
-	{ q8_tile_avx512, 4, 7, 28, "avx512" },
+	{ q8_tile_avx512, 4, 7, 21, "avx512" },
 	{ q8_tile_avx2, 2, 6, 6, "avx2" },
 #endif
 #ifdef Q8_HAVE_DOTPROD
@@ -588,18 +601,18 @@ quantise_quad_row_avx512(const float *const src[4], unsigned W, float inv, int z
 	const __m512 hi = _mm512_set1_ps(127.0f), half = _mm512_set1_ps(0.5f);
 	unsigned x = 0;
 
-	for (; x + 16 <= W; x += 16) {
+	/* the last (or only: the 7- and 14-wide maps) piece under a mask: the
+	 * scalar tail had taken a quarter of an all-int8 inference */
+	for (; x < W; x += 16) {
+		__mmask16 live = W - x >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (W - x)) - 1);
 		__m512i word = _mm512_setzero_si512();
 		for (unsigned j = 0; j < 4; j++) {
-			__m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(src[j] + x), vinv), vzp);
+			__m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(live, src[j] + x), vinv), vzp);
 			v = _mm512_min_ps(_mm512_max_ps(v, lo), hi); /* max(NaN, 0) is 0 */
 			word = _mm512_or_si512(word, _mm512_slli_epi32(_mm512_cvttps_epi32(_mm512_add_ps(v, half)), 8 * j));
 		}
-		_mm512_storeu_si512((void *)(dst + (size_t)x * 4), word);
+		_mm512_mask_storeu_epi32((void *)(dst + (size_t)x * 4), live, word);
 	}
-	for (; x < W; x++)
-		for (unsigned j = 0; j < 4; j++)
-			dst[(size_t)x * 4 + j] = dnn_q8_activation(src[j][x], inv, zp);
 }
 #pragma GCC pop_options
 #endif
@@ -677,7 +690,7 @@ dnn_q8_conv2d(const struct dnn_op *op, unsigned part, unsigned parts)
 		nr = is->budget;
 	/* row chunks of balanced widths (14 = 5+5+4, not 6+6+2) */
 	nr = (OW + (OW + nr - 1) / nr - 1) / ((OW + nr - 1) / nr);
-	mr = is->budget / nr >= 4 && is->max_mr >= 4 ? 4 : is->budget / nr >= 2 && is->max_mr >= 2 ? 2 : 1;
+	mr = is->budget / nr < is->max_mr ? is->budget / nr : is->max_mr;
 	for (unsigned b = 0; b < nb; b++) {
 		unsigned p0 = 0, p1;
 		while (p0 < q->ntiles && q->tile_row0[p0] < blocks[b].row0)
