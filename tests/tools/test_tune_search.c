@@ -177,20 +177,33 @@ noisier(void *arg, const unsigned *plan)
 	return ts_table_cost(&t->p, plan) * (1.03 + 0.1 * (unif() - 0.5));
 }
 
+/* A fresh model-shaped table measured by `measure`, and rl's plan for it
+ * (into rl); the table's optimum. */
+static double
+rl_on_layered_table(struct ltable *l, double (*measure)(void *, const unsigned *), const struct ts_opts *o,
+                    unsigned *rl)
+{
+	unsigned best[16];
+	double opt;
+
+	make_layered_table(l);
+	l->t.p.measure = measure;
+	l->t.p.arg = &l->t;
+	opt = ts_exact(&l->t.p, best);
+	ts_rl(&l->t.p, o, rl, NULL);
+	return opt;
+}
+
 START_TEST(test_rl_converges_layered)
 {
 	unsigned reached = 0, beat_random = 0, tables = 20;
 
 	for (unsigned k = 0; k < tables; k++) {
 		struct ltable l;
-		unsigned best[16], rl[16], rnd[16];
+		unsigned rl[16], rnd[16];
 		double opt, got_rl, got_rnd;
 		struct ts_opts o = { .episodes = 40, .seed = 11 + k, .alpha = 0.3, .replay = 128, .q_init = 0.1 };
-		make_layered_table(&l);
-		l.t.p.measure = noisier;
-		l.t.p.arg = &l.t;
-		opt = ts_exact(&l.t.p, best);
-		ts_rl(&l.t.p, &o, rl, NULL);
+		opt = rl_on_layered_table(&l, noisier, &o, rl);
 		ts_random(&l.t.p, &o, rnd, NULL);
 		got_rl = ts_table_cost(&l.t.p, rl);
 		got_rnd = ts_table_cost(&l.t.p, rnd);
@@ -222,14 +235,9 @@ START_TEST(test_rl_converges_when_table_overstates)
 
 	for (unsigned k = 0; k < tables; k++) {
 		struct ltable l;
-		unsigned best[16], rl[16];
-		double opt;
+		unsigned rl[16];
 		struct ts_opts o = { .episodes = 100, .seed = 23 + k, .alpha = 0.3, .replay = 128, .q_init = 0.1 };
-		make_layered_table(&l);
-		l.t.p.measure = cheaper_in_chain;
-		l.t.p.arg = &l.t;
-		opt = ts_exact(&l.t.p, best);
-		ts_rl(&l.t.p, &o, rl, NULL);
+		double opt = rl_on_layered_table(&l, cheaper_in_chain, &o, rl);
 		reached += ts_table_cost(&l.t.p, rl) <= opt * 1.05;
 	}
 	ck_assert_msg(reached >= tables - 1, "RL within 5%% of the optimum on %u of %u tables", reached, tables);
