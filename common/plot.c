@@ -199,7 +199,8 @@ plot_search(const char *png, const char *title, const char *const *panel_titles,
 	for (size_t c = 0; c < per_panel * panels; c++) {
 		fprintf(gp, "$c%zu << EOD\n", c);
 		for (size_t i = 0; i < curves[c].n; i++)
-			fprintf(gp, "%.1f %.3f\n", curves[c].x0 + (double)i + 1, curves[c].y[i]);
+			if (isfinite(curves[c].y[i])) /* nothing found yet */
+				fprintf(gp, "%.1f %.3f\n", curves[c].x0 + (double)i + 1, curves[c].y[i]);
 		fputs("EOD\n", gp);
 	}
 	fprintf(gp, "set terminal pngcairo size %d,%d noenhanced font ',10'\nset output ", panels > 1 ? 1200 : 800,

@@ -59,6 +59,7 @@ struct snapshot {
 	struct ten_tenant t[TEN_MAX_TENANTS];
 	const char *rate_from[TEN_MAX_TENANTS];
 	bool outside[TEN_MAX_TENANTS];  /* no point of its on a placement the plan covers */
+	int place[TEN_MAX_TENANTS];     /* the placement the plan in force gave it, -1 = none */
 	uint64_t generation;
 	char reason[128];
 };
@@ -100,6 +101,7 @@ take_snapshot(struct daemon *d, struct snapshot *sn)
 		double ret_us = s->owner ? conn_return_estimate(s->owner) : 0;
 		sn->session[i] = s->id;
 		sn->host[i] = (unsigned)(s->host - d->hosts);
+		sn->place[i] = s->planned && s->plan_served ? (int)s->plan_place : -1;
 		resolve_policy(d, s->host, s->policy, &sn->params[i]);
 		snprintf(sn->t[i].name, sizeof(sn->t[i].name), "session %u", s->id);
 		snprintf(sn->t[i].model, sizeof(sn->t[i].model), "%s", dnn_model_name(s->host->model));
@@ -173,6 +175,7 @@ solve(struct daemon *d, struct snapshot *sn, struct ten_problem *p, struct ten_r
 		free(pts), free(c);
 		if (ok < 0)
 			return -1;
+		p->current_place[ok] = sn->place[i];
 	}
 	return ten_solve(p, true, r, cause);
 }

@@ -96,6 +96,7 @@ ten_problem_add(struct ten_problem *p, const struct ten_tenant *t, const struct 
 	memcpy(p->cands[i], c, n * sizeof(*c));
 	p->ncands[i] = n;
 	p->tenants[i] = *t;
+	p->current_place[i] = -1;
 	p->ntenants++;
 	return (int)i;
 }
@@ -145,7 +146,7 @@ accuracy_of(const struct ten_candidate *c)
  * tie-breaking term: with one (1e-6 x power beside the accuracy) lp_solve
  * took ten to a hundred times longer to prove optimality, over the many
  * plans of equal accuracy, and failed numerically on some; ties are broken
- * after the solve instead (polish: least power for the same g and
+ * after the solve instead (spread, then polish: least power for the same g and
  * placements). */
 static double
 contribution(const struct ten_problem *p, unsigned i, const struct ten_candidate *c)
@@ -1580,11 +1581,126 @@ solve_bb(const struct ten_problem *p, const struct model *md, const struct limit
 	return ret;
 }
 
-/* Ties: the MIP maximises weighted accuracy alone, so among plans of the
- * same accuracy it may pick any. Keep each tenant's g and placement and
- * choose, per placement, the frequency (one for all its tenants) and each
- * tenant's thread count that draw the least power while every constraint
- * still holds. Accuracy-objective only (the energy objective has no ties to
+/* ---- ties: where, then how fast ------------------------------------------------ */
+
+/* How crowded the placements are: the sum over placements of the square of
+ * the share of their capacity in use. Lower when the same work is spread. */
+static double
+crowding(const struct ten_problem *p, const int *choice)
+{
+	double share[POL_MAX_PLACES] = { 0 }, sum = 0;
+
+	for (unsigned i = 0; i < p->ntenants; i++)
+		if (choice[i] >= 0) {
+			const struct ten_candidate *c = &p->cands[i][choice[i]];
+			share[c->point.place] += util_of(p, i, c) / capacity(p, c->point.place);
+		}
+	for (unsigned q = 0; q < p->nplaces; q++)
+		sum += share[q] * share[q];
+	return sum;
+}
+
+/* The frequency the tenants other than i use on placement q, or -1. */
+static int
+others_freq(const struct ten_problem *p, const int *choice, unsigned i, unsigned q)
+{
+	for (unsigned k = 0; k < p->ntenants; k++)
+		if (k != i && choice[k] >= 0 && p->cands[k][choice[k]].point.place == q)
+			return (int)p->cands[k][choice[k]].point.freq;
+	return -1;
+}
+
+/* Tenant i's candidate on placement q as good as its choice now (the same g
+ * and plan, no less accuracy) that leaves the whole assignment feasible, at
+ * the same objective, least crowded: its index, or -1. *crowd: the
+ * crowding with it. */
+static int
+equivalent_on(const struct ten_problem *p, int *choice, unsigned i, unsigned q, double objective,
+              struct ten_result *scratch, double *crowd)
+{
+	const int now = choice[i];
+	const struct ten_candidate *cur = &p->cands[i][now];
+	const int freq = shared_freq(p, q) ? others_freq(p, choice, i, q) : -1;
+	int best = -1;
+
+	*crowd = INFINITY;
+	for (unsigned j = 0; j < p->ncands[i]; j++) {
+		const struct ten_candidate *c = &p->cands[i][j];
+		if (c->point.place != q || c->point.groups != cur->point.groups || strcmp(c->plan, cur->plan) ||
+		    accuracy_of(c) < accuracy_of(cur) || (freq >= 0 && (int)c->point.freq != freq) ||
+		    !ten_candidate_ok(p, i, c))
+			continue;
+		choice[i] = (int)j;
+		if (evaluate(p, choice, scratch) && scratch->objective >= objective - 1e-9) {
+			double cr = crowding(p, choice);
+			if (cr < *crowd)
+				*crowd = cr, best = (int)j;
+		}
+	}
+	choice[i] = now;
+	return best;
+}
+
+/* How much a move must lower the crowding, as a fraction, to be made; and
+ * how much more crowded a return to the plan in force may be. Between the
+ * two the plan stays as it is: a plan made every few seconds from feedback
+ * that moves a little would otherwise swap equal placements each time. */
+#define SPREAD_GAIN 0.10
+
+/* Ties, the first: the MIP maximises weighted accuracy alone, so among
+ * plans of the same accuracy it may pick any, and it picked three tenants
+ * on one CPU of two, the other idle (bench/tenants: the one with the
+ * tightest deadline then queued behind the others and ran a group lower
+ * whenever a co-runner came). So, keeping every tenant's g, plan and
+ * accuracy: first each tenant goes back to the placement the plan in force
+ * gave it, unless that is clearly more crowded; then, one at a time, the
+ * move that spreads the load most, while it clearly does. */
+static void
+spread(const struct ten_problem *p, int *choice)
+{
+	struct ten_result *scratch;
+	double objective, crowd, moved;
+
+	if (p->objective != TEN_MAX_ACCURACY || p->nplaces < 2 || (scratch = malloc(sizeof(*scratch))) == NULL)
+		return;
+	if (!evaluate(p, choice, scratch)) {
+		free(scratch);
+		return;
+	}
+	objective = scratch->objective;
+	for (unsigned i = 0; i < p->ntenants; i++) {
+		int q = p->current_place[i], j;
+		if (choice[i] < 0 || q < 0 || (unsigned)q >= p->nplaces || p->cands[i][choice[i]].point.place == (unsigned)q)
+			continue;
+		crowd = crowding(p, choice);
+		j = equivalent_on(p, choice, i, (unsigned)q, objective, scratch, &moved);
+		if (j >= 0 && moved <= crowd * (1 + SPREAD_GAIN))
+			choice[i] = j;
+	}
+	for (unsigned round = 0; round < p->ntenants * p->nplaces; round++) {
+		int bi = -1, bj = -1;
+		double best;
+		best = crowd = crowding(p, choice);
+		for (unsigned i = 0; i < p->ntenants; i++)
+			for (unsigned q = 0; q < p->nplaces && choice[i] >= 0; q++) {
+				int j;
+				if (p->cands[i][choice[i]].point.place == q)
+					continue;
+				j = equivalent_on(p, choice, i, q, objective, scratch, &moved);
+				if (j >= 0 && moved < best)
+					best = moved, bi = (int)i, bj = j;
+			}
+		if (bi < 0 || best > crowd * (1 - SPREAD_GAIN))
+			break;
+		choice[bi] = bj;
+	}
+	free(scratch);
+}
+
+/* Ties, the second: keeping each tenant's g and placement, choose per
+ * placement the frequency (one for all its tenants) and each tenant's
+ * thread count that draw the least power while every constraint still
+ * holds. Accuracy-objective only (the energy objective has no ties to
  * break but accuracy ones, which this leaves). */
 static void
 polish(const struct ten_problem *p, int *choice)
@@ -1699,6 +1815,7 @@ ten_solve(const struct ten_problem *p, bool explain, struct ten_result *r, char 
 			for (unsigned i = 0; i < p->ntenants; i++)
 				choice[i] = g.a[i].cand;
 	}
+	spread(p, choice);
 	polish(p, choice);
 	r->solve_us = now_us() - t0;
 	r->solve_cpu_us = cpu_us() - c0;

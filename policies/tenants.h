@@ -90,6 +90,10 @@ struct ten_problem {
 	struct ten_tenant tenants[TEN_MAX_TENANTS];
 	struct ten_candidate *cands[TEN_MAX_TENANTS]; /* malloc'ed, freed by ten_problem_clear */
 	unsigned ncands[TEN_MAX_TENANTS];
+	int current_place[TEN_MAX_TENANTS]; /* where the plan in force put tenant i, -1 (ten_problem_add's
+	                                       default) = nowhere yet: among plans of equal accuracy the
+	                                       solver keeps tenants there unless moving clearly spreads
+	                                       the load (see ten_solve) */
 };
 
 void ten_problem_init(struct ten_problem *p, const struct pol_place *places, unsigned nplaces);

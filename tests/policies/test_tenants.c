@@ -373,6 +373,87 @@ START_TEST(drops_the_lighter)
 }
 END_TEST
 
+/* Two serial single-CPU placements and tenants whose every point is as
+ * accurate on either: `rates` per tenant, one candidate per placement. */
+static void
+two_equal_cpus(struct ten_problem *p, const double *rates, unsigned n)
+{
+	struct pol_place pl[2];
+	struct ten_candidate c[2];
+
+	memset(pl, 0, sizeof(pl));
+	memset(c, 0, sizeof(c));
+	for (unsigned q = 0; q < 2; q++) {
+		snprintf(pl[q].name, sizeof(pl[q].name), "cpu%u", q);
+		pl[q].max_threads = 1, pl[q].nfreqs = 1;
+		c[q].point.place = q, c[q].point.threads = 1, c[q].point.groups = 2;
+		c[q].point.accuracy = 0.9, c[q].point.latency_us = 1000, c[q].point.energy_uj = 100;
+	}
+	ten_problem_init(p, pl, 2);
+	p->serial = true;
+	for (unsigned i = 0; i < n; i++) {
+		struct ten_tenant t = { .rate_hz = rates[i], .deadline_us = 20000, .weight = 1 };
+		snprintf(t.name, sizeof(t.name), "t%u", i);
+		ck_assert_int_eq(ten_problem_add(p, &t, c, 2, NULL), (int)i);
+	}
+}
+
+/* Equal accuracy everywhere: the plan spreads the load (the busiest tenant
+ * alone, the two lighter ones together), never piling all on one CPU. */
+START_TEST(ties_spread_the_load)
+{
+	static struct ten_problem p;
+	static struct ten_result r;
+	const double rates[3] = { 400, 200, 200 }; /* utilisation 0.4, 0.2, 0.2 */
+	char *cause = NULL;
+
+	if (!milp_available())
+		return;
+	for (int solver = 0; solver < 2; solver++) {
+		two_equal_cpus(&p, rates, 3);
+		p.solver = solver ? TEN_SOLVER_LPSOLVE : TEN_SOLVER_BB;
+		ck_assert_msg(ten_solve(&p, false, &r, &cause) == 0, "%s", cause);
+		ck_assert(r.all_served);
+		unsigned q0 = p.cands[0][r.a[0].cand].point.place, q1 = p.cands[1][r.a[1].cand].point.place,
+		         q2 = p.cands[2][r.a[2].cand].point.place;
+		ck_assert_msg(q0 != q1 && q1 == q2, "solver %d: t0 on cpu%u, t1 on cpu%u, t2 on cpu%u", solver, q0, q1, q2);
+		ck_assert_double_eq_tol(r.util[q0], 0.4, 1e-9);
+		ten_problem_clear(&p);
+	}
+}
+END_TEST
+
+/* Equal accuracy and equal load either way: each tenant stays where the
+ * plan in force put it, whichever way round that was. */
+START_TEST(ties_keep_the_current_placement)
+{
+	static struct ten_problem p;
+	static struct ten_result r;
+	const double rates[2] = { 100, 100 };
+	char *cause = NULL;
+
+	if (!milp_available())
+		return;
+	for (int first = 0; first < 2; first++) {
+		two_equal_cpus(&p, rates, 2);
+		p.current_place[0] = first, p.current_place[1] = !first;
+		ck_assert_msg(ten_solve(&p, false, &r, &cause) == 0, "%s", cause);
+		ck_assert_int_eq(p.cands[0][r.a[0].cand].point.place, first);
+		ck_assert_int_eq(p.cands[1][r.a[1].cand].point.place, !first);
+		ten_problem_clear(&p);
+		/* a new tenant (nowhere yet) beside them takes either, and the two
+		 * keep theirs */
+		const double three[3] = { 100, 100, 100 };
+		two_equal_cpus(&p, three, 3);
+		p.current_place[0] = first, p.current_place[1] = !first;
+		ck_assert_msg(ten_solve(&p, false, &r, &cause) == 0, "%s", cause);
+		ck_assert_int_eq(p.cands[0][r.a[0].cand].point.place, first);
+		ck_assert_int_eq(p.cands[1][r.a[1].cand].point.place, !first);
+		ten_problem_clear(&p);
+	}
+}
+END_TEST
+
 /* Two tenants that want different frequencies of one cluster: they share
  * one, and the explanation says the shared frequency binds. */
 START_TEST(shared_frequency_binds)
@@ -828,6 +909,8 @@ suite(void)
 	tcase_add_test(tc, milp_not_worse_than_greedy);
 	tcase_add_test(tc, drops_the_lighter);
 	tcase_add_test(tc, shared_frequency_binds);
+	tcase_add_test(tc, ties_spread_the_load);
+	tcase_add_test(tc, ties_keep_the_current_placement);
 	tcase_add_test(tc, shared_weights_equal_exhaustive);
 	tcase_add_test(tc, shared_weights_bb_equals_lpsolve);
 	tcase_add_test(tc, one_model_shares_weights);
