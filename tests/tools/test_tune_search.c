@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,7 +203,7 @@ START_TEST(test_rl_converges_layered)
 		struct ltable l;
 		unsigned rl[16], rnd[16];
 		double opt, got_rl, got_rnd;
-		struct ts_opts o = { .episodes = 40, .seed = 11 + k, .alpha = 0.3, .replay = 128, .q_init = 0.1 };
+		struct ts_opts o = ts_default_opts(60, 11 + k);
 		opt = rl_on_layered_table(&l, noisier, &o, rl);
 		ts_random(&l.t.p, &o, rnd, NULL);
 		got_rl = ts_table_cost(&l.t.p, rl);
@@ -210,8 +211,9 @@ START_TEST(test_rl_converges_layered)
 		reached += got_rl <= opt * 1.05;
 		beat_random += got_rl < got_rnd;
 	}
-	/* 40 measurements: within 5 % of the optimum on nearly every table, and
-	 * better than random search on all */
+	/* 60 measurements: within 5 % of the optimum on nearly every table
+	 * (199 of 200 tables of this kind; 191 of 200 at 40), and better than
+	 * random search on all */
 	ck_assert_msg(reached >= tables - 1, "RL within 5%% of the optimum on %u of %u tables", reached, tables);
 	ck_assert_msg(beat_random == tables, "RL better than random on %u of %u tables", beat_random, tables);
 }
@@ -236,11 +238,83 @@ START_TEST(test_rl_converges_when_table_overstates)
 	for (unsigned k = 0; k < tables; k++) {
 		struct ltable l;
 		unsigned rl[16];
-		struct ts_opts o = { .episodes = 100, .seed = 23 + k, .alpha = 0.3, .replay = 128, .q_init = 0.1 };
+		struct ts_opts o = ts_default_opts(100, 23 + k);
 		double opt = rl_on_layered_table(&l, cheaper_in_chain, &o, rl);
 		reached += ts_table_cost(&l.t.p, rl) <= opt * 1.05;
 	}
 	ck_assert_msg(reached >= tables - 1, "RL within 5%% of the optimum on %u of %u tables", reached, tables);
+}
+END_TEST
+
+/* The table of a g=2 tune of the bundled model at 2 threads (µs; conv
+ * choices gemm, direct, wino2, wino4 in NCHW fp32, int8, direct-nhwc,
+ * direct-blocked; linear gemm, int8), conversions between layouts or
+ * precisions 1.5 µs. Measured end to end as there: fp32 layers 8 % above
+ * their table cost and int8 ones 10 % under (ep 0 of that tune, gemm
+ * throughout: +5 %; its int8 plans: -9 %), 5 % noise. conv2 in direct
+ * (28.4) with int8 after it is a cheap plan 15 µs from the best (conv2 in
+ * int8, 13.7). With values starting above the table's lower bound
+ * (q_init 0.1) such a plan looked better than conv2 in int8 untried, and
+ * 4 of 9 real tunes stopped 16-20 % above the optimum. */
+static const unsigned *two_thread_state;
+
+static double
+two_thread_measure(void *arg, const unsigned *plan)
+{
+	const struct table *t = arg;
+	double sum = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		bool int8 = two_thread_state[i * M + plan[i]] == 1;
+		sum += t->cost[i * M + plan[i]] * (int8 ? 0.90 : 1.08);
+		if (i > 0)
+			sum += t->trans[(i * M + plan[i - 1]) * M + plan[i]];
+	}
+	return sum * (1 + 0.05 * (unif() - 0.5));
+}
+
+START_TEST(test_rl_tries_the_cheapest_mid_chain)
+{
+	static const double conv[5][7] = {
+		{ 16.7, 13.8, 102.8, 63.2, 16.3, 12.2, 12.7 }, { 83.2, 28.4, 89.5, 68.1, 13.7, 25.6, 25.5 },
+		{ 80.9, 24.7, 63.8, 75.9, 10.5, 23.8, 20.4 },  { 179.7, 44.2, 100.3, 109.2, 17.2, 44.2, 40.6 },
+		{ 134.3, 24.6, 77.2, 87.9, 10.3, 25.8, 21.3 },
+	};
+	static const double linear[3][2] = { { 5.9, 4.9 }, { 3.2, 3.1 }, { 0.6, 1.2 } };
+	static const unsigned conv_class[7] = { 0, 0, 0, 0, 1, 2, 3 };
+	static unsigned state[16 * M];
+	struct table t;
+	unsigned reached = 0, runs = 50, best[16];
+	double opt;
+
+	memset(&t, 0, sizeof(t));
+	t.n = 8;
+	for (size_t i = 0; i < t.n; i++) {
+		t.choices[i] = i < 5 ? 7 : 2;
+		for (unsigned a = 0; a < t.choices[i]; a++) {
+			t.cost[i * M + a] = i < 5 ? conv[i][a] : linear[i - 5][a];
+			state[i * M + a] = i < 5 ? conv_class[a] : a;
+		}
+	}
+	for (size_t i = 1; i < t.n; i++)
+		for (unsigned b = 0; b < t.choices[i - 1]; b++)
+			for (unsigned a = 0; a < t.choices[i]; a++) {
+				unsigned sb = state[(i - 1) * M + b], sa = state[i * M + a];
+				/* a linear layer reads any layout: only the precision converts */
+				bool differ = i < 5 ? sb != sa : (sb == 1) != (sa == 1);
+				t.trans[(i * M + b) * M + a] = differ ? 1.5 : 0.0;
+			}
+	two_thread_state = state;
+	t.p = (struct ts_problem){ .n = t.n, .choices = t.choices, .cost = t.cost, .trans = t.trans, .state = state,
+		                   .measure = two_thread_measure, .arg = &t };
+	opt = ts_exact(&t.p, best);
+	for (unsigned k = 0; k < runs; k++) {
+		unsigned rl[16];
+		struct ts_opts o = ts_default_opts(100, 19 + k);
+		ts_rl(&t.p, &o, rl, NULL);
+		reached += ts_table_cost(&t.p, rl) <= opt * 1.05;
+	}
+	ck_assert_msg(reached >= runs - 2, "RL within 5%% of the table's optimum in %u of %u runs", reached, runs);
 }
 END_TEST
 
@@ -274,6 +348,7 @@ main(void)
 	tcase_add_test(tc, test_rl_converges);
 	tcase_add_test(tc, test_rl_converges_layered);
 	tcase_add_test(tc, test_rl_converges_when_table_overstates);
+	tcase_add_test(tc, test_rl_tries_the_cheapest_mid_chain);
 	tcase_add_test(tc, test_trace);
 	suite_add_tcase(s, tc);
 	return run_suite(s);

@@ -694,8 +694,7 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 	unsigned state[64 * TS_MAX_CHOICES];
 	struct ts_problem p = { .n = t->nslots, .choices = choices, .cost = cost, .trans = trans, .state = state,
 		                .measure = measure_choice, .arg = t };
-	struct ts_opts so = { .episodes = (unsigned)t->o->episodes, .seed = 17 + g, .alpha = 0.3, .replay = 128,
-		              .q_init = 0.1, .progress = progress, .progress_arg = t };
+	struct ts_opts so = ts_default_opts((unsigned)t->o->episodes, 17 + g);
 	unsigned plan[64], exact[64];
 	static double kc[TS_MAX_CHOICES][64], kb[TS_MAX_CHOICES][64];
 	static bool khas[TS_MAX_CHOICES][64];
@@ -704,6 +703,8 @@ tune_g(struct tuner *t, unsigned g, const float *calib, size_t ncalib, const str
 	unsigned nimpls = 0;
 	bool want_int8 = false;
 
+	so.progress = progress;
+	so.progress_arg = t;
 	memset(trans, 0, sizeof(trans));
 	memset(between_known, 0, sizeof(between_known));
 	memset(r, 0, sizeof(*r));
