@@ -179,6 +179,7 @@ struct session {
 	uint64_t plan_gen;
 	unsigned plan_groups, plan_place, plan_threads;
 	unsigned long plan_khz;      /* 0: the placement's clock is not planned */
+	double plan_util;            /* its share of its planned placement's time (rate x latency) */
 	double planned_rate;         /* the rate the last plan assumed */
 	/* statistics */
 	uint64_t requests, deadline_met, deadline_total, groups_sum;

@@ -19,11 +19,13 @@
  * What the plan gives a session is room: per request, the control loop
  * still chooses (feedback, hysteresis, the shared frequency votes), but at
  * most the planned g, threads and frequency, on the planned placement
- * (plan_room), or on a placement no other session was promised. Under
- * interference a session may go below its point; it never takes room
- * another was promised. A session the plan could not serve runs on the
- * placements nobody was promised, as its policy chooses, or at one group
- * wherever it fits best when every placement is promised.
+ * (plan_room), or on a placement no other session was promised, or on
+ * another CPU of its planned cluster where the others' promised shares leave
+ * room for its own (may_borrow). Under interference a session may go below
+ * its point; it never takes room another was promised. A session the plan
+ * could not serve runs on the placements nobody was promised, as its policy
+ * chooses, or at one group wherever it fits best when every placement is
+ * promised.
  *
  * The solve runs on a thread of its own: the problem is copied under
  * daemon.lock (the tables under each model's lock, after it), solved with
@@ -223,6 +225,7 @@ apply(struct daemon *d, const struct snapshot *sn, const struct ten_problem *p, 
 			s->plan_groups = c->point.groups;
 			s->plan_place = c->point.place;
 			s->plan_threads = c->point.threads;
+			s->plan_util = r->a[i].util;
 			s->plan_khz = p->places[c->point.place].dvfs && p->places[c->point.place].nfreqs > 1 ? c->point.khz : 0;
 		}
 	}
@@ -368,23 +371,48 @@ plan_stop(struct daemon *d)
 	pl->last = NULL;
 }
 
-/* Is placement q promised to a served session other than `self`? (daemon.lock) */
-static bool
-promised_to_other(struct daemon *d, const struct session *self, unsigned q)
+/* The share of placement q's time promised to served sessions other than
+ * `self`; 0 when nobody else was promised it. (daemon.lock) */
+static double
+promised_to_others(struct daemon *d, const struct session *self, unsigned q)
 {
+	double util = 0;
+	bool promised = false;
+
 	for (unsigned k = 0; k < d->sessions.n; k++) {
 		const struct session *o = d->sessions.v[k];
-		if (o != self && o->planned && o->plan_served && o->plan_place == q)
-			return true;
+		if (o != self && o->planned && o->plan_served && o->plan_place == q) {
+			util += o->plan_util;
+			promised = true;
+		}
 	}
-	return false;
+	return promised ? fmax(util, 1e-9) : 0;
 }
 
-/* The placements the policy allows that no other served session was
- * promised, after `first` (when it is not UINT_MAX), as a placements list:
- * the number of them. Room nobody was promised is taken from nobody. */
+/* May `s` run on placement q besides its own? When nobody else was
+ * promised q, or when q is another CPU of the cluster its plan put it on
+ * (the same CPUs: its planned share is a fair guess of what it takes there)
+ * and what the others were promised there leaves room for its share: room
+ * left over is taken from nobody. This is what lets a tenant step aside
+ * when a co-runner lands on its CPU, as per-request selection would. */
+static bool
+may_borrow(struct daemon *d, const struct session *s, unsigned q)
+{
+	double others = promised_to_others(d, s, q);
+	const struct pol_place *mine = &d->places[s->plan_place], *there = &d->places[q];
+
+	if (others == 0)
+		return true;
+	if (!s->plan_served || mine->kind != POL_PLACE_CPU || there->kind != POL_PLACE_CPU || mine->index != there->index)
+		return false;
+	return others + s->plan_util <= PLAN_UTIL;
+}
+
+/* The placements the policy allows that `s` may use (may_borrow), after
+ * `first` (when it is not UINT_MAX), as a placements list: the number of
+ * them. */
 static unsigned
-unpromised_placements(struct daemon *d, const struct session *s, const char *allowed, unsigned first, char *out,
+usable_placements(struct daemon *d, const struct session *s, const char *allowed, unsigned first, char *out,
                       size_t size)
 {
 	size_t used = 0;
@@ -397,7 +425,7 @@ unpromised_placements(struct daemon *d, const struct session *s, const char *all
 		/* PoCL's CPU device is the clusters' CPUs, left out of the plan */
 		bool cpu_device = d->places[q].kind == POL_PLACE_OPENCL && !d->places[q].is_gpu;
 		if (q == first || cpu_device || d->places[q].disabled || !pol_place_allowed(&d->places[q], allowed) ||
-		    promised_to_other(d, s, q))
+		    !may_borrow(d, s, q))
 			continue;
 		used += (size_t)snprintf(out + used, size - used, "%s%s", used ? " " : "", d->places[q].name);
 		n++;
@@ -415,7 +443,7 @@ plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 	if (!s->plan_served) {
 		/* whatever is left: placements nobody was promised, as its policy
 		 * chooses; where every one is promised, one group */
-		if (unpromised_placements(d, s, params->placements, UINT_MAX, room, sizeof(room)) > 0)
+		if (usable_placements(d, s, params->placements, UINT_MAX, room, sizeof(room)) > 0)
 			snprintf(params->placements, sizeof(params->placements), "%s", room);
 		else
 			params->max_groups = 1;
@@ -425,10 +453,11 @@ plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 		params->max_groups = s->plan_groups;
 	if (params->min_groups > params->max_groups)
 		params->min_groups = params->max_groups;
-	/* its planned placement, and those no other session was promised: one
-	 * saturating client (the solver gives each tenant one placement) would
-	 * otherwise leave the other CPUs idle */
-	unpromised_placements(d, s, params->placements, s->plan_place, room, sizeof(room));
+	/* its planned placement, and those it may borrow: one saturating
+	 * client (the solver gives each tenant one placement) would otherwise
+	 * leave the other CPUs idle, and one whose CPU a co-runner took could
+	 * not step aside */
+	usable_placements(d, s, params->placements, s->plan_place, room, sizeof(room));
 	snprintf(params->placements, sizeof(params->placements), "%s", room);
 	if (params->max_threads == 0 || params->max_threads > s->plan_threads)
 		params->max_threads = s->plan_threads;
@@ -436,6 +465,29 @@ plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 		params->max_khz = s->plan_khz;
 	if (params->min_khz > params->max_khz && params->max_khz)
 		params->min_khz = 0;
+}
+
+/* The last plan's tenants, each served one with "also_on": the placements
+ * besides its own it may borrow now (may_borrow; daemon.lock). */
+static json_object *
+tenants_with_room(struct daemon *d, json_object *tenants)
+{
+	json_object *out = NULL;
+
+	if (json_object_deep_copy(tenants, &out, NULL) != 0)
+		return json_object_get(tenants);
+	for (size_t i = 0; i < json_object_array_length(out); i++) {
+		json_object *t = json_object_array_get_idx(out, i), *also = json_object_new_array();
+		struct session *s = session_find(&d->sessions,
+		                                 (uint32_t)json_object_get_int64(json_object_object_get(t, GBX_KEY_SESSION)));
+		for (unsigned q = 0; s != NULL && s->planned && s->plan_served && q < d->nplaces; q++) {
+			bool cpu_device = d->places[q].kind == POL_PLACE_OPENCL && !d->places[q].is_gpu;
+			if (q != s->plan_place && !cpu_device && !d->places[q].disabled && may_borrow(d, s, q))
+				json_object_array_add(also, json_object_new_string(d->places[q].name));
+		}
+		json_object_object_add(t, "also_on", also);
+	}
+	return out;
 }
 
 json_object *
@@ -455,7 +507,8 @@ plan_json(struct daemon *d)
 	json_object_object_add(o, "pending", json_object_new_boolean(pl->wanted != pl->done));
 	if (pl->last != NULL) {
 		json_object_object_add(o, "age_s", json_object_new_double((double)(monotonic_ns() - pl->made_ns) / 1e9));
-		json_object_object_foreach(pl->last, key, val) json_object_object_add(o, key, json_object_get(val));
+		json_object_object_foreach(pl->last, key, val) json_object_object_add(
+		        o, key, strcmp(key, "tenants") == 0 ? tenants_with_room(d, val) : json_object_get(val));
 	}
 	return o;
 }

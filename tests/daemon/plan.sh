@@ -179,6 +179,41 @@ assert m["used"] <= m["limit"] * (1 + 1e-9), m
 PY
 stop_daemon
 
+# split = all: one placement per CPU. Two light sessions may each borrow
+# the other's CPU (also_on), as the shares promised there leave room, so
+# that one whose CPU a co-runner takes can step aside; every placement in
+# also_on has room for the session's own share beside the others'.
+if [ "$(nproc)" -ge 2 ]; then
+	printf '[daemon]\nopencl = no\nsplit = all\n' >"$T/split.conf"
+	start_daemon "$T/split.conf"
+	$CTL infer --idx "$IDX" --count 90 --rate 30 --deadline-us 20000 --json >"$T/s1.json" &
+	A=$!
+	$CTL infer --idx "$IDX" --count 90 --rate 30 --deadline-us 10000 --json >"$T/s2.json" &
+	Bp=$!
+	sleep 2
+	$CTL plan --json >"$T/ps.json"
+	$CTL plan >"$T/ps.txt"
+	wait $A || fail "first stream, split"
+	wait $Bp || fail "second stream, split"
+	python3 - "$T/ps.json" <<'PY' || fail "borrowing with split = all: $(cat "$T/ps.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+served = [t for t in d["tenants"] if t["served"]]
+assert len(served) == 2, d["tenants"]
+cap = {p["name"]: p["capacity"] for p in d["places"]}
+for t in served:
+    assert t["placement"] not in t["also_on"], t
+    for q in t["also_on"]:
+        others = sum(o["util"] for o in served if o is not t and o["placement"] == q)
+        assert others + t["util"] <= cap[q] + 1e-9, (t, q, others)
+# light sessions: each may use every other CPU
+assert all(len(t["also_on"]) == len(cap) - 1 for t in served), served
+PY
+	grep -q "also on, where the others' promised shares leave room: cluster0:cpu" "$T/ps.txt" ||
+		fail "text does not list the placements a session may borrow: $(cat "$T/ps.txt")"
+	stop_daemon
+fi
+
 # plan = no
 printf '[daemon]\nplan = no\n' >"$T/gearboxd.conf"
 start_daemon "$T/gearboxd.conf"
