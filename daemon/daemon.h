@@ -180,6 +180,7 @@ struct session {
 	unsigned plan_groups, plan_place, plan_threads;
 	unsigned long plan_khz;      /* 0: the placement's clock is not planned */
 	double plan_util;            /* its share of its planned placement's time (rate x latency) */
+	double plan_latency_us, plan_deadline_us; /* its planned point's latency, the deadline planned for */
 	double planned_rate;         /* the rate the last plan assumed */
 	/* statistics */
 	uint64_t requests, deadline_met, deadline_total, groups_sum;
@@ -366,6 +367,7 @@ struct daemon_plan {
 	struct json_object *last;    /* the last plan, as PLAN shows it */
 	uint64_t made_ns, plans;
 	uint64_t outcome;            /* what the last plan gave whom (a hash): logged when it changes */
+	double margin;               /* the latency margin the last plan was solved with */
 };
 int plan_start(struct daemon *d, char **cause);
 void plan_stop(struct daemon *d); /* after serve_stop */

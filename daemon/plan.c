@@ -226,6 +226,8 @@ apply(struct daemon *d, const struct snapshot *sn, const struct ten_problem *p, 
 			s->plan_place = c->point.place;
 			s->plan_threads = c->point.threads;
 			s->plan_util = r->a[i].util;
+			s->plan_latency_us = c->point.tail_us > 0 ? c->point.tail_us : c->point.latency_us;
+			s->plan_deadline_us = sn->t[i].deadline_us;
 			s->plan_khz = p->places[c->point.place].dvfs && p->places[c->point.place].nfreqs > 1 ? c->point.khz : 0;
 		}
 	}
@@ -268,6 +270,7 @@ apply(struct daemon *d, const struct snapshot *sn, const struct ten_problem *p, 
 	json_object_object_add(o, "mip", mip);
 	json_object_put(pl->last);
 	pl->last = o;
+	pl->margin = p->margin;
 	pl->made_ns = monotonic_ns();
 	pl->done = sn->generation;
 	pl->plans++;
@@ -371,41 +374,33 @@ plan_stop(struct daemon *d)
 	pl->last = NULL;
 }
 
-/* The share of placement q's time promised to served sessions other than
- * `self`; 0 when nobody else was promised it. (daemon.lock) */
-static double
-promised_to_others(struct daemon *d, const struct session *self, unsigned q)
-{
-	double util = 0;
-	bool promised = false;
-
-	for (unsigned k = 0; k < d->sessions.n; k++) {
-		const struct session *o = d->sessions.v[k];
-		if (o != self && o->planned && o->plan_served && o->plan_place == q) {
-			util += o->plan_util;
-			promised = true;
-		}
-	}
-	return promised ? fmax(util, 1e-9) : 0;
-}
-
 /* May `s` run on placement q besides its own? When nobody else was
  * promised q, or when q is another CPU of the cluster its plan put it on
- * (the same CPUs: its planned share is a fair guess of what it takes there)
- * and what the others were promised there leaves room for its share: room
+ * (the same CPUs: its planned point is a fair guess of what it takes there),
+ * the shares the others were promised there leave room for its own, and it
+ * and each of them may share a serial placement (ten_may_share: neither
+ * waits behind the other past its deadline, the solver's own rule). Room
  * left over is taken from nobody. This is what lets a tenant step aside
- * when a co-runner lands on its CPU, as per-request selection would. */
+ * when a co-runner lands on its CPU, as per-request selection would.
+ * (daemon.lock) */
 static bool
 may_borrow(struct daemon *d, const struct session *s, unsigned q)
 {
-	double others = promised_to_others(d, s, q);
 	const struct pol_place *mine = &d->places[s->plan_place], *there = &d->places[q];
+	bool same_cpus = s->plan_served && mine->kind == POL_PLACE_CPU && there->kind == POL_PLACE_CPU &&
+	                 mine->index == there->index;
+	double util = s->plan_util;
 
-	if (others == 0)
-		return true;
-	if (!s->plan_served || mine->kind != POL_PLACE_CPU || there->kind != POL_PLACE_CPU || mine->index != there->index)
-		return false;
-	return others + s->plan_util <= PLAN_UTIL;
+	for (unsigned k = 0; k < d->sessions.n; k++) {
+		const struct session *o = d->sessions.v[k];
+		if (o == s || !o->planned || !o->plan_served || o->plan_place != q)
+			continue;
+		if (!same_cpus || !ten_may_share(s->plan_deadline_us, s->plan_latency_us, o->plan_deadline_us,
+		                                 o->plan_latency_us, d->plan.margin))
+			return false;
+		util += o->plan_util;
+	}
+	return util <= PLAN_UTIL;
 }
 
 /* The placements the policy allows that `s` may use (may_borrow), after

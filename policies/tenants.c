@@ -205,8 +205,14 @@ waits_too_long(const struct ten_problem *p, unsigned i, const struct ten_candida
 
 	if (!p->serial || a->point.place != b->point.place)
 		return false;
-	return (ti->deadline_us > 0 && latency_of(a) * (1 + p->margin) + latency_of(b) > ti->deadline_us + 1e-9) ||
-	       (tk->deadline_us > 0 && latency_of(b) * (1 + p->margin) + latency_of(a) > tk->deadline_us + 1e-9);
+	return !ten_may_share(ti->deadline_us, latency_of(a), tk->deadline_us, latency_of(b), p->margin);
+}
+
+bool
+ten_may_share(double deadline_a_us, double latency_a_us, double deadline_b_us, double latency_b_us, double margin)
+{
+	return !(deadline_a_us > 0 && latency_a_us * (1 + margin) + latency_b_us > deadline_a_us + 1e-9) &&
+	       !(deadline_b_us > 0 && latency_b_us * (1 + margin) + latency_a_us > deadline_b_us + 1e-9);
 }
 
 /* Whether tenant i at c can share with the tenants k < n that choice

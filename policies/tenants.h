@@ -165,6 +165,9 @@ double ten_power(const struct ten_tenant *t, const struct ten_candidate *c);
 /* Whether a candidate meets its tenant's own budgets (deadline with the
  * margin, energy, accuracy floor) and fits the platform alone. */
 bool ten_candidate_ok(const struct ten_problem *p, unsigned tenant, const struct ten_candidate *c);
+/* Whether two tenants may share a serial placement: each one's deadline
+ * (0: none) holds its own latency with the margin plus one of the other's. */
+bool ten_may_share(double deadline_a_us, double latency_a_us, double deadline_b_us, double latency_b_us, double margin);
 
 /* Candidates from a predictor's table (pol_table_build with every point
  * allowed): one per point, weights from weight_bytes[g] and buffers from

@@ -180,9 +180,10 @@ PY
 stop_daemon
 
 # split = all: one placement per CPU. Two light sessions may each borrow
-# the other's CPU (also_on), as the shares promised there leave room, so
-# that one whose CPU a co-runner takes can step aside; every placement in
-# also_on has room for the session's own share beside the others'.
+# the other's CPU (also_on), as the shares promised there leave room and
+# neither would wait behind the other past its deadline, so that one whose
+# CPU a co-runner takes can step aside; every placement in also_on has room
+# for the session's own share beside the others', and time for both.
 if [ "$(nproc)" -ge 2 ]; then
 	printf '[daemon]\nopencl = no\nsplit = all\n' >"$T/split.conf"
 	start_daemon "$T/split.conf"
@@ -204,8 +205,11 @@ cap = {p["name"]: p["capacity"] for p in d["places"]}
 for t in served:
     assert t["placement"] not in t["also_on"], t
     for q in t["also_on"]:
-        others = sum(o["util"] for o in served if o is not t and o["placement"] == q)
-        assert others + t["util"] <= cap[q] + 1e-9, (t, q, others)
+        there = [o for o in served if o is not t and o["placement"] == q]
+        assert sum(o["util"] for o in there) + t["util"] <= cap[q] + 1e-9, (t, q, there)
+        # neither waits behind the other past its deadline
+        for o in there:
+            assert t["predicted_us"] + o["predicted_us"] <= min(t["deadline_us"], o["deadline_us"]), (t, o)
 # light sessions: each may use every other CPU
 assert all(len(t["also_on"]) == len(cap) - 1 for t in served), served
 PY
