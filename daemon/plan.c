@@ -18,7 +18,8 @@
  *
  * What the plan gives a session is room: per request, the control loop
  * still chooses (feedback, hysteresis, the shared frequency votes), but at
- * most the planned g, threads and frequency, on the planned placement
+ * most the planned g (unless it shares nothing, see plan_room), threads
+ * and frequency, on the planned placement
  * (plan_room), or on a placement no other session was promised, or on
  * another CPU of its planned cluster where the others' promised shares leave
  * room for its own (may_borrow). Under interference a session may go below
@@ -403,19 +404,34 @@ may_borrow(struct daemon *d, const struct session *s, unsigned q)
 	return util <= PLAN_UTIL;
 }
 
+/* Whether placement q was promised to a served session other than `s`. */
+static bool
+promised_to_others(struct daemon *d, const struct session *s, unsigned q)
+{
+	for (unsigned k = 0; k < d->sessions.n; k++) {
+		const struct session *o = d->sessions.v[k];
+		if (o != s && o->planned && o->plan_served && o->plan_place == q)
+			return true;
+	}
+	return false;
+}
+
 /* The placements the policy allows that `s` may use (may_borrow), after
  * `first` (when it is not UINT_MAX), as a placements list: the number of
  * them. */
 static unsigned
 usable_placements(struct daemon *d, const struct session *s, const char *allowed, unsigned first, char *out,
-                      size_t size)
+                  size_t size, bool *shared)
 {
 	size_t used = 0;
 	unsigned n = 0;
 
 	out[0] = '\0';
-	if (first != UINT_MAX)
+	*shared = false;
+	if (first != UINT_MAX) {
 		used = (size_t)snprintf(out, size, "%s", d->places[first].name), n++;
+		*shared = promised_to_others(d, s, first);
+	}
 	for (unsigned q = 0; q < d->nplaces && used < size; q++) {
 		/* PoCL's CPU device is the clusters' CPUs, left out of the plan */
 		bool cpu_device = d->places[q].kind == POL_PLACE_OPENCL && !d->places[q].is_gpu;
@@ -424,6 +440,7 @@ usable_placements(struct daemon *d, const struct session *s, const char *allowed
 			continue;
 		used += (size_t)snprintf(out + used, size - used, "%s%s", used ? " " : "", d->places[q].name);
 		n++;
+		*shared |= promised_to_others(d, s, q);
 	}
 	return n;
 }
@@ -432,28 +449,39 @@ void
 plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 {
 	char room[sizeof(params->placements)];
+	unsigned groups = dnn_model_groups(s->host->model);
+	bool shared;
 
 	if (!d->plan.enabled || !s->planned)
 		return;
 	if (!s->plan_served) {
 		/* whatever is left: placements nobody was promised, as its policy
 		 * chooses; where every one is promised, one group */
-		if (usable_placements(d, s, params->placements, UINT_MAX, room, sizeof(room)) > 0)
+		if (usable_placements(d, s, params->placements, UINT_MAX, room, sizeof(room), &shared) > 0)
 			snprintf(params->placements, sizeof(params->placements), "%s", room);
 		else
 			params->max_groups = 1;
 		return;
 	}
-	if (params->max_groups == 0 || params->max_groups > s->plan_groups)
-		params->max_groups = s->plan_groups;
-	if (params->min_groups > params->max_groups)
-		params->min_groups = params->max_groups;
 	/* its planned placement, and those it may borrow: one saturating
 	 * client (the solver gives each tenant one placement) would otherwise
 	 * leave the other CPUs idle, and one whose CPU a co-runner took could
 	 * not step aside */
-	usable_placements(d, s, params->placements, s->plan_place, room, sizeof(room));
+	usable_placements(d, s, params->placements, s->plan_place, room, sizeof(room), &shared);
 	snprintf(params->placements, sizeof(params->placements), "%s", room);
+	/* At most the planned g, unless nobody else was promised any placement
+	 * it may run on and all its groups (their share taken as growing with
+	 * g) fit the capacity: then a higher g takes nothing from anyone, and
+	 * the control loop keeps its deadline request by request. The plan's g
+	 * is chosen from the return path and the interference of the moment it
+	 * was made, every few seconds: bench/tenants' tight tenant, alone on
+	 * its CPU, had been held at g<=3 for 2 s by one slow return path. */
+	if (shared || s->plan_groups == 0 || s->plan_util * groups / s->plan_groups > PLAN_UTIL) {
+		if (params->max_groups == 0 || params->max_groups > s->plan_groups)
+			params->max_groups = s->plan_groups;
+		if (params->min_groups > params->max_groups)
+			params->min_groups = params->max_groups;
+	}
 	if (params->max_threads == 0 || params->max_threads > s->plan_threads)
 		params->max_threads = s->plan_threads;
 	if (s->plan_khz && (params->max_khz == 0 || params->max_khz > s->plan_khz))

@@ -44,9 +44,11 @@ struct pol_control {
 	double cold_factor[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 	unsigned cold_samples[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 	/* the last POL_TAIL_SAMPLES measured/predicted ratios per (placement,
-	 * threads): how far above its prediction a request's time goes, so that
-	 * deadlines are kept for the slow requests, not the typical one */
+	 * threads), and the prediction each was against (µs): how far above its
+	 * prediction a request's time goes, so that deadlines are kept for the
+	 * slow requests, not the typical one */
 	float tail[POL_MAX_PLACES][POL_MAX_THREADS + 1][POL_TAIL_SAMPLES];
+	float tail_base_us[POL_MAX_PLACES][POL_MAX_THREADS + 1][POL_TAIL_SAMPLES];
 	unsigned ntail[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 	struct pol_point *table; /* sized from the space (pol_table_capacity) */
 	unsigned table_cap;

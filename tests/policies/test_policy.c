@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "dnn/dnn.h"
+#include "policies/control.h"
 #include "policies/policy.h"
 #include "tests/common/modelgen.h"
 #include "tests/common/scratch.h"
@@ -530,6 +531,56 @@ START_TEST(feedback_learns_a_thread_count_bias)
 }
 END_TEST
 
+/* The tail learnt on one size of inference, applied to another: a spike
+ * adds time, it does not scale with what runs. One CPU, g latencies
+ * 160/320/480/640 us. 64 g=1 runs, three of them 150 us late (ratio 1.94):
+ * with a 900 us deadline and the 10 % margin g=4 still fits (640 + 150),
+ * where a ratio applied to it (1240 us) had left g=2. Spikes of 300 us on
+ * g=4 itself keep g=4 out (940 us), and count at most their ratio on g=3
+ * (480 x 1.47 = 705 us, which fits): nothing is forgotten. */
+static struct pol_choice
+after_spikes(unsigned spiked_groups, double spike_us, double deadline_us)
+{
+	struct pol_control c;
+	struct pol_model m = { .name = "tail", .groups = 4 };
+	struct pol_place place = { .kind = POL_PLACE_CPU, .name = "cluster0", .index = 0, .max_threads = 1,
+		                   .capacity = 1024, .nfreqs = 1, .freqs_khz = { 1000000 }, .busy_w = { 1.0 } };
+	struct pol_params p = params_named("t");
+	struct pol_budget b = { deadline_us, 0, 0 };
+	struct pol_choice choice;
+	char *cause = NULL;
+
+	for (unsigned g = 1; g <= 4; g++) {
+		m.macs[g] = g * 1e6;
+		m.accuracy[g] = 0.8 + 0.02 * g;
+	}
+	ck_assert_int_eq(pol_control_init(&c, &m, &place, 1, &cause), 0);
+	c.predictor.fit[0][1] = (struct pol_fit){ true, 0, 160, 1000000 };
+	for (unsigned i = 0; i < 64; i++) {
+		struct pol_point pt = { .groups = spiked_groups, .place = 0, .threads = 1, .freq = 0, .khz = 1000000 };
+		double pred = pol_predict_us(&c.predictor, pt.groups, 0, 1, 0);
+		/* the spikes early: the mean's feedback has forgotten them by the end */
+		struct pol_outcome o = { .latency_us = pred + (i % 16 == 0 && i < 48 ? spike_us : 0), .sensor_uj = -1 };
+		pol_control_learn(&c, &p, &pt, &o, NULL);
+	}
+	choice = pol_control_choose(&c, &p, &b, NULL, NULL);
+	pol_control_free(&c);
+	return choice;
+}
+
+START_TEST(tail_spikes_add_time_they_do_not_scale)
+{
+	struct pol_choice c = after_spikes(1, 150, 900);
+
+	ck_assert_msg(c.feasible && c.point.groups == 4, "g=%u (feasible %d): short runs' spikes scaled the long one's tail",
+	              c.point.groups, c.feasible);
+	ck_assert_double_le(c.point.tail_us, 640 + 150 + 1);
+	ck_assert_double_ge(c.point.tail_us, 640 + 150 - 1);
+	c = after_spikes(4, 300, 900);
+	ck_assert_msg(c.feasible && c.point.groups == 3, "g=%u: g=4's own spikes were not counted", c.point.groups);
+}
+END_TEST
+
 START_TEST(step_controller_baseline)
 {
 	struct pol_params p = trace_params();
@@ -769,6 +820,7 @@ main(void)
 	tcase_add_test(fb, feedback_is_steady_under_noise);
 	tcase_add_test(fb, feedback_learns_a_thread_count_bias);
 	tcase_add_test(fb, step_controller_baseline);
+	tcase_add_test(fb, tail_spikes_add_time_they_do_not_scale);
 	suite_add_tcase(s, files);
 	suite_add_tcase(s, sel);
 	suite_add_tcase(s, fb);
