@@ -836,7 +836,10 @@ plan_text(struct json_object *r)
 		char room[64] = "dropped (g=1, what is left)";
 		if (json_object_get_boolean(json_object_object_get(t, "served"))) {
 			double mhz = num_of(t, "freq_khz") / 1e3;
-			snprintf(room, sizeof(room), "g<=%s %s x%s", str_of(t, "groups"), str_of(t, "placement"), str_of(t, "threads"));
+			struct json_object *capped = json_object_object_get(t, "groups_capped");
+			/* not capped: the planned g is where it started, not a ceiling */
+			snprintf(room, sizeof(room), capped && !json_object_get_boolean(capped) ? "g any (%s) %s x%s" : "g<=%s %s x%s",
+			         str_of(t, "groups"), str_of(t, "placement"), str_of(t, "threads"));
 			if (mhz > 0)
 				snprintf(room + strlen(room), sizeof(room) - strlen(room), " <=%.0f MHz", mhz);
 			printf("%-8s %-18s %8.1f %6.0f us  %-28s %7.2f%% %7.0f us %6.3f  %s\n", str_of(t, "session"), str_of(t, "model"),

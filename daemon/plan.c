@@ -230,6 +230,8 @@ apply(struct daemon *d, const struct snapshot *sn, const struct ten_problem *p, 
 			s->plan_latency_us = c->point.tail_us > 0 ? c->point.tail_us : c->point.latency_us;
 			s->plan_deadline_us = sn->t[i].deadline_us;
 			s->plan_khz = p->places[c->point.place].dvfs && p->places[c->point.place].nfreqs > 1 ? c->point.khz : 0;
+		} else {
+			s->plan_util = s->plan_latency_us = s->plan_deadline_us = 0;
 		}
 	}
 	for (unsigned q = 0; q < p->nplaces; q++) {
@@ -375,6 +377,18 @@ plan_stop(struct daemon *d)
 	pl->last = NULL;
 }
 
+/* Whether placement q was promised to a served session other than `s`. */
+static bool
+promised_to_others(struct daemon *d, const struct session *s, unsigned q)
+{
+	for (unsigned k = 0; k < d->sessions.n; k++) {
+		const struct session *o = d->sessions.v[k];
+		if (o != s && o->planned && o->plan_served && o->plan_place == q)
+			return true;
+	}
+	return false;
+}
+
 /* May `s` run on placement q besides its own? When nobody else was
  * promised q, or when q is another CPU of the cluster its plan put it on
  * (the same CPUs: its planned point is a fair guess of what it takes there),
@@ -392,6 +406,8 @@ may_borrow(struct daemon *d, const struct session *s, unsigned q)
 	                 mine->index == there->index;
 	double util = s->plan_util;
 
+	if (!s->plan_served)
+		return !promised_to_others(d, s, q);
 	for (unsigned k = 0; k < d->sessions.n; k++) {
 		const struct session *o = d->sessions.v[k];
 		if (o == s || !o->planned || !o->plan_served || o->plan_place != q)
@@ -401,19 +417,7 @@ may_borrow(struct daemon *d, const struct session *s, unsigned q)
 			return false;
 		util += o->plan_util;
 	}
-	return util <= PLAN_UTIL;
-}
-
-/* Whether placement q was promised to a served session other than `s`. */
-static bool
-promised_to_others(struct daemon *d, const struct session *s, unsigned q)
-{
-	for (unsigned k = 0; k < d->sessions.n; k++) {
-		const struct session *o = d->sessions.v[k];
-		if (o != s && o->planned && o->plan_served && o->plan_place == q)
-			return true;
-	}
-	return false;
+	return util <= PLAN_UTIL + 1e-9;
 }
 
 /* The placements the policy allows that `s` may use (may_borrow), after
@@ -445,11 +449,34 @@ usable_placements(struct daemon *d, const struct session *s, const char *allowed
 	return n;
 }
 
+/* Whether served session s may run above its planned g: it shares no
+ * placement with another session either way (it may borrow none that others
+ * were promised, `shared` from usable_placements, and nobody may borrow its
+ * own), all its groups fit its placement's capacity (the share taken as
+ * growing with g), and the plan has no power cap or memory limit, which a
+ * higher g would draw on. Then more groups take nothing from anyone.
+ * (daemon.lock) */
+static bool
+may_exceed_planned_groups(struct daemon *d, const struct session *s, bool shared)
+{
+	unsigned groups = dnn_model_groups(s->host->model);
+
+	if (shared || s->plan_groups == 0 || d->config.plan_power_w > 0 || d->config.plan_memory_mib > 0 ||
+	    s->plan_util * groups / s->plan_groups > PLAN_UTIL + 1e-9)
+		return false;
+	for (unsigned k = 0; k < d->sessions.n; k++) {
+		const struct session *o = d->sessions.v[k];
+		if (o != s && o->planned && o->plan_served && o->plan_place != s->plan_place &&
+		    may_borrow(d, o, s->plan_place))
+			return false;
+	}
+	return true;
+}
+
 void
 plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 {
 	char room[sizeof(params->placements)];
-	unsigned groups = dnn_model_groups(s->host->model);
 	bool shared;
 
 	if (!d->plan.enabled || !s->planned)
@@ -469,14 +496,13 @@ plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 	 * not step aside */
 	usable_placements(d, s, params->placements, s->plan_place, room, sizeof(room), &shared);
 	snprintf(params->placements, sizeof(params->placements), "%s", room);
-	/* At most the planned g, unless nobody else was promised any placement
-	 * it may run on and all its groups (their share taken as growing with
-	 * g) fit the capacity: then a higher g takes nothing from anyone, and
-	 * the control loop keeps its deadline request by request. The plan's g
+	/* At most the planned g, unless it shares no placement with anyone
+	 * (may_exceed_planned_groups): then the control loop keeps its deadline
+	 * request by request. The plan's g
 	 * is chosen from the return path and the interference of the moment it
 	 * was made, every few seconds: bench/tenants' tight tenant, alone on
 	 * its CPU, had been held at g<=3 for 2 s by one slow return path. */
-	if (shared || s->plan_groups == 0 || s->plan_util * groups / s->plan_groups > PLAN_UTIL) {
+	if (!may_exceed_planned_groups(d, s, shared)) {
 		if (params->max_groups == 0 || params->max_groups > s->plan_groups)
 			params->max_groups = s->plan_groups;
 		if (params->min_groups > params->max_groups)
@@ -490,8 +516,11 @@ plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 		params->min_khz = 0;
 }
 
-/* The last plan's tenants, each served one with "also_on": the placements
- * besides its own it may borrow now (may_borrow; daemon.lock). */
+/* The last plan's tenants, each with "also_on": the placements besides its
+ * own it may borrow now (may_borrow; empty when not served; its policy may
+ * narrow them further), and the served ones with "groups_capped": false
+ * when it may run above its planned g (may_exceed_planned_groups).
+ * (daemon.lock) */
 static json_object *
 tenants_with_room(struct daemon *d, json_object *tenants)
 {
@@ -509,6 +538,13 @@ tenants_with_room(struct daemon *d, json_object *tenants)
 				json_object_array_add(also, json_object_new_string(d->places[q].name));
 		}
 		json_object_object_add(t, "also_on", also);
+		if (s != NULL && s->planned && s->plan_served) {
+			char room[256];
+			bool shared;
+			usable_placements(d, s, "all", s->plan_place, room, sizeof(room), &shared);
+			json_object_object_add(t, "groups_capped",
+			                       json_object_new_boolean(!may_exceed_planned_groups(d, s, shared)));
+		}
 	}
 	return out;
 }

@@ -13,11 +13,12 @@
  *    threads), apart from the warm feedback factor, and a cold placement is
  *    predicted with it. At a low request rate every request is cold, so this
  *    is the factor that decides there;
- *  - the tail: each point's tail_us is its prediction times the second
- *    largest measured/predicted ratio of its (placement, threads) over the
- *    last 32 requests (about the 95th percentile), and deadlines are checked
- *    against that, so a deadline called feasible is kept by slow requests
- *    too, not only by the typical one;
+ *  - the tail: each point's tail_us is its prediction plus what the largest
+ *    of the last 64 measured/predicted ratios of its (placement, threads)
+ *    adds (about the 98.5th percentile; a sample counts as the smaller of
+ *    the time it added and its ratio, see tail_excess_us), and deadlines are
+ *    checked against that, so a deadline called feasible is kept by slow
+ *    requests too, not only by the typical one;
  *  - a choice even when the policy allows nothing (all groups on the first
  *    placement, said infeasible with the reason).
  *

@@ -210,9 +210,25 @@ for t in served:
         # neither waits behind the other past its deadline
         for o in there:
             assert t["predicted_us"] + o["predicted_us"] <= min(t["deadline_us"], o["deadline_us"]), (t, o)
-# light sessions: each may use every other CPU
+# light sessions: each may use every other CPU, so each is held to its
+# planned g (the other may come to its CPU)
 assert all(len(t["also_on"]) == len(cap) - 1 for t in served), served
+assert all(t["groups_capped"] for t in served), served
 PY
+	# one session alone shares nothing: not held to its planned g
+	$CTL infer --idx "$IDX" --count 60 --rate 30 --deadline-us 20000 --json >"$T/s3.json" &
+	A=$!
+	sleep 1.5
+	$CTL plan --json >"$T/ps1.json"
+	$CTL plan >"$T/ps1.txt"
+	wait $A || fail "a stream alone, split"
+	python3 - "$T/ps1.json" <<'PY' || fail "a session alone with split = all: $(cat "$T/ps1.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+served = [t for t in d["tenants"] if t["served"]]
+assert len(served) == 1 and served[0]["groups_capped"] is False, d["tenants"]
+PY
+	grep -q "g any ([0-9]) cluster0:cpu" "$T/ps1.txt" || fail "text of a session not held to its g: $(cat "$T/ps1.txt")"
 	grep -q "also on, where the others' promised shares leave room: cluster0:cpu" "$T/ps.txt" ||
 		fail "text does not list the placements a session may borrow: $(cat "$T/ps.txt")"
 	stop_daemon

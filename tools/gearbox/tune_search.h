@@ -11,7 +11,7 @@
  *   layout/precision the previous layer's choice left, ts_problem.state),
  *   action = this layer's choice, reward = minus its cost from the table
  *   (its measured time and the conversion from the previous choice),
- *   optimistic initial values (near the table's lower bound), ε-greedy with
+ *   optimistic initial values (at the table's lower bound), ε-greedy with
  *   ε decreasing over the episodes, experience replay; every episode's plan
  *   is measured end to end and the difference between that measurement and
  *   the table's sum is given to the last step, so the values learnt are
