@@ -42,6 +42,19 @@ start_daemon() {
 	done
 	fail "gearboxd did not come up"
 }
+# two_streams NAME DEADLINE1 DEADLINE2 COUNT: two streams at 30/s; the plan
+# 1.5 s in goes to $T/NAME.json (and as text, $T/NAME.txt)
+two_streams() {
+	$CTL infer --idx "$IDX" --count "$4" --rate 30 --deadline-us "$2" --json >"$T/$1-1.json" &
+	A=$!
+	$CTL infer --idx "$IDX" --count "$4" --rate 30 --deadline-us "$3" --json >"$T/$1-2.json" &
+	Bp=$!
+	sleep 1.5
+	$CTL plan --json >"$T/$1.json"
+	$CTL plan >"$T/$1.txt"
+	wait $A || fail "$1: first stream"
+	wait $Bp || fail "$1: second stream"
+}
 stop_daemon() {
 	kill -TERM "$DPID"
 	wait "$DPID" || fail "gearboxd exited with $? on SIGTERM"
@@ -156,14 +169,7 @@ stop_daemon
 "$B/gearbox" model info "$MODEL" --json >"$T/info.json" || fail "gearbox model info"
 printf '[daemon]\nplan_memory_mib = 5\n' >"$T/mem.conf"
 start_daemon "$T/mem.conf"
-$CTL infer --idx "$IDX" --count 60 --rate 30 --deadline-us 50000 --json >"$T/m1.json" &
-A=$!
-$CTL infer --idx "$IDX" --count 60 --rate 30 --deadline-us 50000 --json >"$T/m2.json" &
-Bp=$!
-sleep 1.5
-$CTL plan --json >"$T/pm.json"
-wait $A || fail "first stream under the memory limit"
-wait $Bp || fail "second stream under the memory limit"
+two_streams pm 50000 50000 60
 python3 - "$T/pm.json" "$T/info.json" <<'PY' || fail "two sessions under the memory limit: $(cat "$T/pm.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -187,15 +193,7 @@ stop_daemon
 if [ "$(nproc)" -ge 2 ]; then
 	printf '[daemon]\nopencl = no\nsplit = all\n' >"$T/split.conf"
 	start_daemon "$T/split.conf"
-	$CTL infer --idx "$IDX" --count 90 --rate 30 --deadline-us 20000 --json >"$T/s1.json" &
-	A=$!
-	$CTL infer --idx "$IDX" --count 90 --rate 30 --deadline-us 10000 --json >"$T/s2.json" &
-	Bp=$!
-	sleep 2
-	$CTL plan --json >"$T/ps.json"
-	$CTL plan >"$T/ps.txt"
-	wait $A || fail "first stream, split"
-	wait $Bp || fail "second stream, split"
+	two_streams ps 20000 10000 90
 	python3 - "$T/ps.json" <<'PY' || fail "borrowing with split = all: $(cat "$T/ps.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
