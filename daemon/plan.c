@@ -479,11 +479,14 @@ plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 	char room[sizeof(params->placements)];
 	bool shared;
 
-	if (!d->plan.enabled || !s->planned)
-		return;
-	if (!s->plan_served) {
+	if (!d->plan.enabled || (s->plan_gen != 0 && !s->planned))
+		return; /* no plan, or outside it */
+	if (s->plan_gen == 0 || !s->plan_served) {
 		/* whatever is left: placements nobody was promised, as its policy
-		 * chooses; where every one is promised, one group */
+		 * chooses; where every one is promised, one group. A session not
+		 * planned yet gets the same until its first plan lands: its
+		 * requests would otherwise take room promised to others (as they
+		 * did while the planner solved, in plan.sh under the sanitizers) */
 		if (usable_placements(d, s, params->placements, UINT_MAX, room, sizeof(room), &shared) > 0)
 			snprintf(params->placements, sizeof(params->placements), "%s", room);
 		else

@@ -208,10 +208,15 @@ for t in served:
         # neither waits behind the other past its deadline
         for o in there:
             assert t["predicted_us"] + o["predicted_us"] <= min(t["deadline_us"], o["deadline_us"]), (t, o)
-# light sessions: each may use every other CPU, so each is held to its
-# planned g (the other may come to its CPU)
-assert all(len(t["also_on"]) == len(cap) - 1 for t in served), served
-assert all(t["groups_capped"] for t in served), served
+for t in served:
+    others = [o for o in served if o is not t]
+    # light sessions (each inference well inside both deadlines, as without
+    # the sanitizers): each may use every other CPU
+    if all(t["predicted_us"] + o["predicted_us"] < 0.5 * min(t["deadline_us"], o["deadline_us"]) for o in others):
+        assert len(t["also_on"]) == len(cap) - 1, (t, others)
+    # held to its planned g exactly when it may borrow, or be borrowed from
+    shares = bool(t["also_on"]) or any(t["placement"] in o["also_on"] for o in others)
+    assert t["groups_capped"] == (shares or t["util"] * 4 / t["groups"] > 0.8 + 1e-9), (t, others)
 PY
 	# one session alone shares nothing: not held to its planned g
 	$CTL infer --idx "$IDX" --count 60 --rate 30 --deadline-us 20000 --json >"$T/s3.json" &
@@ -227,8 +232,10 @@ served = [t for t in d["tenants"] if t["served"]]
 assert len(served) == 1 and served[0]["groups_capped"] is False, d["tenants"]
 PY
 	grep -q "g any ([0-9]) cluster0:cpu" "$T/ps1.txt" || fail "text of a session not held to its g: $(cat "$T/ps1.txt")"
-	grep -q "also on, where the others' promised shares leave room: cluster0:cpu" "$T/ps.txt" ||
-		fail "text does not list the placements a session may borrow: $(cat "$T/ps.txt")"
+	if python3 -c 'import json,sys; sys.exit(not any(t.get("also_on") for t in json.load(open(sys.argv[1]))["tenants"]))' "$T/ps.json"; then
+		grep -q "also on, where the others' promised shares leave room: cluster0:cpu" "$T/ps.txt" ||
+			fail "text does not list the placements a session may borrow: $(cat "$T/ps.txt")"
+	fi
 	stop_daemon
 fi
 
