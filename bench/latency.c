@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -88,6 +89,7 @@ struct rate_result {
 
 struct bench {
 	struct options o;
+	bool memory_locked; /* mlockall took: this process's pages stay in RAM */
 	/* floor: our end of the socket pair, the echoing child */
 	int floor_fd;
 	pid_t floor_pid;
@@ -550,9 +552,9 @@ print_header(const struct bench *b, const char *cpu, const char *command)
 {
 	printf("# %s, nproc %ld; %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN), command);
 	printf("# model %s, g=%u, %u thread%s on %s; deadline %u us; request %zu bytes, reply %u; %u rounds, first %u of "
-	       "each kind not counted\n\n",
+	       "each kind not counted; this process's memory %s\n\n",
 	       dnn_model_name(b->model), b->groups, b->threads, b->threads == 1 ? "" : "s", b->placement, b->o.deadline_us,
-	       b->request_bytes, REPLY_BYTES, ROUNDS, WARMUP);
+	       b->request_bytes, REPLY_BYTES, ROUNDS, WARMUP, b->memory_locked ? "locked" : "not locked (mlockall refused)");
 	printf("%-6s %2s %3s | %8s %8s | %8s %8s | %8s %8s | %8s %8s | %8s %8s %-6s | %8s %8s %-6s | %6s\n", "rate",
 	       "g", "thr", "engine50", "p99", "daemon50", "p99", "e2e50", "p99", "floor50", "p99", "ovh50", "target",
 	       "", "ovh99", "target", "", "pred");
@@ -813,6 +815,14 @@ main(int argc, char **argv)
 		return 2;
 	}
 	machine(cpu, sizeof(cpu));
+	/* as gearboxd does (lock_memory): the engine measured here and the
+	 * client's own code stay in RAM, so that a page evicted between two
+	 * requests (page cache reclaim) is not counted as engine or daemon time.
+	 * Best effort; said in the header. */
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
+	b.memory_locked = mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0;
 	if (bench_open(&b) != 0)
 		return 1;
 	if (!b.o.json)

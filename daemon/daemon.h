@@ -468,6 +468,7 @@ struct daemon {
 	bool pm_qos_failed;
 	/* real time */
 	int realtime_priority;       /* 0: none */
+	bool memory_locked;          /* mlockall took (gearboxd.conf lock_memory) */
 	/* notices to the main thread (conn.c) */
 	pthread_mutex_t post_lock;
 	struct conn *posted;

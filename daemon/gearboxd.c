@@ -131,6 +131,7 @@ start_only_changes(const struct config *next, const struct config *now, char *ou
 		{ "realtime", next->realtime != now->realtime },
 		{ "realtime_priority", next->realtime_priority != now->realtime_priority },
 		{ "realtime_limit_ms", next->realtime_limit_ms != now->realtime_limit_ms },
+		{ "lock_memory", next->lock_memory != now->lock_memory },
 		{ "pm_qos", next->pm_qos != now->pm_qos },
 		{ "pm_qos_device", !same_string(next->pm_qos_device, now->pm_qos_device) },
 	};

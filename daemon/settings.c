@@ -26,6 +26,7 @@ config_defaults(struct config *c)
 	c->realtime_limit_ms = 1000;
 	c->realtime_share = 90;
 	c->realtime_below_ms = 50;
+	c->lock_memory = CONFIG_LOCK_AUTO;
 	c->max_clients = 1024;
 	c->max_clients_per_uid = 64;
 	c->client_output_kib = 4096;
@@ -98,6 +99,7 @@ choice_key(struct ini_file *f, const char *key, const char *value, struct config
 	} keys[] = {
 		{ "warm_ahead", { "yes", "threads", "no" }, offsetof(struct config, warm_ahead) },
 		{ "realtime", { "auto", "yes", "no" }, offsetof(struct config, realtime) },
+		{ "lock_memory", { "auto", "yes", "no" }, offsetof(struct config, lock_memory) },
 		{ "pm_qos", { "auto", "resume-latency", "cpu-dma-latency", "no" }, offsetof(struct config, pm_qos) },
 	};
 	char words[128];
@@ -237,7 +239,7 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 		return rc == 0;
 	} else {
 		return ini_file_fail(f, "unknown key '%s' (known: socket, models, model, policy, policies, margin, threads, "
-		                        "opencl, plan, plan_power_w, plan_memory_mib, split, layer_plans, realtime, realtime_priority, realtime_limit_ms, realtime_share, realtime_below_ms, warm_ahead, pm_qos, "
+		                        "opencl, plan, plan_power_w, plan_memory_mib, split, layer_plans, realtime, realtime_priority, realtime_limit_ms, realtime_share, realtime_below_ms, lock_memory, warm_ahead, pm_qos, "
 		                        "pm_qos_latency_us, pm_qos_release_s, pm_qos_device, max_clients, max_clients_per_uid, "
 		                        "client_output_kib, output_total_mib, input_total_mib, frame_timeout_s, idle_timeout_s, admin_group)",
 		                     key);

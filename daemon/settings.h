@@ -20,6 +20,7 @@
  *   realtime_limit_ms = 1000              # an RT thread running this long without blocking drops to SCHED_OTHER
  *   realtime_share = 90                   # a worker busier than this % of the time leaves SCHED_FIFO until it is not
  *   realtime_below_ms = 50                # real time serves requests due within this (0: all); looser ones share the CPU
+ *   lock_memory = auto                    # keep pages in RAM once touched (mlockall): auto (when permitted), yes, no
  *   warm_ahead = yes                      # before a periodic session's next request: yes (threads + a
  *                                         # throwaway run to warm the caches), threads, no
  *   pm_qos = auto                         # CPU latency request: auto, resume-latency, cpu-dma-latency, no
@@ -67,6 +68,7 @@ struct config {
 	unsigned realtime_limit_ms;
 	unsigned realtime_share;  /* percent, 20..100 (100: never leave it) */
 	unsigned realtime_below_ms; /* real time for requests due within this (0: every request) */
+	enum { CONFIG_LOCK_AUTO, CONFIG_LOCK_YES, CONFIG_LOCK_NO } lock_memory;
 	enum { CONFIG_WARM_YES, CONFIG_WARM_THREADS, CONFIG_WARM_NO } warm_ahead;
 	enum { CONFIG_PM_QOS_AUTO, CONFIG_PM_QOS_RESUME, CONFIG_PM_QOS_DMA, CONFIG_PM_QOS_NO } pm_qos;
 	unsigned pm_qos_latency_us;
