@@ -98,13 +98,9 @@ serve_admit(struct daemon *d, struct request *r, char *why, size_t size)
 		return -EBUSY;
 	}
 	if (r->budget.deadline_us) {
-		/* end to end: the time before arrival and the return path's median
-		 * are spent already; its slow end is weighed with the inference's
-		 * own (choose: outside_excess_us). Taking the return's 98.5th
-		 * percentile off here as well as the inference's tail counted two
-		 * tails: in scripts/demo.sh a burst of slow replies had lifted it
-		 * past a 1681 us deadline, and every request was told "0 us left" */
-		uint64_t end = r->origin_ns + r->budget.deadline_us * 1000, spend = (uint64_t)(r->return_typical_us * 1e3);
+		/* end to end: the time before arrival and the expected return path
+		 * are spent already */
+		uint64_t end = r->origin_ns + r->budget.deadline_us * 1000, spend = (uint64_t)(r->return_us * 1e3);
 		r->deadline_ns = end > r->received_ns + spend ? end - spend : r->received_ns;
 		d->last_deadline_ns = now;
 		serve_hold_pm_qos(d);
@@ -294,8 +290,7 @@ choose(struct daemon *d, struct request *r, const struct pol_params *params, str
 {
 	struct host *h = r->host;
 	uint64_t now = monotonic_ns();
-	struct pol_budget budget = { 0, (double)r->budget.energy_uj, r->budget.min_accuracy,
-		                     fmax(r->return_us - r->return_typical_us, 0) };
+	struct pol_budget budget = { 0, (double)r->budget.energy_uj, r->budget.min_accuracy };
 	struct session *s;
 
 	pthread_mutex_lock(&d->lock);

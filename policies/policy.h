@@ -349,12 +349,6 @@ struct pol_budget {
 	double deadline_us;      /* time left, 0 = none */
 	double energy_uj;        /* 0 = none */
 	double min_accuracy;     /* 0 = none */
-	/* how far the time after the inference (a reply's way back) goes above
-	 * what deadline_us already left out for it, about as often as a point's
-	 * tail_us is passed; 0 = nothing. Combined with the inference's own tail
-	 * in quadrature: two independent delays seldom peak together, and their
-	 * two 98.5th percentiles added make a deadline's 99.9th. */
-	double outside_excess_us;
 };
 
 /* What the previous request of the same session ran, for hysteresis and the

@@ -192,10 +192,8 @@ compare_objective(const struct pol_point *a, const struct pol_point *b, enum pol
 static void
 violations(const struct pol_point *pt, const struct pol_budget *b, double margin, double floor_acc, double v[3])
 {
-	/* the slow end when it is known, the margin at least, and what may
-	 * come after it (b->outside_excess_us) */
-	double own = fmax(pt->tail_us - pt->latency_us, pt->latency_us * margin);
-	double t = pt->latency_us + hypot(own, b->outside_excess_us);
+	/* the slow end when it is known, the margin at least */
+	double t = fmax(pt->tail_us, pt->latency_us * (1 + margin));
 	double e = pt->energy_uj * (1 + margin);
 
 	v[POL_KEEP_DEADLINE] = b->deadline_us > 0 && t > b->deadline_us ? t / b->deadline_us - 1 : 0;

@@ -199,7 +199,7 @@ static struct pol_choice
 choose(const struct pol_params *p, double deadline, double energy, double min_acc, const struct pol_session *s)
 {
 	struct pol_point pts[512];
-	struct pol_budget b = { deadline, energy, min_acc, 0 };
+	struct pol_budget b = { deadline, energy, min_acc };
 	struct pol_choice c;
 	unsigned n = table(p, NULL, pts);
 
@@ -275,7 +275,7 @@ START_TEST(infeasible_budgets_run_the_closest_point)
 	ck_assert_msg(strstr(c.reason, "deadline") != NULL, "%s", c.reason);
 	/* no point at all */
 	struct pol_choice none;
-	struct pol_budget b = { 0, 0, 0, 0 };
+	struct pol_budget b = { 0, 0, 0 };
 	ck_assert_int_eq(pol_select(NULL, 0, &p, &b, NULL, &none), -1);
 	ck_assert(strstr(none.reason, "allows no operating point") != NULL);
 }
@@ -285,7 +285,7 @@ START_TEST(ties_prefer_fewer_threads)
 {
 	struct pol_params p = params_named("t");
 	struct pol_point pts[2];
-	struct pol_budget b = { 0, 0, 0, 0 };
+	struct pol_budget b = { 0, 0, 0 };
 	struct pol_choice c;
 
 	memset(pts, 0, sizeof(pts));
@@ -420,7 +420,7 @@ run_trace(const struct pol_params *p, double load, double amplitude, double dead
 		unsigned phase = i / 200;
 		double l = phase == 1 ? load : 1.0;
 		struct pol_point pts[64];
-		struct pol_budget b = { deadline, 0, 0, 0 };
+		struct pol_budget b = { deadline, 0, 0 };
 		struct pol_choice c;
 		unsigned n = pol_table_build(&pr, p, &fb, NULL, pts, 64);
 		ck_assert_int_eq(pol_select(pts, n, p, &b, &s, &c), 0);
@@ -510,7 +510,7 @@ START_TEST(feedback_learns_a_thread_count_bias)
 	pol_feedback_init(&fb);
 	for (unsigned i = 0; i < 300; i++) {
 		struct pol_point pts[64];
-		struct pol_budget b = { 100, 0, 0, 0 };
+		struct pol_budget b = { 100, 0, 0 };
 		struct pol_choice c;
 		unsigned n = pol_table_build(&pr, &p, &fb, NULL, pts, 64);
 		double pred, measured;
@@ -546,7 +546,7 @@ after_spikes(unsigned spiked_groups, double spike_us, double deadline_us)
 	struct pol_place place = { .kind = POL_PLACE_CPU, .name = "cluster0", .index = 0, .max_threads = 1,
 		                   .capacity = 1024, .nfreqs = 1, .freqs_khz = { 1000000 }, .busy_w = { 1.0 } };
 	struct pol_params p = params_named("t");
-	struct pol_budget b = { deadline_us, 0, 0, 0 };
+	struct pol_budget b = { deadline_us, 0, 0 };
 	struct pol_choice choice;
 	char *cause = NULL;
 
@@ -578,31 +578,6 @@ START_TEST(tail_spikes_add_time_they_do_not_scale)
 	ck_assert_double_ge(c.point.tail_us, 640 + 150 - 1);
 	c = after_spikes(4, 300, 900);
 	ck_assert_msg(c.feasible && c.point.groups == 3, "g=%u: g=4's own spikes were not counted", c.point.groups);
-}
-END_TEST
-
-/* What comes after the inference (a reply's way back) adds its slow end to
- * the inference's in quadrature, not in sum: a point of 200 us whose tail is
- * 300, with 100 us of return-path excess, needs 200 + hypot(100, 100) = 341
- * us (the sum said 400); with none, its tail alone. */
-START_TEST(outside_excess_adds_in_quadrature)
-{
-	struct pol_params p = params_named("t");
-	struct pol_point pt = { .groups = 1, .threads = 1, .latency_us = 200, .tail_us = 300, .accuracy = 0.9 };
-	struct pol_choice c;
-	struct pol_budget fits = { 350, 0, 0, 100 }, tight = { 330, 0, 0, 100 }, alone = { 301, 0, 0, 0 };
-
-	ck_assert_int_eq(pol_select(&pt, 1, &p, &fits, NULL, &c), 0);
-	ck_assert(c.feasible);
-	ck_assert_int_eq(pol_select(&pt, 1, &p, &tight, NULL, &c), 0);
-	ck_assert(!c.feasible);
-	ck_assert_int_eq(pol_select(&pt, 1, &p, &alone, NULL, &c), 0);
-	ck_assert(c.feasible);
-	/* the margin stands in for an unknown tail: 200 + hypot(20, 100) = 302 */
-	pt.tail_us = 0;
-	alone = (struct pol_budget){ 301, 0, 0, 100 };
-	ck_assert_int_eq(pol_select(&pt, 1, &p, &alone, NULL, &c), 0);
-	ck_assert(!c.feasible);
 }
 END_TEST
 
@@ -846,7 +821,6 @@ main(void)
 	tcase_add_test(fb, feedback_learns_a_thread_count_bias);
 	tcase_add_test(fb, step_controller_baseline);
 	tcase_add_test(fb, tail_spikes_add_time_they_do_not_scale);
-	tcase_add_test(fb, outside_excess_adds_in_quadrature);
 	suite_add_tcase(s, files);
 	suite_add_tcase(s, sel);
 	suite_add_tcase(s, fb);

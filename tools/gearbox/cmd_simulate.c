@@ -228,7 +228,7 @@ cmd_simulate(int argc, char **argv)
 	rng_state = 0x9E3779B97F4A7C15ull ^ seed;
 	for (unsigned i = 0; i < nreq; i++) {
 		double t = i / rate;
-		struct pol_budget b = { deadline, energy, min_acc, 0 };
+		struct pol_budget b = { deadline, energy, min_acc };
 		/* the same loop as gearboxd's: choose, run (the platform model), learn */
 		struct pol_choice c = pol_control_choose(&ctl, &params, &b, &session, NULL);
 		const struct pol_point *pt = &c.point;
