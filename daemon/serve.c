@@ -1429,7 +1429,7 @@ serve_reload_models(struct daemon *d, struct json_object *loading)
 static int
 setup_memory_lock(struct daemon *d, char **cause)
 {
-	int err;
+	const char *why;
 
 	d->memory_locked = false;
 	if (d->config.lock_memory == CONFIG_LOCK_NO)
@@ -1437,17 +1437,21 @@ setup_memory_lock(struct daemon *d, char **cause)
 #ifndef MCL_ONFAULT
 #define MCL_ONFAULT 4 /* Linux 4.4; older C libraries lack the name */
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+	why = "this build's AddressSanitizer runtime ignores mlockall (a sanitizer build)";
+#else
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0) {
 		d->memory_locked = true;
 		log_info("memory: pages stay in RAM once touched (mlockall)");
 		return 0;
 	}
-	err = errno;
+	why = strerror(errno);
+#endif
 	if (d->config.lock_memory == CONFIG_LOCK_YES)
-		return set_cause(cause, "lock_memory = yes, but mlockall failed: %s: grant CAP_IPC_LOCK "
-		                        "(AmbientCapabilities=CAP_IPC_LOCK) or LimitMEMLOCK=infinity", strerror(err));
+		return set_cause(cause, "lock_memory = yes, but memory cannot be locked: mlockall: %s: grant CAP_IPC_LOCK "
+		                        "(AmbientCapabilities=CAP_IPC_LOCK) or LimitMEMLOCK=infinity", why);
 	log_notice("memory not locked, pages may be evicted between requests: mlockall: %s (grant CAP_IPC_LOCK or "
-	           "LimitMEMLOCK=infinity, or set lock_memory = no to say so)", strerror(err));
+	           "LimitMEMLOCK=infinity, or set lock_memory = no to say so)", why);
 	return 0;
 }
 

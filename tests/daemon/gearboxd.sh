@@ -518,9 +518,10 @@ fi
 
 # --- 6. valgrind --------------------------------------------------------------------
 if command -v valgrind >/dev/null && ! grep -q "__asan_init" "$B/gearboxd"; then
+	# Memory not locked: valgrind's own shadow pages would be locked as well.
 	# Without OpenCL: the OpenCL driver's compiler (PoCL's LLVM) takes minutes
 	# under valgrind; the OpenCL path is checked under ASan/UBSan in 2c.
-	printf '[daemon]\nopencl = no\nrealtime = no\n' >"$T/novcl.conf"
+	printf '[daemon]\nopencl = no\nrealtime = no\nlock_memory = no\n' >"$T/novcl.conf"
 	DAEMON_CONFIG=$T/novcl.conf
 	# valgrind emulates AVX2's fused multiply-adds a thousand times slower
 	# than the CPU runs them: the kernels' generic C path here.
@@ -840,6 +841,14 @@ rp_started=$(date +%s)
 DAEMON_CONFIG=
 start_daemon
 $RP "$SOCK" "$IDX" fairness admission vanish stats record saturation loose || fail "request path"
+# lock_memory = auto: as root the pages are locked, and STATUS says so; a
+# sanitizer build says why not
+$CTL --json status >"$T/status.json"
+if grep -q "__asan_init" "$B/gearboxd"; then
+	grep -q "memory not locked.*AddressSanitizer runtime ignores mlockall" "$T/daemon.log" || fail "lock_memory under ASan: no word"
+elif [ "$(id -u)" = 0 ]; then
+	[ "$(json "$T/status.json" 'd["memory_locked"]')" = True ] || fail "lock_memory = auto as root did not lock"
+fi
 stop_daemon
 printf '[daemon]\nopencl = no\n' >"$T/oneplace.conf"
 DAEMON_CONFIG=$T/oneplace.conf
@@ -876,6 +885,15 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 		stop_daemon
 		SOCK=$SOCK0 CTL="$B/gearboxctl --socket $SOCK0" DAEMON_CONFIG=
 		echo "ok: realtime = yes refused, realtime = auto in SCHED_OTHER, without CAP_SYS_NICE"
+		# lock_memory = yes without CAP_IPC_LOCK (RLIMIT_MEMLOCK far below
+		# the daemon's mappings; the sanitizers ignore mlockall): refused
+		printf '[daemon]\nopencl = no\nrealtime = no\nlock_memory = yes\n' >"$T/rt/lock.conf"
+		if timeout 20 $RTENV $NOBODY "$B/gearboxd" --config "$T/rt/lock.conf" --socket "$T/rt/never.sock" --model "$MODEL" 2>"$T/err"; then
+			fail "lock_memory = yes started without CAP_IPC_LOCK"
+		fi
+		grep -q "lock_memory = yes, but memory cannot be locked: mlockall: .*grant CAP_IPC_LOCK" "$T/err" ||
+			fail "lock_memory = yes refusal: $(cat "$T/err")"
+		echo "ok: lock_memory = yes refused without CAP_IPC_LOCK"
 	fi
 else
 	echo "skip: refused real-time class (needs root to become nobody)"
