@@ -520,8 +520,8 @@ plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 }
 
 /* The last plan's tenants, each with "also_on": the placements besides its
- * own it may borrow now (may_borrow; empty when not served; its policy may
- * narrow them further), and the served ones with "groups_capped": false
+ * own that its requests may use now (plan_room's, its policy included;
+ * empty when not served), and the served ones with "groups_capped": false
  * when it may run above its planned g (may_exceed_planned_groups).
  * (daemon.lock) */
 static json_object *
@@ -535,19 +535,20 @@ tenants_with_room(struct daemon *d, json_object *tenants)
 		json_object *t = json_object_array_get_idx(out, i), *also = json_object_new_array();
 		struct session *s = session_find(&d->sessions,
 		                                 (uint32_t)json_object_get_int64(json_object_object_get(t, GBX_KEY_SESSION)));
-		for (unsigned q = 0; s != NULL && s->planned && s->plan_served && q < d->nplaces; q++) {
-			bool cpu_device = d->places[q].kind == POL_PLACE_OPENCL && !d->places[q].is_gpu;
-			if (q != s->plan_place && !cpu_device && !d->places[q].disabled && may_borrow(d, s, q))
-				json_object_array_add(also, json_object_new_string(d->places[q].name));
-		}
-		json_object_object_add(t, "also_on", also);
 		if (s != NULL && s->planned && s->plan_served) {
-			char room[256];
+			struct pol_params params;
+			char room[sizeof(params.placements)], *save = NULL;
 			bool shared;
-			usable_placements(d, s, "all", s->plan_place, room, sizeof(room), &shared);
+			resolve_policy(d, s->host, s->policy, &params);
+			usable_placements(d, s, params.placements, s->plan_place, room, sizeof(room), &shared);
+			/* the first is its own */
+			strtok_r(room, " ", &save);
+			for (char *name = strtok_r(NULL, " ", &save); name != NULL; name = strtok_r(NULL, " ", &save))
+				json_object_array_add(also, json_object_new_string(name));
 			json_object_object_add(t, "groups_capped",
 			                       json_object_new_boolean(!may_exceed_planned_groups(d, s, shared)));
 		}
+		json_object_object_add(t, "also_on", also);
 	}
 	return out;
 }
