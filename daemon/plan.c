@@ -401,13 +401,12 @@ promised_to_others(struct daemon *d, const struct session *s, unsigned q)
 static bool
 may_borrow(struct daemon *d, const struct session *s, unsigned q)
 {
-	const struct pol_place *mine = &d->places[s->plan_place], *there = &d->places[q];
-	bool same_cpus = s->plan_served && mine->kind == POL_PLACE_CPU && there->kind == POL_PLACE_CPU &&
-	                 mine->index == there->index;
-	double util = s->plan_util;
-
 	if (!s->plan_served)
 		return !promised_to_others(d, s, q);
+	const struct pol_place *mine = &d->places[s->plan_place], *there = &d->places[q];
+	bool same_cpus = mine->kind == POL_PLACE_CPU && there->kind == POL_PLACE_CPU && mine->index == there->index;
+	double util = s->plan_util;
+
 	for (unsigned k = 0; k < d->sessions.n; k++) {
 		const struct session *o = d->sessions.v[k];
 		if (o == s || !o->planned || !o->plan_served || o->plan_place != q)
