@@ -33,6 +33,11 @@ struct direct_tile_args {
  * 16-float accumulators. */
 typedef void direct_tile_fn(const struct direct_tile_args *a, unsigned MR, unsigned NR);
 
+/* One row tile (direct_body.h): RB output channels (of the panel at w) by NV
+ * vector registers of consecutive positions of one output row, of which the
+ * first n are stored; NCHW in and out, `rows` the channels to store. */
+typedef void direct_row_fn(const struct direct_tile_args *a, unsigned RB, unsigned NV, unsigned n);
+
 /* The NEON tiles: 32 128-bit registers on AArch64 hold 24 accumulators
  * (6 x 16 floats) beside the weights; 16 on 32-bit Arm hold 12 (3 x 16). */
 #if defined(__aarch64__)

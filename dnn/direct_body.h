@@ -157,6 +157,93 @@ DIRECT_NAME(tile_any)(const struct direct_tile_args *a, unsigned MR, unsigned NR
 	abort();
 }
 
+#ifdef DIRECT_LAYOUTS
+/* A row tile: RB output channels by NV registers of consecutive positions
+ * along one output row, NCHW in and out. Where a block has few weight
+ * columns (conv1 of the bundled model: one input channel, 9 columns) the
+ * channel tile above spends more on writing its NR x 16 results out channel
+ * by channel than on its 9 x MR x NR multiply-adds. Here every result
+ * register is a run of one channel's row, stored whole, and each weight is
+ * broadcast once per k for NV registers of input.
+ *
+ * The last register may reach up to VL - 1 positions past the row: those
+ * lanes read the padded buffer beyond it (kernels_direct.c leaves room) and
+ * are not stored: DIRECT_ROW_STORE_PART(dst, register, count) stores the
+ * first count lanes (a masked store where the instruction set has one; a
+ * scalar tail of 12 floats had cost as much as the multiply-adds). */
+static inline __attribute__((always_inline)) void
+DIRECT_NAME(row_tile)(const struct direct_tile_args *a, const unsigned RB, const unsigned NV, unsigned n)
+{
+	DIRECT_VF acc[DIRECT_ROW_RB_MAX][DIRECT_ROW_NV_MAX];
+	const DIRECT_VF zero = { 0 };
+
+#pragma GCC unroll 8
+	for (unsigned i = 0; i < RB; i++)
+#pragma GCC unroll 4
+		for (unsigned v = 0; v < NV; v++)
+			acc[i][v] = zero + a->bias[i];
+	for (unsigned k = a->k0; k < a->k1; k++) {
+		const float *x = a->x + a->koff[k], *w = a->w + (size_t)k * 16;
+		DIRECT_VF xv[DIRECT_ROW_NV_MAX];
+#pragma GCC unroll 4
+		for (unsigned v = 0; v < NV; v++)
+			memcpy(&xv[v], x + v * DIRECT_VL, sizeof(xv[v]));
+#pragma GCC unroll 8
+		for (unsigned i = 0; i < RB; i++)
+#pragma GCC unroll 4
+			for (unsigned v = 0; v < NV; v++)
+				acc[i][v] += xv[v] * w[i];
+	}
+	for (unsigned i = 0; i < RB && i < a->rows; i++) {
+		float *o = a->out + (size_t)i * a->out_stride;
+#pragma GCC unroll 4
+		for (unsigned v = 0; v < NV; v++) {
+			DIRECT_VF y = acc[i][v];
+			unsigned at = v * DIRECT_VL;
+			if (a->relu)
+				y = (DIRECT_VF)((DIRECT_VI)y & (DIRECT_VI)(y > zero));
+			if (at + DIRECT_VL <= n) {
+				memcpy(o + at, &y, sizeof(y));
+			} else if (at < n) {
+				DIRECT_ROW_STORE_PART(o + at, y, n - at);
+			}
+		}
+	}
+}
+
+/* Dispatch to the instance with constant RB and NV (RB <= 8, NV <= 4,
+ * RB * NV <= DIRECT_ROW_BUDGET). */
+static void
+DIRECT_NAME(row_tile_any)(const struct direct_tile_args *a, unsigned RB, unsigned NV, unsigned n)
+{
+#define DIRECT_ROW_CASE(rb, nv)                                   \
+	case (rb) * 8 + (nv):                                     \
+		if ((rb) * (nv) <= DIRECT_ROW_BUDGET) {           \
+			DIRECT_NAME(row_tile)(a, (rb), (nv), n);  \
+			return;                                   \
+		}                                                 \
+		break;
+#define DIRECT_ROW_CASES(rb) \
+	DIRECT_ROW_CASE(rb, 1) DIRECT_ROW_CASE(rb, 2) DIRECT_ROW_CASE(rb, 3) DIRECT_ROW_CASE(rb, 4)
+	switch (RB * 8 + NV) {
+		DIRECT_ROW_CASES(1)
+		DIRECT_ROW_CASES(2)
+		DIRECT_ROW_CASES(3)
+		DIRECT_ROW_CASES(4)
+		DIRECT_ROW_CASES(5)
+		DIRECT_ROW_CASES(6)
+		DIRECT_ROW_CASES(7)
+		DIRECT_ROW_CASES(8)
+	default:
+		break;
+	}
+#undef DIRECT_ROW_CASES
+#undef DIRECT_ROW_CASE
+	/* Never reached: row_shape() only asks for shapes within budget. */
+	abort();
+}
+#endif
+
 #undef DIRECT_VN
 #undef DIRECT_VL
 #undef DIRECT_VI

@@ -24,6 +24,9 @@
 
 #include "dnn/direct.h"
 #include "dnn/kernels.h"
+#ifdef DNN_HAVE_X86_KERNELS
+#include <immintrin.h> /* the row tiles' masked stores */
+#endif
 
 
 /* Weights of one layer in 16-channel panels. */
@@ -39,18 +42,32 @@ struct dnn_packed {
 	unsigned pad_h, pad_w;
 };
 
-#define DIRECT_LAYOUTS 1 /* the tiles read NHWC and blocked inputs too */
+#define DIRECT_LAYOUTS 1 /* the tiles read NHWC and blocked inputs too; row tiles */
+#define DIRECT_ROW_RB_MAX 8
+#define DIRECT_ROW_NV_MAX 4
 #define DIRECT_ISA generic
 #if defined(__aarch64__)
 #define GENERIC_BUDGET 6 /* lowered to NEON: 32 registers, 24 accumulators */
+#define GENERIC_ROW_BUDGET 24
 #else
 #define GENERIC_BUDGET 3
+#define GENERIC_ROW_BUDGET 8 /* 16 registers: 8 accumulators, 4 of input */
 #endif
 #define DIRECT_BUDGET GENERIC_BUDGET
+#define DIRECT_ROW_BUDGET GENERIC_ROW_BUDGET
+#define DIRECT_ROW_STORE_PART(dst, y, count)                 \
+	do {                                                 \
+		float part_[4];                              \
+		memcpy(part_, &(y), sizeof(part_));          \
+		for (unsigned j_ = 0; j_ < (count); j_++)    \
+			(dst)[j_] = part_[j_];               \
+	} while (0)
 #define DIRECT_VBYTES 16 /* SSE2 or NEON q registers */
 #include "dnn/direct_body.h"
 #undef DIRECT_ISA
 #undef DIRECT_BUDGET
+#undef DIRECT_ROW_BUDGET
+#undef DIRECT_ROW_STORE_PART
 #undef DIRECT_VBYTES
 
 #ifdef DNN_HAVE_X86_KERNELS
@@ -58,10 +75,18 @@ struct dnn_packed {
 #pragma GCC target("avx2,fma")
 #define DIRECT_ISA avx2
 #define DIRECT_BUDGET 6 /* 16 ymm: 12 accumulators, 2 per 16 channels */
+#define DIRECT_ROW_BUDGET 12 /* and 4 of input */
+#define DIRECT_ROW_STORE_PART(dst, y, count)                                                                  \
+	_mm256_maskstore_ps((dst),                                                                            \
+	                    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count)),                               \
+	                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),                    \
+	                    (__m256)(y))
 #define DIRECT_VBYTES 32
 #include "dnn/direct_body.h"
 #undef DIRECT_ISA
 #undef DIRECT_BUDGET
+#undef DIRECT_ROW_BUDGET
+#undef DIRECT_ROW_STORE_PART
 #undef DIRECT_VBYTES
 #pragma GCC pop_options
 
@@ -69,10 +94,14 @@ struct dnn_packed {
 #pragma GCC target("avx512f,avx512vl,avx512dq,fma")
 #define DIRECT_ISA avx512
 #define DIRECT_BUDGET 28 /* 32 zmm: 28 accumulators */
+#define DIRECT_ROW_BUDGET 24
+#define DIRECT_ROW_STORE_PART(dst, y, count) _mm512_mask_storeu_ps((dst), (__mmask16)((1u << (count)) - 1), (__m512)(y))
 #define DIRECT_VBYTES 64
 #include "dnn/direct_body.h"
 #undef DIRECT_ISA
 #undef DIRECT_BUDGET
+#undef DIRECT_ROW_BUDGET
+#undef DIRECT_ROW_STORE_PART
 #undef DIRECT_VBYTES
 #pragma GCC pop_options
 #endif
@@ -84,23 +113,31 @@ struct direct_isa {
 	direct_tile_fn *tile;
 	unsigned budget; /* 16-float accumulators that fit in registers */
 	unsigned block;  /* floats per vector register: the blocked layout's channels per block */
+	direct_row_fn *row; /* NULL: none (32-bit NEON: the generic build is not vectorised) */
+	unsigned row_budget; /* vector accumulators of a row tile */
 	const char *name;
 	dnn_kernel_fn *linear, *maxpool, *avgpool, *relu;
 };
 
+#if defined(__aarch64__)
+#define NEON_ROW_TILE row_tile_any_generic /* lowered to NEON */
+#else
+#define NEON_ROW_TILE NULL
+#endif
+
 /* The instruction sets this build has, best first. */
 static const struct direct_isa isas[] = {
 #ifdef DNN_HAVE_X86_KERNELS
-	{ DNN_ISA_AVX512, tile_any_avx512, 28, 16, "avx512", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
+	{ DNN_ISA_AVX512, tile_any_avx512, 28, 16, row_tile_any_avx512, 24, "avx512", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
 	  dnn_f32_avgpool_vec, dnn_f32_relu_vec },
-	{ DNN_ISA_AVX2, tile_any_avx2, 6, 8, "avx2", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
+	{ DNN_ISA_AVX2, tile_any_avx2, 6, 8, row_tile_any_avx2, 12, "avx2", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
 	  dnn_f32_avgpool_vec, dnn_f32_relu_vec },
 #endif
 #ifdef HAVE_NEON
-	{ DNN_ISA_NEON, dnn_direct_tile_neon, DIRECT_NEON_BUDGET, 4, "neon", dnn_f32_conv2d_gemm_fused_neon,
+	{ DNN_ISA_NEON, dnn_direct_tile_neon, DIRECT_NEON_BUDGET, 4, NEON_ROW_TILE, GENERIC_ROW_BUDGET, "neon", dnn_f32_conv2d_gemm_fused_neon,
 	  dnn_f32_maxpool_neon, dnn_f32_avgpool_neon, dnn_f32_relu_neon },
 #endif
-	{ DNN_ISA_BASE, tile_any_generic, GENERIC_BUDGET, 4, "generic", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
+	{ DNN_ISA_BASE, tile_any_generic, GENERIC_BUDGET, 4, row_tile_any_generic, GENERIC_ROW_BUDGET, "generic", dnn_f32_conv2d_gemm_fused, dnn_f32_maxpool_vec,
 	  dnn_f32_avgpool_vec, dnn_f32_relu_vec },
 };
 #define N_ISAS (sizeof(isas) / sizeof(isas[0]))
@@ -240,6 +277,9 @@ dnn_direct_pad_floats(const struct dnn_layer *l)
 {
 	if (!direct_eligible(l))
 		return 0;
+	/* a row tile's last register may read up to 15 floats past the NCHW
+	 * planes: into the blocked region after them, never past it (it holds
+	 * at least one 16-channel plane); those lanes are not stored */
 	return nchw_pad_floats(l) + dnn_layout_floats(DNN_LAYOUT_BLOCKED, l->in_c, l->in_h + 2 * l->ph,
 	                                              l->in_w + 2 * l->pw, 16);
 }
@@ -442,6 +482,79 @@ run_item(const struct dnn_op *op, const struct dnn_block *b, const struct block_
 	is->tile(&a, tiles, n);
 }
 
+/* ---- Row tiles, for blocks of few weight columns ------------------------ */
+
+/* Which blocks run as row tiles (direct_body.h): those of few weight columns
+ * whose output rows fill the row tile's registers. Per-layer medians of
+ * `gearbox tune --search exact --impls gemm,direct` on the 2-vCPU EPYC
+ * (AVX-512), channel tiles -> row tiles: the bundled model's conv1 (9
+ * columns, rows of 28 in 32 lanes) 48 -> 27 us at g=4, below im2col + BLAS
+ * (31); alexnet-cifar's first layer (75 columns, rows of 32) 138 -> 114 us;
+ * conv2 (144 columns, rows of 14 in 16 lanes) the same either way; conv3-5
+ * (rows of 7 in 16 lanes) twice as slow. */
+#define ROW_MAX_COLUMNS 96
+
+static bool
+runs_as_rows(const struct dnn_layer *l, const struct dnn_block *b, const struct direct_isa *is, unsigned span)
+{
+	unsigned chunks = (l->out_w + span - 1) / span;
+
+	return is->row != NULL && (b->ch1 - b->ch0) * l->kh * l->kw <= ROW_MAX_COLUMNS &&
+	       4 * l->out_w >= 3 * chunks * span; /* 3/4 of the lanes or more */
+}
+
+/* Row tile shape: NV registers cover the row (or chunks of 4), RB channels
+ * fill the rest of the accumulator budget. */
+static void
+row_shape(const struct direct_isa *is, unsigned out_w, unsigned *rb, unsigned *nv)
+{
+	unsigned vecs = (out_w + is->block - 1) / is->block;
+
+	*nv = vecs < DIRECT_ROW_NV_MAX ? vecs : DIRECT_ROW_NV_MAX;
+	*rb = is->row_budget / *nv < DIRECT_ROW_RB_MAX ? is->row_budget / *nv : DIRECT_ROW_RB_MAX;
+}
+
+/* Items of one block as row tiles: (tile, channel chunk of RB, output row,
+ * row chunk of NV registers). */
+static size_t
+row_items(const struct dnn_layer *l, const struct block_work *w, unsigned rb, unsigned span)
+{
+	return (size_t)(w->t1 - w->t0) * ((16 + rb - 1) / rb) * l->out_h * ((l->out_w + span - 1) / span);
+}
+
+static void
+run_row_item(const struct dnn_op *op, const struct dnn_block *b, const struct block_work *w, size_t item,
+             const float *pad, const struct direct_isa *is, unsigned rb, unsigned nv)
+{
+	const struct dnn_layer *l = op->layer;
+	const struct dnn_packed *p = l->packed;
+	unsigned K = l->weight_cols, kk = l->kh * l->kw, span = nv * is->block;
+	unsigned row_chunks = (l->out_w + span - 1) / span, chan_chunks = (16 + rb - 1) / rb;
+	unsigned rc = (unsigned)(item % row_chunks), oy = (unsigned)(item / row_chunks % l->out_h);
+	unsigned cc = (unsigned)(item / row_chunks / l->out_h % chan_chunks);
+	unsigned t = w->t0 + (unsigned)(item / row_chunks / l->out_h / chan_chunks), r0 = cc * rb;
+	unsigned ox = rc * span, n = l->out_w - ox < span ? l->out_w - ox : span;
+	size_t N = (size_t)l->out_h * l->out_w;
+	struct direct_tile_args a = {
+		.w = p->w + (size_t)t * K * 16 + r0,
+		.bias = p->bias + (size_t)t * 16 + r0,
+		.koff = p->koff,
+		.x = pad + (size_t)b->wch0 * p->pad_h * p->pad_w + (size_t)oy * p->pad_w + ox,
+		.k0 = (b->ch0 - b->wch0) * kk,
+		.k1 = (b->ch1 - b->wch0) * kk,
+		.out = op->out + (size_t)(p->tile_row0[t] + r0) * N + (size_t)oy * l->out_w + ox,
+		.out_stride = N,
+		.rows = p->tile_rows[t] > r0 ? p->tile_rows[t] - r0 : 0,
+		.relu = op->relu,
+	};
+
+	/* the last chunks of a panel and of a row take only the channels and
+	 * registers they need: no weight or bias read past the panel, no input
+	 * more than VL - 1 floats past the row */
+	if (a.rows > 0)
+		is->row(&a, 16 - r0 < rb ? 16 - r0 : rb, (n + is->block - 1) / is->block, n);
+}
+
 /* Shares split the (tile chunk, row, row chunk) items of all blocks; each
  * share copies the input channels it reads into its own part of op->pad. */
 static void
@@ -450,7 +563,7 @@ direct_run(const struct dnn_op *op, unsigned part, unsigned parts, const struct 
 	const struct dnn_layer *l = op->layer;
 	const struct dnn_packed *p = l->packed;
 	const struct dnn_block *blocks = op->plan->blocks;
-	unsigned nb = op->plan->nblocks, mr, nr;
+	unsigned nb = op->plan->nblocks, mr, nr, rb, nv;
 	struct block_work work[DNN_MAX_GROUPS];
 	size_t total = 0, first, last, base = 0;
 	float *pad;
@@ -460,8 +573,11 @@ direct_run(const struct dnn_op *op, unsigned part, unsigned parts, const struct 
 		return;
 	}
 	direct_shape(is, l->out_w, &mr, &nr);
+	row_shape(is, l->out_w, &rb, &nv);
 	for (unsigned b = 0; b < nb; b++) {
 		work[b] = block_work(l, p, &blocks[b], mr, nr);
+		if (runs_as_rows(l, &blocks[b], is, nv * is->block))
+			work[b].items = row_items(l, &work[b], rb, nv * is->block);
 		total += work[b].items;
 	}
 	dnn_share(total, part, parts, 1, &first, &last);
@@ -471,8 +587,12 @@ direct_run(const struct dnn_op *op, unsigned part, unsigned parts, const struct 
 	pad_input(l, p, op->in, blocks[nb - 1].ch1, pad);
 	for (unsigned b = 0; b < nb; b++) {
 		size_t lo = first > base ? first - base : 0, hi = last - base < work[b].items ? last - base : work[b].items;
+		bool rows = runs_as_rows(l, &blocks[b], is, nv * is->block);
 		for (size_t i = lo; i < hi && last > base; i++)
-			run_item(op, &blocks[b], &work[b], i, pad, is, nr);
+			if (rows)
+				run_row_item(op, &blocks[b], &work[b], i, pad, is, rb, nv);
+			else
+				run_item(op, &blocks[b], &work[b], i, pad, is, nr);
 		base += work[b].items;
 	}
 }

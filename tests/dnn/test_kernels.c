@@ -377,6 +377,10 @@ START_TEST(test_direct_model_shapes)
 		{ DNN_CONN_GROUPED, true, true, 64, 64, 7, 7 },   /* conv4 */
 		{ DNN_CONN_NESTED, true, true, 8, 48, 9, 20 },    /* three panels, a short row chunk */
 		{ DNN_CONN_DENSE, true, false, 8, 40, 5, 30 },    /* a short panel at the end */
+		/* row tiles (few weight columns): rows in 2 x 16, 4 x 8 lanes; a
+		 * short panel and rows in chunks with a short last register */
+		{ DNN_CONN_DENSE, false, true, 3, 16, 32, 32 },
+		{ DNN_CONN_DENSE, false, true, 2, 24, 11, 37 },
 	};
 	static const char *const names[] = { "avx512", "avx2", "neon", "generic" };
 	const struct kernel_entry variants[] = {
