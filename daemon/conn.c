@@ -224,44 +224,6 @@ conn_send_raw(struct conn *c, const unsigned char *frame, size_t len)
 	return send_parts(c, frame, len, NULL, 0);
 }
 
-double
-conn_return_estimate(struct conn *c)
-{
-	unsigned n = c->nreturn < RETURN_SAMPLES ? c->nreturn : RETURN_SAMPLES;
-	double first = 0, second = 0;
-
-	if (n == 0)
-		return 0;
-	for (unsigned i = 0; i < n; i++)
-		if (c->return_us[i] > first)
-			second = first, first = c->return_us[i];
-		else if (c->return_us[i] > second)
-			second = c->return_us[i];
-	/* about the 98.5th percentile (the second largest of 64): deadlines
-	 * are to hold 99 % of the time, with the inference's own tail on top;
-	 * the second largest of 32 (97th) let 2.5 % of scripts/demo.sh's tight
-	 * steps go, most by a return path above it */
-	return n >= 2 ? second : first;
-}
-
-double
-conn_return_typical(struct conn *c)
-{
-	unsigned n = c->nreturn < RETURN_SAMPLES ? c->nreturn : RETURN_SAMPLES;
-	double sorted[RETURN_SAMPLES];
-
-	if (n == 0)
-		return 0;
-	memcpy(sorted, c->return_us, n * sizeof(double));
-	for (unsigned i = 1; i < n; i++) /* insertion sort: at most 64 values */
-		for (unsigned j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
-			double t = sorted[j];
-			sorted[j] = sorted[j - 1];
-			sorted[j - 1] = t;
-		}
-	return sorted[n / 2];
-}
-
 void
 conn_close_locked(struct daemon *d, struct conn *c)
 {

@@ -39,6 +39,7 @@
 #include <systemd/sd-event.h>
 
 #include "daemon/decode.h"
+#include "daemon/return_path.h"
 #include "daemon/settings.h"
 #include "dnn/dnn.h"
 #include "governor/governor.h"
@@ -55,7 +56,6 @@
 #define INFLIGHT_PER_CLIENT 32   /* requests one connection may have queued or running */
 #define READ_BUDGET (256u << 10) /* bytes read from one connection per turn: others get theirs */
 #define SESSION_WINDOW 256
-#define RETURN_SAMPLES 64
 /* An idle worker's polling window after a request (adapts, see serve.c). */
 #define WORKER_SPIN_MIN_NS 20000
 #define WORKER_SPIN_START_NS 60000
@@ -103,8 +103,7 @@ struct conn {
 	unsigned notices;       /* NOTICE_* */
 	/* daemon.lock */
 	unsigned inflight;      /* requests queued or running */
-	double return_us[RETURN_SAMPLES]; /* measured return paths (client side) */
-	unsigned nreturn;
+	struct return_path returns; /* how long its replies took to reach it */
 	struct request *scan_head; /* queue_take's scratch */
 	uint64_t scan_gen;
 	struct conn *next;
@@ -134,9 +133,8 @@ void conn_sweep(struct daemon *d); /* main thread: timeouts (see conn.c) */
 void conn_close_locked(struct daemon *d, struct conn *c);
 /* The return-path estimate of the connection: the 90th percentile of what
  * its client measured (daemon.lock held). */
-double conn_return_estimate(struct conn *c);
+
 /* The median of the same: what the return path usually takes. */
-double conn_return_typical(struct conn *c);
 
 /* ---- replies (replies.c) ------------------------------------------------- */
 

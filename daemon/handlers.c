@@ -182,9 +182,9 @@ request_from_session(struct daemon *d, struct request *r, struct session *s, str
 	r->received_ns = c->frame_ns;
 	r->origin_ns = t.origin_ns ? t.origin_ns : c->frame_ns;
 	if (t.return_us >= 0)
-		c->return_us[c->nreturn++ % RETURN_SAMPLES] = t.return_us;
-	r->return_us = conn_return_estimate(c);
-	r->return_typical_us = conn_return_typical(c);
+		return_path_note(&c->returns, t.return_us);
+	r->return_us = return_path_slow(&c->returns);
+	r->return_typical_us = return_path_typical(&c->returns);
 	if (t.origin_ns) {
 		arrival_note(&s->arrival, t.origin_ns);
 		/* a rate learnt, or moved by half: the plan assumed another (smaller

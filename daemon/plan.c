@@ -101,7 +101,7 @@ take_snapshot(struct daemon *d, struct snapshot *sn)
 	for (unsigned k = 0; k < d->sessions.n && sn->n < TEN_MAX_TENANTS; k++) {
 		struct session *s = d->sessions.v[k];
 		unsigned i = sn->n++;
-		double ret_us = s->owner ? conn_return_estimate(s->owner) : 0;
+		double ret_us = s->owner ? return_path_slow(&s->owner->returns) : 0;
 		sn->session[i] = s->id;
 		sn->host[i] = (unsigned)(s->host - d->hosts);
 		sn->place[i] = s->planned && s->plan_served ? (int)s->plan_place : -1;
