@@ -131,10 +131,6 @@ void conn_service(struct daemon *d, struct conn *c, uint32_t events);
  * requests dropped; requests running finish and are dropped. */
 void conn_sweep(struct daemon *d); /* main thread: timeouts (see conn.c) */
 void conn_close_locked(struct daemon *d, struct conn *c);
-/* The return-path estimate of the connection: the 90th percentile of what
- * its client measured (daemon.lock held). */
-
-/* The median of the same: what the return path usually takes. */
 
 /* ---- replies (replies.c) ------------------------------------------------- */
 
