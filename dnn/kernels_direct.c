@@ -426,6 +426,7 @@ struct block_work {
 	unsigned mr;         /* tiles per chunk */
 	unsigned chunks;     /* tile chunks of at most mr tiles */
 	unsigned row_chunks; /* chunks of at most NR positions per row */
+	bool rows;           /* run as row tiles (runs_as_rows), items counted so */
 	size_t items;
 };
 
@@ -576,7 +577,7 @@ direct_run(const struct dnn_op *op, unsigned part, unsigned parts, const struct 
 	row_shape(is, l->out_w, &rb, &nv);
 	for (unsigned b = 0; b < nb; b++) {
 		work[b] = block_work(l, p, &blocks[b], mr, nr);
-		if (runs_as_rows(l, &blocks[b], is, nv * is->block))
+		if ((work[b].rows = runs_as_rows(l, &blocks[b], is, nv * is->block)))
 			work[b].items = row_items(l, &work[b], rb, nv * is->block);
 		total += work[b].items;
 	}
@@ -587,9 +588,8 @@ direct_run(const struct dnn_op *op, unsigned part, unsigned parts, const struct 
 	pad_input(l, p, op->in, blocks[nb - 1].ch1, pad);
 	for (unsigned b = 0; b < nb; b++) {
 		size_t lo = first > base ? first - base : 0, hi = last - base < work[b].items ? last - base : work[b].items;
-		bool rows = runs_as_rows(l, &blocks[b], is, nv * is->block);
 		for (size_t i = lo; i < hi && last > base; i++)
-			if (rows)
+			if (work[b].rows)
 				run_row_item(op, &blocks[b], &work[b], i, pad, is, rb, nv);
 			else
 				run_item(op, &blocks[b], &work[b], i, pad, is, nr);
