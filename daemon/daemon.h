@@ -38,6 +38,7 @@
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
+#include "daemon/arrival.h"
 #include "daemon/decode.h"
 #include "daemon/return_path.h"
 #include "daemon/settings.h"
@@ -146,14 +147,6 @@ unsigned char *infer_reply_frame(const struct request *r, const char *placement,
 
 /* ---- sessions (sessions.c) ----------------------------------------------- */
 
-/* How a session's requests arrive: the period and its jitter, learnt from
- * the client's send times, so the worker can be ready before the next. */
-struct arrival {
-	uint64_t last_ns;
-	double period_ns, jitter_ns;
-	unsigned steady;        /* consecutive gaps that matched the period */
-};
-
 struct session {
 	uint32_t id;
 	struct conn *owner;
@@ -193,10 +186,6 @@ void session_close(struct session_table *t, struct session *s);
 void session_close_owned(struct session_table *t, struct conn *owner);
 unsigned session_count_owned(const struct session_table *t, const struct conn *owner);
 void session_table_free(struct session_table *t);
-/* The client sent a request at sent_ns: learn the period. */
-void arrival_note(struct arrival *a, uint64_t sent_ns);
-/* When the next request is expected (0: not steady). */
-uint64_t arrival_next_ns(const struct arrival *a);
 
 /* ---- requests and serving (serve.c) -------------------------------------- */
 
@@ -338,11 +327,10 @@ int serve_calibrate(struct daemon *d, struct request *r, char **cause);
  * models being loaded again (these and earlier ones not yet done) are added
  * to `loading` as {"model", "path"} when it is not NULL. */
 void serve_reload_models(struct daemon *d, struct json_object *loading);
-/* Release the PM QoS request when no deadline session has sent anything
- * for a while (the main thread's timer). */
-void serve_tick(struct daemon *d);
-/* Take the PM QoS request if it is not held (daemon.lock held). */
-void serve_hold_pm_qos(struct daemon *d);
+/* The main thread's (its timer, and when a worker asks): take the PM QoS
+ * request a deadline request asked for, or let it go when no deadline
+ * session has sent anything for pm_qos_release_s. */
+void serve_pm_qos_update(struct daemon *d);
 /* Re-read gearboxd.conf and the policies (gearboxd.c); takes daemon.lock. */
 /* -1: something refused, *error says what; `loading` as serve_reload_models. */
 int daemon_reload(struct daemon *d, char **error, struct json_object *loading);
@@ -456,10 +444,12 @@ struct daemon {
 	bool dvfs_off[POL_MAX_PLACES];
 	bool changed_freq;
 	char cache_dir[512];
-	/* PM QoS: held while deadline sessions send */
+	/* PM QoS: held while deadline sessions send; only the main thread
+	 * touches pm_qos itself (serve_pm_qos_update) */
 	struct gov_pm_qos *pm_qos;
 	uint64_t last_deadline_ns;
-	bool pm_qos_failed;
+	bool pm_qos_failed, pm_qos_wanted; /* daemon.lock */
+	bool pm_qos_held;                  /* atomic: others read it */
 	/* real time */
 	int realtime_priority;       /* 0: none */
 	bool memory_locked;          /* mlockall took (gearboxd.conf lock_memory) */

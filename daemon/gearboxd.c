@@ -55,7 +55,7 @@ on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct daemon *d = userdata;
 
-	serve_tick(d);
+	serve_pm_qos_update(d);
 	pthread_mutex_lock(&d->lock);
 	d->requests_per_s = (double)(d->served - d->served_at_last_status) / 5.0;
 	d->served_at_last_status = d->served;
@@ -496,6 +496,7 @@ on_notice(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	(void)s, (void)fd, (void)revents;
 	conn_take_notices(userdata);
+	serve_pm_qos_update(userdata); /* a worker may have asked for it */
 	return 0;
 }
 

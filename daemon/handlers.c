@@ -189,7 +189,7 @@ request_from_session(struct daemon *d, struct request *r, struct session *s, str
 		arrival_note(&s->arrival, t.origin_ns);
 		/* a rate learnt, or moved by half: the plan assumed another (smaller
 		 * drifts wait for the periodic plan) */
-		if (s->budget.rate_hz == 0 && s->arrival.steady >= 4 && s->arrival.period_ns > 0 &&
+		if (s->budget.rate_hz == 0 && arrival_is_steady(&s->arrival) &&
 		    fabs(1e9 / s->arrival.period_ns - s->planned_rate) > 0.5 * s->planned_rate)
 			plan_request(d, "a session's request rate was learnt or moved");
 	}

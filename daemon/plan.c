@@ -72,7 +72,7 @@ session_rate(const struct session *s, const char **from)
 {
 	if (s->budget.rate_hz > 0)
 		return *from = "said", s->budget.rate_hz;
-	if (s->arrival.steady >= 4 && s->arrival.period_ns > 0)
+	if (arrival_is_steady(&s->arrival))
 		return *from = "measured", 1e9 / s->arrival.period_ns;
 	if (s->budget.deadline_us > 0)
 		return *from = "guessed", 1e6 / (2.0 * (double)s->budget.deadline_us);

@@ -52,6 +52,7 @@ serve_find_host(struct daemon *d, const char *name)
 
 static bool queue_has_work(struct daemon *d, unsigned place);
 static void wake_for(struct daemon *d, const struct request *r);
+static void want_pm_qos(struct daemon *d);
 
 /* The worker this thread is (NULL in the main and calibration threads). */
 static __thread struct worker *self_worker;
@@ -103,7 +104,7 @@ serve_admit(struct daemon *d, struct request *r, char *why, size_t size)
 		uint64_t end = r->origin_ns + r->budget.deadline_us * 1000, spend = (uint64_t)(r->return_us * 1e3);
 		r->deadline_ns = end > r->received_ns + spend ? end - spend : r->received_ns;
 		d->last_deadline_ns = now;
-		serve_hold_pm_qos(d);
+		want_pm_qos(d);
 	} else {
 		r->deadline_ns = UINT64_MAX;
 	}
@@ -1687,42 +1688,69 @@ host_table(struct host *h, const struct pol_params *params, struct pol_point **p
 	return n;
 }
 
-/* PM QoS: held while deadline sessions send (taken on the first request of
- * one, in serve_admit's caller), let go after pm_qos_release_s without any. */
-void
-serve_tick(struct daemon *d)
-{
-	uint64_t now = monotonic_ns();
+/* PM QoS: held while deadline sessions send, let go after pm_qos_release_s
+ * without any. Only the main thread takes and lets go of it: taking it
+ * writes the old values to the saved state and syncs that file, which took
+ * 1.5 ms on the development VM; in serve_admit, the request that asked for
+ * it waited that long in the queue (the first request of every burst after
+ * a quiet spell, at every rate). The request runs without it meanwhile: its
+ * CPU is awake anyway. */
 
-	pthread_mutex_lock(&d->lock);
-	if (d->pm_qos != NULL && gov_pm_qos_held(d->pm_qos) &&
-	    now - d->last_deadline_ns > (uint64_t)d->config.pm_qos_release_s * 1000000000ull) {
-		gov_pm_qos_release(d->pm_qos);
-		log_info("PM QoS released: no deadline request for %u s", d->config.pm_qos_release_s);
-	}
-	pthread_mutex_unlock(&d->lock);
+/* The first deadline request while it is not held asks the main thread for
+ * it (daemon.lock held). */
+static void
+want_pm_qos(struct daemon *d)
+{
+	uint64_t one = 1;
+
+	if (d->pm_qos == NULL || d->pm_qos_failed || d->pm_qos_wanted || __atomic_load_n(&d->pm_qos_held, __ATOMIC_RELAXED))
+		return;
+	d->pm_qos_wanted = true;
+	if (write(d->post_fd, &one, sizeof(one)) != sizeof(one))
+		log_warning("cannot ask the main thread for the PM QoS request: %s", strerror(errno));
 }
 
-/* Take the PM QoS request for the CPUs of every CPU placement (daemon.lock
- * held). A failure is said once and not retried. */
-void
-serve_hold_pm_qos(struct daemon *d)
+static void
+hold_pm_qos(struct daemon *d)
 {
-	hwloc_bitmap_t cpus;
+	hwloc_bitmap_t cpus = hwloc_bitmap_alloc();
 	char *cause = NULL;
 
-	if (d->pm_qos == NULL || gov_pm_qos_held(d->pm_qos) || d->pm_qos_failed)
-		return;
-	cpus = hwloc_bitmap_alloc();
 	for (unsigned i = 0; i < d->platform->nclusters; i++)
 		hwloc_bitmap_or(cpus, cpus, d->platform->clusters[i].cpuset);
 	if (gov_pm_qos_acquire(d->pm_qos, cpus, d->config.pm_qos_latency_us, &cause) != 0) {
 		log_warning("cannot hold a PM QoS CPU latency of %u us; deep idle states may cost deadlines: %s",
 		            d->config.pm_qos_latency_us, cause);
 		free(cause);
-		d->pm_qos_failed = true;
+		pthread_mutex_lock(&d->lock);
+		d->pm_qos_failed = true; /* said once, not retried */
+		pthread_mutex_unlock(&d->lock);
 	} else {
+		__atomic_store_n(&d->pm_qos_held, true, __ATOMIC_RELAXED);
 		log_info("PM QoS: CPU latency held at %u us while deadline sessions send", d->config.pm_qos_latency_us);
 	}
 	hwloc_bitmap_free(cpus);
+}
+
+void
+serve_pm_qos_update(struct daemon *d)
+{
+	uint64_t now = monotonic_ns();
+	bool held, wanted, quiet;
+
+	if (d->pm_qos == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	held = __atomic_load_n(&d->pm_qos_held, __ATOMIC_RELAXED);
+	wanted = d->pm_qos_wanted;
+	d->pm_qos_wanted = false;
+	quiet = now - d->last_deadline_ns > (uint64_t)d->config.pm_qos_release_s * 1000000000ull;
+	pthread_mutex_unlock(&d->lock);
+	if (held && quiet) {
+		__atomic_store_n(&d->pm_qos_held, false, __ATOMIC_RELAXED);
+		gov_pm_qos_release(d->pm_qos);
+		log_info("PM QoS released: no deadline request for %u s", d->config.pm_qos_release_s);
+	} else if (!held && wanted) {
+		hold_pm_qos(d);
+	}
 }

@@ -4,7 +4,6 @@
  * here runs with daemon.lock held. */
 #include "config.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,37 +99,4 @@ session_table_free(struct session_table *t)
 		free(t->v[i]);
 	free(t->v);
 	memset(t, 0, sizeof(*t));
-}
-
-/* A gap within a quarter of the period keeps the pattern; anything else
- * starts learning again from that gap. Sensor loops and cameras send on a
- * timer, so four matching gaps in a row are enough to plan on. */
-void
-arrival_note(struct arrival *a, uint64_t sent_ns)
-{
-	double gap;
-
-	if (a->last_ns == 0 || sent_ns <= a->last_ns) {
-		a->last_ns = sent_ns > a->last_ns ? sent_ns : a->last_ns;
-		return;
-	}
-	gap = (double)(sent_ns - a->last_ns);
-	a->last_ns = sent_ns;
-	if (a->period_ns > 0 && fabs(gap - a->period_ns) <= a->period_ns / 4) {
-		a->jitter_ns += (fabs(gap - a->period_ns) - a->jitter_ns) / 8;
-		a->period_ns += (gap - a->period_ns) / 8;
-		a->steady++;
-	} else {
-		a->period_ns = gap;
-		a->jitter_ns = 0;
-		a->steady = 0;
-	}
-}
-
-uint64_t
-arrival_next_ns(const struct arrival *a)
-{
-	if (a->steady < 4 || a->period_ns <= 0)
-		return 0;
-	return a->last_ns + (uint64_t)a->period_ns;
 }

@@ -51,7 +51,8 @@ CTL="$B/gearboxctl --socket $SOCK"
 # (the synthetic model's classes differ between group counts)
 mkdir -p "$T/policies"
 printf '[policy]\ncontroller = fixed\ngroups = 4\n' >"$T/policies/all-groups.conf"
-printf '[daemon]\npolicies = %s/policies\n' "$T" >"$T/gearboxd.conf"
+# (PM QoS to a plain file of ours, never the machine's)
+printf '[daemon]\npolicies = %s/policies\npm_qos = cpu-dma-latency\npm_qos_device = %s/cpu_dma_latency\n' "$T" "$T" >"$T/gearboxd.conf"
 "$B/gearboxd" --socket "$SOCK" --model "$MODEL" --config "$T/gearboxd.conf" -v >"$T/daemon.log" 2>&1 &
 DPID=$!
 for i in $(seq 1 600); do

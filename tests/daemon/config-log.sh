@@ -35,9 +35,12 @@ cat >"$T/vendor/gearboxd.conf" <<CONF
 model = $T/missing.safetensors
 policy = powersave
 CONF
+# (PM QoS to a plain file of ours, never the machine's: this may run as root)
 cat >"$T/vendor/gearboxd.conf.d/10-board.conf" <<CONF
 [daemon]
 policy = realtime
+pm_qos = cpu-dma-latency
+pm_qos_device = $T/cpu_dma_latency
 CONF
 cat >"$T/etc/gearboxd.conf.d/20-local.conf" <<CONF
 [daemon]

@@ -48,9 +48,20 @@ fi
 SOCK=$T/gearboxd.sock
 CTL="$B/gearboxctl --socket $SOCK"
 
+# The daemon's PM QoS request goes to a plain file of ours, not to the
+# machine's /sys or /dev/cpu_dma_latency (this may run as root): every
+# configuration it starts with gets these lines, and one of our own stands
+# in for the default (no /etc of the invoking user's either).
+QOS=$T/cpu_dma_latency
+: >"$QOS"
+qos_lines() { printf 'pm_qos = cpu-dma-latency\npm_qos_device = %s\n' "$QOS"; }
+printf '[daemon]\n' >"$T/default.conf"
+qos_lines >>"$T/default.conf"
 start_daemon() { # start_daemon [wrapper...]
 	rm -f "$SOCK"
-	"$@" "$B/gearboxd" --socket "$SOCK" --model "${DAEMON_MODEL:-$MODEL}" -v ${DAEMON_CONFIG:+--config "$DAEMON_CONFIG"} >"$T/daemon.log" 2>&1 &
+	conf=${DAEMON_CONFIG:-$T/default.conf}
+	grep -q '^pm_qos_device' "$conf" || qos_lines >>"$conf"
+	"$@" "$B/gearboxd" --socket "$SOCK" --model "${DAEMON_MODEL:-$MODEL}" -v --config "$conf" >"$T/daemon.log" 2>&1 &
 	DPID=$!
 	for i in $(seq 1 "${START_TENTHS:-900}"); do
 		[ -S "$SOCK" ] && $CTL status >/dev/null 2>&1 && return 0
@@ -94,6 +105,16 @@ for k in ("latency_us", "class", "groups", "placement", "freq_khz", "energy_uj",
 # test that; here only that it is said)
 assert 1 <= r["groups"] <= 4 and isinstance(r["deadline_met"], bool) and r["energy_uj"] > 0, r
 EOF
+# A deadline request takes the PM QoS request, on the main thread (not in
+# the request's path): the device file gets the latency, STATUS says it.
+for _ in $(seq 1 50); do
+	[ -s "$QOS" ] && break
+	sleep 0.1
+done
+[ "$(od -An -t d4 "$QOS" 2>/dev/null | tr -d ' ')" = 10 ] || fail "PM QoS not taken after a deadline request: $(od -An -t d4 "$QOS" 2>&1)"
+[ "$($CTL --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["pm_qos"])')" = True ] ||
+	fail "STATUS does not say PM QoS is held"
+grep -q "PM QoS: CPU latency held at 10 us" "$T/daemon.log" || fail "PM QoS taken without a log line"
 # The same image as PGM and as PNG gives the same class as from the IDX file.
 python3 - "$IDX" "$T" <<'EOF'
 import gzip, struct, sys, zlib
@@ -295,6 +316,7 @@ echo "ok: bad input"
 
 # --- 2b. configuration file, SIGHUP reload, operating-point events -------------
 printf '[daemon]\nmodel = %s\nmargin = 0.2\nthreads = 1\n' "$MODEL" >"$T/gearboxd.conf"
+qos_lines >>"$T/gearboxd.conf"
 printf '[daemon]\nmargin = 0.1\nflavour = strawberry\n' >"$T/bad.conf"
 if "$B/gearboxd" --config "$T/bad.conf" --socket "$T/never.sock" 2>"$T/err"; then fail "bad config accepted"; fi
 grep -q "bad.conf:3: unknown key 'flavour'" "$T/err" || fail "bad config message: $(cat "$T/err")"
@@ -318,6 +340,7 @@ if $CTL reload >"$T/out" 2>"$T/err"; then fail "gearboxctl reload exited 0 on a 
 grep -q "reload refused: .*gearboxd.conf:3: unknown key 'flavour'.*; keeping the running configuration" "$T/err" ||
 	fail "refused reload not said by gearboxctl: $(cat "$T/err")"
 printf '[daemon]\nmodel = %s\nmargin = 0.5\nsplit = all\nrealtime = no\n' "$MODEL" >"$T/gearboxd.conf"
+qos_lines >>"$T/gearboxd.conf"
 kill -HUP "$DPID"
 sleep 0.5
 grep -q "reloaded .*gearboxd.conf (margin 0.50)" "$T/daemon.log" || fail "good reload not applied"
@@ -328,6 +351,7 @@ grep -q "reload: threads, split, realtime changed in .*gearboxd.conf; that takes
 # reload (file:line, old policies kept), a good one picked up
 mkdir -p "$T/policies"
 printf '[daemon]\nmodel = %s\npolicies = %s/policies\npolicy = fast\n' "$MODEL" "$T" >"$T/gearboxd.conf"
+qos_lines >>"$T/gearboxd.conf"
 printf '[policy]\nobjective = latency\n' >"$T/policies/fast.conf"
 kill -HUP "$DPID"
 sleep 0.5
@@ -418,6 +442,7 @@ if "$B/gearbox" platform --json | python3 -c 'import json,sys; sys.exit(0 if jso
 	mkdir -p "$T/clpolicies"
 	printf '[policy]\nplacements = opencl\n' >"$T/clpolicies/device.conf"
 	printf '[daemon]\nmodel = %s\npolicies = %s/clpolicies\n' "$MODEL" "$T" >"$T/cl.conf"
+	qos_lines >>"$T/cl.conf"
 	rm -f "$SOCK"
 	# the device fails after 40 runs (calibration takes 12 of them)
 	GEARBOX_OPENCL_FAULT_AFTER=40 "$B/gearboxd" --config "$T/cl.conf" --socket "$SOCK" -v >"$T/daemon.log" 2>&1 &
@@ -462,7 +487,7 @@ fi
 # --- 3. socket activation -------------------------------------------------------
 if command -v systemd-socket-activate >/dev/null; then
 	rm -f "$SOCK"
-	systemd-socket-activate -l "$SOCK" "$B/gearboxd" --model "$MODEL" >"$T/daemon.log" 2>&1 &
+	systemd-socket-activate -l "$SOCK" "$B/gearboxd" --model "$MODEL" --config "$T/default.conf" >"$T/daemon.log" 2>&1 &
 	DPID=$!
 	for i in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 	$CTL status >/dev/null || fail "status through an activated socket"
@@ -482,7 +507,8 @@ n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 n.bind(path)
 n.settimeout(30)
 env = dict(os.environ, NOTIFY_SOCKET=path)
-p = subprocess.Popen([daemon, "--socket", os.path.join(tmp, "n.sock"), "--model", model], env=env,
+p = subprocess.Popen([daemon, "--socket", os.path.join(tmp, "n.sock"), "--model", model,
+                      "--config", os.path.join(tmp, "default.conf")], env=env,
                      stderr=subprocess.DEVNULL)
 def until(word):
     seen = []

@@ -31,9 +31,14 @@ IDX=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 MODEL="$S/models/fmnist-alexnet-g4.safetensors"
 SOCK=$T/gearboxd.sock
 CTL="$B/gearboxctl --socket $SOCK"
-start_daemon() {
+# PM QoS goes to a plain file of ours, never to the machine's /sys or
+# /dev/cpu_dma_latency (this may run as root).
+printf '[daemon]\n' >"$T/default.conf"
+start_daemon() { # start_daemon [CONFIG]
 	rm -f "$SOCK"
-	"$B/gearboxd" --socket "$SOCK" --model "$MODEL" -v ${1:+--config "$1"} >"$T/daemon.log" 2>&1 &
+	conf=${1:-$T/default.conf}
+	grep -q '^pm_qos_device' "$conf" || printf 'pm_qos = cpu-dma-latency\npm_qos_device = %s/cpu_dma_latency\n' "$T" >>"$conf"
+	"$B/gearboxd" --socket "$SOCK" --model "$MODEL" -v --config "$conf" >"$T/daemon.log" 2>&1 &
 	DPID=$!
 	for i in $(seq 1 900); do
 		[ -S "$SOCK" ] && $CTL status >/dev/null 2>&1 && return 0

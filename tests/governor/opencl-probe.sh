@@ -58,7 +58,8 @@ MODEL=$(ls "$S"/models/*.safetensors 2>/dev/null | head -n 1 || true)
 [ -n "$MODEL" ] || { MODEL=$T/model.safetensors; "$B/tests/tools/mkmodel" --arch alexnet-fmnist "$MODEL"; }
 SOCK=$T/gearboxd.sock
 start_daemon() { # start_daemon CONFIG_TEXT [env...]
-	printf '[daemon]\n%s\n' "$1" >"$T/gearboxd.conf"
+	# (PM QoS to a plain file of ours, never the machine's)
+	printf '[daemon]\n%s\npm_qos = cpu-dma-latency\npm_qos_device = %s/cpu_dma_latency\n' "$1" "$T" >"$T/gearboxd.conf"
 	shift
 	rm -f "$SOCK"
 	env "$@" "$B/gearboxd" --foreground --socket "$SOCK" --model "$MODEL" --config "$T/gearboxd.conf" -v \

@@ -59,7 +59,9 @@ if [ ! -x "$B/gearboxd" ]; then
 	echo "ok: bash completion (no gearboxd built: model names from a daemon not checked)"
 	exit 0
 fi
-"$B/gearboxd" --socket "$T/gb.sock" --model "$T/tiny.safetensors" >"$T/daemon.log" 2>&1 &
+# (PM QoS to a plain file of ours, never the machine's)
+printf '[daemon]\npm_qos = cpu-dma-latency\npm_qos_device = %s/cpu_dma_latency\n' "$T" >"$T/gb.conf"
+"$B/gearboxd" --socket "$T/gb.sock" --model "$T/tiny.safetensors" --config "$T/gb.conf" >"$T/daemon.log" 2>&1 &
 DPID=$!
 for i in $(seq 1 300); do
 	[ -S "$T/gb.sock" ] && "$B/gearboxctl" --socket "$T/gb.sock" status >/dev/null 2>&1 && break
