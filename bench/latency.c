@@ -22,7 +22,14 @@
  *   bench/latency SOCKET MODEL [--rates 20,50,200,1000,0] [--seconds S | --requests N]
  *                 [--policy NAME] [--groups N] [--threads N] [--deadline-us US] [--images DIR|FILE] [--json]
  *
- * Start gearboxd first (scripts/bench-latency.sh does, with a pinned policy). */
+ * Start gearboxd first (scripts/bench-latency.sh does, with a pinned policy).
+ *
+ * Before and after, a thread of this process spins for a second reading the
+ * clock and counts the gaps: times it was off the CPU with nothing of ours
+ * to blame (a hypervisor taking the vCPU, kernel work). On the 2-vCPU
+ * development VM these came and went by the hour, from none to several a
+ * second over a millisecond, and they decide a run's p99s: the figures say
+ * how quiet the machine was. */
 #include "config.h"
 
 #include <errno.h>
@@ -57,7 +64,33 @@
 #define REQUEST_JSON_BYTES 64
 #define DEFAULT_IMAGES "/usr/share/datasets/fashion-mnist"
 
+#define STALL_PROBE_NS 1000000000ull /* each of the two probes */
+
 enum kind { FLOOR, ENGINE, DAEMON, NKINDS };
+
+/* Gaps a spinning thread saw between two clock readings. */
+struct stalls {
+	double seconds;
+	unsigned over_100us, over_300us, over_1ms;
+	double longest_us;
+};
+
+static void
+probe_stalls(struct stalls *st)
+{
+	uint64_t start = monotonic_ns(), last = start, now;
+
+	do {
+		uint64_t gap = (now = monotonic_ns()) - last;
+		last = now;
+		st->over_100us += gap > 100000;
+		st->over_300us += gap > 300000;
+		st->over_1ms += gap > 1000000;
+		if ((double)gap / 1e3 > st->longest_us)
+			st->longest_us = (double)gap / 1e3;
+	} while (now - start < STALL_PROBE_NS);
+	st->seconds += (double)(now - start) / 1e9;
+}
 
 struct options {
 	const char *socket, *model, *policy, *images;
@@ -644,9 +677,18 @@ print_json_row(const struct rate_result *r, const struct verdict *v, const struc
 }
 
 static void
-print_json_summary(const struct bench *b, const char *cpu, const char *command, unsigned met, unsigned targets)
+print_stalls(const struct stalls *st)
 {
-	struct json_object *o = json_object_new_object();
+	printf("machine: a thread spinning %.0f s (before and after) was off the CPU %u times over 100 us, %u over\n"
+	       "300 us, %u over 1 ms (longest %.0f us): how quiet this run's machine was\n",
+	       st->seconds, st->over_100us, st->over_300us, st->over_1ms, st->longest_us);
+}
+
+static void
+print_json_summary(const struct bench *b, const char *cpu, const char *command, unsigned met, unsigned targets,
+                   const struct stalls *st)
+{
+	struct json_object *o = json_object_new_object(), *so = json_object_new_object();
 
 	json_object_object_add(o, "summary", json_object_new_boolean(true));
 	json_object_object_add(o, "cpu", json_object_new_string(cpu));
@@ -662,6 +704,12 @@ print_json_summary(const struct bench *b, const char *cpu, const char *command, 
 	json_object_object_add(o, "rates", json_object_new_int((int)b->o.nrates));
 	json_object_object_add(o, "targets", json_object_new_int((int)targets));
 	json_object_object_add(o, "targets_met", json_object_new_int((int)met));
+	json_object_object_add(so, "seconds", num(st->seconds));
+	json_object_object_add(so, "over_100us", json_object_new_int((int)st->over_100us));
+	json_object_object_add(so, "over_300us", json_object_new_int((int)st->over_300us));
+	json_object_object_add(so, "over_1ms", json_object_new_int((int)st->over_1ms));
+	json_object_object_add(so, "longest_us", num(st->longest_us));
+	json_object_object_add(o, "machine_stalls", so);
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 }
@@ -803,6 +851,7 @@ int
 main(int argc, char **argv)
 {
 	struct bench b = { 0 };
+	struct stalls stalls = { 0 };
 	char cpu[256], command[2048];
 	unsigned met = 0;
 	bool has_daemon_us = false;
@@ -825,6 +874,7 @@ main(int argc, char **argv)
 	b.memory_locked = mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0;
 	if (bench_open(&b) != 0)
 		return 1;
+	probe_stalls(&stalls);
 	if (!b.o.json)
 		print_header(&b, cpu, command);
 	for (unsigned i = 0; i < b.o.nrates && ret == 0; i++) {
@@ -844,10 +894,12 @@ main(int argc, char **argv)
 		}
 		rate_result_free(&r);
 	}
+	probe_stalls(&stalls);
 	if (ret == 0 && b.o.json) {
-		print_json_summary(&b, cpu, command, met, 2 * b.o.nrates);
+		print_json_summary(&b, cpu, command, met, 2 * b.o.nrates, &stalls);
 	} else if (ret == 0) {
 		print_legend(has_daemon_us);
+		print_stalls(&stalls);
 		printf("targets met: %u of %u\n", met, 2 * b.o.nrates);
 	}
 	bench_close(&b);
