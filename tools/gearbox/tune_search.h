@@ -71,9 +71,12 @@ double ts_table_cost(const struct ts_problem *p, const unsigned *plan);
 /* The table's optimum (DP) and, for tests, by trying every plan. */
 double ts_exact(const struct ts_problem *p, unsigned *plan);
 double ts_brute_force(const struct ts_problem *p, unsigned *plan);
-/* Spend o->episodes measurements; the best measured plan goes to plan, its
- * measurement is returned, and trace[k] (o->episodes values, may be NULL) is
- * the best measurement after k + 1 measurements. -1 when out of memory. */
+/* Spend o->episodes measurements; the plan found goes to plan and its
+ * measurement is returned: with 32 episodes or more, the last 8 measure the
+ * best few plans again (rl: and its greedy plan) and the lowest mean of
+ * those wins (tune_search.c: a single best measurement is biased low).
+ * trace[k] (o->episodes values, may be NULL) is the best measurement after
+ * k + 1 measurements, the last one the pick's. -1 when out of memory. */
 double ts_random(const struct ts_problem *p, const struct ts_opts *o, unsigned *plan, double *trace);
 double ts_rl(const struct ts_problem *p, const struct ts_opts *o, unsigned *plan, double *trace);
 
