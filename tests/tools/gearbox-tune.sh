@@ -68,6 +68,13 @@ set -e
 "$GEARBOX" tune "$T/tiny.st" --search random --episodes 4 --runs 2 --warmup 0 --impls gemm,direct \
 	--out "$T/tiny2.plan" --json >"$T/rnd.json"
 [ "$(json "$T/rnd.json" 'all(l["impl"] in ("gemm", "direct") for g in d["groups"] for l in g["layers"])')" = True ] || fail "--impls"
+# One choice per layer (--impls gemm): rl's plan and the optimum's are the
+# same plan, measured once when measured again (ratio exactly 1), and with 40
+# episodes rl's final pick (the last 8) runs too.
+"$GEARBOX" tune "$T/tiny.st" --calibration random --calibration-count 4 --episodes 40 --runs 2 --warmup 0 \
+	--groups 2 --impls gemm --out "$T/same.plan" --json >"$T/same.json" 2>/dev/null
+[ "$(json "$T/same.json" 'all(g["rl_plan"] == g["exact_plan"] and all(v == 1.0 for v in g["remeasured_vs_exact"].values()) and g["search_measurements"] == 40 for g in d["groups"])')" = True ] ||
+	fail "the same plan measured again is not the same: $(json "$T/same.json" '[(g["remeasured_vs_exact"], g["search_measurements"]) for g in d["groups"]]')"
 # only layouts: every layer that can runs the direct convolution in NHWC or blocked, the plan says so and runs
 "$GEARBOX" tune "$T/fm.st" --search exact --runs 1 --warmup 0 --groups 2 --impls direct-nhwc,direct-blocked \
 	--out "$T/lay.plan" --json >"$T/lay.json"
