@@ -281,6 +281,29 @@ START_TEST(infeasible_budgets_run_the_closest_point)
 }
 END_TEST
 
+/* The reason names the figure the deadline was held against: the slow end
+ * of the recent requests when that is above the margin. */
+START_TEST(infeasible_reason_says_the_slow_end)
+{
+	struct pol_params p = params_named("t");
+	struct pol_point pt = { .groups = 1, .place = 0, .threads = 1, .latency_us = 150, .tail_us = 230,
+		                .energy_uj = 10, .accuracy = 0.9 };
+	struct pol_budget b = { .deadline_us = 200 };
+	struct pol_choice c;
+
+	ck_assert_int_eq(pol_select(&pt, 1, &p, &b, NULL, &c), 0);
+	ck_assert(!c.feasible);
+	ck_assert_msg(strstr(c.reason, "needs about 230 us at the slow end") != NULL, "%s", c.reason);
+	ck_assert_msg(strstr(c.reason, "150 us predicted") != NULL, "%s", c.reason);
+	/* no tail: the prediction with the margin */
+	pt.tail_us = 0;
+	pt.latency_us = 190;
+	ck_assert_int_eq(pol_select(&pt, 1, &p, &b, NULL, &c), 0);
+	ck_assert(!c.feasible);
+	ck_assert_msg(strstr(c.reason, "needs about 209 us with a 10% margin") != NULL, "%s", c.reason);
+}
+END_TEST
+
 START_TEST(ties_prefer_fewer_threads)
 {
 	struct pol_params p = params_named("t");
@@ -811,6 +834,7 @@ main(void)
 	tcase_add_test(sel, table_and_predictions);
 	tcase_add_test(sel, selects_best_accuracy_within_budget);
 	tcase_add_test(sel, infeasible_budgets_run_the_closest_point);
+	tcase_add_test(sel, infeasible_reason_says_the_slow_end);
 	tcase_add_test(sel, ties_prefer_fewer_threads);
 	tcase_add_test(sel, hysteresis_needs_slack_to_move_up);
 	tcase_add_test(sel, one_frequency_per_cluster);
