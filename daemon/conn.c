@@ -56,13 +56,21 @@ conn_unref(struct conn *c)
 	free(c);
 }
 
+void
+wake_main_thread(struct daemon *d)
+{
+	uint64_t one = 1;
+
+	if (write(d->post_fd, &one, sizeof(one)) != sizeof(one))
+		log_warning("cannot notify the main thread: %s", strerror(errno));
+}
+
 /* Ask the main thread to do something about c (NOTICE_FLUSH, NOTICE_CLOSE).
  * A connection is listed once however many notices it has; the listing
  * holds a reference. */
 static void
 post_notice(struct daemon *d, struct conn *c, unsigned notice)
 {
-	uint64_t one = 1;
 	bool list;
 
 	pthread_mutex_lock(&d->post_lock);
@@ -74,8 +82,8 @@ post_notice(struct daemon *d, struct conn *c, unsigned notice)
 		d->posted = c;
 	}
 	pthread_mutex_unlock(&d->post_lock);
-	if (list && write(d->post_fd, &one, sizeof(one)) != sizeof(one))
-		log_warning("cannot notify the main thread: %s", strerror(errno));
+	if (list)
+		wake_main_thread(d);
 }
 
 /* Room for `more` bytes in c->out (c->lock held): -ENOBUFS past the

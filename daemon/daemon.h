@@ -132,6 +132,9 @@ void conn_service(struct daemon *d, struct conn *c, uint32_t events);
  * requests dropped; requests running finish and are dropped. */
 void conn_sweep(struct daemon *d); /* main thread: timeouts (see conn.c) */
 void conn_close_locked(struct daemon *d, struct conn *c);
+/* Wake the main thread (its notice eventfd): on_notice takes the connections'
+ * notices and a PM QoS request a worker asked for. */
+void wake_main_thread(struct daemon *d);
 
 /* ---- replies (replies.c) ------------------------------------------------- */
 

@@ -1701,13 +1701,10 @@ host_table(struct host *h, const struct pol_params *params, struct pol_point **p
 static void
 want_pm_qos(struct daemon *d)
 {
-	uint64_t one = 1;
-
 	if (d->pm_qos == NULL || d->pm_qos_failed || d->pm_qos_wanted || __atomic_load_n(&d->pm_qos_held, __ATOMIC_RELAXED))
 		return;
 	d->pm_qos_wanted = true;
-	if (write(d->post_fd, &one, sizeof(one)) != sizeof(one))
-		log_warning("cannot ask the main thread for the PM QoS request: %s", strerror(errno));
+	wake_main_thread(d); /* on_notice: serve_pm_qos_update */
 }
 
 static void

@@ -188,12 +188,19 @@ compare_objective(const struct pol_point *a, const struct pol_point *b, enum pol
 	return (b->threads < a->threads) - (a->threads < b->threads);
 }
 
+/* What a point is held to need against a deadline: the slow end when it
+ * is known, the prediction with the margin at least. */
+static double
+deadline_need_us(const struct pol_point *pt, double margin)
+{
+	return fmax(pt->tail_us, pt->latency_us * (1 + margin));
+}
+
 /* Relative violation of each budget at a point: 0 when met. */
 static void
 violations(const struct pol_point *pt, const struct pol_budget *b, double margin, double floor_acc, double v[3])
 {
-	/* the slow end when it is known, the margin at least */
-	double t = fmax(pt->tail_us, pt->latency_us * (1 + margin));
+	double t = deadline_need_us(pt, margin);
 	double e = pt->energy_uj * (1 + margin);
 
 	v[POL_KEEP_DEADLINE] = b->deadline_us > 0 && t > b->deadline_us ? t / b->deadline_us - 1 : 0;
@@ -244,12 +251,13 @@ explain(struct pol_choice *choice, const struct pol_budget *b, double margin, do
 		snprintf(choice->reason, sizeof(choice->reason),
 		         "deadline: %.0f us left, the closest point (g=%u, %u thread%s) needs about %.0f us at the slow "
 		         "end of the recent requests (%.0f us predicted)",
-		         b->deadline_us, pt->groups, pt->threads, pt->threads > 1 ? "s" : "", pt->tail_us, pt->latency_us);
+		         b->deadline_us, pt->groups, pt->threads, pt->threads > 1 ? "s" : "", deadline_need_us(pt, margin),
+		         pt->latency_us);
 	else if (v[POL_KEEP_DEADLINE] > 0)
 		snprintf(choice->reason, sizeof(choice->reason),
 		         "deadline: %.0f us left, the closest point (g=%u, %u thread%s) needs about %.0f us with a "
 		         "%.0f%% margin",
-		         b->deadline_us, pt->groups, pt->threads, pt->threads > 1 ? "s" : "", pt->latency_us * (1 + margin),
+		         b->deadline_us, pt->groups, pt->threads, pt->threads > 1 ? "s" : "", deadline_need_us(pt, margin),
 		         margin * 100);
 	else if (v[POL_KEEP_ENERGY] > 0)
 		snprintf(choice->reason, sizeof(choice->reason),

@@ -304,13 +304,10 @@ static int
 remeasure(struct tuner *t, const unsigned *const *plans, const bool *use, unsigned n, double *out, double *ratio)
 {
 	size_t runs = t->o->runs, per = REMEASURE_ROUNDS * runs;
-	double *v = calloc(per * n, sizeof(double)), *med = calloc((size_t)REMEASURE_ROUNDS * n, sizeof(double));
-	double rr[REMEASURE_ROUNDS];
+	double *v, *med, rr[REMEASURE_ROUNDS];
 	unsigned same_as[8];
 
 	if (n > 8) {
-		free(v);
-		free(med);
 		cli_error("internal: %u plans to measure again", n);
 		return -1;
 	}
@@ -320,7 +317,8 @@ remeasure(struct tuner *t, const unsigned *const *plans, const bool *use, unsign
 			if (use[j] && memcmp(plans[j], plans[k], t->nslots * sizeof(unsigned)) == 0)
 				same_as[k] = j;
 	}
-
+	v = calloc(per * n, sizeof(double));
+	med = calloc((size_t)REMEASURE_ROUNDS * n, sizeof(double));
 	if (v == NULL || med == NULL) {
 		free(v);
 		free(med);
