@@ -334,6 +334,9 @@ void serve_reload_models(struct daemon *d, struct json_object *loading);
  * request a deadline request asked for, or let it go when no deadline
  * session has sent anything for pm_qos_release_s. */
 void serve_pm_qos_update(struct daemon *d);
+/* The CPU latency it holds: pm_qos_latency_us, or what fits this machine
+ * when that says auto. */
+unsigned pm_qos_latency_us(const struct daemon *d);
 /* Re-read gearboxd.conf and the policies (gearboxd.c); takes daemon.lock. */
 /* -1: something refused, *error says what; `loading` as serve_reload_models. */
 int daemon_reload(struct daemon *d, char **error, struct json_object *loading);
@@ -453,6 +456,7 @@ struct daemon {
 	uint64_t last_deadline_ns;
 	bool pm_qos_failed, pm_qos_wanted; /* daemon.lock */
 	bool pm_qos_held;                  /* atomic: others read it */
+	unsigned pm_qos_fitting_us;        /* what pm_qos_latency_us = auto holds here */
 	/* real time */
 	int realtime_priority;       /* 0: none */
 	bool memory_locked;          /* mlockall took (gearboxd.conf lock_memory) */

@@ -1504,7 +1504,19 @@ setup_pm_qos(struct daemon *d)
 	if ((d->pm_qos = gov_pm_qos_new(&cfg, &cause)) == NULL) {
 		log_warning("no PM QoS requests: %s", cause);
 		free(cause);
+		return;
 	}
+	char why[256];
+	d->pm_qos_fitting_us = gov_pm_qos_fitting_latency_us(d->pm_qos, why, sizeof(why));
+	if (d->config.pm_qos_latency_us == CONFIG_PM_QOS_LATENCY_AUTO)
+		log_info("PM QoS: deadline sessions will hold a CPU latency of %u us: %s", d->pm_qos_fitting_us, why);
+}
+
+unsigned
+pm_qos_latency_us(const struct daemon *d)
+{
+	return d->config.pm_qos_latency_us == CONFIG_PM_QOS_LATENCY_AUTO ? d->pm_qos_fitting_us
+	                                                                 : d->config.pm_qos_latency_us;
 }
 
 int
@@ -1715,16 +1727,16 @@ hold_pm_qos(struct daemon *d)
 
 	for (unsigned i = 0; i < d->platform->nclusters; i++)
 		hwloc_bitmap_or(cpus, cpus, d->platform->clusters[i].cpuset);
-	if (gov_pm_qos_acquire(d->pm_qos, cpus, d->config.pm_qos_latency_us, &cause) != 0) {
+	if (gov_pm_qos_acquire(d->pm_qos, cpus, pm_qos_latency_us(d), &cause) != 0) {
 		log_warning("cannot hold a PM QoS CPU latency of %u us; deep idle states may cost deadlines: %s",
-		            d->config.pm_qos_latency_us, cause);
+		            pm_qos_latency_us(d), cause);
 		free(cause);
 		pthread_mutex_lock(&d->lock);
 		d->pm_qos_failed = true; /* said once, not retried */
 		pthread_mutex_unlock(&d->lock);
 	} else {
 		__atomic_store_n(&d->pm_qos_held, true, __ATOMIC_RELAXED);
-		log_info("PM QoS: CPU latency held at %u us while deadline sessions send", d->config.pm_qos_latency_us);
+		log_info("PM QoS: CPU latency held at %u us while deadline sessions send", pm_qos_latency_us(d));
 	}
 	hwloc_bitmap_free(cpus);
 }

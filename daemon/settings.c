@@ -37,7 +37,7 @@ config_defaults(struct config *c)
 	c->admin_group = strdup("gearbox-admin");
 	c->warm_ahead = CONFIG_WARM_YES;
 	c->pm_qos = CONFIG_PM_QOS_AUTO;
-	c->pm_qos_latency_us = 10;
+	c->pm_qos_latency_us = CONFIG_PM_QOS_LATENCY_AUTO;
 	c->pm_qos_release_s = 5;
 }
 
@@ -154,7 +154,9 @@ number_key(struct ini_file *f, const char *key, const char *value, struct config
 			continue;
 		unsigned long v = strtoul(value, &end, 10);
 		if (*end || end == value || value[0] == '-' || v < keys[i].lo || v > keys[i].hi)
-			return ini_file_fail(f, "%s '%s' must be a whole number from %lu to %lu", key, value, keys[i].lo,
+			return ini_file_fail(f, "%s '%s' must be %sa whole number from %lu to %lu", key, value,
+			                     /* on_entry takes its word */
+			                     strcmp(key, "pm_qos_latency_us") == 0 ? "auto or " : "", keys[i].lo,
 			                     keys[i].hi), -1;
 		if (keys[i].is_int)
 			*(int *)((char *)c + keys[i].offset) = (int)v;
@@ -226,6 +228,8 @@ on_entry(struct ini_file *f, const char *section, const char *key, const char *v
 	} else if (strcmp(key, "admin_group") == 0) {
 		free(c->admin_group);
 		c->admin_group = value[0] ? strdup(value) : NULL;
+	} else if (strcmp(key, "pm_qos_latency_us") == 0 && strcmp(value, "auto") == 0) {
+		c->pm_qos_latency_us = CONFIG_PM_QOS_LATENCY_AUTO;
 	} else if (strcmp(key, "pm_qos_device") == 0) {
 		free(c->pm_qos_device);
 		c->pm_qos_device = strdup(value);

@@ -24,7 +24,8 @@
  *   warm_ahead = yes                      # before a periodic session's next request: yes (threads + a
  *                                         # throwaway run to warm the caches), threads, no
  *   pm_qos = auto                         # CPU latency request: auto, resume-latency, cpu-dma-latency, no
- *   pm_qos_latency_us = 10                # the idle-state exit latency allowed while held
+ *   pm_qos_latency_us = auto              # the idle-state exit latency allowed while held (auto: 10 us,
+ *                                         # 0 in a virtual machine: gov_pm_qos_fitting_latency_us)
  *   pm_qos_release_s = 5                  # let go after this long without deadline requests
  *   pm_qos_device = /dev/cpu_dma_latency
  *   max_clients = 1024                    # connections in all (16 of them kept for root and the gearbox group)
@@ -47,7 +48,8 @@
 #define GEARBOX_SYSCONFDIR "/etc/gearbox" /* only builds outside Makefile.am (the fuzz harnesses) */
 #endif
 #define GEARBOXD_CONFIG GEARBOX_SYSCONFDIR "/gearboxd.conf"
-#define RESERVED_CLIENTS 16 /* of max_clients, kept for root and the gearbox group */
+#define RESERVED_CLIENTS 16
+#define CONFIG_PM_QOS_LATENCY_AUTO (~0u) /* of max_clients, kept for root and the gearbox group */
 
 struct config {
 	char *socket;
@@ -71,7 +73,7 @@ struct config {
 	enum { CONFIG_LOCK_AUTO, CONFIG_LOCK_YES, CONFIG_LOCK_NO } lock_memory;
 	enum { CONFIG_WARM_YES, CONFIG_WARM_THREADS, CONFIG_WARM_NO } warm_ahead;
 	enum { CONFIG_PM_QOS_AUTO, CONFIG_PM_QOS_RESUME, CONFIG_PM_QOS_DMA, CONFIG_PM_QOS_NO } pm_qos;
-	unsigned pm_qos_latency_us;
+	unsigned pm_qos_latency_us; /* CONFIG_PM_QOS_LATENCY_AUTO: what the machine needs */
 	unsigned pm_qos_release_s;
 	char *pm_qos_device;  /* NULL: /dev/cpu_dma_latency */
 	unsigned max_clients, max_clients_per_uid;

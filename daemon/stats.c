@@ -166,6 +166,8 @@ stats_status(struct daemon *d, const struct conn *viewer)
 	                                              : d->nplaces > 0 ? d->places[0].power_source : "estimate"));
 	json_object_object_add(o, "realtime_demotions", json_object_new_int64((int64_t)gov_realtime_demotions()));
 	json_object_object_add(o, "pm_qos", json_object_new_boolean(__atomic_load_n(&d->pm_qos_held, __ATOMIC_RELAXED)));
+	json_object_object_add(o, "pm_qos_latency_us",
+	                       d->pm_qos != NULL ? json_object_new_int64(pm_qos_latency_us(d)) : NULL);
 	json_object_object_add(o, "memory_locked", json_object_new_boolean(d->memory_locked));
 	json_object_object_add(o, "models", models);
 	json_object_object_add(o, "workers", workers_json(d));

@@ -274,6 +274,19 @@ bool gov_pm_qos_held(const struct gov_pm_qos *q);
 enum gov_pm_qos_mode gov_pm_qos_mechanism(const struct gov_pm_qos *q);
 void gov_pm_qos_free(struct gov_pm_qos *q);     /* releases; NULL is fine */
 
+/* The limit worth holding on this machine, for a configuration that leaves
+ * it to gearbox: GOV_PM_QOS_SHALLOW_US, which keeps shallow states (x86 C1,
+ * Arm WFI) and forbids cluster power-down and package states, except under
+ * the haltpoll cpuidle driver (a KVM guest), 0: its one state besides
+ * polling is a halt that gives the virtual CPU back to the hypervisor. It
+ * declares a 1 us exit latency, but waking takes the host's scheduler: on
+ * the 2-vCPU development VM, a reply to a client asleep in halt took 79-87
+ * us (median) to reach it, and 31-39 us with 0 held, which leaves idle
+ * virtual CPUs polling. Reads devices/system/cpu/cpuidle/current_driver
+ * under the sysfs root; why (len bytes) says which and why. */
+#define GOV_PM_QOS_SHALLOW_US 10
+unsigned gov_pm_qos_fitting_latency_us(const struct gov_pm_qos *q, char *why, size_t len);
+
 /* Real time. gov_realtime_enter puts the calling thread (not the process) in
  * SCHED_FIFO at `priority` with SCHED_RESET_ON_FORK, so children start as
  * SCHED_OTHER, and unblocks SIGXCPU in it (see the bound below). Permission

@@ -338,6 +338,28 @@ gov_pm_qos_mechanism(const struct gov_pm_qos *q)
 	return q->held;
 }
 
+unsigned
+gov_pm_qos_fitting_latency_us(const struct gov_pm_qos *q, char *why, size_t len)
+{
+	char path[4096], driver[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/devices/system/cpu/cpuidle/current_driver", q->sysfs_root);
+	if ((f = fopen(path, "re")) != NULL) {
+		if (fgets(driver, sizeof(driver), f) == NULL)
+			driver[0] = '\0';
+		driver[strcspn(driver, "\n")] = '\0';
+		fclose(f);
+	}
+	if (strcmp(driver, "haltpoll") == 0) {
+		snprintf(why, len, "the cpuidle driver is haltpoll (a virtual machine, whose halt leaves waking to the "
+		                   "hypervisor): idle CPUs poll while it is held");
+		return 0;
+	}
+	snprintf(why, len, "the cpuidle driver is %s: shallow idle states stay allowed", driver[0] ? driver : "unknown");
+	return GOV_PM_QOS_SHALLOW_US;
+}
+
 void
 gov_pm_qos_free(struct gov_pm_qos *q)
 {

@@ -111,10 +111,17 @@ for _ in $(seq 1 50); do
 	[ -s "$QOS" ] && break
 	sleep 0.1
 done
-[ "$(od -An -t d4 "$QOS" 2>/dev/null | tr -d ' ')" = 10 ] || fail "PM QoS not taken after a deadline request: $(od -An -t d4 "$QOS" 2>&1)"
-[ "$($CTL --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["pm_qos"])')" = True ] ||
-	fail "STATUS does not say PM QoS is held"
-grep -q "PM QoS: CPU latency held at 10 us" "$T/daemon.log" || fail "PM QoS taken without a log line"
+# pm_qos_latency_us is left at auto: 0 under a virtual machine's haltpoll
+# cpuidle driver (its halt wakes slowly), else 10.
+fits=10
+[ "$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null)" != haltpoll ] || fits=0
+[ "$(od -An -t d4 "$QOS" 2>/dev/null | tr -d ' ')" = $fits ] ||
+	fail "PM QoS not taken at $fits us after a deadline request: $(od -An -t d4 "$QOS" 2>&1)"
+[ "$($CTL --json status | python3 -c 'import json,sys; s = json.load(sys.stdin); print(s["pm_qos"], s["pm_qos_latency_us"])')" = "True $fits" ] ||
+	fail "STATUS does not say PM QoS is held at $fits us"
+grep -q "PM QoS: CPU latency held at $fits us" "$T/daemon.log" || fail "PM QoS taken without a log line"
+grep -q "PM QoS: deadline sessions will hold a CPU latency of $fits us: the cpuidle driver is" "$T/daemon.log" ||
+	fail "the log does not say why the PM QoS limit is $fits us"
 # The same image as PGM and as PNG gives the same class as from the IDX file.
 python3 - "$IDX" "$T" <<'EOF'
 import gzip, struct, sys, zlib

@@ -186,6 +186,33 @@ START_TEST(test_plan_limits)
 }
 END_TEST
 
+/* pm_qos_latency_us: auto by default (the daemon asks the governor what
+ * fits), auto or a number when given, and the refusal names both. */
+START_TEST(test_pm_qos_latency)
+{
+	struct config c;
+	char path[512], *cause = NULL;
+
+	config_defaults(&c);
+	ck_assert_uint_eq(c.pm_qos_latency_us, CONFIG_PM_QOS_LATENCY_AUTO);
+	snprintf(path, sizeof(path), "%s/qos.conf", dir);
+	put("qos.conf", "[daemon]\npm_qos_latency_us = 0\n");
+	ck_assert_msg(config_load(&c, path, &cause) == 0, "%s", cause ? cause : "?");
+	ck_assert_uint_eq(c.pm_qos_latency_us, 0);
+	put("qos.conf", "[daemon]\npm_qos_latency_us = auto\n");
+	ck_assert_msg(config_load(&c, path, &cause) == 0, "%s", cause ? cause : "?");
+	ck_assert_uint_eq(c.pm_qos_latency_us, CONFIG_PM_QOS_LATENCY_AUTO);
+	config_free(&c);
+	put("qos.conf", "[daemon]\npm_qos_latency_us = fast\n");
+	config_defaults(&c);
+	ck_assert(config_load(&c, path, &cause) != 0);
+	ck_assert_msg(strstr(cause, "qos.conf:2") != NULL && strstr(cause, "must be auto or a whole number from 0") != NULL,
+	              "cause: %s", cause);
+	free(cause);
+	config_free(&c);
+}
+END_TEST
+
 START_TEST(test_log_target)
 {
 	struct stat st = { 0 };
@@ -225,6 +252,7 @@ main(void)
 
 	tcase_add_test(tc, test_dropin_precedence);
 	tcase_add_test(tc, test_plan_limits);
+	tcase_add_test(tc, test_pm_qos_latency);
 	tcase_add_test(tc, test_log_target);
 	suite_add_tcase(s, tc);
 	return run_suite_in_tmpdir(s, dir);

@@ -4,7 +4,8 @@
  * PM QoS works on a small sysfs tree in a temporary folder (cpuN/power/
  * pm_qos_resume_latency_us) and a plain file standing in for
  * /dev/cpu_dma_latency: exactly the CPUs given are written, release and
- * re-acquire put back what no longer applies, AUTO's choice, errors that name
+ * re-acquire put back what no longer applies, AUTO's choice, the limit that
+ * fits the machine's cpuidle driver, errors that name
  * the file, and recovery of the old values after a crash through the saved
  * state. Plain files are not truncated by sysfs-style writes (as under
  * umockdev), so values are compared by their first token.
@@ -322,6 +323,40 @@ START_TEST(test_auto_choice)
 	ck_assert_msg(strstr(cause, missing) && strstr(cause, "/devices/system/cpu/cpu0/" ATTR), "%s", cause);
 	free(cause);
 	gov_pm_qos_free(q);
+}
+END_TEST
+
+/* What an "auto" limit holds: 0 under haltpoll (a virtual machine's halt),
+ * else the shallow-state limit, also when the driver cannot be read. */
+START_TEST(test_fitting_latency)
+{
+	static const struct {
+		const char *name, *driver; /* NULL: no cpuidle folder */
+		unsigned us;
+		const char *said;
+	} cases[] = {
+		{ "fit-vm", "haltpoll\n", 0, "haltpoll" },
+		{ "fit-intel", "intel_idle\n", GOV_PM_QOS_SHALLOW_US, "intel_idle" },
+		{ "fit-arm", "psci_idle", GOV_PM_QOS_SHALLOW_US, "psci_idle" },
+		{ "fit-none", NULL, GOV_PM_QOS_SHALLOW_US, "unknown" },
+	};
+	const char *init[] = { "0" };
+
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *root = make_tree(cases[i].name, 1, init);
+		char sub[400], why[256] = "";
+		if (cases[i].driver != NULL) {
+			char cmd[600];
+			snprintf(cmd, sizeof(cmd), "mkdir -p '%s/devices/system/cpu/cpuidle'", root);
+			ck_assert_int_eq(system(cmd), 0);
+			snprintf(sub, sizeof(sub), "%s/devices/system/cpu/cpuidle/current_driver", cases[i].name);
+			scratch_file(dir, sub, cases[i].driver);
+		}
+		struct gov_pm_qos *q = new_qos(GOV_PM_QOS_AUTO, root, NULL, NULL);
+		ck_assert_uint_eq(gov_pm_qos_fitting_latency_us(q, why, sizeof(why)), cases[i].us);
+		ck_assert_msg(strstr(why, cases[i].said) != NULL, "%s: %s", cases[i].name, why);
+		gov_pm_qos_free(q);
+	}
 }
 END_TEST
 
@@ -702,6 +737,7 @@ main(void)
 	tcase_add_test(qos, test_two_holders_share_state);
 	tcase_add_test(qos, test_dma_latency);
 	tcase_add_test(qos, test_auto_choice);
+	tcase_add_test(qos, test_fitting_latency);
 	tcase_add_test(qos, test_errors);
 	tcase_add_test(qos, test_crash_recovery);
 	tcase_set_timeout(qos, 60);
