@@ -50,7 +50,8 @@ done
 [ -S "$SOCK" ] || { echo "demo: gearboxd did not come up in 90 s" >&2; exit 1; }
 echo
 echo "== g=1 at 50 requests/s: the engine alone and a bare socket round trip (bench/latency)"
-$B/bench/latency "$SOCK" "$MODEL" --policy pinned --rates 50 --seconds 1 --json >"$T/latency.json"
+# 200 requests of each kind: the p99 of fewer is their largest, one spike.
+$B/bench/latency "$SOCK" "$MODEL" --policy pinned --rates 50 --seconds 4 --json >"$T/latency.json"
 SCHEDULE=$(python3 - "$T/bench.json" "$T/latency.json" <<'PY'
 import json, sys
 g = json.load(open(sys.argv[1]))["groups"]
