@@ -261,8 +261,6 @@ struct host {
 	bool swapping;               /* daemon.lock: a new copy is being loaded */
 	pthread_t swap_thread;
 	bool swap_thread_started;
-	/* host.lock: the feedback factors the last plan was solved with */
-	double plan_factor[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 };
 
 /* What a model swap replaced: freed at exit, since a worker's warm-up may
@@ -358,21 +356,11 @@ struct daemon_plan {
 	uint64_t made_ns, plans;
 	uint64_t outcome;            /* what the last plan gave whom (a hash): logged when it changes */
 	double margin;               /* the latency margin the last plan was solved with */
-	uint64_t moved_ns;           /* when feedback that moved last asked for a plan */
 };
 int plan_start(struct daemon *d, char **cause);
 void plan_stop(struct daemon *d); /* after serve_stop */
 /* Ask for a new plan (daemon.lock held): the tenants changed. */
 void plan_request(struct daemon *d, const char *why);
-/* After learning from a request run at (place, threads) (host.lock held):
- * whether that feedback factor has moved by over a quarter since the last
- * plan was solved. The plan's points are as fast as the feedback said then:
- * the cold first requests of a run make it several times slower, and a plan
- * solved with that capped a loose tenant at g=3 until the periodic plan 2 s
- * later. */
-bool plan_feedback_moved(const struct host *h, unsigned place, unsigned threads);
-/* Then ask for a plan (daemon.lock held), at most every PLAN_MOVED_GAP_MS. */
-void plan_request_moved(struct daemon *d);
 /* Narrow a request's policy to the room its session was planned (daemon.lock). */
 void plan_room(struct daemon *d, const struct session *s, struct pol_params *params);
 /* The PLAN reply (daemon.lock). */

@@ -2,9 +2,8 @@
 /* gearboxd's tenant plan: the sessions planned jointly by the tenant solver
  * (policies/tenants.h), re-planned when the set of tenants changes (a
  * session opens or closes, a budget changes, a model is loaded, a session's
- * request rate is learnt or moves), when the feedback factor of a point
- * that ran has moved by over a quarter since the plan was solved, and every
- * few seconds while sessions exist (feedback has learnt interference since).
+ * request rate is learnt or moves) and every few seconds while sessions
+ * exist (feedback has learnt interference since).
  *
  * Each session is a tenant: its model, its deadline and energy budget (less
  * its connection's return path, at most half the deadline), its accuracy floor, its rate (what OPEN or
@@ -53,8 +52,6 @@
 
 #define PLAN_UTIL 0.8        /* of each placement's time: the rest absorbs queueing and jitter */
 #define PLAN_PERIOD_S 2      /* re-plan this often while sessions exist */
-#define PLAN_MOVED_RATIO 1.25 /* feedback moved this much either way since the plan: re-plan */
-#define PLAN_MOVED_GAP_MS 250 /* but not more often than this */
 #define PLAN_LIMIT_S 0.2     /* per MIP solve; then the best found (or greedy's) */
 
 struct snapshot {
@@ -80,27 +77,6 @@ session_rate(const struct session *s, const char **from)
 	if (s->budget.deadline_us > 0)
 		return *from = "guessed", 1e6 / (2.0 * (double)s->budget.deadline_us);
 	return *from = "guessed", 10.0;
-}
-
-bool
-plan_feedback_moved(const struct host *h, unsigned place, unsigned threads)
-{
-	double was = h->plan_factor[place][threads], now = h->control.feedback.factor[place][threads];
-
-	if (!h->daemon->plan.enabled || place >= POL_MAX_PLACES || threads > POL_MAX_THREADS || !(was > 0))
-		return false;
-	return now > was * PLAN_MOVED_RATIO || now * PLAN_MOVED_RATIO < was;
-}
-
-void
-plan_request_moved(struct daemon *d)
-{
-	uint64_t now = monotonic_ns();
-
-	if (now - d->plan.moved_ns < (uint64_t)PLAN_MOVED_GAP_MS * 1000000)
-		return;
-	d->plan.moved_ns = now;
-	plan_request(d, "the feedback it was solved with moved");
 }
 
 void
@@ -175,7 +151,6 @@ solve(struct daemon *d, struct snapshot *sn, struct ten_problem *p, struct ten_r
 			return set_cause(cause, "out of memory");
 		}
 		n = pol_table_build(&h->control.predictor, &sn->params[i], &h->control.feedback, NULL, pts, cap);
-		memcpy(h->plan_factor, h->control.feedback.factor, sizeof(h->plan_factor));
 		/* its model's weights at g (mapped once: the solver counts them once
 		 * for every session of the model, tenants.h) and the buffers it
 		 * works in */

@@ -444,7 +444,6 @@ finish(struct daemon *d, struct worker *w, struct request *r, struct pol_session
 	unsigned char *frame = NULL;
 	size_t len = 0;
 	struct session *s;
-	bool moved = false;
 
 	pthread_mutex_lock(&d->lock);
 	stats_count(d, r);
@@ -474,12 +473,9 @@ finish(struct daemon *d, struct worker *w, struct request *r, struct pol_session
 			                   r->cold };
 		pthread_mutex_lock(&h->lock);
 		pol_control_learn(&h->control, &r->params, pt, &ran, state);
-		moved = plan_feedback_moved(h, pt->place, pt->threads);
 		pthread_mutex_unlock(&h->lock);
 	}
 	pthread_mutex_lock(&d->lock);
-	if (moved)
-		plan_request_moved(d);
 	if ((s = session_find(&d->sessions, r->session)) != NULL)
 		s->state = *state;
 	announce(d, r);

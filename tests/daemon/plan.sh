@@ -5,8 +5,7 @@
 # each was given and why; every request stays inside its session's room (g,
 # placement, threads); closing a session plans again; plan_power_w and
 # plan_memory_mib in gearboxd.conf are the plan's constraints, and the
-# memory counts a model's weights once for all its sessions; feedback that
-# moved by over a quarter plans again; plan = no in
+# memory counts a model's weights once for all its sessions; plan = no in
 # gearboxd.conf turns it off and PLAN says so.
 set -eu
 B=${top_builddir:-.}
@@ -267,24 +266,6 @@ PY
 	fi
 	stop_daemon
 fi
-
-# Feedback that moves re-plans: with the worker out of real time, two busy
-# loops on the CPUs (ours, stopped by pid) make its inferences about twice
-# as slow as the plan was solved with.
-printf '[daemon]\nrealtime = no\n' >"$T/moved.conf"
-start_daemon "$T/moved.conf"
-$CTL infer --idx "$IDX" --count 150 --rate 50 --deadline-us 50000 --json >"$T/moved.json" &
-A=$!
-sleep 1
-sh -c 'while :; do :; done' &
-H1=$!
-sh -c 'while :; do :; done' &
-H2=$!
-wait $A || { kill $H1 $H2; fail "the stream beside busy loops"; }
-kill $H1 $H2
-grep -q "plan [0-9]* (the feedback it was solved with moved)" "$T/daemon.log" ||
-	fail "no plan after the feedback moved: $(grep 'plan [0-9]' "$T/daemon.log" | tail -5)"
-stop_daemon
 
 # plan = no
 printf '[daemon]\nplan = no\n' >"$T/gearboxd.conf"
