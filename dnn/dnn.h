@@ -100,8 +100,9 @@ uint64_t dnn_model_file_bytes(const struct dnn_model *model);
 void dnn_model_normalize_u8(const struct dnn_model *model, const uint8_t *pixels, float *input);
 
 /* A pool of `threads` threads (the caller's thread counts as one) that run one
- * inference together. When cpuset is not NULL every thread, the caller's
- * included while it runs a job, is bound to it. */
+ * inference together. Every thread, the caller's included while it runs a
+ * job, is bound to cpuset (NULL: the CPUs the caller may run on), and to a
+ * CPU of its own there when it has one for each thread. */
 struct dnn_pool *dnn_pool_create(unsigned threads, hwloc_const_cpuset_t cpuset, char **cause);
 void dnn_pool_free(struct dnn_pool *pool);
 unsigned dnn_pool_threads(const struct dnn_pool *pool);

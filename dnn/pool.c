@@ -26,7 +26,16 @@ struct dnn_pool {
 	unsigned threads;
 	pthread_t *tids;
 	hwloc_topology_t topology;
-	hwloc_bitmap_t cpuset;      /* NULL: threads are not bound */
+	hwloc_bitmap_t cpuset;      /* the caller's CPUs when none was given; NULL: one thread */
+	/* One CPU of the cpuset per thread (the caller's first) when it has as
+	 * many: left to choose within the set, the kernel kept waking the
+	 * helper on the caller's own CPU, where it spun and yielded against
+	 * the caller. A fresh 2-thread `gearbox model bench` (g=1) ran at
+	 * 134-214 us for its first few hundred inferences, against 67-77 us
+	 * once the helper had been moved off, and 108 us on one thread; it
+	 * switched context 8 times an inference, against 2. */
+	hwloc_bitmap_t *pin;        /* npin (= threads) entries, or NULL: the whole cpuset */
+	unsigned npin;
 	hwloc_bitmap_t caller_saved;
 	bool caller_bound;
 
@@ -128,6 +137,36 @@ stop_workers(struct dnn_pool *pool, unsigned started)
 		pthread_join(pool->tids[i], NULL);
 }
 
+/* pool->pin: thread i on the i-th CPU of the cpuset, when it has one for
+ * each thread. -1: out of memory. */
+static int
+pin_one_cpu_each(struct dnn_pool *pool)
+{
+	int cpu = -1;
+
+	if (pool->threads < 2 || (unsigned)hwloc_bitmap_weight(pool->cpuset) < pool->threads)
+		return 0;
+	if ((pool->pin = calloc(pool->threads, sizeof(*pool->pin))) == NULL)
+		return -1;
+	pool->npin = pool->threads;
+	for (unsigned i = 0; i < pool->threads; i++) {
+		cpu = hwloc_bitmap_next(pool->cpuset, cpu);
+		if ((pool->pin[i] = hwloc_bitmap_alloc()) == NULL)
+			return -1;
+		hwloc_bitmap_only(pool->pin[i], (unsigned)cpu);
+	}
+	return 0;
+}
+
+static void
+free_pins(struct dnn_pool *pool)
+{
+	for (unsigned i = 0; pool->pin != NULL && i < pool->npin; i++)
+		hwloc_bitmap_free(pool->pin[i]); /* NULL is fine */
+	free(pool->pin);
+	pool->pin = NULL;
+}
+
 struct dnn_pool *
 dnn_pool_create(unsigned threads, hwloc_const_cpuset_t cpuset, char **cause)
 {
@@ -147,17 +186,25 @@ dnn_pool_create(unsigned threads, hwloc_const_cpuset_t cpuset, char **cause)
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->wake, NULL);
 	pthread_cond_init(&pool->done, NULL);
-	if (cpuset != NULL) {
-		if (hwloc_bitmap_iszero(cpuset)) {
-			set_cause(cause, "empty cpuset");
-			goto error;
-		}
+	if (cpuset != NULL && hwloc_bitmap_iszero(cpuset)) {
+		set_cause(cause, "empty cpuset");
+		goto error;
+	}
+	/* Without a cpuset, several threads still get a CPU each, among those
+	 * the caller may run on: the same wake-ups on one CPU otherwise. */
+	if (cpuset != NULL || threads > 1) {
 		if (hwloc_topology_init(&pool->topology) != 0 || hwloc_topology_load(pool->topology) != 0) {
 			set_cause(cause, "hwloc cannot load the topology: %s", strerror(errno));
 			goto error;
 		}
-		pool->cpuset = hwloc_bitmap_dup(cpuset);
+		pool->cpuset = cpuset != NULL ? hwloc_bitmap_dup(cpuset) : hwloc_bitmap_alloc();
+		if (cpuset == NULL && hwloc_get_cpubind(pool->topology, pool->cpuset, HWLOC_CPUBIND_THREAD) != 0)
+			hwloc_bitmap_copy(pool->cpuset, hwloc_topology_get_allowed_cpuset(pool->topology));
 		pool->caller_saved = hwloc_bitmap_alloc();
+		if (pin_one_cpu_each(pool) != 0) {
+			set_cause(cause, "out of memory");
+			goto error;
+		}
 	}
 	for (unsigned i = 1; i < threads; i++) {
 		struct worker_start *start = malloc(sizeof(*start));
@@ -174,10 +221,11 @@ dnn_pool_create(unsigned threads, hwloc_const_cpuset_t cpuset, char **cause)
 		}
 		started++;
 		pthread_setname_np(pool->tids[started - 1], "gbx-pool");
-		if (pool->cpuset != NULL &&
-		    hwloc_set_thread_cpubind(pool->topology, pool->tids[started - 1], pool->cpuset, HWLOC_CPUBIND_THREAD) != 0) {
+		hwloc_const_bitmap_t where = pool->pin != NULL ? pool->pin[i] : pool->cpuset;
+		if (where != NULL &&
+		    hwloc_set_thread_cpubind(pool->topology, pool->tids[started - 1], where, HWLOC_CPUBIND_THREAD) != 0) {
 			char *s = NULL;
-			hwloc_bitmap_asprintf(&s, pool->cpuset);
+			hwloc_bitmap_asprintf(&s, where);
 			set_cause(cause, "cannot bind worker thread to cpuset %s: %s", s ? s : "?", strerror(errno));
 			free(s);
 			goto error;
@@ -198,6 +246,7 @@ dnn_pool_free(struct dnn_pool *pool)
 		return;
 	if (pool->threads > 0)
 		stop_workers(pool, pool->threads - 1);
+	free_pins(pool);
 	if (pool->topology != NULL)
 		hwloc_topology_destroy(pool->topology);
 	hwloc_bitmap_free(pool->cpuset);
@@ -249,7 +298,8 @@ dnn_pool_enter(struct dnn_pool *pool)
 	if (pool == NULL || pool->cpuset == NULL)
 		return;
 	pool->caller_bound = hwloc_get_cpubind(pool->topology, pool->caller_saved, HWLOC_CPUBIND_THREAD) == 0 &&
-	                     hwloc_set_cpubind(pool->topology, pool->cpuset, HWLOC_CPUBIND_THREAD) == 0;
+	                     hwloc_set_cpubind(pool->topology, pool->pin != NULL ? pool->pin[0] : pool->cpuset,
+	                                       HWLOC_CPUBIND_THREAD) == 0;
 }
 
 void

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Thread pool: every share runs exactly once per dispatch, over many
- * dispatches; threads are bound to the cpuset they were given; the caller's
+ * dispatches; threads are bound to the cpuset they were given, one CPU each
+ * where it has as many (also with none given); the caller's
  * own binding is put back after an inference. */
 #include "config.h"
 #include "tests/common/check_main.h"
@@ -92,6 +93,53 @@ START_TEST(test_threads_bound_to_cpuset)
 }
 END_TEST
 
+/* As many CPUs as threads: one each, the caller on the first while it
+ * runs a job (left to the kernel, the helper kept waking on the caller's
+ * CPU). Needs two CPUs. */
+START_TEST(test_one_cpu_per_thread)
+{
+	struct binding b;
+	hwloc_bitmap_t set = hwloc_bitmap_alloc(), one = hwloc_bitmap_alloc();
+	struct dnn_pool *pool;
+	char *cause = NULL;
+	int first, second;
+
+	ck_assert_int_eq(hwloc_topology_init(&b.topo), 0);
+	ck_assert_int_eq(hwloc_topology_load(b.topo), 0);
+	first = hwloc_bitmap_first(hwloc_topology_get_allowed_cpuset(b.topo));
+	second = hwloc_bitmap_next(hwloc_topology_get_allowed_cpuset(b.topo), first);
+	if (second < 0) {
+		hwloc_topology_destroy(b.topo);
+		hwloc_bitmap_free(set);
+		hwloc_bitmap_free(one);
+		return; /* one CPU: nothing to tell apart */
+	}
+	hwloc_bitmap_set(set, (unsigned)first);
+	hwloc_bitmap_set(set, (unsigned)second);
+	for (int i = 0; i < 4; i++)
+		b.seen[i] = hwloc_bitmap_alloc();
+	for (int given = 0; given < 2; given++) { /* the cpuset, then NULL (all allowed: the first two) */
+		pool = dnn_pool_create(2, given == 0 ? set : NULL, &cause);
+		ck_assert_msg(pool != NULL, "%s", cause);
+		dnn_pool_enter(pool);
+		dnn_pool_run(pool, record_binding, &b);
+		dnn_pool_leave(pool);
+		hwloc_bitmap_only(one, (unsigned)first);
+		ck_assert_msg(hwloc_bitmap_isequal(b.seen[0], one), "the caller not on the first CPU (cpuset %s)",
+		              given == 0 ? "given" : "NULL");
+		hwloc_bitmap_only(one, (unsigned)second);
+		ck_assert_msg(hwloc_bitmap_isequal(b.seen[1], one), "the helper not on the second CPU (cpuset %s)",
+		              given == 0 ? "given" : "NULL");
+		dnn_pool_free(pool);
+	}
+	for (int i = 0; i < 4; i++)
+		hwloc_bitmap_free(b.seen[i]);
+	hwloc_bitmap_free(set);
+	hwloc_bitmap_free(one);
+	hwloc_topology_destroy(b.topo);
+}
+END_TEST
+
 START_TEST(test_bad_arguments)
 {
 	char *cause = NULL;
@@ -117,6 +165,7 @@ main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_every_share_once);
 	tcase_add_test(tc, test_threads_bound_to_cpuset);
+	tcase_add_test(tc, test_one_cpu_per_thread);
 	tcase_add_test(tc, test_bad_arguments);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
