@@ -129,9 +129,11 @@ assert d["mip"]["rows"] > 0 and d["mip"]["cols"] > 0
 # each stream's requests stayed inside the room its session had then: no
 # request above the most groups any plan seen gave the sessions. Only those
 # sent after the first plan with both sessions was seen (and 1.5 s in at the
-# earliest) count: before its first plan a session runs on room nobody was
-# promised, and the plans of the first moments, with one session open (which
-# may take g=4 alone) or none, can come and go between two looks
+# earliest) count, and none of the last half second: before its first plan a
+# session runs on room nobody was promised, and the plans of the first and
+# last moments, with one session open (which may take g=4 alone) or none, can
+# come and go between two looks (the stream that ends first leaves the other
+# alone: a CI run saw its last requests at g=4 under a plan no look caught)
 plans = [json.loads(l) for l in open(sys.argv[2]) if l.strip()] + [d]
 t0 = float(open(sys.argv[3]).read())
 both = [p["seen_at"] for p in plans if "seen_at" in p and len(p.get("tenants", [])) == 2]
@@ -151,7 +153,8 @@ for f, rate, deadline in zip(sys.argv[4:], (50, 100), (20000, 5000)):
     rows = [json.loads(l) for l in open(f) if l.strip()]
     reqs = [r for r in rows if not r.get("summary")]
     assert reqs, f
-    over = [r for r in reqs[int(settled_s * rate):] if r["groups"] > (4 if free else most)]
+    both_open = reqs[int(settled_s * rate):int((len(reqs) / rate - 0.5) * rate)]
+    over = [r for r in both_open if r["groups"] > (4 if free else most)]
     assert not over, (f, most, sorted({r["groups"] for r in reqs}))
 PY
 grep -q "^plan [0-9]" "$T/p1.txt" || fail "text: $(cat "$T/p1.txt")"
