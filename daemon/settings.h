@@ -48,8 +48,8 @@
 #define GEARBOX_SYSCONFDIR "/etc/gearbox" /* only builds outside Makefile.am (the fuzz harnesses) */
 #endif
 #define GEARBOXD_CONFIG GEARBOX_SYSCONFDIR "/gearboxd.conf"
-#define RESERVED_CLIENTS 16
-#define CONFIG_PM_QOS_LATENCY_AUTO (~0u) /* of max_clients, kept for root and the gearbox group */
+#define RESERVED_CLIENTS 16 /* of max_clients, kept for root and the gearbox group */
+#define CONFIG_PM_QOS_LATENCY_AUTO (~0u) /* pm_qos_latency_us = auto */
 
 struct config {
 	char *socket;

@@ -27,15 +27,7 @@ struct dnn_pool {
 	pthread_t *tids;
 	hwloc_topology_t topology;
 	hwloc_bitmap_t cpuset;      /* the caller's CPUs when none was given; NULL: one thread */
-	/* One CPU of the cpuset per thread (the caller's first) when it has as
-	 * many: left to choose within the set, the kernel kept waking the
-	 * helper on the caller's own CPU, where it spun and yielded against
-	 * the caller. A fresh 2-thread `gearbox model bench` (g=1) ran at
-	 * 134-214 us for its first few hundred inferences, against 67-77 us
-	 * once the helper had been moved off, and 108 us on one thread; it
-	 * switched context 8 times an inference, against 2. */
-	hwloc_bitmap_t *pin;        /* npin (= threads) entries, or NULL: the whole cpuset */
-	unsigned npin;
+	hwloc_bitmap_t caller_cpus; /* the caller's while it runs a job: thread_cpus(0) */
 	hwloc_bitmap_t caller_saved;
 	bool caller_bound;
 
@@ -137,40 +129,33 @@ stop_workers(struct dnn_pool *pool, unsigned started)
 		pthread_join(pool->tids[i], NULL);
 }
 
-/* pool->pin: thread i on the i-th CPU of the cpuset, when it has one for
- * each thread. -1: out of memory. */
-static int
-pin_one_cpu_each(struct dnn_pool *pool)
-{
-	int cpu = -1;
-
-	if (pool->threads < 2 || (unsigned)hwloc_bitmap_weight(pool->cpuset) < pool->threads)
-		return 0;
-	if ((pool->pin = calloc(pool->threads, sizeof(*pool->pin))) == NULL)
-		return -1;
-	pool->npin = pool->threads;
-	for (unsigned i = 0; i < pool->threads; i++) {
-		cpu = hwloc_bitmap_next(pool->cpuset, cpu);
-		if ((pool->pin[i] = hwloc_bitmap_alloc()) == NULL)
-			return -1;
-		hwloc_bitmap_only(pool->pin[i], (unsigned)cpu);
-	}
-	return 0;
-}
-
+/* Where thread i (0: the caller) runs: a CPU of its own, the i-th of the
+ * cpuset, when the cpuset has one for each thread; else anywhere in it.
+ * Left to choose within the set, the kernel kept waking the helper on the
+ * caller's own CPU, where it spun and yielded against the caller: a fresh
+ * 2-thread `gearbox model bench` (g=1) ran at 134-214 us for its first few
+ * hundred inferences, against 67-77 us once the helper had been moved off,
+ * and 108 us on one thread; it switched context 8 times an inference,
+ * against 2. */
 static void
-free_pins(struct dnn_pool *pool)
+thread_cpus(const struct dnn_pool *pool, unsigned i, hwloc_bitmap_t out)
 {
-	for (unsigned i = 0; pool->pin != NULL && i < pool->npin; i++)
-		hwloc_bitmap_free(pool->pin[i]); /* NULL is fine */
-	free(pool->pin);
-	pool->pin = NULL;
+	int cpu = hwloc_bitmap_first(pool->cpuset);
+
+	if (pool->threads < 2 || (unsigned)hwloc_bitmap_weight(pool->cpuset) < pool->threads) {
+		hwloc_bitmap_copy(out, pool->cpuset);
+		return;
+	}
+	for (unsigned k = 0; k < i; k++)
+		cpu = hwloc_bitmap_next(pool->cpuset, cpu);
+	hwloc_bitmap_only(out, (unsigned)cpu);
 }
 
 struct dnn_pool *
 dnn_pool_create(unsigned threads, hwloc_const_cpuset_t cpuset, char **cause)
 {
 	struct dnn_pool *pool;
+	hwloc_bitmap_t where = NULL; /* a helper's CPUs */
 	unsigned started = 0;
 
 	if (threads < 1 || threads > 1024) {
@@ -201,11 +186,10 @@ dnn_pool_create(unsigned threads, hwloc_const_cpuset_t cpuset, char **cause)
 		if (cpuset == NULL && hwloc_get_cpubind(pool->topology, pool->cpuset, HWLOC_CPUBIND_THREAD) != 0)
 			hwloc_bitmap_copy(pool->cpuset, hwloc_topology_get_allowed_cpuset(pool->topology));
 		pool->caller_saved = hwloc_bitmap_alloc();
-		if (pin_one_cpu_each(pool) != 0) {
-			set_cause(cause, "out of memory");
-			goto error;
-		}
+		pool->caller_cpus = hwloc_bitmap_alloc();
+		thread_cpus(pool, 0, pool->caller_cpus);
 	}
+	where = hwloc_bitmap_alloc();
 	for (unsigned i = 1; i < threads; i++) {
 		struct worker_start *start = malloc(sizeof(*start));
 		if (start == NULL) {
@@ -221,9 +205,8 @@ dnn_pool_create(unsigned threads, hwloc_const_cpuset_t cpuset, char **cause)
 		}
 		started++;
 		pthread_setname_np(pool->tids[started - 1], "gbx-pool");
-		hwloc_const_bitmap_t where = pool->pin != NULL ? pool->pin[i] : pool->cpuset;
-		if (where != NULL &&
-		    hwloc_set_thread_cpubind(pool->topology, pool->tids[started - 1], where, HWLOC_CPUBIND_THREAD) != 0) {
+		thread_cpus(pool, i, where);
+		if (hwloc_set_thread_cpubind(pool->topology, pool->tids[started - 1], where, HWLOC_CPUBIND_THREAD) != 0) {
 			char *s = NULL;
 			hwloc_bitmap_asprintf(&s, where);
 			set_cause(cause, "cannot bind worker thread to cpuset %s: %s", s ? s : "?", strerror(errno));
@@ -231,8 +214,10 @@ dnn_pool_create(unsigned threads, hwloc_const_cpuset_t cpuset, char **cause)
 			goto error;
 		}
 	}
+	hwloc_bitmap_free(where);
 	return pool;
 error:
+	hwloc_bitmap_free(where);
 	stop_workers(pool, started);
 	pool->threads = 0;
 	dnn_pool_free(pool);
@@ -246,11 +231,11 @@ dnn_pool_free(struct dnn_pool *pool)
 		return;
 	if (pool->threads > 0)
 		stop_workers(pool, pool->threads - 1);
-	free_pins(pool);
 	if (pool->topology != NULL)
 		hwloc_topology_destroy(pool->topology);
 	hwloc_bitmap_free(pool->cpuset);
 	hwloc_bitmap_free(pool->caller_saved);
+	hwloc_bitmap_free(pool->caller_cpus);
 	pthread_mutex_destroy(&pool->lock);
 	pthread_cond_destroy(&pool->wake);
 	pthread_cond_destroy(&pool->done);
@@ -298,8 +283,7 @@ dnn_pool_enter(struct dnn_pool *pool)
 	if (pool == NULL || pool->cpuset == NULL)
 		return;
 	pool->caller_bound = hwloc_get_cpubind(pool->topology, pool->caller_saved, HWLOC_CPUBIND_THREAD) == 0 &&
-	                     hwloc_set_cpubind(pool->topology, pool->pin != NULL ? pool->pin[0] : pool->cpuset,
-	                                       HWLOC_CPUBIND_THREAD) == 0;
+	                     hwloc_set_cpubind(pool->topology, pool->caller_cpus, HWLOC_CPUBIND_THREAD) == 0;
 }
 
 void
