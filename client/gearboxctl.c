@@ -795,15 +795,15 @@ num_of(struct json_object *o, const char *key)
 	return json_object_get_double(json_object_object_get(o, key));
 }
 
-/* The placements besides its own a tenant may borrow now: `what` says how. */
+/* The placements besides its own a tenant may borrow now. */
 static void
-print_also_on(struct json_object *also, const char *what)
+print_also_on(struct json_object *also)
 {
 	size_t n = also ? json_object_array_length(also) : 0;
 
 	if (n == 0)
 		return;
-	printf("%-8s %s:", "", what);
+	printf("%-8s also on, where the others' promised shares leave room:", "");
 	for (size_t k = 0; k < n; k++)
 		printf(" %s", json_object_get_string(json_object_array_get_idx(also, k)));
 	putchar('\n');
@@ -845,10 +845,7 @@ plan_text(struct json_object *r)
 			printf("%-8s %-18s %8.1f %6.0f us  %-28s %7.2f%% %7.0f us %6.3f  %s\n", str_of(t, "session"), str_of(t, "model"),
 			       num_of(t, "rate_hz"), num_of(t, "deadline_us"), room, 100 * num_of(t, "accuracy"),
 			       num_of(t, "predicted_us"), num_of(t, "util"), str_of(t, "why"));
-			print_also_on(json_object_object_get(t, "also_on"),
-			              "also on, where the others' promised shares leave room");
-			print_also_on(json_object_object_get(t, "between_on"),
-			              "also between the requests of those promised");
+			print_also_on(json_object_object_get(t, "also_on"));
 		} else {
 			printf("%-8s %-18s %8.1f %6.0f us  %-28s %8s %10s %6s  %s\n", str_of(t, "session"), str_of(t, "model"),
 			       num_of(t, "rate_hz"), num_of(t, "deadline_us"), room, "-", "-", "-", str_of(t, "why"));

@@ -361,14 +361,8 @@ int plan_start(struct daemon *d, char **cause);
 void plan_stop(struct daemon *d); /* after serve_stop */
 /* Ask for a new plan (daemon.lock held): the tenants changed. */
 void plan_request(struct daemon *d, const char *why);
-/* A session's requests after which it is planned once more, on their feedback */
-#define PLAN_AFTER_FIRST_REQUESTS 16
 /* Narrow a request's policy to the room its session was planned (daemon.lock). */
 void plan_room(struct daemon *d, const struct session *s, struct pol_params *params);
-/* For how long from now_ns `s` may use placement q, lent to it between the
- * requests of the sessions promised q (µs; 0: not lent, no limit; < 0: not
- * now). (daemon.lock) */
-double plan_lent_for_us(struct daemon *d, const struct session *s, unsigned q, uint64_t now_ns);
 /* The PLAN reply (daemon.lock). */
 struct json_object *plan_json(struct daemon *d);
 

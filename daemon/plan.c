@@ -2,8 +2,7 @@
 /* gearboxd's tenant plan: the sessions planned jointly by the tenant solver
  * (policies/tenants.h), re-planned when the set of tenants changes (a
  * session opens or closes, a budget changes, a model is loaded, a session's
- * request rate is learnt or moves, a new session's first requests have
- * been measured) and every few seconds while sessions
+ * request rate is learnt or moves) and every few seconds while sessions
  * exist (feedback has learnt interference since).
  *
  * Each session is a tenant: its model, its deadline and energy budget (less
@@ -390,91 +389,34 @@ promised_to_others(struct daemon *d, const struct session *s, unsigned q)
 	return false;
 }
 
-/* How `s` may use placement q besides its own (may_borrow). */
-enum borrow {
-	BORROW_NO,
-	BORROW_YES,     /* whenever its request fits its budget there */
-	BORROW_BETWEEN, /* only between the requests of those promised q (plan_lent_for_us) */
-};
-
-/* Whether o, promised q, would wait behind s's planned inference there past
- * its deadline (ten_may_share with only o's deadline). */
-static bool
-would_delay(struct daemon *d, const struct session *s, const struct session *o)
-{
-	return !ten_may_share(0, s->plan_latency_us, o->plan_deadline_us, o->plan_latency_us, d->plan.margin);
-}
-
 /* May `s` run on placement q besides its own? When nobody else was
- * promised q, yes. When q is another CPU of the cluster its plan put it on
- * (the same CPUs: its planned point is a fair guess of what it takes there)
- * and the shares the others were promised there leave room for its own:
- * yes if none of them would wait behind it past its deadline; only between
- * their requests if each one that would sends on a period the daemon has
- * learnt (a request must then be done before the next of theirs is due:
- * plan_lent_for_us). Whether `s` itself would wait too long behind them is
- * its own request's choice: the control loop sees how long each placement
- * stays busy (control.h's wait_us) and takes q only when that fits. Room
+ * promised q, or when q is another CPU of the cluster its plan put it on
+ * (the same CPUs: its planned point is a fair guess of what it takes there),
+ * the shares the others were promised there leave room for its own, and it
+ * and each of them may share a serial placement (ten_may_share: neither
+ * waits behind the other past its deadline, the solver's own rule). Room
  * left over is taken from nobody. This is what lets a tenant step aside
- * when a co-runner lands on its CPU, or when its own placement is busy
- * with another tenant's request, as per-request selection would:
- * bench/tenants' tight tenant, held to its CPU by a rule that also counted
- * its own wait, had run g=3.2-3.6 of 4 there for seconds while per-request
- * selection held g=4; and its second model, on a CPU with a tenant whose
- * 40/s fell in step with its 20/s, ran g=5-6 of 8 behind it. (daemon.lock) */
-static enum borrow
+ * when a co-runner lands on its CPU, as per-request selection would.
+ * (daemon.lock) */
+static bool
 may_borrow(struct daemon *d, const struct session *s, unsigned q)
 {
 	if (!s->plan_served)
-		return promised_to_others(d, s, q) ? BORROW_NO : BORROW_YES;
+		return !promised_to_others(d, s, q);
 	const struct pol_place *mine = &d->places[s->plan_place], *there = &d->places[q];
 	bool same_cpus = mine->kind == POL_PLACE_CPU && there->kind == POL_PLACE_CPU && mine->index == there->index;
 	double util = s->plan_util;
-	enum borrow how = BORROW_YES;
 
 	for (unsigned k = 0; k < d->sessions.n; k++) {
 		const struct session *o = d->sessions.v[k];
 		if (o == s || !o->planned || !o->plan_served || o->plan_place != q)
 			continue;
-		if (!same_cpus)
-			return BORROW_NO;
-		if (would_delay(d, s, o)) {
-			if (!arrival_is_steady(&o->arrival))
-				return BORROW_NO;
-			how = BORROW_BETWEEN;
-		}
+		if (!same_cpus || !ten_may_share(s->plan_deadline_us, s->plan_latency_us, o->plan_deadline_us,
+		                                 o->plan_latency_us, d->plan.margin))
+			return false;
 		util += o->plan_util;
 	}
-	return util <= PLAN_UTIL + 1e-9 ? how : BORROW_NO;
-}
-
-/* How early of its period a request may come: its session's jitter twice
- * over, and the way from the client's send to the daemon. */
-static double
-lent_guard_ns(const struct session *o)
-{
-	return 2 * o->arrival.jitter_ns + 100e3;
-}
-
-double
-plan_lent_for_us(struct daemon *d, const struct session *s, unsigned q, uint64_t now_ns)
-{
-	double until = INFINITY;
-	bool lent = false;
-
-	if (s == NULL || !d->plan.enabled || !s->planned || !s->plan_served || q == s->plan_place)
-		return 0;
-	for (unsigned k = 0; k < d->sessions.n; k++) {
-		const struct session *o = d->sessions.v[k];
-		uint64_t next;
-		if (o == s || !o->planned || !o->plan_served || o->plan_place != q || !would_delay(d, s, o))
-			continue;
-		if ((next = arrival_next_ns(&o->arrival)) == 0)
-			return -1;
-		until = fmin(until, ((double)next - (double)now_ns - lent_guard_ns(o)) / 1e3);
-		lent = true;
-	}
-	return !lent ? 0 : until > 0 ? until : -1;
+	return util <= PLAN_UTIL + 1e-9;
 }
 
 /* The placements the policy allows that `s` may use (may_borrow), after
@@ -482,7 +424,7 @@ plan_lent_for_us(struct daemon *d, const struct session *s, unsigned q, uint64_t
  * them. */
 static unsigned
 usable_placements(struct daemon *d, const struct session *s, const char *allowed, unsigned first, char *out,
-                  size_t size, bool *shared, enum borrow *how)
+                  size_t size, bool *shared)
 {
 	size_t used = 0;
 	unsigned n = 0;
@@ -496,14 +438,9 @@ usable_placements(struct daemon *d, const struct session *s, const char *allowed
 	for (unsigned q = 0; q < d->nplaces && used < size; q++) {
 		/* PoCL's CPU device is the clusters' CPUs, left out of the plan */
 		bool cpu_device = d->places[q].kind == POL_PLACE_OPENCL && !d->places[q].is_gpu;
-		enum borrow b = BORROW_NO;
-		if (how != NULL)
-			how[q] = BORROW_NO;
 		if (q == first || cpu_device || d->places[q].disabled || !pol_place_allowed(&d->places[q], allowed) ||
-		    (b = may_borrow(d, s, q)) == BORROW_NO)
+		    !may_borrow(d, s, q))
 			continue;
-		if (how != NULL)
-			how[q] = b;
 		used += (size_t)snprintf(out + used, size - used, "%s%s", used ? " " : "", d->places[q].name);
 		n++;
 		*shared |= promised_to_others(d, s, q);
@@ -526,11 +463,10 @@ may_exceed_planned_groups(struct daemon *d, const struct session *s, bool shared
 	if (shared || s->plan_groups == 0 || d->config.plan_power_w > 0 || d->config.plan_memory_mib > 0 ||
 	    s->plan_util * groups / s->plan_groups > PLAN_UTIL + 1e-9)
 		return false;
-	/* (one that may use it only between its requests never delays it) */
 	for (unsigned k = 0; k < d->sessions.n; k++) {
 		const struct session *o = d->sessions.v[k];
 		if (o != s && o->planned && o->plan_served && o->plan_place != s->plan_place &&
-		    may_borrow(d, o, s->plan_place) == BORROW_YES)
+		    may_borrow(d, o, s->plan_place))
 			return false;
 	}
 	return true;
@@ -550,7 +486,7 @@ plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 		 * planned yet gets the same until its first plan lands: its
 		 * requests would otherwise take room promised to others (as they
 		 * did while the planner solved, in plan.sh under the sanitizers) */
-		if (usable_placements(d, s, params->placements, UINT_MAX, room, sizeof(room), &shared, NULL) > 0)
+		if (usable_placements(d, s, params->placements, UINT_MAX, room, sizeof(room), &shared) > 0)
 			snprintf(params->placements, sizeof(params->placements), "%s", room);
 		else
 			params->max_groups = 1;
@@ -560,7 +496,7 @@ plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 	 * client (the solver gives each tenant one placement) would otherwise
 	 * leave the other CPUs idle, and one whose CPU a co-runner took could
 	 * not step aside */
-	usable_placements(d, s, params->placements, s->plan_place, room, sizeof(room), &shared, NULL);
+	usable_placements(d, s, params->placements, s->plan_place, room, sizeof(room), &shared);
 	snprintf(params->placements, sizeof(params->placements), "%s", room);
 	/* At most the planned g, unless it shares no placement with anyone
 	 * (may_exceed_planned_groups): then the control loop keeps its deadline
@@ -584,8 +520,7 @@ plan_room(struct daemon *d, const struct session *s, struct pol_params *params)
 
 /* The last plan's tenants, each with "also_on": the placements besides its
  * own that its requests may use now (plan_room's, its policy included;
- * empty when not served), "between_on": those they may use only between
- * the requests of the sessions promised them, and the served ones with "groups_capped": false
+ * empty when not served), and the served ones with "groups_capped": false
  * when it may run above its planned g (may_exceed_planned_groups).
  * (daemon.lock) */
 static json_object *
@@ -596,26 +531,23 @@ tenants_with_room(struct daemon *d, json_object *tenants)
 	if (json_object_deep_copy(tenants, &out, NULL) != 0)
 		return json_object_get(tenants);
 	for (size_t i = 0; i < json_object_array_length(out); i++) {
-		json_object *t = json_object_array_get_idx(out, i), *also = json_object_new_array(),
-		            *between = json_object_new_array();
+		json_object *t = json_object_array_get_idx(out, i), *also = json_object_new_array();
 		struct session *s = session_find(&d->sessions,
 		                                 (uint32_t)json_object_get_int64(json_object_object_get(t, GBX_KEY_SESSION)));
 		if (s != NULL && s->planned && s->plan_served) {
 			struct pol_params params;
-			char room[sizeof(params.placements)];
-			enum borrow how[POL_MAX_PLACES];
+			char room[sizeof(params.placements)], *save = NULL;
 			bool shared;
 			resolve_policy(d, s->host, s->policy, &params);
-			usable_placements(d, s, params.placements, s->plan_place, room, sizeof(room), &shared, how);
-			for (unsigned q = 0; q < d->nplaces; q++)
-				if (q != s->plan_place && how[q] != BORROW_NO)
-					json_object_array_add(how[q] == BORROW_YES ? also : between,
-					                      json_object_new_string(d->places[q].name));
+			usable_placements(d, s, params.placements, s->plan_place, room, sizeof(room), &shared);
+			/* the first is its own */
+			strtok_r(room, " ", &save);
+			for (char *name = strtok_r(NULL, " ", &save); name != NULL; name = strtok_r(NULL, " ", &save))
+				json_object_array_add(also, json_object_new_string(name));
 			json_object_object_add(t, "groups_capped",
 			                       json_object_new_boolean(!may_exceed_planned_groups(d, s, shared)));
 		}
 		json_object_object_add(t, "also_on", also);
-		json_object_object_add(t, "between_on", between);
 	}
 	return out;
 }

@@ -271,7 +271,6 @@ placement_context(struct daemon *d, const struct request *r, uint64_t now, struc
                   struct pol_freq_floor *floor)
 {
 	struct pol_freq_floor by_domain;
-	const struct session *s = session_find(&d->sessions, r->session);
 
 	memset(ctx, 0, sizeof(*ctx));
 	pol_votes_floor(&d->votes, r->session, now, &by_domain);
@@ -281,7 +280,6 @@ placement_context(struct daemon *d, const struct request *r, uint64_t now, struc
 		if (w->busy)
 			ctx->wait_us[p] = w->busy_until_ns > now ? (double)(w->busy_until_ns - now) / 1e3 : 0;
 		ctx->cold[p] = !w->busy && (w->last_done_ns == 0 || (double)(now - w->last_done_ns) / 1e3 > POL_COLD_GAP_US);
-		ctx->lent_for_us[p] = plan_lent_for_us(d, s, p, now);
 	}
 	ctx->floor = floor;
 }
@@ -478,15 +476,8 @@ finish(struct daemon *d, struct worker *w, struct request *r, struct pol_session
 		pthread_mutex_unlock(&h->lock);
 	}
 	pthread_mutex_lock(&d->lock);
-	if ((s = session_find(&d->sessions, r->session)) != NULL) {
+	if ((s = session_find(&d->sessions, r->session)) != NULL)
 		s->state = *state;
-		/* its plan was made on what calibration and the others' requests
-		 * said; its own first requests have been learnt from now (in
-		 * bench/tenants, a newly opened tenant had been held at g=5 of 8
-		 * for the 2 s to the periodic plan by a cold start's latencies) */
-		if (s->requests == PLAN_AFTER_FIRST_REQUESTS)
-			plan_request(d, "a session's first requests were measured");
-	}
 	announce(d, r);
 	request_free(r);
 	pthread_mutex_unlock(&d->lock);

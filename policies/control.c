@@ -85,17 +85,13 @@ tail_excess_us(const struct pol_control *c, unsigned place, unsigned threads, do
 }
 
 /* Cold starts, the tail and waiting on top of what pol_table_build
- * predicted, and the points on a lent placement that would not be done in
- * time left out: the number of points kept. ctx may be NULL. */
-static unsigned
-apply_context(struct pol_control *c, const struct pol_params *params, unsigned n, const struct pol_context *ctx)
+ * predicted. ctx may be NULL. */
+static void
+apply_context(struct pol_control *c, unsigned n, const struct pol_context *ctx)
 {
-	unsigned kept = 0;
-
 	for (unsigned i = 0; i < n; i++) {
 		struct pol_point *pt = &c->table[i];
 		double warm = pt->latency_us, wait = ctx ? ctx->wait_us[pt->place] : 0;
-		double lent = ctx ? ctx->lent_for_us[pt->place] : 0;
 		if (ctx && ctx->cold[pt->place]) {
 			pt->latency_us = pol_control_predict_us(c, pt, true);
 			if (warm > 0)
@@ -103,11 +99,7 @@ apply_context(struct pol_control *c, const struct pol_params *params, unsigned n
 		}
 		pt->tail_us = pt->latency_us + tail_excess_us(c, pt->place, pt->threads, pt->latency_us) + wait;
 		pt->latency_us += wait;
-		if (lent < 0 || (lent > 0 && pt->tail_us * (1 + params->margin) > lent))
-			continue;
-		c->table[kept++] = *pt;
 	}
-	return kept;
 }
 
 /* The policy allows nothing here: all groups, first placement, one thread,
@@ -137,7 +129,7 @@ pol_control_choose(struct pol_control *c, const struct pol_params *params, const
 	unsigned n = pol_table_build(&c->predictor, params, &c->feedback, ctx ? ctx->floor : NULL, c->table,
 	                             c->table_cap);
 
-	n = apply_context(c, params, n, ctx);
+	apply_context(c, n, ctx);
 	if (pol_select(c->table, n, params, budget, session, &choice) != 0)
 		return fallback_choice(c, choice);
 	/* The reply reports the inference's own prediction, without the wait. */

@@ -59,10 +59,6 @@ struct pol_control {
 struct pol_context {
 	double wait_us[POL_MAX_PLACES]; /* until the placement is free; 0 = idle now */
 	bool cold[POL_MAX_PLACES];      /* idle longer than POL_COLD_GAP_US */
-	/* lent until then (µs from now): a point whose slow end, with the
-	 * margin and the wait, would not be done by then is not taken; 0: not
-	 * lent, no limit; < 0: not to be used now */
-	double lent_for_us[POL_MAX_PLACES];
 	const struct pol_freq_floor *floor; /* what other users hold clocks at, or NULL */
 };
 

@@ -604,67 +604,6 @@ START_TEST(tail_spikes_add_time_they_do_not_scale)
 }
 END_TEST
 
-/* A placement lent until some time from now (the tenant plan's room
- * between the requests of the sessions promised it) takes only points done
- * by then, at their slow end with the margin and the wait; one lent for no
- * time at all takes none, and an unlent one is free. Two placements, the
- * second twice as fast (g x 100 us against g x 200 us); the first, the
- * session's own, busy for 600 us more, so that only g=1 fits there within
- * the 1000 us deadline: what runs on the second says what was lent. */
-static struct pol_choice
-on_lent(double lent_second_us, double wait_second_us)
-{
-	struct pol_control c;
-	struct pol_model m = { .name = "lent", .groups = 4 };
-	struct pol_place places[2] = {
-		{ .kind = POL_PLACE_CPU, .name = "cpu0", .index = 0, .max_threads = 1, .capacity = 1024, .nfreqs = 1,
-		  .freqs_khz = { 1000000 }, .busy_w = { 1.0 } },
-		{ .kind = POL_PLACE_CPU, .name = "cpu1", .index = 0, .max_threads = 1, .capacity = 1024, .nfreqs = 1,
-		  .freqs_khz = { 1000000 }, .busy_w = { 1.0 } },
-	};
-	struct pol_params p = params_named("t");
-	struct pol_budget b = { 1000, 0, 0 };
-	struct pol_context ctx = { 0 };
-	struct pol_choice choice;
-	char *cause = NULL;
-
-	for (unsigned g = 1; g <= 4; g++) {
-		m.macs[g] = g * 1e6;
-		m.accuracy[g] = 0.8 + 0.02 * g;
-	}
-	ck_assert_int_eq(pol_control_init(&c, &m, places, 2, &cause), 0);
-	c.predictor.fit[0][1] = (struct pol_fit){ true, 0, 200, 1000000 }; /* g=4: 800 us */
-	c.predictor.fit[1][1] = (struct pol_fit){ true, 0, 100, 1000000 }; /* g=4: 400 us */
-	ctx.wait_us[0] = 600; /* its own placement is busy: g=1 (200 us) fits there */
-	ctx.lent_for_us[1] = lent_second_us;
-	ctx.wait_us[1] = wait_second_us;
-	choice = pol_control_choose(&c, &p, &b, NULL, &ctx);
-	pol_control_free(&c);
-	return choice;
-}
-
-START_TEST(lent_placements_take_only_what_ends_in_time)
-{
-	struct pol_choice c = on_lent(0, 0);
-
-	/* not lent: g=4 on the fast one (440 us with the margin) */
-	ck_assert_uint_eq(c.point.place, 1);
-	ck_assert_uint_eq(c.point.groups, 4);
-	/* lent for 350 us: g=3 (300 x 1.1 = 330) is the most that ends in time */
-	c = on_lent(350, 0);
-	ck_assert_uint_eq(c.point.place, 1);
-	ck_assert_uint_eq(c.point.groups, 3);
-	/* the wait there counts: 200 us of it leave room for g=1 (100 + 200) x 1.1 */
-	c = on_lent(350, 200);
-	ck_assert_uint_eq(c.point.place, 1);
-	ck_assert_uint_eq(c.point.groups, 1);
-	/* lent for no time: only its own, busy placement, where g=1 fits */
-	c = on_lent(-1, 0);
-	ck_assert_uint_eq(c.point.place, 0);
-	ck_assert_uint_eq(c.point.groups, 1);
-}
-END_TEST
-
 START_TEST(step_controller_baseline)
 {
 	struct pol_params p = trace_params();
@@ -906,7 +845,6 @@ main(void)
 	tcase_add_test(fb, feedback_learns_a_thread_count_bias);
 	tcase_add_test(fb, step_controller_baseline);
 	tcase_add_test(fb, tail_spikes_add_time_they_do_not_scale);
-	tcase_add_test(fb, lent_placements_take_only_what_ends_in_time);
 	suite_add_tcase(s, files);
 	suite_add_tcase(s, sel);
 	suite_add_tcase(s, fb);
