@@ -361,6 +361,8 @@ int plan_start(struct daemon *d, char **cause);
 void plan_stop(struct daemon *d); /* after serve_stop */
 /* Ask for a new plan (daemon.lock held): the tenants changed. */
 void plan_request(struct daemon *d, const char *why);
+/* A session's requests after which it is planned once more, on their feedback */
+#define PLAN_AFTER_FIRST_REQUESTS 16
 /* Narrow a request's policy to the room its session was planned (daemon.lock). */
 void plan_room(struct daemon *d, const struct session *s, struct pol_params *params);
 /* The PLAN reply (daemon.lock). */

@@ -2,7 +2,8 @@
 /* gearboxd's tenant plan: the sessions planned jointly by the tenant solver
  * (policies/tenants.h), re-planned when the set of tenants changes (a
  * session opens or closes, a budget changes, a model is loaded, a session's
- * request rate is learnt or moves) and every few seconds while sessions
+ * request rate is learnt or moves, a new session's first requests have
+ * been measured) and every few seconds while sessions
  * exist (feedback has learnt interference since).
  *
  * Each session is a tenant: its model, its deadline and energy budget (less

@@ -476,8 +476,15 @@ finish(struct daemon *d, struct worker *w, struct request *r, struct pol_session
 		pthread_mutex_unlock(&h->lock);
 	}
 	pthread_mutex_lock(&d->lock);
-	if ((s = session_find(&d->sessions, r->session)) != NULL)
+	if ((s = session_find(&d->sessions, r->session)) != NULL) {
 		s->state = *state;
+		/* its plan was made on what calibration and the others' requests
+		 * said; its own first requests have been learnt from now (in
+		 * bench/tenants, a newly opened tenant had been held at g=5 of 8
+		 * for the 2 s to the periodic plan by a cold start's latencies) */
+		if (s->requests == PLAN_AFTER_FIRST_REQUESTS)
+			plan_request(d, "a session's first requests were measured");
+	}
 	announce(d, r);
 	request_free(r);
 	pthread_mutex_unlock(&d->lock);
