@@ -106,6 +106,9 @@ $CTL plan >"$T/p1.txt"
 wait $A || fail "stream a"
 wait $Bp || fail "stream b"
 wait $W
+# each new session is planned again once its first requests are learnt from
+grep -q "(a session's first requests were measured)" "$T/daemon.log" ||
+	fail "no plan after the sessions' first requests: $(grep 'plan [0-9]' "$T/daemon.log")"
 python3 - "$T/p1.json" "$T/plans.jsonl" "$T/t0" "$T/a.json" "$T/b.json" <<'PY' || fail "plan with two sessions: $(cat "$T/p1.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
