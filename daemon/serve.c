@@ -444,10 +444,14 @@ finish(struct daemon *d, struct worker *w, struct request *r, struct pol_session
 	unsigned char *frame = NULL;
 	size_t len = 0;
 	struct session *s;
+	bool first_requests_done = false;
 
 	pthread_mutex_lock(&d->lock);
 	stats_count(d, r);
 	if ((s = session_find(&d->sessions, r->session)) != NULL) {
+		/* taken with the count: another placement may finish one of the
+		 * session's requests before this one has learnt from its own */
+		first_requests_done = s->requests == PLAN_AFTER_FIRST_REQUESTS;
 		s->home = pt->place;
 		s->home_threads = pt->threads;
 		s->home_groups = pt->groups;
@@ -482,7 +486,7 @@ finish(struct daemon *d, struct worker *w, struct request *r, struct pol_session
 		 * said; its own first requests have been learnt from now (in
 		 * bench/tenants, a newly opened tenant had been held at g=5 of 8
 		 * for the 2 s to the periodic plan by a cold start's latencies) */
-		if (s->requests == PLAN_AFTER_FIRST_REQUESTS)
+		if (first_requests_done)
 			plan_request(d, "a session's first requests were measured");
 	}
 	announce(d, r);
