@@ -1243,6 +1243,47 @@ find_energy_counter(struct daemon *d)
 	}
 }
 
+/* Make every engine the model may run on, and run each once at its full
+ * width on a blank input, before the model serves: an engine's first run
+ * (its buffers, its pool's threads, the first touch of the weights the
+ * calibration cache let nobody read; on PoCL, kernels compiled for their
+ * work sizes) took 1.2 to 2 ms on a CPU of the 2-vCPU development VM, where
+ * later runs take 0.1 to 0.4 ms. Each tenant's first request missed its
+ * deadline by it, and what the control loop learnt from it made the model
+ * look two to four times slower for its first second (bench/tenants: a new
+ * tenant held by its plan at g=2, then g=5 of 8). A CPU engine that cannot
+ * be made is left for the request that wants it, which says why; a device
+ * that cannot run the model is left out, as host_open does when it cannot
+ * open it. */
+static void
+prepare_engines(struct host *h)
+{
+	size_t in_n = dnn_model_input_size(h->model), out_n = dnn_model_output_size(h->model);
+	float *in = calloc(in_n, sizeof(float)), *out = calloc(out_n, sizeof(float));
+	unsigned groups = dnn_model_groups(h->model);
+
+	for (unsigned p = 0; in != NULL && out != NULL && p < h->control.predictor.nplaces; p++) {
+		struct pol_place *pl = &h->control.predictor.places[p];
+		unsigned most = pl->max_threads < POL_MAX_THREADS ? pl->max_threads : POL_MAX_THREADS;
+		if (pl->disabled)
+			continue;
+		if (pl->kind != POL_PLACE_CPU || (h->threads && most > h->threads))
+			most = pl->kind != POL_PLACE_CPU ? 1 : h->threads;
+		for (unsigned t = 1; t <= most; t++) {
+			char *why = NULL;
+			struct dnn_engine *e = pol_runtime_engine(h->runtime, h->control.predictor.places, p, t, NULL);
+			if (e != NULL && dnn_engine_run(e, groups, in, out, NULL, &why) != 0 && pl->kind != POL_PLACE_CPU) {
+				pl->disabled = true;
+				log_warning("%s: not offering %s: its first run failed: %s", dnn_model_name(h->model),
+				            pl->name, why);
+			}
+			free(why);
+		}
+	}
+	free(in);
+	free(out);
+}
+
 static int
 host_open(struct daemon *d, struct host *h, const char *path, const struct pol_params *calibration, char **cause)
 {
@@ -1299,6 +1340,7 @@ host_open(struct daemon *d, struct host *h, const char *path, const struct pol_p
 	free(why);
 	if (d->realtime_priority > 0)
 		pol_runtime_set_realtime(h->runtime, d->realtime_priority, NULL);
+	prepare_engines(h);
 	log_info("hosting %s (%s, G=%u) on %u placement%s", dnn_model_name(h->model), path, dnn_model_groups(h->model),
 	         d->nplaces, d->nplaces == 1 ? "" : "s");
 	return 0;
