@@ -167,10 +167,18 @@ pol_control_learn(struct pol_control *c, const struct pol_params *params, const 
 		/* against what was predicted for it, corrections included */
 		double expected = pred_us * factor_of(c, pt->place, pt->threads, outcome->cold);
 		unsigned *k = &c->ntail[pt->place][pt->threads];
+		/* the first cold start of a (placement, threads) was expected at
+		 * the warm factor, which stands in until one is seen: its ratio is
+		 * what cold starts cost, which learn_cold now learns, not how far
+		 * a request strays from what was expected of it. As a tail sample
+		 * it barred the upper groups for the next 64 requests there
+		 * (bench/tenants: a new tenant at 80/s held at g=1 and g=2 of 4
+		 * for its first 2 s by its first request's 1.9) */
+		bool stand_in = outcome->cold && c->cold_samples[pt->place][pt->threads] == 0;
 		/* clipped at 2: a hiccup (the host took the CPU) is not the tail,
 		 * and a placement whose tail says infeasible is not chosen, so it
 		 * would not learn again */
-		if (expected > 0) {
+		if (expected > 0 && !stand_in) {
 			unsigned slot = (*k)++ % POL_TAIL_SAMPLES;
 			c->tail[pt->place][pt->threads][slot] = (float)fmin(outcome->latency_us / expected, 2.0);
 			c->tail_base_us[pt->place][pt->threads][slot] = (float)expected;

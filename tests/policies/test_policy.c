@@ -604,6 +604,50 @@ START_TEST(tail_spikes_add_time_they_do_not_scale)
 }
 END_TEST
 
+/* The first cold start of a placement is expected at the warm factor (no
+ * cold one yet) and costs what a cold start costs: it teaches the cold
+ * factor and is no tail sample, so the warm point it ran at stays feasible;
+ * a cold start that strays from the cold factor learnt is one. */
+START_TEST(first_cold_start_is_no_tail_sample)
+{
+	struct pol_control c;
+	struct pol_model m = { .name = "cold", .groups = 4 };
+	struct pol_place place = { .kind = POL_PLACE_CPU, .name = "cluster0", .index = 0, .max_threads = 1,
+		                   .capacity = 1024, .nfreqs = 1, .freqs_khz = { 1000000 }, .busy_w = { 1.0 } };
+	struct pol_params p = params_named("t");
+	struct pol_budget b = { 800, 0, 0 }; /* g=4 with the 10 % margin: 704 us */
+	struct pol_point pt = { .groups = 4, .place = 0, .threads = 1, .freq = 0, .khz = 1000000 };
+	struct pol_choice choice;
+	char *cause = NULL;
+	double pred;
+
+	for (unsigned g = 1; g <= 4; g++) {
+		m.macs[g] = g * 1e6;
+		m.accuracy[g] = 0.8 + 0.02 * g;
+	}
+	ck_assert_int_eq(pol_control_init(&c, &m, &place, 1, &cause), 0);
+	c.predictor.fit[0][1] = (struct pol_fit){ true, 0, 160, 1000000 };
+	pred = pol_predict_us(&c.predictor, 4, 0, 1, 0); /* 640 us */
+	for (unsigned i = 0; i < 16; i++) {
+		struct pol_outcome warm = { .latency_us = pred, .sensor_uj = -1 };
+		pol_control_learn(&c, &p, &pt, &warm, NULL);
+	}
+	struct pol_outcome cold = { .latency_us = 1.9 * pred, .sensor_uj = -1, .cold = true };
+	pol_control_learn(&c, &p, &pt, &cold, NULL);
+	ck_assert_double_ge(pol_control_predict_us(&c, &pt, true), 1.8 * pred);
+	choice = pol_control_choose(&c, &p, &b, NULL, NULL);
+	ck_assert_msg(choice.feasible && choice.point.groups == 4, "g=%u, tail %.0f us: the first cold start was a tail sample",
+	              choice.point.groups, choice.point.tail_us);
+	/* twice what cold starts cost: the tail now says so (2 x 640 us more) */
+	cold.latency_us = 2 * pol_control_predict_us(&c, &pt, true);
+	pol_control_learn(&c, &p, &pt, &cold, NULL);
+	choice = pol_control_choose(&c, &p, &b, NULL, NULL);
+	ck_assert_msg(choice.point.groups < 4, "g=%u: a cold start twice the cold factor was no tail sample",
+	              choice.point.groups);
+	pol_control_free(&c);
+}
+END_TEST
+
 START_TEST(step_controller_baseline)
 {
 	struct pol_params p = trace_params();
@@ -845,6 +889,7 @@ main(void)
 	tcase_add_test(fb, feedback_learns_a_thread_count_bias);
 	tcase_add_test(fb, step_controller_baseline);
 	tcase_add_test(fb, tail_spikes_add_time_they_do_not_scale);
+	tcase_add_test(fb, first_cold_start_is_no_tail_sample);
 	suite_add_tcase(s, files);
 	suite_add_tcase(s, sel);
 	suite_add_tcase(s, fb);
