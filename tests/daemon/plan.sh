@@ -221,9 +221,11 @@ stop_daemon
 
 # split = all: one placement per CPU. Two light sessions may each borrow
 # the other's CPU (also_on), as the shares promised there leave room and
-# neither would wait behind the other past its deadline, so that one whose
-# CPU a co-runner takes can step aside; every placement in also_on has room
-# for the session's own share beside the others', and time for both.
+# the one promised it would not wait behind the borrower past its deadline,
+# so that one whose CPU a co-runner takes can step aside; every placement in
+# also_on has room for the session's own share beside the others', and time
+# for those promised it to wait behind the borrower. (Whether the borrower
+# would wait too long there is its request's choice, made per request.)
 if [ "$(nproc)" -ge 2 ]; then
 	printf '[daemon]\nopencl = no\nsplit = all\n' >"$T/split.conf"
 	start_daemon "$T/split.conf"
@@ -239,9 +241,9 @@ for t in served:
     for q in t["also_on"]:
         there = [o for o in served if o is not t and o["placement"] == q]
         assert sum(o["util"] for o in there) + t["util"] <= cap[q] + 1e-9, (t, q, there)
-        # neither waits behind the other past its deadline
+        # those promised q do not wait behind the borrower past their deadline
         for o in there:
-            assert t["predicted_us"] + o["predicted_us"] <= min(t["deadline_us"], o["deadline_us"]), (t, o)
+            assert t["predicted_us"] + o["predicted_us"] <= o["deadline_us"], (t, o)
 for t in served:
     others = [o for o in served if o is not t]
     # light sessions (each inference well inside both deadlines, as without
