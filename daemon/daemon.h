@@ -285,6 +285,10 @@ struct worker {
 	bool polling;                /* in poll_until (atomic): holds its CPU without work */
 	uint64_t busy_until_ns;      /* predicted end of what it runs */
 	uint64_t last_done_ns;
+	/* when an engine of each thread count last ran here (or was warmed):
+	 * a pool idle longer than POL_COLD_GAP_US is cold however warm the
+	 * placement's own CPU is */
+	uint64_t threads_done_ns[POL_MAX_THREADS + 1];
 	struct request *mailbox[QUEUE_PER_MODEL];
 	unsigned nmail;
 	/* its own */

@@ -279,7 +279,12 @@ placement_context(struct daemon *d, const struct request *r, uint64_t now, struc
 		floor->floor_khz[p] = by_domain.floor_khz[pol_place_domain(d->places, p)];
 		if (w->busy)
 			ctx->wait_us[p] = w->busy_until_ns > now ? (double)(w->busy_until_ns - now) / 1e3 : 0;
-		ctx->cold[p] = !w->busy && (w->last_done_ns == 0 || (double)(now - w->last_done_ns) / 1e3 > POL_COLD_GAP_US);
+		bool idle = !w->busy && (w->last_done_ns == 0 || (double)(now - w->last_done_ns) / 1e3 > POL_COLD_GAP_US);
+		unsigned most = d->places[p].max_threads < POL_MAX_THREADS ? d->places[p].max_threads : POL_MAX_THREADS;
+		ctx->cold[p][1] = idle;
+		for (unsigned t = 2; t <= most; t++)
+			ctx->cold[p][t] = idle || w->threads_done_ns[t] == 0 ||
+			                  (double)(now - w->threads_done_ns[t]) / 1e3 > POL_COLD_GAP_US;
 	}
 	ctx->floor = floor;
 }
@@ -460,6 +465,8 @@ finish(struct daemon *d, struct worker *w, struct request *r, struct pol_session
 	w->busy = false;
 	h->running--;
 	w->last_done_ns = r->done_ns;
+	if (pt->threads <= POL_MAX_THREADS)
+		w->threads_done_ns[pt->threads] = r->done_ns;
 	w->served++;
 	r->conn->inflight--;
 	pthread_mutex_unlock(&d->lock);
@@ -568,7 +575,7 @@ serve_request(struct daemon *d, struct worker *w, struct request *r)
 	uint64_t now = monotonic_ns();
 	w->busy = true;
 	w->busy_until_ns = now + (uint64_t)(r->choice.point.latency_us * 1e3);
-	r->cold = ctx.cold[w->place];
+	r->cold = ctx.cold[w->place][r->choice.point.threads <= POL_MAX_THREADS ? r->choice.point.threads : 1];
 	r->queue_us = (double)(now - r->received_ns) / 1e3;
 	khz = apply_frequency(d, r, &r->choice.point, now);
 	pthread_mutex_unlock(&d->lock);
@@ -699,7 +706,7 @@ struct expected {
 	uint32_t session;
 	struct host *host;
 	struct dnn_engine *engine;
-	unsigned groups;
+	unsigned groups, threads;
 	double run_us;           /* what the warm-up run is expected to take */
 	uint64_t jitter_ns;      /* how far off its arrivals have been */
 };
@@ -727,6 +734,7 @@ next_expected(struct daemon *d, struct worker *w)
 			e.groups = s->home_groups < dnn_model_groups(s->host->model) ? s->home_groups + 1 : s->home_groups;
 			e.run_us = s->home_us * e.groups / (s->home_groups ? s->home_groups : 1);
 			e.jitter_ns = (uint64_t)s->arrival.jitter_ns;
+			e.threads = s->home_threads;
 			e.engine = pol_runtime_engine(s->host->runtime, s->host->control.predictor.places, w->place,
 			                              s->home_threads, NULL);
 		}
@@ -807,6 +815,8 @@ warm_up(struct worker *w, const struct expected *e)
 	rehearse_request(d, e); /* after the run, whose weights pushed it out */
 	pthread_mutex_lock(&d->lock);
 	w->last_done_ns = monotonic_ns(); /* what follows is no cold start */
+	if (e->threads <= POL_MAX_THREADS)
+		w->threads_done_ns[e->threads] = w->last_done_ns;
 	w->warmups++;
 	pthread_mutex_unlock(&d->lock);
 }

@@ -39,15 +39,41 @@ pol_control_recalibrated(struct pol_control *c, const struct pol_predictor *cali
 	memset(c->ntail, 0, sizeof(c->ntail));
 }
 
+/* Of one placement's thread counts, the one other than `threads` with the
+ * most samples in `seen` (at least `least`), or 0 when none has so many. */
+static unsigned
+best_known_threads(const unsigned seen[POL_MAX_THREADS + 1], unsigned threads, unsigned least)
+{
+	unsigned best = 0;
+
+	for (unsigned t = 1; t <= POL_MAX_THREADS; t++)
+		if (t != threads && seen[t] >= least && (best == 0 || seen[t] > seen[best]))
+			best = t;
+	return best;
+}
+
 /* The factor a point's calibrated latency is scaled by: the warm feedback,
- * or for a cold start what cold starts measured (the warm factor until
- * one has been seen). */
+ * or for a cold start what cold starts measured. Until a cold start of
+ * (place, threads) has been seen, what they cost another thread count of
+ * the same placement, against its warm factor, stands in; and the warm
+ * factor where none has been seen on the placement. (The scripts/demo.sh
+ * client, stepping from a loose deadline to a tight one, had its first
+ * two-thread requests predicted at the two-thread calibration, made back
+ * to back: they took 1.4 to 1.8 times that, with the pool's second thread
+ * asleep, and missed.) */
 static double
 factor_of(const struct pol_control *c, unsigned place, unsigned threads, bool cold)
 {
-	if (cold && c->cold_samples[place][threads] > 0)
+	const double *warm = c->feedback.factor[place];
+	unsigned t;
+
+	if (!cold)
+		return warm[threads];
+	if (c->cold_samples[place][threads] > 0)
 		return c->cold_factor[place][threads];
-	return c->feedback.factor[place][threads];
+	if ((t = best_known_threads(c->cold_samples[place], threads, 1)) != 0 && warm[t] > 0)
+		return warm[threads] * c->cold_factor[place][t] / warm[t];
+	return warm[threads];
 }
 
 double
@@ -59,7 +85,8 @@ pol_control_predict_us(const struct pol_control *c, const struct pol_point *pt, 
 
 /* How far above its prediction a request predicted at latency_us goes,
  * about 98.5 % of the time (the largest of the last 64, each ratio clipped
- * at 2 when learnt); 0 until there are 8. Each sample says its request took
+ * at 2 when learnt); until there are 8, that of the placement's thread
+ * count with the most (0 when none has 8). Each sample says its request took
  * r times the e µs predicted. Applied to another size, it counts as the
  * smaller of an added (r - 1) e and a scaled (r - 1) latency_us: a spike
  * (the CPU taken away, a wake-up) adds time whatever runs, and a ratio
@@ -74,8 +101,14 @@ tail_excess_us(const struct pol_control *c, unsigned place, unsigned threads, do
 	unsigned n = c->ntail[place][threads] < POL_TAIL_SAMPLES ? c->ntail[place][threads] : POL_TAIL_SAMPLES;
 	double worst = 0;
 
-	if (n < 8)
-		return 0;
+	if (n < 8) {
+		/* too few of its own: the tail of the placement's best-known
+		 * thread count, rather than none (scripts/demo.sh's two-thread
+		 * points, untried since calibration, looked 250 us faster than
+		 * one thread's at a tight step, and three in four missed) */
+		unsigned t = best_known_threads(c->ntail[place], threads, 8);
+		return t != 0 ? tail_excess_us(c, place, t, latency_us) : 0;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		double over = c->tail[place][threads][i] - 1.0;
 		if (over > 0)
@@ -92,7 +125,7 @@ apply_context(struct pol_control *c, unsigned n, const struct pol_context *ctx)
 	for (unsigned i = 0; i < n; i++) {
 		struct pol_point *pt = &c->table[i];
 		double warm = pt->latency_us, wait = ctx ? ctx->wait_us[pt->place] : 0;
-		if (ctx && ctx->cold[pt->place]) {
+		if (ctx && ctx->cold[pt->place][pt->threads]) {
 			pt->latency_us = pol_control_predict_us(c, pt, true);
 			if (warm > 0)
 				pt->energy_uj *= pt->latency_us / warm;

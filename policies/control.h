@@ -8,11 +8,14 @@
  *    running there), so that with several placements a request goes where it
  *    finishes first, not where the policy would put it on an empty machine;
  *  - cold starts: a placement that has been idle longer than POL_COLD_GAP_US
- *    runs its next request slower (caches, sleeping threads, idle states).
- *    Cold requests teach their own measured/predicted factor per (placement,
- *    threads), apart from the warm feedback factor, and a cold placement is
- *    predicted with it. At a low request rate every request is cold, so this
- *    is the factor that decides there;
+ *    runs its next request slower (caches, sleeping threads, idle states),
+ *    and so does a thread count whose pool has not run for that long (the
+ *    caller says which are cold: pol_context). Cold requests teach their own
+ *    measured/predicted factor per (placement, threads), apart from the warm
+ *    feedback factor, and a cold point is predicted with it (before the
+ *    first, with that of the placement's best-known thread count). At a low
+ *    request rate every request is cold, so this is the factor that decides
+ *    there;
  *  - the tail: each point's tail_us is its prediction plus what the largest
  *    of the last 64 measured/predicted ratios of its (placement, threads)
  *    adds (about the 98.5th percentile; a sample counts as the smaller of
@@ -58,7 +61,10 @@ struct pol_control {
 /* What the caller knows about the placements when it decides. */
 struct pol_context {
 	double wait_us[POL_MAX_PLACES]; /* until the placement is free; 0 = idle now */
-	bool cold[POL_MAX_PLACES];      /* idle longer than POL_COLD_GAP_US */
+	/* idle longer than POL_COLD_GAP_US, per thread count: an engine of
+	 * several threads whose pool has not run for that long is cold on a
+	 * placement warm from another thread count's runs */
+	bool cold[POL_MAX_PLACES][POL_MAX_THREADS + 1];
 	const struct pol_freq_floor *floor; /* what other users hold clocks at, or NULL */
 };
 

@@ -648,6 +648,51 @@ START_TEST(first_cold_start_is_no_tail_sample)
 }
 END_TEST
 
+/* A thread count with too few requests of its own to have a tail (or a
+ * cold factor) borrows those of the placement's best-known thread count:
+ * the calibration's back-to-back figure for it is no better a guess of its
+ * slow requests than none. */
+START_TEST(unknown_thread_count_borrows_tail_and_cold_factor)
+{
+	struct pol_control c;
+	struct pol_model m = { .name = "threads", .groups = 4 };
+	struct pol_place place = { .kind = POL_PLACE_CPU, .name = "cluster0", .index = 0, .max_threads = 2,
+		                   .capacity = 1024, .nfreqs = 1, .freqs_khz = { 1000000 }, .busy_w = { 1.0 } };
+	struct pol_params p = params_named("t");
+	struct pol_budget b = { 500, 0, 0 };
+	struct pol_point one = { .groups = 4, .place = 0, .threads = 1, .freq = 0, .khz = 1000000 };
+	struct pol_point two = { .groups = 4, .place = 0, .threads = 2, .freq = 0, .khz = 1000000 };
+	struct pol_choice choice;
+	char *cause = NULL;
+
+	for (unsigned g = 1; g <= 4; g++) {
+		m.macs[g] = g * 1e6;
+		m.accuracy[g] = 0.8 + 0.02 * g;
+	}
+	ck_assert_int_eq(pol_control_init(&c, &m, &place, 1, &cause), 0);
+	c.predictor.fit[0][1] = (struct pol_fit){ true, 0, 160, 1000000 }; /* g=4: 640 us */
+	c.predictor.fit[0][2] = (struct pol_fit){ true, 0, 90, 1000000 };  /* g=4: 360 us */
+	/* one thread: 16 requests, one of them 1.5 x its prediction */
+	for (unsigned i = 0; i < 16; i++) {
+		struct pol_outcome o = { .latency_us = (i == 3 ? 1.5 : 1.0) * 640, .sensor_uj = -1 };
+		pol_control_learn(&c, &p, &one, &o, NULL);
+	}
+	/* two threads, never run: g=4 at 360 us fits 500 alone, not with one
+	 * thread's tail (+ 0.5 x 360); g=3 does (270 + 135) */
+	p.max_groups = 4;
+	choice = pol_control_choose(&c, &p, &b, NULL, NULL);
+	ck_assert_msg(choice.feasible && choice.point.threads == 2 && choice.point.groups == 3,
+	              "g=%u x%u, tail %.0f us: two threads had no tail until their own 8 requests", choice.point.groups,
+	              choice.point.threads, choice.point.tail_us);
+	ck_assert_double_ge(choice.point.tail_us, 270 + 135 - 1);
+	/* a cold start at one thread cost 2 x: two threads' first is guessed so */
+	struct pol_outcome cold = { .latency_us = 2 * 640, .sensor_uj = -1, .cold = true };
+	pol_control_learn(&c, &p, &one, &cold, NULL);
+	ck_assert_double_ge(pol_control_predict_us(&c, &two, true), 1.9 * pol_control_predict_us(&c, &two, false));
+	pol_control_free(&c);
+}
+END_TEST
+
 START_TEST(step_controller_baseline)
 {
 	struct pol_params p = trace_params();
@@ -890,6 +935,7 @@ main(void)
 	tcase_add_test(fb, step_controller_baseline);
 	tcase_add_test(fb, tail_spikes_add_time_they_do_not_scale);
 	tcase_add_test(fb, first_cold_start_is_no_tail_sample);
+	tcase_add_test(fb, unknown_thread_count_borrows_tail_and_cold_factor);
 	suite_add_tcase(s, files);
 	suite_add_tcase(s, sel);
 	suite_add_tcase(s, fb);
