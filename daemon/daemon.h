@@ -289,6 +289,10 @@ struct worker {
 	 * a pool idle longer than POL_COLD_GAP_US is cold however warm the
 	 * placement's own CPU is */
 	uint64_t threads_done_ns[POL_MAX_THREADS + 1];
+	/* the pool threads besides itself that its last run or warm-up left
+	 * polling other CPUs, and until when (see may_poll) */
+	unsigned pool_polling;
+	uint64_t pool_polling_until_ns;
 	struct request *mailbox[QUEUE_PER_MODEL];
 	unsigned nmail;
 	/* its own */

@@ -439,6 +439,19 @@ announce(struct daemon *d, const struct request *r)
 	}
 }
 
+/* How long dnn's pool threads poll after a run (its SPIN_ROUNDS, about
+ * 50 us), with room to spare. */
+#define POOL_POLL_NS 100000ull
+
+/* A run or warm-up of `threads` threads here leaves the pool's other
+ * threads polling until until_ns. */
+static void
+note_pool_polling(struct worker *w, unsigned threads, uint64_t until_ns)
+{
+	__atomic_store_n(&w->pool_polling, threads > 1 ? threads - 1 : 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->pool_polling_until_ns, until_ns, __ATOMIC_RELAXED);
+}
+
 /* The request is done: count it, send the reply, then learn from it (the
  * reply does not wait for the learning) and tell subscribers. */
 static void
@@ -467,6 +480,7 @@ finish(struct daemon *d, struct worker *w, struct request *r, struct pol_session
 	w->last_done_ns = r->done_ns;
 	if (pt->threads <= POL_MAX_THREADS)
 		w->threads_done_ns[pt->threads] = r->done_ns;
+	note_pool_polling(w, pt->threads, r->done_ns + POOL_POLL_NS);
 	w->served++;
 	r->conn->inflight--;
 	pthread_mutex_unlock(&d->lock);
@@ -654,21 +668,45 @@ has_work(struct worker *w)
  * worker's most of all), and the clients need CPU time to read the replies
  * and send the next requests. So a worker polls only while its CPUs keep
  * one free of the daemon: when every other CPU already has a worker that
- * runs or polls, it sleeps in epoll instead. On two CPUs with two busy
+ * runs or polls, or a pool thread a run or warm-up of several threads left
+ * polling (dnn's pool polls about 50 us after each run, and through a
+ * warm-up), it sleeps in epoll instead. On two CPUs with two busy
  * placements, polling starved a pipelined client until two single-CPU
- * placements served fewer requests than one. */
-static bool
-may_poll(const struct worker *w)
+ * placements served fewer requests than one. And in scripts/demo.sh, the
+ * replies of two-thread runs took the client (SCHED_OTHER) 200 to 320 us
+ * more than the inference, against 80 to 100 us after one-thread runs:
+ * the worker polled on one CPU while its pool's second thread polled on
+ * the other. cpus_held_besides counts what holds CPUs besides worker w
+ * (with own_pool, w's pool threads too). */
+static unsigned
+cpus_held_besides(const struct worker *w, bool own_pool)
 {
 	const struct daemon *d = w->daemon;
-	unsigned holding = 1; /* this one */
+	unsigned holding = 0;
+	uint64_t now = monotonic_ns();
 
 	for (unsigned p = 0; p < d->nplaces; p++) {
 		const struct worker *o = &d->workers[p];
 		if (o != w && (__atomic_load_n(&o->busy, __ATOMIC_RELAXED) || __atomic_load_n(&o->polling, __ATOMIC_RELAXED)))
 			holding++;
+		if ((o != w || own_pool) && now < __atomic_load_n(&o->pool_polling_until_ns, __ATOMIC_RELAXED))
+			holding += __atomic_load_n(&o->pool_polling, __ATOMIC_RELAXED);
 	}
-	return holding < d->ncpus;
+	return holding;
+}
+
+static bool
+may_poll(const struct worker *w)
+{
+	return 1 + cpus_held_besides(w, true) < w->daemon->ncpus;
+}
+
+/* Whether this worker may poll with `threads` - 1 threads of a pool polling
+ * beside it (may_poll's rule; its own pool's polling so far is replaced). */
+static bool
+pool_may_poll(const struct worker *w, unsigned threads)
+{
+	return threads + cpus_held_besides(w, false) < w->daemon->ncpus;
 }
 
 /* Poll until until_ns: connections, and work handed over. */
@@ -794,7 +832,15 @@ warm_up(struct worker *w, const struct expected *e)
 
 	if (e->engine == NULL)
 		return;
-	dnn_engine_warm(e->engine, e->at_ns + WARM_TAIL_NS + 3 * e->jitter_ns);
+	/* its pool's other threads poll through the due time, unless they and
+	 * this worker would then hold every CPU: the client has to run to send
+	 * the request */
+	bool pool_polls = pool_may_poll(w, e->threads);
+	if (pool_polls) {
+		uint64_t until = e->at_ns + WARM_TAIL_NS + 3 * e->jitter_ns;
+		note_pool_polling(w, e->threads, until);
+		dnn_engine_warm(e->engine, until);
+	}
 	if (d->config.warm_ahead != CONFIG_WARM_YES || dnn_engine_is_opencl(e->engine))
 		return;
 	in_n = dnn_model_input_size(e->host->model);
@@ -812,6 +858,8 @@ warm_up(struct worker *w, const struct expected *e)
 	if (w->scratch_in == NULL || w->scratch_out == NULL)
 		return;
 	dnn_engine_run(e->engine, e->groups, w->scratch_in, w->scratch_out, NULL, NULL);
+	if (!pool_polls)
+		note_pool_polling(w, e->threads, monotonic_ns() + POOL_POLL_NS);
 	rehearse_request(d, e); /* after the run, whose weights pushed it out */
 	pthread_mutex_lock(&d->lock);
 	w->last_done_ns = monotonic_ns(); /* what follows is no cold start */
