@@ -554,6 +554,24 @@ START_TEST(feedback_learns_a_thread_count_bias)
 }
 END_TEST
 
+/* A control loop of a four-group model (1 MMAC a group) on one CPU
+ * placement of max_threads threads, one-thread fit 160 us per group. */
+static void
+small_control(struct pol_control *c, unsigned max_threads)
+{
+	struct pol_model m = { .name = "small", .groups = 4 };
+	struct pol_place place = { .kind = POL_PLACE_CPU, .name = "cluster0", .index = 0, .max_threads = max_threads,
+		                   .capacity = 1024, .nfreqs = 1, .freqs_khz = { 1000000 }, .busy_w = { 1.0 } };
+	char *cause = NULL;
+
+	for (unsigned g = 1; g <= 4; g++) {
+		m.macs[g] = g * 1e6;
+		m.accuracy[g] = 0.8 + 0.02 * g;
+	}
+	ck_assert_int_eq(pol_control_init(c, &m, &place, 1, &cause), 0);
+	c->predictor.fit[0][1] = (struct pol_fit){ true, 0, 160, 1000000 };
+}
+
 /* The tail learnt on one size of inference, applied to another: a spike
  * adds time, it does not scale with what runs. One CPU, g latencies
  * 160/320/480/640 us. 64 g=1 runs, three of them 150 us late (ratio 1.94):
@@ -565,20 +583,11 @@ static struct pol_choice
 after_spikes(unsigned spiked_groups, double spike_us, double deadline_us)
 {
 	struct pol_control c;
-	struct pol_model m = { .name = "tail", .groups = 4 };
-	struct pol_place place = { .kind = POL_PLACE_CPU, .name = "cluster0", .index = 0, .max_threads = 1,
-		                   .capacity = 1024, .nfreqs = 1, .freqs_khz = { 1000000 }, .busy_w = { 1.0 } };
 	struct pol_params p = params_named("t");
 	struct pol_budget b = { deadline_us, 0, 0 };
 	struct pol_choice choice;
-	char *cause = NULL;
 
-	for (unsigned g = 1; g <= 4; g++) {
-		m.macs[g] = g * 1e6;
-		m.accuracy[g] = 0.8 + 0.02 * g;
-	}
-	ck_assert_int_eq(pol_control_init(&c, &m, &place, 1, &cause), 0);
-	c.predictor.fit[0][1] = (struct pol_fit){ true, 0, 160, 1000000 };
+	small_control(&c, 1);
 	for (unsigned i = 0; i < 64; i++) {
 		struct pol_point pt = { .groups = spiked_groups, .place = 0, .threads = 1, .freq = 0, .khz = 1000000 };
 		double pred = pol_predict_us(&c.predictor, pt.groups, 0, 1, 0);
@@ -611,22 +620,13 @@ END_TEST
 START_TEST(first_cold_start_is_no_tail_sample)
 {
 	struct pol_control c;
-	struct pol_model m = { .name = "cold", .groups = 4 };
-	struct pol_place place = { .kind = POL_PLACE_CPU, .name = "cluster0", .index = 0, .max_threads = 1,
-		                   .capacity = 1024, .nfreqs = 1, .freqs_khz = { 1000000 }, .busy_w = { 1.0 } };
 	struct pol_params p = params_named("t");
 	struct pol_budget b = { 800, 0, 0 }; /* g=4 with the 10 % margin: 704 us */
 	struct pol_point pt = { .groups = 4, .place = 0, .threads = 1, .freq = 0, .khz = 1000000 };
 	struct pol_choice choice;
-	char *cause = NULL;
 	double pred;
 
-	for (unsigned g = 1; g <= 4; g++) {
-		m.macs[g] = g * 1e6;
-		m.accuracy[g] = 0.8 + 0.02 * g;
-	}
-	ck_assert_int_eq(pol_control_init(&c, &m, &place, 1, &cause), 0);
-	c.predictor.fit[0][1] = (struct pol_fit){ true, 0, 160, 1000000 };
+	small_control(&c, 1);
 	pred = pol_predict_us(&c.predictor, 4, 0, 1, 0); /* 640 us */
 	for (unsigned i = 0; i < 16; i++) {
 		struct pol_outcome warm = { .latency_us = pred, .sensor_uj = -1 };
@@ -655,22 +655,13 @@ END_TEST
 START_TEST(unknown_thread_count_borrows_tail_and_cold_factor)
 {
 	struct pol_control c;
-	struct pol_model m = { .name = "threads", .groups = 4 };
-	struct pol_place place = { .kind = POL_PLACE_CPU, .name = "cluster0", .index = 0, .max_threads = 2,
-		                   .capacity = 1024, .nfreqs = 1, .freqs_khz = { 1000000 }, .busy_w = { 1.0 } };
 	struct pol_params p = params_named("t");
 	struct pol_budget b = { 500, 0, 0 };
 	struct pol_point one = { .groups = 4, .place = 0, .threads = 1, .freq = 0, .khz = 1000000 };
 	struct pol_point two = { .groups = 4, .place = 0, .threads = 2, .freq = 0, .khz = 1000000 };
 	struct pol_choice choice;
-	char *cause = NULL;
 
-	for (unsigned g = 1; g <= 4; g++) {
-		m.macs[g] = g * 1e6;
-		m.accuracy[g] = 0.8 + 0.02 * g;
-	}
-	ck_assert_int_eq(pol_control_init(&c, &m, &place, 1, &cause), 0);
-	c.predictor.fit[0][1] = (struct pol_fit){ true, 0, 160, 1000000 }; /* g=4: 640 us */
+	small_control(&c, 2); /* one thread, g=4: 640 us */
 	c.predictor.fit[0][2] = (struct pol_fit){ true, 0, 90, 1000000 };  /* g=4: 360 us */
 	/* one thread: 16 requests, one of them 1.5 x its prediction */
 	for (unsigned i = 0; i < 16; i++) {
