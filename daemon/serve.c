@@ -265,6 +265,13 @@ apply_frequency(struct daemon *d, struct request *r, const struct pol_point *pt,
 	return c->cur_khz;
 }
 
+/* The thread counts placement pl offers, within what the tables index. */
+static unsigned
+place_threads(const struct pol_place *pl)
+{
+	return pl->max_threads < POL_MAX_THREADS ? pl->max_threads : POL_MAX_THREADS;
+}
+
 /* What the control loop should know of the placements now (daemon.lock). */
 static void
 placement_context(struct daemon *d, const struct request *r, uint64_t now, struct pol_context *ctx,
@@ -280,9 +287,8 @@ placement_context(struct daemon *d, const struct request *r, uint64_t now, struc
 		if (w->busy)
 			ctx->wait_us[p] = w->busy_until_ns > now ? (double)(w->busy_until_ns - now) / 1e3 : 0;
 		bool idle = !w->busy && (w->last_done_ns == 0 || (double)(now - w->last_done_ns) / 1e3 > POL_COLD_GAP_US);
-		unsigned most = d->places[p].max_threads < POL_MAX_THREADS ? d->places[p].max_threads : POL_MAX_THREADS;
 		ctx->cold[p][1] = idle;
-		for (unsigned t = 2; t <= most; t++)
+		for (unsigned t = 2; t <= place_threads(&d->places[p]); t++)
 			ctx->cold[p][t] = idle || w->threads_done_ns[t] == 0 ||
 			                  (double)(now - w->threads_done_ns[t]) / 1e3 > POL_COLD_GAP_US;
 	}
@@ -1322,11 +1328,11 @@ prepare_engines(struct host *h)
 
 	for (unsigned p = 0; in != NULL && out != NULL && p < h->control.predictor.nplaces; p++) {
 		struct pol_place *pl = &h->control.predictor.places[p];
-		unsigned most = pl->max_threads < POL_MAX_THREADS ? pl->max_threads : POL_MAX_THREADS;
+		unsigned most = pl->kind != POL_PLACE_CPU ? 1 : place_threads(pl);
 		if (pl->disabled)
 			continue;
-		if (pl->kind != POL_PLACE_CPU || (h->threads && most > h->threads))
-			most = pl->kind != POL_PLACE_CPU ? 1 : h->threads;
+		if (h->threads && most > h->threads)
+			most = h->threads;
 		for (unsigned t = 1; t <= most; t++) {
 			char *why = NULL;
 			struct dnn_engine *e = pol_runtime_engine(h->runtime, h->control.predictor.places, p, t, NULL);
